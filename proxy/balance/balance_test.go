@@ -1,0 +1,115 @@
+package balance
+
+import (
+	"math"
+	"testing"
+)
+
+func counts(t *testing.T, b Balancer[string], n int) map[string]int {
+	t.Helper()
+	c := map[string]int{}
+	for range n {
+		it, done := b.Pick()
+		c[it]++
+		done()
+	}
+	return c
+}
+
+func TestDistribution(t *testing.T) {
+	items := []string{"a", "b", "c"}
+	const n = 30000
+	tests := []struct {
+		policy  string
+		weights []int
+		want    map[string]float64 // expected share
+		exact   bool               // deterministic policies must hit it exactly
+	}{
+		{Random, nil, map[string]float64{"a": 1. / 3, "b": 1. / 3, "c": 1. / 3}, false},
+		{WeightedRandom, []int{1, 2, 3}, map[string]float64{"a": 1. / 6, "b": 2. / 6, "c": 3. / 6}, false},
+		{WeightedRandom, []int{0, 1, 1}, map[string]float64{"b": .5, "c": .5}, false},
+		{RoundRobin, nil, map[string]float64{"a": 1. / 3, "b": 1. / 3, "c": 1. / 3}, true},
+		{RoundRobin, []int{5, 1, 0}, map[string]float64{"a": 5. / 6, "b": 1. / 6}, true},
+		{First, nil, map[string]float64{"a": 1}, true},
+		{First, []int{0, 4, 1}, map[string]float64{"b": 1}, true},
+		{LeastConn, nil, map[string]float64{"a": 1. / 3, "b": 1. / 3, "c": 1. / 3}, false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.policy, func(t *testing.T) {
+			b, err := New(tt.policy, items, tt.weights)
+			if err != nil {
+				t.Fatal(err)
+			}
+			got := counts(t, b, n)
+			for k := range got {
+				if _, ok := tt.want[k]; !ok {
+					t.Errorf("picked %q, which should never be picked", k)
+				}
+			}
+			for k, share := range tt.want {
+				exp := share * n
+				if tt.exact {
+					if math.Abs(float64(got[k])-exp) > 1 {
+						t.Errorf("%s: got %d picks of %q, want %.0f", tt.policy, got[k], k, exp)
+					}
+					continue
+				}
+				// 5 standard deviations of a binomial: flaky about never.
+				sd := math.Sqrt(n * share * (1 - share))
+				if math.Abs(float64(got[k])-exp) > 5*sd+1 {
+					t.Errorf("%s: got %d picks of %q, want %.0f±%.0f", tt.policy, got[k], k, exp, 5*sd)
+				}
+			}
+		})
+	}
+}
+
+func TestRoundRobinSmooth(t *testing.T) {
+	b, _ := New(RoundRobin, []string{"a", "b"}, []int{2, 1})
+	var seq string
+	for range 6 {
+		it, _ := b.Pick()
+		seq += it
+	}
+	if seq != "abaaba" {
+		t.Fatalf("weighted round robin sequence %q, want abaaba", seq)
+	}
+}
+
+func TestLeastConnPrefersIdle(t *testing.T) {
+	b, _ := New(LeastConn, []string{"a", "b", "c"}, nil)
+	held := map[string]func(){}
+	for range 3 {
+		it, done := b.Pick()
+		if _, dup := held[it]; dup {
+			t.Fatalf("picked busy %q while another item was idle", it)
+		}
+		held[it] = done
+	}
+	held["b"]()
+	held["b"]() // done twice must not count twice
+	if it, _ := b.Pick(); it != "b" {
+		t.Fatalf("picked %q, want b, the only idle item", it)
+	}
+	// b is now busy again; a, b and c are each held once, so after one more
+	// release of a, a must come next.
+	held["a"]()
+	if it, _ := b.Pick(); it != "a" {
+		t.Fatalf("picked %q, want the released a", it)
+	}
+}
+
+func TestNewErrors(t *testing.T) {
+	if _, err := New(Random, []string{"a"}, []int{0}); err != ErrEmpty {
+		t.Fatalf("all-zero weights: %v", err)
+	}
+	if _, err := New("bogus", []string{"a"}, nil); err == nil {
+		t.Fatal("unknown policy accepted")
+	}
+	if _, err := New(Random, []string{"a"}, []int{1, 2}); err == nil {
+		t.Fatal("mismatched weights accepted")
+	}
+	if _, err := New(Random, []string{"a", "b"}, []int{1, -1}); err == nil {
+		t.Fatal("negative weight accepted")
+	}
+}

@@ -1,0 +1,488 @@
+package config
+
+import (
+	"fmt"
+	"net"
+	"net/netip"
+	"net/url"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// builder turns the raw decoded file into a Config, collecting every error
+// with its line.
+type builder struct {
+	file  string
+	lines keyLines
+	errs  Errors
+}
+
+func (b *builder) errorf(key, format string, args ...any) {
+	b.errs = append(b.errs, &Error{File: b.file, Line: b.lines.line(key), Key: key, Reason: fmt.Sprintf(format, args...)})
+}
+
+func build(name string, data []byte, f *rawFile) (*Config, error) {
+	b := &builder{file: name, lines: indexLines(data)}
+	c := &Config{Servers: map[string]*Server{}}
+	c.Runtime = b.runtime(f.Runtime)
+	if f.Demo != nil {
+		if f.Demo.Listener == nil {
+			b.errorf("demo", "missing key listener")
+		} else {
+			c.Demo = &Demo{Listener: b.listener("demo.listener", f.Demo.Listener)}
+		}
+	}
+	if len(f.Servers) == 0 {
+		b.errorf("servers", "no servers defined: add a [servers.NAME] table")
+	}
+	seen := map[string]string{}
+	for _, key := range sortedKeys(f.Servers) {
+		s := b.server("servers."+key, key, f.Servers[key])
+		if s == nil {
+			continue
+		}
+		if other, dup := seen[s.Listener.String()]; dup {
+			b.errorf("servers."+key+".listener", "listener %s is already used by server %q", s.Listener, other)
+		}
+		seen[s.Listener.String()] = key
+		c.Servers[key] = s
+		c.ServerNames = append(c.ServerNames, key)
+	}
+	if c.Demo != nil {
+		if other, dup := seen[c.Demo.Listener.String()]; dup {
+			b.errorf("demo.listener", "listener %s is already used by server %q", c.Demo.Listener, other)
+		}
+	}
+	if len(b.errs) > 0 {
+		return nil, b.errs
+	}
+	return c, nil
+}
+
+func (b *builder) runtime(r *rawRuntime) Runtime {
+	rt := Runtime{
+		Type:         RuntimeIOUring,
+		Workers:      DefaultWorkers(),
+		CPUAffinity:  true,
+		Entries:      1024,
+		DrainTimeout: 30 * time.Second,
+	}
+	if r == nil {
+		return rt
+	}
+	if r.RuntimeType != nil {
+		switch *r.RuntimeType {
+		case RuntimeIOUring, RuntimeLegacy:
+			rt.Type = *r.RuntimeType
+		case "uring", "iouring":
+			rt.Type = RuntimeIOUring
+		case "epoll":
+			rt.Type = RuntimeLegacy
+		default:
+			b.errorf("runtime.runtime_type", "unknown runtime %q: want %q or %q", *r.RuntimeType, RuntimeIOUring, RuntimeLegacy)
+		}
+	}
+	if r.WorkerThreads != nil && r.Workers != nil {
+		b.errorf("runtime.workers", "worker_threads and workers both set; workers is the older spelling, keep one")
+	}
+	w := r.WorkerThreads
+	key := "runtime.worker_threads"
+	if w == nil {
+		w, key = r.Workers, "runtime.workers"
+	}
+	if w != nil {
+		if *w < 0 || *w > 1024 {
+			b.errorf(key, "%d workers is impossible: want 0 (single process) to 1024", *w)
+		} else {
+			rt.Workers = int(*w)
+		}
+	}
+	if r.CPUAffinity != nil {
+		rt.CPUAffinity = *r.CPUAffinity
+	}
+	if r.Entries != nil {
+		e := *r.Entries
+		if e < 1 || e > 32768 || e&(e-1) != 0 {
+			b.errorf("runtime.entries", "%d entries: want a power of two from 1 to 32768", e)
+		} else {
+			rt.Entries = int(e)
+		}
+	}
+	if r.SQPollIdle != nil {
+		if *r.SQPollIdle < 0 {
+			b.errorf("runtime.sqpoll_idle", "negative idle time %d", *r.SQPollIdle)
+		} else {
+			rt.SQPollIdle = time.Duration(*r.SQPollIdle) * time.Millisecond
+		}
+	}
+	if r.DrainTimeout != nil {
+		if *r.DrainTimeout < 0 {
+			b.errorf("runtime.drain_timeout_sec", "negative drain timeout %d", *r.DrainTimeout)
+		} else {
+			rt.DrainTimeout = time.Duration(*r.DrainTimeout) * time.Second
+		}
+	}
+	return rt
+}
+
+func (b *builder) listener(key string, r *rawEndpoint) Listener {
+	var l Listener
+	if r.Type == nil {
+		b.errorf(key, "missing key type (%q or %q)", TypeSocket, TypeUnix)
+		return l
+	}
+	if r.Value == nil {
+		b.errorf(key, "missing key value")
+		return l
+	}
+	l.Type, l.Value = *r.Type, *r.Value
+	switch l.Type {
+	case TypeSocket:
+		if err := checkHostPort(l.Value, false); err != nil {
+			b.errorf(key+".value", "%v", err)
+		}
+	case TypeUnix:
+		if l.Value == "" {
+			b.errorf(key+".value", "empty unix socket path")
+		} else if len(l.Value) > 107 {
+			b.errorf(key+".value", "unix socket path longer than 107 bytes")
+		}
+	default:
+		b.errorf(key+".type", "unknown listener type %q: want %q or %q", l.Type, TypeSocket, TypeUnix)
+	}
+	return l
+}
+
+// checkHostPort accepts "ip:port" (and "host:port" when names are allowed).
+func checkHostPort(v string, names bool) error {
+	host, port, err := net.SplitHostPort(v)
+	if err != nil {
+		return fmt.Errorf("%q is not host:port: %v", v, err)
+	}
+	n, err := strconv.Atoi(port)
+	if err != nil || n < 0 || n > 65535 {
+		return fmt.Errorf("%q: port %q is not a number from 0 to 65535", v, port)
+	}
+	if _, err := netip.ParseAddr(host); err != nil && host != "" && !names {
+		return fmt.Errorf("%q: %q is not an IP address", v, host)
+	}
+	return nil
+}
+
+func (b *builder) endpoint(key string, r *rawEndpoint, allowURI bool) Endpoint {
+	var e Endpoint
+	if r == nil {
+		b.errorf(key, "missing key endpoint")
+		return e
+	}
+	if r.Type == nil || r.Value == nil {
+		b.errorf(key, "endpoint needs both type and value")
+		return e
+	}
+	e.Type, e.Value = *r.Type, *r.Value
+	switch e.Type {
+	case TypeURI:
+		if !allowURI {
+			b.errorf(key+".type", "a tcp server's upstream is %q or %q, not %q", TypeSocket, TypeUnix, TypeURI)
+			return e
+		}
+		u, err := url.Parse(e.Value)
+		if err != nil {
+			b.errorf(key+".value", "bad URI: %v", err)
+			return e
+		}
+		if u.Scheme != "http" && u.Scheme != "https" {
+			b.errorf(key+".value", "URI %q: scheme must be http or https", e.Value)
+		}
+		if u.Host == "" {
+			b.errorf(key+".value", "URI %q has no host", e.Value)
+		}
+		e.URL = u
+	case TypeSocket:
+		if err := checkHostPort(e.Value, true); err != nil {
+			b.errorf(key+".value", "%v", err)
+		}
+	case TypeUnix:
+		if e.Value == "" {
+			b.errorf(key+".value", "empty unix socket path")
+		}
+	default:
+		b.errorf(key+".type", "unknown endpoint type %q: want %q, %q or %q", e.Type, TypeURI, TypeSocket, TypeUnix)
+	}
+	return e
+}
+
+func (b *builder) upstreams(key string, rs []rawUpstream, allowURI bool) []Upstream {
+	if len(rs) == 0 {
+		b.errorf(key, "no upstreams: give at least one")
+		return nil
+	}
+	out := make([]Upstream, len(rs))
+	for i, r := range rs {
+		k := fmt.Sprintf("%s.%d", key, i)
+		out[i] = Upstream{Endpoint: b.endpoint(k+".endpoint", r.Endpoint, allowURI), Weight: 1}
+		if r.Weight != nil {
+			if *r.Weight < 0 || *r.Weight > 1_000_000 {
+				b.errorf(k+".weight", "weight %d: want 0 to 1000000", *r.Weight)
+			} else {
+				out[i].Weight = int(*r.Weight)
+			}
+		}
+	}
+	total := 0
+	for _, u := range out {
+		total += u.Weight
+	}
+	if total == 0 {
+		b.errorf(key, "every upstream has weight 0: nothing could be chosen")
+	}
+	return out
+}
+
+func (b *builder) loadBalancer(key string, v *string) string {
+	if v == nil {
+		return LBRandom // Monolake's default
+	}
+	switch *v {
+	case LBRoundRobin, LBRandom, LBWeightedRandom, LBFirst, LBLeastConn:
+		return *v
+	case "weighted":
+		return LBWeightedRandom
+	case "roundrobin", "rr":
+		return LBRoundRobin
+	case "least_connections", "leastconn":
+		return LBLeastConn
+	}
+	b.errorf(key, "unknown load balancer %q: want one of %s, %s, %s, %s, %s", *v, LBRandom, LBWeightedRandom, LBRoundRobin, LBFirst, LBLeastConn)
+	return ""
+}
+
+func (b *builder) server(key, name string, r *rawServer) *Server {
+	s := &Server{Key: name, ProxyType: ProxyHTTP, UpstreamHTTPVersion: "http11", PreserveHost: true}
+	if r.Name != nil {
+		s.Name = *r.Name
+	} else {
+		s.Name = name
+	}
+	if r.ProxyType != nil {
+		switch *r.ProxyType {
+		case ProxyHTTP, ProxyTCP:
+			s.ProxyType = *r.ProxyType
+		case "thrift":
+			b.errorf(key+".proxy_type", "proxy_type \"thrift\" is not supported; use \"tcp\" to relay it at layer 4")
+		default:
+			b.errorf(key+".proxy_type", "unknown proxy_type %q: want %q or %q", *r.ProxyType, ProxyHTTP, ProxyTCP)
+		}
+	}
+	if r.Listener == nil {
+		b.errorf(key, "missing key listener")
+	} else {
+		s.Listener = b.listener(key+".listener", r.Listener)
+	}
+	if r.TLS != nil {
+		s.TLS = b.tls(key+".tls", r.TLS)
+	}
+	s.Timeout = b.timeouts(key, r)
+	if r.AccessLog != nil {
+		s.AccessLog = *r.AccessLog
+	}
+	switch s.ProxyType {
+	case ProxyTCP:
+		for field, set := range map[string]bool{
+			"routes": r.Routes != nil, "upstream_http_version": r.UpstreamHTTPVersion != nil,
+			"http_opt_handlers": r.HTTPOptHandlers != nil, "preserve_host": r.PreserveHost != nil,
+		} {
+			if set {
+				b.errorf(key+"."+field, "%s is for http servers; a tcp server takes route = { load_balancer, upstreams }", field)
+			}
+		}
+		if r.Route == nil {
+			b.errorf(key, "a tcp server needs route = { load_balancer, upstreams = [...] }")
+		} else {
+			s.Route = &L4Route{
+				LoadBalancer: b.loadBalancer(key+".route.load_balancer", r.Route.LoadBalancer),
+				Upstreams:    b.upstreams(key+".route.upstreams", r.Route.Upstreams, false),
+			}
+		}
+	default:
+		if r.Route != nil {
+			b.errorf(key+".route", "route is for tcp servers; an http server takes [[%s.routes]]", key)
+		}
+		if len(r.Routes) == 0 {
+			b.errorf(key, "an http server needs at least one [[%s.routes]]", key)
+		}
+		for i := range r.Routes {
+			s.Routes = append(s.Routes, b.route(fmt.Sprintf("%s.routes.%d", key, i), &r.Routes[i]))
+		}
+		if r.UpstreamHTTPVersion != nil {
+			switch v := *r.UpstreamHTTPVersion; v {
+			case "http11", "http2", "auto":
+				s.UpstreamHTTPVersion = v
+			default:
+				b.errorf(key+".upstream_http_version", "unknown HTTP version %q: want \"http11\", \"http2\" or \"auto\"", v)
+			}
+		}
+		if r.HTTPOptHandlers != nil && r.HTTPOptHandlers.ContentHandler != nil {
+			s.ContentHandler = *r.HTTPOptHandlers.ContentHandler
+		}
+		if r.PreserveHost != nil {
+			s.PreserveHost = *r.PreserveHost
+		}
+	}
+	return s
+}
+
+func (b *builder) tls(key string, r *rawTLS) *TLS {
+	t := &TLS{Stack: TLSGo}
+	if r.Chain == nil || *r.Chain == "" {
+		b.errorf(key, "missing key chain (PEM certificate chain file)")
+	} else {
+		t.Chain = *r.Chain
+	}
+	if r.Key == nil || *r.Key == "" {
+		b.errorf(key, "missing key key (PEM private key file)")
+	} else {
+		t.Key = *r.Key
+	}
+	if r.Stack != nil {
+		switch *r.Stack {
+		case TLSGo, "rustls":
+			t.Stack = TLSGo
+		case TLSOpenSSL, "native_tls":
+			t.Stack = TLSOpenSSL
+		default:
+			b.errorf(key+".stack", "unknown TLS stack %q: want %q (alias rustls) or %q (alias native_tls)", *r.Stack, TLSGo, TLSOpenSSL)
+		}
+	}
+	return t
+}
+
+func (b *builder) timeouts(key string, r *rawServer) Timeout {
+	var t Timeout
+	raw, tkey := r.Timeout, key+".timeout"
+	if r.HTTPTimeout != nil {
+		if raw != nil {
+			b.errorf(key+".http_timeout", "timeout and http_timeout both set; http_timeout is the older spelling, keep one")
+		}
+		raw, tkey = r.HTTPTimeout, key+".http_timeout"
+	}
+	sec := func(field string, v *int64) time.Duration {
+		if v == nil {
+			return 0
+		}
+		if *v <= 0 || *v > 86400*365 {
+			b.errorf(tkey+"."+field, "%d seconds: want 1 to 31536000", *v)
+			return 0
+		}
+		return time.Duration(*v) * time.Second
+	}
+	if raw != nil {
+		t.ServerKeepalive = sec("server_keepalive_timeout_sec", raw.ServerKeepalive)
+		t.ServerReadHeader = sec("server_read_header_timeout_sec", raw.ServerReadHeader)
+		t.ServerReadBody = sec("server_read_body_timeout_sec", raw.ServerReadBody)
+		t.ServerMessage = sec("server_message_timeout_sec", raw.ServerMessage)
+		t.UpstreamConnect = sec("upstream_connect_timeout_sec", raw.UpstreamConnect)
+		t.UpstreamRead = sec("upstream_read_timeout_sec", raw.UpstreamRead)
+	}
+	if r.HTTPTimeoutSec != nil || r.HTTPTimeoutNano != nil {
+		var d time.Duration
+		if r.HTTPTimeoutSec != nil {
+			if *r.HTTPTimeoutSec < 0 {
+				b.errorf(key+".http_timeout_sec", "negative timeout %d", *r.HTTPTimeoutSec)
+			}
+			d += time.Duration(*r.HTTPTimeoutSec) * time.Second
+		}
+		if r.HTTPTimeoutNano != nil {
+			if *r.HTTPTimeoutNano < 0 || *r.HTTPTimeoutNano >= 1e9 {
+				b.errorf(key+".http_timeout_nano", "%d nanoseconds: want 0 to 999999999", *r.HTTPTimeoutNano)
+			}
+			d += time.Duration(*r.HTTPTimeoutNano)
+		}
+		if t.ServerKeepalive == 0 {
+			t.ServerKeepalive = d
+		}
+	}
+	return t
+}
+
+func (b *builder) route(key string, r *rawRoute) Route {
+	rt := Route{Line: b.lines.line(key)}
+	if r.Path == nil {
+		b.errorf(key, "missing key path")
+	} else {
+		p, err := NormalizePath(*r.Path)
+		if err != nil {
+			b.errorf(key+".path", "%v", err)
+		}
+		rt.Path = p
+	}
+	for i, h := range r.Host {
+		if err := checkHostPattern(h); err != nil {
+			b.errorf(fmt.Sprintf("%s.host.%d", key, i), "%v", err)
+		}
+		rt.Hosts = append(rt.Hosts, strings.ToLower(h))
+	}
+	rt.LoadBalancer = b.loadBalancer(key+".load_balancer", r.LoadBalancer)
+	rt.Upstreams = b.upstreams(key+".upstreams", r.Upstreams, true)
+	if r.RewritePath != nil {
+		if !strings.HasPrefix(*r.RewritePath, "/") {
+			b.errorf(key+".rewrite_path", "%q must start with /", *r.RewritePath)
+		}
+		rt.RewritePath = *r.RewritePath
+	}
+	return rt
+}
+
+func checkHostPattern(h string) error {
+	name := strings.TrimPrefix(h, "*.")
+	if name == "" || strings.ContainsAny(name, "*/ {}") {
+		return fmt.Errorf("host %q: want a name like example.com or *.example.com (a wildcard only as a leading \"*.\")", h)
+	}
+	return nil
+}
+
+// NormalizePath checks a route path in either matchit syntax and returns it
+// in the newer one: "/:id" becomes "/{id}", "/*rest" becomes "/{*rest}".
+// A catch-all must be the last segment; parameter names must be unique.
+func NormalizePath(p string) (string, error) {
+	if !strings.HasPrefix(p, "/") {
+		return p, fmt.Errorf("route path %q must start with /", p)
+	}
+	segs := strings.Split(p[1:], "/")
+	names := map[string]bool{}
+	for i, s := range segs {
+		var name string
+		catchAll := false
+		switch {
+		case strings.HasPrefix(s, ":"):
+			name = s[1:]
+		case strings.HasPrefix(s, "*"):
+			name, catchAll = s[1:], true
+		case strings.HasPrefix(s, "{*") && strings.HasSuffix(s, "}"):
+			name, catchAll = s[2:len(s)-1], true
+		case strings.HasPrefix(s, "{") && strings.HasSuffix(s, "}"):
+			name = s[1 : len(s)-1]
+		case strings.ContainsAny(s, "{}"):
+			return p, fmt.Errorf("route path %q: segment %q mixes text and a {parameter}", p, s)
+		default:
+			continue
+		}
+		if name == "" || strings.ContainsAny(name, "{}*:") {
+			return p, fmt.Errorf("route path %q: bad parameter name in %q", p, s)
+		}
+		if names[name] {
+			return p, fmt.Errorf("route path %q: parameter %q used twice", p, name)
+		}
+		names[name] = true
+		if catchAll {
+			if i != len(segs)-1 {
+				return p, fmt.Errorf("route path %q: catch-all %q must be the last segment", p, s)
+			}
+			segs[i] = "{*" + name + "}"
+		} else {
+			segs[i] = "{" + name + "}"
+		}
+	}
+	return "/" + strings.Join(segs, "/"), nil
+}

@@ -1,0 +1,312 @@
+// Package config reads Monolake's TOML configuration into the types the proxy
+// runs on.
+//
+// The schema is Monolake's own (so a Monolake config file works unchanged),
+// extended with keys of ours that Monolake does not have (host matching,
+// access logs, the demo upstream, drain timeout). Unknown keys, wrong types
+// and impossible values are errors that name the file, the line and the
+// reason; nothing is silently ignored.
+package config
+
+import (
+	_ "embed"
+	"fmt"
+	"net"
+	"net/url"
+	"os"
+	"runtime"
+	"sort"
+	"strings"
+	"time"
+)
+
+// DefaultTOML is the embedded default configuration: a plain HTTP proxy on
+// 127.0.0.1:8080 in front of the demo upstream the binary starts itself.
+//
+//go:embed default.toml
+var DefaultTOML []byte
+
+// DefaultName is the file name errors use for the embedded default config.
+const DefaultName = "<embedded default>"
+
+// Runtime types, as Monolake spells them.
+const (
+	RuntimeIOUring = "io_uring"
+	RuntimeLegacy  = "legacy" // Go's netpoller (epoll)
+)
+
+// Proxy types.
+const (
+	ProxyHTTP = "http"
+	ProxyTCP  = "tcp"
+)
+
+// Listener and endpoint types.
+const (
+	TypeSocket = "socket"
+	TypeUnix   = "unix"
+	TypeURI    = "uri"
+)
+
+// TLS backends, by our names. Monolake's names are accepted as aliases:
+// "rustls" maps to gotls and "native_tls" to openssl.
+const (
+	TLSGo      = "gotls"
+	TLSOpenSSL = "openssl"
+)
+
+// Load balancer names.
+const (
+	LBRoundRobin     = "round_robin"
+	LBRandom         = "random"
+	LBWeightedRandom = "weighted_random"
+	LBFirst          = "first"
+	LBLeastConn      = "least_conn"
+)
+
+// Config is a whole, validated configuration.
+type Config struct {
+	// Source names where the config came from (a path or DefaultName).
+	Source string
+	// Raw is the TOML text it was read from, passed to workers verbatim.
+	Raw []byte
+
+	Runtime Runtime
+	// Servers by their table key, in the order of ServerNames.
+	Servers     map[string]*Server
+	ServerNames []string
+	// Demo, when set, is the small HTTP origin the binary runs itself.
+	Demo *Demo
+}
+
+// Runtime is the [runtime] table.
+type Runtime struct {
+	// Type is RuntimeIOUring or RuntimeLegacy.
+	Type string
+	// Workers is the number of worker processes; 0 runs everything in one
+	// process. Defaults to the number of CPUs.
+	Workers int
+	// CPUAffinity pins worker i to CPU i mod NumCPU. Defaults to true.
+	CPUAffinity bool
+	// Entries is the io_uring size per worker.
+	Entries int
+	// SQPollIdle turns SQPOLL on with this idle time; 0 leaves it off.
+	SQPollIdle time.Duration
+	// DrainTimeout bounds how long a stopping worker waits for connections
+	// in flight (ours; default 30s).
+	DrainTimeout time.Duration
+}
+
+// Listener is where a server accepts connections.
+type Listener struct {
+	Type  string // TypeSocket or TypeUnix
+	Value string // host:port or a path
+}
+
+// Network returns "tcp" or "unix".
+func (l Listener) Network() string {
+	if l.Type == TypeUnix {
+		return "unix"
+	}
+	return "tcp"
+}
+
+func (l Listener) String() string { return l.Network() + "://" + l.Value }
+
+// Endpoint is where an upstream is.
+type Endpoint struct {
+	Type  string // TypeURI, TypeSocket or TypeUnix
+	Value string
+	// URL is the parsed value when Type is TypeURI.
+	URL *url.URL
+}
+
+// Network returns "tcp" or "unix", the network to dial.
+func (e Endpoint) Network() string {
+	if e.Type == TypeUnix {
+		return "unix"
+	}
+	return "tcp"
+}
+
+// Address returns the address to dial: host:port (with the scheme's default
+// port for a URI without one) or a path.
+func (e Endpoint) Address() string {
+	if e.Type == TypeURI && e.URL != nil {
+		host := e.URL.Host
+		if e.URL.Port() == "" {
+			port := "80"
+			if e.URL.Scheme == "https" {
+				port = "443"
+			}
+			host = net.JoinHostPort(e.URL.Hostname(), port)
+		}
+		return host
+	}
+	return e.Value
+}
+
+func (e Endpoint) String() string {
+	if e.Type == TypeURI {
+		return e.Value
+	}
+	return e.Network() + "://" + e.Value
+}
+
+// Upstream is one endpoint with its weight (default 1).
+type Upstream struct {
+	Endpoint Endpoint
+	Weight   int
+}
+
+// Route is one HTTP route ([[servers.NAME.routes]]).
+type Route struct {
+	// Path in matchit syntax, normalised to the new form: "/{id}",
+	// "/{*rest}". The older "/:id" and "/*rest" are accepted.
+	Path string
+	// Hosts this route answers for (ours); empty means any host. A leading
+	// "*." matches any subdomain.
+	Hosts        []string
+	LoadBalancer string
+	Upstreams    []Upstream
+	// RewritePath, when set, replaces the request path (ours).
+	RewritePath string
+	// Line is where the route is defined, for messages.
+	Line int
+}
+
+// L4Route is the upstream set of a tcp server (route = { … }).
+type L4Route struct {
+	LoadBalancer string
+	Upstreams    []Upstream
+}
+
+// TLS is a server's tls = { chain, key, stack }.
+type TLS struct {
+	Chain string
+	Key   string
+	// Stack is TLSGo or TLSOpenSSL (aliases already mapped).
+	Stack string
+}
+
+// Timeout holds a server's timeouts; zero means the default of its user.
+type Timeout struct {
+	ServerKeepalive  time.Duration // idle time between requests (HTTP) or idle relay (tcp)
+	ServerReadHeader time.Duration
+	ServerReadBody   time.Duration
+	ServerMessage    time.Duration
+	UpstreamConnect  time.Duration
+	UpstreamRead     time.Duration
+}
+
+// Server is one [servers.NAME] table.
+type Server struct {
+	// Key is the table key (servers.KEY).
+	Key string
+	// Name is the server's name key (Monolake uses it for logs and Via).
+	Name      string
+	ProxyType string
+	Listener  Listener
+	TLS       *TLS
+
+	// HTTP
+	Routes              []Route
+	UpstreamHTTPVersion string // "http11" (default), "http2" or "auto"
+	ContentHandler      bool   // http_opt_handlers.content_handler
+	AccessLog           string // ours: "" off, "-" stderr, or a path
+	// PreserveHost keeps the client's Host header upstream (ours; default true).
+	PreserveHost bool
+
+	// TCP
+	Route *L4Route
+
+	Timeout Timeout
+}
+
+// Demo is our [demo] table: an HTTP origin the binary runs itself.
+type Demo struct {
+	Listener Listener
+}
+
+// Load reads and validates the config file at path. An empty path loads the
+// embedded default.
+func Load(path string) (*Config, error) {
+	if path == "" {
+		return Parse(DefaultName, DefaultTOML)
+	}
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("config: reading %w", err)
+	}
+	return Parse(path, data)
+}
+
+// Parse reads and validates config text; name is used in error messages.
+func Parse(name string, data []byte) (*Config, error) {
+	f, err := decode(name, data)
+	if err != nil {
+		return nil, err
+	}
+	c, err := build(name, data, f)
+	if err != nil {
+		return nil, err
+	}
+	c.Source = name
+	c.Raw = data
+	return c, nil
+}
+
+// DefaultWorkers is the worker count when the config names none.
+func DefaultWorkers() int { return runtime.NumCPU() }
+
+// Summary describes, one line per item, what the config would serve.
+func (c *Config) Summary() string {
+	var b strings.Builder
+	workers := fmt.Sprint(c.Runtime.Workers)
+	if c.Runtime.Workers == 0 {
+		workers = "0 (single process)"
+	}
+	fmt.Fprintf(&b, "config %s: runtime %s, workers %s, cpu affinity %v, drain timeout %s\n",
+		c.Source, c.Runtime.Type, workers, c.Runtime.CPUAffinity, c.Runtime.DrainTimeout)
+	if c.Demo != nil {
+		fmt.Fprintf(&b, "demo upstream on %s\n", c.Demo.Listener)
+	}
+	for _, k := range c.ServerNames {
+		s := c.Servers[k]
+		scheme := s.ProxyType
+		if s.TLS != nil {
+			scheme += "+tls(" + s.TLS.Stack + ")"
+		}
+		fmt.Fprintf(&b, "server %s (%s): %s on %s\n", k, s.Name, scheme, s.Listener)
+		switch s.ProxyType {
+		case ProxyTCP:
+			fmt.Fprintf(&b, "  -> %s over %s\n", s.Route.LoadBalancer, upstreamList(s.Route.Upstreams))
+		default:
+			for _, r := range s.Routes {
+				hosts := "*"
+				if len(r.Hosts) > 0 {
+					hosts = strings.Join(r.Hosts, ",")
+				}
+				fmt.Fprintf(&b, "  route host=%s path=%s -> %s over %s\n", hosts, r.Path, r.LoadBalancer, upstreamList(r.Upstreams))
+			}
+		}
+	}
+	return b.String()
+}
+
+func upstreamList(us []Upstream) string {
+	parts := make([]string, len(us))
+	for i, u := range us {
+		parts[i] = fmt.Sprintf("%s (weight %d)", u.Endpoint, u.Weight)
+	}
+	return "[" + strings.Join(parts, ", ") + "]"
+}
+
+func sortedKeys[V any](m map[string]V) []string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	return keys
+}

@@ -1,0 +1,163 @@
+package config
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"strings"
+
+	toml "github.com/pelletier/go-toml/v2"
+)
+
+// The raw* types mirror the TOML schema. Pointers mark keys that may be
+// absent, so defaults apply only to what the file left out.
+
+type rawFile struct {
+	Runtime *rawRuntime           `toml:"runtime"`
+	Servers map[string]*rawServer `toml:"servers"`
+	Demo    *rawDemo              `toml:"demo"`
+}
+
+type rawRuntime struct {
+	RuntimeType   *string `toml:"runtime_type"`
+	WorkerThreads *int64  `toml:"worker_threads"`
+	Workers       *int64  `toml:"workers"` // Monolake's older spelling
+	CPUAffinity   *bool   `toml:"cpu_affinity"`
+	Entries       *int64  `toml:"entries"`
+	SQPollIdle    *int64  `toml:"sqpoll_idle"` // milliseconds
+	DrainTimeout  *int64  `toml:"drain_timeout_sec"`
+}
+
+type rawEndpoint struct {
+	Type  *string `toml:"type"`
+	Value *string `toml:"value"`
+}
+
+type rawUpstream struct {
+	Endpoint *rawEndpoint `toml:"endpoint"`
+	Weight   *int64       `toml:"weight"`
+}
+
+type rawRoute struct {
+	Path         *string       `toml:"path"`
+	Host         []string      `toml:"host"`
+	LoadBalancer *string       `toml:"load_balancer"`
+	Upstreams    []rawUpstream `toml:"upstreams"`
+	RewritePath  *string       `toml:"rewrite_path"`
+}
+
+type rawL4Route struct {
+	LoadBalancer *string       `toml:"load_balancer"`
+	Upstreams    []rawUpstream `toml:"upstreams"`
+}
+
+type rawTLS struct {
+	Chain *string `toml:"chain"`
+	Key   *string `toml:"key"`
+	Stack *string `toml:"stack"`
+}
+
+type rawTimeout struct {
+	ServerKeepalive  *int64 `toml:"server_keepalive_timeout_sec"`
+	ServerReadHeader *int64 `toml:"server_read_header_timeout_sec"`
+	ServerReadBody   *int64 `toml:"server_read_body_timeout_sec"`
+	ServerMessage    *int64 `toml:"server_message_timeout_sec"`
+	UpstreamConnect  *int64 `toml:"upstream_connect_timeout_sec"`
+	UpstreamRead     *int64 `toml:"upstream_read_timeout_sec"`
+}
+
+type rawOptHandlers struct {
+	ContentHandler *bool `toml:"content_handler"`
+}
+
+type rawServer struct {
+	Name                *string         `toml:"name"`
+	ProxyType           *string         `toml:"proxy_type"`
+	Listener            *rawEndpoint    `toml:"listener"`
+	TLS                 *rawTLS         `toml:"tls"`
+	Routes              []rawRoute      `toml:"routes"`
+	Route               *rawL4Route     `toml:"route"`
+	Timeout             *rawTimeout     `toml:"timeout"`
+	HTTPTimeout         *rawTimeout     `toml:"http_timeout"`     // older spelling of timeout
+	HTTPTimeoutSec      *int64          `toml:"http_timeout_sec"` // oldest: keep-alive timeout
+	HTTPTimeoutNano     *int64          `toml:"http_timeout_nano"`
+	UpstreamHTTPVersion *string         `toml:"upstream_http_version"`
+	HTTPOptHandlers     *rawOptHandlers `toml:"http_opt_handlers"`
+	AccessLog           *string         `toml:"access_log"`
+	PreserveHost        *bool           `toml:"preserve_host"`
+}
+
+type rawDemo struct {
+	Listener *rawEndpoint `toml:"listener"`
+}
+
+// Error is a config error at a place in a file.
+type Error struct {
+	File   string
+	Line   int // 0 when the error has no single place
+	Key    string
+	Reason string
+}
+
+func (e *Error) Error() string {
+	var b strings.Builder
+	b.WriteString("config: ")
+	b.WriteString(e.File)
+	if e.Line > 0 {
+		fmt.Fprintf(&b, ":%d", e.Line)
+	}
+	b.WriteString(": ")
+	if e.Key != "" {
+		b.WriteString(e.Key)
+		b.WriteString(": ")
+	}
+	b.WriteString(e.Reason)
+	return b.String()
+}
+
+// Errors is every error found in one file.
+type Errors []*Error
+
+func (es Errors) Error() string {
+	msgs := make([]string, len(es))
+	for i, e := range es {
+		msgs[i] = e.Error()
+	}
+	return strings.Join(msgs, "\n")
+}
+
+// Unwrap lets errors.As find each *Error.
+func (es Errors) Unwrap() []error {
+	out := make([]error, len(es))
+	for i, e := range es {
+		out[i] = e
+	}
+	return out
+}
+
+func decode(name string, data []byte) (*rawFile, error) {
+	var f rawFile
+	dec := toml.NewDecoder(bytes.NewReader(data))
+	dec.DisallowUnknownFields()
+	err := dec.Decode(&f)
+	if err == nil {
+		return &f, nil
+	}
+	var strict *toml.StrictMissingError
+	if errors.As(err, &strict) {
+		var es Errors
+		for i := range strict.Errors {
+			de := &strict.Errors[i]
+			row, _ := de.Position()
+			es = append(es, &Error{File: name, Line: row, Key: strings.Join(de.Key(), "."), Reason: "unknown key"})
+		}
+		return nil, es
+	}
+	var de *toml.DecodeError
+	if errors.As(err, &de) {
+		row, _ := de.Position()
+		reason := strings.TrimPrefix(de.Error(), "toml: ")
+		return nil, Errors{{File: name, Line: row, Key: strings.Join(de.Key(), "."), Reason: reason}}
+	}
+	return nil, Errors{{File: name, Reason: strings.TrimPrefix(err.Error(), "toml: ")}}
+}
