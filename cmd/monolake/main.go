@@ -1,0 +1,163 @@
+// Command monolake is the Monolake for Go proxy server. It only turns flags
+// into a config and hands it to package worker; the logic lives in proxy/.
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"runtime"
+	"strings"
+
+	"github.com/urfave/cli/v2"
+
+	"github.com/monolake-go/monolake/proxy/config"
+	"github.com/monolake-go/monolake/proxy/worker"
+)
+
+// version is set by the Makefile (-ldflags "-X main.version=...").
+var version = "dev"
+
+func main() {
+	// A worker is this binary re-executed by the master; it skips the CLI.
+	if len(os.Args) > 1 && os.Args[1] == workerCommand {
+		os.Exit(worker.ChildMain(os.Args[2:]))
+	}
+	if err := newApp().Run(os.Args); err != nil {
+		fmt.Fprintln(os.Stderr, "monolake:", err)
+		os.Exit(1)
+	}
+}
+
+const workerCommand = "__worker"
+
+func newApp() *cli.App {
+	configFlag := &cli.StringFlag{
+		Name: "config", Aliases: []string{"c"}, Usage: "TOML config `FILE` (Monolake's schema); without it the embedded default config is used",
+	}
+	return &cli.App{
+		Name:  "monolake",
+		Usage: "a layer 4/7 proxy server: one pinned worker process per core",
+		Description: `Run the proxy on the embedded default config (HTTP on 127.0.0.1:8080 in
+front of a demo upstream the binary starts itself on 127.0.0.1:8081):
+
+   monolake run
+   curl http://127.0.0.1:8080/
+
+Run your own config, check it first:
+
+   monolake check --config monolake.toml
+   monolake run --config monolake.toml --workers 2
+
+Flags override the config file. SIGTERM or SIGINT stops accepting, lets
+connections in flight finish (runtime.drain_timeout_sec, default 30) and exits 0.`,
+		Version:         version,
+		HideHelpCommand: true,
+		Commands: []*cli.Command{
+			{
+				Name:  "run",
+				Usage: "run the proxy",
+				Flags: []cli.Flag{
+					configFlag,
+					&cli.IntFlag{Name: "workers", Aliases: []string{"w"}, Value: -1, DefaultText: "config's worker_threads, else one per CPU",
+						Usage: "number of worker processes; 0 runs everything in one process"},
+					&cli.StringFlag{Name: "runtime", Usage: "I/O runtime: `uring` (io_uring) or epoll (Go's netpoller)"},
+					&cli.StringFlag{Name: "tls-backend", Usage: "TLS backend for every TLS server: `gotls` (crypto/tls) or openssl"},
+					&cli.StringFlag{Name: "log-level", Value: "info", Usage: "debug, info, warn or error"},
+				},
+				Action: runCmd,
+			},
+			{
+				Name:      "check",
+				Usage:     "validate a config and print what it would serve",
+				ArgsUsage: " ",
+				Flags:     []cli.Flag{configFlag},
+				Action: func(c *cli.Context) error {
+					cfg, err := config.Load(c.String("config"))
+					if err != nil {
+						return err
+					}
+					fmt.Print(cfg.Summary())
+					fmt.Println("config OK")
+					return nil
+				},
+			},
+			{
+				Name:  "version",
+				Usage: "print the version and what this build contains",
+				Action: func(c *cli.Context) error {
+					fmt.Printf("monolake %s (%s, %s/%s)\n", version, runtime.Version(), runtime.GOOS, runtime.GOARCH)
+					fmt.Printf("runtimes: %s\n", strings.Join(runtimes(), ", "))
+					fmt.Printf("tls backends: %s\n", strings.Join(tlsBackends(), ", "))
+					return nil
+				},
+			},
+		},
+	}
+}
+
+// runtimes lists the I/O runtimes compiled in.
+func runtimes() []string { return []string{"epoll (Go netpoller)"} }
+
+// tlsBackends lists the TLS backends compiled in.
+func tlsBackends() []string { return []string{"gotls (crypto/tls)"} }
+
+func runCmd(c *cli.Context) error {
+	var level slog.Level
+	if err := level.UnmarshalText([]byte(c.String("log-level"))); err != nil {
+		return fmt.Errorf("--log-level: %w", err)
+	}
+	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
+	cfg, err := config.Load(c.String("config"))
+	if err != nil {
+		return err
+	}
+	if err := applyFlags(c, cfg); err != nil {
+		return err
+	}
+	exe, err := os.Executable()
+	if err != nil {
+		return fmt.Errorf("finding own executable for workers: %w", err)
+	}
+	return worker.Run(context.Background(), worker.Options{
+		Config: cfg, Log: log, Exe: exe, ChildArgs: []string{workerCommand},
+	})
+}
+
+// applyFlags lets flags override the config.
+func applyFlags(c *cli.Context, cfg *config.Config) error {
+	if n := c.Int("workers"); n >= 0 {
+		cfg.Runtime.Workers = n
+	} else if n < -1 {
+		return fmt.Errorf("--workers %d: want 0 or more", n)
+	}
+	switch rt := c.String("runtime"); rt {
+	case "":
+	case "uring", "io_uring":
+		cfg.Runtime.Type = config.RuntimeIOUring
+	case "epoll", "legacy":
+		cfg.Runtime.Type = config.RuntimeLegacy
+	default:
+		return fmt.Errorf("--runtime %q: want uring or epoll", rt)
+	}
+	switch b := c.String("tls-backend"); b {
+	case "":
+	case config.TLSGo, "rustls":
+		setTLS(cfg, config.TLSGo)
+	case config.TLSOpenSSL, "native_tls":
+		return errors.New("--tls-backend openssl: this build has no OpenSSL backend (build it with `make uring`); available: gotls")
+	default:
+		return fmt.Errorf("--tls-backend %q: want gotls or openssl", b)
+	}
+	return nil
+}
+
+func setTLS(cfg *config.Config, stack string) {
+	for _, s := range cfg.Servers {
+		if s.TLS != nil {
+			s.TLS.Stack = stack
+		}
+	}
+}

@@ -1,0 +1,186 @@
+package config
+
+import (
+	"errors"
+	"os"
+	"strings"
+	"testing"
+	"time"
+)
+
+func TestDefaultConfig(t *testing.T) {
+	c, err := Load("")
+	if err != nil {
+		t.Fatalf("embedded default config: %v", err)
+	}
+	if c.Demo == nil || c.Demo.Listener.Value != "127.0.0.1:8081" {
+		t.Fatalf("default config has no demo upstream: %+v", c.Demo)
+	}
+	s := c.Servers["demo"]
+	if s == nil || s.Listener.Value != "127.0.0.1:8080" {
+		t.Fatalf("default server: %+v", s)
+	}
+	if c.Runtime.Workers != DefaultWorkers() || !c.Runtime.CPUAffinity {
+		t.Fatalf("default runtime: %+v", c.Runtime)
+	}
+}
+
+func TestMonolakeExample(t *testing.T) {
+	c, err := Load("testdata/monolake-example.toml")
+	if err != nil {
+		t.Fatalf("Monolake's example config rejected: %v", err)
+	}
+	if c.Runtime.Workers != 2 || c.Runtime.Entries != 1024 || c.Runtime.Type != RuntimeIOUring {
+		t.Errorf("runtime: %+v", c.Runtime)
+	}
+	if got := len(c.Servers); got != 8 {
+		t.Errorf("%d servers, want 8", got)
+	}
+	basic := c.Servers["server_basic"]
+	if basic.ProxyType != ProxyHTTP || len(basic.Routes) != 2 || basic.Routes[1].Path != "/{*p}" {
+		t.Errorf("server_basic: %+v", basic)
+	}
+	if got := c.Servers["server_uds"]; got.Listener.Network() != "unix" || got.Routes[0].Path != "/{id}" {
+		t.Errorf("server_uds: %+v", got)
+	}
+	if c.Servers["server_tls"].TLS.Stack != TLSGo || c.Servers["server3"].TLS.Stack != TLSGo || c.Servers["server4"].TLS.Stack != TLSOpenSSL {
+		t.Errorf("tls stacks not mapped: rustls->gotls, native_tls->openssl")
+	}
+	s4 := c.Servers["server4"]
+	if !s4.ContentHandler || s4.UpstreamHTTPVersion != "http2" || s4.Timeout.UpstreamConnect != 2*time.Second || s4.Timeout.ServerKeepalive != time.Minute {
+		t.Errorf("server4: %+v", s4)
+	}
+	if r := s4.Routes[0]; r.LoadBalancer != LBRoundRobin || r.Upstreams[0].Weight != 3 || r.Upstreams[0].Endpoint.Address() != "www.example.org:443" {
+		t.Errorf("server4 route: %+v", r)
+	}
+	if got := c.Servers["server5"].Timeout.ServerKeepalive; got != 2*time.Second+200 {
+		t.Errorf("http_timeout_sec/nano: %v", got)
+	}
+	if got := c.Servers["server6"].Timeout.ServerReadHeader; got != 3*time.Second {
+		t.Errorf("http_timeout table: %v", got)
+	}
+	l4 := c.Servers["thrift_like"]
+	if l4.ProxyType != ProxyTCP || l4.Route.LoadBalancer != LBWeightedRandom || len(l4.Route.Upstreams) != 2 || l4.Route.Upstreams[1].Endpoint.Network() != "unix" {
+		t.Errorf("tcp server: %+v", l4.Route)
+	}
+	if !strings.Contains(c.Summary(), "server thrift_like (l4): tcp on tcp://0.0.0.0:8086") {
+		t.Errorf("summary:\n%s", c.Summary())
+	}
+}
+
+func TestOlderWorkersKey(t *testing.T) {
+	c, err := Parse("t.toml", []byte(`
+[runtime]
+workers = 0
+runtime_type = "legacy"
+[servers.a]
+name = "a"
+proxy_type = "tcp"
+listener = { type = "socket", value = "127.0.0.1:1" }
+route = { upstreams = [{ endpoint = { type = "socket", value = "127.0.0.1:2" } }] }
+`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Runtime.Workers != 0 || c.Runtime.Type != RuntimeLegacy || c.Servers["a"].Route.LoadBalancer != LBRandom {
+		t.Fatalf("%+v %+v", c.Runtime, c.Servers["a"].Route)
+	}
+}
+
+const base = `[runtime]
+worker_threads = 1
+
+[servers.a]
+name = "a"
+listener = { type = "socket", value = "127.0.0.1:8080" }
+
+[[servers.a.routes]]
+path = "/"
+upstreams = [{ endpoint = { type = "uri", value = "http://127.0.0.1:9000" } }]
+`
+
+func TestErrors(t *testing.T) {
+	tests := []struct {
+		name string
+		toml string
+		line int
+		want string
+	}{
+		{"syntax", "[runtime\n", 1, "expected ']'"},
+		{"unknown top key", base + "\n[bogus]\nx = 1\n", 12, "bogus"},
+		{"unknown server key", strings.Replace(base, `name = "a"`, "name = \"a\"\nlisten = 3", 1), 6, "servers.a.listen: unknown key"},
+		{"unknown inline key", strings.Replace(base, `value = "127.0.0.1:8080" }`, `value = "127.0.0.1:8080", port = 1 }`, 1), 6, "unknown key"},
+		{"wrong type", strings.Replace(base, "worker_threads = 1", `worker_threads = "two"`, 1), 2, "worker_threads"},
+		{"negative workers", strings.Replace(base, "worker_threads = 1", "worker_threads = -3", 1), 2, "-3 workers is impossible"},
+		{"bad listener type", strings.Replace(base, `type = "socket", value = "127.0.0.1:8080"`, `type = "tcp", value = "127.0.0.1:8080"`, 1), 6, `unknown listener type "tcp"`},
+		{"bad listen addr", strings.Replace(base, `127.0.0.1:8080`, `localhost:99999`, 1), 6, "port"},
+		{"bad scheme", strings.Replace(base, `http://127.0.0.1:9000`, `ftp://x`, 1), 10, "scheme must be http or https"},
+		{"bad lb", strings.Replace(base, `path = "/"`, "path = \"/\"\nload_balancer = \"fastest\"", 1), 10, `unknown load balancer "fastest"`},
+		{"bad path", strings.Replace(base, `path = "/"`, `path = "/{*a}/b"`, 1), 9, "catch-all"},
+		{"no routes", "[servers.a]\nlistener = { type = \"socket\", value = \"127.0.0.1:1\" }\n", 1, "at least one"},
+		{"no servers", "[runtime]\nworker_threads = 1\n", 0, "no servers"},
+		{"tcp with routes", strings.Replace(base, `name = "a"`, "name = \"a\"\nproxy_type = \"tcp\"", 1), 0, "a tcp server needs route"},
+		{"tcp uri upstream", "[servers.t]\nproxy_type = \"tcp\"\nlistener = { type = \"socket\", value = \"127.0.0.1:1\" }\nroute = { upstreams = [{ endpoint = { type = \"uri\", value = \"http://x\" } }] }\n", 4, "not \"uri\""},
+		{"bad tls stack", strings.Replace(base, `name = "a"`, "name = \"a\"\ntls = { chain = \"c\", key = \"k\", stack = \"boringssl\" }", 1), 6, `unknown TLS stack "boringssl"`},
+		{"zero weights", strings.Replace(base, `value = "http://127.0.0.1:9000" } }`, `value = "http://127.0.0.1:9000" }, weight = 0 }`, 1), 10, "weight 0"},
+		{"duplicate listener", base + "\n[servers.b]\nproxy_type = \"tcp\"\nlistener = { type = \"socket\", value = \"127.0.0.1:8080\" }\nroute = { upstreams = [{ endpoint = { type = \"socket\", value = \"127.0.0.1:2\" } }] }\n", 14, "already used"},
+		{"timeout zero", strings.Replace(base, `name = "a"`, "name = \"a\"\ntimeout = { upstream_connect_timeout_sec = 0 }", 1), 6, "0 seconds"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			_, err := Parse("t.toml", []byte(tt.toml))
+			if err == nil {
+				t.Fatalf("accepted:\n%s", tt.toml)
+			}
+			msg := err.Error()
+			if !strings.Contains(msg, tt.want) {
+				t.Errorf("error %q does not say %q", msg, tt.want)
+			}
+			if !strings.HasPrefix(msg, "config: t.toml") {
+				t.Errorf("error %q does not name the file", msg)
+			}
+			var ce *Error
+			if !errors.As(err, &ce) {
+				t.Fatalf("error is not a *config.Error: %T", err)
+			}
+			if tt.line > 0 && ce.Line != tt.line {
+				t.Errorf("error %q at line %d, want line %d", msg, ce.Line, tt.line)
+			}
+		})
+	}
+}
+
+func TestEntries(t *testing.T) {
+	_, err := Parse("t.toml", []byte(strings.Replace(base, "worker_threads = 1", "entries = 1000", 1)))
+	if err == nil || !strings.Contains(err.Error(), "t.toml:2: runtime.entries: 1000 entries") {
+		t.Fatalf("got %v", err)
+	}
+}
+
+func TestNormalizePath(t *testing.T) {
+	for in, want := range map[string]string{
+		"/":             "/",
+		"/*p":           "/{*p}",
+		"/:id":          "/{id}",
+		"/a/:id/b/*r":   "/a/{id}/b/{*r}",
+		"/a/{id}/{*r}":  "/a/{id}/{*r}",
+		"/static/x.css": "/static/x.css",
+	} {
+		got, err := NormalizePath(in)
+		if err != nil || got != want {
+			t.Errorf("NormalizePath(%q) = %q, %v; want %q", in, got, err, want)
+		}
+	}
+	for _, bad := range []string{"x", "/{}", "/*a/b", "/:a/:a", "/a{b}"} {
+		if _, err := NormalizePath(bad); err == nil {
+			t.Errorf("NormalizePath(%q) accepted", bad)
+		}
+	}
+}
+
+func TestLoadMissingFile(t *testing.T) {
+	_, err := Load("/nonexistent/monolake.toml")
+	if !errors.Is(err, os.ErrNotExist) {
+		t.Fatalf("got %v", err)
+	}
+}

@@ -1,0 +1,81 @@
+// Package netio gives workers their listeners and connections. Today it has
+// the epoll driver (Go's own netpoller through package net); the io_uring
+// driver plugs in behind the same net.Listener / net.Conn types.
+package netio
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"syscall"
+
+	"golang.org/x/sys/unix"
+)
+
+// ListenTCP binds addr with SO_REUSEPORT, so every worker binds the same
+// address and the kernel spreads new connections among them.
+func ListenTCP(ctx context.Context, addr string) (net.Listener, error) {
+	lc := net.ListenConfig{Control: func(_, _ string, c syscall.RawConn) error {
+		var serr error
+		err := c.Control(func(fd uintptr) {
+			serr = unix.SetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_REUSEPORT, 1)
+		})
+		if err != nil {
+			return err
+		}
+		return serr
+	}}
+	ln, err := lc.Listen(ctx, "tcp", addr)
+	if err != nil {
+		return nil, fmt.Errorf("netio: listening on %s: %w", addr, err)
+	}
+	return ln, nil
+}
+
+// ListenUnix binds a Unix stream socket at path, replacing a stale socket
+// file left by a process that is gone. A path in use by a live listener is an
+// error. The file is removed when the listener is closed.
+func ListenUnix(path string) (*net.UnixListener, error) {
+	if fi, err := os.Lstat(path); err == nil {
+		if fi.Mode()&os.ModeSocket == 0 {
+			return nil, fmt.Errorf("netio: %s exists and is not a socket", path)
+		}
+		if c, err := net.Dial("unix", path); err == nil {
+			c.Close()
+			return nil, fmt.Errorf("netio: %s: %w", path, syscall.EADDRINUSE)
+		}
+		os.Remove(path)
+	}
+	ln, err := net.ListenUnix("unix", &net.UnixAddr{Name: path, Net: "unix"})
+	if err != nil {
+		return nil, fmt.Errorf("netio: listening on %s: %w", path, err)
+	}
+	ln.SetUnlinkOnClose(true)
+	return ln, nil
+}
+
+// File returns a dup of the listener's socket, to hand to a child process.
+func File(ln net.Listener) (*os.File, error) {
+	type filer interface{ File() (*os.File, error) }
+	f, ok := ln.(filer)
+	if !ok {
+		return nil, fmt.Errorf("netio: %T cannot give its file: %w", ln, errors.ErrUnsupported)
+	}
+	return f.File()
+}
+
+// FromFile turns an inherited socket back into a listener. The listener
+// holds its own dup; f can be closed after.
+func FromFile(f *os.File) (net.Listener, error) {
+	ln, err := net.FileListener(f)
+	if err != nil {
+		return nil, fmt.Errorf("netio: listener from inherited fd %d: %w", f.Fd(), err)
+	}
+	if ul, ok := ln.(*net.UnixListener); ok {
+		// The master owns the socket file; a worker exiting must not unlink it.
+		ul.SetUnlinkOnClose(false)
+	}
+	return ln, nil
+}

@@ -1,0 +1,90 @@
+package netio
+
+import (
+	"context"
+	"io"
+	"net"
+	"path/filepath"
+	"testing"
+)
+
+func TestReusePortTwoListeners(t *testing.T) {
+	a, err := ListenTCP(context.Background(), "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer a.Close()
+	b, err := ListenTCP(context.Background(), a.Addr().String())
+	if err != nil {
+		t.Fatalf("second SO_REUSEPORT bind of %s failed: %v", a.Addr(), err)
+	}
+	defer b.Close()
+	// A plain bind of the same address must fail: the option is what lets
+	// the workers share it.
+	if c, err := net.Listen("tcp", a.Addr().String()); err == nil {
+		c.Close()
+		t.Fatal("plain bind succeeded on a SO_REUSEPORT address")
+	}
+}
+
+func TestUnixStaleAndLive(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "s.sock")
+	ln, err := ListenUnix(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := ListenUnix(path); err == nil {
+		t.Fatal("second listener on a live socket path accepted")
+	}
+	// Leave a stale socket file behind, as a killed process would.
+	ln.SetUnlinkOnClose(false)
+	ln.Close()
+	ln2, err := ListenUnix(path)
+	if err != nil {
+		t.Fatalf("stale socket file not replaced: %v", err)
+	}
+	defer ln2.Close()
+	go func() {
+		c, err := ln2.Accept()
+		if err == nil {
+			c.Write([]byte("hi"))
+			c.Close()
+		}
+	}()
+	c, err := net.Dial("unix", path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, _ := io.ReadAll(c)
+	if string(got) != "hi" {
+		t.Fatalf("got %q", got)
+	}
+}
+
+func TestFileRoundTrip(t *testing.T) {
+	ln, err := ListenTCP(context.Background(), "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	f, err := File(ln)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ln.Close()
+	ln2, err := FromFile(f)
+	f.Close()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln2.Close()
+	go func() {
+		if c, err := ln2.Accept(); err == nil {
+			c.Close()
+		}
+	}()
+	c, err := net.Dial("tcp", ln2.Addr().String())
+	if err != nil {
+		t.Fatalf("inherited listener does not accept: %v", err)
+	}
+	c.Close()
+}

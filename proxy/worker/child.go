@@ -1,0 +1,103 @@
+package worker
+
+import (
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"os"
+	"os/signal"
+	"runtime"
+	"strings"
+	"syscall"
+
+	"github.com/monolake-go/monolake/proxy/config"
+	"github.com/monolake-go/monolake/proxy/netio"
+)
+
+// ChildMain is a worker process's main: args are the flags the master
+// passed (after ChildArgs). It returns the process exit code.
+func ChildMain(args []string) int {
+	fs := flag.NewFlagSet("worker", flag.ContinueOnError)
+	id := fs.Int("id", 0, "worker id")
+	cpu := fs.Int("cpu", -1, "CPU to pin to; -1 for none")
+	rt := fs.String("runtime", config.RuntimeLegacy, "runtime type")
+	source := fs.String("source", "", "config source name")
+	inherit := fs.String("inherit", "", "server keys of inherited listeners, in fd order")
+	stacks := fs.String("tls-stacks", "", "server=stack TLS overrides")
+	if err := fs.Parse(args); err != nil {
+		return 2
+	}
+	ready := os.NewFile(fdReady, "ready")
+	log := slog.New(slog.NewTextHandler(os.Stderr, nil)).With("worker", *id, "pid", os.Getpid())
+	fail := func(err error) int {
+		fmt.Fprintf(ready, "err %s\n", strings.ReplaceAll(err.Error(), "\n", "; "))
+		ready.Close()
+		log.Error("worker failed to start", "err", err)
+		return 1
+	}
+
+	runtime.GOMAXPROCS(1)
+	if *cpu >= 0 {
+		if err := pinProcess(*cpu); err != nil {
+			return fail(err)
+		}
+	}
+	raw, err := io.ReadAll(io.NewSectionReader(os.NewFile(fdConfig, "config"), 0, 1<<30))
+	if err != nil {
+		return fail(fmt.Errorf("reading config from master: %w", err))
+	}
+	cfg, err := config.Parse(*source, raw)
+	if err != nil {
+		return fail(err)
+	}
+	cfg.Runtime.Type = *rt
+	if *stacks != "" {
+		for _, kv := range strings.Split(*stacks, ",") {
+			k, v, _ := strings.Cut(kv, "=")
+			if s := cfg.Servers[k]; s != nil && s.TLS != nil {
+				s.TLS.Stack = v
+			}
+		}
+	}
+	inherited := map[string]net.Listener{}
+	if *inherit != "" {
+		for i, key := range strings.Split(*inherit, ",") {
+			f := os.NewFile(uintptr(fdFirstLis+i), "listener-"+key)
+			ln, err := netio.FromFile(f)
+			f.Close()
+			if err != nil {
+				return fail(err)
+			}
+			inherited[key] = ln
+		}
+	}
+
+	sig := make(chan os.Signal, 1)
+	signal.Notify(sig, syscall.SIGTERM, syscall.SIGINT)
+	inst, err := startServers(cfg, inherited, log)
+	if err != nil {
+		return fail(err)
+	}
+	fmt.Fprintln(ready, "ok")
+	ready.Close()
+	log.Info("worker serving", "cpu", *cpu, "gomaxprocs", runtime.GOMAXPROCS(0))
+
+	// The master holds the write end of this pipe; EOF means it is gone, and
+	// a worker without a master drains and exits rather than linger.
+	masterGone := make(chan struct{})
+	go func() {
+		io.Copy(io.Discard, os.NewFile(fdAlive, "alive"))
+		close(masterGone)
+	}()
+	select {
+	case s := <-sig:
+		log.Info("draining", "signal", s.String(), "timeout", cfg.Runtime.DrainTimeout)
+	case <-masterGone:
+		log.Warn("master is gone; draining", "timeout", cfg.Runtime.DrainTimeout)
+	}
+	cut := inst.drain(cfg.Runtime.DrainTimeout)
+	log.Info("worker stopped", "connections_cut", cut)
+	return 0
+}

@@ -1,0 +1,302 @@
+package worker
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"os"
+	"os/exec"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/monolake-go/monolake/proxy/config"
+	"github.com/monolake-go/monolake/proxy/netio"
+)
+
+// File descriptors a worker inherits, in this order.
+const (
+	fdConfig   = 3 // memfd with the config text
+	fdReady    = 4 // worker writes "ok\n" or "err MESSAGE\n", then closes
+	fdAlive    = 5 // worker reads; EOF means the master is gone
+	fdFirstLis = 6 // inherited listeners (Unix sockets), in --inherit order
+)
+
+// startTimeout bounds how long a worker may take to report ready.
+const startTimeout = 15 * time.Second
+
+type master struct {
+	o         Options
+	log       *slog.Logger
+	cfgFile   *os.File
+	unixKeys  []string
+	unixFiles []*os.File
+	cpus      []int
+
+	mu       sync.Mutex
+	stopping bool
+	procs    []*os.Process // by worker id; nil while restarting
+	exited   chan int      // worker id whose process was reaped
+}
+
+func runMaster(ctx context.Context, o Options) error {
+	cfg := o.Config
+	m := &master{o: o, log: o.Log, procs: make([]*os.Process, cfg.Runtime.Workers), exited: make(chan int, cfg.Runtime.Workers)}
+	if cfg.Runtime.CPUAffinity {
+		m.cpus = allowedCPUs()
+	}
+	defer m.cleanup()
+	if err := m.prepare(); err != nil {
+		return err
+	}
+	m.log.Info("master starting workers", "pid", os.Getpid(), "workers", cfg.Runtime.Workers, "cpus", m.cpus)
+	// Start every worker and wait for each to serve; a worker that cannot
+	// start (a port in use, a bad certificate) stops the whole start.
+	for id := range cfg.Runtime.Workers {
+		if err := m.spawn(id); err != nil {
+			m.stopAll(time.Second)
+			return err
+		}
+	}
+	if o.Ready != nil {
+		close(o.Ready)
+	}
+	m.log.Info("all workers serving")
+
+	backoff := make([]time.Duration, cfg.Runtime.Workers)
+	started := make([]time.Time, cfg.Runtime.Workers)
+	for i := range started {
+		started[i] = time.Now()
+	}
+	restart := make(chan int, cfg.Runtime.Workers)
+	for {
+		select {
+		case <-ctx.Done():
+			m.log.Info("stopping: asking workers to drain", "timeout", cfg.Runtime.DrainTimeout)
+			m.stopAll(cfg.Runtime.DrainTimeout + 5*time.Second)
+			m.log.Info("stopped")
+			return nil
+		case id := <-m.exited:
+			// Restart at once, but with a growing delay if it keeps dying
+			// young, so a crash loop does not spin.
+			if time.Since(started[id]) > 10*time.Second {
+				backoff[id] = 0
+			}
+			delay := backoff[id]
+			backoff[id] = min(max(2*backoff[id], 100*time.Millisecond), 5*time.Second)
+			time.AfterFunc(delay, func() { restart <- id })
+		case id := <-restart:
+			started[id] = time.Now()
+			if err := m.spawn(id); err != nil {
+				m.log.Error("restarting worker failed; will retry", "worker", id, "err", err)
+				m.exited <- id
+			}
+		}
+	}
+}
+
+// prepare writes the config into a memfd and binds the Unix listeners,
+// which workers share (SO_REUSEPORT does not spread Unix sockets).
+func (m *master) prepare() error {
+	fd, err := unix.MemfdCreate("monolake-config", unix.MFD_CLOEXEC)
+	if err != nil {
+		return fmt.Errorf("worker: memfd for config: %w", err)
+	}
+	m.cfgFile = os.NewFile(uintptr(fd), "monolake-config")
+	if _, err := m.cfgFile.Write(m.o.Config.Raw); err != nil {
+		return fmt.Errorf("worker: writing config memfd: %w", err)
+	}
+	for _, key := range m.o.Config.ServerNames {
+		s := m.o.Config.Servers[key]
+		if s.Listener.Type != config.TypeUnix {
+			continue
+		}
+		ln, err := netio.ListenUnix(s.Listener.Value)
+		if err != nil {
+			return fmt.Errorf("server %q: %w", key, err)
+		}
+		f, err := netio.File(ln)
+		// Keep the socket file until the master exits: close the listener
+		// object without unlinking, and unlink in cleanup.
+		ln.(*net.UnixListener).SetUnlinkOnClose(false)
+		ln.Close()
+		if err != nil {
+			return err
+		}
+		m.unixKeys = append(m.unixKeys, key)
+		m.unixFiles = append(m.unixFiles, f)
+	}
+	return nil
+}
+
+func (m *master) cleanup() {
+	if m.cfgFile != nil {
+		m.cfgFile.Close()
+	}
+	for i, f := range m.unixFiles {
+		f.Close()
+		os.Remove(m.o.Config.Servers[m.unixKeys[i]].Listener.Value)
+	}
+}
+
+// spawn starts worker id and waits until it serves or fails to.
+func (m *master) spawn(id int) error {
+	cpu := -1
+	if len(m.cpus) > 0 {
+		cpu = m.cpus[id%len(m.cpus)]
+	}
+	readyR, readyW, err := os.Pipe()
+	if err != nil {
+		return err
+	}
+	defer readyR.Close()
+	aliveR, aliveW, err := os.Pipe()
+	if err != nil {
+		readyW.Close()
+		return err
+	}
+	// aliveW stays open in the master for the worker's life: it is never
+	// written; the worker sees EOF only when the master is gone.
+	args := append(append([]string(nil), m.o.ChildArgs...),
+		"--id", strconv.Itoa(id), "--cpu", strconv.Itoa(cpu),
+		"--runtime", m.o.Config.Runtime.Type, "--source", m.o.Config.Source)
+	if len(m.unixKeys) > 0 {
+		args = append(args, "--inherit", strings.Join(m.unixKeys, ","))
+	}
+	args = append(args, overrideArgs(m.o.Config)...)
+	cmd := exec.Command(m.o.Exe, args...)
+	cmd.Stdout, cmd.Stderr = os.Stdout, os.Stderr
+	cmd.Env = append(append(os.Environ(), "GOMAXPROCS=1"), m.o.ChildEnv...)
+	cmd.ExtraFiles = append([]*os.File{m.cfgFile, readyW, aliveR}, m.unixFiles...)
+	if err := cmd.Start(); err != nil {
+		readyW.Close()
+		aliveR.Close()
+		aliveW.Close()
+		return fmt.Errorf("worker %d: starting %s: %w", id, m.o.Exe, err)
+	}
+	readyW.Close()
+	aliveR.Close()
+	m.mu.Lock()
+	m.procs[id] = cmd.Process
+	m.mu.Unlock()
+
+	go func() {
+		err := cmd.Wait()
+		aliveW.Close()
+		m.mu.Lock()
+		m.procs[id] = nil
+		stopping := m.stopping
+		m.mu.Unlock()
+		if stopping {
+			return
+		}
+		m.log.Error("worker exited; restarting", "worker", id, "pid", cmd.Process.Pid, "status", exitStatus(err))
+		m.exited <- id
+	}()
+
+	line, err := readLine(readyR, startTimeout)
+	switch {
+	case err != nil:
+		cmd.Process.Kill()
+		return fmt.Errorf("worker %d (pid %d) did not start: %w", id, cmd.Process.Pid, err)
+	case strings.HasPrefix(line, "err "):
+		cmd.Process.Kill()
+		return fmt.Errorf("worker %d: %s", id, strings.TrimPrefix(line, "err "))
+	case line != "ok":
+		cmd.Process.Kill()
+		return fmt.Errorf("worker %d: unexpected start report %q", id, line)
+	}
+	m.log.Info("worker serving", "worker", id, "pid", cmd.Process.Pid, "cpu", cpu)
+	return nil
+}
+
+// overrideArgs passes settings that flags may have changed after parsing.
+func overrideArgs(c *config.Config) []string {
+	var stacks []string
+	for _, k := range c.ServerNames {
+		if t := c.Servers[k].TLS; t != nil {
+			stacks = append(stacks, k+"="+t.Stack)
+		}
+	}
+	if len(stacks) == 0 {
+		return nil
+	}
+	return []string{"--tls-stacks", strings.Join(stacks, ",")}
+}
+
+func readLine(r *os.File, timeout time.Duration) (string, error) {
+	r.SetReadDeadline(time.Now().Add(timeout))
+	line, err := bufio.NewReader(r).ReadString('\n')
+	if err != nil {
+		if errors.Is(err, io.EOF) {
+			return "", errors.New("exited before reporting ready")
+		}
+		return "", err
+	}
+	return strings.TrimSuffix(line, "\n"), nil
+}
+
+func exitStatus(err error) string {
+	var ee *exec.ExitError
+	if errors.As(err, &ee) {
+		if ws, ok := ee.Sys().(syscall.WaitStatus); ok && ws.Signaled() {
+			return fmt.Sprintf("killed by signal %d (%s)", int(ws.Signal()), ws.Signal())
+		}
+		return fmt.Sprintf("exit code %d", ee.ExitCode())
+	}
+	if err != nil {
+		return err.Error()
+	}
+	return "exit code 0"
+}
+
+// stopAll sends SIGTERM to every worker and waits up to grace for them to
+// exit, then kills the rest.
+func (m *master) stopAll(grace time.Duration) {
+	m.mu.Lock()
+	m.stopping = true
+	procs := append([]*os.Process(nil), m.procs...)
+	m.mu.Unlock()
+	for _, p := range procs {
+		if p != nil {
+			p.Signal(syscall.SIGTERM)
+		}
+	}
+	deadline := time.Now().Add(grace)
+	for _, p := range procs {
+		if p == nil {
+			continue
+		}
+		for syscall.Kill(p.Pid, 0) == nil && time.Now().Before(deadline) {
+			if isZombieOrGone(p.Pid) {
+				break
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+		if !isZombieOrGone(p.Pid) {
+			m.log.Warn("worker did not stop in time; killing", "pid", p.Pid)
+			p.Kill()
+		}
+	}
+}
+
+// isZombieOrGone tells whether pid has exited (reaped or not yet reaped).
+func isZombieOrGone(pid int) bool {
+	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
+	if err != nil {
+		return true
+	}
+	s := string(b)
+	if i := strings.LastIndexByte(s, ')'); i >= 0 && i+2 < len(s) {
+		return s[i+2] == 'Z' || s[i+2] == 'X'
+	}
+	return false
+}

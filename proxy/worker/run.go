@@ -1,0 +1,89 @@
+package worker
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"net"
+	"os"
+	"os/signal"
+	"runtime"
+	"syscall"
+
+	"github.com/monolake-go/monolake/proxy/config"
+	"github.com/monolake-go/monolake/proxy/demo"
+	"github.com/monolake-go/monolake/proxy/netio"
+)
+
+// Options says how to run a config.
+type Options struct {
+	Config *config.Config
+	Log    *slog.Logger
+
+	// Exe and ChildArgs start a worker: Exe ChildArgs... followed by the
+	// worker's own flags. The monolake binary passes itself and "worker".
+	Exe       string
+	ChildArgs []string
+	// ChildEnv is added to each worker's environment.
+	ChildEnv []string
+
+	// Ready, when set, is closed once every server is serving.
+	Ready chan<- struct{}
+}
+
+// Run runs cfg until SIGTERM or SIGINT (or ctx is done), then drains and
+// returns nil. With Runtime.Workers == 0 it serves in this process;
+// otherwise this process is the master of that many worker processes.
+func Run(ctx context.Context, o Options) error {
+	cfg := o.Config
+	if o.Log == nil {
+		o.Log = slog.Default()
+	}
+	if cfg.Runtime.Type == config.RuntimeIOUring {
+		o.Log.Info("io_uring runtime is not in this build yet; using the epoll runtime (Go netpoller)")
+	}
+	ctx, stop := signal.NotifyContext(ctx, syscall.SIGTERM, syscall.SIGINT)
+	defer stop()
+
+	var d *demo.Server
+	if cfg.Demo != nil {
+		ln, err := listen(cfg.Demo.Listener, false)
+		if err != nil {
+			return fmt.Errorf("demo upstream: %w", err)
+		}
+		d = demo.Start(ln, o.Log.With("component", "demo"))
+		defer d.Close()
+		o.Log.Info("demo upstream serving", "listener", cfg.Demo.Listener.String())
+	}
+	if cfg.Runtime.Workers == 0 {
+		return runSingle(ctx, o)
+	}
+	return runMaster(ctx, o)
+}
+
+func listen(l config.Listener, reuse bool) (net.Listener, error) {
+	if l.Type == config.TypeUnix {
+		return netio.ListenUnix(l.Value)
+	}
+	if reuse {
+		return netio.ListenTCP(context.Background(), l.Value)
+	}
+	return net.Listen("tcp", l.Value)
+}
+
+func runSingle(ctx context.Context, o Options) error {
+	runtime.GOMAXPROCS(1)
+	inst, err := startServers(o.Config, nil, o.Log)
+	if err != nil {
+		return err
+	}
+	o.Log.Info("running in one process", "pid", os.Getpid(), "gomaxprocs", 1)
+	if o.Ready != nil {
+		close(o.Ready)
+	}
+	<-ctx.Done()
+	o.Log.Info("stopping: draining connections", "timeout", o.Config.Runtime.DrainTimeout)
+	cut := inst.drain(o.Config.Runtime.DrainTimeout)
+	o.Log.Info("stopped", "connections_cut", cut)
+	return nil
+}

@@ -1,0 +1,106 @@
+// Package worker runs the proxy: a master process that spawns one pinned
+// worker process per core and restarts those that die, and the workers that
+// bind their listeners (SO_REUSEPORT) and serve. With zero workers the whole
+// proxy runs in one process, for tests, embedding and development.
+package worker
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"sync"
+	"time"
+
+	"github.com/monolake-go/monolake/proxy"
+	"github.com/monolake-go/monolake/proxy/config"
+	"github.com/monolake-go/monolake/proxy/netio"
+	"github.com/monolake-go/monolake/proxy/server"
+)
+
+// instance is one process's set of running servers.
+type instance struct {
+	log     *slog.Logger
+	servers []*running
+}
+
+type running struct {
+	cfg  *config.Server
+	srv  *server.Server
+	svc  server.ConnService
+	ln   net.Listener
+	done chan error
+}
+
+// startServers builds a service per configured server and serves it on its
+// listener. inherited maps a server key to a listener the caller bound
+// (Unix sockets from the master); other servers bind their own TCP
+// listener with SO_REUSEPORT. On error nothing is left running.
+func startServers(cfg *config.Config, inherited map[string]net.Listener, log *slog.Logger) (*instance, error) {
+	inst := &instance{log: log}
+	for _, key := range cfg.ServerNames {
+		s := cfg.Servers[key]
+		svc, err := buildService(s, log.With("server", key))
+		if err != nil {
+			inst.close()
+			return nil, err
+		}
+		ln := inherited[key]
+		if ln == nil {
+			switch s.Listener.Type {
+			case config.TypeUnix:
+				ln, err = netio.ListenUnix(s.Listener.Value)
+			default:
+				ln, err = netio.ListenTCP(context.Background(), s.Listener.Value)
+			}
+			if err != nil {
+				proxy.CloseService(svc)
+				inst.close()
+				return nil, fmt.Errorf("server %q: %w", key, err)
+			}
+		}
+		r := &running{cfg: s, svc: svc, ln: ln, done: make(chan error, 1), srv: server.New(svc, log.With("server", key))}
+		inst.servers = append(inst.servers, r)
+	}
+	for _, r := range inst.servers {
+		go func() { r.done <- r.srv.Serve(r.ln) }()
+		log.Info("serving", "server", r.cfg.Key, "proxy_type", r.cfg.ProxyType, "listener", r.cfg.Listener.String())
+	}
+	return inst, nil
+}
+
+// drain stops accepting and waits for connections in flight, up to timeout;
+// then it closes what is left. It reports how many connections it cut.
+func (inst *instance) drain(timeout time.Duration) int {
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
+	defer cancel()
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	cut := 0
+	for _, r := range inst.servers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			n := r.srv.ActiveConns()
+			if err := r.srv.Shutdown(ctx); errors.Is(err, context.DeadlineExceeded) {
+				mu.Lock()
+				cut += r.srv.ActiveConns()
+				mu.Unlock()
+				inst.log.Warn("drain timeout: closing connections still open", "server", r.cfg.Key, "was_active", n, "timeout", timeout)
+				r.srv.Close()
+			}
+			proxy.CloseService(r.svc)
+		}()
+	}
+	wg.Wait()
+	return cut
+}
+
+// close stops everything at once.
+func (inst *instance) close() {
+	for _, r := range inst.servers {
+		r.srv.Close()
+		proxy.CloseService(r.svc)
+	}
+}

@@ -1,0 +1,377 @@
+package worker
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"fmt"
+	"log/slog"
+	"net"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/monolake-go/monolake/proxy/config"
+)
+
+// The test binary doubles as the worker executable: the master re-executes
+// it with this variable set.
+const childEnv = "MONOLAKE_WORKER_TEST_CHILD=1"
+
+func TestMain(m *testing.M) {
+	if os.Getenv("MONOLAKE_WORKER_TEST_CHILD") == "1" {
+		os.Exit(ChildMain(os.Args[1:]))
+	}
+	os.Exit(m.Run())
+}
+
+// echoUpstream accepts connections and echoes lines back with a prefix.
+func echoUpstream(t *testing.T) net.Listener {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ln.Close() })
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			go func() {
+				defer c.Close()
+				r := bufio.NewReader(c)
+				for {
+					line, err := r.ReadString('\n')
+					if err != nil {
+						return
+					}
+					fmt.Fprintf(c, "echo %s", line)
+				}
+			}()
+		}
+	}()
+	return ln
+}
+
+func freePort(t *testing.T) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	return ln.Addr().String()
+}
+
+func tcpConfig(t *testing.T, workers int, listen, upstream string, drain int) *config.Config {
+	t.Helper()
+	text := fmt.Sprintf(`[runtime]
+worker_threads = %d
+cpu_affinity = true
+drain_timeout_sec = %d
+[servers.l4]
+name = "l4"
+proxy_type = "tcp"
+listener = { type = "socket", value = %q }
+route = { upstreams = [{ endpoint = { type = "socket", value = %q } }] }
+`, workers, drain, listen, upstream)
+	c, err := config.Parse("test.toml", []byte(text))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c
+}
+
+// syncBuffer is a log sink shared by goroutines.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+func (s *syncBuffer) String() string { s.mu.Lock(); defer s.mu.Unlock(); return s.b.String() }
+
+type runner struct {
+	cancel context.CancelFunc
+	done   chan error
+	logs   *syncBuffer
+}
+
+func start(t *testing.T, cfg *config.Config) *runner {
+	t.Helper()
+	exe, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	ready := make(chan struct{})
+	r := &runner{cancel: cancel, done: make(chan error, 1), logs: &syncBuffer{}}
+	log := slog.New(slog.NewTextHandler(r.logs, nil))
+	go func() {
+		r.done <- Run(ctx, Options{Config: cfg, Log: log, Exe: exe, ChildEnv: []string{childEnv}, Ready: ready})
+	}()
+	select {
+	case <-ready:
+	case err := <-r.done:
+		t.Fatalf("Run returned before ready: %v\nlogs:\n%s", err, r.logs)
+	case <-time.After(20 * time.Second):
+		cancel()
+		t.Fatalf("not ready in 20s; logs:\n%s", r.logs)
+	}
+	t.Cleanup(func() {
+		cancel()
+		select {
+		case <-r.done:
+		case <-time.After(30 * time.Second):
+		}
+	})
+	return r
+}
+
+func (r *runner) stop(t *testing.T, within time.Duration) error {
+	t.Helper()
+	r.cancel()
+	select {
+	case err := <-r.done:
+		return err
+	case <-time.After(within):
+		t.Fatalf("Run did not return within %v; logs:\n%s", within, r.logs)
+		return nil
+	}
+}
+
+// exchange sends a line through the proxy and checks the echo.
+func exchange(t *testing.T, c net.Conn, r *bufio.Reader, msg string) {
+	t.Helper()
+	c.SetDeadline(time.Now().Add(5 * time.Second))
+	if _, err := fmt.Fprintf(c, "%s\n", msg); err != nil {
+		t.Fatalf("write %q: %v", msg, err)
+	}
+	got, err := r.ReadString('\n')
+	if err != nil || got != "echo "+msg+"\n" {
+		t.Fatalf("exchange %q: got %q, %v", msg, got, err)
+	}
+}
+
+func dialEcho(t *testing.T, addr, msg string) {
+	t.Helper()
+	c, err := net.DialTimeout("tcp", addr, 5*time.Second)
+	if err != nil {
+		t.Fatalf("dial %s: %v", addr, err)
+	}
+	defer c.Close()
+	exchange(t, c, bufio.NewReader(c), msg)
+}
+
+// children lists the pids of this process's child processes.
+func children(t *testing.T) []int {
+	t.Helper()
+	var pids []int
+	tasks, _ := filepath.Glob(fmt.Sprintf("/proc/%d/task/*/children", os.Getpid()))
+	for _, f := range tasks {
+		b, _ := os.ReadFile(f)
+		for _, s := range strings.Fields(string(b)) {
+			if pid, err := strconv.Atoi(s); err == nil && !isZombieOrGone(pid) {
+				pids = append(pids, pid)
+			}
+		}
+	}
+	return pids
+}
+
+func waitFor(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(15 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+func TestSingleProcessServesAndDrains(t *testing.T) {
+	up := echoUpstream(t)
+	addr := freePort(t)
+	r := start(t, tcpConfig(t, 0, addr, up.Addr().String(), 10))
+	dialEcho(t, addr, "hello")
+
+	// A connection in flight when the stop comes keeps working until the
+	// client ends it; new connections are refused meanwhile.
+	c, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	br := bufio.NewReader(c)
+	exchange(t, c, br, "before stop")
+	r.cancel()
+	waitFor(t, "listener to close", func() bool {
+		nc, err := net.DialTimeout("tcp", addr, time.Second)
+		if err == nil {
+			nc.Close()
+		}
+		return err != nil
+	})
+	exchange(t, c, br, "during drain")
+	select {
+	case err := <-r.done:
+		t.Fatalf("Run returned while a connection was in flight: %v", err)
+	default:
+	}
+	c.Close()
+	if err := r.stop(t, 10*time.Second); err != nil {
+		t.Fatalf("Run after drain: %v", err)
+	}
+}
+
+func TestDrainTimeoutCutsConnections(t *testing.T) {
+	up := echoUpstream(t)
+	addr := freePort(t)
+	r := start(t, tcpConfig(t, 0, addr, up.Addr().String(), 1))
+	c, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	exchange(t, c, bufio.NewReader(c), "x")
+	if err := r.stop(t, 10*time.Second); err != nil {
+		t.Fatalf("Run: %v", err)
+	}
+	c.SetReadDeadline(time.Now().Add(5 * time.Second))
+	if _, err := c.Read(make([]byte, 1)); err == nil {
+		t.Fatal("connection still open after the drain timeout")
+	}
+	if !strings.Contains(r.logs.String(), "drain timeout") {
+		t.Errorf("drain timeout not logged:\n%s", r.logs)
+	}
+}
+
+func TestMasterRestartsDeadWorker(t *testing.T) {
+	up := echoUpstream(t)
+	addr := freePort(t)
+	r := start(t, tcpConfig(t, 2, addr, up.Addr().String(), 5))
+	pids := children(t)
+	if len(pids) != 2 {
+		t.Fatalf("want 2 worker processes, have %v", pids)
+	}
+	for _, pid := range pids {
+		b, _ := os.ReadFile(fmt.Sprintf("/proc/%d/environ", pid))
+		if !bytes.Contains(b, []byte("GOMAXPROCS=1\x00")) {
+			t.Errorf("worker %d runs without GOMAXPROCS=1", pid)
+		}
+		if cpus, err := currentAffinity(pid); err != nil || len(cpus) != 1 {
+			t.Errorf("worker %d not pinned to one CPU: %v %v", pid, cpus, err)
+		}
+	}
+	for i := range 10 {
+		dialEcho(t, addr, fmt.Sprint("msg", i))
+	}
+	victim, _ := os.FindProcess(pids[0])
+	victim.Kill()
+	waitFor(t, "a replacement worker", func() bool {
+		now := children(t)
+		return len(now) == 2 && now[0] != pids[0] && now[1] != pids[0]
+	})
+	waitFor(t, "restart log", func() bool { return strings.Contains(r.logs.String(), "worker exited; restarting") })
+	if !strings.Contains(r.logs.String(), "killed by signal 9") {
+		t.Errorf("restart log does not say why:\n%s", r.logs)
+	}
+	// The replacement serves: with two workers on one SO_REUSEPORT address,
+	// enough new connections reach both.
+	waitFor(t, "replacement serving", func() bool { return strings.Count(r.logs.String(), "worker serving") >= 3 })
+	for i := range 20 {
+		dialEcho(t, addr, fmt.Sprint("after", i))
+	}
+	if err := r.stop(t, 15*time.Second); err != nil {
+		t.Fatalf("Run: %v", err)
+	}
+	waitFor(t, "workers to exit", func() bool { return len(children(t)) == 0 })
+}
+
+func TestMasterDrainsInFlight(t *testing.T) {
+	up := echoUpstream(t)
+	addr := freePort(t)
+	r := start(t, tcpConfig(t, 2, addr, up.Addr().String(), 10))
+	c, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	br := bufio.NewReader(c)
+	exchange(t, c, br, "one")
+	r.cancel()
+	waitFor(t, "listeners to close", func() bool {
+		nc, err := net.DialTimeout("tcp", addr, time.Second)
+		if err == nil {
+			nc.Close()
+		}
+		return err != nil
+	})
+	exchange(t, c, br, "two, while draining")
+	c.Close()
+	if err := r.stop(t, 15*time.Second); err != nil {
+		t.Fatalf("Run: %v", err)
+	}
+}
+
+func TestStartFailureIsReported(t *testing.T) {
+	busy, err := net.Listen("tcp", "127.0.0.1:0") // no SO_REUSEPORT: workers cannot share it
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer busy.Close()
+	for _, workers := range []int{0, 2} {
+		t.Run(fmt.Sprint("workers=", workers), func(t *testing.T) {
+			cfg := tcpConfig(t, workers, busy.Addr().String(), "127.0.0.1:9", 1)
+			exe, _ := os.Executable()
+			err := Run(context.Background(), Options{Config: cfg, Log: slog.New(slog.DiscardHandler), Exe: exe, ChildEnv: []string{childEnv}})
+			if err == nil || !strings.Contains(err.Error(), "address already in use") {
+				t.Fatalf("want an address-in-use error, got %v", err)
+			}
+			if len(children(t)) != 0 {
+				t.Fatalf("workers left running after a failed start")
+			}
+		})
+	}
+}
+
+func TestUnixListenerSharedByWorkers(t *testing.T) {
+	up := echoUpstream(t)
+	sock := filepath.Join(t.TempDir(), "proxy.sock")
+	text := fmt.Sprintf(`[runtime]
+worker_threads = 2
+drain_timeout_sec = 2
+[servers.u]
+proxy_type = "tcp"
+listener = { type = "unix", value = %q }
+route = { upstreams = [{ endpoint = { type = "socket", value = %q } }] }
+`, sock, up.Addr().String())
+	cfg, err := config.Parse("u.toml", []byte(text))
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := start(t, cfg)
+	for i := range 10 {
+		c, err := net.Dial("unix", sock)
+		if err != nil {
+			t.Fatal(err)
+		}
+		exchange(t, c, bufio.NewReader(c), fmt.Sprint("unix", i))
+		c.Close()
+	}
+	if err := r.stop(t, 15*time.Second); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(sock); !os.IsNotExist(err) {
+		t.Errorf("socket file left behind: %v", err)
+	}
+}
