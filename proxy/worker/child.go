@@ -82,7 +82,7 @@ func ChildMain(args []string) int {
 	}
 	fmt.Fprintln(ready, "ok")
 	ready.Close()
-	log.Info("worker serving", "cpu", *cpu, "gomaxprocs", runtime.GOMAXPROCS(0))
+	log.Info("worker up", "cpu", *cpu, "gomaxprocs", runtime.GOMAXPROCS(0))
 
 	// The master holds the write end of this pipe; EOF means it is gone, and
 	// a worker without a master drains and exits rather than linger.

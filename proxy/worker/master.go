@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"net"
 	"os"
 	"os/exec"
 	"strconv"
@@ -126,7 +125,7 @@ func (m *master) prepare() error {
 		f, err := netio.File(ln)
 		// Keep the socket file until the master exits: close the listener
 		// object without unlinking, and unlink in cleanup.
-		ln.(*net.UnixListener).SetUnlinkOnClose(false)
+		ln.SetUnlinkOnClose(false)
 		ln.Close()
 		if err != nil {
 			return err

@@ -16,7 +16,11 @@ func buildService(s *config.Server, log *slog.Logger) (server.ConnService, error
 	}
 	switch s.ProxyType {
 	case config.ProxyTCP:
-		return l4.New(s, log)
+		p, err := l4.New(s, log)
+		if err != nil {
+			return nil, err
+		}
+		return p, nil
 	case config.ProxyHTTP:
 		return nil, fmt.Errorf("server %q: proxy_type \"http\" is not available in this version yet; use proxy_type = \"tcp\"", s.Key)
 	}

@@ -103,7 +103,8 @@ func (s *syncBuffer) String() string { s.mu.Lock(); defer s.mu.Unlock(); return 
 
 type runner struct {
 	cancel context.CancelFunc
-	done   chan error
+	done   chan struct{} // closed when Run returns
+	err    error         // Run's result, once done is closed
 	logs   *syncBuffer
 }
 
@@ -115,15 +116,16 @@ func start(t *testing.T, cfg *config.Config) *runner {
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	ready := make(chan struct{})
-	r := &runner{cancel: cancel, done: make(chan error, 1), logs: &syncBuffer{}}
+	r := &runner{cancel: cancel, done: make(chan struct{}), logs: &syncBuffer{}}
 	log := slog.New(slog.NewTextHandler(r.logs, nil))
 	go func() {
-		r.done <- Run(ctx, Options{Config: cfg, Log: log, Exe: exe, ChildEnv: []string{childEnv}, Ready: ready})
+		r.err = Run(ctx, Options{Config: cfg, Log: log, Exe: exe, ChildEnv: []string{childEnv}, Ready: ready})
+		close(r.done)
 	}()
 	select {
 	case <-ready:
-	case err := <-r.done:
-		t.Fatalf("Run returned before ready: %v\nlogs:\n%s", err, r.logs)
+	case <-r.done:
+		t.Fatalf("Run returned before ready: %v\nlogs:\n%s", r.err, r.logs)
 	case <-time.After(20 * time.Second):
 		cancel()
 		t.Fatalf("not ready in 20s; logs:\n%s", r.logs)
@@ -142,8 +144,8 @@ func (r *runner) stop(t *testing.T, within time.Duration) error {
 	t.Helper()
 	r.cancel()
 	select {
-	case err := <-r.done:
-		return err
+	case <-r.done:
+		return r.err
 	case <-time.After(within):
 		t.Fatalf("Run did not return within %v; logs:\n%s", within, r.logs)
 		return nil
@@ -224,8 +226,8 @@ func TestSingleProcessServesAndDrains(t *testing.T) {
 	})
 	exchange(t, c, br, "during drain")
 	select {
-	case err := <-r.done:
-		t.Fatalf("Run returned while a connection was in flight: %v", err)
+	case <-r.done:
+		t.Fatalf("Run returned while a connection was in flight: %v", r.err)
 	default:
 	}
 	c.Close()

@@ -1,0 +1,200 @@
+package main
+
+import (
+	"bufio"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+)
+
+var binary string
+
+// TestMain builds the real binary once; the tests drive it as a user would.
+func TestMain(m *testing.M) {
+	dir, err := os.MkdirTemp("", "monolake-cli")
+	if err != nil {
+		panic(err)
+	}
+	binary = filepath.Join(dir, "monolake")
+	out, err := exec.Command("go", "build", "-o", binary, ".").CombinedOutput()
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "building monolake: %v\n%s", err, out)
+		os.Exit(1)
+	}
+	code := m.Run()
+	os.RemoveAll(dir)
+	os.Exit(code)
+}
+
+func monolake(t *testing.T, args ...string) (string, error) {
+	t.Helper()
+	out, err := exec.Command(binary, args...).CombinedOutput()
+	return string(out), err
+}
+
+func TestCheckMonolakeExample(t *testing.T) {
+	out, err := monolake(t, "check", "--config", "../../proxy/config/testdata/monolake-example.toml")
+	if err != nil {
+		t.Fatalf("check rejected Monolake's example config: %v\n%s", err, out)
+	}
+	for _, want := range []string{"config OK", "server server_basic (monolake.cloudwego.io): http on tcp://0.0.0.0:8080", "route host=* path=/{*p}", "http+tls(openssl)"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("check output lacks %q:\n%s", want, out)
+		}
+	}
+}
+
+func TestCheckDefault(t *testing.T) {
+	out, err := monolake(t, "check")
+	if err != nil || !strings.Contains(out, "demo upstream on tcp://127.0.0.1:8081") {
+		t.Fatalf("check of the embedded default: %v\n%s", err, out)
+	}
+}
+
+func TestCheckBadConfig(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "bad.toml")
+	os.WriteFile(path, []byte("[runtime]\nworker_threads = 2\n\n[servers.a]\nlistener = { type = \"socket\", value = \"127.0.0.1:80\" }\nporxy_type = \"tcp\"\n"), 0o644)
+	out, err := monolake(t, "check", "--config", path)
+	if err == nil {
+		t.Fatalf("bad config accepted:\n%s", out)
+	}
+	if !strings.Contains(out, path+":6: servers.a.porxy_type: unknown key") {
+		t.Fatalf("error does not name file, line and reason:\n%s", out)
+	}
+}
+
+func TestVersion(t *testing.T) {
+	out, err := monolake(t, "version")
+	if err != nil || !strings.Contains(out, "tls backends: gotls") || !strings.Contains(out, "runtimes:") {
+		t.Fatalf("version: %v\n%s", err, out)
+	}
+}
+
+func TestBadFlags(t *testing.T) {
+	for _, args := range [][]string{
+		{"run", "--runtime", "kqueue"},
+		{"run", "--tls-backend", "boringssl"},
+		{"run", "--workers", "-5"},
+	} {
+		out, err := monolake(t, args...)
+		if err == nil || !strings.Contains(out, "monolake:") {
+			t.Errorf("%v: want a clear error, got %v\n%s", args, err, out)
+		}
+	}
+}
+
+func freeAddr(t *testing.T) string {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	return ln.Addr().String()
+}
+
+// TestRunDrainsOnSIGTERM runs the real binary with two workers, keeps a
+// connection in flight, sends SIGTERM, and checks the connection still
+// works, new ones are refused, and the process exits 0 once it is done.
+func TestRunDrainsOnSIGTERM(t *testing.T) {
+	proxyAddr, demoAddr := freeAddr(t), freeAddr(t)
+	cfg := fmt.Sprintf(`[runtime]
+worker_threads = 2
+drain_timeout_sec = 20
+[demo]
+listener = { type = "socket", value = %q }
+[servers.web]
+proxy_type = "tcp"
+listener = { type = "socket", value = %q }
+route = { upstreams = [{ endpoint = { type = "socket", value = %q } }] }
+`, demoAddr, proxyAddr, demoAddr)
+	path := filepath.Join(t.TempDir(), "m.toml")
+	os.WriteFile(path, []byte(cfg), 0o644)
+	cmd := exec.Command(binary, "run", "--config", path)
+	var logs strings.Builder
+	cmd.Stderr = &logs
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer cmd.Process.Kill()
+	waitUp(t, proxyAddr)
+
+	resp, err := http.Get("http://" + proxyAddr + "/through-proxy")
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	// Its idle keep-alive connection would count as in flight; close it.
+	http.DefaultClient.CloseIdleConnections()
+	if !strings.Contains(string(body), "GET /through-proxy HTTP/1.1") {
+		t.Fatalf("demo page not served through the proxy:\n%s", body)
+	}
+
+	// A keep-alive connection in flight across the SIGTERM.
+	c, err := net.Dial("tcp", proxyAddr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	br := bufio.NewReader(c)
+	get := func(path string) {
+		t.Helper()
+		c.SetDeadline(time.Now().Add(5 * time.Second))
+		fmt.Fprintf(c, "GET %s HTTP/1.1\r\nHost: x\r\n\r\n", path)
+		resp, err := http.ReadResponse(br, nil)
+		if err != nil {
+			t.Fatalf("request %s on the in-flight connection: %v", path, err)
+		}
+		io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+	}
+	get("/before")
+	cmd.Process.Signal(syscall.SIGTERM)
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		nc, err := net.DialTimeout("tcp", proxyAddr, time.Second)
+		if err != nil {
+			break
+		}
+		nc.Close()
+		if time.Now().After(deadline) {
+			t.Fatal("still accepting 10s after SIGTERM")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	get("/during-drain")
+	c.Close()
+	done := make(chan error, 1)
+	go func() { done <- cmd.Wait() }()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatalf("exit after drain: %v\n%s", err, logs.String())
+		}
+	case <-time.After(15 * time.Second):
+		t.Fatalf("did not exit after its last connection closed\n%s", logs.String())
+	}
+}
+
+func waitUp(t *testing.T, addr string) {
+	t.Helper()
+	deadline := time.Now().Add(15 * time.Second)
+	for {
+		c, err := net.DialTimeout("tcp", addr, time.Second)
+		if err == nil {
+			c.Close()
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%s not up: %v", addr, err)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}

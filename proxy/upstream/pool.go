@@ -1,0 +1,214 @@
+// Package upstream keeps per-worker pools of idle keep-alive connections to
+// upstreams and dials new ones with a connect timeout.
+//
+// A pooled connection the upstream has closed (or sent unexpected bytes on)
+// is detected when it is taken from the pool, with one non-blocking
+// MSG_PEEK, and never used for a request.
+package upstream
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"sync"
+	"syscall"
+	"time"
+)
+
+// Defaults for a zero PoolConfig.
+const (
+	DefaultMaxIdlePerHost = 256
+	DefaultIdleTimeout    = 60 * time.Second
+	DefaultConnectTimeout = 5 * time.Second
+)
+
+// PoolConfig sets a Pool's limits; zero fields take the defaults.
+type PoolConfig struct {
+	MaxIdlePerHost int           // idle connections kept per address
+	IdleTimeout    time.Duration // an idle connection older than this is closed
+	ConnectTimeout time.Duration
+	// Dial, when set, replaces net.Dialer (tests, other drivers).
+	Dial func(ctx context.Context, network, addr string) (net.Conn, error)
+}
+
+// Key names an upstream address: network and address.
+type Key struct{ Network, Addr string }
+
+func (k Key) String() string { return k.Network + "://" + k.Addr }
+
+type idleConn struct {
+	c     net.Conn
+	since time.Time
+}
+
+// Pool is a set of idle connections by Key. It is safe for concurrent use.
+type Pool struct {
+	cfg    PoolConfig
+	dialer net.Dialer
+
+	mu     sync.Mutex
+	idle   map[Key][]idleConn // newest last
+	closed bool
+	stop   chan struct{}
+}
+
+// NewPool returns an empty pool and starts its idle reaper.
+func NewPool(cfg PoolConfig) *Pool {
+	if cfg.MaxIdlePerHost == 0 {
+		cfg.MaxIdlePerHost = DefaultMaxIdlePerHost
+	}
+	if cfg.IdleTimeout == 0 {
+		cfg.IdleTimeout = DefaultIdleTimeout
+	}
+	if cfg.ConnectTimeout == 0 {
+		cfg.ConnectTimeout = DefaultConnectTimeout
+	}
+	p := &Pool{cfg: cfg, idle: map[Key][]idleConn{}, stop: make(chan struct{})}
+	p.dialer.Timeout = cfg.ConnectTimeout
+	go p.reap()
+	return p
+}
+
+// ErrClosed is returned by Get on a closed pool.
+var ErrClosed = errors.New("upstream: pool closed")
+
+// Get returns an idle connection to k that is still good, or dials a new
+// one. reused tells which. A dial error wraps the cause with the address.
+func (p *Pool) Get(ctx context.Context, k Key) (c net.Conn, reused bool, err error) {
+	for {
+		p.mu.Lock()
+		if p.closed {
+			p.mu.Unlock()
+			return nil, false, ErrClosed
+		}
+		list := p.idle[k]
+		if len(list) == 0 {
+			p.mu.Unlock()
+			break
+		}
+		ic := list[len(list)-1]
+		p.idle[k] = list[:len(list)-1]
+		p.mu.Unlock()
+		if time.Since(ic.since) < p.cfg.IdleTimeout && alive(ic.c) {
+			return ic.c, true, nil
+		}
+		ic.c.Close()
+	}
+	c, err = p.dial(ctx, k)
+	return c, false, err
+}
+
+// Dial always opens a new connection (for a retry after a stale one).
+func (p *Pool) dial(ctx context.Context, k Key) (net.Conn, error) {
+	var c net.Conn
+	var err error
+	if p.cfg.Dial != nil {
+		ctx, cancel := context.WithTimeout(ctx, p.cfg.ConnectTimeout)
+		defer cancel()
+		c, err = p.cfg.Dial(ctx, k.Network, k.Addr)
+	} else {
+		c, err = p.dialer.DialContext(ctx, k.Network, k.Addr)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("upstream: dialing %s: %w", k, err)
+	}
+	return c, nil
+}
+
+// Dial opens a new connection to k, bypassing the idle list.
+func (p *Pool) Dial(ctx context.Context, k Key) (net.Conn, error) { return p.dial(ctx, k) }
+
+// Put returns c to the pool for reuse. The caller must only Put a
+// connection whose last exchange ended cleanly (response read whole, no
+// Connection: close). Over the cap, or on a closed pool, c is closed.
+func (p *Pool) Put(k Key, c net.Conn) {
+	p.mu.Lock()
+	if p.closed || len(p.idle[k]) >= p.cfg.MaxIdlePerHost {
+		p.mu.Unlock()
+		c.Close()
+		return
+	}
+	p.idle[k] = append(p.idle[k], idleConn{c: c, since: time.Now()})
+	p.mu.Unlock()
+}
+
+// Idle returns the number of idle connections to k.
+func (p *Pool) Idle(k Key) int {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return len(p.idle[k])
+}
+
+// Close closes every idle connection; connections in use are closed by
+// their users (Put after Close closes them).
+func (p *Pool) Close() error {
+	p.mu.Lock()
+	if p.closed {
+		p.mu.Unlock()
+		return nil
+	}
+	p.closed = true
+	idle := p.idle
+	p.idle = nil
+	p.mu.Unlock()
+	close(p.stop)
+	for _, list := range idle {
+		for _, ic := range list {
+			ic.c.Close()
+		}
+	}
+	return nil
+}
+
+func (p *Pool) reap() {
+	t := time.NewTicker(max(p.cfg.IdleTimeout/4, 50*time.Millisecond))
+	defer t.Stop()
+	for {
+		select {
+		case <-p.stop:
+			return
+		case now := <-t.C:
+			var dead []net.Conn
+			p.mu.Lock()
+			for k, list := range p.idle {
+				keep := list[:0]
+				for _, ic := range list {
+					if now.Sub(ic.since) >= p.cfg.IdleTimeout {
+						dead = append(dead, ic.c)
+					} else {
+						keep = append(keep, ic)
+					}
+				}
+				clear(list[len(keep):])
+				p.idle[k] = keep
+			}
+			p.mu.Unlock()
+			for _, c := range dead {
+				c.Close()
+			}
+		}
+	}
+}
+
+// alive peeks at an idle connection without blocking: no data and no EOF
+// means it is still good. Data on an idle HTTP connection is a protocol
+// error, so that counts as dead too. One recvfrom syscall.
+func alive(c net.Conn) bool {
+	sc, ok := c.(syscall.Conn)
+	if !ok {
+		return true // cannot tell; the caller retries a failed first write
+	}
+	rc, err := sc.SyscallConn()
+	if err != nil {
+		return false
+	}
+	good := false
+	err = rc.Read(func(fd uintptr) bool {
+		var b [1]byte
+		n, _, err := syscall.Recvfrom(int(fd), b[:], syscall.MSG_PEEK|syscall.MSG_DONTWAIT)
+		good = n < 0 && (err == syscall.EAGAIN || err == syscall.EWOULDBLOCK)
+		return true // never wait
+	})
+	return err == nil && good
+}
