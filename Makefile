@@ -43,5 +43,13 @@ run:
 		$(MAKE) --no-print-directory uring; else $(MAKE) --no-print-directory build; fi
 	./$(BIN) run
 
+# The benchmark suite against nginx (bench/README.md). Flags for monobench go in
+# BENCH_ARGS, e.g. make bench BENCH_ARGS='-protos l4 -workers 1 -reps 5'.
+bench:
+	GO='$(GO)' bash scripts/bench.sh $(BENCH_ARGS)
+
+bench-smoke:
+	GO='$(GO)' bash scripts/bench.sh -smoke $(BENCH_ARGS)
+
 clean:
 	rm -rf bin

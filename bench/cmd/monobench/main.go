@@ -1,0 +1,342 @@
+// Command monobench runs the benchmark suite of Monolake for Go against
+// nginx: `make bench` (the full suite) and `make bench-smoke` (about ten
+// seconds of load, for CI). See the bench package for the method.
+//
+// Exit status: 0 when every run that could run succeeded (targets the build
+// does not support are skipped), 1 when a run failed or the suite itself
+// could not run, 130 when interrupted.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"regexp"
+	"slices"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/monolake-go/monolake/bench"
+)
+
+func main() {
+	os.Exit(run())
+}
+
+func run() int {
+	var (
+		monolake    = flag.String("monolake", "bin/monolake", "path of the monolake binary (missing: its targets are unsupported)")
+		duration    = flag.Duration("duration", 5*time.Second, "length of each measured run (whole seconds)")
+		warmup      = flag.Duration("warmup", time.Second, "warm-up per case and target before the repetitions (0: none)")
+		reps        = flag.Int("reps", 3, "repetitions per case, target and worker count (median reported)")
+		conns       = flag.String("conns", "50,200", "client connection counts")
+		bodies      = flag.String("bodies", "0,1k,16k", "response body sizes (0, 1k, 16k, 64k)")
+		l4Bodies    = flag.String("l4-bodies", "0,1k,16k,64k", "body sizes of the L4 cases")
+		workers     = flag.String("workers", "", "proxy worker counts (default 1 up to the number of CPUs)")
+		protos      = flag.String("protos", "http1,https,h2,l4,close,close-tls", "case kinds: "+joinProtos())
+		cases       = flag.String("cases", "", "regexp: run only the cases whose name (like http1/c=50/body=1k) matches")
+		runtimes    = flag.String("runtimes", "epoll,uring", "Monolake runtimes to try")
+		tlsBackends = flag.String("tls-backends", "gotls,openssl", "Monolake TLS backends to try")
+		h2Streams   = flag.Int("h2-streams", 10, "concurrent streams per h2 connection")
+		proxyCPUs   = flag.String("proxy-cpus", "", "CPU pool of the proxy; w workers get the first w (default: all)")
+		loadCPUs    = flag.String("load-cpus", "", "CPUs of the load generator and the origin (default: the last CPU on 2 cores)")
+		portBase    = flag.Int("port-base", 27000, "first TCP port the suite listens on")
+		out         = flag.String("out", "bench/results", "results directory: a timestamped run directory and latest/ go here")
+		smoke       = flag.Bool("smoke", false, "smoke mode: ~10 s of load, 1 repetition, few cases, results in OUT/smoke (for CI)")
+		direct      = flag.Bool("direct", true, "measure the direct run (client to origin) as the reference")
+		dryRun      = flag.Bool("n", false, "print the cases and the time the suite would take, and exit")
+	)
+	flag.Parse()
+	set := map[string]bool{}
+	flag.Visit(func(f *flag.Flag) { set[f.Name] = true })
+	if *smoke {
+		defaults := map[string]func(){
+			"duration":  func() { *duration = time.Second },
+			"warmup":    func() { *warmup = 0 },
+			"reps":      func() { *reps = 1 },
+			"conns":     func() { *conns = "50" },
+			"bodies":    func() { *bodies = "1k" },
+			"l4-bodies": func() { *l4Bodies = "16k" },
+			"workers":   func() { *workers = "1" },
+			"protos":    func() { *protos = "http1,https,l4" },
+			"direct":    func() { *direct = false },
+		}
+		for name, apply := range defaults {
+			if !set[name] {
+				apply()
+			}
+		}
+	}
+
+	fail := func(err error) int {
+		fmt.Fprintln(os.Stderr, "monobench:", err)
+		return 1
+	}
+	allowed, err := bench.AllowedCPUs()
+	if err != nil {
+		return fail(err)
+	}
+	m := bench.Matrix{}
+	for _, p := range splitList(*protos) {
+		pr, err := bench.ParseProto(p)
+		if err != nil {
+			return fail(err)
+		}
+		m.Protos = append(m.Protos, pr)
+	}
+	if m.Conns, err = parseInts(*conns); err != nil {
+		return fail(fmt.Errorf("-conns: %w", err))
+	}
+	if m.Bodies, err = parseBodies(*bodies); err != nil {
+		return fail(err)
+	}
+	if m.L4Bodies, err = parseBodies(*l4Bodies); err != nil {
+		return fail(err)
+	}
+	if *cases != "" {
+		if m.Filter, err = regexp.Compile(*cases); err != nil {
+			return fail(fmt.Errorf("-cases: %w", err))
+		}
+	}
+	var ws []int
+	if *workers == "" {
+		for w := 1; w <= len(allowed); w++ {
+			ws = append(ws, w)
+		}
+	} else if ws, err = parseInts(*workers); err != nil {
+		return fail(fmt.Errorf("-workers: %w", err))
+	}
+	pool, load := bench.SplitCPUs(allowed, slices.Max(ws))
+	if *proxyCPUs != "" {
+		if pool, err = bench.ParseCPUs(*proxyCPUs); err != nil {
+			return fail(err)
+		}
+	}
+	if *loadCPUs != "" {
+		if load, err = bench.ParseCPUs(*loadCPUs); err != nil {
+			return fail(err)
+		}
+	}
+
+	if *dryRun {
+		opt := bench.Options{Matrix: m, Workers: ws, Runtimes: splitList(*runtimes), NoDirect: !*direct,
+			TLSBackends: splitList(*tlsBackends), Duration: *duration, Warmup: *warmup, Reps: *reps}
+		for _, c := range m.Cases() {
+			fmt.Println(c.Name())
+		}
+		runs, d := bench.Estimate(opt)
+		fmt.Printf("%d cases, workers %v, proxy CPUs %s, load CPUs %s: at most %d runs, about %v if every target is supported\n",
+			len(m.Cases()), ws, bench.FormatCPUs(pool), bench.FormatCPUs(load), runs, d.Round(time.Second))
+		return 0
+	}
+
+	started := time.Now().UTC()
+	dir := filepath.Join(*out, started.Format("20060102T150405Z"))
+	if *smoke {
+		dir = filepath.Join(*out, "smoke")
+		os.RemoveAll(dir)
+	}
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return fail(err)
+	}
+	// nginx resolves relative paths against its prefix, not our directory.
+	if dir, err = filepath.Abs(dir); err != nil {
+		return fail(err)
+	}
+	if *monolake != "" {
+		if abs, err := filepath.Abs(*monolake); err == nil {
+			*monolake = abs
+		}
+	}
+	opt := bench.Options{
+		Monolake: *monolake, Matrix: m, Workers: ws,
+		Runtimes: splitList(*runtimes), TLSBackends: splitList(*tlsBackends),
+		Duration: *duration, Warmup: *warmup, Reps: *reps, H2Streams: *h2Streams,
+		ProxyCPUs: pool, LoadCPUs: load, PortBase: *portBase, Dir: dir, NoDirect: !*direct,
+		Progress: os.Stdout,
+	}
+	if _, err := os.Stat(*monolake); err != nil {
+		fmt.Printf("monobench: no monolake binary at %s: its targets are reported unsupported\n", *monolake)
+	}
+	for _, w := range ws {
+		if bench.Overlaps(bench.ProxyCPUs(pool, w), load) {
+			fmt.Printf("monobench: with %d workers the proxy shares CPUs with the load side (%s); req/s there is not the proxy's alone\n",
+				w, bench.FormatCPUs(load))
+			break
+		}
+	}
+
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	r, err := bench.NewRunner(opt)
+	if err != nil {
+		return fail(err)
+	}
+	runErr := r.Run(ctx)
+	r.Close() // every process stopped, the work dir gone, before writing
+	stop()
+
+	report := bench.Report{
+		Started: started, Finished: time.Now().UTC(), Smoke: *smoke,
+		Env: bench.Environment(*monolake),
+		Settings: map[string]string{
+			"duration": duration.String(), "warmup": warmup.String(), "reps": strconv.Itoa(*reps),
+			"conns": *conns, "bodies": *bodies, "l4_bodies": *l4Bodies, "workers": fmt.Sprint(ws),
+			"protos": *protos, "cases": *cases, "runtimes": *runtimes, "tls_backends": *tlsBackends,
+			"h2_streams": strconv.Itoa(*h2Streams), "direct": strconv.FormatBool(*direct), "proxy_cpus": bench.FormatCPUs(pool),
+			"load_cpus": bench.FormatCPUs(load), "tls": bench.TLSSuite + " " + bench.TLSCurve + " ECDSA-P256",
+			"args": strings.Join(os.Args[1:], " "),
+		},
+		Runs: r.Runs(),
+	}
+	var order []string
+	for _, c := range m.Cases() {
+		order = append(order, c.Name())
+	}
+	report.Summaries = bench.SummarizeRuns(report.Runs, r.Known())
+	bench.SortSummaries(report.Summaries, order)
+
+	fmt.Println()
+	bench.WriteTable(os.Stdout, report.Summaries)
+	fmt.Println()
+	bench.WriteRatios(os.Stdout, report.Summaries)
+	noisy := 0
+	for _, s := range report.Summaries {
+		if s.Noisy {
+			noisy++
+		}
+	}
+	if noisy > 0 {
+		fmt.Printf("note: %d result(s) ran beside other work on this machine (marked noisy); rerun them on an idle machine before quoting them\n", noisy)
+	}
+
+	// The overview chart shows the largest worker count whose proxy has its
+	// CPUs to itself (on 2 cores: one worker on CPU 0).
+	headline := bench.HeadlineWorkers(ws, pool, load)
+	if err := writeResults(dir, report, order, headline); err != nil {
+		return fail(err)
+	}
+	if !*smoke && runErr == nil {
+		latest := filepath.Join(*out, "latest")
+		if err := copyDir(dir, latest); err != nil {
+			return fail(err)
+		}
+		fmt.Printf("results: %s (and %s)\n", dir, latest)
+	} else {
+		fmt.Printf("results: %s\n", dir)
+	}
+
+	switch {
+	case errors.Is(runErr, context.Canceled):
+		fmt.Fprintln(os.Stderr, "monobench: interrupted; partial results written")
+		return 130
+	case runErr != nil:
+		return fail(runErr)
+	case r.Failures > 0:
+		return fail(fmt.Errorf("%d run(s) failed (errors or non-2xx responses); see the table", r.Failures))
+	}
+	return 0
+}
+
+func writeResults(dir string, report bench.Report, order []string, headline int) error {
+	if err := bench.WriteJSON(filepath.Join(dir, "results.json"), report); err != nil {
+		return err
+	}
+	if err := bench.WriteRunsCSV(filepath.Join(dir, "runs.csv"), report.Runs); err != nil {
+		return err
+	}
+	if err := bench.WriteSummaryCSV(filepath.Join(dir, "summary.csv"), report.Summaries); err != nil {
+		return err
+	}
+	f, err := os.Create(filepath.Join(dir, "table.txt"))
+	if err != nil {
+		return err
+	}
+	bench.WriteTable(f, report.Summaries)
+	fmt.Fprintln(f)
+	bench.WriteRatios(f, report.Summaries)
+	f.Close()
+	charts := filepath.Join(dir, "charts")
+	if err := os.MkdirAll(charts, 0o755); err != nil {
+		return err
+	}
+	files, err := bench.WriteCharts(charts, report.Summaries, order, headline)
+	if err != nil {
+		return err
+	}
+	fmt.Printf("charts: %d PNG files in %s\n", len(files), charts)
+	return nil
+}
+
+// copyDir replaces dst with a copy of src (regular files only).
+func copyDir(src, dst string) error {
+	if err := os.RemoveAll(dst); err != nil {
+		return err
+	}
+	return filepath.WalkDir(src, func(p string, d os.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		rel, _ := filepath.Rel(src, p)
+		target := filepath.Join(dst, rel)
+		if d.IsDir() {
+			return os.MkdirAll(target, 0o755)
+		}
+		b, err := os.ReadFile(p)
+		if err != nil {
+			return err
+		}
+		return os.WriteFile(target, b, 0o644)
+	})
+}
+
+func splitList(s string) []string {
+	var out []string
+	for f := range strings.SplitSeq(s, ",") {
+		if f = strings.TrimSpace(f); f != "" {
+			out = append(out, f)
+		}
+	}
+	return out
+}
+
+func parseInts(s string) ([]int, error) {
+	var out []int
+	for _, f := range splitList(s) {
+		n, err := strconv.Atoi(f)
+		if err != nil || n < 0 {
+			return nil, fmt.Errorf("bad number %q", f)
+		}
+		out = append(out, n)
+	}
+	if len(out) == 0 {
+		return nil, errors.New("empty list")
+	}
+	return out, nil
+}
+
+func parseBodies(s string) ([]string, error) {
+	var out []string
+	for _, f := range splitList(s) {
+		b, err := bench.ParseBody(f)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, b)
+	}
+	return out, nil
+}
+
+func joinProtos() string {
+	s := make([]string, len(bench.AllProtos))
+	for i, p := range bench.AllProtos {
+		s[i] = string(p)
+	}
+	return strings.Join(s, ", ")
+}

@@ -1,0 +1,141 @@
+package bench
+
+import (
+	"encoding/csv"
+	"encoding/json"
+	"math"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+func testRuns() []Run {
+	run := func(target string, w, rep int, rps, eff float64, status string, bound bool) Run {
+		return Run{Case: "http1/c=50/body=1k", Proto: ProtoHTTP1, Conns: 50, Body: "1k", Target: target,
+			Workers: w, Rep: rep, RPS: rps, ReqPerCPUSec: eff, P50Ms: 1, P99Ms: 2 * float64(rep),
+			Status: status, LoadBound: bound, Detail: map[bool]string{true: "", false: "read 3"}[status == StatusOK]}
+	}
+	nan := math.NaN()
+	return []Run{
+		run(TargetDirect, 0, 1, 300, nan, StatusOK, false),
+		run(TargetNginx, 1, 1, 100, 1000, StatusOK, true),
+		run("monolake/epoll", 1, 1, 120, 2000, StatusOK, true),
+		run(TargetNginx, 1, 2, 90, 1100, StatusOK, true),
+		run("monolake/epoll", 1, 2, 150, 2400, StatusOK, false),
+		run(TargetNginx, 1, 3, 110, 900, StatusOK, false),
+		run("monolake/epoll", 1, 3, 130, 2200, StatusFailed, false),
+	}
+}
+
+func TestSummarizeRuns(t *testing.T) {
+	known := []Summary{{Case: "http1/c=50/body=1k", Target: "monolake/uring", Workers: 1,
+		Status: StatusUnsupported, Reason: "no io_uring"}}
+	sums := SummarizeRuns(testRuns(), known)
+	by := map[string]Summary{}
+	for _, s := range sums {
+		by[s.Target] = s
+	}
+	if len(by) != 4 {
+		t.Fatalf("got %d summaries, want 4: %+v", len(sums), sums)
+	}
+	n := by[TargetNginx]
+	if n.RPS != (Spread{100, 90, 110, 3}) || n.ReqPerCPUSec.Median != 1000 || n.Status != StatusOK {
+		t.Errorf("nginx summary %+v", n)
+	}
+	if !n.LoadBound {
+		t.Error("nginx: 2 of 3 runs load-bound, summary not flagged")
+	}
+	if !math.IsNaN(n.VsNginxRPS) {
+		t.Errorf("nginx has a ratio to itself: %v", n.VsNginxRPS)
+	}
+	m := by["monolake/epoll"]
+	if m.Status != StatusFailed || m.Reason != "read 3" {
+		t.Errorf("monolake: status %q reason %q, want failed with the run's detail", m.Status, m.Reason)
+	}
+	if m.VsNginxRPS != 1.3 || m.VsNginxEff != 2.2 {
+		t.Errorf("monolake ratios %v %v, want 1.3 2.2", m.VsNginxRPS, m.VsNginxEff)
+	}
+	if m.LoadBound {
+		t.Error("monolake: 1 of 3 runs load-bound, summary flagged")
+	}
+	if m.P99Ms.Median != 4 {
+		t.Errorf("p99 median %v, want 4", m.P99Ms.Median)
+	}
+	if u := by["monolake/uring"]; u.Status != StatusUnsupported || !math.IsNaN(u.VsNginxRPS) {
+		t.Errorf("unsupported summary %+v", u)
+	}
+	if d := by[TargetDirect]; !math.IsNaN(d.ReqPerCPUSec.Median) || d.RPS.Median != 300 {
+		t.Errorf("direct summary %+v", d)
+	}
+}
+
+func TestWriteOutputs(t *testing.T) {
+	dir := t.TempDir()
+	runs := testRuns()
+	sums := SummarizeRuns(runs, nil)
+	SortSummaries(sums, []string{"http1/c=50/body=1k"})
+	if sums[0].Target != TargetDirect || sums[1].Target != TargetNginx {
+		t.Errorf("order: %s, %s; want direct, nginx first", sums[0].Target, sums[1].Target)
+	}
+
+	rep := Report{Runs: runs, Summaries: sums, Env: map[string]string{"ncpu": "2"}}
+	p := filepath.Join(dir, "results.json")
+	if err := WriteJSON(p, rep); err != nil {
+		t.Fatal(err)
+	}
+	b, _ := os.ReadFile(p)
+	var back struct {
+		Runs      []map[string]any `json:"runs"`
+		Summaries []map[string]any `json:"summaries"`
+	}
+	if err := json.Unmarshal(b, &back); err != nil {
+		t.Fatalf("results.json does not parse: %v", err)
+	}
+	if len(back.Runs) != len(runs) || back.Runs[0]["req_per_proxy_cpu_s"] != nil || back.Runs[1]["rps"] != 100.0 {
+		t.Errorf("results.json runs: %v", back.Runs[:2])
+	}
+
+	p = filepath.Join(dir, "runs.csv")
+	if err := WriteRunsCSV(p, runs); err != nil {
+		t.Fatal(err)
+	}
+	f, _ := os.Open(p)
+	rows, err := csv.NewReader(f).ReadAll()
+	f.Close()
+	if err != nil || len(rows) != len(runs)+1 || rows[1][4] != TargetDirect || rows[1][17] != "" {
+		t.Errorf("runs.csv: %v %v", err, rows[:2])
+	}
+	if err := WriteSummaryCSV(filepath.Join(dir, "summary.csv"), sums); err != nil {
+		t.Fatal(err)
+	}
+
+	var tb strings.Builder
+	if err := WriteTable(&tb, sums); err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{"direct", "nginx", "monolake/epoll", "×1.30", "×2.20", "FAILED: read 3", "load-bound"} {
+		if !strings.Contains(tb.String(), want) {
+			t.Errorf("table lacks %q:\n%s", want, tb.String())
+		}
+	}
+	var rb strings.Builder
+	WriteRatios(&rb, sums)
+	if !strings.Contains(rb.String(), "req/s ×1.30  req/proxy-cpu-s ×2.20") {
+		t.Errorf("ratios:\n%s", rb.String())
+	}
+
+	files, err := WriteCharts(dir, sums, []string{"http1/c=50/body=1k"}, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(files) != 4 { // rps, cpu, latency, overview
+		t.Errorf("charts: %v", files)
+	}
+	for _, f := range files {
+		b, err := os.ReadFile(f)
+		if err != nil || len(b) < 8 || string(b[1:4]) != "PNG" {
+			t.Errorf("%s is not a PNG (%v)", f, err)
+		}
+	}
+}

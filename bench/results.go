@@ -1,0 +1,171 @@
+package bench
+
+import (
+	"math"
+	"time"
+)
+
+// Run statuses.
+const (
+	StatusOK          = "ok"
+	StatusFailed      = "failed"      // errors or non-2xx responses
+	StatusUnsupported = "unsupported" // the build cannot run the case
+)
+
+// Run is one measured run of one target on one case.
+type Run struct {
+	Case    string `json:"case"`
+	Proto   Proto  `json:"proto"`
+	Conns   int    `json:"conns"`
+	Body    string `json:"body"`
+	Target  string `json:"target"`
+	Workers int    `json:"workers"` // 0 for the direct run
+	Rep     int    `json:"rep"`
+
+	Requests int64   `json:"requests"`
+	Seconds  float64 `json:"seconds"` // wall time of the measured window
+	RPS      float64 `json:"rps"`
+	P50Ms    float64 `json:"p50_ms"` // NaN when the tool gives no percentiles
+	P99Ms    float64 `json:"p99_ms"`
+	MeanMs   float64 `json:"mean_ms"`
+	Errors   int64   `json:"errors"`
+	Non2xx   int64   `json:"non2xx"`
+	Detail   string  `json:"detail,omitempty"`
+	TLS      string  `json:"tls,omitempty"` // negotiated version, suite and group
+
+	// ProxyCPUSec is the user+system time of all the proxy's processes in
+	// the window; ReqPerCPUSec is Requests over it.
+	ProxyCPUSec  float64 `json:"proxy_cpu_s"`
+	ReqPerCPUSec float64 `json:"req_per_proxy_cpu_s"`
+	ProxyUtil    float64 `json:"proxy_cpu_util"` // share of the proxy's CPUs used
+	LoadCPUSec   float64 `json:"load_cpu_s"`     // load generator and origin
+	LoadUtil     float64 `json:"load_cpu_util"`  // share of the load CPUs used
+	// LoadBound marks a run where the load side was saturated and the proxy
+	// was not: the proxy was not the bottleneck, so its req/s understates it.
+	LoadBound bool `json:"load_bound"`
+	// OtherCPUSec is CPU time spent in the window by processes outside the
+	// run (the machine's busy time less the proxy's and the load side's);
+	// Noisy marks a run where that was more than a fifth of a CPU.
+	OtherCPUSec float64 `json:"other_cpu_s"`
+	Noisy       bool    `json:"noisy"`
+	Status      string  `json:"status"`
+}
+
+// Summary is the median over the repetitions of one target on one case at
+// one worker count.
+type Summary struct {
+	Case    string `json:"case"`
+	Proto   Proto  `json:"proto"`
+	Conns   int    `json:"conns"`
+	Body    string `json:"body"`
+	Target  string `json:"target"`
+	Workers int    `json:"workers"`
+	Status  string `json:"status"`
+	Reason  string `json:"reason,omitempty"` // why unsupported or failed
+	TLS     string `json:"tls,omitempty"`    // negotiated version, suite and group
+
+	RPS          Spread  `json:"rps"`
+	ReqPerCPUSec Spread  `json:"req_per_proxy_cpu_s"`
+	P50Ms        Spread  `json:"p50_ms"`
+	P99Ms        Spread  `json:"p99_ms"`
+	ProxyUtil    float64 `json:"proxy_cpu_util"`
+	LoadUtil     float64 `json:"load_cpu_util"`
+	LoadBound    bool    `json:"load_bound"`
+	Noisy        bool    `json:"noisy"` // some repetition ran beside other work
+	// Ratios of the medians to nginx's on the same case and worker count.
+	VsNginxRPS float64 `json:"vs_nginx_rps"`
+	VsNginxEff float64 `json:"vs_nginx_req_per_cpu_s"`
+}
+
+// Report is everything one invocation of the suite measured.
+type Report struct {
+	Started   time.Time         `json:"started"`
+	Finished  time.Time         `json:"finished"`
+	Smoke     bool              `json:"smoke"`
+	Env       map[string]string `json:"env"`
+	Settings  map[string]string `json:"settings"`
+	Runs      []Run             `json:"runs"`
+	Summaries []Summary         `json:"summaries"`
+}
+
+// SummarizeRuns builds the summaries from the runs plus the unsupported and
+// failed entries already known (which have no runs), and fills in the
+// ratios to nginx.
+func SummarizeRuns(runs []Run, known []Summary) []Summary {
+	type key struct {
+		c, t string
+		w    int
+	}
+	var order []key
+	groups := map[key][]Run{}
+	for _, r := range runs {
+		k := key{r.Case, r.Target, r.Workers}
+		if _, ok := groups[k]; !ok {
+			order = append(order, k)
+		}
+		groups[k] = append(groups[k], r)
+	}
+	byKey := map[key]int{}
+	var out []Summary
+	for _, s := range known {
+		byKey[key{s.Case, s.Target, s.Workers}] = len(out)
+		out = append(out, s)
+	}
+	for _, k := range order {
+		rs := groups[k]
+		var s Summary
+		if i, ok := byKey[k]; ok {
+			s = out[i]
+		} else {
+			s = Summary{Case: rs[0].Case, Proto: rs[0].Proto, Conns: rs[0].Conns, Body: rs[0].Body,
+				Target: rs[0].Target, Workers: rs[0].Workers}
+		}
+		s.TLS = rs[0].TLS
+		var rps, eff, p50, p99, pu, lu []float64
+		s.Status = StatusOK
+		bound := 0
+		for _, r := range rs {
+			if r.Status != StatusOK {
+				s.Status = StatusFailed
+				if s.Reason == "" {
+					s.Reason = r.Detail
+				}
+			}
+			rps = append(rps, r.RPS)
+			eff = append(eff, r.ReqPerCPUSec)
+			p50 = append(p50, r.P50Ms)
+			p99 = append(p99, r.P99Ms)
+			pu = append(pu, r.ProxyUtil)
+			lu = append(lu, r.LoadUtil)
+			if r.LoadBound {
+				bound++
+			}
+			s.Noisy = s.Noisy || r.Noisy
+		}
+		s.RPS, s.ReqPerCPUSec = Summarize(rps), Summarize(eff)
+		s.P50Ms, s.P99Ms = Summarize(p50), Summarize(p99)
+		s.ProxyUtil, s.LoadUtil = Summarize(pu).Median, Summarize(lu).Median
+		s.LoadBound = bound*2 > len(rs)
+		if i, ok := byKey[k]; ok {
+			out[i] = s
+		} else {
+			byKey[k] = len(out)
+			out = append(out, s)
+		}
+	}
+	nan := math.NaN()
+	for i := range out {
+		s := &out[i]
+		s.VsNginxRPS, s.VsNginxEff = nan, nan
+		if s.Target == TargetNginx || s.Status == StatusUnsupported {
+			continue
+		}
+		j, ok := byKey[key{s.Case, TargetNginx, s.Workers}]
+		if !ok || out[j].Status == StatusUnsupported {
+			continue
+		}
+		s.VsNginxRPS = Ratio(s.RPS.Median, out[j].RPS.Median)
+		s.VsNginxEff = Ratio(s.ReqPerCPUSec.Median, out[j].ReqPerCPUSec.Median)
+	}
+	return out
+}

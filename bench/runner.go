@@ -1,0 +1,859 @@
+package bench
+
+import (
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"io"
+	"math"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"golang.org/x/sys/unix"
+)
+
+// Target names. Monolake's are "monolake/RUNTIME" and, on TLS cases,
+// "monolake/RUNTIME/BACKEND".
+const (
+	TargetDirect = "direct"
+	TargetNginx  = "nginx"
+)
+
+// StreamModule is the nginx module the L4 cases load.
+const StreamModule = "/usr/lib/nginx/modules/ngx_stream_module.so"
+
+// Options configure a run of the suite.
+type Options struct {
+	// Monolake is the path of the monolake binary; empty or missing marks
+	// every Monolake target unsupported.
+	Monolake string
+	Matrix   Matrix
+	Workers  []int
+	// Runtimes and TLSBackends name the Monolake variants to try; the ones
+	// the build lacks are reported unsupported.
+	Runtimes    []string
+	TLSBackends []string
+	Duration    time.Duration
+	Warmup      time.Duration // per case and target, before the repetitions
+	Reps        int
+	H2Streams   int // concurrent streams per h2 connection
+	ProxyCPUs   []int
+	LoadCPUs    []int
+	PortBase    int
+	// NoDirect skips measuring the direct run (the origin is still probed).
+	NoDirect bool
+	// Dir is where configs and logs are written (the results directory);
+	// the temporary work directory holds certs, bodies and pid files.
+	Dir string
+	// Progress receives a line per run.
+	Progress io.Writer
+}
+
+// Runner runs the suite. It is used by one goroutine.
+type Runner struct {
+	opt   Options
+	procs Procs
+	work  string
+	cert  string
+	key   string
+	pool  *x509.CertPool
+
+	origin      *Proc
+	originHTTP  string
+	originHTTPS string
+	originH2    string
+
+	// features is what the monolake binary says it contains; when
+	// haveFeatures is false every variant is tried.
+	features     Features
+	haveFeatures bool
+
+	runs    []Run
+	known   []Summary
+	lastWhy string          // last unsupported reason printed, so it is said once
+	tlsSeen map[string]bool // targets whose TLS parameters were printed
+	step    int
+	steps   int
+	// Failures counts failed runs, and cases skipped because a Monolake
+	// target had died on an earlier one.
+	Failures int
+}
+
+// live is a target running for one group of cases.
+type live struct {
+	name    string
+	proc    *Proc // nil for the direct run
+	plain   string
+	tls     string
+	h2      string
+	cpus    []int
+	workers int
+	probed  map[Proto]string // probe result per protocol: "" ok, else why unsupported
+	tlsInfo string
+	dead    string // why a Monolake target stopped working mid-suite
+}
+
+func (t *live) addr(c Case) string {
+	switch {
+	case c.H2():
+		return t.h2
+	case c.TLS():
+		return t.tls
+	}
+	return t.plain
+}
+
+// NewRunner checks the tools and prepares the work directory.
+func NewRunner(opt Options) (*Runner, error) {
+	r := &Runner{opt: opt}
+	need := []string{"taskset", "nginx", "wrk"}
+	cases := opt.Matrix.Cases()
+	if len(cases) == 0 {
+		return nil, errors.New("bench: no case left to run (check -cases and -protos)")
+	}
+	for _, c := range cases {
+		if c.H2() && !slices.Contains(need, "h2load") {
+			need = append(need, "h2load")
+		}
+		if c.Mode() == ModeTCP {
+			if _, err := os.Stat(StreamModule); err != nil {
+				return nil, fmt.Errorf("bench: L4 cases need nginx's stream module (libnginx-mod-stream): %w", err)
+			}
+		}
+	}
+	for _, tool := range need {
+		if _, err := exec.LookPath(tool); err != nil {
+			return nil, fmt.Errorf("bench: %s not found; run scripts/install-deps.sh: %w", tool, err)
+		}
+	}
+	if opt.Reps < 1 {
+		return nil, errors.New("bench: at least one repetition")
+	}
+	for _, sub := range []string{"configs", "logs"} {
+		if err := os.MkdirAll(filepath.Join(opt.Dir, sub), 0o755); err != nil {
+			return nil, fmt.Errorf("bench: %w", err)
+		}
+	}
+	work, err := os.MkdirTemp("", "monobench-")
+	if err != nil {
+		return nil, fmt.Errorf("bench: creating work dir: %w", err)
+	}
+	// nginx workers run as nobody and must read the bodies.
+	if err := os.Chmod(work, 0o755); err != nil {
+		os.RemoveAll(work)
+		return nil, fmt.Errorf("bench: %w", err)
+	}
+	r.work = work
+	if opt.Monolake != "" {
+		if out, err := exec.Command(opt.Monolake, "version").Output(); err == nil {
+			r.features, r.haveFeatures = ParseFeatures(string(out))
+		}
+	}
+	return r, nil
+}
+
+// Close stops every process the runner started and removes its work
+// directory. It is safe to call more than once.
+func (r *Runner) Close() {
+	r.procs.StopAll()
+	if r.work != "" {
+		os.RemoveAll(r.work)
+		r.work = ""
+	}
+}
+
+// Runs returns the runs so far.
+func (r *Runner) Runs() []Run { return r.runs }
+
+// Known returns the summaries of targets that did not run on a case:
+// unsupported by the build, or dead from an earlier case.
+func (r *Runner) Known() []Summary { return r.known }
+
+func (r *Runner) progress(format string, args ...any) {
+	if r.opt.Progress != nil {
+		fmt.Fprintf(r.opt.Progress, format+"\n", args...)
+	}
+}
+
+// Run runs the whole suite. It returns an error only when the suite itself
+// cannot go on (a tool missing, nginx not starting, the context cancelled);
+// failed runs and unsupported targets are in the results.
+func (r *Runner) Run(ctx context.Context) error {
+	if err := r.startOrigin(ctx); err != nil {
+		return err
+	}
+	cases := r.opt.Matrix.Cases()
+	var est time.Duration
+	r.steps, est = Estimate(r.opt)
+	r.progress("%d cases, workers %v, %d repetitions of %v (warm-up %v); proxy CPUs %s, load CPUs %s; at most %d runs, about %v",
+		len(cases), r.opt.Workers, r.opt.Reps, r.opt.Duration, r.opt.Warmup,
+		FormatCPUs(r.opt.ProxyCPUs), FormatCPUs(r.opt.LoadCPUs), r.steps, est.Round(time.Second))
+
+	// The direct run: the client against the origin, once per case.
+	direct := &live{name: TargetDirect, plain: r.originHTTP, tls: r.originHTTPS, h2: r.originH2,
+		cpus: r.opt.LoadCPUs, probed: map[Proto]string{}}
+	for _, c := range cases {
+		if err := r.probeOrFail(ctx, direct, c); err != nil {
+			return err
+		}
+		if r.opt.NoDirect {
+			continue
+		}
+		if err := r.measureCase(ctx, c, []*live{direct}); err != nil {
+			return err
+		}
+	}
+
+	for _, w := range r.opt.Workers {
+		for _, mode := range []Mode{ModeHTTP, ModeHTTPS, ModeTCP} {
+			var group []Case
+			for _, c := range cases {
+				if c.Mode() == mode {
+					group = append(group, c)
+				}
+			}
+			if len(group) == 0 {
+				continue
+			}
+			if err := r.runGroup(ctx, w, mode, group); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+// Estimate returns how many measured runs the suite makes and about how long
+// it takes if every target is supported.
+func Estimate(opt Options) (runs int, d time.Duration) {
+	targets := 0 // target runs per repetition
+	for _, c := range opt.Matrix.Cases() {
+		variants := len(opt.Runtimes)
+		if c.TLS() {
+			variants *= max(1, len(opt.TLSBackends))
+		}
+		targets += len(opt.Workers) * (1 + variants)
+		if !opt.NoDirect {
+			targets++
+		}
+	}
+	// wrk and h2load run whole seconds; starting them and the proxies adds
+	// a little to each run.
+	run := time.Duration(max(1, int((opt.Duration+time.Second/2)/time.Second)))*time.Second + 300*time.Millisecond
+	warm := time.Duration(0)
+	if opt.Warmup > 0 {
+		warm = time.Duration(max(1, int((opt.Warmup+time.Second/2)/time.Second)))*time.Second + 300*time.Millisecond
+	}
+	return targets * opt.Reps, time.Duration(targets) * (time.Duration(opt.Reps)*run + warm)
+}
+
+// runGroup starts nginx and every Monolake variant for one mode and worker
+// count, and measures the cases of that mode on them, interleaved.
+func (r *Runner) runGroup(ctx context.Context, w int, mode Mode, cases []Case) error {
+	var started []*Proc
+	defer func() {
+		for _, p := range started {
+			r.procs.Remove(p)
+		}
+	}()
+	port := r.opt.PortBase + 100
+	next := func() string { port++; return "127.0.0.1:" + strconv.Itoa(port) }
+	cpus := ProxyCPUs(r.opt.ProxyCPUs, w)
+	maxConns := slices.Max(r.opt.Matrix.Conns)
+
+	// nginx.
+	nx := &live{name: TargetNginx, cpus: cpus, workers: w, probed: map[Proto]string{}}
+	keepalive := maxConns
+	if mode == ModeHTTPS {
+		// Each h2 stream in flight holds an upstream connection.
+		keepalive *= max(1, r.opt.H2Streams)
+	}
+	nname := fmt.Sprintf("nginx-%s-w%d", mode, w)
+	nc := NginxProxyConfig{
+		Dir: filepath.Join(r.work, nname), Log: r.logPath(nname + "-error"), NoFile: noFile(), Workers: max(w, 1), Mode: mode,
+		Upstream: r.originHTTP, Keepalive: keepalive, Cert: r.cert, Key: r.key,
+	}
+	nc.Listen = next()
+	nx.plain, nx.tls, nx.h2 = nc.Listen, nc.Listen, nc.Listen
+	if mode == ModeHTTPS {
+		nc.ListenH2 = next()
+		nx.h2 = nc.ListenH2
+	}
+	text, err := RenderNginxProxy(nc)
+	if err != nil {
+		return err
+	}
+	p, err := r.startNginx(ctx, nname, nc.Dir, text, cpus, nc.Listen, nc.ListenH2)
+	if err != nil {
+		return err
+	}
+	started = append(started, p)
+	nx.proc = p
+	targets := []*live{nx}
+
+	// Monolake variants.
+	stacks := []string{""}
+	if mode == ModeHTTPS {
+		stacks = r.opt.TLSBackends
+	}
+	for _, rt := range r.opt.Runtimes {
+		for _, stack := range stacks {
+			name := "monolake/" + rt
+			if stack != "" {
+				name += "/" + stack
+			}
+			t := &live{name: name, cpus: cpus, workers: w, probed: map[Proto]string{}}
+			listen := next()
+			t.plain, t.tls, t.h2 = listen, listen, listen
+			why, p, err := r.startMonolake(ctx, t, mode, rt, stack, w, listen, cpus)
+			if err != nil {
+				return err
+			}
+			if p != nil {
+				started = append(started, p)
+				t.proc = p
+			}
+			if why != "" {
+				if why != r.lastWhy {
+					r.progress("  %s w=%d %s: unsupported: %s", mode, w, name, why)
+				}
+				r.lastWhy = why
+				for _, c := range cases {
+					r.unsupported(c, name, w, why)
+				}
+				if p != nil {
+					r.procs.Remove(p)
+					started = slices.DeleteFunc(started, func(q *Proc) bool { return q == p })
+				}
+				continue
+			}
+			targets = append(targets, t)
+		}
+	}
+
+	for _, c := range cases {
+		var ts []*live
+		for _, t := range targets {
+			if t.name == TargetNginx {
+				if err := r.probeOrFail(ctx, t, c); err != nil {
+					return err
+				}
+				ts = append(ts, t)
+				continue
+			}
+			if t.dead != "" {
+				r.Failures++
+				r.known = append(r.known, skipped(c, t.name, w, StatusFailed, t.dead))
+				continue
+			}
+			if why := r.probe(ctx, t, c); why != "" {
+				r.progress("  %s w=%d %s: unsupported: %s", c.Name(), w, t.name, why)
+				r.unsupported(c, t.name, w, why)
+				continue
+			}
+			ts = append(ts, t)
+		}
+		if err := r.measureCase(ctx, c, ts); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (r *Runner) unsupported(c Case, target string, w int, why string) {
+	r.steps -= r.opt.Reps
+	r.known = append(r.known, skipped(c, target, w, StatusUnsupported, why))
+}
+
+// skipped is the summary of a target that did not run on a case.
+func skipped(c Case, target string, w int, status, why string) Summary {
+	none := Summarize(nil)
+	return Summary{Case: c.Name(), Proto: c.Proto, Conns: c.Conns, Body: c.Body,
+		Target: target, Workers: w, Status: status, Reason: why,
+		RPS: none, ReqPerCPUSec: none, P50Ms: none, P99Ms: none,
+		ProxyUtil: math.NaN(), LoadUtil: math.NaN()}
+}
+
+// noFile is the open-file limit nginx workers may raise themselves to: the
+// hard limit, at most 65536.
+func noFile() int {
+	var lim unix.Rlimit
+	if err := unix.Getrlimit(unix.RLIMIT_NOFILE, &lim); err != nil {
+		return 0
+	}
+	return int(min(lim.Max, 65536))
+}
+
+// measureCase warms each target up, then runs the repetitions interleaved:
+// target 1, target 2, …, target 1, target 2, ….
+func (r *Runner) measureCase(ctx context.Context, c Case, ts []*live) error {
+	if r.opt.Warmup > 0 {
+		for _, t := range ts {
+			run, err := r.measure(ctx, c, t, 0, r.opt.Warmup)
+			if err != nil {
+				return err
+			}
+			if t.dead != "" {
+				r.runs = append(r.runs, run)
+				r.Failures++
+				r.report(run, r.opt.Reps)
+			}
+		}
+	}
+	for rep := 1; rep <= r.opt.Reps; rep++ {
+		for _, t := range ts {
+			if t.dead != "" {
+				continue
+			}
+			run, err := r.measure(ctx, c, t, rep, r.opt.Duration)
+			if err != nil {
+				return err
+			}
+			r.runs = append(r.runs, run)
+			r.step++
+			if run.Status != StatusOK {
+				r.Failures++
+			}
+			r.report(run, r.opt.Reps)
+		}
+	}
+	return nil
+}
+
+func (r *Runner) report(run Run, reps int) {
+	w := "-"
+	if run.Target != TargetDirect {
+		w = strconv.Itoa(run.Workers)
+	}
+	line := fmt.Sprintf("[%3d/%3d] %-22s w=%-2s %-24s rep %d/%d %9.0f req/s  p50 %s  p99 %s",
+		r.step, max(r.steps, r.step), run.Case, w, run.Target, run.Rep, reps, run.RPS,
+		fmtMs(run.P50Ms), fmtMs(run.P99Ms))
+	if run.Target != TargetDirect {
+		line += fmt.Sprintf("  %9.0f req/cpu-s (proxy %3.0f%%)", run.ReqPerCPUSec, 100*run.ProxyUtil)
+	}
+	line += fmt.Sprintf("  load %3.0f%%", 100*run.LoadUtil)
+	if run.LoadBound {
+		line += " LOAD-BOUND"
+	}
+	if run.Noisy {
+		line += fmt.Sprintf(" NOISY (other processes %.0f%% of a CPU)", 100*run.OtherCPUSec/run.Seconds)
+	}
+	if run.Status != StatusOK {
+		line += "  FAILED: " + run.Detail
+	}
+	r.progress("%s", line)
+}
+
+// measure runs the load generator once against t and takes the CPU time of
+// the proxy and the load side over the window. rep 0 is a warm-up.
+func (r *Runner) measure(ctx context.Context, c Case, t *live, rep int, d time.Duration) (Run, error) {
+	run := Run{Case: c.Name(), Proto: c.Proto, Conns: c.Conns, Body: c.Body, Target: t.name,
+		Workers: t.workers, Rep: rep}
+	scheme := "http"
+	if c.TLS() {
+		scheme = "https"
+	}
+	url := scheme + "://" + t.addr(c) + c.Path()
+	threads := len(r.opt.LoadCPUs)
+	var argv []string
+	if c.H2() {
+		argv = append([]string{"h2load"}, H2loadArgs(url, threads, c.Conns, r.opt.H2Streams, d)...)
+	} else {
+		argv = append([]string{"wrk"}, WrkArgs(url, threads, c.Conns, d, c.Close())...)
+	}
+
+	var proxyBefore, originBefore time.Duration
+	var err error
+	if t.proc != nil {
+		if proxyBefore, err = TreeCPU(t.proc.PID()); err != nil {
+			return r.procGone(run, t, err)
+		}
+	}
+	if originBefore, err = TreeCPU(r.origin.PID()); err != nil {
+		return run, fmt.Errorf("bench: origin: %w", err)
+	}
+	sysBefore, sysErr := SystemCPU()
+	start := time.Now()
+	res, runErr := RunCommand(ctx, FormatCPUs(r.opt.LoadCPUs), argv...)
+	wall := time.Since(start)
+	if ctx.Err() != nil {
+		return run, ctx.Err()
+	}
+	var proxyCPU time.Duration
+	if t.proc != nil {
+		after, err := TreeCPU(t.proc.PID())
+		if err != nil {
+			return r.procGone(run, t, err)
+		}
+		proxyCPU = after - proxyBefore
+	}
+	originAfter, err := TreeCPU(r.origin.PID())
+	if err != nil {
+		return run, fmt.Errorf("bench: origin: %w", err)
+	}
+	loadCPU := res.CPU + originAfter - originBefore
+	sysAfter, sysErr2 := SystemCPU()
+	if sysErr == nil && sysErr2 == nil {
+		other := sysAfter - sysBefore - proxyCPU - loadCPU
+		run.OtherCPUSec = max(0, other.Seconds())
+		run.Noisy = run.OtherCPUSec > 0.2*wall.Seconds()
+	}
+
+	r.logLoad(run, argv, res.Output)
+	var lr LoadResult
+	if runErr != nil {
+		lr.Detail = runErr.Error()
+		lr.Errors = 1
+	} else if c.H2() {
+		lr, err = ParseH2load(res.Output)
+	} else {
+		lr, err = ParseWrk(res.Output)
+	}
+	if err != nil {
+		lr.Detail = fmt.Sprintf("%v: %s", err, lastLines(res.Output, 3))
+		lr.Errors = max(lr.Errors, 1)
+	}
+
+	run.Requests, run.RPS = lr.Requests, lr.RPS
+	run.Seconds = wall.Seconds()
+	run.P50Ms, run.P99Ms, run.MeanMs = durMs(lr.P50), durMs(lr.P99), durMs(lr.Mean)
+	run.Errors, run.Non2xx, run.Detail = lr.Errors, lr.Non2xx, lr.Detail
+	run.LoadCPUSec = loadCPU.Seconds()
+	run.LoadUtil = run.LoadCPUSec / (wall.Seconds() * float64(len(r.opt.LoadCPUs)))
+	if t.proc != nil {
+		run.ProxyCPUSec = proxyCPU.Seconds()
+		run.ProxyUtil = run.ProxyCPUSec / (wall.Seconds() * float64(len(t.cpus)))
+		run.ReqPerCPUSec = math.NaN()
+		if run.ProxyCPUSec > 0 {
+			run.ReqPerCPUSec = float64(run.Requests) / run.ProxyCPUSec
+		}
+		run.LoadBound = run.LoadUtil >= 0.85 && run.ProxyUtil < 0.85
+	} else {
+		run.ReqPerCPUSec, run.ProxyUtil = math.NaN(), math.NaN()
+	}
+	if c.TLS() {
+		run.TLS = t.tlsInfo
+	}
+	run.Status = StatusOK
+	if lr.Failed() {
+		run.Status = StatusFailed
+		if run.Detail == "" {
+			run.Detail = "no request completed"
+		}
+	}
+	return run, nil
+}
+
+// procGone handles a proxy that exited during a run: a harness error for
+// nginx; for Monolake a failed run, and the target is dead for the cases
+// after it.
+func (r *Runner) procGone(run Run, t *live, err error) (Run, error) {
+	why := fmt.Sprintf("exited during the run (%v): %s", err, lastLines(t.proc.Tail(600), 3))
+	if t.name == TargetNginx {
+		return run, fmt.Errorf("bench: nginx %s; log %s", why, t.proc.Log)
+	}
+	t.dead = why
+	run.Status, run.Detail, run.Errors = StatusFailed, why, 1
+	run.RPS, run.ReqPerCPUSec, run.P50Ms, run.P99Ms, run.MeanMs = 0, math.NaN(), math.NaN(), math.NaN(), math.NaN()
+	return run, nil
+}
+
+func durMs(d time.Duration) float64 {
+	if d == 0 {
+		return math.NaN()
+	}
+	return float64(d) / 1e6
+}
+
+func fmtMs(ms float64) string {
+	switch {
+	case math.IsNaN(ms):
+		return "    -  "
+	case ms < 1:
+		return fmt.Sprintf("%4.0fus", ms*1000)
+	case ms < 1000:
+		return fmt.Sprintf("%5.2fms", ms)
+	}
+	return fmt.Sprintf("%5.2fs ", ms/1000)
+}
+
+// startOrigin writes the certificate and the bodies, and starts nginx as the
+// origin on the load CPUs.
+func (r *Runner) startOrigin(ctx context.Context) error {
+	var err error
+	if r.cert, r.key, err = WriteCert(r.work); err != nil {
+		return err
+	}
+	pem, err := os.ReadFile(r.cert)
+	if err != nil {
+		return fmt.Errorf("bench: %w", err)
+	}
+	r.pool = x509.NewCertPool()
+	r.pool.AppendCertsFromPEM(pem)
+	www := filepath.Join(r.work, "www")
+	if err := os.MkdirAll(www, 0o755); err != nil {
+		return fmt.Errorf("bench: %w", err)
+	}
+	for name, size := range Bodies {
+		body := make([]byte, size)
+		for i := range body {
+			body[i] = 'a' + byte(i%26)
+		}
+		if err := os.WriteFile(filepath.Join(www, name), body, 0o644); err != nil {
+			return fmt.Errorf("bench: writing body: %w", err)
+		}
+	}
+	b := r.opt.PortBase
+	r.originHTTP = fmt.Sprintf("127.0.0.1:%d", b)
+	r.originHTTPS = fmt.Sprintf("127.0.0.1:%d", b+1)
+	r.originH2 = fmt.Sprintf("127.0.0.1:%d", b+2)
+	oc := OriginConfig{Dir: filepath.Join(r.work, "origin"), Log: r.logPath("origin-error"), NoFile: noFile(), WWW: www, Workers: len(r.opt.LoadCPUs),
+		HTTP: r.originHTTP, HTTPS: r.originHTTPS, H2: r.originH2, Cert: r.cert, Key: r.key}
+	text, err := RenderOrigin(oc)
+	if err != nil {
+		return err
+	}
+	p, err := r.startNginx(ctx, "origin", oc.Dir, text, r.opt.LoadCPUs, oc.HTTP, oc.HTTPS, oc.H2)
+	if err != nil {
+		return err
+	}
+	r.origin = p
+	return nil
+}
+
+// startNginx writes an nginx config (also into the results directory) and
+// starts nginx in the foreground, waiting until its listeners accept.
+func (r *Runner) startNginx(ctx context.Context, name, dir, text string, cpus []int, addrs ...string) (*Proc, error) {
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return nil, fmt.Errorf("bench: %w", err)
+	}
+	conf := filepath.Join(dir, "nginx.conf")
+	if err := os.WriteFile(conf, []byte(text), 0o644); err != nil {
+		return nil, fmt.Errorf("bench: %w", err)
+	}
+	r.saveConfig(name+".conf", text)
+	for _, a := range addrs {
+		if err := portFree(a); err != nil {
+			return nil, err
+		}
+	}
+	errLog := r.logPath(name + "-error")
+	p, err := r.procs.Start(name, FormatCPUs(cpus), r.logPath(name),
+		"nginx", "-p", dir, "-e", errLog, "-c", conf, "-g", "daemon off; master_process on;")
+	if err != nil {
+		return nil, err
+	}
+	for _, a := range addrs {
+		if a == "" {
+			continue
+		}
+		if err := waitListening(ctx, p, a, 10*time.Second); err != nil {
+			text, _ := os.ReadFile(errLog)
+			r.procs.Remove(p)
+			return nil, fmt.Errorf("bench: %s: %w\n%s%s", name, err, p.Tail(1000), lastLines(string(text), 5))
+		}
+	}
+	return p, nil
+}
+
+// startMonolake starts one Monolake variant. A variant the build cannot run
+// is no error: why says what it lacks, and p (if not nil) must be stopped.
+func (r *Runner) startMonolake(ctx context.Context, t *live, mode Mode, rt, stack string, w int, listen string, cpus []int) (why string, p *Proc, err error) {
+	if r.opt.Monolake == "" {
+		return "no monolake binary", nil, nil
+	}
+	if _, err := os.Stat(r.opt.Monolake); err != nil {
+		return fmt.Sprintf("no monolake binary (%v)", err), nil, nil
+	}
+	// The binary may fall back to another runtime rather than fail, so a
+	// variant it does not list is not run under a wrong name.
+	if r.haveFeatures {
+		if !slices.Contains(r.features.Runtimes, rt) {
+			return fmt.Sprintf("runtime %s not in this build (it has %s)", rt, strings.Join(r.features.Runtimes, ", ")), nil, nil
+		}
+		if stack != "" && !slices.Contains(r.features.TLSBackends, stack) {
+			return fmt.Sprintf("TLS backend %s not in this build (it has %s)", stack, strings.Join(r.features.TLSBackends, ", ")), nil, nil
+		}
+	}
+	mc := MonolakeConfig{Workers: w, Runtime: rt, Mode: mode, Listen: listen, Upstream: r.originHTTP,
+		Cert: r.cert, Key: r.key, TLSStack: stack}
+	text, err := RenderMonolake(mc)
+	if err != nil {
+		return "", nil, err
+	}
+	name := strings.ReplaceAll(t.name, "/", "-") + fmt.Sprintf("-%s-w%d", mode, w)
+	conf := filepath.Join(r.work, name+".toml")
+	if err := os.WriteFile(conf, []byte(text), 0o644); err != nil {
+		return "", nil, fmt.Errorf("bench: %w", err)
+	}
+	r.saveConfig(name+".toml", text)
+	if err := portFree(listen); err != nil {
+		return "", nil, err
+	}
+	argv := []string{r.opt.Monolake, "run", "--config", conf, "--workers", strconv.Itoa(w), "--runtime", rt}
+	if stack != "" {
+		argv = append(argv, "--tls-backend", stack)
+	}
+	p, err = r.procs.Start(name, FormatCPUs(cpus), r.logPath(name), argv...)
+	if err != nil {
+		return "", nil, err
+	}
+	if err := waitListening(ctx, p, listen, 10*time.Second); err != nil {
+		if ctx.Err() != nil {
+			return "", p, ctx.Err()
+		}
+		return fmt.Sprintf("%v: %s", err, lastLines(p.Tail(600), 1)), p, nil
+	}
+	return "", p, nil
+}
+
+// logLoad appends the load generator's output to logs/load.log.
+func (r *Runner) logLoad(run Run, argv []string, out string) {
+	f, err := os.OpenFile(r.logPath("load"), os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o644)
+	if err != nil {
+		return
+	}
+	defer f.Close()
+	fmt.Fprintf(f, "=== %s w=%d %s rep %d: %s\n%s\n", run.Case, run.Workers, run.Target, run.Rep, strings.Join(argv, " "), out)
+}
+
+// logPath is where the log of the named process goes: the results
+// directory, so that logs outlive the run.
+func (r *Runner) logPath(name string) string {
+	return filepath.Join(r.opt.Dir, "logs", name+".log")
+}
+
+func (r *Runner) saveConfig(name, text string) {
+	if err := os.WriteFile(filepath.Join(r.opt.Dir, "configs", name), []byte(text), 0o644); err != nil {
+		r.progress("bench: saving config %s: %v", name, err)
+	}
+}
+
+// probeOrFail probes a target that must work (the origin, nginx).
+func (r *Runner) probeOrFail(ctx context.Context, t *live, c Case) error {
+	if why := r.probe(ctx, t, c); why != "" {
+		log := ""
+		if t.proc != nil {
+			log = " log: " + t.proc.Tail(400)
+		}
+		return fmt.Errorf("bench: %s on %s does not work: %s%s", t.name, c.Name(), why, log)
+	}
+	return nil
+}
+
+// probe sends one request for the 1 KiB body through t the way case c does
+// (TLS, h2) and checks the answer. It returns why it failed, or "".
+func (r *Runner) probe(ctx context.Context, t *live, c Case) string {
+	if why, ok := t.probed[c.Proto]; ok {
+		return why
+	}
+	why := r.probeOnce(ctx, t, c)
+	if t.probed != nil {
+		t.probed[c.Proto] = why
+	}
+	return why
+}
+
+func (r *Runner) probeOnce(ctx context.Context, t *live, c Case) string {
+	if t.proc != nil {
+		if exited, err := t.proc.Exited(); exited {
+			return fmt.Sprintf("exited (%v): %s", err, lastLines(t.proc.Tail(600), 1))
+		}
+	}
+	tr := &http.Transport{
+		TLSClientConfig: &tls.Config{
+			RootCAs: r.pool,
+			// What wrk's OpenSSL 3.0 offers, so the probe sees what the
+			// load generator will negotiate.
+			CurvePreferences: []tls.CurveID{tls.X25519, tls.CurveP256},
+		},
+		ForceAttemptHTTP2: c.H2(),
+		DisableKeepAlives: true,
+	}
+	if !c.H2() {
+		tr.TLSNextProto = map[string]func(string, *tls.Conn) http.RoundTripper{}
+	}
+	defer tr.CloseIdleConnections()
+	scheme := "http"
+	if c.TLS() {
+		scheme = "https"
+	}
+	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, "GET", scheme+"://"+t.addr(c)+"/1k", nil)
+	if err != nil {
+		return err.Error()
+	}
+	resp, err := tr.RoundTrip(req)
+	if err != nil {
+		return fmt.Sprintf("probe request: %v", err)
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(resp.Body)
+	switch {
+	case err != nil:
+		return fmt.Sprintf("probe reading body: %v", err)
+	case resp.StatusCode != http.StatusOK:
+		return fmt.Sprintf("probe got status %d", resp.StatusCode)
+	case len(body) != Bodies["1k"]:
+		return fmt.Sprintf("probe got %d bytes, want %d", len(body), Bodies["1k"])
+	case c.H2() && resp.ProtoMajor != 2:
+		return fmt.Sprintf("no h2 (got %s)", resp.Proto)
+	}
+	if cs := resp.TLS; cs != nil {
+		t.tlsInfo = fmt.Sprintf("%s %s %s", tls.VersionName(cs.Version), tls.CipherSuiteName(cs.CipherSuite), cs.CurveID)
+		if r.tlsSeen == nil {
+			r.tlsSeen = map[string]bool{}
+		}
+		if !r.tlsSeen[t.name] {
+			r.tlsSeen[t.name] = true
+			r.progress("  tls %-24s %s", t.name, t.tlsInfo)
+		}
+	}
+	return ""
+}
+
+func portFree(addr string) error {
+	if addr == "" {
+		return nil
+	}
+	l, err := net.Listen("tcp", addr)
+	if err != nil {
+		return fmt.Errorf("bench: port %s is taken (another run, or choose -port-base): %w", addr, err)
+	}
+	l.Close()
+	return nil
+}
+
+// waitListening waits until addr accepts a connection, p exits, or the
+// timeout passes.
+func waitListening(ctx context.Context, p *Proc, addr string, timeout time.Duration) error {
+	deadline := time.Now().Add(timeout)
+	for {
+		if exited, err := p.Exited(); exited {
+			return fmt.Errorf("exited before listening (%v)", err)
+		}
+		c, err := net.DialTimeout("tcp", addr, 200*time.Millisecond)
+		if err == nil {
+			c.Close()
+			return nil
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("not listening after %v", timeout)
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
+}

@@ -1,0 +1,121 @@
+package http1
+
+import "io"
+
+var (
+	_ io.Reader = (*ContentLengthReader)(nil)
+	_ io.Reader = (*ChunkedReader)(nil)
+	_ io.Reader = (*Body)(nil)
+	_ io.Reader = (*Reader)(nil)
+	_ io.Writer = (*ChunkedWriter)(nil)
+)
+
+// BodyKind is how a message body is framed (RFC 9112 6).
+type BodyKind uint8
+
+const (
+	// BodyNone: no body (or Content-Length: 0).
+	BodyNone BodyKind = iota
+	// BodyLength: exactly Content-Length bytes.
+	BodyLength
+	// BodyChunked: chunked transfer coding, possibly with trailers.
+	BodyChunked
+	// BodyClose: everything until the connection closes (responses only).
+	BodyClose
+)
+
+func (k BodyKind) String() string {
+	switch k {
+	case BodyNone:
+		return "none"
+	case BodyLength:
+		return "length"
+	case BodyChunked:
+		return "chunked"
+	case BodyClose:
+		return "close"
+	}
+	return "invalid"
+}
+
+// ContentLengthReader reads exactly N bytes from R, then io.EOF. If R ends
+// first it returns io.ErrUnexpectedEOF. It never asks R for more than
+// remains, so R's following bytes (a pipelined request) stay unread. The zero
+// value is empty; Reset makes it ready.
+type ContentLengthReader struct {
+	R io.Reader
+	N int64 // bytes remaining
+}
+
+// Reset reads n bytes from r from now on.
+func (c *ContentLengthReader) Reset(r io.Reader, n int64) { c.R, c.N = r, n }
+
+func (c *ContentLengthReader) Read(p []byte) (int, error) {
+	if c.N <= 0 {
+		return 0, io.EOF
+	}
+	if int64(len(p)) > c.N {
+		p = p[:c.N]
+	}
+	n, err := c.R.Read(p)
+	c.N -= int64(n)
+	if err == io.EOF {
+		if c.N > 0 {
+			return n, io.ErrUnexpectedEOF
+		}
+	} else if err == nil && c.N == 0 {
+		err = io.EOF
+	}
+	return n, err
+}
+
+// Body reads one message body of any kind from a Reader: the part of the
+// connection's input that belongs to this message and nothing after it. A
+// close-delimited body is the Reader's raw bytes until EOF.
+//
+// A Body is meant to live in the per-connection state and be Reset for each
+// message, so reading bodies does not allocate.
+type Body struct {
+	kind BodyKind
+	src  *Reader
+	cl   ContentLengthReader
+	ch   ChunkedReader
+}
+
+// Reset makes b read a body framed as kind from src (length is used for
+// BodyLength). For a Request: b.Reset(r, req.BodyKind, req.ContentLength).
+func (b *Body) Reset(src *Reader, kind BodyKind, length int64) {
+	b.kind, b.src = kind, src
+	switch kind {
+	case BodyLength:
+		b.cl.Reset(src, length)
+	case BodyChunked:
+		b.ch.Reset(src)
+	}
+}
+
+// Kind returns the framing b reads.
+func (b *Body) Kind() BodyKind { return b.kind }
+
+// Read reads body bytes (decoded, for chunked). At the end of the body it
+// returns io.EOF; a body cut short gives io.ErrUnexpectedEOF.
+func (b *Body) Read(p []byte) (int, error) {
+	switch b.kind {
+	case BodyLength:
+		return b.cl.Read(p)
+	case BodyChunked:
+		return b.ch.Read(p)
+	case BodyClose:
+		return b.src.Read(p)
+	}
+	return 0, io.EOF
+}
+
+// Trailers returns a chunked body's trailer fields once Read has returned
+// io.EOF, nil otherwise. They borrow the Reader's buffer like a head does.
+func (b *Body) Trailers() Headers {
+	if b.kind == BodyChunked {
+		return b.ch.Trailers()
+	}
+	return nil
+}

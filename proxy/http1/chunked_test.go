@@ -1,0 +1,265 @@
+package http1
+
+import (
+	"bytes"
+	"errors"
+	"io"
+	"strings"
+	"testing"
+	"testing/iotest"
+)
+
+var chunkedTests = []struct {
+	name     string
+	in       string
+	body     string
+	trailers string // "Name: value\r\n" lines
+	rest     string // left buffered after the body
+	err      error
+}{
+	{name: "one chunk", in: "5\r\nhello\r\n0\r\n\r\n", body: "hello"},
+	{name: "empty body", in: "0\r\n\r\n"},
+	{name: "several chunks", in: "3\r\nabc\r\n1\r\nd\r\n10\r\n0123456789abcdef\r\n0\r\n\r\n", body: "abcd0123456789abcdef"},
+	{name: "upper-case hex", in: "A\r\n0123456789\r\n0\r\n\r\n", body: "0123456789"},
+	{name: "leading zeros", in: "005\r\nhello\r\n000\r\n\r\n", body: "hello"},
+	{name: "extensions", in: "5;name=value;flag\r\nhello\r\n0;last=\"yes\"\r\n\r\n", body: "hello"},
+	{name: "extension after BWS", in: "5 \t;x\r\nhello\r\n0\r\n\r\n", body: "hello"},
+	{name: "trailers", in: "5\r\nhello\r\n0\r\nX-Sum: 42\r\nX-B:  two \r\n\r\n", body: "hello", trailers: "X-Sum: 42\r\nX-B: two\r\n"},
+	{name: "rest kept", in: "5\r\nhello\r\n0\r\n\r\nGET / HTTP/1.1\r\n", body: "hello", rest: "GET / HTTP/1.1\r\n"},
+
+	{name: "no size", in: "\r\nhello\r\n0\r\n\r\n", err: ErrBadChunk},
+	{name: "bad size", in: "x\r\nhello\r\n0\r\n\r\n", err: ErrBadChunk},
+	{name: "hex prefix", in: "0x5\r\nhello\r\n0\r\n\r\n", err: ErrBadChunk},
+	{name: "size overflow", in: "1000000000000000\r\n", err: ErrBadChunk},
+	{name: "junk after size", in: "5 x\r\nhello\r\n0\r\n\r\n", err: ErrBadChunk},
+	{name: "control in extension", in: "5;a\x01\r\nhello\r\n0\r\n\r\n", err: ErrBadChunk},
+	{name: "bare LF size line", in: "5\nhello\r\n0\r\n\r\n", err: ErrBadChunk},
+	{name: "data too long", in: "5\r\nhelloX\r\n0\r\n\r\n", err: ErrBadChunk},
+	{name: "bare LF after data", in: "5\r\nhello\n0\r\n\r\n", err: ErrBadChunk},
+	{name: "bare LF ends trailers", in: "0\r\n\n", err: ErrBadChunk},
+	{name: "bare LF in trailer", in: "0\r\nX: y\n\r\n", err: ErrBadChunk},
+	{name: "trailer obs-fold", in: "0\r\nX: y\r\n z\r\n\r\n", err: ErrBadChunk},
+	{name: "trailer bad name", in: "0\r\nX y: z\r\n\r\n", err: ErrBadChunk},
+	{name: "size line too long", in: "5;" + strings.Repeat("e", maxChunkLineSize) + "\r\nhello\r\n0\r\n\r\n", err: ErrChunkLineTooLong},
+	{name: "trailers too large", in: "0\r\nX: " + strings.Repeat("t", DefaultMaxHeadSize) + "\r\n\r\n", err: ErrTrailersTooLarge},
+	{name: "truncated data", in: "5\r\nhel", err: io.ErrUnexpectedEOF},
+	{name: "truncated size", in: "5", err: io.ErrUnexpectedEOF},
+	{name: "no last chunk", in: "5\r\nhello\r\n", err: io.ErrUnexpectedEOF},
+	{name: "truncated trailers", in: "0\r\nX: y\r\n", err: io.ErrUnexpectedEOF},
+}
+
+func TestChunkedReader(t *testing.T) {
+	for _, tt := range chunkedTests {
+		for rname, rd := range readers(tt.in) {
+			t.Run(tt.name+"/"+rname, func(t *testing.T) {
+				r := NewReader(rd)
+				var b Body
+				b.Reset(r, BodyChunked, -1)
+				got, err := io.ReadAll(&b)
+				if tt.err != nil {
+					if !errors.Is(err, tt.err) {
+						t.Fatalf("err = %v, want %v", err, tt.err)
+					}
+					// Errors are sticky.
+					if _, err2 := b.Read(make([]byte, 8)); err2 != err {
+						t.Fatalf("second Read err = %v, want %v", err2, err)
+					}
+					return
+				}
+				if err != nil {
+					t.Fatalf("err = %v", err)
+				}
+				if string(got) != tt.body {
+					t.Fatalf("body = %q, want %q", got, tt.body)
+				}
+				if tr := string(b.Trailers().AppendTo(nil)); tr != tt.trailers {
+					t.Fatalf("trailers = %q, want %q", tr, tt.trailers)
+				}
+				rest, _ := io.ReadAll(r)
+				if string(rest) != tt.rest {
+					t.Fatalf("rest = %q, want %q", rest, tt.rest)
+				}
+			})
+		}
+	}
+}
+
+func TestChunkedTrailersBeforeEOF(t *testing.T) {
+	var b Body
+	b.Reset(NewReader(strings.NewReader("1\r\na\r\n0\r\nX: y\r\n\r\n")), BodyChunked, -1)
+	if b.Trailers() != nil {
+		t.Fatal("trailers before the body was read")
+	}
+	if _, err := io.Copy(io.Discard, &b); err != nil {
+		t.Fatal(err)
+	}
+	if string(b.Trailers().Get("x")) != "y" {
+		t.Fatal("trailer lost")
+	}
+}
+
+// ChunkedWriter output decodes to what was written, trailers included.
+func TestChunkedRoundTrip(t *testing.T) {
+	big := strings.Repeat("0123456789abcdef", 4096)
+	for _, tt := range []struct {
+		name     string
+		writes   []string
+		trailers Headers
+	}{
+		{"empty", nil, nil},
+		{"one", []string{"hello"}, nil},
+		{"many", []string{"a", "", "bc", big, "d"}, nil},
+		{"trailers", []string{"hello", " world"}, Headers{
+			{Name: []byte("X-Checksum"), Value: []byte("abc")},
+			{Name: []byte("Server-Timing"), Value: []byte("db;dur=53")},
+		}},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			var wire bytes.Buffer
+			var cw ChunkedWriter
+			cw.Reset(&wire)
+			var want strings.Builder
+			for _, w := range tt.writes {
+				if n, err := cw.Write([]byte(w)); n != len(w) || err != nil {
+					t.Fatalf("Write = %d, %v", n, err)
+				}
+				want.WriteString(w)
+			}
+			if err := cw.Finish(tt.trailers); err != nil {
+				t.Fatal(err)
+			}
+			var b Body
+			b.Reset(NewReader(iotest.HalfReader(&wire)), BodyChunked, -1)
+			got, err := io.ReadAll(&b)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if string(got) != want.String() {
+				t.Fatalf("body differs: %d bytes, want %d", len(got), want.Len())
+			}
+			if g, w := string(b.Trailers().AppendTo(nil)), string(tt.trailers.AppendTo(nil)); g != w {
+				t.Fatalf("trailers = %q, want %q", g, w)
+			}
+		})
+	}
+}
+
+func TestChunkedWriterOneWritePerChunk(t *testing.T) {
+	var cw writeCounter
+	var w ChunkedWriter
+	w.Reset(&cw)
+	w.Write([]byte("abc"))
+	w.Write(nil)
+	w.Finish(Headers{{Name: []byte("T"), Value: []byte("v")}})
+	if cw.n != 2 || cw.buf.String() != "3\r\nabc\r\n0\r\nT: v\r\n\r\n" {
+		t.Fatalf("%d writes: %q", cw.n, cw.buf.String())
+	}
+}
+
+type writeCounter struct {
+	n   int
+	buf bytes.Buffer
+}
+
+func (w *writeCounter) Write(p []byte) (int, error) {
+	w.n++
+	return w.buf.Write(p)
+}
+
+func TestContentLengthReader(t *testing.T) {
+	for _, tt := range []struct {
+		name, in string
+		n        int64
+		want     string
+		err      error
+	}{
+		{"exact", "hello", 5, "hello", nil},
+		{"stops at length", "helloGET", 5, "hello", nil},
+		{"zero", "x", 0, "", nil},
+		{"short", "hel", 5, "hel", io.ErrUnexpectedEOF},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			src := strings.NewReader(tt.in)
+			var c ContentLengthReader
+			c.Reset(iotest.OneByteReader(src), tt.n)
+			got, err := io.ReadAll(&c)
+			if err != tt.err || string(got) != tt.want {
+				t.Fatalf("ReadAll = %q, %v; want %q, %v", got, err, tt.want, tt.err)
+			}
+			if tt.err == nil && src.Len() != len(tt.in)-int(tt.n) {
+				t.Fatalf("read past the body: %d bytes left", src.Len())
+			}
+		})
+	}
+}
+
+func TestCopier(t *testing.T) {
+	const chunked = "5\r\nhello\r\n6\r\n world\r\n0\r\nX-T: 1\r\n\r\n"
+	for _, tt := range []struct {
+		name   string
+		in     string
+		kind   BodyKind
+		length int64
+		as     BodyKind
+		want   string
+		err    error
+	}{
+		{"length as length", "hello world", BodyLength, 5, BodyLength, "hello", nil},
+		{"chunked as chunked", chunked, BodyChunked, -1, BodyChunked, "5\r\nhello\r\n6\r\n world\r\n0\r\nX-T: 1\r\n\r\n", nil},
+		{"chunked as close", chunked, BodyChunked, -1, BodyClose, "hello world", nil},
+		{"close as chunked", "hello world", BodyClose, -1, BodyChunked, "b\r\nhello world\r\n0\r\n\r\n", nil},
+		{"length as chunked", "hello", BodyLength, 5, BodyChunked, "5\r\nhello\r\n0\r\n\r\n", nil},
+		{"none as none", "GET", BodyNone, 0, BodyNone, "", nil},
+		{"none as chunked", "GET", BodyNone, 0, BodyChunked, "0\r\n\r\n", nil},
+		{"chunked as length", chunked, BodyChunked, -1, BodyLength, "", ErrBodyKind},
+		{"truncated", "hel", BodyLength, 5, BodyLength, "hel", io.ErrUnexpectedEOF},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			var b Body
+			b.Reset(NewReader(strings.NewReader(tt.in)), tt.kind, tt.length)
+			var out bytes.Buffer
+			c := Copier{Buf: make([]byte, 64)}
+			_, err := c.Copy(&out, &b, tt.as)
+			if err != tt.err || out.String() != tt.want {
+				t.Fatalf("Copy wrote %q, %v; want %q, %v", out.String(), err, tt.want, tt.err)
+			}
+		})
+	}
+}
+
+// A body larger than the copy buffer streams through it in several chunks.
+func TestCopierStreams(t *testing.T) {
+	body := strings.Repeat("x", 1000)
+	var b Body
+	b.Reset(NewReader(strings.NewReader(body)), BodyLength, int64(len(body)))
+	var wire writeCounter
+	c := Copier{Buf: make([]byte, 128)}
+	n, err := c.Copy(&wire, &b, BodyChunked)
+	if err != nil || n != int64(len(body)) {
+		t.Fatalf("Copy = %d, %v", n, err)
+	}
+	if wire.n < 1000/128 {
+		t.Fatalf("only %d writes: body was not streamed", wire.n)
+	}
+	var back Body
+	back.Reset(NewReader(&wire.buf), BodyChunked, -1)
+	got, err := io.ReadAll(&back)
+	if err != nil || string(got) != body {
+		t.Fatalf("decoded %d bytes, %v", len(got), err)
+	}
+}
+
+func TestCopierWriteError(t *testing.T) {
+	var b Body
+	b.Reset(NewReader(strings.NewReader("hello")), BodyLength, 5)
+	var c Copier
+	_, err := c.Copy(failWriter{}, &b, BodyLength)
+	var we *WriteError
+	if !errors.As(err, &we) || !errors.Is(err, io.ErrClosedPipe) {
+		t.Fatalf("err = %v, want *WriteError", err)
+	}
+}
+
+type failWriter struct{}
+
+func (failWriter) Write([]byte) (int, error) { return 0, io.ErrClosedPipe }

@@ -1,0 +1,96 @@
+package http1
+
+import (
+	"errors"
+	"io"
+	"strings"
+	"testing"
+	"testing/iotest"
+)
+
+// Data returned together with an error is used before the error is seen.
+func TestReaderDataWithError(t *testing.T) {
+	in := "GET / HTTP/1.1\r\nHost: a\r\nContent-Length: 3\r\n\r\nabc"
+	r := NewReader(iotest.DataErrReader(strings.NewReader(in)))
+	var req Request
+	if err := r.ReadRequest(&req); err != nil {
+		t.Fatal(err)
+	}
+	var b Body
+	b.Reset(r, req.BodyKind, req.ContentLength)
+	if body, err := io.ReadAll(&b); err != nil || string(body) != "abc" {
+		t.Fatalf("body %q, %v", body, err)
+	}
+	if err := r.ReadRequest(&req); err != io.EOF {
+		t.Fatalf("err = %v, want io.EOF", err)
+	}
+}
+
+func TestReaderErrors(t *testing.T) {
+	boom := errors.New("boom")
+	for _, tt := range []struct {
+		name string
+		rd   io.Reader
+		want error
+	}{
+		{"error mid head", io.MultiReader(strings.NewReader("GET / HT"), iotest.ErrReader(boom)), boom},
+		{"error before head", iotest.ErrReader(boom), boom},
+		{"no progress", zeroReader{}, io.ErrNoProgress},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			var req Request
+			if err := NewReader(tt.rd).ReadRequest(&req); err != tt.want {
+				t.Fatalf("err = %v, want %v", err, tt.want)
+			}
+		})
+	}
+}
+
+type zeroReader struct{}
+
+func (zeroReader) Read([]byte) (int, error) { return 0, nil }
+
+// After an upgrade the caller reads the raw stream: buffered bytes first,
+// then straight from the connection.
+func TestReaderRawAfterHead(t *testing.T) {
+	in := "GET /ws HTTP/1.1\r\nHost: a\r\nConnection: upgrade\r\nUpgrade: websocket\r\n\r\n\x81\x05hello"
+	r := NewReader(strings.NewReader(in))
+	var req Request
+	if err := r.ReadRequest(&req); err != nil || !req.Upgrade {
+		t.Fatalf("upgrade %v, err %v", req.Upgrade, err)
+	}
+	if r.Buffered() != 7 {
+		t.Fatalf("Buffered = %d, want 7", r.Buffered())
+	}
+	if n, err := r.Read(nil); n != 0 || err != nil {
+		t.Fatalf("Read(nil) = %d, %v", n, err)
+	}
+	rest, err := io.ReadAll(r)
+	if err != nil || string(rest) != "\x81\x05hello" {
+		t.Fatalf("rest %q, %v", rest, err)
+	}
+}
+
+// A Reader is reused across connections: Reset drops what was buffered.
+func TestReaderReset(t *testing.T) {
+	r := NewReader(strings.NewReader("GET /a HTTP/1.1\r\nHost: a\r\n\r\nleftover"))
+	var req Request
+	if err := r.ReadRequest(&req); err != nil {
+		t.Fatal(err)
+	}
+	r.Reset(strings.NewReader("GET /b HTTP/1.1\r\nHost: b\r\n\r\n"))
+	if r.Buffered() != 0 {
+		t.Fatal("Reset kept buffered bytes")
+	}
+	if err := r.ReadRequest(&req); err != nil || string(req.Target) != "/b" {
+		t.Fatalf("target %q, %v", req.Target, err)
+	}
+}
+
+func TestBodyKindString(t *testing.T) {
+	for k, want := range map[BodyKind]string{BodyNone: "none", BodyLength: "length", BodyChunked: "chunked", BodyClose: "close", 9: "invalid"} {
+		if k.String() != want {
+			t.Errorf("%d.String() = %q", k, k.String())
+		}
+	}
+}

@@ -1,0 +1,187 @@
+package uring
+
+import (
+	"errors"
+	"fmt"
+	"sync/atomic"
+	"syscall"
+	"unsafe"
+)
+
+// errUnsupported is what every call of the stub build returns.
+var errUnsupported = fmt.Errorf("uring: io_uring not built in (build with CGO_ENABLED=1 -tags uring): %w", errors.ErrUnsupported)
+
+// Alloc returns n zeroed bytes mapped outside the Go heap (page-aligned,
+// rounded up to whole pages), for buffers the kernel holds across Enter
+// calls: Recv and Send buffers, RegisterBuffers. Free it with Free once no
+// operation uses it. One mmap(2).
+func Alloc(n int) ([]byte, error) {
+	if !Available {
+		return nil, errUnsupported
+	}
+	if n <= 0 {
+		return nil, fmt.Errorf("uring: allocating %d bytes: %w", n, syscall.EINVAL)
+	}
+	b, err := syscall.Mmap(-1, 0, n, syscall.PROT_READ|syscall.PROT_WRITE, syscall.MAP_PRIVATE|syscall.MAP_ANON)
+	if err != nil {
+		return nil, fmt.Errorf("uring: allocating %d bytes: %w", n, err)
+	}
+	return b, nil
+}
+
+// Free unmaps memory from Alloc. One munmap(2).
+func Free(b []byte) error {
+	if !Available {
+		return errUnsupported
+	}
+	if err := syscall.Munmap(b); err != nil {
+		return fmt.Errorf("uring: freeing: %w", err)
+	}
+	return nil
+}
+
+// BufRing is a provided-buffer ring (IORING_REGISTER_PBUF_RING): a group of
+// equal buffers the kernel picks from when a multishot recv has data, so a
+// connection holds no buffer while idle. Both the ring and the buffers are
+// mmap'd, outside the Go heap.
+//
+// Borrowing contract: the slice Get returns is the kernel-filled buffer
+// itself, not a copy. It is valid until Release of its ID; after Release the
+// kernel may overwrite it with another connection's data at any moment, so
+// nothing may keep it (or a sub-slice) past that. Every buffer Get hands out
+// must be released exactly once, or the group runs dry (multishot recvs
+// then end with -ENOBUFS).
+//
+// A BufRing belongs to its Ring and follows the same rule: one goroutine at a
+// time (the Ring's owner, or under its lock) calls Release.
+type BufRing struct {
+	r       *Ring
+	ring    []byte // entries × struct io_uring_buf; the tail overlays entry 0
+	bufs    []byte // entries × size
+	size    int
+	mask    uint16
+	tail    uint16 // next slot we fill; published to the kernel by publish
+	group   uint16
+	entries int
+}
+
+// NewBufRing maps entries buffers of size bytes, hands them all to the
+// kernel and registers them as buffer group group. entries must be a power
+// of two up to 32768. Two mmaps and one io_uring_register(2).
+func (r *Ring) NewBufRing(group uint16, entries, size int) (*BufRing, error) {
+	if !Available {
+		return nil, errUnsupported
+	}
+	if r == nil || r.Fd() < 0 {
+		return nil, ErrClosed
+	}
+	if entries <= 0 || entries > 1<<15 || entries&(entries-1) != 0 || size <= 0 || size > 1<<31 {
+		return nil, fmt.Errorf("uring: buffer ring of %d × %d bytes: %w", entries, size, syscall.EINVAL)
+	}
+	if _, dup := r.bufs[group]; dup {
+		return nil, fmt.Errorf("uring: buffer group %d: %w", group, syscall.EEXIST)
+	}
+	ring, err := Alloc(entries * 16)
+	if err != nil {
+		return nil, err
+	}
+	bufs, err := Alloc(entries * size)
+	if err != nil {
+		Free(ring)
+		return nil, err
+	}
+	b := &BufRing{r: r, ring: ring, bufs: bufs, size: size, mask: uint16(entries - 1), group: group, entries: entries}
+	for i := range entries {
+		b.add(uint16(i))
+	}
+	b.publish()
+	if err := r.registerBufRing(ring, entries, group); err != nil {
+		b.unmap()
+		return nil, err
+	}
+	if r.bufs == nil {
+		r.bufs = make(map[uint16]*BufRing)
+	}
+	r.bufs[group] = b
+	return b, nil
+}
+
+// Group returns the buffer group ID.
+func (b *BufRing) Group() uint16 { return b.group }
+
+// Size returns the size of each buffer.
+func (b *BufRing) Size() int { return b.size }
+
+// Len returns the number of buffers.
+func (b *BufRing) Len() int { return b.entries }
+
+// Get returns the buffer a CQE filled: its first c.Res bytes, and the ID to
+// Release. ok is false when the CQE carries no buffer (an error, EOF). The
+// slice is borrowed: valid until Release(id), see BufRing.
+func (b *BufRing) Get(c CQE) (data []byte, id uint16, ok bool) {
+	id, ok = c.BufID()
+	if !ok || int(id) >= b.entries || b.bufs == nil {
+		return nil, 0, false
+	}
+	off := int(id) * b.size
+	n := min(max(int(c.Res), 0), b.size)
+	return b.bufs[off : off+n : off+b.size], id, true
+}
+
+// Release gives buffer id back to the kernel, which may refill it at once:
+// no slice of it may be used afterwards. No syscall, no cgo call: two stores
+// into the shared ring.
+func (b *BufRing) Release(id uint16) {
+	if int(id) >= b.entries || b.ring == nil {
+		return
+	}
+	b.add(id)
+	b.publish()
+}
+
+// ioUringBuf is struct io_uring_buf. The ring's tail overlays resv of entry
+// 0, so resv is never written here.
+type ioUringBuf struct {
+	addr uint64
+	len  uint32
+	bid  uint16
+	resv uint16
+}
+
+func (b *BufRing) add(id uint16) {
+	e := (*ioUringBuf)(unsafe.Pointer(&b.ring[int(b.tail&b.mask)*16]))
+	e.addr = uint64(uintptr(unsafe.Pointer(&b.bufs[int(id)*b.size])))
+	e.len = uint32(b.size)
+	e.bid = id
+	b.tail++
+}
+
+// publish stores the tail with release semantics. The tail is the upper half
+// of the 32-bit word at offset 12 whose lower half is entry 0's bid, which
+// only this side writes, so storing the whole word is safe.
+func (b *BufRing) publish() {
+	w := (*uint32)(unsafe.Pointer(&b.ring[12]))
+	bid0 := uint32(*(*uint16)(unsafe.Pointer(&b.ring[12])))
+	atomic.StoreUint32(w, bid0|uint32(b.tail)<<16)
+}
+
+// Close unregisters the group and unmaps its memory. No recv may be using it
+// and no borrowed buffer may be in use. One io_uring_register(2), two
+// munmaps.
+func (b *BufRing) Close() error {
+	if b.ring == nil {
+		return ErrClosed
+	}
+	err := b.r.unregisterBufRing(b.group)
+	delete(b.r.bufs, b.group)
+	return errors.Join(err, b.unmap())
+}
+
+func (b *BufRing) unmap() error {
+	if b.ring == nil {
+		return nil
+	}
+	err := errors.Join(Free(b.ring), Free(b.bufs))
+	b.ring, b.bufs = nil, nil
+	return err
+}

@@ -1,0 +1,14 @@
+//go:build uring && cgo
+
+/*
+ * cgo compiles only the C files of the package's own directory; this shim
+ * compiles the helpers kept in csrc/ into package uring.
+ *
+ * The Go build cache keys a package on the files in its own directory, so it
+ * does not notice an edit to ../csrc/mlk_uring.{h,c}. The hash below is of
+ * those two files (concatenated, .h first); TestCSourcesInSync fails until it
+ * is updated, and updating it changes this file, which makes go rebuild the C.
+ *
+ * csrc-sha256: 1e1cc0545fb6026cbb44a8da9039e377e609277a26a91d1340a473871e89127b
+ */
+#include "../csrc/mlk_uring.c"
