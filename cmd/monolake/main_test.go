@@ -198,3 +198,33 @@ func waitUp(t *testing.T, addr string) {
 		time.Sleep(20 * time.Millisecond)
 	}
 }
+
+// TestDefaultConfigServesDemo is the README's first command: `monolake run`
+// with no config proxies 127.0.0.1:8080 to the built-in demo origin, and the
+// page shows the forwarding headers and the worker that served it.
+func TestDefaultConfigServesDemo(t *testing.T) {
+	cmd := exec.Command(binary, "run")
+	var logs strings.Builder
+	cmd.Stderr = &logs
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer cmd.Process.Kill()
+	waitUp(t, "127.0.0.1:8080")
+	client := &http.Client{Transport: &http.Transport{DisableKeepAlives: true}}
+	resp, err := client.Get("http://127.0.0.1:8080/hello")
+	if err != nil {
+		t.Fatalf("%v\n%s", err, logs.String())
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	for _, want := range []string{"GET /hello HTTP/1.1", "X-Forwarded-For: 127.0.0.1", "X-Forwarded-Proto: http", "Via: 1.1 monolake-demo (worker "} {
+		if !strings.Contains(string(body), want) {
+			t.Errorf("demo page lacks %q:\n%s", want, body)
+		}
+	}
+	cmd.Process.Signal(syscall.SIGTERM)
+	if err := cmd.Wait(); err != nil {
+		t.Fatalf("exit: %v\n%s", err, logs.String())
+	}
+}

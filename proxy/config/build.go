@@ -292,6 +292,7 @@ func (b *builder) server(key, name string, r *rawServer) *Server {
 		for field, set := range map[string]bool{
 			"routes": r.Routes != nil, "upstream_http_version": r.UpstreamHTTPVersion != nil,
 			"http_opt_handlers": r.HTTPOptHandlers != nil, "preserve_host": r.PreserveHost != nil,
+			"via": r.Via != nil, "forwarded": r.Forwarded != nil,
 		} {
 			if set {
 				b.errorf(key+"."+field, "%s is for http servers; a tcp server takes route = { load_balancer, upstreams }", field)
@@ -328,6 +329,12 @@ func (b *builder) server(key, name string, r *rawServer) *Server {
 		}
 		if r.PreserveHost != nil {
 			s.PreserveHost = *r.PreserveHost
+		}
+		if r.Via != nil {
+			s.Via = *r.Via
+		}
+		if r.Forwarded != nil {
+			s.Forwarded = *r.Forwarded
 		}
 	}
 	return s

@@ -216,6 +216,10 @@ type Server struct {
 	AccessLog           string // ours: "" off, "-" stderr, or a path
 	// PreserveHost keeps the client's Host header upstream (ours; default true).
 	PreserveHost bool
+	// Via adds a Via field naming this proxy (ours; default false).
+	Via bool
+	// Forwarded adds an RFC 7239 Forwarded field (ours; default false).
+	Forwarded bool
 
 	// TCP
 	Route *L4Route

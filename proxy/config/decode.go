@@ -85,6 +85,8 @@ type rawServer struct {
 	HTTPOptHandlers     *rawOptHandlers `toml:"http_opt_handlers"`
 	AccessLog           *string         `toml:"access_log"`
 	PreserveHost        *bool           `toml:"preserve_host"`
+	Via                 *bool           `toml:"via"`
+	Forwarded           *bool           `toml:"forwarded"`
 }
 
 type rawDemo struct {

@@ -76,7 +76,7 @@ func ChildMain(args []string) int {
 
 	sig := make(chan os.Signal, 1)
 	signal.Notify(sig, syscall.SIGTERM, syscall.SIGINT)
-	inst, err := startServers(cfg, inherited, log)
+	inst, err := startServers(cfg, inherited, fmt.Sprintf("worker %d, pid %d", *id, os.Getpid()), log)
 	if err != nil {
 		return fail(err)
 	}

@@ -37,11 +37,11 @@ type running struct {
 // listener. inherited maps a server key to a listener the caller bound
 // (Unix sockets from the master); other servers bind their own TCP
 // listener with SO_REUSEPORT. On error nothing is left running.
-func startServers(cfg *config.Config, inherited map[string]net.Listener, log *slog.Logger) (*instance, error) {
+func startServers(cfg *config.Config, inherited map[string]net.Listener, worker string, log *slog.Logger) (*instance, error) {
 	inst := &instance{log: log}
 	for _, key := range cfg.ServerNames {
 		s := cfg.Servers[key]
-		svc, err := buildService(s, log.With("server", key))
+		svc, err := buildService(s, worker, log.With("server", key))
 		if err != nil {
 			inst.close()
 			return nil, err

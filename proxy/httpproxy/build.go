@@ -1,0 +1,116 @@
+package httpproxy
+
+import (
+	"fmt"
+	"log/slog"
+
+	"github.com/monolake-go/monolake/proxy"
+	"github.com/monolake-go/monolake/proxy/config"
+	"github.com/monolake-go/monolake/proxy/route"
+)
+
+// Options are what a Go user adds to a configured server's stack.
+type Options struct {
+	// Layers are inserted between rewrite and upstream, the first
+	// outermost: they see the routed, rewritten request.
+	Layers []Middleware
+	// Terminal replaces the upstream Service (e.g. HandlerService).
+	Terminal Service
+	// Log receives the server's log lines; nil means slog.Default().
+	Log *slog.Logger
+	// Worker names the worker process in the Via comment ("worker 0").
+	Worker string
+}
+
+// New builds the HTTP server for a configured http server:
+//
+//	HTTP server (keep-alive, pipelining) → access log → route → rewrite →
+//	[compression] → user layers → upstream (pooled, balanced)
+func New(s *config.Server, o Options) (*Server, error) {
+	if s.ProxyType != config.ProxyHTTP {
+		return nil, fmt.Errorf("httpproxy: server %q is %q, not http", s.Key, s.ProxyType)
+	}
+	log := o.Log
+	if log == nil {
+		log = slog.Default()
+	}
+	router := route.New[*Route]()
+	for i := range s.Routes {
+		rc := &s.Routes[i]
+		rt, err := NewRoute(rc)
+		if err != nil {
+			return nil, fmt.Errorf("server %q: %w", s.Key, err)
+		}
+		if err := router.Add(rc.Hosts, rc.Path, rt); err != nil {
+			return nil, fmt.Errorf("server %q (line %d): %w", s.Key, rc.Line, err)
+		}
+	}
+	terminal := o.Terminal
+	if terminal == nil {
+		terminal = NewUpstream(UpstreamConfig{
+			ConnectTimeout: s.Timeout.UpstreamConnect,
+			ReadTimeout:    s.Timeout.UpstreamRead,
+		}, log)
+	}
+	layers := []Middleware{}
+	var alog *AccessLog
+	if s.AccessLog != "" {
+		var err error
+		alog, err = OpenAccessLog(s.AccessLog)
+		if err != nil {
+			return nil, fmt.Errorf("server %q: %w", s.Key, err)
+		}
+		layers = append(layers, alog.Layer())
+	}
+	layers = append(layers,
+		RouteLayer(router),
+		RewriteLayer(RewriteConfig{PreserveHost: s.PreserveHost, RequestID: true, Forwarded: s.Forwarded, Via: via(s, o.Worker)}),
+	)
+	if s.ContentHandler {
+		layers = append(layers, GzipLayer(GzipConfig{}))
+	}
+	layers = append(layers, o.Layers...)
+	svc := proxy.Stack(terminal, layers...)
+	srv := NewServer(ServerConfig{
+		Name:              s.Name,
+		TLS:               s.TLS != nil,
+		KeepAliveTimeout:  s.Timeout.ServerKeepalive,
+		ReadHeaderTimeout: s.Timeout.ServerReadHeader,
+		ReadBodyTimeout:   s.Timeout.ServerReadBody,
+	}, closeAll{Service: svc, closers: closers(terminal, alog)}, log)
+	return srv, nil
+}
+
+// via is the Via value for s: "NAME (WORKER)" when Via is on.
+func via(s *config.Server, worker string) string {
+	if !s.Via {
+		return ""
+	}
+	if worker != "" {
+		return s.Name + " (" + worker + ")"
+	}
+	return s.Name
+}
+
+func closers(terminal Service, alog *AccessLog) []any {
+	out := []any{terminal}
+	if alog != nil {
+		out = append(out, alog)
+	}
+	return out
+}
+
+// closeAll is the stack with the resources to close when it is retired.
+type closeAll struct {
+	Service
+	closers []any
+}
+
+func (c closeAll) Close() error {
+	for _, x := range c.closers {
+		if cl, ok := x.(interface{ Close() error }); ok {
+			cl.Close()
+		}
+	}
+	return nil
+}

@@ -1,0 +1,136 @@
+package httpproxy
+
+import (
+	"bytes"
+	"compress/gzip"
+	"context"
+	"io"
+	"sync"
+
+	"github.com/monolake-go/monolake/proxy/http1"
+)
+
+// GzipConfig sets the compression layer; zero means default.
+type GzipConfig struct {
+	// Level is the gzip level (default 1, as nginx's gzip_comp_level).
+	Level int
+	// MinLength skips responses whose Content-Length is below it
+	// (default 256 bytes).
+	MinLength int64
+}
+
+// GzipLayer compresses responses with gzip when the client accepts it, the
+// upstream did not encode the body, and the type is text-like. It streams:
+// each read of the upstream body is compressed and sent on as a chunk, never
+// holding the body whole.
+func GzipLayer(cfg GzipConfig) Middleware {
+	if cfg.Level == 0 {
+		cfg.Level = gzip.BestSpeed
+	}
+	if cfg.MinLength == 0 {
+		cfg.MinLength = 256
+	}
+	pool := &sync.Pool{New: func() any {
+		w, _ := gzip.NewWriterLevel(nil, cfg.Level)
+		return &gzipBody{zw: w}
+	}}
+	return func(inner Service) Service {
+		return gzipService{cfg: cfg, pool: pool, inner: inner}
+	}
+}
+
+type gzipService struct {
+	cfg   GzipConfig
+	pool  *sync.Pool
+	inner Service
+}
+
+var (
+	hContentEncoding = []byte("Content-Encoding")
+	hVary            = []byte("Vary")
+	vGzip            = []byte("gzip")
+	vAcceptEncoding  = []byte("Accept-Encoding")
+)
+
+func (s gzipService) Call(ctx context.Context, req *Request) (*Response, error) {
+	accepts := req.Head.Headers.HasToken("Accept-Encoding", "gzip")
+	resp, err := s.inner.Call(ctx, req)
+	if err != nil || resp == nil || !accepts || resp.Body == nil || resp.BodyKind == http1.BodyNone || resp.Tunnel != nil {
+		return resp, err
+	}
+	if resp.Status < 200 || resp.Status == 204 || resp.Status == 206 || resp.Status == 304 ||
+		bytes.Equal(req.Head.Method, []byte("HEAD")) || resp.Headers.Has("Content-Encoding") ||
+		resp.BodyKind == http1.BodyLength && resp.ContentLength < s.cfg.MinLength ||
+		!compressible(resp.Headers.Get("Content-Type")) {
+		return resp, nil
+	}
+	gb := s.pool.Get().(*gzipBody)
+	gb.reset(resp.Body, s.pool)
+	resp.Body = gb
+	resp.BodyKind = http1.BodyChunked
+	resp.ContentLength = -1
+	// Drop the upstream's length; the server frames the body itself.
+	hs := resp.Headers[:0]
+	for _, f := range resp.Headers {
+		if equalFold(f.Name, "Content-Length") || equalFold(f.Name, "Accept-Ranges") {
+			continue
+		}
+		hs = append(hs, f)
+	}
+	resp.Headers = append(hs, http1.Header{Name: hContentEncoding, Value: vGzip}, http1.Header{Name: hVary, Value: vAcceptEncoding})
+	return resp, nil
+}
+
+func compressible(ct []byte) bool {
+	ct = bytes.ToLower(bytes.TrimSpace(ct))
+	for _, p := range [][]byte{[]byte("text/"), []byte("application/json"), []byte("application/javascript"),
+		[]byte("application/xml"), []byte("application/xhtml+xml"), []byte("image/svg+xml"), []byte("application/wasm")} {
+		if bytes.HasPrefix(ct, p) {
+			return true
+		}
+	}
+	return false
+}
+
+// gzipBody compresses src as it is read. Each Read reads src once and
+// returns what the compressor produced (flushed, so the client gets bytes
+// as the upstream sends them).
+type gzipBody struct {
+	src  io.Reader
+	zw   *gzip.Writer
+	out  bytes.Buffer
+	in   [16 << 10]byte
+	done bool
+	pool *sync.Pool
+}
+
+func (g *gzipBody) reset(src io.Reader, pool *sync.Pool) {
+	g.src, g.pool, g.done = src, pool, false
+	g.out.Reset()
+	g.zw.Reset(&g.out)
+}
+
+func (g *gzipBody) Read(p []byte) (int, error) {
+	for g.out.Len() == 0 {
+		if g.done {
+			if g.pool != nil {
+				pool := g.pool
+				g.pool, g.src = nil, nil
+				pool.Put(g)
+			}
+			return 0, io.EOF
+		}
+		n, err := g.src.Read(g.in[:])
+		if n > 0 {
+			g.zw.Write(g.in[:n])
+			g.zw.Flush()
+		}
+		if err == io.EOF {
+			g.zw.Close()
+			g.done = true
+		} else if err != nil {
+			return 0, err
+		}
+	}
+	return g.out.Read(p)
+}

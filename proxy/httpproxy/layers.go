@@ -1,0 +1,202 @@
+package httpproxy
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"fmt"
+	"strings"
+
+	"github.com/monolake-go/monolake/proxy/balance"
+	"github.com/monolake-go/monolake/proxy/config"
+	"github.com/monolake-go/monolake/proxy/http1"
+	"github.com/monolake-go/monolake/proxy/route"
+	"github.com/monolake-go/monolake/proxy/upstream"
+)
+
+// Route is one configured route with its balancer.
+type Route struct {
+	Config *config.Route
+	bal    balance.Balancer[*target]
+	// rewrite is RewritePath as bytes, nil to keep the path
+	rewrite []byte
+}
+
+// NewRoute makes a Route from its config.
+func NewRoute(rc *config.Route) (*Route, error) {
+	targets := make([]*target, len(rc.Upstreams))
+	weights := make([]int, len(rc.Upstreams))
+	for i, u := range rc.Upstreams {
+		ep := u.Endpoint
+		t := &target{key: upstream.Key{Network: ep.Network(), Addr: ep.Address()}, name: ep.String()}
+		switch {
+		case ep.URL != nil:
+			if ep.URL.Scheme == "https" {
+				return nil, fmt.Errorf("httpproxy: upstream %s: HTTPS upstreams need the TLS backends, which this version does not have yet", ep.Value)
+			}
+			t.host = []byte(ep.URL.Host)
+		case ep.Type == config.TypeUnix:
+			t.host = []byte("localhost")
+		default:
+			t.host = []byte(ep.Value)
+		}
+		targets[i], weights[i] = t, u.Weight
+	}
+	b, err := balance.New(rc.LoadBalancer, targets, weights)
+	if err != nil {
+		return nil, fmt.Errorf("httpproxy: route %s: %w", rc.Path, err)
+	}
+	r := &Route{Config: rc, bal: b}
+	if rc.RewritePath != "" {
+		r.rewrite = []byte(rc.RewritePath)
+	}
+	return r, nil
+}
+
+// RouteLayer picks the route for each request by host and path, and
+// answers 404 when none matches.
+func RouteLayer(router *route.Router[*Route]) Middleware {
+	return func(inner Service) Service {
+		return routeService{router: router, inner: inner}
+	}
+}
+
+type routeService struct {
+	router *route.Router[*Route]
+	inner  Service
+}
+
+func (s routeService) Call(ctx context.Context, req *Request) (*Response, error) {
+	host := req.Head.Host
+	rt, params, ok := s.router.Match(bytesToString(host), bytesToString(req.Path), req.Params[:0])
+	req.Params = params
+	if !ok {
+		resp := req.resp()
+		resp.SetText(404, "404 Not Found: no route for this host and path\n")
+		return resp, nil
+	}
+	req.Route = rt
+	return s.inner.Call(ctx, req)
+}
+
+// RewriteConfig says what the rewrite layer does.
+type RewriteConfig struct {
+	// PreserveHost sends the client's Host upstream; false sends the
+	// upstream's own authority.
+	PreserveHost bool
+	// Forwarded adds an RFC 7239 Forwarded field.
+	Forwarded bool
+	// Via adds "Via: 1.1 NAME" when NAME is not empty.
+	Via string
+	// RequestID passes X-Request-Id on, or generates one when absent.
+	RequestID bool
+}
+
+// RewriteLayer sets the upstream Host and path and the forwarding fields:
+// X-Forwarded-For (appended to), X-Forwarded-Proto, X-Forwarded-Host, and
+// optionally Forwarded, Via and X-Request-Id.
+func RewriteLayer(cfg RewriteConfig) Middleware {
+	var via []byte
+	if cfg.Via != "" {
+		via = []byte("1.1 " + cfg.Via)
+	}
+	return func(inner Service) Service {
+		return rewriteService{cfg: cfg, via: via, inner: inner}
+	}
+}
+
+type rewriteService struct {
+	cfg   RewriteConfig
+	via   []byte
+	inner Service
+}
+
+var (
+	hXFF       = []byte("X-Forwarded-For")
+	hXFProto   = []byte("X-Forwarded-Proto")
+	hXFHost    = []byte("X-Forwarded-Host")
+	hForwarded = []byte("Forwarded")
+	hVia       = []byte("Via")
+	hRequestID = []byte("X-Request-Id")
+	vHTTP      = []byte("http")
+	vHTTPS     = []byte("https")
+	commaSP    = []byte(", ")
+)
+
+func (s rewriteService) Call(ctx context.Context, req *Request) (*Response, error) {
+	h := req.Head
+	ip := req.Conn.RemoteIP
+	req.ReplaceHost = !s.cfg.PreserveHost
+	// X-Forwarded-For: the client's list, then this hop.
+	prev := h.Headers.Get("X-Forwarded-For")
+	req.Drop = append(req.Drop, "X-Forwarded-For", "X-Forwarded-Proto", "X-Forwarded-Host")
+	var xff []byte
+	if len(prev) > 0 {
+		xff = req.Scratch(prev, commaSP, stringBytes(ip))
+	} else {
+		xff = req.Scratch(stringBytes(ip))
+	}
+	proto := vHTTP
+	if req.Conn.TLS {
+		proto = vHTTPS
+	}
+	req.Add = append(req.Add, http1.Header{Name: hXFF, Value: xff}, http1.Header{Name: hXFProto, Value: proto})
+	if h.Host != nil {
+		req.Add = append(req.Add, http1.Header{Name: hXFHost, Value: h.Host})
+	}
+	if s.cfg.Forwarded {
+		fw := req.Scratch([]byte("for="), forNode(ip), []byte(";proto="), proto)
+		if h.Host != nil {
+			fw = req.Scratch(fw, []byte(";host=\""), h.Host, []byte("\""))
+		}
+		if prev := h.Headers.Get("Forwarded"); len(prev) > 0 {
+			fw = req.Scratch(prev, commaSP, fw)
+		}
+		req.Drop = append(req.Drop, "Forwarded")
+		req.Add = append(req.Add, http1.Header{Name: hForwarded, Value: fw})
+	}
+	if s.via != nil {
+		v := s.via
+		if prev := h.Headers.Get("Via"); len(prev) > 0 {
+			v = req.Scratch(prev, commaSP, s.via)
+		}
+		req.Drop = append(req.Drop, "Via")
+		req.Add = append(req.Add, http1.Header{Name: hVia, Value: v})
+	}
+	if s.cfg.RequestID {
+		if id := h.Headers.Get("X-Request-Id"); len(id) > 0 {
+			req.requestID = id
+		} else {
+			req.requestID = req.Scratch(newRequestID())
+			req.Add = append(req.Add, http1.Header{Name: hRequestID, Value: req.requestID})
+		}
+	}
+	if rt := req.Route; rt != nil && rt.rewrite != nil {
+		if len(req.Query) > 0 {
+			req.OutTarget = req.Scratch(rt.rewrite, []byte("?"), req.Query)
+		} else {
+			req.OutTarget = rt.rewrite
+		}
+	}
+	resp, err := s.inner.Call(ctx, req)
+	if err == nil && s.cfg.RequestID && resp != nil && req.requestID != nil && !resp.Headers.Has("X-Request-Id") {
+		resp.Headers = append(resp.Headers, http1.Header{Name: hRequestID, Value: req.requestID})
+	}
+	return resp, err
+}
+
+// forNode renders an IP for Forwarded: IPv6 quoted and bracketed.
+func forNode(ip string) []byte {
+	if strings.Contains(ip, ":") {
+		return []byte("\"[" + ip + "]\"")
+	}
+	return []byte(ip)
+}
+
+func newRequestID() []byte {
+	var b [16]byte
+	rand.Read(b[:])
+	out := make([]byte, 32)
+	hex.Encode(out, b[:])
+	return out
+}

@@ -1,0 +1,195 @@
+package httpproxy
+
+import (
+	"bytes"
+	"errors"
+	"io"
+	"net"
+	"sync"
+	"time"
+
+	"github.com/monolake-go/monolake/proxy/http1"
+)
+
+// writeResponse writes resp to the client, head and body, framed for the
+// client's HTTP version. It returns whether the body went out whole (ok)
+// and an error when writing to the client failed.
+func (s *Server) writeResponse(cs *conn, resp *Response) (ok bool, err error) {
+	h := &cs.head
+	status := resp.Status
+	if status == 0 {
+		status = 200
+	}
+	headOnly := bytes.Equal(h.Method, []byte("HEAD")) || status == 204 || status == 304 || (status >= 100 && status < 200)
+	hop := resp.Headers.HopByHop()
+
+	// Choose the framing the client gets.
+	out := resp.BodyKind
+	if resp.Body == nil {
+		out = http1.BodyNone
+	}
+	closeAfter := resp.Close || !h.KeepAlive
+	if out == http1.BodyClose || out == http1.BodyChunked {
+		if h.Version == http1.HTTP11 {
+			out = http1.BodyChunked
+		} else {
+			out, closeAfter = http1.BodyClose, true
+		}
+	}
+	if resp.Tunnel != nil {
+		headOnly, out = true, http1.BodyNone
+	}
+
+	hb := http1.AppendStatusLine(cs.hb[:0], http1.HTTP11, status, resp.Reason)
+	for _, f := range resp.Headers {
+		if resp.Tunnel == nil && hop.Has(f.Name) {
+			continue
+		}
+		if !headOnly && (equalFold(f.Name, "Content-Length") || equalFold(f.Name, "Transfer-Encoding")) {
+			continue // we write the framing ourselves below
+		}
+		hb = http1.AppendHeader(hb, f.Name, f.Value)
+	}
+	if !headOnly {
+		switch out {
+		case http1.BodyLength:
+			hb = http1.AppendContentLength(hb, resp.ContentLength)
+		case http1.BodyNone:
+			hb = append(hb, "Content-Length: 0\r\n"...)
+		case http1.BodyChunked:
+			hb = append(hb, "Transfer-Encoding: chunked\r\n"...)
+		}
+	}
+	switch {
+	case resp.Tunnel != nil:
+	case closeAfter:
+		hb = append(hb, "Connection: close\r\n"...)
+		resp.Close = true
+	case h.Version == http1.HTTP10:
+		hb = append(hb, "Connection: keep-alive\r\n"...)
+	}
+	hb = append(hb, "\r\n"...)
+	cs.hb = hb
+
+	if _, err := cs.bw.Write(hb); err != nil {
+		return false, err
+	}
+	if resp.Tunnel != nil {
+		if err := cs.bw.Flush(); err != nil {
+			return false, err
+		}
+		tunnel(cs, resp)
+		return false, nil
+	}
+	if headOnly || out == http1.BodyNone {
+		// A body the service produced but HTTP forbids is left unread; the
+		// upstream connection cannot be reused then.
+		if err := cs.bw.Flush(); err != nil {
+			return false, err
+		}
+		return resp.BodyKind == http1.BodyNone || resp.Body == nil || headOnly && resp.BodyKind == http1.BodyNone, nil
+	}
+	cs.c.SetWriteDeadline(time.Time{})
+	if b, isBody := resp.Body.(*http1.Body); isBody {
+		_, err = cs.cp.Copy(cs.bw, b, out)
+	} else {
+		err = copyGeneric(cs, resp.Body, out)
+	}
+	if err != nil {
+		var we *http1.WriteError
+		if errors.As(err, &we) {
+			return false, err // client gone
+		}
+		// The upstream body broke off: the client cannot be told in
+		// band; close after what was sent.
+		cs.bw.Flush()
+		resp.Close = true
+		return false, nil
+	}
+	if err := cs.bw.Flush(); err != nil {
+		return false, err
+	}
+	return true, nil
+}
+
+// copyGeneric streams a body that is not an http1.Body (a service's own).
+func copyGeneric(cs *conn, body io.Reader, out http1.BodyKind) error {
+	switch out {
+	case http1.BodyChunked:
+		cs.cw.Reset(cs.bw)
+		if _, err := io.CopyBuffer(tagWriter{&cs.cw}, body, cs.cp.Buf); err != nil {
+			return err
+		}
+		var tr http1.Headers
+		if t, ok := body.(interface{ Trailers() http1.Headers }); ok {
+			tr = t.Trailers()
+		}
+		if err := cs.cw.Finish(tr); err != nil {
+			return &http1.WriteError{Err: err}
+		}
+		return nil
+	default:
+		_, err := io.CopyBuffer(tagWriter{cs.bw}, body, cs.cp.Buf)
+		return err
+	}
+}
+
+// tagWriter marks write errors as *http1.WriteError, so a failed client
+// write is told apart from a failed body read; it also hides ReadFrom so
+// io.CopyBuffer uses the connection's buffer.
+type tagWriter struct{ w io.Writer }
+
+func (t tagWriter) Write(p []byte) (int, error) {
+	n, err := t.w.Write(p)
+	if err != nil {
+		err = &http1.WriteError{Err: err}
+	}
+	return n, err
+}
+
+func equalFold(b []byte, s string) bool {
+	if len(b) != len(s) {
+		return false
+	}
+	for i := range b {
+		x, y := b[i], s[i]
+		if x|0x20 != y|0x20 {
+			return false
+		}
+	}
+	return true
+}
+
+// tunnel relays bytes both ways after a 101 until both directions end.
+func tunnel(cs *conn, resp *Response) {
+	up := resp.Tunnel
+	client := cs.c
+	client.SetDeadline(time.Time{})
+	up.SetDeadline(time.Time{})
+	var wg sync.WaitGroup
+	wg.Add(2)
+	go func() {
+		defer wg.Done()
+		// Client to upstream: first what the client's reader holds.
+		io.Copy(up, cs.rd)
+		closeWrite(up)
+	}()
+	go func() {
+		defer wg.Done()
+		src := io.Reader(up)
+		if resp.Buffered != nil {
+			src = resp.Buffered
+		}
+		io.Copy(client, src)
+		closeWrite(client)
+	}()
+	wg.Wait()
+}
+
+func closeWrite(c net.Conn) {
+	if cw, ok := c.(interface{ CloseWrite() error }); ok {
+		cw.CloseWrite()
+	} else {
+		c.Close()
+	}
+}

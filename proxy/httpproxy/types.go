@@ -1,0 +1,191 @@
+// Package httpproxy is the HTTP/1.1 reverse proxy: a connection service
+// (the HTTP server: parse, keep-alive, pipelining, errors) over an onion of
+// request Services: route → rewrite → upstream, with optional layers for
+// compression and access logs, and any Layer a user inserts.
+//
+// The hot path does not allocate per request in steady state: a Request and
+// a Response live in the connection's state and are reused; heads are parsed
+// in place by package http1 and their slices are valid only during the Call
+// that receives them.
+package httpproxy
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"sync/atomic"
+
+	"github.com/monolake-go/monolake/proxy"
+	"github.com/monolake-go/monolake/proxy/http1"
+	"github.com/monolake-go/monolake/proxy/route"
+)
+
+// Service handles one HTTP request.
+type Service = proxy.Service[*Request, *Response]
+
+// Middleware wraps a Service in another of the same types.
+type Middleware = proxy.Middleware[*Request, *Response]
+
+// ConnInfo describes the client connection a request came on.
+type ConnInfo struct {
+	Conn       net.Conn
+	RemoteAddr net.Addr
+	RemoteIP   string // without port
+	LocalAddr  net.Addr
+	TLS        bool   // the client connection is TLS
+	ServerName string // the configured server's name
+	// Requests counts the requests served on this connection so far.
+	Requests int
+
+	// upstream is the upstream connection the current request waits on, so
+	// that a client that goes away (or a forced close) can abort it.
+	upstream atomic.Pointer[upConn]
+}
+
+// Request is one request on its way through the stack. It is reused for
+// every request of a connection: a Service must not keep it, or any slice
+// in it, after Call returns.
+type Request struct {
+	Head *http1.Request
+	// Body reads the request body (decoded from chunked); it is empty when
+	// the request has none. Services that do not forward the request need
+	// not read it: the server discards what is left.
+	Body io.Reader
+	Conn *ConnInfo
+
+	// Path is the request-target's path (no query), Query the part after
+	// '?' (without it), both borrowed from Head.Target.
+	Path, Query []byte
+
+	// Filled in by the route layer.
+	Route  *Route
+	Params []route.Param
+
+	// Filled in by the rewrite layer for the upstream request: the Host to
+	// send, the target to send, header names of the client's request to
+	// leave out, and headers to add. Values may point into scratch, which
+	// belongs to the request and is reset per request.
+	OutHost   []byte
+	OutTarget []byte
+	// ReplaceHost sends the upstream's own authority as Host instead of
+	// the client's (when OutHost is nil).
+	ReplaceHost bool
+	Drop      []string
+	Add       http1.Headers
+	scratch   []byte
+	requestID []byte
+	response  *Response // the connection's reusable Response
+}
+
+// Scratch appends b to the request's scratch arena and returns the copy,
+// valid until the next request of the connection.
+func (r *Request) Scratch(parts ...[]byte) []byte {
+	start := len(r.scratch)
+	for _, p := range parts {
+		r.scratch = append(r.scratch, p...)
+	}
+	return r.scratch[start:len(r.scratch):len(r.scratch)]
+}
+
+// Response is the answer a Service returns. For a proxied response, Head
+// borrows the upstream connection's reader and Body streams from it;
+// Release must be called once the body was read (ok: whole and clean) so
+// the upstream connection goes back to its pool or is closed.
+type Response struct {
+	Status  int
+	Reason  []byte
+	Version http1.Version
+	// Headers are the response's end-to-end fields (hop-by-hop ones are
+	// dropped by the server when it writes them).
+	Headers http1.Headers
+	// Body and its framing. BodyKind BodyNone means no body.
+	Body          io.Reader
+	BodyKind      http1.BodyKind
+	ContentLength int64
+	// Close asks the server to close the client connection after this
+	// response.
+	Close bool
+	// Tunnel, on a 101 response, is the upstream connection to splice to
+	// the client both ways after the head; buffered holds upstream bytes
+	// already read past the head.
+	Tunnel   net.Conn
+	Buffered io.Reader
+	// Releaser, when set, is called once the server is done with the
+	// response; ok says the body was read whole and written cleanly.
+	Releaser Releaser
+
+	// set by Reset; reused storage for simple responses
+	headers [4]http1.Header
+	body    simpleBody
+}
+
+// reset clears r for reuse.
+func (r *Response) reset() {
+	*r = Response{headers: r.headers}
+	r.Headers = r.headers[:0]
+}
+
+// SetText makes r a small text response with the given status.
+func (r *Response) SetText(status int, text string) {
+	r.Status = status
+	r.Headers = append(r.headers[:0], http1.Header{Name: []byte("Content-Type"), Value: []byte("text/plain; charset=utf-8")})
+	r.body.s, r.body.off = text, 0
+	r.Body = &r.body
+	r.BodyKind = http1.BodyLength
+	r.ContentLength = int64(len(text))
+}
+
+type simpleBody struct {
+	s   string
+	off int
+}
+
+func (b *simpleBody) Read(p []byte) (int, error) {
+	if b.off >= len(b.s) {
+		return 0, io.EOF
+	}
+	n := copy(p, b.s[b.off:])
+	b.off += n
+	return n, nil
+}
+
+// Releaser gives back what a response holds (an upstream connection).
+type Releaser interface {
+	Release(ok bool)
+}
+
+// StatusError is an error that the server answers with Status; Err is the
+// cause, logged.
+type StatusError struct {
+	Status int
+	Err    error
+}
+
+func (e *StatusError) Error() string {
+	return fmt.Sprintf("httpproxy: %d %s: %v", e.Status, http1.StatusText(e.Status), e.Err)
+}
+
+func (e *StatusError) Unwrap() error { return e.Err }
+
+// Errorf returns a *StatusError.
+func Errorf(status int, format string, args ...any) error {
+	return &StatusError{Status: status, Err: fmt.Errorf(format, args...)}
+}
+
+// statusOf maps an error from the stack to the status the client gets.
+func statusOf(err error) int {
+	var se *StatusError
+	if errors.As(err, &se) {
+		return se.Status
+	}
+	if errors.Is(err, context.DeadlineExceeded) {
+		return 504
+	}
+	var ne net.Error
+	if errors.As(err, &ne) && ne.Timeout() {
+		return 504
+	}
+	return 502
+}

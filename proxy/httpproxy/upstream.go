@@ -1,0 +1,305 @@
+package httpproxy
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"io"
+	"log/slog"
+	"net"
+	"os"
+	"syscall"
+	"time"
+
+	"github.com/monolake-go/monolake/proxy/balance"
+	"github.com/monolake-go/monolake/proxy/http1"
+	"github.com/monolake-go/monolake/proxy/upstream"
+)
+
+// target is one upstream of a route.
+type target struct {
+	key  upstream.Key
+	host []byte // Host to send when the client's is not kept: the URI's authority
+	name string // for logs
+}
+
+// Upstream is the terminal Service: it forwards the request to one of the
+// route's upstreams over a pooled keep-alive connection and returns the
+// response streaming from it.
+type Upstream struct {
+	pool        *upstream.Pool
+	readTimeout time.Duration
+	log         *slog.Logger
+}
+
+// UpstreamConfig sets an Upstream's timeouts and pool; zero means default.
+type UpstreamConfig struct {
+	ConnectTimeout time.Duration // default 5s
+	ReadTimeout    time.Duration // per read of the response; default 60s
+	MaxIdlePerHost int           // default 256
+	IdleTimeout    time.Duration // pooled connection idle time; default 60s
+	Dial           func(ctx context.Context, network, addr string) (net.Conn, error)
+}
+
+// NewUpstream returns the forwarding Service with its own pool.
+func NewUpstream(cfg UpstreamConfig, log *slog.Logger) *Upstream {
+	if cfg.ReadTimeout == 0 {
+		cfg.ReadTimeout = 60 * time.Second
+	}
+	return &Upstream{
+		pool: upstream.NewPool(upstream.PoolConfig{
+			MaxIdlePerHost: cfg.MaxIdlePerHost, IdleTimeout: cfg.IdleTimeout,
+			ConnectTimeout: cfg.ConnectTimeout, Dial: wrapDial(cfg.Dial),
+		}),
+		readTimeout: cfg.ReadTimeout,
+		log:         log,
+	}
+}
+
+// Close closes the pool's idle connections.
+func (u *Upstream) Close() error { return u.pool.Close() }
+
+// Pool returns the upstream connection pool (for tests and metrics).
+func (u *Upstream) Pool() *upstream.Pool { return u.pool }
+
+// upConn is a pooled upstream connection with its reader and writer.
+type upConn struct {
+	net.Conn
+	rd   *http1.Reader
+	bw   *bufio.Writer
+	head http1.Response
+	body http1.Body
+	cp   http1.Copier
+
+	// for the request in flight
+	u    *Upstream
+	key  upstream.Key
+	done func()
+	info *ConnInfo
+}
+
+// SyscallConn lets the pool peek at an idle connection.
+func (c *upConn) SyscallConn() (syscall.RawConn, error) {
+	if sc, ok := c.Conn.(syscall.Conn); ok {
+		return sc.SyscallConn()
+	}
+	return nil, errors.ErrUnsupported
+}
+
+// CloseWrite passes a half-close on (tunnels).
+func (c *upConn) CloseWrite() error {
+	if cw, ok := c.Conn.(interface{ CloseWrite() error }); ok {
+		return cw.CloseWrite()
+	}
+	return c.Conn.Close()
+}
+
+func wrapDial(dial func(ctx context.Context, network, addr string) (net.Conn, error)) func(ctx context.Context, network, addr string) (net.Conn, error) {
+	d := dial
+	if d == nil {
+		var nd net.Dialer
+		d = nd.DialContext
+	}
+	return func(ctx context.Context, network, addr string) (net.Conn, error) {
+		c, err := d(ctx, network, addr)
+		if err != nil {
+			return nil, err
+		}
+		uc := &upConn{Conn: c, rd: http1.NewReader(c), bw: bufio.NewWriterSize(c, 8<<10)}
+		uc.cp.Buf = make([]byte, 16<<10)
+		return uc, nil
+	}
+}
+
+// Release implements Releaser: the connection goes back to the pool when
+// the exchange ended cleanly, and is closed otherwise.
+func (c *upConn) Release(ok bool) {
+	c.info.upstream.Store(nil)
+	c.info = nil
+	if c.done != nil {
+		c.done()
+		c.done = nil
+	}
+	if ok && c.head.KeepAlive {
+		c.SetDeadline(time.Time{})
+		c.u.pool.Put(c.key, c)
+		return
+	}
+	c.Conn.Close()
+}
+
+var errNoRoute = errors.New("httpproxy: no route chosen (is the route layer in the stack?)")
+
+// Call forwards req. It retries once on a fresh connection when a reused
+// one turns out to be closed before any byte of the response arrived and
+// the request body was not consumed.
+func (u *Upstream) Call(ctx context.Context, req *Request) (*Response, error) {
+	rt := req.Route
+	if rt == nil {
+		return nil, errNoRoute
+	}
+	t, done := rt.bal.Pick()
+	for attempt := 0; ; attempt++ {
+		c, reused, err := u.pool.Get(ctx, t.key)
+		if err != nil {
+			done()
+			return nil, dialStatus(err)
+		}
+		uc := c.(*upConn)
+		uc.u, uc.key, uc.done, uc.info = u, t.key, done, req.Conn
+		req.Conn.upstream.Store(uc)
+		resp, retry, err := u.exchange(ctx, uc, req, t)
+		if err == nil {
+			return resp, nil
+		}
+		req.Conn.upstream.Store(nil)
+		uc.done, uc.info = nil, nil
+		uc.Conn.Close()
+		if retry && reused && attempt == 0 && ctx.Err() == nil {
+			continue
+		}
+		done()
+		return nil, err
+	}
+}
+
+func dialStatus(err error) error {
+	var ne net.Error
+	if errors.As(err, &ne) && ne.Timeout() {
+		return &StatusError{Status: 504, Err: err}
+	}
+	return &StatusError{Status: 502, Err: err}
+}
+
+// exchange writes the request and reads the response head. retry says the
+// failure happened before the upstream could have acted on the request.
+func (u *Upstream) exchange(ctx context.Context, uc *upConn, req *Request, t *target) (*Response, bool, error) {
+	h := req.Head
+	hb := writeRequestHead(uc.bw.AvailableBuffer(), req, t)
+	if _, err := uc.bw.Write(hb); err != nil {
+		return nil, true, &StatusError{Status: 502, Err: err}
+	}
+	bodySent := false
+	if h.BodyKind != http1.BodyNone {
+		var err error
+		if b, ok := req.Body.(*http1.Body); ok {
+			_, err = uc.cp.Copy(uc.bw, b, h.BodyKind)
+		} else {
+			err = copyBody(uc, req.Body, h.BodyKind)
+		}
+		bodySent = true
+		if err != nil {
+			var we *http1.WriteError
+			if errors.As(err, &we) {
+				return nil, false, &StatusError{Status: 502, Err: err}
+			}
+			// The client's body broke off: nobody to answer.
+			return nil, false, &StatusError{Status: 400, Err: err}
+		}
+	}
+	if err := uc.bw.Flush(); err != nil {
+		return nil, !bodySent, &StatusError{Status: 502, Err: err}
+	}
+	uc.SetReadDeadline(time.Now().Add(u.readTimeout))
+	for {
+		err := uc.rd.ReadResponse(&uc.head, h.Method)
+		if err != nil {
+			retry := !bodySent && (errors.Is(err, io.EOF) || errors.Is(err, syscall.ECONNRESET))
+			if errors.Is(err, os.ErrDeadlineExceeded) {
+				if ctx.Err() != nil {
+					return nil, false, ctx.Err()
+				}
+				return nil, false, &StatusError{Status: 504, Err: errors.New("upstream read timeout")}
+			}
+			return nil, retry, &StatusError{Status: 502, Err: err}
+		}
+		if uc.head.Status >= 100 && uc.head.Status < 200 && uc.head.Status != 101 {
+			continue // interim responses: 100 was answered by us; drop 103 and friends
+		}
+		break
+	}
+	r := &uc.head
+	resp := req.resp()
+	resp.Status, resp.Reason, resp.Version = r.Status, r.Reason, r.Version
+	resp.Headers = r.Headers
+	resp.Releaser = uc
+	if r.Status == 101 {
+		resp.Tunnel = uc
+		resp.Buffered = uc.rd
+		resp.BodyKind = http1.BodyNone
+		return resp, false, nil
+	}
+	uc.body.Reset(uc.rd, r.BodyKind, r.ContentLength)
+	resp.Body = &uc.body
+	resp.BodyKind = r.BodyKind
+	resp.ContentLength = r.ContentLength
+	return resp, false, nil
+}
+
+func copyBody(uc *upConn, body io.Reader, kind http1.BodyKind) error {
+	if kind == http1.BodyChunked {
+		var cw http1.ChunkedWriter
+		cw.Reset(uc.bw)
+		if _, err := io.CopyBuffer(tagWriter{&cw}, body, uc.cp.Buf); err != nil {
+			return err
+		}
+		return cw.Finish(nil)
+	}
+	_, err := io.CopyBuffer(tagWriter{uc.bw}, body, uc.cp.Buf)
+	return err
+}
+
+// writeRequestHead builds the upstream request head into dst.
+func writeRequestHead(dst []byte, req *Request, t *target) []byte {
+	h := req.Head
+	target := req.OutTarget
+	if target == nil {
+		target = h.Target
+	}
+	dst = http1.AppendRequestLine(dst, h.Method, target, http1.HTTP11)
+	host := req.OutHost
+	if host == nil {
+		host = h.Host
+		if host == nil || req.ReplaceHost {
+			host = t.host
+		}
+	}
+	dst = http1.AppendHeader(dst, "Host", host)
+	hop := h.Headers.HopByHop()
+	for _, f := range h.Headers {
+		if hop.Has(f.Name) || equalFold(f.Name, "Host") || equalFold(f.Name, "Expect") || dropped(req.Drop, f.Name) {
+			continue
+		}
+		dst = http1.AppendHeader(dst, f.Name, f.Value)
+	}
+	for _, f := range req.Add {
+		dst = http1.AppendHeader(dst, f.Name, f.Value)
+	}
+	if h.BodyKind == http1.BodyChunked {
+		dst = append(dst, "Transfer-Encoding: chunked\r\n"...)
+	}
+	if h.Upgrade {
+		dst = http1.AppendHeader(dst, "Connection", "Upgrade")
+		dst = http1.AppendHeader(dst, "Upgrade", h.Headers.Get("Upgrade"))
+	}
+	return append(dst, "\r\n"...)
+}
+
+func dropped(names []string, name []byte) bool {
+	for _, n := range names {
+		if equalFold(name, n) {
+			return true
+		}
+	}
+	return false
+}
+
+// resp returns the connection's reusable Response, reset.
+func (r *Request) resp() *Response {
+	resp := r.response
+	resp.reset()
+	return resp
+}
+
+var _ Releaser = (*upConn)(nil)
+var _ = balance.Random

@@ -1,0 +1,209 @@
+// Package l4 is the layer-4 proxy (proxy_type = "tcp") on Go's netpoller:
+// each client connection is relayed byte for byte to one upstream chosen by
+// the server's load balancer, both ways, until both sides are done.
+//
+// A Proxy is the proxy.Service for one tcp server; proxy/server runs it on
+// every accepted connection. The relay:
+//
+//   - passes half-closes through: a FIN from one side becomes a CloseWrite
+//     on the other, and the other direction goes on until it ends too;
+//   - moves bytes with splice(2) when both sides are sockets and one is
+//     TCP (the Go runtime's (*net.TCPConn).ReadFrom and WriteTo), and
+//     through a pooled 32 KiB buffer otherwise;
+//   - closes both sides once no byte moved either way for the idle timeout
+//     (timeout.server_keepalive_timeout_sec, default 10 minutes). Because a
+//     splice reports its progress only when it returns, the close comes
+//     between one and about two idle timeouts after the last byte; relay.go
+//     explains how progress is collected without giving up splice.
+package l4
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"strings"
+	"sync/atomic"
+	"time"
+
+	"github.com/monolake-go/monolake/proxy"
+	"github.com/monolake-go/monolake/proxy/balance"
+	"github.com/monolake-go/monolake/proxy/config"
+)
+
+// Defaults for the server's timeouts that the config leaves at zero.
+const (
+	// DefaultConnectTimeout bounds dialing an upstream
+	// (timeout.upstream_connect_timeout_sec).
+	DefaultConnectTimeout = 5 * time.Second
+	// DefaultIdleTimeout closes a relay that moved no byte either way for
+	// this long (timeout.server_keepalive_timeout_sec).
+	DefaultIdleTimeout = 10 * time.Minute
+)
+
+// ErrClosed is returned by Call on a Proxy that was closed.
+var ErrClosed = errors.New("l4: proxy closed")
+
+// Proxy relays client connections to the upstreams of one tcp server. It is
+// safe for concurrent use; it holds no pooled state, so Close only stops new
+// relays.
+type Proxy struct {
+	name           string
+	log            *slog.Logger
+	bal            balance.Balancer[config.Endpoint]
+	connectTimeout time.Duration
+	idleTimeout    time.Duration
+	closed         atomic.Bool
+}
+
+var (
+	_ proxy.Service[net.Conn, struct{}] = (*Proxy)(nil)
+	_ proxy.Closer                      = (*Proxy)(nil)
+)
+
+// New builds the Proxy for a tcp server from s.Route (load balancer and
+// upstreams, which must be "socket" or "unix" endpoints) and s.Timeout
+// (UpstreamConnect, and ServerKeepalive as the idle timeout; zero means
+// DefaultConnectTimeout and DefaultIdleTimeout). log receives one line per
+// failed upstream connect; nil discards.
+func New(s *config.Server, log *slog.Logger) (*Proxy, error) {
+	if s == nil {
+		return nil, errors.New("l4: nil server config")
+	}
+	if s.ProxyType != "" && s.ProxyType != config.ProxyTCP {
+		return nil, fmt.Errorf("l4: server %q has proxy_type %q, want %q", s.Name, s.ProxyType, config.ProxyTCP)
+	}
+	if s.Route == nil || len(s.Route.Upstreams) == 0 {
+		return nil, fmt.Errorf("l4: server %q has no upstreams", s.Name)
+	}
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	eps := make([]config.Endpoint, len(s.Route.Upstreams))
+	weights := make([]int, len(s.Route.Upstreams))
+	for i, u := range s.Route.Upstreams {
+		switch u.Endpoint.Type {
+		case config.TypeSocket, config.TypeUnix:
+		default:
+			return nil, fmt.Errorf("l4: server %q: upstream %d: endpoint type %q, want %q or %q",
+				s.Name, i, u.Endpoint.Type, config.TypeSocket, config.TypeUnix)
+		}
+		eps[i], weights[i] = u.Endpoint, u.Weight
+	}
+	policy := s.Route.LoadBalancer
+	if policy == "" {
+		policy = config.LBRandom // the config's default
+	}
+	bal, err := balance.New(policy, eps, weights)
+	if err != nil {
+		return nil, fmt.Errorf("l4: server %q: %w", s.Name, err)
+	}
+	p := &Proxy{
+		name:           s.Name,
+		log:            log,
+		bal:            bal,
+		connectTimeout: s.Timeout.UpstreamConnect,
+		idleTimeout:    s.Timeout.ServerKeepalive,
+	}
+	if p.connectTimeout <= 0 {
+		p.connectTimeout = DefaultConnectTimeout
+	}
+	if p.idleTimeout <= 0 {
+		p.idleTimeout = DefaultIdleTimeout
+	}
+	return p, nil
+}
+
+// Call relays client to an upstream until both directions end, the relay
+// is idle for the idle timeout, or ctx is done; then it closes both
+// connections. It always closes client.
+//
+// When the upstream cannot be reached (refused, connect timeout), Call
+// logs one line, closes client (a plain FIN: the client reads EOF) and
+// returns the dial error. When the balancer has more than one upstream, a
+// failed connect is retried once on a different upstream (none for the
+// "first" policy, which always picks the same one); the log line then names
+// both attempts.
+//
+// An idle timeout or ctx ending is a normal end: Call returns nil or
+// ctx.Err(). An I/O error on either side aborts both and is returned.
+func (p *Proxy) Call(ctx context.Context, client net.Conn) (struct{}, error) {
+	defer client.Close()
+	if p.closed.Load() {
+		return struct{}{}, ErrClosed
+	}
+	up, done, err := p.connect(ctx, client)
+	if err != nil {
+		return struct{}{}, err
+	}
+	defer done()
+	defer up.Close()
+	if err := relay(ctx, client, up, p.idleTimeout); err != nil {
+		return struct{}{}, fmt.Errorf("l4: relaying %s: %w", addrString(client.RemoteAddr()), err)
+	}
+	return struct{}{}, ctx.Err()
+}
+
+// connect dials an upstream picked by the balancer; done releases the pick.
+func (p *Proxy) connect(ctx context.Context, client net.Conn) (net.Conn, func(), error) {
+	attempts := 1
+	if p.bal.Len() > 1 {
+		attempts = 2
+	}
+	d := net.Dialer{Timeout: p.connectTimeout}
+	var tried []string
+	var errs []error
+	var failed *config.Endpoint
+	for range attempts {
+		ep, done := p.bal.Pick()
+		// A retry wants a different upstream; give the balancer a few
+		// chances to offer one (random may repeat itself).
+		for i := 0; failed != nil && ep == *failed && i < 2*p.bal.Len(); i++ {
+			done()
+			ep, done = p.bal.Pick()
+		}
+		if failed != nil && ep == *failed {
+			done()
+			break
+		}
+		c, err := d.DialContext(ctx, ep.Network(), ep.Address())
+		if err == nil {
+			if len(errs) > 0 {
+				p.log.Warn("l4: upstream unreachable; used another",
+					"server", p.name, "client", addrString(client.RemoteAddr()),
+					"upstream", tried[0], "error", errs[0], "used", ep.String())
+			}
+			return c, done, nil
+		}
+		done()
+		if ctx.Err() != nil {
+			// The server is closing this connection; not the upstream's fault.
+			return nil, nil, ctx.Err()
+		}
+		tried = append(tried, ep.String())
+		errs = append(errs, err)
+		failed = &ep
+	}
+	err := errors.Join(errs...)
+	p.log.Warn("l4: upstream unreachable; closing client",
+		"server", p.name, "client", addrString(client.RemoteAddr()),
+		"upstream", strings.Join(tried, ", "), "error", err)
+	return nil, nil, fmt.Errorf("l4: dialing upstream %s: %w", strings.Join(tried, ", "), err)
+}
+
+// Close makes later Calls refuse their connection (closing it) with
+// ErrClosed; relays in flight go on until they end. It returns nil.
+func (p *Proxy) Close() error {
+	p.closed.Store(true)
+	return nil
+}
+
+// addrString is a.String(), or "-" for a missing address (an unnamed unix
+// socket peer may have none).
+func addrString(a net.Addr) string {
+	if a == nil {
+		return "-"
+	}
+	return a.String()
+}

@@ -1,0 +1,257 @@
+package l4
+
+import (
+	"context"
+	"errors"
+	"io"
+	"net"
+	"os"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// The relay runs one goroutine per direction. Each copies its source to
+// the other side until the source reads EOF, then half-closes the other
+// side (CloseWrite) and stops; the other direction goes on until it ends
+// too.
+//
+// # Splice
+//
+// Between two *net.TCPConn, and between a TCP and a unix stream socket, a
+// direction is one (*net.TCPConn).ReadFrom or WriteTo call, which the Go
+// runtime runs as splice(2) through a pipe: the bytes never enter user
+// space. Anything else (a TLS conn, unix to unix) is copied through a pooled
+// 32 KiB buffer.
+//
+// # Idle timeout
+//
+// A splice call does not say how many bytes it moved until it returns, so
+// the idle timeout cannot be a deadline pushed forward on every read.
+// Instead each direction keeps a read deadline on its source and the
+// relay keeps the time of the last progress either way (last):
+//
+//   - When a direction's deadline fires it returns with the bytes moved in
+//     this call; any bytes count as progress now. If the last progress is
+//     younger than the idle timeout, the direction re-arms its deadline to
+//     last+idle and resumes (the splice restarts; no data is lost, since
+//     Go's splice pumps what it drained before it waits for more).
+//   - If it is older, the other direction may be in the middle of a splice
+//     with progress not yet reported. The direction becomes the prober:
+//     it moves the other source's read deadline to the past (a poke), so
+//     the other splice returns and reports, and checks again after a
+//     short grace (idle/2, at most 1s).
+//   - At that check, if the other direction has returned since the poke
+//     (its return count moved) and still nothing is fresher than the idle
+//     timeout, every call of both directions since the last progress
+//     moved nothing: the relay is idle and both connections are closed.
+//     If the other direction has not returned yet (not scheduled yet, or
+//     blocked writing to a peer that does not read), the prober pokes
+//     again and waits another grace, for at most one more idle timeout;
+//     then it closes anyway.
+//   - A direction whose other side has already ended decides alone.
+//
+// So an idle relay is closed between idle+grace and about 2*idle+grace
+// after its last byte (a splice that moved bytes early in its call reports
+// them as fresh when it returns), and one blocked writing to a stuck peer
+// after about 2*idle. Decisions rest on what the directions reported, not
+// on how fast the scheduler runs them.
+
+// bufSize is the copy buffer of the non-splice path.
+const bufSize = 32 << 10
+
+var bufPool = sync.Pool{New: func() any { b := make([]byte, bufSize); return &b }}
+
+// aLongTimeAgo is a deadline in the past, to wake a blocked read.
+var aLongTimeAgo = time.Unix(1, 0)
+
+// errIdle ends a direction whose relay was closed as idle.
+var errIdle = errors.New("l4: relay idle")
+
+// pair is the state two directions share. Direction d reads conns[d] and
+// writes conns[1-d]; conns[0] is the client, conns[1] the upstream.
+type pair struct {
+	conns [2]net.Conn
+	idle  time.Duration
+	grace time.Duration
+	start time.Time // last and deadlines are offsets from start (monotonic)
+
+	last    atomic.Int64     // offset of the last progress either way
+	prober  atomic.Int32     // direction probing for progress, or -1
+	returns [2]atomic.Uint64 // copy calls of direction d that returned (after storing last)
+	ended   [2]atomic.Bool   // direction d read EOF (after storing last)
+
+	// probe[d] is owned by direction d while it is the prober.
+	probe [2]struct {
+		returns uint64 // the other's return count at the first poke
+		at      int64  // offset of the first poke
+	}
+
+	stopOnce sync.Once
+	stopped  atomic.Bool // both conns closed (idle, error or ctx)
+}
+
+// relay copies a to b and b to a until both directions end, the relay is
+// idle for idle, or ctx is done, and returns the first I/O error that was
+// not caused by ending the relay. It does not close a or b on a normal end;
+// the caller does.
+func relay(ctx context.Context, a, b net.Conn, idle time.Duration) error {
+	p := &pair{conns: [2]net.Conn{a, b}, idle: idle, grace: min(idle/2, time.Second), start: time.Now()}
+	p.prober.Store(-1)
+	stop := context.AfterFunc(ctx, p.stop)
+	defer stop()
+
+	errc := make(chan error, 1)
+	go func() { errc <- p.run(1) }()
+	err0 := p.run(0)
+	err1 := <-errc
+	if errors.Is(err0, errIdle) {
+		err0 = nil
+	}
+	if errors.Is(err1, errIdle) {
+		err1 = nil
+	}
+	return errors.Join(err0, err1)
+}
+
+func (p *pair) now() int64 { return int64(time.Since(p.start)) }
+
+// touch records progress.
+func (p *pair) touch() { p.last.Store(p.now()) }
+
+// stop closes both connections; every blocked call returns.
+func (p *pair) stop() {
+	p.stopOnce.Do(func() {
+		p.stopped.Store(true)
+		p.conns[0].Close()
+		p.conns[1].Close()
+	})
+}
+
+// run is direction d. It returns nil when its source ended and the other
+// side was half-closed, or when the relay was stopped from elsewhere.
+func (p *pair) run(d int) error {
+	src, dst := p.conns[d], p.conns[1-d]
+	defer p.prober.CompareAndSwap(int32(d), -1)
+	src.SetReadDeadline(p.start.Add(p.idle))
+	for {
+		n, err := p.copy(dst, src)
+		if n > 0 {
+			p.touch()
+		}
+		p.returns[d].Add(1)
+		if err == nil { // EOF from src
+			p.ended[d].Store(true)
+			if cw, ok := dst.(interface{ CloseWrite() error }); ok {
+				if cw.CloseWrite() == nil || p.stopped.Load() {
+					return nil
+				}
+			}
+			// No half-close: the peer would wait for data forever.
+			p.stop()
+			return nil
+		}
+		if p.stopped.Load() {
+			return nil
+		}
+		if !errors.Is(err, os.ErrDeadlineExceeded) {
+			p.stop()
+			return err
+		}
+		if p.idleAfterDeadline(d) {
+			p.stop()
+			return errIdle
+		}
+	}
+}
+
+// idleAfterDeadline decides, when direction d's read deadline fired,
+// whether the relay is idle; if not it re-arms d's deadline.
+func (p *pair) idleAfterDeadline(d int) bool {
+	src, other := p.conns[d], 1-d
+	// Load what the other side reports before last: it stores last first,
+	// so whatever it reported by then is visible in last.
+	otherEnded, otherReturns := p.ended[other].Load(), p.returns[other].Load()
+	now, last := p.now(), p.last.Load()
+	if now-last < int64(p.idle) {
+		p.prober.CompareAndSwap(int32(d), -1)
+		src.SetReadDeadline(p.start.Add(time.Duration(last) + p.idle))
+		return false
+	}
+	if otherEnded {
+		return true // the other side reported everything it moved
+	}
+	switch p.prober.Load() {
+	case int32(d):
+		if otherReturns != p.probe[d].returns {
+			return true // the other side reported since the poke: nothing moved
+		}
+		if now-p.probe[d].at >= int64(p.idle) {
+			return true // stuck for another idle timeout
+		}
+		// Not back yet: poke again, in case the poke raced with the other
+		// side re-arming its own deadline.
+		p.conns[other].SetReadDeadline(aLongTimeAgo)
+		src.SetReadDeadline(time.Now().Add(p.grace))
+		return false
+	case int32(other):
+		// Probably the other side's poke: it decides.
+		src.SetReadDeadline(time.Now().Add(p.idle))
+		return false
+	}
+	if !p.prober.CompareAndSwap(-1, int32(d)) {
+		src.SetReadDeadline(time.Now().Add(p.idle))
+		return false
+	}
+	p.probe[d].returns, p.probe[d].at = otherReturns, now
+	p.conns[other].SetReadDeadline(aLongTimeAgo)
+	src.SetReadDeadline(time.Now().Add(p.grace))
+	return false
+}
+
+// copy moves src to dst until src reads EOF (nil error), a read deadline
+// fires, or an error. It returns the bytes moved.
+func (p *pair) copy(dst, src net.Conn) (int64, error) {
+	switch d := dst.(type) {
+	case *net.TCPConn:
+		switch src.(type) {
+		case *net.TCPConn, *net.UnixConn:
+			return d.ReadFrom(src) // splice
+		}
+	case *net.UnixConn:
+		if s, ok := src.(*net.TCPConn); ok {
+			return s.WriteTo(d) // splice
+		}
+	}
+	return p.copyBuffer(dst, src)
+}
+
+// copyBuffer is io.Copy with a pooled buffer, recording progress on every
+// read and write so the other direction sees it without a poke.
+func (p *pair) copyBuffer(dst io.Writer, src io.Reader) (int64, error) {
+	bp := bufPool.Get().(*[]byte)
+	defer bufPool.Put(bp)
+	buf := *bp
+	var written int64
+	for {
+		nr, er := src.Read(buf)
+		if nr > 0 {
+			p.touch()
+			nw, ew := dst.Write(buf[:nr])
+			written += int64(nw)
+			if ew != nil {
+				return written, ew
+			}
+			if nw != nr {
+				return written, io.ErrShortWrite
+			}
+			p.touch()
+		}
+		if er == io.EOF {
+			return written, nil
+		}
+		if er != nil {
+			return written, er
+		}
+	}
+}

@@ -1,0 +1,303 @@
+// Package server runs the accept loop every proxy type shares: it accepts
+// connections on one or more listeners, hands each to a ConnService on a
+// goroutine of its own, keeps track of them, and drains them on Shutdown.
+//
+// A Server knows nothing of protocols. The service it runs decides what a
+// connection carries (an L4 relay, HTTP/1.1, TLS then HTTP, ...); the server
+// only owns the connection's lifetime: its context, its place in the drain,
+// and its forced close.
+package server
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"runtime"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/monolake-go/monolake/proxy"
+)
+
+// ConnService handles one accepted connection.
+//
+// Call owns conn: it reads and writes it and should close it when done.
+// Call must not use conn after it returns; the server closes conn then in
+// case the service did not (a second Close is harmless). ctx is cancelled
+// when the server force-closes the connection (Close, or Shutdown whose
+// context ended), at the same moment conn is closed under the service.
+type ConnService = proxy.Service[net.Conn, struct{}]
+
+// ErrServerClosed is returned by Serve when it is called after Shutdown or
+// Close.
+var ErrServerClosed = errors.New("server: closed")
+
+// Server accepts connections and runs a ConnService on each. Its methods
+// may be called from any goroutine.
+type Server struct {
+	log    *slog.Logger
+	closed chan struct{} // closed by the first Shutdown or Close
+
+	mu        sync.Mutex
+	gen       *generation // service for new connections
+	listeners map[*net.Listener]struct{}
+	conns     map[*conn]struct{}
+	stopping  bool          // Shutdown or Close was called
+	drained   chan struct{} // closed once stopping and conns is empty
+	isDrained bool
+}
+
+// generation is one service set by New or SetService, with the number of
+// connections still running on it. Fields after svc are guarded by
+// Server.mu.
+type generation struct {
+	svc     ConnService
+	active  int
+	retired bool          // replaced by SetService
+	idle    chan struct{} // closed once retired and active == 0
+}
+
+// conn is one accepted connection in flight.
+type conn struct {
+	nc     net.Conn
+	ctx    context.Context
+	cancel context.CancelFunc
+	gen    *generation
+}
+
+// New returns a Server that runs svc on every accepted connection. svc must
+// not be nil. log receives accept errors and recovered panics; nil discards
+// them.
+func New(svc ConnService, log *slog.Logger) *Server {
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	return &Server{
+		log:       log,
+		closed:    make(chan struct{}),
+		gen:       &generation{svc: svc, idle: make(chan struct{})},
+		listeners: map[*net.Listener]struct{}{},
+		conns:     map[*conn]struct{}{},
+		drained:   make(chan struct{}),
+	}
+}
+
+// SetService makes svc the service for connections accepted from now on.
+// Connections in flight finish on the service they started with. It returns
+// the previous service and a channel closed once no connection runs on it
+// any more, after which the caller may close it (proxy.CloseService).
+func (s *Server) SetService(svc ConnService) (prev ConnService, prevIdle <-chan struct{}) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	old := s.gen
+	s.gen = &generation{svc: svc, idle: make(chan struct{})}
+	old.retired = true
+	if old.active == 0 {
+		close(old.idle)
+	}
+	return old.svc, old.idle
+}
+
+// ActiveConns returns the number of connections whose Call has not returned.
+func (s *Server) ActiveConns() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return len(s.conns)
+}
+
+// Drained returns a channel closed once the server is stopping (Shutdown or
+// Close) and every Call has returned.
+func (s *Server) Drained() <-chan struct{} { return s.drained }
+
+// Serve accepts connections on ln until Shutdown or Close, running the
+// current service on each in a new goroutine. Several Serve calls on
+// different listeners may run at once. Serve closes ln before it returns.
+//
+// Temporary accept errors (EMFILE, ENFILE, ENOBUFS, ENOMEM, ...) are logged
+// and retried after a backoff of 5ms doubling up to 1s, as net/http does.
+// Serve returns nil when stopped by Shutdown or Close, ErrServerClosed when
+// called after them, and the accept error otherwise.
+func (s *Server) Serve(ln net.Listener) error {
+	key := &ln
+	s.mu.Lock()
+	if s.stopping {
+		s.mu.Unlock()
+		ln.Close()
+		return ErrServerClosed
+	}
+	s.listeners[key] = struct{}{}
+	s.mu.Unlock()
+	defer func() {
+		s.mu.Lock()
+		delete(s.listeners, key)
+		s.mu.Unlock()
+		ln.Close()
+	}()
+
+	var delay time.Duration
+	for {
+		nc, err := ln.Accept()
+		if err != nil {
+			if s.isStopping() {
+				return nil
+			}
+			if !isTemporary(err) {
+				return fmt.Errorf("server: accepting on %s: %w", ln.Addr(), err)
+			}
+			delay = min(max(2*delay, 5*time.Millisecond), time.Second)
+			s.log.Warn("server: accept failed; retrying", "listener", ln.Addr().String(), "retry_in", delay, "error", err)
+			t := time.NewTimer(delay)
+			select {
+			case <-t.C:
+			case <-s.closed:
+				t.Stop()
+				return nil
+			}
+			continue
+		}
+		delay = 0
+		c, ok := s.track(nc)
+		if !ok {
+			nc.Close()
+			return nil
+		}
+		go s.serveConn(c)
+	}
+}
+
+func (s *Server) isStopping() bool {
+	select {
+	case <-s.closed:
+		return true
+	default:
+		return false
+	}
+}
+
+// isTemporary reports whether an accept error may go away by itself, such
+// as running out of file descriptors or memory for a moment.
+func isTemporary(err error) bool {
+	for _, e := range []syscall.Errno{syscall.EMFILE, syscall.ENFILE, syscall.ENOBUFS, syscall.ENOMEM, syscall.ECONNABORTED, syscall.EINTR, syscall.EAGAIN} {
+		if errors.Is(err, e) {
+			return true
+		}
+	}
+	var te interface{ Temporary() bool }
+	return errors.As(err, &te) && te.Temporary()
+}
+
+// track registers a newly accepted connection; it reports false when the
+// server started stopping since the accept.
+func (s *Server) track(nc net.Conn) (*conn, bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.stopping {
+		return nil, false
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	c := &conn{nc: nc, ctx: ctx, cancel: cancel, gen: s.gen}
+	s.gen.active++
+	s.conns[c] = struct{}{}
+	return c, true
+}
+
+func (s *Server) serveConn(c *conn) {
+	defer s.finish(c)
+	defer func() {
+		if r := recover(); r != nil {
+			buf := make([]byte, 64<<10)
+			buf = buf[:runtime.Stack(buf, false)]
+			s.log.Error("server: panic serving connection", "client", addrString(c.nc.RemoteAddr()), "panic", r, "stack", string(buf))
+		}
+	}()
+	if _, err := c.gen.svc.Call(c.ctx, c.nc); err != nil {
+		// Services log their own failures; this is for debugging only.
+		s.log.Debug("server: connection ended with an error", "client", addrString(c.nc.RemoteAddr()), "error", err)
+	}
+}
+
+// finish releases a connection whose Call returned.
+func (s *Server) finish(c *conn) {
+	c.cancel()
+	c.nc.Close()
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	delete(s.conns, c)
+	c.gen.active--
+	if c.gen.retired && c.gen.active == 0 {
+		close(c.gen.idle)
+	}
+	s.checkDrainedLocked()
+}
+
+func (s *Server) checkDrainedLocked() {
+	if s.stopping && len(s.conns) == 0 && !s.isDrained {
+		s.isDrained = true
+		close(s.drained)
+	}
+}
+
+// stopLocked stops accepting: it closes every listener, so each Serve
+// returns nil.
+func (s *Server) stopLocked() {
+	if !s.stopping {
+		s.stopping = true
+		close(s.closed)
+	}
+	for ln := range s.listeners {
+		(*ln).Close()
+	}
+	s.checkDrainedLocked()
+}
+
+// forceClose cancels every connection's context and closes the
+// connection.
+func (s *Server) forceClose() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for c := range s.conns {
+		c.cancel()
+		c.nc.Close()
+	}
+}
+
+// Shutdown stops the server gracefully: it closes the listeners (each Serve
+// returns nil), then waits for the connections in flight to end. If ctx
+// ends first, it cancels the remaining connections' contexts, closes them
+// and returns ctx.Err() without waiting for their Calls to return (see
+// Drained for that). A Shutdown whose connections all ended returns nil.
+func (s *Server) Shutdown(ctx context.Context) error {
+	s.mu.Lock()
+	s.stopLocked()
+	s.mu.Unlock()
+	select {
+	case <-s.drained:
+		return nil
+	case <-ctx.Done():
+		s.forceClose()
+		return ctx.Err()
+	}
+}
+
+// Close stops the server now: it closes the listeners and every
+// connection in flight, cancelling their contexts. It does not wait for
+// their Calls to return (see Drained).
+func (s *Server) Close() error {
+	s.mu.Lock()
+	s.stopLocked()
+	s.mu.Unlock()
+	s.forceClose()
+	return nil
+}
+
+// addrString is a.String(), or "-" for a missing address (an unnamed unix
+// socket peer may have none).
+func addrString(a net.Addr) string {
+	if a == nil {
+		return "-"
+	}
+	return a.String()
+}
