@@ -3,9 +3,11 @@ package httpproxy
 import (
 	"context"
 	"crypto/rand"
+	"encoding/binary"
 	"encoding/hex"
 	"fmt"
 	"strings"
+	"sync/atomic"
 
 	"github.com/monolake-go/monolake/proxy/balance"
 	"github.com/monolake-go/monolake/proxy/config"
@@ -167,7 +169,7 @@ func (s rewriteService) Call(ctx context.Context, req *Request) (*Response, erro
 		if id := h.Headers.Get("X-Request-Id"); len(id) > 0 {
 			req.requestID = id
 		} else {
-			req.requestID = req.Scratch(newRequestID())
+			req.requestID = req.newRequestID()
 			req.Add = append(req.Add, http1.Header{Name: hRequestID, Value: req.requestID})
 		}
 	}
@@ -193,10 +195,21 @@ func forNode(ip string) []byte {
 	return []byte(ip)
 }
 
-func newRequestID() []byte {
+// requestIDPrefix makes IDs unique across processes; a counter makes them
+// unique within one, so no random read per request.
+var (
+	requestIDPrefix [8]byte
+	requestIDSeq    atomic.Uint64
+)
+
+func init() { rand.Read(requestIDPrefix[:]) }
+
+// newRequestID appends a 32-hex-digit ID to the request's scratch.
+func (r *Request) newRequestID() []byte {
 	var b [16]byte
-	rand.Read(b[:])
-	out := make([]byte, 32)
-	hex.Encode(out, b[:])
-	return out
+	copy(b[:8], requestIDPrefix[:])
+	binary.BigEndian.PutUint64(b[8:], requestIDSeq.Add(1))
+	start := len(r.scratch)
+	r.scratch = hex.AppendEncode(r.scratch, b[:])
+	return r.scratch[start:len(r.scratch):len(r.scratch)]
 }

@@ -70,6 +70,8 @@ type upConn struct {
 	head http1.Response
 	body http1.Body
 	cp   http1.Copier
+	// watch aborts the exchange when the client goes away.
+	watch *clientWatch
 
 	// for the request in flight
 	u    *Upstream
@@ -107,6 +109,7 @@ func wrapDial(dial func(ctx context.Context, network, addr string) (net.Conn, er
 		}
 		uc := &upConn{Conn: c, rd: http1.NewReader(c), bw: bufio.NewWriterSize(c, 8<<10)}
 		uc.cp.Buf = make([]byte, 16<<10)
+		uc.watch = newClientWatch(c)
 		return uc, nil
 	}
 }
@@ -128,6 +131,12 @@ func (c *upConn) Release(ok bool) {
 	c.Conn.Close()
 }
 
+// Close closes the connection and stops its client watch.
+func (c *upConn) Close() error {
+	c.watch.stop()
+	return c.Conn.Close()
+}
+
 var errNoRoute = errors.New("httpproxy: no route chosen (is the route layer in the stack?)")
 
 // Call forwards req. It retries once on a fresh connection when a reused
@@ -140,7 +149,11 @@ func (u *Upstream) Call(ctx context.Context, req *Request) (*Response, error) {
 	}
 	t, done := rt.bal.Pick()
 	for attempt := 0; ; attempt++ {
-		c, reused, err := u.pool.Get(ctx, t.key)
+		get := u.pool.Get
+		if req.Head.BodyKind != http1.BodyNone {
+			get = u.pool.GetVerified // a sent body cannot be sent again
+		}
+		c, reused, err := get(ctx, t.key)
 		if err != nil {
 			done()
 			return nil, dialStatus(err)
@@ -154,7 +167,7 @@ func (u *Upstream) Call(ctx context.Context, req *Request) (*Response, error) {
 		}
 		req.Conn.upstream.Store(nil)
 		uc.done, uc.info = nil, nil
-		uc.Conn.Close()
+		uc.Close()
 		if retry && reused && attempt == 0 && ctx.Err() == nil {
 			continue
 		}
@@ -183,7 +196,7 @@ func (u *Upstream) exchange(ctx context.Context, uc *upConn, req *Request, t *ta
 	if h.BodyKind != http1.BodyNone {
 		var err error
 		if b, ok := req.Body.(*http1.Body); ok {
-			_, err = uc.cp.Copy(uc.bw, b, h.BodyKind)
+			_, err = uc.cp.Copy(streamWriter{uc.bw, req.bodySrc}, b, h.BodyKind)
 		} else {
 			err = copyBody(uc, req.Body, h.BodyKind)
 		}
@@ -201,9 +214,13 @@ func (u *Upstream) exchange(ctx context.Context, uc *upConn, req *Request, t *ta
 		return nil, !bodySent, &StatusError{Status: 502, Err: err}
 	}
 	uc.SetReadDeadline(time.Now().Add(u.readTimeout))
+	uc.watch.arm(req.Conn.Conn)
 	for {
 		err := uc.rd.ReadResponse(&uc.head, h.Method)
 		if err != nil {
+			if uc.watch.disarm() {
+				return nil, false, &StatusError{Status: StatusClientClosed, Err: errClientGone}
+			}
 			retry := !bodySent && (errors.Is(err, io.EOF) || errors.Is(err, syscall.ECONNRESET))
 			if errors.Is(err, os.ErrDeadlineExceeded) {
 				if ctx.Err() != nil {
@@ -218,6 +235,9 @@ func (u *Upstream) exchange(ctx context.Context, uc *upConn, req *Request, t *ta
 		}
 		break
 	}
+	if uc.watch.disarm() {
+		return nil, false, &StatusError{Status: StatusClientClosed, Err: errClientGone}
+	}
 	r := &uc.head
 	resp := req.resp()
 	resp.Status, resp.Reason, resp.Version = r.Status, r.Reason, r.Version
@@ -231,6 +251,7 @@ func (u *Upstream) exchange(ctx context.Context, uc *upConn, req *Request, t *ta
 	}
 	uc.body.Reset(uc.rd, r.BodyKind, r.ContentLength)
 	resp.Body = &uc.body
+	resp.bodySrc = uc.rd
 	resp.BodyKind = r.BodyKind
 	resp.ContentLength = r.ContentLength
 	return resp, false, nil

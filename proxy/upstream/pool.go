@@ -70,12 +70,25 @@ func NewPool(cfg PoolConfig) *Pool {
 	return p
 }
 
+// checkAfter is how long a connection may sit idle before Get peeks at it.
+const checkAfter = 100 * time.Millisecond
+
 // ErrClosed is returned by Get on a closed pool.
 var ErrClosed = errors.New("upstream: pool closed")
 
 // Get returns an idle connection to k that is still good, or dials a new
 // one. reused tells which. A dial error wraps the cause with the address.
 func (p *Pool) Get(ctx context.Context, k Key) (c net.Conn, reused bool, err error) {
+	return p.get(ctx, k, false)
+}
+
+// GetVerified is Get that always checks an idle connection with the peek,
+// for requests that cannot be retried once sent (their body is consumed).
+func (p *Pool) GetVerified(ctx context.Context, k Key) (c net.Conn, reused bool, err error) {
+	return p.get(ctx, k, true)
+}
+
+func (p *Pool) get(ctx context.Context, k Key, verify bool) (c net.Conn, reused bool, err error) {
 	for {
 		p.mu.Lock()
 		if p.closed {
@@ -90,7 +103,12 @@ func (p *Pool) Get(ctx context.Context, k Key) (c net.Conn, reused bool, err err
 		ic := list[len(list)-1]
 		p.idle[k] = list[:len(list)-1]
 		p.mu.Unlock()
-		if time.Since(ic.since) < p.cfg.IdleTimeout && alive(ic.c) {
+		idle := time.Since(ic.since)
+		// A connection back in the pool for less than checkAfter is handed
+		// out without the peek: the caller retries on a fresh connection
+		// when a reused one fails before any response byte, which covers
+		// that window, and busy pools then pay no extra syscall.
+		if idle < p.cfg.IdleTimeout && (idle < checkAfter && !verify || alive(ic.c)) {
 			return ic.c, true, nil
 		}
 		ic.c.Close()

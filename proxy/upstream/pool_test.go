@@ -48,7 +48,7 @@ func TestReuseAndStale(t *testing.T) {
 
 	// The upstream closes the idle connection: Get must not hand it out.
 	s1.Close()
-	time.Sleep(50 * time.Millisecond) // let the FIN arrive; not a timing assertion
+	time.Sleep(checkAfter + 50*time.Millisecond) // past the no-peek window
 	c3, reused, err := p.Get(ctx, k)
 	if err != nil {
 		t.Fatal(err)
@@ -72,7 +72,7 @@ func TestUnexpectedBytesMeanStale(t *testing.T) {
 	s := <-accepted
 	p.Put(k, c)
 	s.Write([]byte("HTTP/1.1 408 Request Timeout\r\n\r\n"))
-	time.Sleep(50 * time.Millisecond)
+	time.Sleep(checkAfter + 50*time.Millisecond)
 	if c2, reused, _ := p.Get(context.Background(), k); reused {
 		t.Fatal("connection with unread bytes reused")
 	} else {

@@ -74,6 +74,7 @@ func ChildMain(args []string) int {
 		}
 	}
 
+	defer startProfile(log)()
 	sig := make(chan os.Signal, 1)
 	signal.Notify(sig, syscall.SIGTERM, syscall.SIGINT)
 	inst, err := startServers(cfg, inherited, fmt.Sprintf("worker %d, pid %d", *id, os.Getpid()), log)
