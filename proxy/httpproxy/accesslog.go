@@ -6,6 +6,7 @@ import (
 	"io"
 	"os"
 	"strconv"
+	"sync"
 	"sync/atomic"
 	"time"
 )
@@ -20,6 +21,7 @@ type AccessLog struct {
 	lines   chan []byte
 	done    chan struct{}
 	dropped atomic.Int64
+	close   sync.Once
 }
 
 // OpenAccessLog opens path for appending ("-" is stderr).
@@ -51,14 +53,18 @@ func (l *AccessLog) run() {
 // Dropped returns how many lines were dropped because the writer lagged.
 func (l *AccessLog) Dropped() int64 { return l.dropped.Load() }
 
-// Close flushes the queued lines and closes the file.
+// Close flushes the queued lines and closes the file. Only the first call
+// does anything. No request may be logged after Close.
 func (l *AccessLog) Close() error {
-	close(l.lines)
-	<-l.done
-	if l.closer != nil {
-		return l.closer.Close()
-	}
-	return nil
+	var err error
+	l.close.Do(func() {
+		close(l.lines)
+		<-l.done
+		if l.closer != nil {
+			err = l.closer.Close()
+		}
+	})
+	return err
 }
 
 // Layer returns the Middleware that logs each request.

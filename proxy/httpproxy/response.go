@@ -1,6 +1,7 @@
 package httpproxy
 
 import (
+	"bufio"
 	"bytes"
 	"errors"
 	"io"
@@ -83,15 +84,26 @@ func (s *Server) writeResponse(cs *conn, resp *Response) (ok bool, err error) {
 	}
 	if headOnly || out == http1.BodyNone {
 		// A body the service produced but HTTP forbids is left unread; the
-		// upstream connection cannot be reused then.
-		if err := cs.bw.Flush(); err != nil {
-			return false, err
+		// upstream connection cannot be reused then. A response without a
+		// Releaser holds nothing to reuse, so the client connection stays.
+		ok = resp.BodyKind == http1.BodyNone || resp.Body == nil || resp.Releaser == nil
+		if ok {
+			releaseEarly(resp)
 		}
-		return resp.BodyKind == http1.BodyNone || resp.Body == nil || headOnly && resp.BodyKind == http1.BodyNone, nil
+		if err := cs.bw.Flush(); err != nil {
+			return ok, err
+		}
+		return ok, nil
 	}
-	cs.c.SetWriteDeadline(time.Time{})
 	if b, isBody := resp.Body.(*http1.Body); isBody {
-		_, err = cs.cp.Copy(cs.bw, b, out)
+		cs.sw = streamWriter{bw: cs.bw, src: resp.bodySrc, remain: -1}
+		switch {
+		case out == http1.BodyLength && b.Kind() == http1.BodyLength:
+			cs.sw.remain = resp.ContentLength
+		case out == http1.BodyChunked:
+			cs.sw.chunked = true
+		}
+		_, err = cs.cp.Copy(&cs.sw, b, out)
 	} else {
 		err = copyGeneric(cs, resp.Body, out)
 	}
@@ -106,17 +118,33 @@ func (s *Server) writeResponse(cs *conn, resp *Response) (ok bool, err error) {
 		resp.Close = true
 		return false, nil
 	}
+	releaseEarly(resp)
 	if err := cs.bw.Flush(); err != nil {
-		return false, err
+		return true, err
 	}
 	return true, nil
 }
 
+// releaseEarly gives back what resp holds once its body was read whole and
+// before the last flush to the client, so a client that sends its next
+// request (on another connection) as soon as it has the response finds the
+// upstream connection back in the pool.
+func releaseEarly(resp *Response) {
+	if resp.Releaser != nil {
+		resp.Releaser.Release(true)
+		resp.Releaser = nil
+	}
+}
+
 // copyGeneric streams a body that is not an http1.Body (a service's own).
+//
+// Each read of body is written and flushed at once, so a service that
+// streams (a compressor, a handler) reaches the client as it produces.
 func copyGeneric(cs *conn, body io.Reader, out http1.BodyKind) error {
+	cs.sw = streamWriter{bw: cs.bw, remain: -1}
 	switch out {
 	case http1.BodyChunked:
-		cs.cw.Reset(cs.bw)
+		cs.cw.Reset(&cs.sw)
 		if _, err := io.CopyBuffer(tagWriter{&cs.cw}, body, cs.cp.Buf); err != nil {
 			return err
 		}
@@ -129,9 +157,46 @@ func copyGeneric(cs *conn, body io.Reader, out http1.BodyKind) error {
 		}
 		return nil
 	default:
-		_, err := io.CopyBuffer(tagWriter{cs.bw}, body, cs.cp.Buf)
+		_, err := io.CopyBuffer(tagWriter{&cs.sw}, body, cs.cp.Buf)
 		return err
 	}
+}
+
+// streamWriter writes to a connection's buffered writer and flushes it
+// whenever src (the reader the body comes from) has nothing more buffered,
+// or after every write when src is nil. A body that arrived whole thus
+// leaves with its head in one write, and one that trickles in is passed on
+// as it comes instead of waiting for the buffer to fill. It lives in the
+// connection's state so passing it as an io.Writer does not allocate.
+//
+// The last write of a body is not flushed here: the caller releases the
+// upstream connection first, then flushes. The last write is the one that
+// completes remain (a body copied byte for byte with a known length) or,
+// when chunked is set, the last chunk (a chunk-size line never starts with
+// '0' otherwise, as sizes have no leading zeros).
+type streamWriter struct {
+	bw      *bufio.Writer
+	src     *http1.Reader
+	remain  int64 // bytes still to come, -1 when not counted
+	chunked bool
+}
+
+func (w *streamWriter) Write(p []byte) (int, error) {
+	n, err := w.bw.Write(p)
+	if err != nil {
+		return n, err
+	}
+	last := false
+	if w.remain >= 0 {
+		w.remain -= int64(n)
+		last = w.remain <= 0
+	} else if w.chunked {
+		last = len(p) >= 3 && p[0] == '0' && p[1] == '\r'
+	}
+	if !last && (w.src == nil || w.src.Buffered() == 0) {
+		err = w.bw.Flush()
+	}
+	return n, err
 }
 
 // tagWriter marks write errors as *http1.WriteError, so a failed client
@@ -166,6 +231,9 @@ func tunnel(cs *conn, resp *Response) {
 	client := cs.c
 	client.SetDeadline(time.Time{})
 	up.SetDeadline(time.Time{})
+	if uc, ok := up.(*upConn); ok {
+		uc.timeout = 0 // a tunnel may idle; it ends when either side closes
+	}
 	var wg sync.WaitGroup
 	wg.Add(2)
 	go func() {

@@ -2,6 +2,7 @@ package httpproxy
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"errors"
 	"io"
@@ -29,6 +30,10 @@ type ServerConfig struct {
 	ReadHeaderTimeout time.Duration
 	// ReadBodyTimeout bounds each read of a request body (default 60s).
 	ReadBodyTimeout time.Duration
+	// WriteTimeout bounds each write to the client (default 60s, nginx's
+	// send_timeout): a client that stops reading is dropped instead of
+	// holding the connection and its upstream forever.
+	WriteTimeout time.Duration
 	// MaxHeadSize caps a request head (default 16 KiB; larger: 431).
 	MaxHeadSize int
 	// MaxDiscard is how much of an unread request body the server reads
@@ -45,6 +50,9 @@ func (c *ServerConfig) defaults() {
 	}
 	if c.ReadBodyTimeout == 0 {
 		c.ReadBodyTimeout = 60 * time.Second
+	}
+	if c.WriteTimeout == 0 {
+		c.WriteTimeout = 60 * time.Second
 	}
 	if c.MaxHeadSize == 0 {
 		c.MaxHeadSize = http1.DefaultMaxHeadSize
@@ -93,7 +101,19 @@ type conn struct {
 	info ConnInfo
 	cp   http1.Copier
 	cw   http1.ChunkedWriter
+	sw   streamWriter
 	hb   []byte
+	// writeTimeout is renewed before each write to c (see clientWriter).
+	writeTimeout time.Duration
+}
+
+// clientWriter writes to the client connection with the write timeout
+// renewed for each write; the connection's bufio.Writer writes through it.
+type clientWriter struct{ cs *conn }
+
+func (w clientWriter) Write(p []byte) (int, error) {
+	w.cs.c.SetWriteDeadline(time.Now().Add(w.cs.writeTimeout))
+	return w.cs.c.Write(p)
 }
 
 var connPool = sync.Pool{New: func() any {
@@ -109,18 +129,23 @@ func (s *Server) Call(ctx context.Context, c net.Conn) (struct{}, error) {
 	cs.c = c
 	cs.rd.Reset(c)
 	cs.rd.MaxHeadSize = s.cfg.MaxHeadSize
-	cs.bw.Reset(c)
+	cs.writeTimeout = s.cfg.WriteTimeout
+	cs.bw.Reset(clientWriter{cs})
 	cs.info = ConnInfo{Conn: c, RemoteAddr: c.RemoteAddr(), LocalAddr: c.LocalAddr(), TLS: s.cfg.TLS, ServerName: s.cfg.Name}
 	cs.info.RemoteIP = hostOnly(cs.info.RemoteAddr)
+	forced := make(chan struct{})
 	stop := context.AfterFunc(ctx, func() {
+		defer close(forced)
 		// A forced close: wake whatever this connection waits on.
 		c.SetDeadline(aLongTimeAgo)
 		if u := cs.info.upstream.Load(); u != nil {
-			u.SetDeadline(aLongTimeAgo)
+			u.abort()
 		}
 	})
 	err := s.serve(ctx, cs)
-	stop()
+	if !stop() {
+		<-forced // it reads cs.info: let it finish before cs is reused
+	}
 	c.Close()
 	cs.c = nil
 	cs.rd.Reset(nil)
@@ -179,11 +204,13 @@ func (s *Server) readError(cs *conn, err error) error {
 	case errors.As(err, &pe):
 		s.log.Info("bad request", "client", cs.info.RemoteIP, "status", pe.Status, "reason", pe.Reason)
 		s.writeError(cs, pe.Status, pe.Reason)
+		lingerClose(cs.c)
 		return nil
 	case errors.Is(err, os.ErrDeadlineExceeded):
 		if cs.rd.Buffered() > 0 {
 			s.log.Info("request head timeout", "client", cs.info.RemoteIP)
 			s.writeError(cs, 408, "request head not received in time")
+			lingerClose(cs.c)
 		}
 		return nil
 	case errors.Is(err, io.ErrUnexpectedEOF):
@@ -193,9 +220,34 @@ func (s *Server) readError(cs *conn, err error) error {
 	return nil // reset by peer and the like: nothing to answer
 }
 
+// lingerClose half-closes c and reads what the client still sends, for a
+// while, before the caller closes it: closing a socket with unread input
+// sends a reset, which can destroy the error response before the client
+// reads it (nginx's lingering_close).
+func lingerClose(c net.Conn) {
+	cw, ok := c.(interface{ CloseWrite() error })
+	if !ok || cw.CloseWrite() != nil {
+		return
+	}
+	c.SetReadDeadline(time.Now().Add(lingerTimeout))
+	var buf [4 << 10]byte
+	for n := 0; n < lingerMax; {
+		m, err := c.Read(buf[:])
+		n += m
+		if err != nil {
+			return
+		}
+	}
+}
+
+const (
+	lingerTimeout = 2 * time.Second
+	lingerMax     = 256 << 10
+)
+
 // writeError sends a small error response with Connection: close.
 func (s *Server) writeError(cs *conn, status int, msg string) {
-	cs.c.SetWriteDeadline(time.Now().Add(5 * time.Second))
+	cs.writeTimeout = 5 * time.Second // the connection ends after this
 	body := strconv.Itoa(status) + " " + http1.StatusText(status) + "\n"
 	hb := http1.AppendStatusLine(cs.hb[:0], http1.HTTP11, status, nil)
 	hb = http1.AppendHeader(hb, "Content-Type", "text/plain; charset=utf-8")
@@ -220,7 +272,12 @@ func (s *Server) one(ctx context.Context, cs *conn) (bool, error) {
 	req.OutHost, req.OutTarget, req.ReplaceHost = nil, nil, false
 	req.Drop, req.Add, req.scratch, req.requestID = req.Drop[:0], req.Add[:0], req.scratch[:0], nil
 	req.Path, req.Query = splitTarget(h.Target)
+	if len(h.Target) > 0 && h.Target[0] != '/' && len(req.Path) > 0 && req.Path[0] == '/' {
+		// Absolute form: the upstream gets the origin form.
+		req.OutTarget = originForm(h.Target)
+	}
 	cs.body.Reset(cs.rd, h.BodyKind, h.ContentLength)
+	req.bodySrc = nil
 	if h.BodyKind != http1.BodyNone {
 		cs.c.SetReadDeadline(time.Now().Add(s.cfg.ReadBodyTimeout))
 	}
@@ -231,6 +288,7 @@ func (s *Server) one(ctx context.Context, cs *conn) (bool, error) {
 		req.Body = &cs.cont
 	} else {
 		req.Body = &cs.body
+		req.bodySrc = cs.rd
 	}
 	resp := &cs.resp
 	resp.reset()
@@ -242,6 +300,11 @@ func (s *Server) one(ctx context.Context, cs *conn) (bool, error) {
 	}
 	if err != nil {
 		status := statusOf(err)
+		if status == StatusClientClosed {
+			// Nobody to answer: the connection ends here.
+			s.log.Info("client closed the connection before the response", "client", cs.info.RemoteIP, "method", string(h.Method), "target", string(h.Target), "status", status)
+			return false, nil
+		}
 		if ctx.Err() == nil {
 			s.log.Warn("request failed", "client", cs.info.RemoteIP, "method", string(h.Method), "target", string(h.Target), "status", status, "err", err)
 		}
@@ -249,6 +312,11 @@ func (s *Server) one(ctx context.Context, cs *conn) (bool, error) {
 		resp.reset()
 		resp.SetText(status, strconv.Itoa(status)+" "+http1.StatusText(status)+"\n")
 		resp.Close = !bodyDone(cs)
+	}
+	if h.ExpectContinue && h.BodyKind != http1.BodyNone && !cs.cont.sent {
+		// The client waits for a 100 that will not come and may or may
+		// not send the body: the connection cannot be reused safely.
+		resp.Close = true
 	}
 	ok, werr := s.writeResponse(cs, resp)
 	if resp.Releaser != nil {
@@ -261,8 +329,15 @@ func (s *Server) one(ctx context.Context, cs *conn) (bool, error) {
 		return false, nil
 	}
 	keep := h.KeepAlive && !resp.Close && ok
+	if !keep && !bodyDone(cs) {
+		// The client may still be sending the body: read some of it
+		// before closing, so the response is not lost to a reset.
+		lingerClose(cs.c)
+		return false, nil
+	}
 	if keep && !bodyDone(cs) {
 		// Read what the service left of the body, within reason.
+		cs.c.SetReadDeadline(time.Now().Add(s.cfg.ReadBodyTimeout))
 		n, err := io.CopyN(io.Discard, &cs.body, s.cfg.MaxDiscard+1)
 		keep = err == io.EOF && n <= s.cfg.MaxDiscard
 	}
@@ -279,7 +354,11 @@ func bodyDone(cs *conn) bool {
 	return n == 0 && err == io.EOF
 }
 
+// splitTarget splits a request-target into path and query. An
+// absolute-form target ("http://host/path?q") yields its path and query
+// (a reverse proxy routes by them, and Host already holds the authority).
 func splitTarget(t []byte) (path, query []byte) {
+	t = originForm(t)
 	for i, c := range t {
 		if c == '?' {
 			return t[:i:i], t[i+1:]
@@ -287,6 +366,8 @@ func splitTarget(t []byte) (path, query []byte) {
 	}
 	return t, nil
 }
+
+var continueLine = []byte("HTTP/1.1 100 Continue\r\n\r\n")
 
 // continueReader sends "100 Continue" before the first body read.
 type continueReader struct {
@@ -298,9 +379,33 @@ type continueReader struct {
 func (r *continueReader) Read(p []byte) (int, error) {
 	if !r.sent {
 		r.sent = true
-		if _, err := r.cs.c.Write([]byte("HTTP/1.1 100 Continue\r\n\r\n")); err != nil {
+		if _, err := r.cs.c.Write(continueLine); err != nil {
 			return 0, err
 		}
 	}
 	return r.body.Read(p)
+}
+
+// originForm returns the path and query of an absolute-form target
+// ("http://host/p?q" gives "/p?q"), and t itself for other forms and for
+// an absolute form without a path ("http://host?q"), which is not
+// routable.
+func originForm(t []byte) []byte {
+	if len(t) == 0 || t[0] == '/' {
+		return t
+	}
+	i := bytes.Index(t, []byte("://"))
+	if i < 0 {
+		return t // authority or asterisk form
+	}
+	rest := t[i+3:]
+	for j, c := range rest {
+		if c == '/' {
+			return rest[j:]
+		}
+		if c == '?' {
+			break
+		}
+	}
+	return t
 }

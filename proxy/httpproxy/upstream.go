@@ -4,10 +4,12 @@ import (
 	"bufio"
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"net"
 	"os"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -70,8 +72,13 @@ type upConn struct {
 	head http1.Response
 	body http1.Body
 	cp   http1.Copier
+	sw   streamWriter
 	// watch aborts the exchange when the client goes away.
 	watch *clientWatch
+	// timeout bounds each read of the exchange in flight (0: none, a
+	// tunnel); aborted fails its reads at once (see abort).
+	timeout time.Duration
+	aborted atomic.Bool
 
 	// for the request in flight
 	u    *Upstream
@@ -107,9 +114,11 @@ func wrapDial(dial func(ctx context.Context, network, addr string) (net.Conn, er
 		if err != nil {
 			return nil, err
 		}
-		uc := &upConn{Conn: c, rd: http1.NewReader(c), bw: bufio.NewWriterSize(c, 8<<10)}
+		uc := &upConn{Conn: c}
+		uc.rd = http1.NewReader(upReader{uc})
+		uc.bw = bufio.NewWriterSize(upWriter{uc}, 8<<10)
 		uc.cp.Buf = make([]byte, 16<<10)
-		uc.watch = newClientWatch(c)
+		uc.watch = newClientWatch(uc)
 		return uc, nil
 	}
 }
@@ -128,7 +137,48 @@ func (c *upConn) Release(ok bool) {
 		c.u.pool.Put(c.key, c)
 		return
 	}
-	c.Conn.Close()
+	c.Close()
+}
+
+// upReader reads an upstream connection with the read timeout renewed on
+// each read, so the timeout bounds the wait for each part of the response
+// (as nginx's proxy_read_timeout), not the whole response.
+type upReader struct{ uc *upConn }
+
+func (r upReader) Read(p []byte) (int, error) {
+	uc := r.uc
+	if uc.timeout > 0 {
+		uc.Conn.SetReadDeadline(time.Now().Add(uc.timeout))
+	}
+	// Checked after renewing the deadline: an abort that set its past
+	// deadline before the renewal is seen here, one after it wakes Read.
+	if uc.aborted.Load() {
+		return 0, os.ErrDeadlineExceeded
+	}
+	return uc.Conn.Read(p)
+}
+
+// upWriter writes to an upstream connection with the same timeout renewed
+// for each write, so an upstream that stops reading a request body fails
+// the exchange (504) instead of blocking it forever.
+type upWriter struct{ uc *upConn }
+
+func (w upWriter) Write(p []byte) (int, error) {
+	uc := w.uc
+	if uc.timeout > 0 {
+		uc.Conn.SetWriteDeadline(time.Now().Add(uc.timeout))
+	}
+	if uc.aborted.Load() {
+		return 0, os.ErrDeadlineExceeded
+	}
+	return uc.Conn.Write(p)
+}
+
+// abort fails the exchange in flight: its blocked or next read returns
+// os.ErrDeadlineExceeded. Any goroutine may call it.
+func (c *upConn) abort() {
+	c.aborted.Store(true)
+	c.Conn.SetDeadline(aLongTimeAgo)
 }
 
 // Close closes the connection and stops its client watch.
@@ -136,6 +186,10 @@ func (c *upConn) Close() error {
 	c.watch.stop()
 	return c.Conn.Close()
 }
+
+// headerRoom is the spare capacity kept after an upstream response's
+// fields for layers to append to.
+const headerRoom = 4
 
 var errNoRoute = errors.New("httpproxy: no route chosen (is the route layer in the stack?)")
 
@@ -148,10 +202,14 @@ func (u *Upstream) Call(ctx context.Context, req *Request) (*Response, error) {
 		return nil, errNoRoute
 	}
 	t, done := rt.bal.Pick()
+	// A request may go out again on a fresh connection only if it is
+	// idempotent (RFC 9110 9.2.2: the upstream may have acted on it
+	// before closing) and has no body (it was consumed).
+	canRetry := req.Head.BodyKind == http1.BodyNone && idempotent(req.Head.Method)
 	for attempt := 0; ; attempt++ {
 		get := u.pool.Get
-		if req.Head.BodyKind != http1.BodyNone {
-			get = u.pool.GetVerified // a sent body cannot be sent again
+		if !canRetry {
+			get = u.pool.GetVerified // peek: it cannot be retried once sent
 		}
 		c, reused, err := get(ctx, t.key)
 		if err != nil {
@@ -160,6 +218,8 @@ func (u *Upstream) Call(ctx context.Context, req *Request) (*Response, error) {
 		}
 		uc := c.(*upConn)
 		uc.u, uc.key, uc.done, uc.info = u, t.key, done, req.Conn
+		uc.timeout = u.readTimeout
+		uc.aborted.Store(false)
 		req.Conn.upstream.Store(uc)
 		resp, retry, err := u.exchange(ctx, uc, req, t)
 		if err == nil {
@@ -168,12 +228,22 @@ func (u *Upstream) Call(ctx context.Context, req *Request) (*Response, error) {
 		req.Conn.upstream.Store(nil)
 		uc.done, uc.info = nil, nil
 		uc.Close()
-		if retry && reused && attempt == 0 && ctx.Err() == nil {
+		if retry && canRetry && reused && attempt == 0 && ctx.Err() == nil {
 			continue
 		}
 		done()
 		return nil, err
 	}
+}
+
+// idempotent reports whether a request method is idempotent (RFC 9110
+// 9.2.2).
+func idempotent(m []byte) bool {
+	switch string(m) {
+	case "GET", "HEAD", "OPTIONS", "TRACE", "PUT", "DELETE":
+		return true
+	}
+	return false
 }
 
 func dialStatus(err error) error {
@@ -196,7 +266,8 @@ func (u *Upstream) exchange(ctx context.Context, uc *upConn, req *Request, t *ta
 	if h.BodyKind != http1.BodyNone {
 		var err error
 		if b, ok := req.Body.(*http1.Body); ok {
-			_, err = uc.cp.Copy(streamWriter{uc.bw, req.bodySrc}, b, h.BodyKind)
+			uc.sw = streamWriter{bw: uc.bw, src: req.bodySrc, remain: -1}
+			_, err = uc.cp.Copy(&uc.sw, b, h.BodyKind)
 		} else {
 			err = copyBody(uc, req.Body, h.BodyKind)
 		}
@@ -204,16 +275,15 @@ func (u *Upstream) exchange(ctx context.Context, uc *upConn, req *Request, t *ta
 		if err != nil {
 			var we *http1.WriteError
 			if errors.As(err, &we) {
-				return nil, false, &StatusError{Status: 502, Err: err}
+				return nil, false, upWriteError(err)
 			}
 			// The client's body broke off: nobody to answer.
 			return nil, false, &StatusError{Status: 400, Err: err}
 		}
 	}
 	if err := uc.bw.Flush(); err != nil {
-		return nil, !bodySent, &StatusError{Status: 502, Err: err}
+		return nil, !bodySent, upWriteError(err)
 	}
-	uc.SetReadDeadline(time.Now().Add(u.readTimeout))
 	uc.watch.arm(req.Conn.Conn)
 	for {
 		err := uc.rd.ReadResponse(&uc.head, h.Method)
@@ -239,6 +309,15 @@ func (u *Upstream) exchange(ctx context.Context, uc *upConn, req *Request, t *ta
 		return nil, false, &StatusError{Status: StatusClientClosed, Err: errClientGone}
 	}
 	r := &uc.head
+	if cap(r.Headers)-len(r.Headers) < headerRoom {
+		// Leave room for the fields layers add to the response
+		// (X-Request-Id, Content-Encoding, Vary, a user's), so appending
+		// them does not allocate per request; the parser keeps the
+		// capacity for the connection's next responses.
+		hs := make(http1.Headers, len(r.Headers), len(r.Headers)+2*headerRoom)
+		copy(hs, r.Headers)
+		r.Headers = hs
+	}
 	resp := req.resp()
 	resp.Status, resp.Reason, resp.Version = r.Status, r.Reason, r.Version
 	resp.Headers = r.Headers
@@ -255,6 +334,15 @@ func (u *Upstream) exchange(ctx context.Context, uc *upConn, req *Request, t *ta
 	resp.BodyKind = r.BodyKind
 	resp.ContentLength = r.ContentLength
 	return resp, false, nil
+}
+
+// upWriteError is the error for a failed write of the request upstream:
+// 504 when the upstream stopped reading for the timeout, 502 otherwise.
+func upWriteError(err error) error {
+	if errors.Is(err, os.ErrDeadlineExceeded) {
+		return &StatusError{Status: 504, Err: fmt.Errorf("upstream write timeout: %w", err)}
+	}
+	return &StatusError{Status: 502, Err: err}
 }
 
 func copyBody(uc *upConn, body io.Reader, kind http1.BodyKind) error {
@@ -314,6 +402,11 @@ func dropped(names []string, name []byte) bool {
 	}
 	return false
 }
+
+// Response returns the connection's reusable Response, reset, for a
+// Service that answers a request itself (see Response.SetText). It is
+// valid until the connection's next request; calling it again resets it.
+func (r *Request) Response() *Response { return r.resp() }
 
 // resp returns the connection's reusable Response, reset.
 func (r *Request) resp() *Response {

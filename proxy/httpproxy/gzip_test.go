@@ -1,0 +1,151 @@
+package httpproxy
+
+import (
+	"bytes"
+	"compress/gzip"
+	"io"
+	"net/http"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+)
+
+var gzipText = strings.Repeat("The quick brown fox jumps over the lazy dog. ", 200)
+
+func gzipUpstream(t *testing.T, streamGo <-chan struct{}) string {
+	mux := http.NewServeMux()
+	text := func(ct, body string) http.HandlerFunc {
+		return func(w http.ResponseWriter, r *http.Request) {
+			w.Header().Set("Content-Type", ct)
+			w.Header().Set("Content-Length", itoa64(len(body)))
+			io.WriteString(w, body)
+		}
+	}
+	mux.HandleFunc("/text", text("text/plain; charset=utf-8", gzipText))
+	mux.HandleFunc("/json", text("application/json", `{"a":"`+gzipText+`"}`))
+	mux.HandleFunc("/small", text("text/plain", "tiny"))
+	mux.HandleFunc("/image", text("image/png", gzipText))
+	mux.HandleFunc("/encoded", func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "text/plain")
+		w.Header().Set("Content-Encoding", "br")
+		io.WriteString(w, gzipText)
+	})
+	mux.HandleFunc("/chunked", func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "text/html")
+		for range 4 {
+			io.WriteString(w, gzipText)
+			w.(http.Flusher).Flush()
+		}
+	})
+	mux.HandleFunc("/stream", func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "text/plain")
+		io.WriteString(w, gzipText)
+		w.(http.Flusher).Flush()
+		select {
+		case <-streamGo:
+		case <-time.After(10 * time.Second):
+			return // the test failed: cut the body short
+		}
+		io.WriteString(w, gzipText)
+	})
+	return startHTTP(t, mux)
+}
+
+func itoa64(n int) string { return strconv.Itoa(n) }
+
+func TestGzip(t *testing.T) {
+	streamGo := make(chan struct{})
+	up := gzipUpstream(t, streamGo)
+	p := startProxy(t, serverTOML("http_opt_handlers = { content_handler = true }", routeTOML("/{*p}", "", up)), Options{})
+	c := client(t)
+	gz := http.Header{"Accept-Encoding": {"br;q=0.5, gzip"}}
+	for _, tc := range []struct {
+		name, method, path string
+		hdr                http.Header
+		compressed         bool
+		want               string
+	}{
+		{"text", "GET", "/text", gz, true, gzipText},
+		{"json", "GET", "/json", gz, true, `{"a":"` + gzipText + `"}`},
+		{"chunked upstream", "GET", "/chunked", gz, true, strings.Repeat(gzipText, 4)},
+		{"no accept-encoding", "GET", "/text", nil, false, gzipText},
+		{"identity only", "GET", "/text", http.Header{"Accept-Encoding": {"identity"}}, false, gzipText},
+		{"small", "GET", "/small", gz, false, "tiny"},
+		{"not text", "GET", "/image", gz, false, gzipText},
+		{"already encoded", "GET", "/encoded", gz, false, gzipText},
+		{"HEAD", "HEAD", "/text", gz, false, ""},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			resp, body := do(t, c, tc.method, "http://"+p.Addr+tc.path, "", tc.hdr, nil)
+			if resp.StatusCode != 200 {
+				t.Fatalf("status %d", resp.StatusCode)
+			}
+			ce := resp.Header.Get("Content-Encoding")
+			if !tc.compressed {
+				if ce == "gzip" {
+					t.Fatalf("compressed")
+				}
+				if string(body) != tc.want {
+					t.Fatalf("body changed: %d bytes", len(body))
+				}
+				return
+			}
+			if ce != "gzip" || !strings.Contains(resp.Header.Get("Vary"), "Accept-Encoding") {
+				t.Fatalf("Content-Encoding %q Vary %q", ce, resp.Header.Get("Vary"))
+			}
+			if resp.Header.Get("Content-Length") != "" {
+				t.Errorf("Content-Length %q on a compressed body", resp.Header.Get("Content-Length"))
+			}
+			zr, err := gzip.NewReader(bytes.NewReader(body))
+			if err != nil {
+				t.Fatal(err)
+			}
+			plain, err := io.ReadAll(zr)
+			if err != nil || string(plain) != tc.want {
+				t.Fatalf("decompressed %d bytes, %v", len(plain), err)
+			}
+			if len(body) >= len(plain)/2 {
+				t.Errorf("compressed %d to %d", len(plain), len(body))
+			}
+		})
+	}
+
+	t.Run("streaming", func(t *testing.T) {
+		req, _ := http.NewRequest("GET", "http://"+p.Addr+"/stream", nil)
+		req.Header.Set("Accept-Encoding", "gzip")
+		resp, err := c.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		if resp.Header.Get("Content-Encoding") != "gzip" {
+			t.Fatalf("not compressed")
+		}
+		// The first half arrives, and decompresses, before the upstream
+		// sends the rest.
+		zr, err := gzip.NewReader(resp.Body)
+		if err != nil {
+			t.Fatal(err)
+		}
+		first := make([]byte, len(gzipText))
+		if _, err := io.ReadFull(zr, first); err != nil || string(first) != gzipText {
+			t.Fatalf("first half: %v", err)
+		}
+		close(streamGo)
+		rest, err := io.ReadAll(zr)
+		if err != nil || string(rest) != gzipText {
+			t.Fatalf("rest: %d bytes, %v", len(rest), err)
+		}
+	})
+}
+
+// TestGzipOff: without content_handler nothing is compressed.
+func TestGzipOff(t *testing.T) {
+	up := gzipUpstream(t, nil)
+	p := startProxy(t, serverTOML("", routeTOML("/{*p}", "", up)), Options{})
+	resp, body := do(t, client(t), "GET", "http://"+p.Addr+"/text", "", http.Header{"Accept-Encoding": {"gzip"}}, nil)
+	if resp.Header.Get("Content-Encoding") != "" || string(body) != gzipText {
+		t.Fatalf("Content-Encoding %q", resp.Header.Get("Content-Encoding"))
+	}
+}

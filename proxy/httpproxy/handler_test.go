@@ -1,0 +1,145 @@
+package httpproxy
+
+import (
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/monolake-go/monolake/proxy/server"
+)
+
+func TestHandlerService(t *testing.T) {
+	step := make(chan struct{})
+	mux := http.NewServeMux()
+	mux.HandleFunc("/hello", func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("X-Handler", "yes")
+		fmt.Fprintf(w, "hello %s %s %s", r.Method, r.Host, r.URL.Query().Get("q"))
+	})
+	mux.HandleFunc("/length", func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Length", "5")
+		io.WriteString(w, "12345")
+	})
+	mux.HandleFunc("/echo", func(w http.ResponseWriter, r *http.Request) {
+		io.Copy(w, r.Body)
+	})
+	mux.HandleFunc("/stream", func(w http.ResponseWriter, r *http.Request) {
+		io.WriteString(w, "first;")
+		w.(http.Flusher).Flush()
+		select {
+		case <-step:
+		case <-time.After(10 * time.Second):
+			return
+		}
+		io.WriteString(w, "second")
+	})
+	mux.HandleFunc("/nocontent", func(w http.ResponseWriter, r *http.Request) { w.WriteHeader(204) })
+	mux.HandleFunc("/teapot", func(w http.ResponseWriter, r *http.Request) { w.WriteHeader(418) })
+	mux.HandleFunc("/panic", func(w http.ResponseWriter, r *http.Request) { panic("boom") })
+	mux.HandleFunc("/short", func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Length", "10")
+		io.WriteString(w, "abc")
+	})
+	p := startProxy(t, serverTOML("", routeTOML("/{*p}", "", "127.0.0.1:1")), Options{Terminal: HandlerService(mux)})
+
+	c := dialRaw(t, p.Addr)
+	for _, tc := range []struct {
+		req, method string
+		status      int
+		body        string
+		length      int64
+		close       bool
+	}{
+		{"GET /hello?q=1 HTTP/1.1\r\nHost: h.example\r\n\r\n", "GET", 200, "hello GET h.example 1", -1, false},
+		{"GET /length HTTP/1.1\r\nHost: a\r\n\r\n", "GET", 200, "12345", 5, false},
+		{"POST /echo HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n2\r\nde\r\n0\r\n\r\n", "POST", 200, "abcde", -1, false},
+		{"POST /echo HTTP/1.1\r\nHost: a\r\nContent-Length: 4\r\n\r\nwxyz", "POST", 200, "wxyz", -1, false},
+		{"HEAD /hello HTTP/1.1\r\nHost: a\r\n\r\n", "HEAD", 200, "", -1, false},
+		{"GET /nocontent HTTP/1.1\r\nHost: a\r\n\r\n", "GET", 204, "", -2, false},
+		{"GET /teapot HTTP/1.1\r\nHost: a\r\n\r\n", "GET", 418, "", 0, false},
+		{"GET /panic HTTP/1.1\r\nHost: a\r\n\r\n", "GET", 500, "500 Internal Server Error\n", -2, false},
+		{"GET /short HTTP/1.1\r\nHost: a\r\n\r\n", "GET", 200, "", -2, true},
+	} {
+		name := strings.Fields(tc.req)[1]
+		t.Run(name, func(t *testing.T) {
+			c.send(t, tc.req)
+			if tc.close {
+				resp, err := http.ReadResponse(c.br, &http.Request{Method: tc.method})
+				if err != nil || resp.StatusCode != tc.status {
+					t.Fatalf("%v %v", resp, err)
+				}
+				if _, err := io.ReadAll(resp.Body); err == nil {
+					t.Fatal("short body read whole")
+				}
+				c.expectClosed(t)
+				return
+			}
+			resp, body := c.response(t, tc.method)
+			if resp.StatusCode != tc.status || string(body) != tc.body {
+				t.Fatalf("status %d %q", resp.StatusCode, body)
+			}
+			if tc.length != -2 && resp.ContentLength != tc.length {
+				t.Errorf("Content-Length %d, want %d", resp.ContentLength, tc.length)
+			}
+			if resp.Close {
+				t.Errorf("connection not kept")
+			}
+		})
+	}
+
+	t.Run("streaming", func(t *testing.T) {
+		resp, err := client(t).Get("http://" + p.Addr + "/stream")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		first := make([]byte, len("first;"))
+		if _, err := io.ReadFull(resp.Body, first); err != nil || string(first) != "first;" {
+			t.Fatalf("%q %v", first, err)
+		}
+		close(step)
+		rest, _ := io.ReadAll(resp.Body)
+		if string(rest) != "second" {
+			t.Fatalf("rest %q", rest)
+		}
+	})
+}
+
+// TestClientNotReading: a client that stops reading an endless response is
+// dropped after the write timeout, and the handler is stopped.
+func TestClientNotReading(t *testing.T) {
+	stopped := make(chan struct{})
+	h := HandlerService(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		defer close(stopped)
+		buf := make([]byte, 64<<10)
+		for {
+			if _, err := w.Write(buf); err != nil {
+				return
+			}
+		}
+	}))
+	hs := NewServer(ServerConfig{WriteTimeout: 300 * time.Millisecond}, h, slog.New(slog.DiscardHandler))
+	srv := server.New(hs, nil)
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	go srv.Serve(ln)
+	defer srv.Close()
+	c := dialRaw(t, ln.Addr().String())
+	c.send(t, "GET /endless HTTP/1.1\r\nHost: a\r\n\r\n")
+	select {
+	case <-stopped:
+	case <-time.After(10 * time.Second):
+		t.Fatal("handler still writing")
+	}
+	for deadline := time.Now().Add(5 * time.Second); srv.ActiveConns() != 0; time.Sleep(10 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("connection not dropped")
+		}
+	}
+}

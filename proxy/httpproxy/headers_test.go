@@ -1,0 +1,143 @@
+package httpproxy
+
+import (
+	"bufio"
+	"net"
+	"net/http"
+	"regexp"
+	"strings"
+	"testing"
+)
+
+// TestHopByHop: hop-by-hop fields, and those a Connection field names, are
+// dropped both ways; end-to-end ones pass.
+func TestHopByHop(t *testing.T) {
+	seen := make(chan http.Header, 1)
+	addr := rawUpstream(t, func(c net.Conn) {
+		br := bufio.NewReader(c)
+		for {
+			r, _, err := readRequest(br)
+			if err != nil {
+				return
+			}
+			seen <- r.Header
+			c.Write([]byte("HTTP/1.1 200 OK\r\nConnection: X-Resp-Hop, keep-alive\r\nX-Resp-Hop: 1\r\nKeep-Alive: timeout=5\r\n" +
+				"Proxy-Authenticate: Basic\r\nUpgrade: foo\r\nX-End: 2\r\nContent-Length: 2\r\n\r\nok"))
+		}
+	})
+	p := startProxy(t, serverTOML("", routeTOML("/{*p}", "", addr)), Options{})
+	c := dialRaw(t, p.Addr)
+	c.send(t, "GET /x HTTP/1.1\r\nHost: a\r\nConnection: X-Custom-Hop, keep-alive\r\nX-Custom-Hop: 1\r\nKeep-Alive: timeout=5\r\n"+
+		"Proxy-Connection: keep-alive\r\nProxy-Authorization: Basic eA==\r\nTE: trailers\r\nUpgrade: foo\r\nX-End: 1\r\n\r\n")
+	resp, body := c.response(t, "GET")
+	if resp.StatusCode != 200 || string(body) != "ok" {
+		t.Fatalf("status %d %q", resp.StatusCode, body)
+	}
+	h := <-seen
+	for _, name := range []string{"Connection", "X-Custom-Hop", "Keep-Alive", "Proxy-Connection", "Proxy-Authorization", "Te", "Upgrade"} {
+		if v, ok := h[name]; ok {
+			t.Errorf("upstream saw %s: %q", name, v)
+		}
+	}
+	if h.Get("X-End") != "1" {
+		t.Errorf("upstream lost X-End: %v", h)
+	}
+	for _, name := range []string{"X-Resp-Hop", "Keep-Alive", "Proxy-Authenticate", "Upgrade"} {
+		if v, ok := resp.Header[name]; ok {
+			t.Errorf("client saw %s: %q", name, v)
+		}
+	}
+	if v := resp.Header.Values("Connection"); len(v) != 0 {
+		t.Errorf("client saw Connection %q", v)
+	}
+	if resp.Header.Get("X-End") != "2" {
+		t.Errorf("client lost X-End: %v", resp.Header)
+	}
+}
+
+var hex32 = regexp.MustCompile(`^[0-9a-f]{32}$`)
+
+// TestForwardingHeaders: X-Forwarded-*, Forwarded, Via and X-Request-Id.
+func TestForwardingHeaders(t *testing.T) {
+	up := newEchoUpstream(t, "up")
+	for _, tc := range []struct {
+		name  string
+		extra string
+		in    http.Header
+		check func(t *testing.T, e echo, resp *http.Response)
+	}{
+		{"defaults", "", nil, func(t *testing.T, e echo, resp *http.Response) {
+			want := map[string]string{"X-Forwarded-For": "127.0.0.1", "X-Forwarded-Proto": "http", "X-Forwarded-Host": "example.com"}
+			for k, v := range want {
+				if got := e.Header.Values(k); len(got) != 1 || got[0] != v {
+					t.Errorf("%s %q, want %q", k, got, v)
+				}
+			}
+			for _, k := range []string{"Forwarded", "Via"} {
+				if v := e.Header.Values(k); len(v) != 0 {
+					t.Errorf("%s %q when off", k, v)
+				}
+			}
+			id := e.Header.Get("X-Request-Id")
+			if !hex32.MatchString(id) {
+				t.Errorf("generated X-Request-Id %q", id)
+			}
+			if got := resp.Header.Get("X-Request-Id"); got != id {
+				t.Errorf("response X-Request-Id %q, want %q", got, id)
+			}
+		}},
+		{"appended", "", http.Header{"X-Forwarded-For": {"10.0.0.1, 10.0.0.2"}, "X-Forwarded-Proto": {"https"}, "X-Forwarded-Host": {"spoofed"}, "X-Request-Id": {"abc-123"}},
+			func(t *testing.T, e echo, resp *http.Response) {
+				if got := e.Header.Values("X-Forwarded-For"); len(got) != 1 || got[0] != "10.0.0.1, 10.0.0.2, 127.0.0.1" {
+					t.Errorf("X-Forwarded-For %q", got)
+				}
+				if got := e.Header.Values("X-Forwarded-Proto"); len(got) != 1 || got[0] != "http" {
+					t.Errorf("X-Forwarded-Proto %q", got)
+				}
+				if got := e.Header.Values("X-Forwarded-Host"); len(got) != 1 || got[0] != "example.com" {
+					t.Errorf("X-Forwarded-Host %q", got)
+				}
+				if got := e.Header.Values("X-Request-Id"); len(got) != 1 || got[0] != "abc-123" {
+					t.Errorf("X-Request-Id %q", got)
+				}
+				if got := resp.Header.Values("X-Request-Id"); len(got) != 1 || got[0] != "abc-123" {
+					t.Errorf("response X-Request-Id %q", got)
+				}
+			}},
+		{"forwarded and via", "via = true\nforwarded = true", http.Header{"Forwarded": {"for=10.0.0.1"}, "Via": {"1.0 other"}},
+			func(t *testing.T, e echo, resp *http.Response) {
+				if got := e.Header.Values("Forwarded"); len(got) != 1 || got[0] != `for=10.0.0.1, for=127.0.0.1;proto=http;host="example.com"` {
+					t.Errorf("Forwarded %q", got)
+				}
+				if got := e.Header.Values("Via"); len(got) != 1 || got[0] != "1.0 other, 1.1 test" {
+					t.Errorf("Via %q", got)
+				}
+			}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			p := startProxy(t, serverTOML(tc.extra, routeTOML("/{*p}", "", up.addr())), Options{})
+			resp, body := do(t, client(t), "GET", "http://"+p.Addr+"/x", "example.com", tc.in, nil)
+			if resp.StatusCode != 200 {
+				t.Fatalf("status %d", resp.StatusCode)
+			}
+			tc.check(t, decodeEcho(t, body), resp)
+		})
+	}
+}
+
+// TestRequestIDsUnique: generated ids differ per request.
+func TestRequestIDsUnique(t *testing.T) {
+	up := newEchoUpstream(t, "up")
+	p := startProxy(t, serverTOML("", routeTOML("/{*p}", "", up.addr())), Options{})
+	c := client(t)
+	seen := map[string]bool{}
+	for range 100 {
+		resp, _ := do(t, c, "GET", "http://"+p.Addr+"/x", "", nil, nil)
+		id := resp.Header.Get("X-Request-Id")
+		if seen[id] || !hex32.MatchString(id) {
+			t.Fatalf("id %q repeated or malformed", id)
+		}
+		seen[id] = true
+	}
+	_ = strings.Contains
+}

@@ -1,0 +1,147 @@
+package httpproxy
+
+import (
+	"errors"
+	"net"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"time"
+)
+
+// watchDelay is how long a request waits for its response head before the
+// proxy starts watching the client connection for a close. Fast exchanges
+// (nearly all) never start the watcher, so the hot path only pays a timer
+// Reset and Stop.
+const watchDelay = 50 * time.Millisecond
+
+// errClientGone is the cause when a client closed its connection while its
+// request waited for the upstream.
+var errClientGone = errors.New("httpproxy: client closed the connection before the response")
+
+// StatusClientClosed is the status logged (never sent) for a request whose
+// client went away first; nginx calls it 499.
+const StatusClientClosed = 499
+
+// clientWatch cancels an upstream exchange whose client went away: armed
+// once the request is sent, it fires after watchDelay on a goroutine of the
+// timer's and parks in the netpoller until the client connection turns
+// readable. If the client closed it (EOF or reset, seen with a MSG_PEEK that
+// consumes nothing, so pipelined bytes stay for the server), it sets a past
+// deadline on the upstream connection, which fails the response read.
+//
+// One clientWatch belongs to one upstream connection and is reused for each
+// of its requests: arm and disarm do not allocate. arm and disarm are called
+// by the goroutine running the exchange; run by the timer's.
+type clientWatch struct {
+	up    *upConn // the upstream connection to abort
+	timer *time.Timer
+	gone  atomic.Bool // the client went away during the last arming
+
+	mu      sync.Mutex
+	client  net.Conn // the armed request's client connection; nil when disarmed
+	running bool     // run is parked on client
+	waiting bool     // disarm waits on done for run to end
+	done    chan struct{}
+}
+
+func newClientWatch(up *upConn) *clientWatch {
+	w := &clientWatch{up: up, done: make(chan struct{}, 1)}
+	w.timer = time.AfterFunc(time.Hour, w.run)
+	w.timer.Stop()
+	return w
+}
+
+// arm starts watching client for the request in flight.
+func (w *clientWatch) arm(client net.Conn) {
+	w.gone.Store(false)
+	if _, ok := client.(syscall.Conn); !ok {
+		return // cannot peek (TLS and other wrappers): no watch
+	}
+	w.mu.Lock()
+	w.client = client
+	w.mu.Unlock()
+	w.timer.Reset(watchDelay)
+}
+
+// disarm stops watching and returns once run no longer touches the
+// connections. It reports whether the client went away meanwhile.
+func (w *clientWatch) disarm() (gone bool) {
+	if w.timer.Stop() {
+		w.mu.Lock()
+		w.client = nil
+		w.mu.Unlock()
+		return w.gone.Load()
+	}
+	w.mu.Lock()
+	c := w.client
+	w.client = nil
+	wait := w.running
+	w.waiting = wait
+	w.mu.Unlock()
+	if wait {
+		// Wake run from its wait on the client; the server sets the
+		// client's read deadline again before it next reads.
+		c.SetReadDeadline(aLongTimeAgo)
+		<-w.done
+		c.SetReadDeadline(time.Time{})
+	}
+	return w.gone.Load()
+}
+
+func (w *clientWatch) run() {
+	w.mu.Lock()
+	c := w.client
+	if c == nil || w.running {
+		w.mu.Unlock()
+		return
+	}
+	w.running = true
+	w.mu.Unlock()
+	if peerClosed(c) {
+		w.gone.Store(true)
+		w.up.abort()
+	}
+	w.mu.Lock()
+	w.running = false
+	if w.waiting {
+		w.waiting = false
+		w.done <- struct{}{}
+	}
+	w.mu.Unlock()
+}
+
+// stop releases the timer when the upstream connection is closed.
+func (w *clientWatch) stop() { w.timer.Stop() }
+
+// peerClosed waits until c is readable, without consuming anything, and
+// reports whether the peer closed it (EOF or an error such as a reset).
+// Readable data (a pipelined request) and a read deadline end the wait
+// with false.
+func peerClosed(c net.Conn) bool {
+	sc, ok := c.(syscall.Conn)
+	if !ok {
+		return false
+	}
+	rc, err := sc.SyscallConn()
+	if err != nil {
+		return false
+	}
+	closed := false
+	err = rc.Read(func(fd uintptr) bool {
+		var b [1]byte
+		n, _, err := syscall.Recvfrom(int(fd), b[:], syscall.MSG_PEEK|syscall.MSG_DONTWAIT)
+		switch {
+		case err == syscall.EAGAIN || err == syscall.EWOULDBLOCK:
+			return false // park in the netpoller until readable
+		case err == syscall.EINTR:
+			return false
+		case err != nil:
+			closed = true // reset and the like
+		case n == 0:
+			closed = true // EOF
+		}
+		return true
+	})
+	return err == nil && closed
+}
