@@ -11,9 +11,11 @@ import (
 	"os"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/monolake-go/monolake/proxy/http1"
+	"github.com/monolake-go/monolake/proxy/server"
 )
 
 // ServerConfig sets the HTTP server's limits; zero fields take defaults.
@@ -105,6 +107,15 @@ type conn struct {
 	hb   []byte
 	// writeTimeout is renewed before each write to c (see clientWriter).
 	writeTimeout time.Duration
+	// idle: waiting for a request with nothing buffered; draining: the
+	// server is stopping (set from the drain callback).
+	idle, draining atomic.Bool
+	drain          context.Context // server.Draining, nil outside a Server
+}
+
+// stopping reports whether the server started to drain.
+func (cs *conn) stopping() bool {
+	return cs.draining.Load() || cs.drain != nil && cs.drain.Err() != nil
 }
 
 // clientWriter writes to the client connection with the write timeout
@@ -142,10 +153,32 @@ func (s *Server) Call(ctx context.Context, c net.Conn) (struct{}, error) {
 			u.abort()
 		}
 	})
+	// On a drain, an idle keep-alive connection is closed at once and a
+	// busy one after its response, so a stop does not wait on idle clients.
+	stopDrain := func() bool { return true }
+	drained := make(chan struct{})
+	cs.drain = server.Draining(ctx)
+	if d := cs.drain; d != nil {
+		stopDrain = context.AfterFunc(d, func() {
+			defer close(drained)
+			cs.draining.Store(true)
+			if cs.idle.Load() {
+				c.SetReadDeadline(aLongTimeAgo)
+			}
+		})
+	} else {
+		close(drained)
+	}
 	err := s.serve(ctx, cs)
 	if !stop() {
 		<-forced // it reads cs.info: let it finish before cs is reused
 	}
+	if !stopDrain() {
+		<-drained
+	}
+	cs.idle.Store(false)
+	cs.draining.Store(false)
+	cs.drain = nil
 	c.Close()
 	cs.c = nil
 	cs.rd.Reset(nil)
@@ -178,12 +211,23 @@ func (s *Server) serve(ctx context.Context, cs *conn) error {
 		// Idle between requests: the keep-alive timeout; once a request
 		// has started, the header timeout.
 		if cs.rd.Buffered() == 0 {
+			// Order matters against the drain callback: mark idle and set
+			// the deadline, then look at draining. A drain that starts
+			// after the look sees idle and cuts the read short.
+			cs.idle.Store(true)
 			c.SetReadDeadline(time.Now().Add(s.cfg.KeepAliveTimeout))
+			if cs.stopping() {
+				return nil
+			}
 		} else {
 			c.SetReadDeadline(time.Now().Add(s.cfg.ReadHeaderTimeout))
 		}
 		err := cs.rd.ReadRequest(&cs.head)
+		cs.idle.Store(false)
 		if err != nil {
+			if cs.stopping() && cs.rd.Buffered() == 0 {
+				return nil
+			}
 			return s.readError(cs, err)
 		}
 		cs.info.Requests++
@@ -317,6 +361,9 @@ func (s *Server) one(ctx context.Context, cs *conn) (bool, error) {
 		// The client waits for a 100 that will not come and may or may
 		// not send the body: the connection cannot be reused safely.
 		resp.Close = true
+	}
+	if cs.stopping() {
+		resp.Close = true // the server is stopping: this is the last one
 	}
 	ok, werr := s.writeResponse(cs, resp)
 	if resp.Releaser != nil {

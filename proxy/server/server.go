@@ -41,6 +41,9 @@ type Server struct {
 	log    *slog.Logger
 	closed chan struct{} // closed by the first Shutdown or Close
 
+	drainCtx    context.Context // cancelled with closed; see Draining
+	drainCancel context.CancelFunc
+
 	mu        sync.Mutex
 	gen       *generation // service for new connections
 	listeners map[*net.Listener]struct{}
@@ -75,13 +78,16 @@ func New(svc ConnService, log *slog.Logger) *Server {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
+	drainCtx, drainCancel := context.WithCancel(context.Background())
 	return &Server{
-		log:       log,
-		closed:    make(chan struct{}),
-		gen:       &generation{svc: svc, idle: make(chan struct{})},
-		listeners: map[*net.Listener]struct{}{},
-		conns:     map[*conn]struct{}{},
-		drained:   make(chan struct{}),
+		drainCtx:    drainCtx,
+		drainCancel: drainCancel,
+		log:         log,
+		closed:      make(chan struct{}),
+		gen:         &generation{svc: svc, idle: make(chan struct{})},
+		listeners:   map[*net.Listener]struct{}{},
+		conns:       map[*conn]struct{}{},
+		drained:     make(chan struct{}),
 	}
 }
 
@@ -189,6 +195,19 @@ func isTemporary(err error) bool {
 	return errors.As(err, &te) && te.Temporary()
 }
 
+type drainingKey struct{}
+
+// Draining returns a context that is cancelled when the server serving the
+// connection of ctx starts to stop (Shutdown or Close), or nil when ctx does
+// not come from a Server. A protocol that keeps connections open between
+// requests (HTTP keep-alive) closes its idle ones then, and answers the
+// requests in flight with "Connection: close", so a drain does not wait on
+// idle clients. Use context.AfterFunc on it: it costs no goroutine.
+func Draining(ctx context.Context) context.Context {
+	d, _ := ctx.Value(drainingKey{}).(context.Context)
+	return d
+}
+
 // track registers a newly accepted connection; it reports false when the
 // server started stopping since the accept.
 func (s *Server) track(nc net.Conn) (*conn, bool) {
@@ -197,7 +216,7 @@ func (s *Server) track(nc net.Conn) (*conn, bool) {
 	if s.stopping {
 		return nil, false
 	}
-	ctx, cancel := context.WithCancel(context.Background())
+	ctx, cancel := context.WithCancel(context.WithValue(context.Background(), drainingKey{}, s.drainCtx))
 	c := &conn{nc: nc, ctx: ctx, cancel: cancel, gen: s.gen}
 	s.gen.active++
 	s.conns[c] = struct{}{}
@@ -246,6 +265,7 @@ func (s *Server) stopLocked() {
 	if !s.stopping {
 		s.stopping = true
 		close(s.closed)
+		s.drainCancel()
 	}
 	for ln := range s.listeners {
 		(*ln).Close()
