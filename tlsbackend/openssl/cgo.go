@@ -1,0 +1,287 @@
+//go:build openssl && cgo
+
+package openssl
+
+/*
+#cgo CFLAGS: -O2 -Wall
+#cgo LDFLAGS: -lssl -lcrypto
+#include <stdlib.h>
+#include "../../csrc/mlk_openssl.h"
+*/
+import "C"
+
+import (
+	"bytes"
+	"crypto/x509"
+	"errors"
+	"net"
+	"runtime"
+	"strings"
+	"sync"
+	"unsafe"
+
+	"github.com/monolake-go/monolake/tlsbackend"
+)
+
+// Available reports that this build has the OpenSSL backend.
+const Available = true
+
+// Results of the C record calls (mlk_openssl.h).
+const (
+	mlkDone     = int(C.MLK_DONE)
+	mlkWantRead = int(C.MLK_WANT_READ)
+	mlkEOF      = int(C.MLK_EOF)
+	mlkErr      = int(C.MLK_ERR)
+)
+
+// handle is one connection's C state; see mlk_openssl.h for its fields.
+type handle = *C.struct_mlk_conn
+
+// Version is OpenSSL_version(OPENSSL_VERSION) of the linked libssl.
+func Version() string { return C.GoString(C.mlk_openssl_version()) }
+
+func init() { tlsbackend.Register(Name, Backend{}) }
+
+type errBuf [C.MLK_ERRLEN]byte
+
+func (b *errBuf) ptr() *C.char { return (*C.char)(unsafe.Pointer(&b[0])) }
+
+func (b *errBuf) err() error {
+	s := b[:]
+	if i := bytes.IndexByte(s, 0); i >= 0 {
+		s = s[:i]
+	}
+	return errors.New("openssl: " + string(s))
+}
+
+// ctxRef owns an mlk_ctx (the SSL_CTXs of one Config). It is freed by a
+// cleanup on the ServerConfig/ClientConfig that holds it, which every conn
+// made from that config keeps reachable: the SSL callbacks use the mlk_ctx.
+type ctxRef struct {
+	p      *C.struct_mlk_ctx
+	once   sync.Once
+	cancel func() // stops following the ticket-key rotator
+}
+
+func (r *ctxRef) unsubscribe() {
+	r.once.Do(func() {
+		if r.cancel != nil {
+			r.cancel()
+		}
+	})
+}
+
+func (r *ctxRef) free() {
+	r.unsubscribe()
+	C.mlk_ctx_free(r.p)
+	r.p = nil
+}
+
+func bytesPtr(b []byte) unsafe.Pointer { return unsafe.Pointer(unsafe.SliceData(b)) }
+
+// newCtx builds the C contexts of a loaded config.
+func newCtx(l *tlsbackend.Loaded, c *tlsbackend.Config, server bool) (*ctxRef, error) {
+	var o C.struct_mlk_opts
+	var eb errBuf
+	b2i := func(v bool) C.int {
+		if v {
+			return 1
+		}
+		return 0
+	}
+	o.is_server = b2i(server)
+	o.min_version = C.int(l.MinVersion)
+	o.max_version = C.int(l.MaxVersion)
+	names := make([]string, len(l.CipherSuites))
+	for i, id := range l.CipherSuites {
+		names[i], _ = tlsbackend.CipherSuiteOpenSSLName(id)
+	}
+	ciphers := C.CString(strings.Join(names, ":"))
+	defer C.free(unsafe.Pointer(ciphers))
+	o.ciphers = ciphers
+	if server {
+		o.verify = C.int(c.ClientAuth)
+		o.own_ticket_keys = b2i(c.SessionTickets != nil)
+	} else {
+		o.verify = b2i(!c.InsecureSkipVerify)
+		o.system_roots = b2i(l.Roots == nil)
+	}
+	o.no_tickets = b2i(c.SessionTicketsDisabled)
+	var wire []byte
+	for _, p := range c.NextProtos {
+		wire = append(wire, byte(len(p)))
+		wire = append(wire, p...)
+	}
+	if len(wire) > 0 {
+		cw := C.CBytes(wire)
+		defer C.free(cw)
+		o.alpn = (*C.uchar)(cw)
+		o.alpn_len = C.int(len(wire))
+	}
+	m := C.mlk_ctx_new(&o, eb.ptr())
+	if m == nil {
+		return nil, eb.err()
+	}
+	ref := &ctxRef{p: m}
+	fail := func() (*ctxRef, error) {
+		err := eb.err()
+		ref.free()
+		return nil, err
+	}
+	cas := l.ClientCAsDER
+	if !server {
+		cas = l.RootsDER
+	}
+	for _, der := range cas {
+		if C.mlk_ctx_add_ca(m, (*C.uchar)(bytesPtr(der)), C.int(len(der)), eb.ptr()) != 0 {
+			return fail()
+		}
+	}
+	for _, kp := range l.Certs {
+		var chain []byte
+		lens := make([]C.int, len(kp.Chain))
+		for i, d := range kp.Chain {
+			chain = append(chain, d...)
+			lens[i] = C.int(len(d))
+		}
+		if C.mlk_ctx_add_cert(m, (*C.uchar)(bytesPtr(chain)), &lens[0], C.int(len(lens)),
+			(*C.uchar)(bytesPtr(kp.PKCS8)), C.int(len(kp.PKCS8)), eb.ptr()) != 0 {
+			return fail()
+		}
+		if !server {
+			break // a client presents Certificates[0] only
+		}
+	}
+	if C.mlk_ctx_finish(m, eb.ptr()) != 0 {
+		return fail()
+	}
+	return ref, nil
+}
+
+// setTicketKeys installs keys derived from the rotator's secrets.
+func (r *ctxRef) setTicketKeys(keys []tlsbackend.TicketKey) {
+	if len(keys) > C.MLK_MAXTKEYS {
+		keys = keys[:C.MLK_MAXTKEYS]
+	}
+	ks := make([]C.struct_mlk_tkey, len(keys))
+	for i, k := range keys {
+		name, aesKey, hmacKey := tlsbackend.DeriveTicketKey(k)
+		for j := range name {
+			ks[i].name[j] = C.uchar(name[j])
+		}
+		for j := range aesKey {
+			ks[i].aes[j] = C.uchar(aesKey[j])
+			ks[i].hmac[j] = C.uchar(hmacKey[j])
+		}
+	}
+	if len(ks) > 0 {
+		C.mlk_ctx_set_ticket_keys(r.p, &ks[0], C.int(len(ks)))
+	}
+}
+
+// newHandle makes the SSL of one connection.
+func (r *ctxRef) newHandle(host string, isIP bool, sess []byte) (handle, error) {
+	var eb errBuf
+	var chost *C.char
+	if host != "" {
+		chost = C.CString(host)
+		defer C.free(unsafe.Pointer(chost))
+	}
+	ip := C.int(0)
+	if isIP {
+		ip = 1
+	}
+	h := C.mlk_conn_new(r.p, chost, ip, (*C.uchar)(bytesPtr(sess)), C.int(len(sess)), eb.ptr())
+	runtime.KeepAlive(sess)
+	if h == nil {
+		return nil, eb.err()
+	}
+	return h, nil
+}
+
+func freeHandle(h handle) { C.mlk_conn_free(h) }
+
+// The record calls. The caller holds the conn's lock and keeps the conn
+// alive past the call; in, out and p are Go memory without pointers.
+
+func cHandshake(h handle, in []byte) int {
+	return int(C.mlk_handshake(h, bytesPtr(in), C.size_t(len(in))))
+}
+
+func cRead(h handle, in, out []byte) int {
+	return int(C.mlk_read(h, bytesPtr(in), C.size_t(len(in)), bytesPtr(out), C.size_t(len(out))))
+}
+
+// cWrite returns the ciphertext bytes put in out, or mlkErr.
+func cWrite(h handle, p, out []byte) int {
+	return int(C.mlk_write(h, bytesPtr(p), C.size_t(len(p)), bytesPtr(out), C.size_t(len(out))))
+}
+
+func cDrain(h handle, out []byte) int {
+	return int(C.mlk_drain(h, bytesPtr(out), C.size_t(len(out))))
+}
+
+func cShutdown(h handle) int { return int(C.mlk_shutdown(h)) }
+
+// cPending reports ciphertext waiting for the socket; more: the SSL may
+// return plaintext without more ciphertext (buffered plaintext or records,
+// possibly only part of one); partial: part of a record is buffered (when
+// more is false, or at EOF).
+func cPending(h handle) (wpending int, more, partial bool) {
+	buffered := h.rpending > 0 || h.has_pending != 0
+	return int(h.wpending), h.plain_pending > 0 || buffered, buffered
+}
+
+func cErr(h handle) error {
+	return errors.New("openssl: " + C.GoString(&h.err[0]))
+}
+
+func cState(h handle) (st tlsbackend.ConnectionState, hasPeer bool) {
+	st.HandshakeComplete = true
+	st.Version = uint16(h.version)
+	st.CipherSuite = uint16(h.cipher)
+	st.DidResume = h.resumed != 0
+	st.NegotiatedProtocol = C.GoStringN(&h.alpn[0], h.alpn_len)
+	st.ServerName = C.GoStringN(&h.sni[0], h.sni_len)
+	return st, h.has_peer != 0
+}
+
+// cTakeSession returns the client session the server last gave, once.
+func cTakeSession(h handle) []byte {
+	if h.sess_len <= 0 {
+		return nil
+	}
+	b := C.GoBytes(unsafe.Pointer(h.sess), h.sess_len)
+	h.sess_len = 0
+	return b
+}
+
+func cPeerChain(h handle) ([]*x509.Certificate, error) {
+	const maxn = 16
+	var lens [maxn]C.int
+	buf := make([]byte, 8192)
+	for {
+		n := int(C.mlk_peer_chain(h, (*C.uchar)(bytesPtr(buf)), C.int(len(buf)), &lens[0], maxn))
+		if n < 0 {
+			buf = make([]byte, -n)
+			continue
+		}
+		certs := make([]*x509.Certificate, 0, n)
+		off := 0
+		for i := range n {
+			l := int(lens[i])
+			crt, err := x509.ParseCertificate(buf[off : off+l])
+			if err != nil {
+				return nil, errors.Join(errors.New("openssl: parsing peer certificate"), err)
+			}
+			certs = append(certs, crt)
+			off += l
+		}
+		return certs, nil
+	}
+}
+
+// isIP reports whether a server name is an IP address literal.
+func isIP(name string) bool {
+	return net.ParseIP(strings.TrimSuffix(strings.TrimPrefix(name, "["), "]")) != nil
+}

@@ -1,0 +1,441 @@
+//go:build openssl && cgo
+
+package openssl
+
+import (
+	"context"
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"runtime"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/monolake-go/monolake/tlsbackend"
+)
+
+const (
+	// rbufSize holds one full TLS record (16 KiB plaintext + overhead) so
+	// that a Read of a large record is typically one socket read.
+	rbufSize = 16384 + 2048
+	// writeChunk is the plaintext encrypted per C call and socket write:
+	// four full records.
+	writeChunk = 4 * 16384
+	// wbufSize is writeChunk's ciphertext with room for per-record overhead.
+	wbufSize = writeChunk + 4*256
+)
+
+var wbufPool = sync.Pool{New: func() any { b := make([]byte, wbufSize); return &b }}
+
+// box holds the C handle so that a cleanup can free it if Close never
+// runs; Close frees it and clears h.
+type box struct{ h handle }
+
+func (b *box) free() {
+	if b.h != nil {
+		freeHandle(b.h)
+		b.h = nil
+	}
+}
+
+// conn is a TLS connection on memory BIOs. The SSL is driven by Go: Read
+// feeds ciphertext from nc into the SSL's read BIO and asks for plaintext
+// in one C call; Write encrypts a chunk and takes the ciphertext out in one
+// C call, then writes it to nc. Locks, outermost first: hsMu (handshake),
+// wmu (order of ciphertext on nc), mu (the C state); rmu is the reader's.
+type conn struct {
+	nc      net.Conn
+	cfg     any           // *serverConfig or *clientConfig: keeps the C contexts alive
+	client  *clientConfig // nil on a server
+	sessKey string
+
+	hsMu   sync.Mutex
+	hsDone atomic.Bool
+	hsErr  error // guarded by hsMu
+
+	mu     sync.Mutex // guards b.h and the C state behind it
+	b      *box       // b.h is nil once closed
+	st     tlsbackend.ConnectionState
+	peer   bool // the peer sent certificates not yet fetched into st
+	peerOK bool
+
+	wmu     sync.Mutex // held while ciphertext is moved from the SSL to nc
+	werr    error      // sticky, guarded by wmu
+	writing atomic.Int32
+
+	rmu     sync.Mutex // held by the one reader
+	rbuf    []byte
+	rerr    error // sticky, guarded by rmu
+	more    bool  // the SSL may yield plaintext without reading nc
+	partial bool  // part of a record is buffered
+
+	closed atomic.Bool
+}
+
+var _ tlsbackend.Conn = (*conn)(nil)
+
+func (c *conn) init(h handle, err error) {
+	if err != nil {
+		c.hsErr = err
+		c.b = &box{}
+		return
+	}
+	c.b = &box{h: h}
+	runtime.AddCleanup(c, (*box).free, c.b)
+}
+
+func (c *conn) NetConn() net.Conn                  { return c.nc }
+func (c *conn) LocalAddr() net.Addr                { return c.nc.LocalAddr() }
+func (c *conn) RemoteAddr() net.Addr               { return c.nc.RemoteAddr() }
+func (c *conn) SetDeadline(t time.Time) error      { return c.nc.SetDeadline(t) }
+func (c *conn) SetReadDeadline(t time.Time) error  { return c.nc.SetReadDeadline(t) }
+func (c *conn) SetWriteDeadline(t time.Time) error { return c.nc.SetWriteDeadline(t) }
+
+// Handshake runs the handshake; see tlsbackend.Conn.
+func (c *conn) Handshake(ctx context.Context) error {
+	if c.hsDone.Load() {
+		return nil
+	}
+	c.hsMu.Lock()
+	defer c.hsMu.Unlock()
+	if c.hsDone.Load() {
+		return nil
+	}
+	if c.hsErr != nil {
+		return c.hsErr
+	}
+	if c.closed.Load() {
+		return net.ErrClosed
+	}
+	var stop func() bool
+	if ctx.Done() != nil {
+		// As crypto/tls: an ended context closes the conn, which
+		// interrupts the socket I/O of the handshake.
+		stop = context.AfterFunc(ctx, func() { c.nc.Close() })
+	}
+	err := c.handshake()
+	if stop != nil && !stop() {
+		err = fmt.Errorf("openssl: handshake: %w", ctx.Err())
+	}
+	if err != nil {
+		c.hsErr = err
+		return err
+	}
+	c.hsDone.Store(true)
+	return nil
+}
+
+func (c *conn) handshake() error {
+	var in []byte
+	for {
+		c.mu.Lock()
+		h := c.b.h
+		if h == nil {
+			c.mu.Unlock()
+			return net.ErrClosed
+		}
+		code := cHandshake(h, in)
+		in = nil
+		wp, more, _ := cPending(h)
+		var err error
+		switch code {
+		case mlkErr:
+			err = cErr(h)
+		case mlkDone:
+			c.st, c.peer = cState(h)
+			c.more = more
+		}
+		c.takeSessionLocked(h)
+		c.mu.Unlock()
+		runtime.KeepAlive(c)
+		// Flush first: on failure the SSL has queued an alert for the peer.
+		if wp > 0 {
+			if ferr := c.flush(); ferr != nil && err == nil {
+				err = ferr
+			}
+		}
+		if code != mlkWantRead {
+			return err
+		}
+		if c.rbuf == nil {
+			c.rbuf = make([]byte, rbufSize)
+		}
+		n, rerr := c.nc.Read(c.rbuf)
+		if n == 0 && rerr != nil {
+			if rerr == io.EOF {
+				rerr = io.ErrUnexpectedEOF
+			}
+			return fmt.Errorf("openssl: handshake: %w", rerr)
+		}
+		in = c.rbuf[:n]
+	}
+}
+
+// takeSessionLocked moves a session the server gave into the client cache.
+func (c *conn) takeSessionLocked(h handle) {
+	if c.client == nil || c.client.cache == nil {
+		return
+	}
+	if s := cTakeSession(h); s != nil {
+		c.client.cache.put(c.sessKey, s)
+	}
+}
+
+// Read returns plaintext. Typically one C call and one socket read; none of
+// the latter when the SSL still holds plaintext or whole records.
+func (c *conn) Read(p []byte) (int, error) {
+	if err := c.Handshake(context.Background()); err != nil {
+		return 0, err
+	}
+	if len(p) == 0 {
+		return 0, nil
+	}
+	c.rmu.Lock()
+	defer c.rmu.Unlock()
+	if c.rerr != nil {
+		return 0, c.rerr
+	}
+	var in []byte
+	try := c.more
+	for {
+		if !try {
+			if c.rbuf == nil {
+				c.rbuf = make([]byte, rbufSize)
+			}
+			n, err := c.nc.Read(c.rbuf)
+			if n == 0 {
+				if err == nil {
+					continue
+				}
+				if err == io.EOF {
+					// As crypto/tls: EOF at a record boundary is a
+					// clean end, inside a record it is not.
+					if c.partial {
+						err = io.ErrUnexpectedEOF
+					}
+					c.rerr = err
+				}
+				return 0, err
+			}
+			in = c.rbuf[:n] // a read error with data comes back on the next read
+		}
+		try = false
+		c.mu.Lock()
+		h := c.b.h
+		if h == nil {
+			c.mu.Unlock()
+			return 0, net.ErrClosed
+		}
+		r := cRead(h, in, p)
+		in = nil
+		wp, more, partial := cPending(h)
+		c.more, c.partial = more, partial
+		var err error
+		if r == mlkErr {
+			err = cErr(h)
+		}
+		c.takeSessionLocked(h)
+		c.mu.Unlock()
+		runtime.KeepAlive(c)
+		if wp > 0 { // a reply to a post-handshake message (key update)
+			if ferr := c.flush(); ferr != nil && err == nil && r <= 0 {
+				err = ferr
+			}
+		}
+		switch {
+		case r > 0:
+			return r, nil
+		case r == mlkEOF:
+			c.rerr = io.EOF
+			return 0, io.EOF
+		case r == mlkErr:
+			c.rerr = err
+			return 0, err
+		}
+	}
+}
+
+// Write encrypts p in chunks of up to 64 KiB: per chunk one C call and one
+// socket write.
+func (c *conn) Write(p []byte) (int, error) {
+	c.writing.Add(1)
+	defer c.writing.Add(-1)
+	if err := c.Handshake(context.Background()); err != nil {
+		return 0, err
+	}
+	c.wmu.Lock()
+	defer c.wmu.Unlock()
+	if c.werr != nil {
+		return 0, c.werr
+	}
+	bp := wbufPool.Get().(*[]byte)
+	defer wbufPool.Put(bp)
+	buf := *bp
+	done := 0
+	for done < len(p) {
+		chunk := p[done:min(len(p), done+writeChunk)]
+		c.mu.Lock()
+		h := c.b.h
+		if h == nil {
+			c.mu.Unlock()
+			return done, net.ErrClosed
+		}
+		n := cWrite(h, chunk, buf)
+		wp, _, _ := cPending(h)
+		var err error
+		if n == mlkErr {
+			err = cErr(h)
+		}
+		c.mu.Unlock()
+		runtime.KeepAlive(c)
+		if err != nil {
+			c.werr = err
+			return done, err
+		}
+		if n > 0 {
+			if _, err := c.nc.Write(buf[:n]); err != nil {
+				c.werr = err
+				return done, err
+			}
+		}
+		if wp > 0 {
+			if err := c.flushLocked(buf); err != nil {
+				return done, err
+			}
+		}
+		done += len(chunk)
+	}
+	return done, nil
+}
+
+// flush writes what the SSL queued for the peer.
+func (c *conn) flush() error {
+	c.wmu.Lock()
+	defer c.wmu.Unlock()
+	bp := wbufPool.Get().(*[]byte)
+	defer wbufPool.Put(bp)
+	return c.flushLocked(*bp)
+}
+
+func (c *conn) flushLocked(buf []byte) error {
+	if c.werr != nil {
+		return c.werr
+	}
+	for {
+		c.mu.Lock()
+		h := c.b.h
+		if h == nil {
+			c.mu.Unlock()
+			return net.ErrClosed
+		}
+		n := cDrain(h, buf)
+		wp, _, _ := cPending(h)
+		c.mu.Unlock()
+		runtime.KeepAlive(c)
+		if n > 0 {
+			if _, err := c.nc.Write(buf[:n]); err != nil {
+				c.werr = err
+				return err
+			}
+		}
+		if wp == 0 || n == 0 {
+			return nil
+		}
+	}
+}
+
+var errShutdown = errors.New("openssl: protocol is shut down")
+
+// closeNotify queues close_notify and sends it, bounded by 5 s as in
+// crypto/tls.
+func (c *conn) closeNotify() error {
+	c.wmu.Lock()
+	defer c.wmu.Unlock()
+	if c.werr != nil {
+		return c.werr
+	}
+	c.mu.Lock()
+	h := c.b.h
+	if h == nil {
+		c.mu.Unlock()
+		return net.ErrClosed
+	}
+	code := cShutdown(h)
+	var err error
+	if code == mlkErr {
+		err = cErr(h)
+	}
+	c.mu.Unlock()
+	runtime.KeepAlive(c)
+	c.nc.SetWriteDeadline(time.Now().Add(5 * time.Second))
+	bp := wbufPool.Get().(*[]byte)
+	defer wbufPool.Put(bp)
+	if ferr := c.flushLocked(*bp); ferr != nil && err == nil {
+		err = ferr
+	}
+	if c.werr == nil {
+		c.werr = errShutdown
+	}
+	return err
+}
+
+// CloseWrite sends close_notify; the conn stays readable.
+func (c *conn) CloseWrite() error {
+	if !c.hsDone.Load() {
+		return errors.New("openssl: CloseWrite before the handshake")
+	}
+	return c.closeNotify()
+}
+
+// Close sends close_notify (unless the handshake did not complete or a
+// Write is in flight, whose blocking it would share), closes nc and frees
+// the SSL.
+func (c *conn) Close() error {
+	if !c.closed.CompareAndSwap(false, true) {
+		return net.ErrClosed
+	}
+	var alertErr error
+	if c.hsDone.Load() && c.writing.Load() == 0 {
+		alertErr = c.closeNotify()
+		if errors.Is(alertErr, errShutdown) {
+			alertErr = nil // CloseWrite already sent it
+		}
+	}
+	err := c.nc.Close()
+	c.mu.Lock()
+	c.b.free()
+	c.mu.Unlock()
+	if err != nil {
+		return err
+	}
+	return alertErr
+}
+
+// fetchPeerLocked parses the peer's chain into st once.
+func (c *conn) fetchPeerLocked() {
+	if !c.peer || c.peerOK || c.b.h == nil {
+		return
+	}
+	c.peerOK = true
+	if certs, err := cPeerChain(c.b.h); err == nil {
+		c.st.PeerCertificates = certs
+	}
+}
+
+// ConnectionState describes the connection. PeerCertificates are parsed on
+// the first call, which must come before Close to see them.
+func (c *conn) ConnectionState() tlsbackend.ConnectionState {
+	if !c.hsDone.Load() {
+		return tlsbackend.ConnectionState{}
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.fetchPeerLocked()
+	runtime.KeepAlive(c)
+	st := c.st
+	st.PeerCertificates = append([]*x509.Certificate(nil), st.PeerCertificates...)
+	return st
+}

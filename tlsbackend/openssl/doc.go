@@ -1,0 +1,15 @@
+// Package openssl is the OpenSSL (libssl 3) backend of tlsbackend,
+// registered as "openssl". It is built with cgo and the build tag
+// `openssl` (`make uring`); otherwise a stub registers the name as missing,
+// so that tlsbackend.Get("openssl") says why, and Available is false.
+//
+// The binding is our own, in csrc/mlk_openssl.{h,c}, rather than
+// github.com/libp2p/go-openssl: that fork has no server-side ALPN selection
+// and moves every record through Go-callback BIOs. Here each connection's
+// SSL sits between two memory BIOs that Go fills from and drains to the
+// net.Conn, so a Read or a Write is one cgo call plus its socket syscalls,
+// and no C code ever calls back into Go.
+package openssl
+
+// Name is the registry name.
+const Name = "openssl"

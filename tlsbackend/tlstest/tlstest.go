@@ -1,0 +1,135 @@
+// Package tlstest makes certificates for tests of TLS code: a CA and leaf
+// certificates signed by it (ECDSA P-256), as PEM ready for a
+// tlsbackend.Config. It is for tests only.
+package tlstest
+
+import (
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/pem"
+	"math/big"
+	"net"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/monolake-go/monolake/tlsbackend"
+)
+
+// CA is a certificate authority for tests.
+type CA struct {
+	Cert    *x509.Certificate
+	CertPEM []byte
+	key     *ecdsa.PrivateKey
+}
+
+// Leaf is a certificate signed by a CA.
+type Leaf struct {
+	Cert    *x509.Certificate
+	CertPEM []byte // the leaf only
+	KeyPEM  []byte
+}
+
+// Certificate is the leaf as a tlsbackend.Certificate.
+func (l *Leaf) Certificate() tlsbackend.Certificate {
+	return tlsbackend.Certificate{CertPEM: l.CertPEM, KeyPEM: l.KeyPEM}
+}
+
+var serial = big.NewInt(time.Now().UnixNano())
+
+func nextSerial() *big.Int {
+	serial = new(big.Int).Add(serial, big.NewInt(1))
+	return serial
+}
+
+func pemBlock(typ string, der []byte) []byte {
+	return pem.EncodeToMemory(&pem.Block{Type: typ, Bytes: der})
+}
+
+// NewCA makes a self-signed CA valid from an hour ago for a year.
+func NewCA(name string) (*CA, error) {
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		return nil, err
+	}
+	tmpl := &x509.Certificate{
+		SerialNumber:          nextSerial(),
+		Subject:               pkix.Name{CommonName: name},
+		NotBefore:             time.Now().Add(-time.Hour),
+		NotAfter:              time.Now().Add(365 * 24 * time.Hour),
+		KeyUsage:              x509.KeyUsageCertSign | x509.KeyUsageCRLSign | x509.KeyUsageDigitalSignature,
+		BasicConstraintsValid: true,
+		IsCA:                  true,
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	if err != nil {
+		return nil, err
+	}
+	cert, err := x509.ParseCertificate(der)
+	if err != nil {
+		return nil, err
+	}
+	return &CA{Cert: cert, CertPEM: pemBlock("CERTIFICATE", der), key: key}, nil
+}
+
+// LeafOptions shape a leaf; the zero value is a server certificate valid
+// now.
+type LeafOptions struct {
+	Expired bool // valid for a day, ending an hour ago
+	Client  bool // client authentication instead of server
+}
+
+// Leaf makes a certificate for names (DNS names or IP addresses; the first
+// is also the common name).
+func (ca *CA) Leaf(opts LeafOptions, names ...string) (*Leaf, error) {
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		return nil, err
+	}
+	tmpl := &x509.Certificate{
+		SerialNumber: nextSerial(),
+		NotBefore:    time.Now().Add(-time.Hour),
+		NotAfter:     time.Now().Add(90 * 24 * time.Hour),
+		KeyUsage:     x509.KeyUsageDigitalSignature,
+		ExtKeyUsage:  []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
+	}
+	if opts.Client {
+		tmpl.ExtKeyUsage = []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth}
+	}
+	if opts.Expired {
+		tmpl.NotBefore = time.Now().Add(-25 * time.Hour)
+		tmpl.NotAfter = time.Now().Add(-time.Hour)
+	}
+	if len(names) > 0 {
+		tmpl.Subject.CommonName = names[0]
+	}
+	for _, n := range names {
+		if ip := net.ParseIP(n); ip != nil {
+			tmpl.IPAddresses = append(tmpl.IPAddresses, ip)
+		} else {
+			tmpl.DNSNames = append(tmpl.DNSNames, n)
+		}
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, ca.Cert, &key.PublicKey, ca.key)
+	if err != nil {
+		return nil, err
+	}
+	cert, err := x509.ParseCertificate(der)
+	if err != nil {
+		return nil, err
+	}
+	k8, err := x509.MarshalPKCS8PrivateKey(key)
+	if err != nil {
+		return nil, err
+	}
+	return &Leaf{Cert: cert, CertPEM: pemBlock("CERTIFICATE", der), KeyPEM: pemBlock("PRIVATE KEY", k8)}, nil
+}
+
+// WriteFile writes data to dir/name and returns the path.
+func WriteFile(dir, name string, data []byte) (string, error) {
+	p := filepath.Join(dir, name)
+	return p, os.WriteFile(p, data, 0o600)
+}
