@@ -4,7 +4,6 @@ package main
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"log/slog"
 	"os"
@@ -15,6 +14,8 @@ import (
 
 	"github.com/monolake-go/monolake/proxy/config"
 	"github.com/monolake-go/monolake/proxy/worker"
+	"github.com/monolake-go/monolake/tlsbackend"
+	_ "github.com/monolake-go/monolake/tlsbackend/all"
 )
 
 // version is set by the Makefile (-ldflags "-X main.version=...").
@@ -101,8 +102,8 @@ connections in flight finish (runtime.drain_timeout_sec, default 30) and exits 0
 // runtimes lists the I/O runtimes compiled in.
 func runtimes() []string { return []string{"epoll (Go netpoller)"} }
 
-// tlsBackends lists the TLS backends compiled in.
-func tlsBackends() []string { return []string{"gotls (crypto/tls)"} }
+// tlsBackends lists the TLS backends compiled in, with their versions.
+func tlsBackends() []string { return tlsbackend.Names() }
 
 func runCmd(c *cli.Context) error {
 	var level slog.Level
@@ -147,7 +148,10 @@ func applyFlags(c *cli.Context, cfg *config.Config) error {
 	case config.TLSGo, "rustls":
 		setTLS(cfg, config.TLSGo)
 	case config.TLSOpenSSL, "native_tls":
-		return errors.New("--tls-backend openssl: this build has no OpenSSL backend (build it with `make uring`); available: gotls")
+		if _, err := tlsbackend.Get(config.TLSOpenSSL); err != nil {
+			return fmt.Errorf("--tls-backend openssl: %w (build with `make uring` for OpenSSL)", err)
+		}
+		setTLS(cfg, config.TLSOpenSSL)
 	default:
 		return fmt.Errorf("--tls-backend %q: want gotls or openssl", b)
 	}

@@ -4,17 +4,36 @@ import (
 	"fmt"
 	"log/slog"
 
+	"github.com/monolake-go/monolake/proxy"
 	"github.com/monolake-go/monolake/proxy/config"
 	"github.com/monolake-go/monolake/proxy/httpproxy"
 	"github.com/monolake-go/monolake/proxy/l4"
 	"github.com/monolake-go/monolake/proxy/server"
+	"github.com/monolake-go/monolake/proxy/tlsproxy"
 )
 
 // buildService makes the connection service for one configured server.
 func buildService(s *config.Server, worker string, log *slog.Logger) (server.ConnService, error) {
-	if s.TLS != nil {
-		return nil, fmt.Errorf("server %q: TLS termination is not available in this version yet (tls = { stack = %q })", s.Key, s.TLS.Stack)
+	svc, err := buildPlain(s, worker, log)
+	if err != nil || s.TLS == nil {
+		return svc, err
 	}
+	// Offer only what the service behind speaks (no h2 until it is served).
+	var alpn []string
+	if s.ProxyType == config.ProxyHTTP {
+		alpn = []string{"http/1.1"}
+	}
+	sc, err := tlsproxy.ServerConfig(s.TLS, alpn)
+	if err != nil {
+		proxy.CloseService(svc)
+		return nil, fmt.Errorf("server %q: %w", s.Key, err)
+	}
+	log.Info("tls", "backend", s.TLS.Stack, "chain", s.TLS.Chain)
+	return tlsproxy.Layer(sc, s.Timeout.ServerReadHeader, log)(svc), nil
+}
+
+// buildPlain makes the service behind TLS (or without it).
+func buildPlain(s *config.Server, worker string, log *slog.Logger) (server.ConnService, error) {
 	switch s.ProxyType {
 	case config.ProxyTCP:
 		p, err := l4.New(s, log)

@@ -1,0 +1,193 @@
+package tlsproxy_test
+
+import (
+	"bufio"
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"os/exec"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/monolake-go/monolake/proxy/config"
+	"github.com/monolake-go/monolake/proxy/worker"
+	"github.com/monolake-go/monolake/tlsbackend"
+	"github.com/monolake-go/monolake/tlsbackend/tlstest"
+)
+
+func freeAddr(t *testing.T) string {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	return ln.Addr().String()
+}
+
+// backends lists the TLS backends to test: both in a cgo build with the
+// openssl tag; gotls alone otherwise, saying why openssl is skipped.
+func backends(t *testing.T) []string {
+	out := []string{config.TLSGo}
+	if _, err := tlsbackend.Get(config.TLSOpenSSL); err == nil {
+		out = append(out, config.TLSOpenSSL)
+	} else {
+		t.Logf("openssl backend not tested: %v", err)
+	}
+	return out
+}
+
+// TestHTTPSAndTLSTermination runs the proxy (one process) with an HTTPS
+// server and a TLS-terminating tcp server per backend, and talks to them
+// with crypto/tls clients that verify the certificate.
+func TestHTTPSAndTLSTermination(t *testing.T) {
+	ca, err := tlstest.NewCA("test CA")
+	if err != nil {
+		t.Fatal(err)
+	}
+	leaf, err := ca.Leaf(tlstest.LeafOptions{}, "proxy.test", "127.0.0.1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	chain, _ := tlstest.WriteFile(dir, "chain.pem", leaf.CertPEM)
+	key, _ := tlstest.WriteFile(dir, "key.pem", leaf.KeyPEM)
+	roots := x509.NewCertPool()
+	roots.AddCert(ca.Cert)
+
+	origin := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		fmt.Fprintf(w, "proto=%s host=%s", r.Header.Get("X-Forwarded-Proto"), r.Host)
+	}))
+	defer origin.Close()
+	echo, _ := net.Listen("tcp", "127.0.0.1:0")
+	defer echo.Close()
+	go func() {
+		for {
+			c, err := echo.Accept()
+			if err != nil {
+				return
+			}
+			go func() { io.Copy(c, c); c.Close() }()
+		}
+	}()
+
+	for _, backend := range backends(t) {
+		t.Run("backend="+backend, func(t *testing.T) {
+			httpsAddr, tcpAddr := freeAddr(t), freeAddr(t)
+			text := fmt.Sprintf(`[runtime]
+worker_threads = 0
+drain_timeout_sec = 2
+[servers.https]
+name = "https"
+listener = { type = "socket", value = %[1]q }
+tls = { chain = %[3]q, key = %[4]q, stack = %[5]q }
+[[servers.https.routes]]
+path = "/{*p}"
+upstreams = [{ endpoint = { type = "uri", value = %[6]q } }]
+[servers.tcps]
+proxy_type = "tcp"
+listener = { type = "socket", value = %[2]q }
+tls = { chain = %[3]q, key = %[4]q, stack = %[5]q }
+route = { upstreams = [{ endpoint = { type = "socket", value = %[7]q } }] }
+`, httpsAddr, tcpAddr, chain, key, backend, origin.URL, echo.Addr().String())
+			cfg, err := config.Parse("tls.toml", []byte(text))
+			if err != nil {
+				t.Fatal(err)
+			}
+			ctx, cancel := context.WithCancel(context.Background())
+			ready := make(chan struct{})
+			done := make(chan error, 1)
+			go func() {
+				done <- worker.Run(ctx, worker.Options{Config: cfg, Log: slog.New(slog.DiscardHandler), Ready: ready})
+			}()
+			select {
+			case <-ready:
+			case err := <-done:
+				t.Fatalf("proxy did not start: %v", err)
+			}
+			defer func() { cancel(); <-done }()
+
+			tr := &http.Transport{TLSClientConfig: &tls.Config{RootCAs: roots, ServerName: "proxy.test", NextProtos: []string{"http/1.1"}}}
+			defer tr.CloseIdleConnections()
+			c := &http.Client{Transport: tr, Timeout: 10 * time.Second}
+			for i := range 3 {
+				resp, err := c.Get("https://" + httpsAddr + "/x")
+				if err != nil {
+					t.Fatalf("HTTPS request %d: %v", i, err)
+				}
+				body, _ := io.ReadAll(resp.Body)
+				resp.Body.Close()
+				if !strings.Contains(string(body), "proto=https") {
+					t.Fatalf("origin saw %q, want X-Forwarded-Proto https", body)
+				}
+				if resp.TLS == nil || resp.TLS.NegotiatedProtocol != "http/1.1" {
+					t.Fatalf("ALPN: %+v", resp.TLS)
+				}
+			}
+			// An h2-only client must not be offered h2 (not served yet).
+			tc, err := tls.Dial("tcp", httpsAddr, &tls.Config{RootCAs: roots, ServerName: "proxy.test", NextProtos: []string{"h2", "http/1.1"}})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if p := tc.ConnectionState().NegotiatedProtocol; p != "http/1.1" {
+				t.Errorf("negotiated %q; the server speaks only http/1.1", p)
+			}
+			tc.Close()
+
+			// TLS termination in front of the L4 proxy.
+			lc, err := tls.Dial("tcp", tcpAddr, &tls.Config{RootCAs: roots, ServerName: "proxy.test"})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer lc.Close()
+			lc.SetDeadline(time.Now().Add(5 * time.Second))
+			fmt.Fprintf(lc, "hello over tls\n")
+			line, err := bufio.NewReader(lc).ReadString('\n')
+			if err != nil || line != "hello over tls\n" {
+				t.Fatalf("echo through TLS-terminating tcp server: %q %v", line, err)
+			}
+
+			// A client that does not trust the certificate is refused.
+			if _, err := tls.Dial("tcp", httpsAddr, &tls.Config{ServerName: "proxy.test"}); err == nil {
+				t.Error("handshake with an untrusted certificate succeeded")
+			}
+			// A real client tool: curl with the CA.
+			if curl, err := exec.LookPath("curl"); err == nil {
+				caFile, _ := tlstest.WriteFile(t.TempDir(), "ca.pem", ca.CertPEM)
+				out, err := exec.Command(curl, "-sS", "--cacert", caFile, "--resolve", "proxy.test:"+strings.Split(httpsAddr, ":")[1]+":127.0.0.1",
+					"https://proxy.test:"+strings.Split(httpsAddr, ":")[1]+"/curl").CombinedOutput()
+				if err != nil || !strings.Contains(string(out), "proto=https") {
+					t.Errorf("curl: %v\n%s", err, out)
+				}
+			}
+		})
+	}
+}
+
+// TestBadTLSFailsAtStart: certificate files that do not exist stop the
+// start with an error naming them.
+func TestBadTLSFailsAtStart(t *testing.T) {
+	text := fmt.Sprintf(`[runtime]
+worker_threads = 0
+[servers.s]
+listener = { type = "socket", value = %q }
+tls = { chain = "/nonexistent/chain.pem", key = "/nonexistent/key.pem" }
+[[servers.s.routes]]
+path = "/"
+upstreams = [{ endpoint = { type = "uri", value = "http://127.0.0.1:9" } }]
+`, freeAddr(t))
+	cfg, err := config.Parse("bad.toml", []byte(text))
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = worker.Run(context.Background(), worker.Options{Config: cfg, Log: slog.New(slog.DiscardHandler)})
+	if err == nil || !strings.Contains(err.Error(), "nonexistent") {
+		t.Fatalf("want a start error naming the missing file, got %v", err)
+	}
+}
