@@ -298,23 +298,34 @@ func (b *builder) server(key, name string, r *rawServer) *Server {
 				b.errorf(key+"."+field, "%s is for http servers; a tcp server takes route = { load_balancer, upstreams }", field)
 			}
 		}
-		if r.Route == nil {
+		if r.Route == nil && r.SNIRoutes == nil {
 			b.errorf(key, "a tcp server needs route = { load_balancer, upstreams = [...] }")
-		} else {
+		} else if r.Route != nil {
 			s.Route = &L4Route{
 				LoadBalancer: b.loadBalancer(key+".route.load_balancer", r.Route.LoadBalancer),
 				Upstreams:    b.upstreams(key+".route.upstreams", r.Route.Upstreams, false),
 			}
 		}
+		if r.SNIRoutes != nil {
+			s.SNIRoutes = b.sniRoutes(key, r)
+		}
 	default:
 		if r.Route != nil {
 			b.errorf(key+".route", "route is for tcp servers; an http server takes [[%s.routes]]", key)
 		}
+		if r.SNIRoutes != nil {
+			b.errorf(key+".sni_routes", "sni_routes are for tcp servers (proxy_type = \"tcp\")")
+		}
 		if len(r.Routes) == 0 {
 			b.errorf(key, "an http server needs at least one [[%s.routes]]", key)
 		}
+		// Upstream TLS follows the server's own stack unless a route names one.
+		stack := TLSGo
+		if s.TLS != nil && s.TLS.Stack != "" {
+			stack = s.TLS.Stack
+		}
 		for i := range r.Routes {
-			s.Routes = append(s.Routes, b.route(fmt.Sprintf("%s.routes.%d", key, i), &r.Routes[i]))
+			s.Routes = append(s.Routes, b.route(fmt.Sprintf("%s.routes.%d", key, i), &r.Routes[i], stack))
 		}
 		if r.UpstreamHTTPVersion != nil {
 			switch v := *r.UpstreamHTTPVersion; v {
@@ -340,6 +351,111 @@ func (b *builder) server(key, name string, r *rawServer) *Server {
 	return s
 }
 
+// sniRoutes checks a tcp server's sni_routes: each needs server_names and
+// upstreams; a name may appear in one route only; TLS passthrough cannot be
+// combined with terminating TLS on the same listener.
+func (b *builder) sniRoutes(key string, r *rawServer) []SNIRoute {
+	if len(r.SNIRoutes) == 0 {
+		b.errorf(key+".sni_routes", "empty sni_routes: give at least one { server_names, upstreams } or drop the key")
+		return nil
+	}
+	if r.TLS != nil {
+		b.errorf(key+".sni_routes", "sni_routes pass TLS through untouched; they cannot be combined with tls (termination) on the same server")
+	}
+	seen := map[string]int{}
+	out := make([]SNIRoute, len(r.SNIRoutes))
+	for i, rr := range r.SNIRoutes {
+		k := fmt.Sprintf("%s.sni_routes.%d", key, i)
+		sr := SNIRoute{Line: b.lines.line(k)}
+		if len(rr.ServerNames) == 0 {
+			b.errorf(k, "missing key server_names (at least one name, e.g. [\"a.example\", \"*.b.example\"])")
+		}
+		for j, n := range rr.ServerNames {
+			nk := fmt.Sprintf("%s.server_names.%d", k, j)
+			n = strings.ToLower(n)
+			if err := checkServerName(n); err != nil {
+				b.errorf(nk, "%v", err)
+				continue
+			}
+			if prev, dup := seen[n]; dup {
+				b.errorf(nk, "server name %q is already routed by sni_routes[%d]", n, prev)
+				continue
+			}
+			seen[n] = i
+			sr.ServerNames = append(sr.ServerNames, n)
+		}
+		sr.LoadBalancer = b.loadBalancer(k+".load_balancer", rr.LoadBalancer)
+		sr.Upstreams = b.upstreams(k+".upstreams", rr.Upstreams, false)
+		out[i] = sr
+	}
+	return out
+}
+
+// checkServerName accepts a DNS name, optionally with a leading "*.", as
+// sent in SNI: letters, digits, hyphens and dots, no empty label, no
+// trailing dot, not an IP address (SNI never carries one).
+func checkServerName(n string) error {
+	name := strings.TrimPrefix(n, "*.")
+	bad := name == "" || len(name) > 253 || strings.HasPrefix(name, ".") || strings.HasSuffix(name, ".") || strings.Contains(name, "..")
+	for _, c := range name {
+		if !(c >= 'a' && c <= 'z' || c >= '0' && c <= '9' || c == '-' || c == '.') {
+			bad = true
+		}
+	}
+	if _, err := netip.ParseAddr(name); err == nil {
+		bad = true
+	}
+	if bad {
+		return fmt.Errorf("server name %q: want a DNS name like a.example or *.b.example (a wildcard only as a leading \"*.\")", n)
+	}
+	return nil
+}
+
+// upstreamTLS builds a route's upstream_tls; r may be nil (all defaults).
+func (b *builder) upstreamTLS(key string, r *rawUpstreamTLS, stack string) *UpstreamTLS {
+	t := &UpstreamTLS{Stack: stack}
+	if r == nil {
+		return t
+	}
+	str := func(field string, v *string) string {
+		if v == nil {
+			return ""
+		}
+		if *v == "" {
+			b.errorf(key+"."+field, "empty %s: give a value or drop the key", field)
+		}
+		return *v
+	}
+	t.CA = str("ca", r.CA)
+	t.Cert = str("cert", r.Cert)
+	t.Key = str("key", r.Key)
+	t.ServerName = str("server_name", r.ServerName)
+	if r.InsecureSkipVerify != nil {
+		t.InsecureSkipVerify = *r.InsecureSkipVerify
+	}
+	if (t.Cert == "") != (t.Key == "") {
+		b.errorf(key, "cert and key go together: the client certificate needs its key and the key its certificate")
+	}
+	if t.InsecureSkipVerify && t.CA != "" {
+		b.errorf(key+".insecure_skip_verify", "insecure_skip_verify = true makes ca useless; keep one")
+	}
+	if r.Stack != nil {
+		t.Stack = b.tlsStack(key+".stack", *r.Stack)
+	}
+	return t
+}
+
+func (b *builder) tlsStack(key, v string) string {
+	switch v {
+	case TLSGo, "rustls":
+		return TLSGo
+	case TLSOpenSSL, "native_tls":
+		return TLSOpenSSL
+	}
+	b.errorf(key, "unknown TLS stack %q: want %q (alias rustls) or %q (alias native_tls)", v, TLSGo, TLSOpenSSL)
+	return ""
+}
+
 func (b *builder) tls(key string, r *rawTLS) *TLS {
 	t := &TLS{Stack: TLSGo}
 	if r.Chain == nil || *r.Chain == "" {
@@ -353,14 +469,7 @@ func (b *builder) tls(key string, r *rawTLS) *TLS {
 		t.Key = *r.Key
 	}
 	if r.Stack != nil {
-		switch *r.Stack {
-		case TLSGo, "rustls":
-			t.Stack = TLSGo
-		case TLSOpenSSL, "native_tls":
-			t.Stack = TLSOpenSSL
-		default:
-			b.errorf(key+".stack", "unknown TLS stack %q: want %q (alias rustls) or %q (alias native_tls)", *r.Stack, TLSGo, TLSOpenSSL)
-		}
+		t.Stack = b.tlsStack(key+".stack", *r.Stack)
 	}
 	return t
 }
@@ -413,7 +522,7 @@ func (b *builder) timeouts(key string, r *rawServer) Timeout {
 	return t
 }
 
-func (b *builder) route(key string, r *rawRoute) Route {
+func (b *builder) route(key string, r *rawRoute, tlsStack string) Route {
 	rt := Route{Line: b.lines.line(key)}
 	if r.Path == nil {
 		b.errorf(key, "missing key path")
@@ -437,6 +546,18 @@ func (b *builder) route(key string, r *rawRoute) Route {
 			b.errorf(key+".rewrite_path", "%q must start with /", *r.RewritePath)
 		}
 		rt.RewritePath = *r.RewritePath
+	}
+	https := false
+	for _, u := range rt.Upstreams {
+		if u.Endpoint.URL != nil && u.Endpoint.URL.Scheme == "https" {
+			https = true
+		}
+	}
+	switch {
+	case https:
+		rt.UpstreamTLS = b.upstreamTLS(key+".upstream_tls", r.UpstreamTLS, tlsStack)
+	case r.UpstreamTLS != nil:
+		b.errorf(key+".upstream_tls", "upstream_tls is set but no upstream of this route is an https URI")
 	}
 	return rt
 }

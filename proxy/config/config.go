@@ -171,7 +171,43 @@ type Route struct {
 	Upstreams    []Upstream
 	// RewritePath, when set, replaces the request path (ours).
 	RewritePath string
+	// UpstreamTLS says how the route's https upstreams are dialled (ours:
+	// upstream_tls). It is set, with defaults filled in, exactly when the
+	// route has an https upstream.
+	UpstreamTLS *UpstreamTLS
 	// Line is where the route is defined, for messages.
+	Line int
+}
+
+// UpstreamTLS is a route's upstream_tls table (ours): the client side of
+// TLS to its https upstreams. The name sent as SNI and verified is the
+// URI's host unless ServerName is set.
+type UpstreamTLS struct {
+	// CA is a PEM file of the roots to verify upstreams against; ""
+	// means the system roots.
+	CA string
+	// InsecureSkipVerify accepts any upstream certificate (logged as a
+	// warning when the server is built).
+	InsecureSkipVerify bool
+	// Cert and Key are the client certificate chain and key (PEM files)
+	// presented to upstreams that ask for one (mTLS); both or neither.
+	Cert, Key string
+	// Stack is the TLS backend (TLSGo or TLSOpenSSL): the key's value, else
+	// the server's tls.stack when it terminates TLS, else TLSGo.
+	Stack string
+	// ServerName overrides the URI host as SNI and verified name.
+	ServerName string
+}
+
+// SNIRoute is one entry of a tcp server's sni_routes (ours): TLS
+// connections whose ClientHello names one of ServerNames are passed
+// through, not terminated, to these upstreams.
+type SNIRoute struct {
+	// ServerNames are lower-case names; a leading "*." matches any name
+	// ending in the rest (a.b.example and x.a.b.example for *.b.example).
+	ServerNames []string
+	L4Route
+	// Line is where the entry is defined, for messages.
 	Line int
 }
 
@@ -222,7 +258,12 @@ type Server struct {
 	Forwarded bool
 
 	// TCP
+	// Route is the tcp server's upstream set; with SNIRoutes it is the
+	// default for connections no SNI route matches, and may be nil.
 	Route *L4Route
+	// SNIRoutes route TLS connections by the SNI name of their ClientHello
+	// without terminating TLS (ours: sni_routes).
+	SNIRoutes []SNIRoute
 
 	Timeout Timeout
 }
@@ -284,7 +325,16 @@ func (c *Config) Summary() string {
 		fmt.Fprintf(&b, "server %s (%s): %s on %s\n", k, s.Name, scheme, s.Listener)
 		switch s.ProxyType {
 		case ProxyTCP:
-			fmt.Fprintf(&b, "  -> %s over %s\n", s.Route.LoadBalancer, upstreamList(s.Route.Upstreams))
+			for _, r := range s.SNIRoutes {
+				fmt.Fprintf(&b, "  sni=%s -> %s over %s (tls passthrough)\n", strings.Join(r.ServerNames, ","), r.LoadBalancer, upstreamList(r.Upstreams))
+			}
+			if s.Route != nil {
+				dflt := ""
+				if len(s.SNIRoutes) > 0 {
+					dflt = " default"
+				}
+				fmt.Fprintf(&b, " %s -> %s over %s\n", dflt, s.Route.LoadBalancer, upstreamList(s.Route.Upstreams))
+			}
 		default:
 			for _, r := range s.Routes {
 				hosts := "*"
@@ -292,6 +342,9 @@ func (c *Config) Summary() string {
 					hosts = strings.Join(r.Hosts, ",")
 				}
 				fmt.Fprintf(&b, "  route host=%s path=%s -> %s over %s\n", hosts, r.Path, r.LoadBalancer, upstreamList(r.Upstreams))
+				if t := r.UpstreamTLS; t != nil {
+					fmt.Fprintf(&b, "    upstream tls(%s) ca=%q insecure_skip_verify=%v client_cert=%v\n", t.Stack, t.CA, t.InsecureSkipVerify, t.Cert != "")
+				}
 			}
 		}
 	}

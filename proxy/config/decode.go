@@ -39,11 +39,27 @@ type rawUpstream struct {
 }
 
 type rawRoute struct {
-	Path         *string       `toml:"path"`
-	Host         []string      `toml:"host"`
+	Path         *string         `toml:"path"`
+	Host         []string        `toml:"host"`
+	LoadBalancer *string         `toml:"load_balancer"`
+	Upstreams    []rawUpstream   `toml:"upstreams"`
+	RewritePath  *string         `toml:"rewrite_path"`
+	UpstreamTLS  *rawUpstreamTLS `toml:"upstream_tls"`
+}
+
+type rawUpstreamTLS struct {
+	CA                 *string `toml:"ca"`
+	InsecureSkipVerify *bool   `toml:"insecure_skip_verify"`
+	Cert               *string `toml:"cert"`
+	Key                *string `toml:"key"`
+	Stack              *string `toml:"stack"`
+	ServerName         *string `toml:"server_name"`
+}
+
+type rawSNIRoute struct {
+	ServerNames  []string      `toml:"server_names"`
 	LoadBalancer *string       `toml:"load_balancer"`
 	Upstreams    []rawUpstream `toml:"upstreams"`
-	RewritePath  *string       `toml:"rewrite_path"`
 }
 
 type rawL4Route struct {
@@ -77,6 +93,7 @@ type rawServer struct {
 	TLS                 *rawTLS         `toml:"tls"`
 	Routes              []rawRoute      `toml:"routes"`
 	Route               *rawL4Route     `toml:"route"`
+	SNIRoutes           []rawSNIRoute   `toml:"sni_routes"`
 	Timeout             *rawTimeout     `toml:"timeout"`
 	HTTPTimeout         *rawTimeout     `toml:"http_timeout"`     // older spelling of timeout
 	HTTPTimeoutSec      *int64          `toml:"http_timeout_sec"` // oldest: keep-alive timeout

@@ -35,14 +35,24 @@ func New(s *config.Server, o Options) (*Server, error) {
 		log = slog.Default()
 	}
 	router := route.New[*Route]()
+	var routes []any
+	fail := func(err error) (*Server, error) {
+		closeEach(routes)
+		return nil, err
+	}
 	for i := range s.Routes {
 		rc := &s.Routes[i]
 		rt, err := NewRoute(rc)
 		if err != nil {
-			return nil, fmt.Errorf("server %q: %w", s.Key, err)
+			return fail(fmt.Errorf("server %q: %w", s.Key, err))
 		}
+		routes = append(routes, rt)
 		if err := router.Add(rc.Hosts, rc.Path, rt); err != nil {
-			return nil, fmt.Errorf("server %q (line %d): %w", s.Key, rc.Line, err)
+			return fail(fmt.Errorf("server %q (line %d): %w", s.Key, rc.Line, err))
+		}
+		if t := rc.UpstreamTLS; t != nil && t.InsecureSkipVerify {
+			log.Warn("httpproxy: upstream TLS certificates are not verified (upstream_tls.insecure_skip_verify = true)",
+				"server", s.Key, "route", rc.Path, "line", rc.Line)
 		}
 	}
 	terminal := o.Terminal
@@ -58,7 +68,7 @@ func New(s *config.Server, o Options) (*Server, error) {
 		var err error
 		alog, err = OpenAccessLog(s.AccessLog)
 		if err != nil {
-			return nil, fmt.Errorf("server %q: %w", s.Key, err)
+			return fail(fmt.Errorf("server %q: %w", s.Key, err))
 		}
 		layers = append(layers, alog.Layer())
 	}
@@ -77,7 +87,7 @@ func New(s *config.Server, o Options) (*Server, error) {
 		KeepAliveTimeout:  s.Timeout.ServerKeepalive,
 		ReadHeaderTimeout: s.Timeout.ServerReadHeader,
 		ReadBodyTimeout:   s.Timeout.ServerReadBody,
-	}, closeAll{Service: svc, closers: closers(terminal, alog)}, log)
+	}, closeAll{Service: svc, closers: append(closers(terminal, alog), routes...)}, log)
 	return srv, nil
 }
 
@@ -107,10 +117,14 @@ type closeAll struct {
 }
 
 func (c closeAll) Close() error {
-	for _, x := range c.closers {
+	closeEach(c.closers)
+	return nil
+}
+
+func closeEach(xs []any) {
+	for _, x := range xs {
 		if cl, ok := x.(interface{ Close() error }); ok {
 			cl.Close()
 		}
 	}
-	return nil
 }

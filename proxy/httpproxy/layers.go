@@ -22,19 +22,39 @@ type Route struct {
 	bal    balance.Balancer[*target]
 	// rewrite is RewritePath as bytes, nil to keep the path
 	rewrite []byte
+	// tls dials the route's https upstreams; nil when it has none.
+	tls *upstreamTLS
 }
 
-// NewRoute makes a Route from its config.
+// NewRoute makes a Route from its config. For https upstreams it builds the
+// TLS client config of rc.UpstreamTLS (the CA and client certificate files
+// are read now); Close releases it.
 func NewRoute(rc *config.Route) (*Route, error) {
 	targets := make([]*target, len(rc.Upstreams))
 	weights := make([]int, len(rc.Upstreams))
+	r := &Route{Config: rc}
 	for i, u := range rc.Upstreams {
 		ep := u.Endpoint
 		t := &target{key: upstream.Key{Network: ep.Network(), Addr: ep.Address()}, name: ep.String()}
 		switch {
 		case ep.URL != nil:
 			if ep.URL.Scheme == "https" {
-				return nil, fmt.Errorf("httpproxy: upstream %s: HTTPS upstreams need the TLS backends, which this version does not have yet", ep.Value)
+				if r.tls == nil {
+					ut := rc.UpstreamTLS
+					if ut == nil {
+						ut = &config.UpstreamTLS{Stack: config.TLSGo}
+					}
+					var err error
+					if r.tls, err = newUpstreamTLS(ut); err != nil {
+						return nil, fmt.Errorf("httpproxy: route %s: %w", rc.Path, err)
+					}
+				}
+				t.tls = r.tls
+				t.key.Network = r.tls.network
+				t.serverName = ep.URL.Hostname()
+				if rc.UpstreamTLS != nil && rc.UpstreamTLS.ServerName != "" {
+					t.serverName = rc.UpstreamTLS.ServerName
+				}
 			}
 			t.host = []byte(ep.URL.Host)
 		case ep.Type == config.TypeUnix:
@@ -46,13 +66,23 @@ func NewRoute(rc *config.Route) (*Route, error) {
 	}
 	b, err := balance.New(rc.LoadBalancer, targets, weights)
 	if err != nil {
+		r.Close()
 		return nil, fmt.Errorf("httpproxy: route %s: %w", rc.Path, err)
 	}
-	r := &Route{Config: rc, bal: b}
+	r.bal = b
 	if rc.RewritePath != "" {
 		r.rewrite = []byte(rc.RewritePath)
 	}
 	return r, nil
+}
+
+// Close releases the route's TLS client config; connections already made
+// stay usable.
+func (r *Route) Close() error {
+	if r.tls != nil {
+		return r.tls.cc.Close()
+	}
+	return nil
 }
 
 // RouteLayer picks the route for each request by host and path, and

@@ -23,11 +23,17 @@ type target struct {
 	key  upstream.Key
 	host []byte // Host to send when the client's is not kept: the URI's authority
 	name string // for logs
+	// tls is set for an https upstream; serverName is then the name sent
+	// as SNI and verified (the URI's host unless configured).
+	tls        *upstreamTLS
+	serverName string
 }
 
 // Upstream is the terminal Service: it forwards the request to one of the
 // route's upstreams over a pooled keep-alive connection and returns the
-// response streaming from it.
+// response streaming from it. An https upstream's connections are TLS,
+// handshaken when dialled within the connect timeout and pooled under a
+// key of their own (upstreamtls.go).
 type Upstream struct {
 	pool        *upstream.Pool
 	readTimeout time.Duration
@@ -87,9 +93,15 @@ type upConn struct {
 	info *ConnInfo
 }
 
-// SyscallConn lets the pool peek at an idle connection.
+// SyscallConn lets the pool peek at an idle connection: at the socket
+// itself, under TLS too (an idle TLS connection has nothing to read
+// either; a close_notify or any record counts as dead, as data would).
 func (c *upConn) SyscallConn() (syscall.RawConn, error) {
-	if sc, ok := c.Conn.(syscall.Conn); ok {
+	raw := c.Conn
+	if nc, ok := raw.(interface{ NetConn() net.Conn }); ok {
+		raw = nc.NetConn()
+	}
+	if sc, ok := raw.(syscall.Conn); ok {
 		return sc.SyscallConn()
 	}
 	return nil, errors.ErrUnsupported
@@ -110,9 +122,18 @@ func wrapDial(dial func(ctx context.Context, network, addr string) (net.Conn, er
 		d = nd.DialContext
 	}
 	return func(ctx context.Context, network, addr string) (net.Conn, error) {
+		tls := isTLSNetwork(network)
+		if tls {
+			network = "tcp"
+		}
 		c, err := d(ctx, network, addr)
 		if err != nil {
 			return nil, err
+		}
+		if tls {
+			if c, err = tlsDial(ctx, c, addr); err != nil {
+				return nil, err
+			}
 		}
 		uc := &upConn{Conn: c}
 		uc.rd = http1.NewReader(upReader{uc})
@@ -211,7 +232,7 @@ func (u *Upstream) Call(ctx context.Context, req *Request) (*Response, error) {
 		if !canRetry {
 			get = u.pool.GetVerified // peek: it cannot be retried once sent
 		}
-		c, reused, err := get(ctx, t.key)
+		c, reused, err := get(withDialTarget(ctx, t), t.key)
 		if err != nil {
 			done()
 			return nil, dialStatus(err)

@@ -10,6 +10,11 @@
 //   - moves bytes with splice(2) when both sides are sockets and one is
 //     TCP (the Go runtime's (*net.TCPConn).ReadFrom and WriteTo), and
 //     through a pooled 32 KiB buffer otherwise;
+//   - with sni_routes (TLS passthrough), first reads the client's
+//     ClientHello (package sni), picks the upstream set by its SNI name
+//     (the default route for anything else), dials it and replays the
+//     bytes read, so the handshake runs between client and upstream and
+//     the proxy never holds a key; sni.go;
 //   - closes both sides once no byte moved either way for the idle timeout
 //     (timeout.server_keepalive_timeout_sec, default 10 minutes). Because a
 //     splice reports its progress only when it returns, the close comes
@@ -28,7 +33,6 @@ import (
 	"time"
 
 	"github.com/monolake-go/monolake/proxy"
-	"github.com/monolake-go/monolake/proxy/balance"
 	"github.com/monolake-go/monolake/proxy/config"
 )
 
@@ -51,9 +55,11 @@ var ErrClosed = errors.New("l4: proxy closed")
 type Proxy struct {
 	name           string
 	log            *slog.Logger
-	bal            balance.Balancer[config.Endpoint]
+	def            *route    // the route; nil with sni routes and no default
+	sni            *sniTable // nil without sni_routes
 	connectTimeout time.Duration
 	idleTimeout    time.Duration
+	helloTimeout   time.Duration
 	closed         atomic.Bool
 }
 
@@ -63,10 +69,13 @@ var (
 )
 
 // New builds the Proxy for a tcp server from s.Route (load balancer and
-// upstreams, which must be "socket" or "unix" endpoints) and s.Timeout
-// (UpstreamConnect, and ServerKeepalive as the idle timeout; zero means
-// DefaultConnectTimeout and DefaultIdleTimeout). log receives one line per
-// failed upstream connect; nil discards.
+// upstreams, which must be "socket" or "unix" endpoints), s.SNIRoutes (TLS
+// passthrough by SNI name, with s.Route, which may then be nil, as the
+// default) and s.Timeout (UpstreamConnect, ServerKeepalive as the idle
+// timeout, ServerReadHeader as the ClientHello timeout; zero means
+// DefaultConnectTimeout, DefaultIdleTimeout and DefaultHelloTimeout). log
+// receives one line per failed upstream connect or unroutable connection;
+// nil discards.
 func New(s *config.Server, log *slog.Logger) (*Proxy, error) {
 	if s == nil {
 		return nil, errors.New("l4: nil server config")
@@ -74,43 +83,39 @@ func New(s *config.Server, log *slog.Logger) (*Proxy, error) {
 	if s.ProxyType != "" && s.ProxyType != config.ProxyTCP {
 		return nil, fmt.Errorf("l4: server %q has proxy_type %q, want %q", s.Name, s.ProxyType, config.ProxyTCP)
 	}
-	if s.Route == nil || len(s.Route.Upstreams) == 0 {
+	if (s.Route == nil || len(s.Route.Upstreams) == 0) && len(s.SNIRoutes) == 0 {
 		return nil, fmt.Errorf("l4: server %q has no upstreams", s.Name)
 	}
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	eps := make([]config.Endpoint, len(s.Route.Upstreams))
-	weights := make([]int, len(s.Route.Upstreams))
-	for i, u := range s.Route.Upstreams {
-		switch u.Endpoint.Type {
-		case config.TypeSocket, config.TypeUnix:
-		default:
-			return nil, fmt.Errorf("l4: server %q: upstream %d: endpoint type %q, want %q or %q",
-				s.Name, i, u.Endpoint.Type, config.TypeSocket, config.TypeUnix)
-		}
-		eps[i], weights[i] = u.Endpoint, u.Weight
-	}
-	policy := s.Route.LoadBalancer
-	if policy == "" {
-		policy = config.LBRandom // the config's default
-	}
-	bal, err := balance.New(policy, eps, weights)
-	if err != nil {
-		return nil, fmt.Errorf("l4: server %q: %w", s.Name, err)
-	}
 	p := &Proxy{
 		name:           s.Name,
 		log:            log,
-		bal:            bal,
 		connectTimeout: s.Timeout.UpstreamConnect,
 		idleTimeout:    s.Timeout.ServerKeepalive,
+		helloTimeout:   s.Timeout.ServerReadHeader,
+	}
+	if s.Route != nil {
+		var err error
+		if p.def, err = newRoute(s.Name, "default", s.Route); err != nil {
+			return nil, err
+		}
+	}
+	if len(s.SNIRoutes) > 0 {
+		var err error
+		if p.sni, err = newSNITable(s.Name, s.SNIRoutes); err != nil {
+			return nil, err
+		}
 	}
 	if p.connectTimeout <= 0 {
 		p.connectTimeout = DefaultConnectTimeout
 	}
 	if p.idleTimeout <= 0 {
 		p.idleTimeout = DefaultIdleTimeout
+	}
+	if p.helloTimeout <= 0 {
+		p.helloTimeout = DefaultHelloTimeout
 	}
 	return p, nil
 }
@@ -133,22 +138,40 @@ func (p *Proxy) Call(ctx context.Context, client net.Conn) (struct{}, error) {
 	if p.closed.Load() {
 		return struct{}{}, ErrClosed
 	}
-	up, done, err := p.connect(ctx, client)
+	rt, hello := p.def, []byte(nil)
+	if p.sni != nil {
+		var err error
+		if hello, rt, _, err = p.routeHello(ctx, client); err != nil {
+			return struct{}{}, err
+		}
+	}
+	up, done, err := p.connect(ctx, client, rt)
 	if err != nil {
 		return struct{}{}, err
 	}
 	defer done()
 	defer up.Close()
+	if len(hello) > 0 {
+		// The bytes taken to find the route go first: a fresh socket's
+		// send buffer holds them, the deadline only guards a stuck peer.
+		up.SetWriteDeadline(time.Now().Add(p.connectTimeout))
+		if _, err := up.Write(hello); err != nil {
+			return struct{}{}, fmt.Errorf("l4: replaying the ClientHello upstream: %w", err)
+		}
+		up.SetWriteDeadline(time.Time{})
+	}
 	if err := relay(ctx, client, up, p.idleTimeout); err != nil {
 		return struct{}{}, fmt.Errorf("l4: relaying %s: %w", addrString(client.RemoteAddr()), err)
 	}
 	return struct{}{}, ctx.Err()
 }
 
-// connect dials an upstream picked by the balancer; done releases the pick.
-func (p *Proxy) connect(ctx context.Context, client net.Conn) (net.Conn, func(), error) {
+// connect dials an upstream of rt picked by its balancer; done releases
+// the pick.
+func (p *Proxy) connect(ctx context.Context, client net.Conn, rt *route) (net.Conn, func(), error) {
+	bal := rt.bal
 	attempts := 1
-	if p.bal.Len() > 1 {
+	if bal.Len() > 1 {
 		attempts = 2
 	}
 	d := net.Dialer{Timeout: p.connectTimeout}
@@ -156,12 +179,12 @@ func (p *Proxy) connect(ctx context.Context, client net.Conn) (net.Conn, func(),
 	var errs []error
 	var failed *config.Endpoint
 	for range attempts {
-		ep, done := p.bal.Pick()
+		ep, done := bal.Pick()
 		// A retry wants a different upstream; give the balancer a few
 		// chances to offer one (random may repeat itself).
-		for i := 0; failed != nil && ep == *failed && i < 2*p.bal.Len(); i++ {
+		for i := 0; failed != nil && ep == *failed && i < 2*bal.Len(); i++ {
 			done()
-			ep, done = p.bal.Pick()
+			ep, done = bal.Pick()
 		}
 		if failed != nil && ep == *failed {
 			done()

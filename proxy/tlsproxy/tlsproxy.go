@@ -2,6 +2,11 @@
 // Layer that turns an accepted TCP connection into a TLS connection (with
 // the backend the config names, crypto/tls or OpenSSL) before the HTTP or
 // L4 service sees it.
+//
+// WatchServerConfig makes a server config that follows the certificate
+// files (reload.go): a changed chain and key are loaded and used for new
+// handshakes without a restart, connections already made are untouched,
+// and a pair that does not load is logged and ignored.
 package tlsproxy
 
 import (

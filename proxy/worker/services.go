@@ -23,7 +23,9 @@ func buildService(s *config.Server, worker string, log *slog.Logger) (server.Con
 	if s.ProxyType == config.ProxyHTTP {
 		alpn = []string{"http/1.1"}
 	}
-	sc, err := tlsproxy.ServerConfig(s.TLS, alpn)
+	// The certificate files are followed: a changed pair is loaded and
+	// used for new handshakes without a restart (tlsproxy.Reloader).
+	sc, err := tlsproxy.WatchServerConfig(s.TLS, alpn, 0, log)
 	if err != nil {
 		proxy.CloseService(svc)
 		return nil, fmt.Errorf("server %q: %w", s.Key, err)

@@ -1,0 +1,214 @@
+package httpproxy
+
+import (
+	"crypto/tls"
+	"crypto/x509"
+	"fmt"
+	"io"
+	"log"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync/atomic"
+	"testing"
+
+	"github.com/monolake-go/monolake/proxy/config"
+	"github.com/monolake-go/monolake/tlsbackend"
+	"github.com/monolake-go/monolake/tlsbackend/tlstest"
+)
+
+// tlsBackends lists the TLS backends to test: both in a cgo build with the
+// openssl tag; gotls alone otherwise, saying why openssl is skipped.
+func tlsBackends(t *testing.T) []string {
+	out := []string{config.TLSGo}
+	if _, err := tlsbackend.Get(config.TLSOpenSSL); err == nil {
+		out = append(out, config.TLSOpenSSL)
+	} else {
+		t.Logf("openssl backend not tested: %v", err)
+	}
+	return out
+}
+
+// tlsOrigin is an HTTPS origin that reports what its TLS connections
+// negotiated and counts them.
+type tlsOrigin struct {
+	*httptest.Server
+	conns atomic.Int64
+}
+
+// newTLSOrigin starts an HTTPS origin with a certificate for localhost and
+// 127.0.0.1 signed by ca; clientCAs, when set, makes it require a client
+// certificate verifying against them.
+func newTLSOrigin(t *testing.T, ca *tlstest.CA, clientCAs *x509.CertPool) *tlsOrigin {
+	t.Helper()
+	leaf, err := ca.Leaf(tlstest.LeafOptions{}, "localhost", "127.0.0.1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	crt, err := tls.X509KeyPair(leaf.CertPEM, leaf.KeyPEM)
+	if err != nil {
+		t.Fatal(err)
+	}
+	o := &tlsOrigin{}
+	o.Server = httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		client := "-"
+		if len(r.TLS.PeerCertificates) > 0 {
+			client = r.TLS.PeerCertificates[0].Subject.CommonName
+		}
+		fmt.Fprintf(w, "sni=%s alpn=%s client=%s", r.TLS.ServerName, r.TLS.NegotiatedProtocol, client)
+	}))
+	o.Config.ConnState = func(c net.Conn, s http.ConnState) {
+		if s == http.StateNew {
+			o.conns.Add(1)
+		}
+	}
+	o.Config.ErrorLog = log.New(io.Discard, "", 0) // refused handshakes are the point
+	o.TLS = &tls.Config{Certificates: []tls.Certificate{crt}}
+	if clientCAs != nil {
+		o.TLS.ClientAuth = tls.RequireAndVerifyClientCert
+		o.TLS.ClientCAs = clientCAs
+	}
+	o.StartTLS()
+	t.Cleanup(o.Close)
+	return o
+}
+
+func (o *tlsOrigin) port() string { _, p, _ := net.SplitHostPort(o.Listener.Addr().String()); return p }
+
+// TestHTTPSUpstream runs requests through the proxy to HTTPS origins with
+// each backend: verification against a configured CA with SNI and ALPN,
+// refusal of an untrusted certificate, skipping verification (with its
+// warning), a client certificate for an mTLS origin, and reuse of one TLS
+// connection for many requests.
+func TestHTTPSUpstream(t *testing.T) {
+	ca, err := tlstest.NewCA("upstream CA")
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	caFile, _ := tlstest.WriteFile(dir, "ca.pem", ca.CertPEM)
+	clientLeaf, err := ca.Leaf(tlstest.LeafOptions{Client: true}, "proxy-client")
+	if err != nil {
+		t.Fatal(err)
+	}
+	clientCert, _ := tlstest.WriteFile(dir, "client.pem", clientLeaf.CertPEM)
+	clientKey, _ := tlstest.WriteFile(dir, "client-key.pem", clientLeaf.KeyPEM)
+	clientCAs := x509.NewCertPool()
+	clientCAs.AddCert(ca.Cert)
+
+	origin := newTLSOrigin(t, ca, nil)
+	mtls := newTLSOrigin(t, ca, clientCAs)
+
+	for _, backend := range tlsBackends(t) {
+		t.Run("backend="+backend, func(t *testing.T) {
+			tests := []struct {
+				name     string
+				origin   *tlsOrigin
+				host     string // in the upstream URI
+				tls      string // upstream_tls keys
+				status   int
+				body     string
+				warnings int
+			}{
+				{"verified", origin, "localhost", fmt.Sprintf("ca = %q", caFile), 200, "sni=localhost alpn=http/1.1 client=-", 0},
+				{"verified by IP", origin, "127.0.0.1", fmt.Sprintf("ca = %q", caFile), 200, "sni= alpn=http/1.1 client=-", 0},
+				{"untrusted", origin, "localhost", "", 502, "", 0},
+				{"wrong name", origin, "localhost", fmt.Sprintf("ca = %q, server_name = \"other.test\"", caFile), 502, "", 0},
+				{"skip verify", origin, "localhost", "insecure_skip_verify = true", 200, "sni=localhost alpn=http/1.1 client=-", 1},
+				{"mtls", mtls, "localhost", fmt.Sprintf("ca = %q, cert = %q, key = %q", caFile, clientCert, clientKey), 200, "sni=localhost alpn=http/1.1 client=proxy-client", 0},
+				{"mtls without cert", mtls, "localhost", fmt.Sprintf("ca = %q", caFile), 502, "", 0},
+			}
+			for _, tt := range tests {
+				t.Run(strings.ReplaceAll(tt.name, " ", "_"), func(t *testing.T) {
+					keys := fmt.Sprintf("stack = %q", backend)
+					if tt.tls != "" {
+						keys = tt.tls + ", " + keys
+					}
+					routes := fmt.Sprintf("[[servers.p.routes]]\npath = \"/{*p}\"\nupstreams = [{ endpoint = { type = \"uri\", value = \"https://%s:%s\" } }]\nupstream_tls = { %s }\n",
+						tt.host, tt.origin.port(), keys)
+					p := startProxy(t, serverTOML("", routes), Options{})
+					warned := 0
+					for _, l := range p.Logs.Lines() {
+						if strings.Contains(l, "level=WARN") && strings.Contains(l, "insecure_skip_verify") {
+							warned++
+						}
+					}
+					if warned != tt.warnings {
+						t.Errorf("%d insecure_skip_verify warnings at build, want %d: %q", warned, tt.warnings, p.Logs.Lines())
+					}
+					c := client(t)
+					before := tt.origin.conns.Load()
+					for i := range 20 {
+						resp, body := do(t, c, "GET", "http://"+p.Addr+"/x", "", nil, nil)
+						if resp.StatusCode != tt.status {
+							t.Fatalf("request %d: status %d, want %d: %s", i, resp.StatusCode, tt.status, body)
+						}
+						if tt.status != 200 {
+							return
+						}
+						if string(body) != tt.body {
+							t.Fatalf("origin saw %q, want %q", body, tt.body)
+						}
+					}
+					// Twenty requests, one after another: one TLS connection.
+					if n := tt.origin.conns.Load() - before; n != 1 {
+						t.Errorf("origin saw %d TLS connections for 20 sequential requests, want 1", n)
+					}
+					if got := p.Logs.Lines(); len(got) > tt.warnings {
+						t.Logf("logs: %q", got)
+					}
+				})
+			}
+		})
+	}
+}
+
+// TestHTTPSUpstreamPoolKeys: a plain and an https upstream at one address,
+// and https upstreams of two routes with different TLS settings, never
+// share an idle list.
+func TestHTTPSUpstreamPoolKeys(t *testing.T) {
+	s := parseServer(t, serverTOML("", `
+[[servers.p.routes]]
+path = "/a"
+load_balancer = "round_robin"
+upstreams = [{ endpoint = { type = "uri", value = "http://127.0.0.1:8443" } },
+             { endpoint = { type = "uri", value = "https://127.0.0.1:8443" } }]
+[[servers.p.routes]]
+path = "/b"
+upstreams = [{ endpoint = { type = "uri", value = "https://127.0.0.1:8443" } }]
+upstream_tls = { insecure_skip_verify = true }
+`))
+	var keys []string
+	for i := range s.Routes {
+		r, err := NewRoute(&s.Routes[i])
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer r.Close()
+		for range 8 {
+			tg, done := r.bal.Pick()
+			done()
+			if k := tg.key.String(); !contains(keys, k) {
+				keys = append(keys, k)
+			}
+		}
+	}
+	if len(keys) != 3 {
+		t.Fatalf("pool keys %q, want 3 distinct", keys)
+	}
+	for _, k := range keys {
+		if !strings.HasSuffix(k, "://127.0.0.1:8443") {
+			t.Errorf("key %q does not name the address", k)
+		}
+	}
+}
+
+func contains(xs []string, x string) bool {
+	for _, y := range xs {
+		if y == x {
+			return true
+		}
+	}
+	return false
+}

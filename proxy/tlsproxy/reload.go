@@ -1,0 +1,143 @@
+package tlsproxy
+
+import (
+	"log/slog"
+	"net"
+	"os"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/monolake-go/monolake/proxy/config"
+	"github.com/monolake-go/monolake/tlsbackend"
+)
+
+// DefaultReloadInterval is how often a Reloader looks at its files.
+const DefaultReloadInterval = time.Second
+
+// Reloader is a tlsbackend.ServerConfig that follows a server's certificate
+// chain and key files: a goroutine stats both every interval (modification
+// time and size; no inotify), and once a change has held still for one more
+// interval (so a chain and key written one after the other are read as a
+// pair), builds a new backend ServerConfig from them and swaps it in for
+// new connections. Connections already made keep the config they were made
+// with. A new pair that does not load (unreadable, mismatched key, not PEM)
+// is logged and the previous one stays in service; the next change of
+// either file is tried again.
+//
+// Session tickets restart with each reload (every config has its own
+// keys), so a client never resumes past a certificate change.
+//
+// Server may be called from any goroutine; it costs one atomic load more
+// than the backend's own.
+type Reloader struct {
+	t     config.TLS
+	alpn  []string
+	log   *slog.Logger
+	every time.Duration
+
+	cur     atomic.Pointer[tlsbackend.ServerConfig]
+	reloads atomic.Uint64
+
+	stopOnce sync.Once
+	stop     chan struct{}
+	done     chan struct{}
+}
+
+var _ tlsbackend.ServerConfig = (*Reloader)(nil)
+
+// WatchServerConfig is ServerConfig that follows the files as Reloader
+// says; every is the polling interval (0 means DefaultReloadInterval). The
+// first load happens now and its error is returned.
+func WatchServerConfig(t *config.TLS, alpn []string, every time.Duration, log *slog.Logger) (*Reloader, error) {
+	if every <= 0 {
+		every = DefaultReloadInterval
+	}
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	r := &Reloader{t: *t, alpn: alpn, log: log, every: every, stop: make(chan struct{}), done: make(chan struct{})}
+	seen := r.stat() // before the read: a change racing with it is seen later
+	sc, err := ServerConfig(t, alpn)
+	if err != nil {
+		return nil, err
+	}
+	r.cur.Store(&sc)
+	go r.watch(seen)
+	return r, nil
+}
+
+// Server wraps c with the current config.
+func (r *Reloader) Server(c net.Conn) tlsbackend.Conn { return (*r.cur.Load()).Server(c) }
+
+// Reloads counts the configs swapped in since the first (for tests and
+// metrics).
+func (r *Reloader) Reloads() uint64 { return r.reloads.Load() }
+
+// Close stops watching and closes the current config; connections made
+// stay usable.
+func (r *Reloader) Close() error {
+	r.stopOnce.Do(func() { close(r.stop) })
+	<-r.done
+	return (*r.cur.Load()).Close()
+}
+
+// fileStamp is what a poll compares: a file's size and modification time,
+// or that it could not be stat'ed.
+type fileStamp struct {
+	mod     time.Time
+	size    int64
+	missing bool
+}
+
+type stamp struct{ chain, key fileStamp }
+
+func statFile(name string) fileStamp {
+	fi, err := os.Stat(name)
+	if err != nil {
+		return fileStamp{missing: true}
+	}
+	return fileStamp{mod: fi.ModTime(), size: fi.Size()}
+}
+
+func (r *Reloader) stat() stamp { return stamp{statFile(r.t.Chain), statFile(r.t.Key)} }
+
+// watch polls the files until Close. seen is the stamp of the pair in
+// service (or the last pair tried); pending a changed stamp waiting one
+// interval to settle.
+func (r *Reloader) watch(seen stamp) {
+	defer close(r.done)
+	tick := time.NewTicker(r.every)
+	defer tick.Stop()
+	var pending *stamp
+	for {
+		select {
+		case <-r.stop:
+			return
+		case <-tick.C:
+		}
+		s := r.stat()
+		switch {
+		case s == seen:
+			pending = nil
+			continue
+		case pending == nil || *pending != s:
+			pending = &s // changed: wait for it to hold still
+			continue
+		}
+		seen, pending = s, nil
+		sc, err := ServerConfig(&r.t, r.alpn)
+		if err != nil {
+			r.log.Error("tls: certificate files changed but do not load; still serving the previous certificate",
+				"chain", r.t.Chain, "key", r.t.Key, "err", err)
+			continue
+		}
+		old := r.cur.Swap(&sc)
+		// A Server call that loaded old just before the swap may still be
+		// using it: both backends allow that after Close (Close only
+		// stops following the ticket-key rotator).
+		(*old).Close()
+		r.reloads.Add(1)
+		r.log.Info("tls: certificate reloaded", "chain", r.t.Chain, "key", r.t.Key, "backend", r.t.Stack)
+	}
+}

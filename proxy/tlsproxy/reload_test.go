@@ -1,0 +1,192 @@
+package tlsproxy_test
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"fmt"
+	"io"
+	"log/slog"
+	"math/big"
+	"net"
+	"os"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/monolake-go/monolake/proxy/config"
+	"github.com/monolake-go/monolake/proxy/server"
+	"github.com/monolake-go/monolake/proxy/tlsproxy"
+	"github.com/monolake-go/monolake/tlsbackend/tlstest"
+)
+
+// syncBuffer collects log output across goroutines.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) count(sub string) int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return strings.Count(s.b.String(), sub)
+}
+
+// echoService copies a connection back to itself.
+type echoService struct{}
+
+func (echoService) Call(_ context.Context, c net.Conn) (struct{}, error) {
+	_, err := io.Copy(c, c)
+	return struct{}{}, err
+}
+
+// waitFor polls cond every 10ms for up to 15s (generous: the reloader polls
+// every 20ms here and waits one more poll for the files to settle).
+func waitFor(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(15 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// TestCertificateReload serves TLS through the Layer with a Reloader and
+// replaces the certificate files under it, for each backend: new
+// connections get the new certificate, an old connection goes on working,
+// and pairs that do not load (garbage, a key that does not match) are
+// logged while the previous certificate stays in service.
+func TestCertificateReload(t *testing.T) {
+	ca, err := tlstest.NewCA("reload CA")
+	if err != nil {
+		t.Fatal(err)
+	}
+	roots := x509.NewCertPool()
+	roots.AddCert(ca.Cert)
+	leaf := func() *tlstest.Leaf {
+		l, err := ca.Leaf(tlstest.LeafOptions{}, "proxy.test")
+		if err != nil {
+			t.Fatal(err)
+		}
+		return l
+	}
+	for _, backend := range backends(t) {
+		t.Run("backend="+backend, func(t *testing.T) {
+			dir := t.TempDir()
+			chain, key := dir+"/chain.pem", dir+"/key.pem"
+			write := func(name string, data []byte) {
+				t.Helper()
+				// Write a new file and rename it over the old, as cert
+				// managers do; the reloader must not care which way.
+				tmp := name + ".tmp"
+				if err := os.WriteFile(tmp, data, 0o600); err != nil {
+					t.Fatal(err)
+				}
+				if err := os.Rename(tmp, name); err != nil {
+					t.Fatal(err)
+				}
+			}
+			first := leaf()
+			write(chain, first.CertPEM)
+			write(key, first.KeyPEM)
+
+			logs := &syncBuffer{}
+			log := slog.New(slog.NewTextHandler(logs, nil))
+			r, err := tlsproxy.WatchServerConfig(&config.TLS{Chain: chain, Key: key, Stack: backend}, nil, 20*time.Millisecond, log)
+			if err != nil {
+				t.Fatal(err)
+			}
+			srv := server.New(tlsproxy.Layer(r, 0, log)(echoService{}), nil)
+			ln, err := net.Listen("tcp", "127.0.0.1:0")
+			if err != nil {
+				t.Fatal(err)
+			}
+			go srv.Serve(ln)
+			defer func() {
+				srv.Close()
+				r.Close()
+			}()
+
+			// dial connects, checks an echo, and returns the conn with the
+			// serial of the certificate it was served.
+			dial := func() (*tls.Conn, *bufio.Reader, *big.Int) {
+				t.Helper()
+				c, err := tls.Dial("tcp", ln.Addr().String(), &tls.Config{RootCAs: roots, ServerName: "proxy.test"})
+				if err != nil {
+					t.Fatalf("dial: %v", err)
+				}
+				c.SetDeadline(time.Now().Add(10 * time.Second))
+				br := bufio.NewReader(c)
+				echo(t, c, br, "hello")
+				return c, br, c.ConnectionState().PeerCertificates[0].SerialNumber
+			}
+			serial := func() *big.Int {
+				c, _, s := dial()
+				c.Close()
+				return s
+			}
+
+			old, oldBR, s := dial()
+			defer old.Close()
+			if s.Cmp(first.Cert.SerialNumber) != 0 {
+				t.Fatalf("served serial %v, want %v", s, first.Cert.SerialNumber)
+			}
+
+			second := leaf()
+			write(chain, second.CertPEM)
+			write(key, second.KeyPEM)
+			waitFor(t, "the reload", func() bool { return r.Reloads() == 1 })
+			if s := serial(); s.Cmp(second.Cert.SerialNumber) != 0 {
+				t.Fatalf("after reload: serial %v, want the new %v", s, second.Cert.SerialNumber)
+			}
+			echo(t, old, oldBR, "old connection still works")
+
+			third := leaf()
+			const failed = "do not load; still serving the previous certificate"
+			for _, bad := range []struct {
+				name       string
+				chain, key []byte
+			}{
+				{"garbage chain", []byte("not a PEM file\n"), second.KeyPEM},
+				{"key of another certificate", third.CertPEM, second.KeyPEM},
+			} {
+				before := logs.count(failed)
+				write(chain, bad.chain)
+				write(key, bad.key)
+				waitFor(t, fmt.Sprintf("the log line for %s", bad.name), func() bool { return logs.count(failed) > before })
+				if s := serial(); s.Cmp(second.Cert.SerialNumber) != 0 {
+					t.Fatalf("after %s: serial %v, want the previous %v", bad.name, s, second.Cert.SerialNumber)
+				}
+			}
+			// A good pair again is picked up.
+			write(key, third.KeyPEM)
+			waitFor(t, "the second reload", func() bool { return r.Reloads() == 2 })
+			if s := serial(); s.Cmp(third.Cert.SerialNumber) != 0 {
+				t.Fatalf("after the good pair: serial %v, want %v", s, third.Cert.SerialNumber)
+			}
+			echo(t, old, oldBR, "old connection still works after two reloads")
+		})
+	}
+}
+
+func echo(t *testing.T, c net.Conn, br *bufio.Reader, msg string) {
+	t.Helper()
+	if _, err := fmt.Fprintf(c, "%s\n", msg); err != nil {
+		t.Fatalf("write: %v", err)
+	}
+	line, err := br.ReadString('\n')
+	if err != nil || line != msg+"\n" {
+		t.Fatalf("echo: %q, %v", line, err)
+	}
+}
