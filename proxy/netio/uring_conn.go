@@ -1,0 +1,897 @@
+//go:build uring && cgo
+
+package netio
+
+import (
+	"errors"
+	"io"
+	"net"
+	"os"
+	"runtime"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"time"
+	"unsafe"
+
+	"github.com/monolake-go/monolake/uring"
+)
+
+// uringConn is a connection on the ring.
+//
+// Reads: one multishot recv per connection, armed by the first Read that
+// finds nothing queued, fills buffers of the driver's shared buffer ring;
+// the loop queues the completions on the connection and wakes the reader,
+// which copies into p and gives the buffers back. An idle connection holds
+// no buffer. When the buffer ring runs dry (ENOBUFS) the next Read is a
+// one-shot recv into p, after which the multishot recv is re-armed. A
+// connection holding maxQueued unread buffers pauses its recv (cancels it)
+// until it is read.
+//
+// Writes: a send of the caller's slice, pinned, and the writer parks until
+// the completion: the caller may reuse p as soon as Write returns. From
+// ZCThreshold bytes, on TCP to another host and without a write deadline,
+// the send is a SEND_ZC and the writer waits for its notification too.
+//
+// Deadlines are Go timers that wake the parked goroutine, which cancels its
+// operation in flight; the multishot recv is not cancelled by a read
+// deadline, the data it brings stays queued for the next Read.
+type uringConn struct {
+	d       *Uring
+	id      uint64
+	fd      int
+	network string
+
+	addrOnce     sync.Once
+	laddr, raddr net.Addr
+
+	closed atomic.Bool
+
+	rmu   sync.Mutex // held by Read, ReadBorrow, SpliceTo, WriteTo
+	cur   []byte     // rmu: unread rest of buffer curID
+	curID int        // rmu: -1 for none
+	rpin  runtime.Pinner
+
+	wmu  sync.Mutex // held by Write, CloseWrite, and SpliceTo into this conn
+	wpin runtime.Pinner
+	zcOK int8 // wmu: 0 unknown, 1 SEND_ZC allowed, -1 not (local peer, or refused)
+
+	tmu          sync.Mutex // guards the timers
+	rdl, wdl     atomic.Int64
+	rtimer, wtim *time.Timer
+
+	// Guarded by d.mu.
+	rq       []uring.CQE // received buffers not yet read
+	rerr     error       // io.EOF or the errno that ended the stream
+	armed    bool        // the multishot recv is in flight
+	armTid   int32       // the thread that submitted it (0: not yet submitted)
+	mcancel  bool        // its cancel is queued
+	nobufs   bool        // it ended with ENOBUFS: next Read is one-shot
+	rs, ws   slot        // the read-side and write-side one-shot ops
+	inflight int         // operations whose result is to come (not counting SEND_ZC notifications)
+	drained  chan struct{}
+	orphan   bool // closed while a SEND_ZC notification is due: leave the table at it
+}
+
+// slot is one one-shot operation at a time and the goroutine waiting for it.
+type slot struct {
+	ch        chan struct{} // wakes the waiter: completion, deadline, close (cap 1)
+	busy      bool          // an operation is in flight
+	cancelled bool          // its cancel is queued
+	zc        bool          // SEND_ZC: done at the notification
+	notif     bool          // SEND_ZC: the result came, the notification is due
+	res       int32
+}
+
+var (
+	_ net.Conn      = (*uringConn)(nil)
+	_ Borrower      = (*uringConn)(nil)
+	_ SpliceToer    = (*uringConn)(nil)
+	_ io.ReaderFrom = (*uringConn)(nil)
+	_ io.WriterTo   = (*uringConn)(nil)
+)
+
+// newConn wraps a connected socket and registers it with the driver.
+func (d *Uring) newConn(fd int, network string) (*uringConn, error) {
+	c := &uringConn{d: d, fd: fd, network: network, curID: -1,
+		rs: slot{ch: make(chan struct{}, 1)}, ws: slot{ch: make(chan struct{}, 1)}}
+	d.mu.Lock()
+	id, err := d.registerLocked(c)
+	c.id = id
+	d.mu.Unlock()
+	if err != nil {
+		return nil, err
+	}
+	return c, nil
+}
+
+func (c *uringConn) ud(kind uint64) uint64 { return c.id<<kindBits | kind }
+
+func (c *uringConn) slotKind(s *slot) uint64 {
+	if s == &c.rs {
+		return kindRead
+	}
+	return kindWrite
+}
+
+// startLocked records that an operation was queued in s.
+func (c *uringConn) startLocked(s *slot) {
+	s.busy, s.cancelled, s.notif, s.res = true, false, false, 0
+	c.inflight++
+	c.d.kickLocked()
+}
+
+func (c *uringConn) completeLocked(kind uint64, cqe uring.CQE) {
+	d := c.d
+	switch kind {
+	case kindRecvMulti:
+		if id, ok := cqe.BufID(); ok {
+			if c.closed.Load() {
+				d.br.Release(id)
+			} else {
+				c.rq = append(c.rq, cqe)
+			}
+		}
+		if !cqe.More() {
+			c.armed, c.mcancel = false, false
+			c.inflight--
+			switch e := syscall.Errno(-cqe.Res); {
+			case cqe.Res == 0:
+				c.rerr = io.EOF
+			case cqe.Res > 0, e == syscall.ECANCELED:
+			case e == syscall.ENOBUFS:
+				c.nobufs = true
+			default:
+				c.rerr = os.NewSyscallError("recv", e)
+			}
+		} else if len(c.rq) >= d.maxQueued && !c.mcancel {
+			d.ring.Cancel(0, c.ud(kindRecvMulti), false)
+			c.mcancel = true
+		}
+		wake(c.rs.ch)
+	case kindRead:
+		c.rs.res, c.rs.busy = cqe.Res, false
+		c.inflight--
+		wake(c.rs.ch)
+	case kindWrite:
+		if cqe.Notif() {
+			c.ws.busy, c.ws.notif = false, false
+			wake(c.ws.ch)
+			if c.orphan {
+				delete(d.objs, c.id)
+			}
+			return
+		}
+		c.ws.res = cqe.Res
+		c.inflight--
+		if cqe.More() {
+			// SEND_ZC: the kernel holds the buffer until the
+			// notification, and so does the writer. Close does not
+			// wait for it (see Close).
+			c.ws.notif = true
+		} else {
+			c.ws.busy = false
+			wake(c.ws.ch)
+		}
+	}
+	if c.inflight == 0 && c.drained != nil {
+		close(c.drained)
+		c.drained = nil
+	}
+}
+
+// waitLocked waits until the operation in s completes and returns its
+// result. A deadline passing (dl) or Close while it waits queues a cancel of
+// the operation, and it still waits for the completion: the kernel may use
+// the operation's buffer until then. d.mu is held on entry and released on
+// return.
+func (c *uringConn) waitLocked(s *slot, dl *atomic.Int64) int32 {
+	d := c.d
+	for s.busy {
+		if !s.cancelled && (c.closed.Load() || expired(dl)) {
+			d.ring.Cancel(0, c.ud(c.slotKind(s)), false)
+			s.cancelled = true
+			d.kickLocked()
+		}
+		d.mu.Unlock()
+		<-s.ch
+		d.mu.Lock()
+	}
+	res := s.res
+	d.mu.Unlock()
+	return res
+}
+
+// resultErr turns a failed one-shot result into Read's or Write's error.
+func (c *uringConn) resultErr(op, call string, res int32, dl *atomic.Int64) error {
+	switch {
+	case c.closed.Load():
+		return c.opErr(op, net.ErrClosed)
+	case expired(dl) && interrupted(res):
+		return c.opErr(op, os.ErrDeadlineExceeded)
+	}
+	return c.opErr(op, os.NewSyscallError(call, syscall.Errno(-res)))
+}
+
+// interrupted reports whether res is how a cancelled operation ends:
+// ECANCELED, or for one a kernel worker was running (a splice), EINTR or
+// the kernel-internal ERESTARTSYS family leaking out of io-wq.
+func interrupted(res int32) bool {
+	switch syscall.Errno(-res) {
+	case syscall.ECANCELED, syscall.EINTR, 512, 513, 514: // ERESTARTSYS, ERESTARTNOINTR, ERESTARTNOHAND
+		return true
+	}
+	return false
+}
+
+func expired(dl *atomic.Int64) bool {
+	if dl == nil {
+		return false
+	}
+	v := dl.Load()
+	return v != 0 && time.Now().UnixNano() >= v
+}
+
+// armLocked arms the multishot recv if it is not in flight.
+func (c *uringConn) armLocked() {
+	if c.armed {
+		return
+	}
+	c.d.ring.RecvMultishot(c.ud(kindRecvMulti), c.fd, c.d.br, 0)
+	c.armed, c.armTid = true, 0
+	c.inflight++
+	c.d.armed = append(c.d.armed, c)
+	c.d.kickLocked()
+}
+
+// rearmIfMovedLocked re-arms the multishot recv when it was submitted from
+// another thread than the one now entering the ring. Without
+// DEFER_TASKRUN the kernel completes a recv that had to wait for data in
+// task work of the submitting thread: if Go has since moved the loop to
+// another thread, every completion first wakes the old, idle thread, which
+// then wakes the netpoller's, doubling the wake-up cost. A Read about to
+// park re-arms from the current thread instead (a cancel and one SQE).
+func (c *uringConn) rearmIfMovedLocked() {
+	if c.armed && !c.mcancel && c.armTid != 0 && c.armTid != c.d.tid {
+		c.d.ring.Cancel(0, c.ud(kindRecvMulti), false)
+		c.mcancel = true
+		c.d.kickLocked()
+	}
+}
+
+// errOneShot tells a reader to do a one-shot recv: the buffer ring ran dry.
+var errOneShot = errors.New("netio: buffer ring exhausted")
+
+// waitDataLocked waits until a received buffer is queued, with d.mu held
+// (released while parked). It returns errOneShot when the buffer ring ran
+// dry, or the error that ends the read.
+func (c *uringConn) waitDataLocked() error {
+	d := c.d
+	for len(c.rq) == 0 {
+		switch {
+		case c.closed.Load():
+			return c.opErr("read", net.ErrClosed)
+		case c.rerr == io.EOF:
+			return io.EOF
+		case c.rerr != nil:
+			return c.opErr("read", c.rerr)
+		case expired(&c.rdl):
+			return c.opErr("read", os.ErrDeadlineExceeded)
+		case c.nobufs:
+			c.nobufs = false
+			return errOneShot
+		}
+		c.armLocked()
+		c.rearmIfMovedLocked()
+		d.mu.Unlock()
+		<-c.rs.ch
+		d.mu.Lock()
+	}
+	return nil
+}
+
+// popLocked takes the first queued buffer.
+func (c *uringConn) popLocked() ([]byte, int) {
+	cqe := c.rq[0]
+	copy(c.rq, c.rq[1:])
+	c.rq = c.rq[:len(c.rq)-1]
+	buf, id, _ := c.d.br.Get(cqe)
+	return buf, int(id)
+}
+
+// Read copies received bytes into p: first the rest of a partly read
+// buffer, then every buffer already queued that fits, waiting only when
+// there is none. It makes no syscall when data is queued.
+func (c *uringConn) Read(p []byte) (int, error) {
+	c.rmu.Lock()
+	defer c.rmu.Unlock()
+	defer c.dropCurIfClosed()
+	if c.closed.Load() {
+		return 0, c.opErr("read", net.ErrClosed)
+	}
+	if expired(&c.rdl) {
+		return 0, c.opErr("read", os.ErrDeadlineExceeded)
+	}
+	if len(p) == 0 {
+		return 0, nil
+	}
+	n := 0
+	if c.curID >= 0 {
+		n = copy(p, c.cur)
+		c.cur = c.cur[n:]
+		if len(c.cur) > 0 {
+			return n, nil
+		}
+	}
+	d := c.d
+	d.mu.Lock()
+	if c.curID >= 0 {
+		d.br.Release(uint16(c.curID))
+		c.cur, c.curID = nil, -1
+	}
+	for n < len(p) {
+		if len(c.rq) == 0 {
+			if n > 0 {
+				break
+			}
+			err := c.waitDataLocked()
+			if err == errOneShot {
+				return c.recvIntoLocked(p)
+			}
+			if err != nil {
+				d.mu.Unlock()
+				return 0, err
+			}
+		}
+		buf, id := c.popLocked()
+		k := copy(p[n:], buf)
+		n += k
+		if k < len(buf) {
+			c.cur, c.curID = buf[k:], id
+			break
+		}
+		d.br.Release(uint16(id))
+	}
+	d.mu.Unlock()
+	return n, nil
+}
+
+// recvIntoLocked is the one-shot recv into p used while the buffer ring is
+// dry. d.mu is held on entry and released on return.
+func (c *uringConn) recvIntoLocked(p []byte) (int, error) {
+	d := c.d
+	c.rpin.Pin(unsafe.SliceData(p))
+	defer c.rpin.Unpin()
+	d.ring.Recv(c.ud(kindRead), c.fd, p, 0)
+	c.startLocked(&c.rs)
+	res := c.waitLocked(&c.rs, &c.rdl)
+	switch {
+	case res > 0:
+		return int(res), nil
+	case res == 0:
+		d.mu.Lock()
+		c.rerr = io.EOF
+		d.mu.Unlock()
+		return 0, io.EOF
+	}
+	return 0, c.resultErr("read", "recv", res, &c.rdl)
+}
+
+// ReadBorrow implements Borrower: it returns the next received buffer (or
+// the rest of a partly read one) in place. See Borrower for the contract.
+func (c *uringConn) ReadBorrow() ([]byte, func(), error) {
+	c.rmu.Lock()
+	defer c.rmu.Unlock()
+	defer c.dropCurIfClosed()
+	if c.closed.Load() {
+		return nil, noRelease, c.opErr("read", net.ErrClosed)
+	}
+	if expired(&c.rdl) {
+		return nil, noRelease, c.opErr("read", os.ErrDeadlineExceeded)
+	}
+	if c.curID >= 0 {
+		buf, id := c.cur, c.curID
+		c.cur, c.curID = nil, -1
+		return buf, c.releaser(id), nil
+	}
+	d := c.d
+	d.mu.Lock()
+	err := c.waitDataLocked()
+	if err == errOneShot {
+		p := make([]byte, d.bufSize)
+		n, err := c.recvIntoLocked(p)
+		return p[:n], noRelease, err
+	}
+	if err != nil {
+		d.mu.Unlock()
+		return nil, noRelease, err
+	}
+	buf, id := c.popLocked()
+	d.mu.Unlock()
+	return buf, c.releaser(id), nil
+}
+
+func noRelease() {}
+
+func (c *uringConn) releaser(id int) func() {
+	d := c.d
+	return func() {
+		d.mu.Lock()
+		d.br.Release(uint16(id))
+		d.mu.Unlock()
+	}
+}
+
+// dropCurIfClosed gives back the partly read buffer of a closed conn; rmu
+// is held. Close does the same when no reader holds rmu.
+func (c *uringConn) dropCurIfClosed() {
+	if c.curID < 0 || !c.closed.Load() {
+		return
+	}
+	c.d.mu.Lock()
+	c.d.br.Release(uint16(c.curID))
+	c.d.mu.Unlock()
+	c.cur, c.curID = nil, -1
+}
+
+// Write sends p with as many sends as it takes (each one asks the kernel for
+// all of the rest, MSG_WAITALL), parking until each completes. p is pinned
+// meanwhile and is the caller's again when Write returns.
+//
+// From ZCThreshold bytes it uses SEND_ZC, which also waits for the kernel's
+// notification that it no longer references p: on a network that is once
+// the peer's kernel acknowledged the bytes. Only when no write deadline is
+// set (a deadline could not end the wait for the notification) and only to
+// peers on other hosts (see zcAllowed).
+func (c *uringConn) Write(p []byte) (int, error) {
+	c.wmu.Lock()
+	defer c.wmu.Unlock()
+	return c.writeLocked(p)
+}
+
+func (c *uringConn) writeLocked(p []byte) (int, error) {
+	if len(p) == 0 {
+		if c.closed.Load() {
+			return 0, c.opErr("write", net.ErrClosed)
+		}
+		return 0, nil
+	}
+	d := c.d
+	n := 0
+	c.wpin.Pin(unsafe.SliceData(p))
+	defer c.wpin.Unpin()
+	for n < len(p) {
+		d.mu.Lock()
+		if c.closed.Load() {
+			d.mu.Unlock()
+			return n, c.opErr("write", net.ErrClosed)
+		}
+		if expired(&c.wdl) {
+			d.mu.Unlock()
+			return n, c.opErr("write", os.ErrDeadlineExceeded)
+		}
+		chunk := p[n:]
+		if c.ws.zc = d.zcMin > 0 && len(chunk) >= d.zcMin && c.wdl.Load() == 0 && c.zcAllowed(); c.ws.zc {
+			d.ring.SendZC(c.ud(kindWrite), c.fd, chunk, syscall.MSG_WAITALL)
+		} else {
+			d.ring.Send(c.ud(kindWrite), c.fd, chunk, syscall.MSG_WAITALL)
+		}
+		c.startLocked(&c.ws)
+		res := c.waitLocked(&c.ws, &c.wdl)
+		switch {
+		case res > 0:
+			n += int(res)
+		case res == -int32(syscall.EOPNOTSUPP) && c.ws.zc:
+			// Sockets without SOCK_SUPPORT_ZC (on Linux 6.18, those
+			// accepted by io_uring's accept) refuse SEND_ZC before
+			// sending anything: send normally from now on.
+			c.zcOK = -1
+		case res == 0:
+			return n, c.opErr("write", io.ErrShortWrite)
+		default:
+			return n, c.resultErr("write", "send", res, &c.wdl)
+		}
+	}
+	return n, nil
+}
+
+// zcAllowed reports whether SEND_ZC may be used on this connection: TCP
+// to a peer that is not on this host. The notification of a send to a
+// loopback peer comes only once the peer application has read the bytes,
+// so two peers each writing before reading would deadlock; and zero-copy
+// to loopback is a copy anyway. wmu is held.
+func (c *uringConn) zcAllowed() bool {
+	if c.zcOK == 0 {
+		c.zcOK = -1
+		if a, ok := c.RemoteAddr().(*net.TCPAddr); ok && (c.d.zcLocal || !a.IP.IsLoopback() && !isLocalAddr(a.IP, c.LocalAddr())) {
+			c.zcOK = 1
+		}
+	}
+	return c.zcOK > 0
+}
+
+// isLocalAddr reports whether ip is the connection's own address (a
+// connection to this host through a non-loopback address).
+func isLocalAddr(ip net.IP, local net.Addr) bool {
+	la, ok := local.(*net.TCPAddr)
+	return ok && la.IP.Equal(ip)
+}
+
+// CloseWrite shuts down the sending side (shutdown(2) SHUT_WR on the ring):
+// the peer reads EOF and can still send.
+func (c *uringConn) CloseWrite() error {
+	c.wmu.Lock()
+	defer c.wmu.Unlock()
+	d := c.d
+	d.mu.Lock()
+	if c.closed.Load() {
+		d.mu.Unlock()
+		return c.opErr("close", net.ErrClosed)
+	}
+	d.ring.Shutdown(c.ud(kindWrite), c.fd, syscall.SHUT_WR)
+	c.startLocked(&c.ws)
+	if res := c.waitLocked(&c.ws, nil); res < 0 {
+		return c.resultErr("close", "shutdown", res, nil)
+	}
+	return nil
+}
+
+// Close cancels the operations in flight, wakes the goroutines parked on
+// them (they return net.ErrClosed), waits for the kernel's last completion,
+// gives the connection's received buffers back and closes the socket. It
+// does not wait for a SEND_ZC notification: a writer waiting for one keeps
+// waiting until the kernel has sent (or dropped) the bytes.
+func (c *uringConn) Close() error {
+	d := c.d
+	d.mu.Lock()
+	if c.closed.Load() {
+		d.mu.Unlock()
+		return c.opErr("close", net.ErrClosed)
+	}
+	c.closed.Store(true)
+	if c.armed && !c.mcancel {
+		d.ring.Cancel(0, c.ud(kindRecvMulti), false)
+		c.mcancel = true
+	}
+	for _, s := range []*slot{&c.rs, &c.ws} {
+		if s.busy && !s.cancelled {
+			d.ring.Cancel(0, c.ud(c.slotKind(s)), false)
+			s.cancelled = true
+		}
+	}
+	d.kickLocked()
+	for len(c.rq) > 0 {
+		_, id := c.popLocked()
+		d.br.Release(uint16(id))
+	}
+	var drained chan struct{}
+	if c.inflight > 0 {
+		drained = make(chan struct{})
+		c.drained = drained
+	}
+	wake(c.rs.ch)
+	wake(c.ws.ch)
+	d.mu.Unlock()
+
+	c.tmu.Lock()
+	for _, t := range []*time.Timer{c.rtimer, c.wtim} {
+		if t != nil {
+			t.Stop()
+		}
+	}
+	c.tmu.Unlock()
+	if drained != nil {
+		<-drained
+	}
+	if c.rmu.TryLock() {
+		c.dropCurIfClosed()
+		c.rmu.Unlock()
+	} // else the reader holding rmu drops it on its way out
+	c.addrOnce.Do(func() {}) // addresses asked after Close stay empty, not another socket's
+	d.mu.Lock()
+	if c.ws.notif {
+		// A SEND_ZC whose bytes the peer has not acknowledged: the
+		// socket can be closed (the kernel keeps sending them), but the
+		// writer still waits for the notification before its buffer is
+		// free.
+		c.orphan = true
+	} else {
+		delete(d.objs, c.id)
+	}
+	d.mu.Unlock()
+	if err := syscall.Close(c.fd); err != nil {
+		return c.opErr("close", os.NewSyscallError("close", err))
+	}
+	return nil
+}
+
+func (c *uringConn) addrs() {
+	c.addrOnce.Do(func() {
+		sa, _ := syscall.Getsockname(c.fd)
+		c.laddr = sockaddrToAddr(c.network, sa)
+		if c.raddr == nil {
+			sa, _ = syscall.Getpeername(c.fd)
+			c.raddr = sockaddrToAddr(c.network, sa)
+		}
+	})
+}
+
+// LocalAddr returns the local address (one getsockname(2), the first time).
+func (c *uringConn) LocalAddr() net.Addr {
+	c.addrs()
+	if c.laddr == nil {
+		return sockaddrToAddr(c.network, nil)
+	}
+	return c.laddr
+}
+
+// RemoteAddr returns the peer's address (one getpeername(2), the first
+// time, for accepted connections).
+func (c *uringConn) RemoteAddr() net.Addr {
+	c.addrs()
+	if c.raddr == nil {
+		return sockaddrToAddr(c.network, nil)
+	}
+	return c.raddr
+}
+
+func (c *uringConn) opErr(op string, err error) error {
+	return &net.OpError{Op: op, Net: c.network, Source: c.LocalAddr(), Addr: c.RemoteAddr(), Err: err}
+}
+
+// SetDeadline sets both deadlines, as on net.TCPConn.
+func (c *uringConn) SetDeadline(t time.Time) error {
+	if err := c.SetReadDeadline(t); err != nil {
+		return err
+	}
+	return c.SetWriteDeadline(t)
+}
+
+// SetReadDeadline bounds Read, ReadBorrow and the receiving side of
+// SpliceTo. A past deadline makes them fail at once; one that passes while
+// they wait wakes them (cancelling a one-shot recv or splice in flight) and
+// they return an error wrapping os.ErrDeadlineExceeded. Data that arrives
+// later is kept for the next Read.
+func (c *uringConn) SetReadDeadline(t time.Time) error {
+	return c.setDeadline(&c.rdl, &c.rtimer, c.rs.ch, t)
+}
+
+// SetWriteDeadline bounds Write and sends into this connection, as
+// SetReadDeadline; a Write that times out reports the bytes already sent.
+func (c *uringConn) SetWriteDeadline(t time.Time) error {
+	return c.setDeadline(&c.wdl, &c.wtim, c.ws.ch, t)
+}
+
+func (c *uringConn) setDeadline(dl *atomic.Int64, tm **time.Timer, ch chan struct{}, t time.Time) error {
+	if c.closed.Load() {
+		return c.opErr("set", net.ErrClosed)
+	}
+	c.tmu.Lock()
+	defer c.tmu.Unlock()
+	if t.IsZero() {
+		dl.Store(0)
+		if *tm != nil {
+			(*tm).Stop()
+		}
+		return nil
+	}
+	ns := t.UnixNano()
+	if ns <= 0 {
+		ns = 1
+	}
+	dl.Store(ns)
+	wait := time.Until(t)
+	if *tm == nil {
+		*tm = time.AfterFunc(wait, func() { wake(ch) })
+	} else {
+		(*tm).Reset(wait)
+	}
+	return nil
+}
+
+// ReadFrom implements io.ReaderFrom: from another connection of the same
+// driver (or an io.LimitedReader of one) it writes that connection's
+// received buffers in place, or splices with UringParams.SpliceCopy;
+// otherwise it copies.
+func (c *uringConn) ReadFrom(r io.Reader) (int64, error) {
+	n, src := int64(-1), r
+	lr, limited := r.(*io.LimitedReader)
+	if limited {
+		n, src = lr.N, lr.R
+		if n <= 0 {
+			return 0, nil
+		}
+	}
+	if sc, ok := src.(*uringConn); ok && sc.d == c.d && sc != c {
+		var m int64
+		var err error
+		if c.d.spliceCopy {
+			m, err = sc.SpliceTo(c, n)
+		} else {
+			m, err = sc.copyTo(writerOnly{c}, n)
+		}
+		if limited {
+			lr.N -= m
+		}
+		return m, err
+	}
+	return io.Copy(writerOnly{c}, r)
+}
+
+// WriteTo implements io.WriterTo: it writes the received buffers to w in
+// place (ReadBorrow), without copying them first; to another connection of
+// the same driver it splices instead with UringParams.SpliceCopy.
+func (c *uringConn) WriteTo(w io.Writer) (int64, error) {
+	if dc, ok := w.(*uringConn); ok && dc.d.spliceCopy && dc.d == c.d && dc != c {
+		return c.SpliceTo(dc, -1)
+	}
+	return c.copyTo(w, -1)
+}
+
+// writerOnly hides ReadFrom from io.Copy.
+type writerOnly struct{ io.Writer }
+
+// SpliceTo implements SpliceToer.
+func (c *uringConn) SpliceTo(dst net.Conn, n int64) (int64, error) {
+	dc, ok := dst.(*uringConn)
+	if !ok || dc.d != c.d || dc == c {
+		return c.copyTo(dst, n)
+	}
+	c.rmu.Lock()
+	defer c.rmu.Unlock()
+	defer c.dropCurIfClosed()
+	dc.wmu.Lock()
+	defer dc.wmu.Unlock()
+	d := c.d
+
+	// The multishot recv would race the splice for the socket's data.
+	d.mu.Lock()
+	for c.armed && !c.closed.Load() {
+		if !c.mcancel {
+			d.ring.Cancel(0, c.ud(kindRecvMulti), false)
+			c.mcancel = true
+			d.kickLocked()
+		}
+		d.mu.Unlock()
+		<-c.rs.ch
+		d.mu.Lock()
+	}
+	d.mu.Unlock()
+
+	// Bytes already received go first.
+	var total int64
+	for n < 0 || total < n {
+		if c.curID < 0 {
+			d.mu.Lock()
+			if len(c.rq) == 0 {
+				d.mu.Unlock()
+				break
+			}
+			c.cur, c.curID = c.popLocked()
+			d.mu.Unlock()
+		}
+		lim := len(c.cur)
+		if n >= 0 && int64(lim) > n-total {
+			lim = int(n - total)
+		}
+		m, err := dc.writeLocked(c.cur[:lim])
+		total += int64(m)
+		c.cur = c.cur[m:]
+		if len(c.cur) == 0 {
+			d.mu.Lock()
+			d.br.Release(uint16(c.curID))
+			d.mu.Unlock()
+			c.cur, c.curID = nil, -1
+		}
+		if err != nil {
+			return total, err
+		}
+	}
+	if n >= 0 && total >= n {
+		return total, nil
+	}
+	d.mu.Lock()
+	rerr, closed := c.rerr, c.closed.Load()
+	d.mu.Unlock()
+	switch {
+	case closed:
+		return total, c.opErr("read", net.ErrClosed)
+	case rerr == io.EOF:
+		return total, nil
+	case rerr != nil:
+		return total, c.opErr("read", rerr)
+	}
+
+	p, err := d.getPipe()
+	if err != nil {
+		return total, err
+	}
+	empty := true
+	defer func() { d.putPipe(p, empty) }()
+	for n < 0 || total < n {
+		want := int64(pipeSize)
+		if n >= 0 {
+			want = min(want, n-total)
+		}
+		k, err := c.splice(&c.rs, c.fd, p.w, int(want), &c.rdl, "read")
+		if err != nil {
+			return total, err
+		}
+		if k == 0 {
+			d.mu.Lock()
+			c.rerr = io.EOF
+			d.mu.Unlock()
+			return total, nil
+		}
+		empty = false
+		for k > 0 {
+			m, err := dc.splice(&dc.ws, p.r, dc.fd, k, &dc.wdl, "write")
+			if err != nil {
+				return total, err
+			}
+			k -= m
+			total += int64(m)
+		}
+		empty = true
+	}
+	return total, nil
+}
+
+// splice runs one IORING_OP_SPLICE in slot s of c and waits for it.
+func (c *uringConn) splice(s *slot, fdIn, fdOut, n int, dl *atomic.Int64, op string) (int, error) {
+	d := c.d
+	d.mu.Lock()
+	if c.closed.Load() {
+		d.mu.Unlock()
+		return 0, c.opErr(op, net.ErrClosed)
+	}
+	if expired(dl) {
+		d.mu.Unlock()
+		return 0, c.opErr(op, os.ErrDeadlineExceeded)
+	}
+	d.ring.Splice(c.ud(c.slotKind(s)), fdIn, fdOut, n, unixSpliceFMove)
+	c.startLocked(s)
+	res := c.waitLocked(s, dl)
+	if res < 0 {
+		return 0, c.resultErr(op, "splice", res, dl)
+	}
+	return int(res), nil
+}
+
+const (
+	unixSpliceFMove = 1
+)
+
+// copyTo is SpliceTo's path to a writer that is not a connection of this
+// driver: received buffers are written in place.
+func (c *uringConn) copyTo(dst io.Writer, n int64) (int64, error) {
+	if n >= 0 {
+		return io.Copy(dst, io.LimitReader(readerOnly{c}, n))
+	}
+	var total int64
+	for {
+		buf, release, err := c.ReadBorrow()
+		if len(buf) > 0 {
+			m, werr := dst.Write(buf)
+			release()
+			total += int64(m)
+			if werr != nil {
+				return total, werr
+			}
+			if m < len(buf) {
+				return total, io.ErrShortWrite
+			}
+		} else {
+			release()
+		}
+		if err == io.EOF {
+			return total, nil
+		}
+		if err != nil {
+			return total, err
+		}
+	}
+}
+
+// readerOnly hides WriteTo from io.Copy.
+type readerOnly struct{ io.Reader }

@@ -1,0 +1,573 @@
+//go:build uring && cgo
+
+package netio
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"net/netip"
+	"os"
+	"runtime"
+	"sync"
+	"syscall"
+	"time"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/monolake-go/monolake/uring"
+)
+
+// UringBuilt reports that this build has the io_uring driver (the "uring"
+// tag with cgo); UringAvailable says whether the kernel lets it run.
+const UringBuilt = true
+
+// ErrUringClosed is returned by calls on a closed driver.
+var ErrUringClosed = errors.New("netio: io_uring driver closed")
+
+// Kinds of operation, the low 3 bits of a user_data; the rest is the
+// owning object's ID. User data 0 marks completions nobody waits for
+// (cancels).
+const (
+	kindRecvMulti = 1 // a conn's multishot recv into the buffer ring
+	kindRead      = 2 // a conn's read-side one-shot op: recv into p, splice in
+	kindWrite     = 3 // a conn's write-side op: send, SEND_ZC, splice out, connect, shutdown
+	kindAccept    = 4 // a listener's multishot accept
+	kindBits      = 3
+)
+
+// ringObject is a connection or listener with operations on the ring.
+type ringObject interface {
+	// completeLocked handles one CQE of the object; d.mu is held.
+	completeLocked(kind uint64, c uring.CQE)
+	Close() error
+}
+
+// Uring is the io_uring driver of one worker process: one ring shared by
+// every listener and connection it creates.
+//
+// Goroutines calling Read, Write, Accept, Dial... queue their operations
+// under the driver's lock and park on their connection's channel. A single
+// loop goroutine enters the ring once per scheduling round for everything
+// queued (batched submission and completion) and wakes the owners of the
+// completions. The loop never blocks its thread in io_uring_enter(2): it
+// submits without waiting, and when there is nothing to do it parks on a
+// channel fed by a goroutine reading the ring's eventfd through Go's
+// netpoller. An idle driver therefore uses no CPU, and goroutines that do
+// not touch the ring (timers, TLS handshakes) run as usual, even with
+// GOMAXPROCS=1.
+//
+// The ring is set up without SINGLE_ISSUER/DEFER_TASKRUN, which would tie
+// the loop to one OS thread (LockOSThread, and a thread switch for every
+// hand-off to another goroutine). The kernel then finishes a receive that
+// had to wait for data in task work of the thread that submitted it; a
+// parked Read re-arms its multishot recv when Go has moved the loop to
+// another thread since (see rearmIfMovedLocked), which halved the echo
+// latency when it happened.
+//
+// A Uring is safe for concurrent use.
+type Uring struct {
+	evf   *os.File
+	zcMin int // smallest SEND_ZC write; 0 is off
+	// zcLocal allows SEND_ZC to loopback and Unix peers (tests only): their
+	// notification waits for the peer application to read the bytes.
+	zcLocal bool
+	// spliceCopy: ReadFrom / WriteTo splice between this driver's conns.
+	spliceCopy bool
+	bufSize    int
+	maxQueued  int // received buffers a conn may hold before its recv pauses
+
+	kick     chan struct{} // an operation was queued
+	evch     chan struct{} // the eventfd fired
+	quit     chan struct{}
+	loopDone chan struct{}
+	evDone   chan struct{}
+
+	mu sync.Mutex
+	// Everything below is guarded by mu: the ring and the buffer ring are
+	// used by callers under mu and by the loop under mu.
+	ring   *uring.Ring
+	br     *uring.BufRing
+	objs   map[uint64]ringObject
+	nextID uint64
+	closed bool
+	pipes  []pipePair
+	// tid is the thread that entered the ring last; armed lists the
+	// conns whose multishot recv the next Enter submits (see armLocked).
+	tid   int32
+	armed []*uringConn
+}
+
+// NewUring sets up a ring, its provided-buffer ring and its eventfd, and
+// starts the loop goroutine and the eventfd watcher. Close releases them.
+func NewUring(p UringParams) (*Uring, error) {
+	p = p.withDefaults()
+	r, err := uring.New(uring.Params{Entries: p.Entries, SQPollIdle: p.SQPollIdle})
+	if err != nil {
+		return nil, fmt.Errorf("netio: setting up io_uring: %w", err)
+	}
+	br, err := r.NewBufRing(1, p.BufCount, p.BufSize)
+	if err != nil {
+		r.Close()
+		return nil, fmt.Errorf("netio: setting up the receive buffer ring: %w", err)
+	}
+	evf, err := r.RegisterEventfd()
+	if err != nil {
+		r.Close()
+		return nil, fmt.Errorf("netio: setting up io_uring: %w", err)
+	}
+	d := &Uring{
+		evf:        evf,
+		zcMin:      max(p.ZCThreshold, 0),
+		bufSize:    p.BufSize,
+		spliceCopy: p.SpliceCopy,
+		maxQueued:  max(2, min(8, p.BufCount/16)),
+		kick:       make(chan struct{}, 1),
+		evch:       make(chan struct{}, 1),
+		quit:       make(chan struct{}),
+		loopDone:   make(chan struct{}),
+		evDone:     make(chan struct{}),
+		ring:       r,
+		br:         br,
+		objs:       make(map[uint64]ringObject),
+	}
+	go d.loop()
+	go d.watchEventfd()
+	return d, nil
+}
+
+// Flags returns the ring's setup flags, for logs.
+func (d *Uring) Flags() uring.SetupFlags {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.ring.Flags()
+}
+
+// Stats returns the ring's counters: Enters per completion shows the
+// batching.
+func (d *Uring) Stats() uring.Stats {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.ring.Stats()
+}
+
+// Close closes every listener and connection of the driver (cancelling
+// their operations and waiting for the kernel to finish with them), stops
+// the loop and tears the ring down. Buffers borrowed with ReadBorrow must be
+// released before Close: their memory is unmapped.
+func (d *Uring) Close() error {
+	d.mu.Lock()
+	if d.closed {
+		d.mu.Unlock()
+		return ErrUringClosed
+	}
+	d.closed = true
+	objs := make([]ringObject, 0, len(d.objs))
+	for _, o := range d.objs {
+		objs = append(objs, o)
+	}
+	d.mu.Unlock()
+	for _, o := range objs {
+		o.Close()
+	}
+	close(d.quit)
+	<-d.loopDone
+	d.evf.Close()
+	<-d.evDone
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	for _, p := range d.pipes {
+		p.close()
+	}
+	d.pipes = nil
+	return d.ring.Close()
+}
+
+// kickLocked wakes the loop to submit what was queued.
+func (d *Uring) kickLocked() {
+	select {
+	case d.kick <- struct{}{}:
+	default:
+	}
+}
+
+func wake(ch chan struct{}) {
+	select {
+	case ch <- struct{}{}:
+	default:
+	}
+}
+
+// registerLocked gives o an ID and routes its completions to it.
+func (d *Uring) registerLocked(o ringObject) (uint64, error) {
+	if d.closed {
+		return 0, ErrUringClosed
+	}
+	d.nextID++
+	d.objs[d.nextID] = o
+	return d.nextID, nil
+}
+
+// loop is the only goroutine that enters the ring.
+func (d *Uring) loop() {
+	defer close(d.loopDone)
+	for {
+		select {
+		case <-d.kick:
+		case <-d.evch:
+		case <-d.quit:
+			return
+		}
+		d.run()
+	}
+}
+
+// run enters the ring until there is nothing to submit and nothing to
+// harvest. Before each entry it yields, so that the goroutines it woke (and
+// any others that are runnable) queue their next operations first: with one
+// P the loop runs last in a scheduling round and submits the whole round's
+// operations in one io_uring_enter(2).
+func (d *Uring) run() {
+	for {
+		runtime.Gosched()
+		tid := int32(syscall.Gettid())
+		d.mu.Lock()
+		cqes, err := d.ring.Enter(0, 0)
+		d.tid = tid
+		for _, c := range d.armed {
+			c.armTid = tid
+		}
+		clear(d.armed)
+		d.armed = d.armed[:0]
+		for _, c := range cqes {
+			d.dispatchLocked(c)
+		}
+		pending := d.ring.Pending()
+		d.mu.Unlock()
+		if err != nil && len(cqes) == 0 {
+			// The kernel refused the batch (a full CQ ring under
+			// overflow, say); the operations stay queued. Back off
+			// instead of spinning.
+			time.Sleep(time.Millisecond)
+		}
+		if len(cqes) == 0 && pending == 0 {
+			return
+		}
+	}
+}
+
+func (d *Uring) dispatchLocked(c uring.CQE) {
+	if c.UserData == 0 {
+		return
+	}
+	o := d.objs[c.UserData>>kindBits]
+	if o == nil {
+		// Cannot happen: objects leave the table after their last
+		// completion. Do not leak a buffer if it does.
+		if id, ok := c.BufID(); ok {
+			d.br.Release(id)
+		}
+		return
+	}
+	o.completeLocked(c.UserData&(1<<kindBits-1), c)
+}
+
+// watchEventfd turns the ring's eventfd into wake-ups of the loop. Its Read
+// parks in Go's netpoller, holding no thread.
+func (d *Uring) watchEventfd() {
+	defer close(d.evDone)
+	var b [8]byte
+	for {
+		if _, err := d.evf.Read(b[:]); err != nil {
+			if errors.Is(err, os.ErrClosed) {
+				return
+			}
+			continue
+		}
+		wake(d.evch)
+	}
+}
+
+// Listen announces on the local address: "tcp", "tcp4", "tcp6" (bound with
+// SO_REUSEPORT, see ListenTCP) or "unix" (see ListenUnix; the socket file
+// is removed on Close). Connections are accepted with one multishot accept
+// and are io_uring connections.
+func (d *Uring) Listen(network, address string) (net.Listener, error) {
+	var f *os.File
+	unlink := ""
+	switch network {
+	case "tcp", "tcp4", "tcp6":
+		ln, err := ListenTCP(context.Background(), address)
+		if err != nil {
+			return nil, err
+		}
+		f, err = ln.(*net.TCPListener).File()
+		ln.Close()
+		if err != nil {
+			return nil, fmt.Errorf("netio: listening on %s: %w", address, err)
+		}
+	case "unix":
+		ln, err := ListenUnix(address)
+		if err != nil {
+			return nil, err
+		}
+		ln.SetUnlinkOnClose(false)
+		f, err = ln.File()
+		ln.Close()
+		if err != nil {
+			os.Remove(address)
+			return nil, fmt.Errorf("netio: listening on %s: %w", address, err)
+		}
+		unlink = address
+	default:
+		return nil, fmt.Errorf("netio: io_uring listen on network %q: %w", network, errors.ErrUnsupported)
+	}
+	defer f.Close()
+	l, err := d.fileListener(f)
+	if err != nil {
+		if unlink != "" {
+			os.Remove(unlink)
+		}
+		return nil, err
+	}
+	l.unlink = unlink
+	return l, nil
+}
+
+// FileListener returns an io_uring listener for an inherited listening
+// socket (TCP or Unix). The listener holds its own dup of the descriptor;
+// f can be closed after. Closing it never removes a Unix socket file: the
+// process that created it owns it.
+func (d *Uring) FileListener(f *os.File) (net.Listener, error) {
+	return d.fileListener(f)
+}
+
+func (d *Uring) fileListener(f *os.File) (*uringListener, error) {
+	rc, err := f.SyscallConn()
+	if err != nil {
+		return nil, fmt.Errorf("netio: listener from %s: %w", f.Name(), err)
+	}
+	fd := -1
+	var serr error
+	if err := rc.Control(func(s uintptr) { fd, serr = unix.FcntlInt(s, unix.F_DUPFD_CLOEXEC, 0) }); err != nil {
+		return nil, fmt.Errorf("netio: listener from %s: %w", f.Name(), err)
+	}
+	if serr != nil {
+		return nil, fmt.Errorf("netio: listener from %s: dup: %w", f.Name(), serr)
+	}
+	if v, err := unix.GetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_ACCEPTCONN); err != nil || v == 0 {
+		syscall.Close(fd)
+		return nil, fmt.Errorf("netio: listener from %s: not a listening socket: %w", f.Name(), syscall.EINVAL)
+	}
+	sa, err := syscall.Getsockname(fd)
+	if err != nil {
+		syscall.Close(fd)
+		return nil, fmt.Errorf("netio: listener from %s: %w", f.Name(), err)
+	}
+	network := "tcp"
+	if _, ok := sa.(*syscall.SockaddrUnix); ok {
+		network = "unix"
+	}
+	l := &uringListener{d: d, fd: fd, network: network, addr: sockaddrToAddr(network, sa),
+		ch: make(chan struct{}, 1), done: make(chan struct{})}
+	d.mu.Lock()
+	l.id, err = d.registerLocked(l)
+	d.mu.Unlock()
+	if err != nil {
+		syscall.Close(fd)
+		return nil, err
+	}
+	return l, nil
+}
+
+// Dial connects to address on "tcp", "tcp4", "tcp6" or "unix" with the
+// ring's connect operation. Host names are resolved with net.DefaultResolver
+// and tried in order. ctx bounds the whole dial: its cancellation or deadline
+// cancels the connect in flight.
+func (d *Uring) Dial(ctx context.Context, network, address string) (net.Conn, error) {
+	var targets []syscall.Sockaddr
+	var raddrs []net.Addr
+	switch network {
+	case "tcp", "tcp4", "tcp6":
+		host, port, err := net.SplitHostPort(address)
+		if err != nil {
+			return nil, &net.OpError{Op: "dial", Net: network, Err: err}
+		}
+		pn, err := net.DefaultResolver.LookupPort(ctx, network, port)
+		if err != nil {
+			return nil, &net.OpError{Op: "dial", Net: network, Err: err}
+		}
+		var ips []netip.Addr
+		if ip, err := netip.ParseAddr(host); err == nil {
+			ips = []netip.Addr{ip}
+		} else {
+			if host == "" {
+				host = "localhost"
+			}
+			want := map[string]string{"tcp": "ip", "tcp4": "ip4", "tcp6": "ip6"}[network]
+			ips, err = net.DefaultResolver.LookupNetIP(ctx, want, host)
+			if err != nil {
+				return nil, &net.OpError{Op: "dial", Net: network, Err: err}
+			}
+		}
+		for _, ip := range ips {
+			ip = ip.Unmap()
+			switch {
+			case ip.Is4() && network != "tcp6":
+				targets = append(targets, &syscall.SockaddrInet4{Port: pn, Addr: ip.As4()})
+			case ip.Is6() && network != "tcp4":
+				targets = append(targets, &syscall.SockaddrInet6{Port: pn, Addr: ip.As16()})
+			default:
+				continue
+			}
+			raddrs = append(raddrs, net.TCPAddrFromAddrPort(netip.AddrPortFrom(ip, uint16(pn))))
+		}
+	case "unix":
+		targets = []syscall.Sockaddr{&syscall.SockaddrUnix{Name: address}}
+		raddrs = []net.Addr{&net.UnixAddr{Name: address, Net: "unix"}}
+	default:
+		return nil, &net.OpError{Op: "dial", Net: network, Err: fmt.Errorf("netio: io_uring dial on network %q: %w", network, errors.ErrUnsupported)}
+	}
+	if len(targets) == 0 {
+		return nil, &net.OpError{Op: "dial", Net: network, Err: &net.AddrError{Err: "no suitable address", Addr: address}}
+	}
+	var err error
+	for i, sa := range targets {
+		var c *uringConn
+		if c, err = d.dialOne(ctx, network, sa, raddrs[i]); err == nil {
+			return c, nil
+		}
+		if ctx.Err() != nil {
+			break
+		}
+	}
+	return nil, err
+}
+
+func (d *Uring) dialOne(ctx context.Context, network string, sa syscall.Sockaddr, raddr net.Addr) (*uringConn, error) {
+	opErr := func(err error) error { return &net.OpError{Op: "dial", Net: network, Addr: raddr, Err: err} }
+	if err := ctx.Err(); err != nil {
+		return nil, opErr(err)
+	}
+	family := syscall.AF_UNIX
+	switch sa.(type) {
+	case *syscall.SockaddrInet4:
+		family = syscall.AF_INET
+	case *syscall.SockaddrInet6:
+		family = syscall.AF_INET6
+	}
+	// A blocking socket: io_uring polls it itself, and splice needs it.
+	fd, err := syscall.Socket(family, syscall.SOCK_STREAM|syscall.SOCK_CLOEXEC, 0)
+	if err != nil {
+		return nil, opErr(os.NewSyscallError("socket", err))
+	}
+	c, err := d.newConn(fd, network)
+	if err != nil {
+		syscall.Close(fd)
+		return nil, opErr(err)
+	}
+	c.raddr = raddr
+	d.mu.Lock()
+	if err := d.ring.Connect(c.ud(kindWrite), fd, sa); err != nil {
+		d.mu.Unlock()
+		c.Close()
+		return nil, opErr(err)
+	}
+	c.startLocked(&c.ws)
+	d.mu.Unlock()
+	stop := context.AfterFunc(ctx, func() { wake(c.ws.ch) })
+	res := c.waitConnect(ctx)
+	stop()
+	if res < 0 {
+		c.Close()
+		if err := ctx.Err(); err != nil {
+			return nil, opErr(err)
+		}
+		return nil, opErr(os.NewSyscallError("connect", syscall.Errno(-res)))
+	}
+	if family != syscall.AF_UNIX {
+		syscall.SetsockoptInt(fd, syscall.IPPROTO_TCP, syscall.TCP_NODELAY, 1)
+	}
+	return c, nil
+}
+
+// waitConnect waits for the connect in c's write slot, cancelling it when
+// ctx ends.
+func (c *uringConn) waitConnect(ctx context.Context) int32 {
+	d := c.d
+	d.mu.Lock()
+	for c.ws.busy {
+		if !c.ws.cancelled && ctx.Err() != nil {
+			d.ring.Cancel(0, c.ud(kindWrite), false)
+			c.ws.cancelled = true
+			d.kickLocked()
+		}
+		d.mu.Unlock()
+		<-c.ws.ch
+		d.mu.Lock()
+	}
+	res := c.ws.res
+	d.mu.Unlock()
+	return res
+}
+
+// pipePair is a pipe for splicing socket → pipe → socket.
+type pipePair struct{ r, w int }
+
+func (p pipePair) close() {
+	syscall.Close(p.r)
+	syscall.Close(p.w)
+}
+
+const (
+	pipeSize  = 256 << 10 // F_SETPIPE_SZ: bytes one splice round moves
+	pipesKept = 16        // empty pipes kept for reuse
+)
+
+func (d *Uring) getPipe() (pipePair, error) {
+	d.mu.Lock()
+	if n := len(d.pipes); n > 0 {
+		p := d.pipes[n-1]
+		d.pipes = d.pipes[:n-1]
+		d.mu.Unlock()
+		return p, nil
+	}
+	d.mu.Unlock()
+	var fds [2]int
+	if err := syscall.Pipe2(fds[:], syscall.O_CLOEXEC); err != nil {
+		return pipePair{}, os.NewSyscallError("pipe2", err)
+	}
+	unix.FcntlInt(uintptr(fds[1]), unix.F_SETPIPE_SZ, pipeSize) // best effort: the default 64 KiB works too
+	return pipePair{r: fds[0], w: fds[1]}, nil
+}
+
+// putPipe keeps an empty pipe for reuse; a pipe that may still hold bytes
+// is closed.
+func (d *Uring) putPipe(p pipePair, empty bool) {
+	d.mu.Lock()
+	if empty && !d.closed && len(d.pipes) < pipesKept {
+		d.pipes = append(d.pipes, p)
+		d.mu.Unlock()
+		return
+	}
+	d.mu.Unlock()
+	p.close()
+}
+
+// sockaddrToAddr converts a socket address; nil gives an empty address of
+// the network's type.
+func sockaddrToAddr(network string, sa syscall.Sockaddr) net.Addr {
+	switch sa := sa.(type) {
+	case *syscall.SockaddrInet4:
+		return net.TCPAddrFromAddrPort(netip.AddrPortFrom(netip.AddrFrom4(sa.Addr), uint16(sa.Port)))
+	case *syscall.SockaddrInet6:
+		return net.TCPAddrFromAddrPort(netip.AddrPortFrom(netip.AddrFrom16(sa.Addr), uint16(sa.Port)))
+	case *syscall.SockaddrUnix:
+		return &net.UnixAddr{Name: sa.Name, Net: "unix"}
+	}
+	if network == "unix" {
+		return &net.UnixAddr{Net: "unix"}
+	}
+	return &net.TCPAddr{}
+}

@@ -1,0 +1,154 @@
+//go:build uring && cgo
+
+package netio
+
+import (
+	"net"
+	"os"
+	"sync/atomic"
+	"syscall"
+
+	"github.com/monolake-go/monolake/uring"
+)
+
+// uringListener accepts with one multishot accept: one SQE serves every
+// connection until an error ends it, and Accept re-arms it then.
+type uringListener struct {
+	d       *Uring
+	id      uint64
+	fd      int
+	network string
+	addr    net.Addr
+	unlink  string // socket file removed by Close ("" for none)
+
+	closed atomic.Bool
+	ch     chan struct{} // wakes a parked Accept (cap 1)
+	done   chan struct{} // closed by Close
+
+	// Guarded by d.mu.
+	q        []int32 // accepted descriptors not yet taken
+	err      error   // the error that ended the multishot accept, reported once
+	armed    bool
+	inflight int
+	drained  chan struct{} // closed when inflight drops to 0 after Close
+}
+
+var _ net.Listener = (*uringListener)(nil)
+
+func (l *uringListener) ud() uint64 { return l.id<<kindBits | kindAccept }
+
+func (l *uringListener) completeLocked(kind uint64, c uring.CQE) {
+	if c.Res >= 0 {
+		if l.closed.Load() {
+			syscall.Close(int(c.Res))
+		} else {
+			l.q = append(l.q, c.Res)
+		}
+	}
+	if !c.More() {
+		l.armed = false
+		l.inflight--
+		if c.Res < 0 && c.Res != -int32(syscall.ECANCELED) {
+			l.err = os.NewSyscallError("accept", syscall.Errno(-c.Res))
+		}
+		if l.inflight == 0 && l.drained != nil {
+			close(l.drained)
+			l.drained = nil
+		}
+	}
+	wake(l.ch)
+}
+
+// Accept waits for the next connection. Accepted sockets are blocking (the
+// ring polls them itself), close-on-exec, and TCP ones have TCP_NODELAY as
+// in package net. An error that ended the multishot accept (EMFILE, say) is
+// returned once, as a *net.OpError; the next Accept re-arms.
+func (l *uringListener) Accept() (net.Conn, error) {
+	d := l.d
+	d.mu.Lock()
+	for {
+		if l.closed.Load() {
+			d.mu.Unlock()
+			return nil, l.opErr("accept", net.ErrClosed)
+		}
+		if len(l.q) > 0 {
+			fd := int(l.q[0])
+			l.q = l.q[1:]
+			if len(l.q) > 0 {
+				wake(l.ch) // another Accept may be parked
+			}
+			d.mu.Unlock()
+			if l.network == "tcp" {
+				syscall.SetsockoptInt(fd, syscall.IPPROTO_TCP, syscall.TCP_NODELAY, 1)
+			}
+			c, err := d.newConn(fd, l.network)
+			if err != nil {
+				syscall.Close(fd)
+				return nil, l.opErr("accept", err)
+			}
+			return c, nil
+		}
+		if err := l.err; err != nil {
+			l.err = nil
+			d.mu.Unlock()
+			return nil, l.opErr("accept", err)
+		}
+		if !l.armed {
+			d.ring.AcceptMultishot(l.ud(), l.fd, syscall.SOCK_CLOEXEC)
+			l.armed = true
+			l.inflight++
+			d.kickLocked()
+		}
+		d.mu.Unlock()
+		select {
+		case <-l.ch:
+		case <-l.done:
+		}
+		d.mu.Lock()
+	}
+}
+
+// Close cancels the multishot accept, waits for the kernel to let go of the
+// socket, closes connections accepted but not taken, and the socket.
+func (l *uringListener) Close() error {
+	d := l.d
+	d.mu.Lock()
+	if l.closed.Load() {
+		d.mu.Unlock()
+		return l.opErr("close", net.ErrClosed)
+	}
+	l.closed.Store(true)
+	close(l.done)
+	var drained chan struct{}
+	if l.inflight > 0 {
+		d.ring.Cancel(0, l.ud(), false)
+		d.kickLocked()
+		drained = make(chan struct{})
+		l.drained = drained
+	}
+	d.mu.Unlock()
+	if drained != nil {
+		<-drained
+	}
+	d.mu.Lock()
+	for _, fd := range l.q {
+		syscall.Close(int(fd))
+	}
+	l.q = nil
+	delete(d.objs, l.id)
+	d.mu.Unlock()
+	err := syscall.Close(l.fd)
+	if l.unlink != "" {
+		os.Remove(l.unlink)
+	}
+	if err != nil {
+		return l.opErr("close", os.NewSyscallError("close", err))
+	}
+	return nil
+}
+
+func (l *uringListener) Addr() net.Addr { return l.addr }
+
+func (l *uringListener) opErr(op string, err error) error {
+	return &net.OpError{Op: op, Net: l.network, Addr: l.addr, Err: err}
+}

@@ -1,0 +1,901 @@
+//go:build uring && cgo
+
+package netio
+
+import (
+	"bytes"
+	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"errors"
+	"fmt"
+	"io"
+	"math/big"
+	mrand "math/rand/v2"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"runtime"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// ringPair returns a connected pair: a from the driver's Dial, b accepted
+// by its listener.
+func ringPair(t *testing.T, d *Uring) (a, b net.Conn) {
+	t.Helper()
+	ln, err := d.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	accepted := make(chan net.Conn, 1)
+	go func() {
+		c, err := ln.Accept()
+		if err != nil {
+			t.Error(err)
+		}
+		accepted <- c
+	}()
+	a, err = d.Dial(context.Background(), "tcp", ln.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	b = <-accepted
+	if b == nil {
+		t.FailNow()
+	}
+	t.Cleanup(func() { a.Close(); b.Close() })
+	return a, b
+}
+
+func randomBytes(n int) []byte {
+	b := make([]byte, n)
+	rand.Read(b)
+	return b
+}
+
+func TestUringAvailable(t *testing.T) {
+	if !UringBuilt {
+		t.Fatal("UringBuilt is false in the uring build")
+	}
+	if err := UringAvailable(); err != nil {
+		t.Skipf("io_uring unusable: %v", err)
+	}
+}
+
+// TestUringEcho runs 200 concurrent connections against an echo server,
+// both on one ring, with messages of many sizes.
+func TestUringEcho(t *testing.T) {
+	tests := []struct {
+		name   string
+		p      UringParams
+		server func(c net.Conn)
+	}{
+		{"read-write", UringParams{}, func(c net.Conn) {
+			buf := make([]byte, 4096)
+			for {
+				n, err := c.Read(buf)
+				if n > 0 {
+					if _, err := c.Write(buf[:n]); err != nil {
+						return
+					}
+				}
+				if err != nil {
+					return
+				}
+			}
+		}},
+		{"io.Copy-borrow", UringParams{}, func(c net.Conn) { io.Copy(c, c) }},
+		// Few small buffers: receives run the ring dry and fall back to
+		// one-shot recvs into the caller's slice.
+		{"small-bufring", UringParams{BufCount: 16, BufSize: 512}, func(c net.Conn) {
+			buf := make([]byte, 1000)
+			for {
+				n, err := c.Read(buf)
+				if n > 0 {
+					if _, err := c.Write(buf[:n]); err != nil {
+						return
+					}
+				}
+				if err != nil {
+					return
+				}
+			}
+		}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			d := newDriver(t, tt.p)
+			ln, err := d.Listen("tcp", "127.0.0.1:0")
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer ln.Close()
+			go func() {
+				for {
+					c, err := ln.Accept()
+					if err != nil {
+						return
+					}
+					go func() { defer c.Close(); tt.server(c) }()
+				}
+			}()
+			const conns, msgs = 200, 10
+			var wg sync.WaitGroup
+			errs := make(chan error, conns)
+			for i := range conns {
+				wg.Add(1)
+				go func() {
+					defer wg.Done()
+					c, err := d.Dial(context.Background(), "tcp", ln.Addr().String())
+					if err != nil {
+						errs <- err
+						return
+					}
+					defer c.Close()
+					got := make([]byte, 40000)
+					for j := range msgs {
+						msg := bytes.Repeat([]byte{byte(i + j)}, 1+(i*131+j*977)%30000)
+						if _, err := c.Write(msg); err != nil {
+							errs <- fmt.Errorf("conn %d write: %w", i, err)
+							return
+						}
+						if _, err := io.ReadFull(c, got[:len(msg)]); err != nil {
+							errs <- fmt.Errorf("conn %d read: %w", i, err)
+							return
+						}
+						if !bytes.Equal(got[:len(msg)], msg) {
+							errs <- fmt.Errorf("conn %d message %d corrupted", i, j)
+							return
+						}
+					}
+				}()
+			}
+			wg.Wait()
+			close(errs)
+			for err := range errs {
+				t.Error(err)
+			}
+			st := d.Stats()
+			t.Logf("ring %v: %d Enters, %d syscalls, %d SQEs, %d CQEs", d.Flags(), st.Enters, st.Syscalls, st.SQEs, st.CQEs)
+		})
+	}
+}
+
+// TestUringLargeTransfer sends 16 MiB each way at the same time, with and
+// without SEND_ZC.
+func TestUringLargeTransfer(t *testing.T) {
+	for _, zc := range []int{0, -1} {
+		t.Run("zc="+strconv.FormatBool(zc == 0), func(t *testing.T) {
+			d := newDriver(t, UringParams{ZCThreshold: zc})
+			d.zcLocal = true // both ends read: the notifications come
+			a, b := ringPair(t, d)
+			const size = 16 << 20
+			ab, ba := randomBytes(size), randomBytes(size)
+			var wg sync.WaitGroup
+			send := func(c net.Conn, data []byte) {
+				defer wg.Done()
+				for off := 0; off < len(data); {
+					n := min(len(data)-off, 1<<20)
+					if _, err := c.Write(data[off : off+n]); err != nil {
+						t.Error(err)
+						return
+					}
+					off += n
+				}
+			}
+			recv := func(c net.Conn, want []byte) {
+				defer wg.Done()
+				got := make([]byte, len(want))
+				if _, err := io.ReadFull(c, got); err != nil {
+					t.Error(err)
+					return
+				}
+				if !bytes.Equal(got, want) {
+					t.Error("data corrupted")
+				}
+			}
+			wg.Add(4)
+			go send(a, ab)
+			go send(b, ba)
+			go recv(b, ab)
+			go recv(a, ba)
+			wg.Wait()
+		})
+	}
+}
+
+// TestUringInterop talks between the ring driver and package net, over TCP
+// and Unix sockets.
+func TestUringInterop(t *testing.T) {
+	d := newDriver(t, UringParams{})
+	dir := t.TempDir()
+	tests := []struct {
+		name   string
+		listen func() (net.Listener, error)
+		dial   func(addr string) (net.Conn, error)
+	}{
+		{"ring-listener/net-dial/tcp", func() (net.Listener, error) { return d.Listen("tcp", "127.0.0.1:0") },
+			func(a string) (net.Conn, error) { return net.Dial("tcp", a) }},
+		{"net-listener/ring-dial/tcp", func() (net.Listener, error) { return net.Listen("tcp", "127.0.0.1:0") },
+			func(a string) (net.Conn, error) { return d.Dial(context.Background(), "tcp", a) }},
+		{"ring-listener/net-dial/unix", func() (net.Listener, error) { return d.Listen("unix", filepath.Join(dir, "a.sock")) },
+			func(a string) (net.Conn, error) { return net.Dial("unix", a) }},
+		{"net-listener/ring-dial/unix", func() (net.Listener, error) { return net.Listen("unix", filepath.Join(dir, "b.sock")) },
+			func(a string) (net.Conn, error) { return d.Dial(context.Background(), "unix", a) }},
+		{"ring-listener/ring-dial/unix", func() (net.Listener, error) { return d.Listen("unix", filepath.Join(dir, "c.sock")) },
+			func(a string) (net.Conn, error) { return d.Dial(context.Background(), "unix", a) }},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			ln, err := tt.listen()
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer ln.Close()
+			go serveEcho(ln)
+			c, err := tt.dial(ln.Addr().String())
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer c.Close()
+			msg := randomBytes(100 << 10)
+			go c.Write(msg)
+			got := make([]byte, len(msg))
+			if _, err := io.ReadFull(c, got); err != nil {
+				t.Fatal(err)
+			}
+			if !bytes.Equal(got, msg) {
+				t.Fatal("echo corrupted")
+			}
+			if c.LocalAddr().Network() != ln.Addr().Network() || c.RemoteAddr().String() == "" && ln.Addr().Network() == "tcp" {
+				t.Errorf("addresses: local %v remote %v, listener %v", c.LocalAddr(), c.RemoteAddr(), ln.Addr())
+			}
+			if ln.Addr().Network() == "tcp" && c.RemoteAddr().String() != ln.Addr().String() {
+				t.Errorf("RemoteAddr %v, want %v", c.RemoteAddr(), ln.Addr())
+			}
+		})
+	}
+	if _, err := os.Stat(filepath.Join(dir, "a.sock")); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("ring listener left its socket file: %v", err)
+	}
+}
+
+func TestUringFileListener(t *testing.T) {
+	d := newDriver(t, UringParams{})
+	nl, err := ListenTCP(context.Background(), "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	f, err := File(nl)
+	nl.Close()
+	if err != nil {
+		t.Fatal(err)
+	}
+	ln, err := d.FileListener(f)
+	f.Close()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	go serveEcho(ln)
+	c, err := net.Dial("tcp", ln.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	if err := roundTrip(c, []byte("inherited"), make([]byte, 16)); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := d.FileListener(os.Stdin); err == nil {
+		t.Error("FileListener accepted a file that is not a listening socket")
+	}
+}
+
+func isTimeout(err error) bool {
+	var ne net.Error
+	return errors.As(err, &ne) && ne.Timeout() && errors.Is(err, os.ErrDeadlineExceeded)
+}
+
+func TestUringDeadlines(t *testing.T) {
+	d := newDriver(t, UringParams{})
+
+	t.Run("past", func(t *testing.T) {
+		a, _ := ringPair(t, d)
+		a.SetReadDeadline(time.Now().Add(-time.Second))
+		if _, err := a.Read(make([]byte, 1)); !isTimeout(err) {
+			t.Fatalf("Read past deadline: %v, want a timeout", err)
+		}
+		if _, _, err := a.(Borrower).ReadBorrow(); !isTimeout(err) {
+			t.Fatalf("ReadBorrow past deadline: %v, want a timeout", err)
+		}
+	})
+
+	t.Run("expires-while-parked", func(t *testing.T) {
+		a, b := ringPair(t, d)
+		a.SetReadDeadline(time.Now().Add(50 * time.Millisecond))
+		start := time.Now()
+		_, err := a.Read(make([]byte, 1))
+		if !isTimeout(err) {
+			t.Fatalf("Read: %v, want a timeout", err)
+		}
+		if el := time.Since(start); el < 40*time.Millisecond || el > 2*time.Second {
+			t.Errorf("timed out after %v, want about 50ms", el)
+		}
+		// Clearing the deadline makes the conn usable again, and data
+		// that arrived meanwhile is not lost.
+		a.SetReadDeadline(time.Time{})
+		b.Write([]byte("later"))
+		got := make([]byte, 5)
+		if _, err := io.ReadFull(a, got); err != nil || string(got) != "later" {
+			t.Fatalf("Read after clearing deadline: %q %v", got, err)
+		}
+	})
+
+	t.Run("extended", func(t *testing.T) {
+		a, b := ringPair(t, d)
+		a.SetReadDeadline(time.Now().Add(50 * time.Millisecond))
+		go func() {
+			time.Sleep(20 * time.Millisecond)
+			a.SetReadDeadline(time.Now().Add(5 * time.Second))
+			time.Sleep(100 * time.Millisecond)
+			b.Write([]byte("x"))
+		}()
+		if _, err := a.Read(make([]byte, 1)); err != nil {
+			t.Fatalf("Read with extended deadline: %v", err)
+		}
+	})
+
+	t.Run("splice", func(t *testing.T) {
+		// SpliceTo parks a one-shot splice in flight: the deadline must
+		// cancel it.
+		src, _ := ringPair(t, d)
+		dst, _ := ringPair(t, d)
+		src.SetReadDeadline(time.Now().Add(100 * time.Millisecond))
+		start := time.Now()
+		n, err := src.(SpliceToer).SpliceTo(dst, -1)
+		if !isTimeout(err) || n != 0 {
+			t.Fatalf("SpliceTo = %d, %v; want a timeout", n, err)
+		}
+		if el := time.Since(start); el > 2*time.Second {
+			t.Errorf("timed out after %v", el)
+		}
+	})
+
+	t.Run("write", func(t *testing.T) {
+		a, _ := ringPair(t, d) // the peer never reads
+		big := make([]byte, 64<<20)
+		a.SetWriteDeadline(time.Now().Add(100 * time.Millisecond))
+		n, err := a.Write(big)
+		if !isTimeout(err) {
+			t.Fatalf("Write: %d, %v, want a timeout", n, err)
+		}
+		if n <= 0 || n >= len(big) {
+			t.Errorf("Write reported %d bytes sent", n)
+		}
+	})
+}
+
+func TestUringCloseWrite(t *testing.T) {
+	d := newDriver(t, UringParams{})
+	a, b := ringPair(t, d)
+	a.Write([]byte("request"))
+	if err := a.(interface{ CloseWrite() error }).CloseWrite(); err != nil {
+		t.Fatal(err)
+	}
+	got, err := io.ReadAll(b)
+	if err != nil || string(got) != "request" {
+		t.Fatalf("peer read %q, %v; want request then EOF", got, err)
+	}
+	b.Write([]byte("response"))
+	b.Close()
+	got, err = io.ReadAll(a)
+	if err != nil || string(got) != "response" {
+		t.Fatalf("half-closed side read %q, %v", got, err)
+	}
+}
+
+func TestUringCloseUnblocks(t *testing.T) {
+	d := newDriver(t, UringParams{})
+	tests := []struct {
+		name string
+		op   func(c net.Conn) error
+	}{
+		{"read", func(c net.Conn) error { _, err := c.Read(make([]byte, 10)); return err }},
+		{"borrow", func(c net.Conn) error { _, _, err := c.(Borrower).ReadBorrow(); return err }},
+		{"write", func(c net.Conn) error { _, err := c.Write(make([]byte, 64<<20)); return err }},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			a, _ := ringPair(t, d)
+			done := make(chan error, 1)
+			go func() { done <- tt.op(a) }()
+			time.Sleep(50 * time.Millisecond)
+			if err := a.Close(); err != nil {
+				t.Fatal(err)
+			}
+			select {
+			case err := <-done:
+				if !errors.Is(err, net.ErrClosed) {
+					t.Fatalf("parked %s returned %v, want net.ErrClosed", tt.name, err)
+				}
+			case <-time.After(5 * time.Second):
+				t.Fatal("Close did not unblock the parked operation")
+			}
+			if err := a.Close(); !errors.Is(err, net.ErrClosed) {
+				t.Errorf("second Close: %v", err)
+			}
+		})
+	}
+
+	t.Run("listener", func(t *testing.T) {
+		ln, err := d.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		done := make(chan error, 1)
+		go func() { _, err := ln.Accept(); done <- err }()
+		time.Sleep(20 * time.Millisecond)
+		ln.Close()
+		if err := <-done; !errors.Is(err, net.ErrClosed) {
+			t.Fatalf("Accept after Close: %v", err)
+		}
+	})
+
+	t.Run("driver", func(t *testing.T) {
+		d := newDriver(t, UringParams{})
+		a, _ := ringPair(t, d)
+		done := make(chan error, 1)
+		go func() { _, err := a.Read(make([]byte, 1)); done <- err }()
+		time.Sleep(20 * time.Millisecond)
+		if err := d.Close(); err != nil {
+			t.Fatal(err)
+		}
+		if err := <-done; !errors.Is(err, net.ErrClosed) {
+			t.Fatalf("Read after driver Close: %v", err)
+		}
+		if _, err := d.Listen("tcp", "127.0.0.1:0"); err == nil {
+			t.Error("Listen on a closed driver succeeded")
+		}
+	})
+}
+
+func TestUringDialContext(t *testing.T) {
+	d := newDriver(t, UringParams{})
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	if _, err := d.Dial(ctx, "tcp", "127.0.0.1:1"); !errors.Is(err, context.Canceled) {
+		t.Errorf("Dial with a cancelled context: %v", err)
+	}
+	if _, err := d.Dial(context.Background(), "tcp", "127.0.0.1:1"); !errors.Is(err, syscall.ECONNREFUSED) {
+		t.Errorf("Dial of a closed port: %v, want ECONNREFUSED", err)
+	}
+	if c, err := d.Dial(context.Background(), "tcp", "localhost:1"); err == nil {
+		c.Close()
+		t.Error("Dial of localhost:1 succeeded")
+	}
+
+	// A listener whose backlog is full drops SYNs: the connect stays in
+	// flight until the context's deadline cancels it.
+	fd, err := syscall.Socket(syscall.AF_INET, syscall.SOCK_STREAM|syscall.SOCK_CLOEXEC, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer syscall.Close(fd)
+	syscall.Bind(fd, &syscall.SockaddrInet4{Addr: [4]byte{127, 0, 0, 1}})
+	syscall.Listen(fd, 0)
+	sa, _ := syscall.Getsockname(fd)
+	addr := fmt.Sprintf("127.0.0.1:%d", sa.(*syscall.SockaddrInet4).Port)
+	var fill []net.Conn
+	defer func() {
+		for _, c := range fill {
+			c.Close()
+		}
+	}()
+	for range 4 {
+		ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
+		start := time.Now()
+		c, err := d.Dial(ctx, "tcp", addr)
+		cancel()
+		if err == nil {
+			fill = append(fill, c)
+			continue
+		}
+		if !errors.Is(err, context.DeadlineExceeded) {
+			t.Fatalf("Dial to a full backlog: %v, want context.DeadlineExceeded", err)
+		}
+		if el := time.Since(start); el > 2*time.Second {
+			t.Fatalf("Dial returned %v after the deadline", el)
+		}
+		return
+	}
+	t.Log("the kernel accepted every connect; deadline path not exercised")
+}
+
+func TestUringBorrowAndSplice(t *testing.T) {
+	d := newDriver(t, UringParams{})
+
+	t.Run("borrow", func(t *testing.T) {
+		a, b := ringPair(t, d)
+		b.Write([]byte("hello"))
+		buf, release, err := a.(Borrower).ReadBorrow()
+		if err != nil || string(buf) != "hello" {
+			t.Fatalf("ReadBorrow = %q, %v", buf, err)
+		}
+		release()
+		b.Close()
+		if buf, _, err := a.(Borrower).ReadBorrow(); err != io.EOF || len(buf) != 0 {
+			t.Fatalf("ReadBorrow at EOF = %q, %v", buf, err)
+		}
+	})
+
+	t.Run("splice-limited", func(t *testing.T) {
+		src, peer := ringPair(t, d)
+		dst, sink := ringPair(t, d)
+		data := randomBytes(3 << 20)
+		go peer.Write(data)
+		// Some bytes already sit in the buffer ring when splicing starts.
+		first := make([]byte, 1000)
+		if _, err := io.ReadFull(src, first); err != nil {
+			t.Fatal(err)
+		}
+		time.Sleep(20 * time.Millisecond)
+		const n = 2 << 20
+		done := make(chan []byte)
+		go func() {
+			got := make([]byte, n)
+			io.ReadFull(sink, got)
+			done <- got
+		}()
+		m, err := src.(SpliceToer).SpliceTo(dst, n)
+		if err != nil || m != n {
+			t.Fatalf("SpliceTo = %d, %v", m, err)
+		}
+		if !bytes.Equal(<-done, data[1000:1000+n]) {
+			t.Fatal("spliced data corrupted")
+		}
+		// The rest is still readable with Read.
+		rest := make([]byte, len(data)-1000-n)
+		if _, err := io.ReadFull(src, rest); err != nil || !bytes.Equal(rest, data[1000+n:]) {
+			t.Fatalf("Read after SpliceTo: %v", err)
+		}
+	})
+
+	relays := []struct {
+		name string
+		p    UringParams
+		copy string
+	}{
+		{"relay/SpliceTo", UringParams{}, "splice"},
+		{"relay/io.Copy", UringParams{}, "copy"},
+		{"relay/io.Copy-SpliceCopy", UringParams{SpliceCopy: true}, "copy"},
+	}
+	for _, tt := range relays {
+		t.Run(tt.name, func(t *testing.T) {
+			// client → relay (both ways) → echo server.
+			d := newDriver(t, tt.p)
+			echo, err := d.Listen("tcp", "127.0.0.1:0")
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer echo.Close()
+			go serveEcho(echo)
+			relay, err := d.Listen("tcp", "127.0.0.1:0")
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer relay.Close()
+			go serveRelay(relay, d.Dial, echo.Addr().String(), relayCopies[tt.copy])
+			c, err := net.Dial("tcp", relay.Addr().String())
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer c.Close()
+			data := randomBytes(8 << 20)
+			go func() {
+				c.Write(data)
+				c.(*net.TCPConn).CloseWrite()
+			}()
+			got, err := io.ReadAll(c)
+			if err != nil || !bytes.Equal(got, data) {
+				t.Fatalf("relayed %d of %d bytes, %v", len(got), len(data), err)
+			}
+		})
+	}
+
+	t.Run("splice-to-net", func(t *testing.T) {
+		src, peer := ringPair(t, d)
+		nc, ns := netPair(t)
+		data := randomBytes(1 << 20)
+		go func() { peer.Write(data); peer.Close() }()
+		go func() { src.(io.WriterTo).WriteTo(nc); nc.Close() }()
+		got, err := io.ReadAll(ns)
+		if err != nil || !bytes.Equal(got, data) {
+			t.Fatalf("WriteTo a net.Conn: %d bytes, %v", len(got), err)
+		}
+	})
+}
+
+func netPair(t *testing.T) (a, b net.Conn) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	a, err = net.Dial("tcp", ln.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err = ln.Accept()
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { a.Close(); b.Close() })
+	return a, b
+}
+
+func selfSigned(t *testing.T) tls.Certificate {
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tmpl := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "localhost"},
+		DNSNames: []string{"localhost"}, NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour)}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return tls.Certificate{Certificate: [][]byte{der}, PrivateKey: key}
+}
+
+// TestUringTLS runs crypto/tls unchanged on ring connections on both ends.
+func TestUringTLS(t *testing.T) {
+	d := newDriver(t, UringParams{})
+	cert := selfSigned(t)
+	ln, err := d.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	tln := tls.NewListener(ln, &tls.Config{Certificates: []tls.Certificate{cert}})
+	go serveEcho(tln)
+	pool := x509.NewCertPool()
+	leaf, _ := x509.ParseCertificate(cert.Certificate[0])
+	pool.AddCert(leaf)
+	raw, err := d.Dial(context.Background(), "tcp", ln.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := tls.Client(raw, &tls.Config{RootCAs: pool, ServerName: "localhost"})
+	defer c.Close()
+	if err := c.Handshake(); err != nil {
+		t.Fatal(err)
+	}
+	msg := randomBytes(200 << 10)
+	go c.Write(msg)
+	got := make([]byte, len(msg))
+	if _, err := io.ReadFull(c, got); err != nil || !bytes.Equal(got, msg) {
+		t.Fatalf("TLS echo: %v", err)
+	}
+	if v := c.ConnectionState().Version; v != tls.VersionTLS13 {
+		t.Errorf("TLS version %x", v)
+	}
+}
+
+// TestUringHTTP serves net/http over a ring listener to an http.Client
+// dialing through the ring, with keep-alive.
+func TestUringHTTP(t *testing.T) {
+	d := newDriver(t, UringParams{})
+	ln, err := d.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var conns atomic.Int32
+	srv := &http.Server{
+		Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			body, _ := io.ReadAll(r.Body)
+			fmt.Fprintf(w, "%s %s %d", r.Method, r.URL.Path, len(body))
+		}),
+		ConnState: func(_ net.Conn, s http.ConnState) {
+			if s == http.StateNew {
+				conns.Add(1)
+			}
+		},
+		ReadHeaderTimeout: 5 * time.Second,
+		IdleTimeout:       5 * time.Second,
+	}
+	go srv.Serve(ln)
+	defer srv.Close()
+	client := &http.Client{Transport: &http.Transport{DialContext: d.Dial}}
+	defer client.CloseIdleConnections()
+	url := "http://" + ln.Addr().String()
+	for i := range 20 {
+		body := strings.Repeat("b", i*1000)
+		resp, err := client.Post(url+"/p"+strconv.Itoa(i), "text/plain", strings.NewReader(body))
+		if err != nil {
+			t.Fatal(err)
+		}
+		got, err := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if want := fmt.Sprintf("POST /p%d %d", i, len(body)); err != nil || string(got) != want {
+			t.Fatalf("response %q, %v; want %q", got, err, want)
+		}
+	}
+	if n := conns.Load(); n != 1 {
+		t.Errorf("%d connections for 20 sequential requests, want 1 (keep-alive)", n)
+	}
+}
+
+// TestUringTimersNotStarved checks that with one P a goroutine that only
+// sleeps keeps running on time while ring traffic saturates the worker.
+func TestUringTimersNotStarved(t *testing.T) {
+	defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(1))
+	d := newDriver(t, UringParams{})
+	ln, err := d.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	go serveEcho(ln)
+	stop := make(chan struct{})
+	var wg sync.WaitGroup
+	var rounds atomic.Int64
+	for range 8 {
+		c, err := d.Dial(context.Background(), "tcp", ln.Addr().String())
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			buf := make([]byte, 1024)
+			for {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				if roundTrip(c, buf, buf) != nil {
+					return
+				}
+				rounds.Add(1)
+			}
+		}()
+	}
+	var ticks int
+	var worst time.Duration
+	last := time.Now()
+	for end := last.Add(500 * time.Millisecond); last.Before(end); {
+		time.Sleep(time.Millisecond)
+		now := time.Now()
+		worst = max(worst, now.Sub(last))
+		last = now
+		ticks++
+	}
+	close(stop)
+	wg.Wait()
+	t.Logf("%d ticks, worst gap %v, %d echo rounds meanwhile", ticks, worst, rounds.Load())
+	if rounds.Load() == 0 {
+		t.Error("no ring traffic ran")
+	}
+	if worst > 100*time.Millisecond || ticks < 50 {
+		t.Errorf("timer goroutine starved: %d ticks of 1ms in 500ms, worst gap %v", ticks, worst)
+	}
+}
+
+// TestUringIdleCPU checks that a driver with a parked Accept and parked
+// Reads sleeps: the process uses well under 10% of a CPU over 500 ms.
+func TestUringIdleCPU(t *testing.T) {
+	d := newDriver(t, UringParams{})
+	ln, err := d.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	go serveEcho(ln)
+	for range 10 {
+		c, err := d.Dial(context.Background(), "tcp", ln.Addr().String())
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		if err := roundTrip(c, []byte("warm"), make([]byte, 4)); err != nil {
+			t.Fatal(err)
+		}
+		go c.Read(make([]byte, 1))
+	}
+	time.Sleep(50 * time.Millisecond)
+	before := processCPU(t)
+	time.Sleep(500 * time.Millisecond)
+	used := processCPU(t) - before
+	t.Logf("idle driver: %v CPU in 500ms", used)
+	if used >= 50*time.Millisecond {
+		t.Errorf("idle driver used %v of CPU in 500ms, want < 50ms", used)
+	}
+}
+
+// processCPU returns the process's user+system CPU time from /proc/self/stat.
+func processCPU(t *testing.T) time.Duration {
+	b, err := os.ReadFile("/proc/self/stat")
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Fields after the command name (which may hold spaces), from field 3.
+	f := strings.Fields(string(b[bytes.LastIndexByte(b, ')')+2:]))
+	utime, _ := strconv.ParseInt(f[11], 10, 64)
+	stime, _ := strconv.ParseInt(f[12], 10, 64)
+	return time.Duration(utime+stime) * time.Second / 100 // USER_HZ
+}
+
+// TestUringRandomized mixes reads of random sizes, borrows and deadlines on
+// one stream and checks every byte arrives once, in order.
+func TestUringRandomized(t *testing.T) {
+	d := newDriver(t, UringParams{BufCount: 64, BufSize: 1024})
+	a, b := ringPair(t, d)
+	data := randomBytes(4 << 20)
+	go func() {
+		r := mrand.New(mrand.NewPCG(1, 2))
+		for off := 0; off < len(data); {
+			n := min(len(data)-off, 1+r.IntN(70000))
+			b.Write(data[off : off+n])
+			off += n
+		}
+		b.Close()
+	}()
+	r := mrand.New(mrand.NewPCG(3, 4))
+	var got []byte
+	buf := make([]byte, 100000)
+	for {
+		var err error
+		switch r.IntN(3) {
+		case 0:
+			var n int
+			n, err = a.Read(buf[:1+r.IntN(len(buf)-1)])
+			got = append(got, buf[:n]...)
+		case 1:
+			var p []byte
+			var release func()
+			p, release, err = a.(Borrower).ReadBorrow()
+			got = append(got, p...)
+			release()
+		case 2:
+			a.SetReadDeadline(time.Now().Add(time.Duration(r.IntN(200)) * time.Microsecond))
+			var n int
+			n, err = a.Read(buf[:1+r.IntN(len(buf)-1)])
+			got = append(got, buf[:n]...)
+			a.SetReadDeadline(time.Time{})
+			if isTimeout(err) {
+				err = nil
+			}
+		}
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	if !bytes.Equal(got, data) {
+		t.Fatalf("got %d bytes, want %d; equal prefix %d", len(got), len(data), commonPrefix(got, data))
+	}
+}
+
+func commonPrefix(a, b []byte) int {
+	n := 0
+	for n < len(a) && n < len(b) && a[n] == b[n] {
+		n++
+	}
+	return n
+}
