@@ -13,6 +13,7 @@ import (
 	"github.com/urfave/cli/v2"
 
 	"github.com/monolake-go/monolake/proxy/config"
+	"github.com/monolake-go/monolake/proxy/netio"
 	"github.com/monolake-go/monolake/proxy/worker"
 	"github.com/monolake-go/monolake/tlsbackend"
 	_ "github.com/monolake-go/monolake/tlsbackend/all"
@@ -99,8 +100,13 @@ connections in flight finish (runtime.drain_timeout_sec, default 30) and exits 0
 	}
 }
 
-// runtimes lists the I/O runtimes compiled in.
-func runtimes() []string { return []string{"epoll (Go netpoller)"} }
+// runtimes lists the I/O runtimes compiled in, the default first.
+func runtimes() []string {
+	if netio.UringBuilt {
+		return []string{"uring (io_uring, liburing)", "epoll (Go netpoller)"}
+	}
+	return []string{"epoll (Go netpoller)"}
+}
 
 // tlsBackends lists the TLS backends compiled in, with their versions.
 func tlsBackends() []string { return tlsbackend.Names() }

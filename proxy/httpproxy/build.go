@@ -1,8 +1,10 @@
 package httpproxy
 
 import (
+	"context"
 	"fmt"
 	"log/slog"
+	"net"
 
 	"github.com/monolake-go/monolake/proxy"
 	"github.com/monolake-go/monolake/proxy/config"
@@ -20,6 +22,9 @@ type Options struct {
 	Log *slog.Logger
 	// Worker names the worker process in the Via comment ("worker 0").
 	Worker string
+	// Dial connects to upstreams (the worker's I/O driver); nil means
+	// net.Dialer.
+	Dial func(ctx context.Context, network, addr string) (net.Conn, error)
 }
 
 // New builds the HTTP server for a configured http server:
@@ -60,6 +65,7 @@ func New(s *config.Server, o Options) (*Server, error) {
 		terminal = NewUpstream(UpstreamConfig{
 			ConnectTimeout: s.Timeout.UpstreamConnect,
 			ReadTimeout:    s.Timeout.UpstreamRead,
+			Dial:           o.Dial,
 		}, log)
 	}
 	layers := []Middleware{}

@@ -61,6 +61,15 @@ type Proxy struct {
 	idleTimeout    time.Duration
 	helloTimeout   time.Duration
 	closed         atomic.Bool
+	// dial connects to upstreams; nil means net.Dialer (the epoll runtime).
+	dial func(ctx context.Context, network, addr string) (net.Conn, error)
+}
+
+// SetDial makes the proxy connect to upstreams with dial (the worker's I/O
+// driver, e.g. io_uring) instead of net.Dialer. Call it before serving.
+// dial must honour ctx's deadline; the connect timeout is applied to it.
+func (p *Proxy) SetDial(dial func(ctx context.Context, network, addr string) (net.Conn, error)) {
+	p.dial = dial
 }
 
 var (
@@ -190,7 +199,15 @@ func (p *Proxy) connect(ctx context.Context, client net.Conn, rt *route) (net.Co
 			done()
 			break
 		}
-		c, err := d.DialContext(ctx, ep.Network(), ep.Address())
+		var c net.Conn
+		var err error
+		if p.dial != nil {
+			dctx, cancel := context.WithTimeout(ctx, p.connectTimeout)
+			c, err = p.dial(dctx, ep.Network(), ep.Address())
+			cancel()
+		} else {
+			c, err = d.DialContext(ctx, ep.Network(), ep.Address())
+		}
 		if err == nil {
 			if len(errs) > 0 {
 				p.log.Warn("l4: upstream unreachable; used another",

@@ -218,6 +218,9 @@ func alive(c net.Conn) bool {
 		return true // cannot tell; the caller retries a failed first write
 	}
 	rc, err := sc.SyscallConn()
+	if errors.Is(err, errors.ErrUnsupported) {
+		return true // a driver without fds to peek at (io_uring): as above
+	}
 	if err != nil {
 		return false
 	}

@@ -13,7 +13,6 @@ import (
 	"syscall"
 
 	"github.com/monolake-go/monolake/proxy/config"
-	"github.com/monolake-go/monolake/proxy/netio"
 )
 
 // ChildMain is a worker process's main: args are the flags the master
@@ -61,14 +60,18 @@ func ChildMain(args []string) int {
 			}
 		}
 	}
+	drv := newDriver(cfg, log)
 	inherited := map[string]net.Listener{}
 	if *inherit != "" {
 		for i, key := range strings.Split(*inherit, ",") {
 			f := os.NewFile(uintptr(fdFirstLis+i), "listener-"+key)
-			ln, err := netio.FromFile(f)
+			ln, err := drv.FileListener(f)
 			f.Close()
 			if err != nil {
 				return fail(err)
+			}
+			if ul, ok := ln.(*net.UnixListener); ok {
+				ul.SetUnlinkOnClose(false) // the master owns the socket file
 			}
 			inherited[key] = ln
 		}
@@ -77,7 +80,7 @@ func ChildMain(args []string) int {
 	defer startProfile(log)()
 	sig := make(chan os.Signal, 1)
 	signal.Notify(sig, syscall.SIGTERM, syscall.SIGINT)
-	inst, err := startServers(cfg, inherited, fmt.Sprintf("worker %d, pid %d", *id, os.Getpid()), log)
+	inst, err := startServers(cfg, drv, inherited, fmt.Sprintf("worker %d, pid %d", *id, os.Getpid()), log)
 	if err != nil {
 		return fail(err)
 	}

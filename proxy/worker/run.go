@@ -39,9 +39,6 @@ func Run(ctx context.Context, o Options) error {
 	if o.Log == nil {
 		o.Log = slog.Default()
 	}
-	if cfg.Runtime.Type == config.RuntimeIOUring {
-		o.Log.Info("io_uring runtime is not in this build yet; using the epoll runtime (Go netpoller)")
-	}
 	ctx, stop := signal.NotifyContext(ctx, syscall.SIGTERM, syscall.SIGINT)
 	defer stop()
 
@@ -74,7 +71,7 @@ func listen(l config.Listener, reuse bool) (net.Listener, error) {
 func runSingle(ctx context.Context, o Options) error {
 	runtime.GOMAXPROCS(1)
 	defer startProfile(o.Log)()
-	inst, err := startServers(o.Config, nil, fmt.Sprintf("pid %d", os.Getpid()), o.Log)
+	inst, err := startServers(o.Config, newDriver(o.Config, o.Log), nil, fmt.Sprintf("pid %d", os.Getpid()), o.Log)
 	if err != nil {
 		return err
 	}

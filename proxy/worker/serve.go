@@ -22,6 +22,7 @@ import (
 // instance is one process's set of running servers.
 type instance struct {
 	log     *slog.Logger
+	drv     netio.Driver
 	servers []*running
 }
 
@@ -37,23 +38,18 @@ type running struct {
 // listener. inherited maps a server key to a listener the caller bound
 // (Unix sockets from the master); other servers bind their own TCP
 // listener with SO_REUSEPORT. On error nothing is left running.
-func startServers(cfg *config.Config, inherited map[string]net.Listener, worker string, log *slog.Logger) (*instance, error) {
-	inst := &instance{log: log}
+func startServers(cfg *config.Config, drv netio.Driver, inherited map[string]net.Listener, worker string, log *slog.Logger) (*instance, error) {
+	inst := &instance{log: log, drv: drv}
 	for _, key := range cfg.ServerNames {
 		s := cfg.Servers[key]
-		svc, err := buildService(s, worker, log.With("server", key))
+		svc, err := buildService(s, worker, drv.Dial, log.With("server", key))
 		if err != nil {
 			inst.close()
 			return nil, err
 		}
 		ln := inherited[key]
 		if ln == nil {
-			switch s.Listener.Type {
-			case config.TypeUnix:
-				ln, err = netio.ListenUnix(s.Listener.Value)
-			default:
-				ln, err = netio.ListenTCP(context.Background(), s.Listener.Value)
-			}
+			ln, err = drv.Listen(s.Listener.Network(), s.Listener.Value)
 			if err != nil {
 				proxy.CloseService(svc)
 				inst.close()
@@ -65,7 +61,7 @@ func startServers(cfg *config.Config, inherited map[string]net.Listener, worker 
 	}
 	for _, r := range inst.servers {
 		go func() { r.done <- r.srv.Serve(r.ln) }()
-		log.Info("serving", "server", r.cfg.Key, "proxy_type", r.cfg.ProxyType, "listener", r.cfg.Listener.String())
+		log.Info("serving", "server", r.cfg.Key, "proxy_type", r.cfg.ProxyType, "listener", r.cfg.Listener.String(), "runtime", drv.Name())
 	}
 	return inst, nil
 }
@@ -94,6 +90,7 @@ func (inst *instance) drain(timeout time.Duration) int {
 		}()
 	}
 	wg.Wait()
+	inst.drv.Close()
 	return cut
 }
 
@@ -103,4 +100,19 @@ func (inst *instance) close() {
 		r.srv.Close()
 		proxy.CloseService(r.svc)
 	}
+	inst.drv.Close()
+}
+
+// newDriver sets up the I/O runtime the config asks for, logging once why
+// it fell back to epoll when io_uring cannot be used.
+func newDriver(cfg *config.Config, log *slog.Logger) netio.Driver {
+	d, reason := netio.NewDriver(cfg.Runtime.Type, netio.UringParams{
+		Entries:    uint32(cfg.Runtime.Entries),
+		SQPollIdle: cfg.Runtime.SQPollIdle,
+	})
+	if reason != "" {
+		log.Warn("io_uring runtime unavailable; using epoll", "reason", reason)
+	}
+	log.Info("runtime", "driver", d.Name())
+	return d
 }

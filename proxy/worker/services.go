@@ -1,8 +1,10 @@
 package worker
 
 import (
+	"context"
 	"fmt"
 	"log/slog"
+	"net"
 
 	"github.com/monolake-go/monolake/proxy"
 	"github.com/monolake-go/monolake/proxy/config"
@@ -12,9 +14,11 @@ import (
 	"github.com/monolake-go/monolake/proxy/tlsproxy"
 )
 
+type dialFunc = func(ctx context.Context, network, addr string) (net.Conn, error)
+
 // buildService makes the connection service for one configured server.
-func buildService(s *config.Server, worker string, log *slog.Logger) (server.ConnService, error) {
-	svc, err := buildPlain(s, worker, log)
+func buildService(s *config.Server, worker string, dial dialFunc, log *slog.Logger) (server.ConnService, error) {
+	svc, err := buildPlain(s, worker, dial, log)
 	if err != nil || s.TLS == nil {
 		return svc, err
 	}
@@ -35,16 +39,17 @@ func buildService(s *config.Server, worker string, log *slog.Logger) (server.Con
 }
 
 // buildPlain makes the service behind TLS (or without it).
-func buildPlain(s *config.Server, worker string, log *slog.Logger) (server.ConnService, error) {
+func buildPlain(s *config.Server, worker string, dial dialFunc, log *slog.Logger) (server.ConnService, error) {
 	switch s.ProxyType {
 	case config.ProxyTCP:
 		p, err := l4.New(s, log)
 		if err != nil {
 			return nil, err
 		}
+		p.SetDial(dial)
 		return p, nil
 	case config.ProxyHTTP:
-		h, err := httpproxy.New(s, httpproxy.Options{Log: log, Worker: worker})
+		h, err := httpproxy.New(s, httpproxy.Options{Log: log, Worker: worker, Dial: dial})
 		if err != nil {
 			return nil, err
 		}

@@ -1,0 +1,82 @@
+package netio
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"os"
+)
+
+// Driver is a worker's network I/O: where its listeners and upstream
+// connections come from. The epoll driver is Go's own netpoller; the
+// io_uring driver runs them on one ring per worker.
+type Driver interface {
+	// Name is "epoll" or "io_uring".
+	Name() string
+	Listen(network, addr string) (net.Listener, error)
+	// FileListener turns an inherited listening socket into a listener.
+	FileListener(f *os.File) (net.Listener, error)
+	Dial(ctx context.Context, network, addr string) (net.Conn, error)
+	Close() error
+}
+
+// ForceEpollEnv, set to any non-empty value, makes NewDriver choose epoll
+// whatever the config says.
+const ForceEpollEnv = "MONOLAKE_FORCE_EPOLL"
+
+// Runtime names as the config spells them.
+const (
+	RuntimeIOUring = "io_uring"
+	RuntimeEpoll   = "legacy"
+)
+
+// NewDriver returns the driver for runtime. When io_uring is asked for but
+// cannot be used (not in this build, blocked by seccomp, disabled by sysctl,
+// memlock), it returns the epoll driver and the reason, for the caller to
+// log once.
+func NewDriver(runtime string, p UringParams) (d Driver, fallback string) {
+	if runtime != RuntimeIOUring {
+		return Epoll(), ""
+	}
+	if os.Getenv(ForceEpollEnv) != "" {
+		return Epoll(), ForceEpollEnv + " is set"
+	}
+	if !UringBuilt {
+		return Epoll(), "io_uring is not in this build (build with `make uring`)"
+	}
+	if err := UringAvailable(); err != nil {
+		return Epoll(), err.Error()
+	}
+	u, err := NewUring(p)
+	if err != nil {
+		return Epoll(), fmt.Sprintf("setting up the ring: %v", err)
+	}
+	return uringDriver{u}, ""
+}
+
+// Epoll returns the driver on Go's netpoller.
+func Epoll() Driver { return epollDriver{} }
+
+type epollDriver struct{}
+
+func (epollDriver) Name() string { return RuntimeEpoll }
+
+func (epollDriver) Listen(network, addr string) (net.Listener, error) {
+	if network == "unix" {
+		return ListenUnix(addr)
+	}
+	return ListenTCP(context.Background(), addr)
+}
+
+func (epollDriver) FileListener(f *os.File) (net.Listener, error) { return FromFile(f) }
+
+func (epollDriver) Dial(ctx context.Context, network, addr string) (net.Conn, error) {
+	var d net.Dialer
+	return d.DialContext(ctx, network, addr)
+}
+
+func (epollDriver) Close() error { return nil }
+
+type uringDriver struct{ *Uring }
+
+func (uringDriver) Name() string { return RuntimeIOUring }
