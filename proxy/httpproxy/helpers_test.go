@@ -62,12 +62,16 @@ func startProxy(t testing.TB, text string, o Options) *testProxy {
 	if o.Log == nil {
 		o.Log = slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelInfo}))
 	}
+	drv := testDriver(t)
+	if o.Dial == nil {
+		o.Dial = drv.Dial
+	}
 	h, err := New(parseServer(t, text), o)
 	if err != nil {
 		t.Fatal(err)
 	}
 	srv := server.New(h, nil)
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	ln, err := drv.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -55,8 +55,10 @@ func newClientWatch(up *upConn) *clientWatch {
 // arm starts watching client for the request in flight.
 func (w *clientWatch) arm(client net.Conn) {
 	w.gone.Store(false)
-	if _, ok := client.(syscall.Conn); !ok {
-		return // cannot peek (TLS and other wrappers): no watch
+	_, peek := client.(syscall.Conn)
+	_, poll := client.(peerGoner)
+	if !peek && !poll {
+		return // cannot tell (TLS and other wrappers): no watch
 	}
 	w.mu.Lock()
 	w.client = client
@@ -98,7 +100,14 @@ func (w *clientWatch) run() {
 	}
 	w.running = true
 	w.mu.Unlock()
-	if peerClosed(c) {
+	pg, poll := c.(peerGoner)
+	gone := false
+	if poll {
+		gone = pg.PeerGone()
+	} else {
+		gone = peerClosed(c)
+	}
+	if gone {
 		w.gone.Store(true)
 		w.up.abort()
 	}
@@ -107,9 +116,16 @@ func (w *clientWatch) run() {
 	if w.waiting {
 		w.waiting = false
 		w.done <- struct{}{}
+	} else if poll && !gone && w.client == c {
+		w.timer.Reset(watchDelay) // still waiting: look again later
 	}
 	w.mu.Unlock()
 }
+
+// peerGoner is a connection that knows, without a syscall, whether its
+// peer closed (the io_uring driver's connections); the watch polls it every
+// watchDelay instead of parking on a peek.
+type peerGoner interface{ PeerGone() bool }
 
 // stop releases the timer when the upstream connection is closed.
 func (w *clientWatch) stop() { w.timer.Stop() }

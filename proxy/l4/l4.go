@@ -205,6 +205,9 @@ func (p *Proxy) connect(ctx context.Context, client net.Conn, rt *route) (net.Co
 			dctx, cancel := context.WithTimeout(ctx, p.connectTimeout)
 			c, err = p.dial(dctx, ep.Network(), ep.Address())
 			cancel()
+			if errors.Is(err, context.DeadlineExceeded) && ctx.Err() == nil {
+				err = fmt.Errorf("connect timeout after %v: %w", p.connectTimeout, err)
+			}
 		} else {
 			c, err = d.DialContext(ctx, ep.Network(), ep.Address())
 		}

@@ -22,6 +22,7 @@ import (
 
 	"github.com/monolake-go/monolake/proxy/config"
 	"github.com/monolake-go/monolake/proxy/l4"
+	"github.com/monolake-go/monolake/proxy/netio"
 	"github.com/monolake-go/monolake/proxy/server"
 )
 
@@ -75,6 +76,35 @@ func listen(t testing.TB, network string) net.Listener {
 	return ln
 }
 
+// proxyListen is listen for the proxy under test: on the I/O driver
+// netio.TestRuntimeEnv names (make test runs these tests on epoll and on
+// io_uring), which the proxy also dials its upstreams with.
+func proxyListen(t testing.TB, p *l4.Proxy, network string) net.Listener {
+	t.Helper()
+	d, err := netio.DriverForTests()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if d.Name() == netio.RuntimeEpoll {
+		return listen(t, network)
+	}
+	p.SetDial(d.Dial)
+	addr := "127.0.0.1:0"
+	if network == "unix" {
+		dir, err := os.MkdirTemp("", "l4")
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { os.RemoveAll(dir) })
+		addr = filepath.Join(dir, "s.sock")
+	}
+	ln, err := d.Listen(network, addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return ln
+}
+
 // echo copies what it reads back until EOF, then half-closes.
 func echo(c net.Conn) {
 	io.Copy(c, struct{ io.Reader }{c}) // no splice on the upstream's side
@@ -113,7 +143,7 @@ func startProxy(t testing.TB, o opts, eps ...config.Endpoint) (net.Addr, *server
 	if err != nil {
 		t.Fatal(err)
 	}
-	ln := listen(t, cmp.Or(o.listen, "tcp"))
+	ln := proxyListen(t, p, cmp.Or(o.listen, "tcp"))
 	srv := server.New(p, nil)
 	served := make(chan error, 1)
 	go func() { served <- srv.Serve(ln) }()

@@ -69,7 +69,7 @@ func sniProxy(t *testing.T, text string, log *slog.Logger) net.Addr {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ln := listen(t, "tcp")
+	ln := proxyListen(t, p, "tcp")
 	srv := server.New(p, nil)
 	go srv.Serve(ln)
 	t.Cleanup(func() { srv.Close(); <-srv.Drained() })

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net"
 	"os"
+	"sync"
 )
 
 // Driver is a worker's network I/O: where its listeners and upstream
@@ -80,3 +81,32 @@ func (epollDriver) Close() error { return nil }
 type uringDriver struct{ *Uring }
 
 func (uringDriver) Name() string { return RuntimeIOUring }
+
+// TestRuntimeEnv names the runtime the proxy packages' tests run on:
+// unset means epoll; "io_uring" makes them use the io_uring driver, and a
+// machine where it cannot be set up then fails the tests instead of
+// quietly testing epoll. `make test` runs the proxy tests both ways.
+const TestRuntimeEnv = "MONOLAKE_TEST_RUNTIME"
+
+var (
+	testDriverOnce sync.Once
+	testDriver     Driver
+	testDriverErr  error
+)
+
+// DriverForTests returns the driver TestRuntimeEnv asks for, one per
+// process, or an error saying why it cannot be had.
+func DriverForTests() (Driver, error) {
+	rt := os.Getenv(TestRuntimeEnv)
+	if rt == "" {
+		return Epoll(), nil
+	}
+	testDriverOnce.Do(func() {
+		var reason string
+		testDriver, reason = NewDriver(rt, UringParams{})
+		if reason != "" {
+			testDriverErr = fmt.Errorf("%s=%s: %s", TestRuntimeEnv, rt, reason)
+		}
+	})
+	return testDriver, testDriverErr
+}

@@ -895,3 +895,14 @@ func (c *uringConn) copyTo(dst io.Writer, n int64) (int64, error) {
 
 // readerOnly hides WriteTo from io.Copy.
 type readerOnly struct{ io.Reader }
+
+// PeerGone reports whether the receive side has seen the peer end the
+// stream (EOF) or fail, without consuming data still queued for Read. The
+// multishot receive keeps running while nobody reads, so this costs no
+// syscall: it is the io_uring driver's answer to a MSG_PEEK, used by the
+// HTTP proxy to cancel upstream requests of clients that went away.
+func (c *uringConn) PeerGone() bool {
+	c.d.mu.Lock()
+	defer c.d.mu.Unlock()
+	return c.rerr != nil
+}
