@@ -60,20 +60,27 @@ func upstream(t testing.TB, network string, handle func(net.Conn)) config.Endpoi
 // in a short temporary directory (socket paths are limited to 107 bytes).
 func listen(t testing.TB, network string) net.Listener {
 	t.Helper()
-	addr := "127.0.0.1:0"
-	if network == "unix" {
-		dir, err := os.MkdirTemp("", "l4")
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { os.RemoveAll(dir) })
-		addr = filepath.Join(dir, "s.sock")
-	}
-	ln, err := net.Listen(network, addr)
+	ln, err := net.Listen(network, loopbackAddr(t, network))
 	if err != nil {
 		t.Fatal(err)
 	}
 	return ln
+}
+
+// loopbackAddr is an address to listen on: 127.0.0.1:0, or a unix socket
+// path in a short temporary directory (socket paths are limited to 107
+// bytes).
+func loopbackAddr(t testing.TB, network string) string {
+	t.Helper()
+	if network != "unix" {
+		return "127.0.0.1:0"
+	}
+	dir, err := os.MkdirTemp("", "l4")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(dir) })
+	return filepath.Join(dir, "s.sock")
 }
 
 // proxyListen is listen for the proxy under test: on the I/O driver
@@ -89,15 +96,7 @@ func proxyListen(t testing.TB, p *l4.Proxy, network string) net.Listener {
 		return listen(t, network)
 	}
 	p.SetDial(d.Dial)
-	addr := "127.0.0.1:0"
-	if network == "unix" {
-		dir, err := os.MkdirTemp("", "l4")
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { os.RemoveAll(dir) })
-		addr = filepath.Join(dir, "s.sock")
-	}
+	addr := loopbackAddr(t, network)
 	ln, err := d.Listen(network, addr)
 	if err != nil {
 		t.Fatal(err)
