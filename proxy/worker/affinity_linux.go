@@ -34,16 +34,7 @@ func pinProcess(cpu int) error {
 // allowedCPUs lists the CPUs this process may run on, in order, so workers
 // are pinned only to CPUs the master itself was given (taskset, cgroups).
 func allowedCPUs() []int {
-	var set unix.CPUSet
-	if err := unix.SchedGetaffinity(0, &set); err != nil {
-		return nil
-	}
-	var cpus []int
-	for i := 0; i < 1024 && len(cpus) < set.Count(); i++ {
-		if set.IsSet(i) {
-			cpus = append(cpus, i)
-		}
-	}
+	cpus, _ := currentAffinity(0)
 	return cpus
 }
 

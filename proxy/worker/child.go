@@ -65,13 +65,12 @@ func ChildMain(args []string) int {
 	if *inherit != "" {
 		for i, key := range strings.Split(*inherit, ",") {
 			f := os.NewFile(uintptr(fdFirstLis+i), "listener-"+key)
+			// Neither driver's FileListener unlinks a Unix socket file on
+			// Close: the master owns it.
 			ln, err := drv.FileListener(f)
 			f.Close()
 			if err != nil {
 				return fail(err)
-			}
-			if ul, ok := ln.(*net.UnixListener); ok {
-				ul.SetUnlinkOnClose(false) // the master owns the socket file
 			}
 			inherited[key] = ln
 		}
