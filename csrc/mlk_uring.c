@@ -213,16 +213,16 @@ static int mlk_make_room(struct mlk_ring *r, unsigned need)
 	return -EBUSY;
 }
 
-int mlk_ring_enter(struct mlk_ring *r, unsigned nops, unsigned wait_nr,
-		   int64_t timeout_ns)
+/*
+ * Turn ops[0:nops] into SQEs (submitting early only when the SQ ring is
+ * full). Sets r->consumed; returns 0 or a negative errno.
+ */
+static int mlk_prep_batch(struct mlk_ring *r, unsigned nops)
 {
 	struct io_uring *ring = &r->ring;
 	unsigned i = 0;
 	int ret = 0;
 
-	r->calls++;
-	r->consumed = 0;
-	r->ncqe = 0;
 	while (i < nops) {
 		const struct mlk_op *op = &r->ops[i];
 		/* a linked op and its link timeout go into one submission */
@@ -232,7 +232,7 @@ int mlk_ring_enter(struct mlk_ring *r, unsigned nops, unsigned wait_nr,
 		if (io_uring_sq_space_left(ring) < need) {
 			ret = mlk_make_room(r, need);
 			if (ret < 0)
-				goto out;
+				break;
 			/* make room in the CQ ring for what comes next */
 			mlk_harvest(r);
 		}
@@ -246,6 +246,21 @@ int mlk_ring_enter(struct mlk_ring *r, unsigned nops, unsigned wait_nr,
 		}
 	}
 	r->sqes += i;
+	r->consumed = i;
+	return ret;
+}
+
+int mlk_ring_enter(struct mlk_ring *r, unsigned nops, unsigned wait_nr,
+		   int64_t timeout_ns)
+{
+	struct io_uring *ring = &r->ring;
+	int ret;
+
+	r->calls++;
+	r->ncqe = 0;
+	ret = mlk_prep_batch(r, nops);
+	if (ret < 0)
+		goto out;
 
 	if (wait_nr > r->ncqe) {
 		unsigned want = wait_nr - r->ncqe;
@@ -269,7 +284,6 @@ int mlk_ring_enter(struct mlk_ring *r, unsigned nops, unsigned wait_nr,
 	if (ret == -ETIME || ret == -EINTR || ret > 0)
 		ret = 0;
 out:
-	r->consumed = i;
 	mlk_harvest(r);
 	if (r->ncqe == 0 && mlk_cq_needs_flush(r)) {
 		r->enters++;
@@ -277,6 +291,60 @@ out:
 		mlk_harvest(r);
 	}
 	return ret;
+}
+
+/*
+ * The first half of a round that does not wait: prepare the batch, publish
+ * the new SQEs to the kernel (the SQ tail), harvest the CQEs already posted,
+ * and work out whether io_uring_enter(2) is needed and with what. liburing
+ * 2.3 has no public call that publishes without entering, so this does what
+ * io_uring(7) describes: advance the SQ tail with a release store; with
+ * SQPOLL, enter only to wake a sleeping poller thread.
+ *
+ * Returns 1 when the caller must enter with r->enter_submit and
+ * r->enter_flags, 0 when not, or a negative errno from preparing.
+ */
+int mlk_ring_prep(struct mlk_ring *r, unsigned nops)
+{
+	struct io_uring *ring = &r->ring;
+	struct io_uring_sq *sq = &ring->sq;
+	unsigned tail, submit, flags = 0;
+	int ret;
+
+	r->calls++;
+	r->ncqe = 0;
+	ret = mlk_prep_batch(r, nops);
+	tail = sq->sqe_tail;
+	if (sq->sqe_head != tail) {
+		sq->sqe_head = tail;
+		io_uring_smp_store_release(sq->ktail, tail);
+	}
+	submit = tail - io_uring_smp_load_acquire(sq->khead);
+	mlk_harvest(r);
+	if (ret < 0)
+		return ret;
+
+	if (ring->flags & IORING_SETUP_SQPOLL) {
+		/* the poller takes the SQEs; wake it if it sleeps */
+		io_uring_smp_mb();
+		if (IO_URING_READ_ONCE(*sq->kflags) & IORING_SQ_NEED_WAKEUP)
+			flags |= IORING_ENTER_SQ_WAKEUP;
+		submit = 0;
+	}
+	if (mlk_cq_needs_flush(r))
+		flags |= IORING_ENTER_GETEVENTS;
+	r->enter_submit = submit;
+	r->enter_flags = flags;
+	if (submit == 0 && flags == 0)
+		return 0;
+	r->enters++;
+	return 1;
+}
+
+/* The second half, after the caller's io_uring_enter(2): harvest. */
+void mlk_ring_harvest(struct mlk_ring *r)
+{
+	mlk_harvest(r);
 }
 
 int mlk_ring_register_eventfd(struct mlk_ring *r, int fd)

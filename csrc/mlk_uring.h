@@ -98,6 +98,10 @@ struct mlk_ring {
 	unsigned ncqe;     /* CQEs copied into cqes */
 	int evfd;          /* registered eventfd or -1 */
 
+	/* What mlk_ring_prep asks the caller's io_uring_enter(2) to do. */
+	unsigned enter_submit;
+	unsigned enter_flags;
+
 	/* Counters for the caller's statistics. */
 	uint64_t calls;    /* mlk_ring_enter calls */
 	uint64_t enters;   /* io_uring_enter(2) calls made (or likely made) by them */
@@ -110,6 +114,8 @@ int mlk_ring_init(struct mlk_ring *r, unsigned entries, unsigned cq_entries,
 void mlk_ring_exit(struct mlk_ring *r);
 int mlk_ring_enter(struct mlk_ring *r, unsigned nops, unsigned wait_nr,
 		   int64_t timeout_ns);
+int mlk_ring_prep(struct mlk_ring *r, unsigned nops);
+void mlk_ring_harvest(struct mlk_ring *r);
 int mlk_ring_register_eventfd(struct mlk_ring *r, int fd);
 int mlk_ring_register_buffers(struct mlk_ring *r, const struct iovec *iov,
 			      unsigned n);

@@ -9,6 +9,6 @@
  * those two files (concatenated, .h first); TestCSourcesInSync fails until it
  * is updated, and updating it changes this file, which makes go rebuild the C.
  *
- * csrc-sha256: 1e1cc0545fb6026cbb44a8da9039e377e609277a26a91d1340a473871e89127b
+ * csrc-sha256: 010a06e1dc68fc1c91120031f357da4857a9aed3675fb01631fd8acf3dfb7eba
  */
 #include "../csrc/mlk_uring.c"

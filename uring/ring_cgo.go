@@ -152,10 +152,18 @@ func (r *Ring) Pending() int { return r.n }
 // when minComplete is 0), and returns the completions that are ready, at
 // most Params.MaxCompletions; call it again with minComplete 0 to get more.
 //
-// It is one cgo call. Without waiting it makes one io_uring_enter(2) if
-// there was anything to submit or the kernel asked for a task-work run, and
-// none otherwise (with SQPOLL, none while the poller is awake); waiting makes
-// one. A batch larger than the SQ ring costs one more per ring-full.
+// Without waiting it makes one io_uring_enter(2) if there was anything to
+// submit or the kernel asked for a task-work run, and none otherwise (with
+// SQPOLL, none while the poller is awake); waiting makes one. A batch larger
+// than the SQ ring costs one more per ring-full.
+//
+// A waiting Enter is one cgo call. One that does not wait is a short cgo
+// call that prepares and publishes the SQEs, the io_uring_enter(2) made
+// from Go as a raw system call, and, when it entered, a short cgo call to
+// harvest. A raw system call keeps the goroutine's P: a non-waiting enter
+// does not block, but submitting a batch of sends runs the TCP stack and
+// can take longer than one sysmon tick, and a cgo call that long has its P
+// handed to another thread (two thread switches per round with one P).
 //
 // A waiting Enter blocks its OS thread (Go hands the P to other goroutines
 // meanwhile); a driver that must not hold a thread enters with minComplete 0
@@ -170,7 +178,12 @@ func (r *Ring) Enter(minComplete int, timeout time.Duration) ([]CQE, error) {
 	if r.c == nil {
 		return nil, ErrClosed
 	}
-	ret := C.mlk_ring_enter(r.c, C.uint(r.n), C.uint(max(minComplete, 0)), C.int64_t(timeout))
+	var ret C.int
+	if minComplete <= 0 {
+		ret = r.submit()
+	} else {
+		ret = C.mlk_ring_enter(r.c, C.uint(r.n), C.uint(minComplete), C.int64_t(timeout))
+	}
 	if done := int(r.c.consumed); done < r.n {
 		copy(r.ops, r.ops[done:r.n])
 		copy(r.addrs, r.addrs[done:r.n])
@@ -184,6 +197,27 @@ func (r *Ring) Enter(minComplete int, timeout time.Duration) ([]CQE, error) {
 	}
 	return cqes, nil
 }
+
+// submit is Enter without waiting: see Enter.
+func (r *Ring) submit() C.int {
+	ret := C.mlk_ring_prep(r.c, C.uint(r.n))
+	if ret <= 0 {
+		return ret
+	}
+	_, _, e := syscall.RawSyscall6(sysIOUringEnter, uintptr(r.c.ring.ring_fd),
+		uintptr(r.c.enter_submit), 0, uintptr(r.c.enter_flags), 0, 0)
+	C.mlk_ring_harvest(r.c)
+	if e == 0 || e == syscall.EINTR {
+		return 0
+	}
+	// EAGAIN or EBUSY (short of memory, CQ ring overflowing): the SQEs
+	// stay in the SQ ring and go with the next enter.
+	return -C.int(e)
+}
+
+// sysIOUringEnter is io_uring_enter(2)'s number on every Linux architecture
+// Go supports except alpha and mips, which Go does not run on.
+const sysIOUringEnter = 426
 
 // RegisterEventfd creates a non-blocking eventfd, registers it with the ring
 // and returns it as an *os.File, which is in Go's netpoller: a goroutine
