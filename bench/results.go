@@ -86,6 +86,8 @@ type Report struct {
 	Settings  map[string]string `json:"settings"`
 	Runs      []Run             `json:"runs"`
 	Summaries []Summary         `json:"summaries"`
+	// Idle is the idle-connection memory case, when it ran.
+	Idle []IdleResult `json:"idle,omitempty"`
 }
 
 // SummarizeRuns builds the summaries from the runs plus the unsupported and

@@ -54,6 +54,9 @@ type Options struct {
 	// Dir is where configs and logs are written (the results directory);
 	// the temporary work directory holds certs, bodies and pid files.
 	Dir string
+	// IdleConns, when positive, adds the idle case: that many idle
+	// keep-alive connections through each target (see RunIdle).
+	IdleConns int
 	// Progress receives a line per run.
 	Progress io.Writer
 }
@@ -79,6 +82,7 @@ type Runner struct {
 
 	runs    []Run
 	known   []Summary
+	idle    []IdleResult
 	lastWhy string          // last unsupported reason printed, so it is said once
 	tlsSeen map[string]bool // targets whose TLS parameters were printed
 	step    int
@@ -117,7 +121,7 @@ func NewRunner(opt Options) (*Runner, error) {
 	r := &Runner{opt: opt}
 	need := []string{"taskset", "nginx", "wrk"}
 	cases := opt.Matrix.Cases()
-	if len(cases) == 0 {
+	if len(cases) == 0 && opt.IdleConns <= 0 {
 		return nil, errors.New("bench: no case left to run (check -cases and -protos)")
 	}
 	for _, c := range cases {
@@ -174,6 +178,9 @@ func (r *Runner) Close() {
 // Runs returns the runs so far.
 func (r *Runner) Runs() []Run { return r.runs }
 
+// Idle returns the idle case's results.
+func (r *Runner) Idle() []IdleResult { return r.idle }
+
 // Known returns the summaries of targets that did not run on a case:
 // unsupported by the build, or dead from an earlier case.
 func (r *Runner) Known() []Summary { return r.known }
@@ -229,6 +236,13 @@ func (r *Runner) Run(ctx context.Context) error {
 			}
 		}
 	}
+	if r.opt.IdleConns > 0 {
+		res, err := r.RunIdle(ctx, r.opt.IdleConns)
+		r.idle = res
+		if err != nil {
+			return err
+		}
+	}
 	return nil
 }
 
@@ -259,85 +273,14 @@ func Estimate(opt Options) (runs int, d time.Duration) {
 // runGroup starts nginx and every Monolake variant for one mode and worker
 // count, and measures the cases of that mode on them, interleaved.
 func (r *Runner) runGroup(ctx context.Context, w int, mode Mode, cases []Case) error {
-	var started []*Proc
+	targets, started, err := r.startTargets(ctx, w, mode, cases)
 	defer func() {
 		for _, p := range started {
 			r.procs.Remove(p)
 		}
 	}()
-	port := r.opt.PortBase + 100
-	next := func() string { port++; return "127.0.0.1:" + strconv.Itoa(port) }
-	cpus := ProxyCPUs(r.opt.ProxyCPUs, w)
-	maxConns := slices.Max(r.opt.Matrix.Conns)
-
-	// nginx.
-	nx := &live{name: TargetNginx, cpus: cpus, workers: w, probed: map[Proto]string{}}
-	keepalive := maxConns
-	if mode == ModeHTTPS {
-		// Each h2 stream in flight holds an upstream connection.
-		keepalive *= max(1, r.opt.H2Streams)
-	}
-	nname := fmt.Sprintf("nginx-%s-w%d", mode, w)
-	nc := NginxProxyConfig{
-		Dir: filepath.Join(r.work, nname), Log: r.logPath(nname + "-error"), NoFile: noFile(), Workers: max(w, 1), Mode: mode,
-		Upstream: r.originHTTP, Keepalive: keepalive, Cert: r.cert, Key: r.key,
-	}
-	nc.Listen = next()
-	nx.plain, nx.tls, nx.h2 = nc.Listen, nc.Listen, nc.Listen
-	if mode == ModeHTTPS {
-		nc.ListenH2 = next()
-		nx.h2 = nc.ListenH2
-	}
-	text, err := RenderNginxProxy(nc)
 	if err != nil {
 		return err
-	}
-	p, err := r.startNginx(ctx, nname, nc.Dir, text, cpus, nc.Listen, nc.ListenH2)
-	if err != nil {
-		return err
-	}
-	started = append(started, p)
-	nx.proc = p
-	targets := []*live{nx}
-
-	// Monolake variants.
-	stacks := []string{""}
-	if mode == ModeHTTPS {
-		stacks = r.opt.TLSBackends
-	}
-	for _, rt := range r.opt.Runtimes {
-		for _, stack := range stacks {
-			name := "monolake/" + rt
-			if stack != "" {
-				name += "/" + stack
-			}
-			t := &live{name: name, cpus: cpus, workers: w, probed: map[Proto]string{}}
-			listen := next()
-			t.plain, t.tls, t.h2 = listen, listen, listen
-			why, p, err := r.startMonolake(ctx, t, mode, rt, stack, w, listen, cpus)
-			if err != nil {
-				return err
-			}
-			if p != nil {
-				started = append(started, p)
-				t.proc = p
-			}
-			if why != "" {
-				if why != r.lastWhy {
-					r.progress("  %s w=%d %s: unsupported: %s", mode, w, name, why)
-				}
-				r.lastWhy = why
-				for _, c := range cases {
-					r.unsupported(c, name, w, why)
-				}
-				if p != nil {
-					r.procs.Remove(p)
-					started = slices.DeleteFunc(started, func(q *Proc) bool { return q == p })
-				}
-				continue
-			}
-			targets = append(targets, t)
-		}
 	}
 
 	for _, c := range cases {
@@ -367,6 +310,90 @@ func (r *Runner) runGroup(ctx context.Context, w int, mode Mode, cases []Case) e
 		}
 	}
 	return nil
+}
+
+// startTargets starts nginx and every Monolake variant for w workers in
+// mode. Variants the build cannot run are recorded unsupported for cases.
+// The caller removes the started processes, also on an error.
+func (r *Runner) startTargets(ctx context.Context, w int, mode Mode, cases []Case) (targets []*live, started []*Proc, err error) {
+	port := r.opt.PortBase + 100
+	next := func() string { port++; return "127.0.0.1:" + strconv.Itoa(port) }
+	cpus := ProxyCPUs(r.opt.ProxyCPUs, w)
+	maxConns := 1
+	if len(r.opt.Matrix.Conns) > 0 {
+		maxConns = slices.Max(r.opt.Matrix.Conns)
+	}
+
+	// nginx.
+	nx := &live{name: TargetNginx, cpus: cpus, workers: w, probed: map[Proto]string{}}
+	keepalive := maxConns
+	if mode == ModeHTTPS {
+		// Each h2 stream in flight holds an upstream connection.
+		keepalive *= max(1, r.opt.H2Streams)
+	}
+	nname := fmt.Sprintf("nginx-%s-w%d", mode, w)
+	nc := NginxProxyConfig{
+		Dir: filepath.Join(r.work, nname), Log: r.logPath(nname + "-error"), NoFile: noFile(), Workers: max(w, 1), Mode: mode,
+		Upstream: r.originHTTP, Keepalive: keepalive, Cert: r.cert, Key: r.key,
+	}
+	nc.Listen = next()
+	nx.plain, nx.tls, nx.h2 = nc.Listen, nc.Listen, nc.Listen
+	if mode == ModeHTTPS {
+		nc.ListenH2 = next()
+		nx.h2 = nc.ListenH2
+	}
+	text, err := RenderNginxProxy(nc)
+	if err != nil {
+		return nil, started, err
+	}
+	p, err := r.startNginx(ctx, nname, nc.Dir, text, cpus, nc.Listen, nc.ListenH2)
+	if err != nil {
+		return nil, started, err
+	}
+	started = append(started, p)
+	nx.proc = p
+	targets = []*live{nx}
+
+	// Monolake variants.
+	stacks := []string{""}
+	if mode == ModeHTTPS {
+		stacks = r.opt.TLSBackends
+	}
+	for _, rt := range r.opt.Runtimes {
+		for _, stack := range stacks {
+			name := "monolake/" + rt
+			if stack != "" {
+				name += "/" + stack
+			}
+			t := &live{name: name, cpus: cpus, workers: w, probed: map[Proto]string{}}
+			listen := next()
+			t.plain, t.tls, t.h2 = listen, listen, listen
+			why, p, err := r.startMonolake(ctx, t, mode, rt, stack, w, listen, cpus)
+			if err != nil {
+				return nil, started, err
+			}
+			if p != nil {
+				started = append(started, p)
+				t.proc = p
+			}
+			if why != "" {
+				if why != r.lastWhy {
+					r.progress("  %s w=%d %s: unsupported: %s", mode, w, name, why)
+				}
+				r.lastWhy = why
+				for _, c := range cases {
+					r.unsupported(c, name, w, why)
+				}
+				if p != nil {
+					r.procs.Remove(p)
+					started = slices.DeleteFunc(started, func(q *Proc) bool { return q == p })
+				}
+				continue
+			}
+			targets = append(targets, t)
+		}
+	}
+	return targets, started, nil
 }
 
 func (r *Runner) unsupported(c Case, target string, w int, why string) {

@@ -39,7 +39,8 @@ func run() int {
 		bodies      = flag.String("bodies", "0,1k,16k", "response body sizes (0, 1k, 16k, 64k)")
 		l4Bodies    = flag.String("l4-bodies", "0,1k,16k,64k", "body sizes of the L4 cases")
 		workers     = flag.String("workers", "", "proxy worker counts (default 1 up to the number of CPUs)")
-		protos      = flag.String("protos", "http1,https,h2,l4,close,close-tls", "case kinds: "+joinProtos())
+		protos      = flag.String("protos", "http1,https,h2,l4,close,close-tls,idle", "case kinds: "+joinProtos()+", idle (memory of idle keep-alive connections)")
+		idleConns   = flag.Int("idle-conns", 10000, "connections of the idle case")
 		cases       = flag.String("cases", "", "regexp: run only the cases whose name (like http1/c=50/body=1k) matches")
 		runtimes    = flag.String("runtimes", "epoll,uring", "Monolake runtimes to try")
 		tlsBackends = flag.String("tls-backends", "gotls,openssl", "Monolake TLS backends to try")
@@ -57,15 +58,16 @@ func run() int {
 	flag.Visit(func(f *flag.Flag) { set[f.Name] = true })
 	if *smoke {
 		defaults := map[string]func(){
-			"duration":  func() { *duration = time.Second },
-			"warmup":    func() { *warmup = 0 },
-			"reps":      func() { *reps = 1 },
-			"conns":     func() { *conns = "50" },
-			"bodies":    func() { *bodies = "1k" },
-			"l4-bodies": func() { *l4Bodies = "16k" },
-			"workers":   func() { *workers = "1" },
-			"protos":    func() { *protos = "http1,https,l4" },
-			"direct":    func() { *direct = false },
+			"duration":   func() { *duration = time.Second },
+			"warmup":     func() { *warmup = 0 },
+			"reps":       func() { *reps = 1 },
+			"conns":      func() { *conns = "50" },
+			"bodies":     func() { *bodies = "1k" },
+			"l4-bodies":  func() { *l4Bodies = "16k" },
+			"workers":    func() { *workers = "1" },
+			"protos":     func() { *protos = "http1,https,l4,idle" },
+			"idle-conns": func() { *idleConns = 300 },
+			"direct":     func() { *direct = false },
 		}
 		for name, apply := range defaults {
 			if !set[name] {
@@ -83,7 +85,12 @@ func run() int {
 		return fail(err)
 	}
 	m := bench.Matrix{}
+	idle := 0
 	for _, p := range splitList(*protos) {
+		if p == "idle" {
+			idle = *idleConns
+			continue
+		}
 		pr, err := bench.ParseProto(p)
 		if err != nil {
 			return fail(err)
@@ -159,7 +166,7 @@ func run() int {
 		Runtimes: splitList(*runtimes), TLSBackends: splitList(*tlsBackends),
 		Duration: *duration, Warmup: *warmup, Reps: *reps, H2Streams: *h2Streams,
 		ProxyCPUs: pool, LoadCPUs: load, PortBase: *portBase, Dir: dir, NoDirect: !*direct,
-		Progress: os.Stdout,
+		IdleConns: idle, Progress: os.Stdout,
 	}
 	if _, err := os.Stat(*monolake); err != nil {
 		fmt.Printf("monobench: no monolake binary at %s: its targets are reported unsupported\n", *monolake)
@@ -190,10 +197,11 @@ func run() int {
 			"conns": *conns, "bodies": *bodies, "l4_bodies": *l4Bodies, "workers": fmt.Sprint(ws),
 			"protos": *protos, "cases": *cases, "runtimes": *runtimes, "tls_backends": *tlsBackends,
 			"h2_streams": strconv.Itoa(*h2Streams), "direct": strconv.FormatBool(*direct), "proxy_cpus": bench.FormatCPUs(pool),
-			"load_cpus": bench.FormatCPUs(load), "tls": bench.TLSSuite + " " + bench.TLSCurve + " ECDSA-P256",
+			"load_cpus": bench.FormatCPUs(load), "idle_conns": strconv.Itoa(idle), "tls": bench.TLSSuite + " " + bench.TLSCurve + " ECDSA-P256",
 			"args": strings.Join(os.Args[1:], " "),
 		},
 		Runs: r.Runs(),
+		Idle: r.Idle(),
 	}
 	var order []string
 	for _, c := range m.Cases() {
@@ -202,10 +210,16 @@ func run() int {
 	report.Summaries = bench.SummarizeRuns(report.Runs, r.Known())
 	bench.SortSummaries(report.Summaries, order)
 
-	fmt.Println()
-	bench.WriteTable(os.Stdout, report.Summaries)
-	fmt.Println()
-	bench.WriteRatios(os.Stdout, report.Summaries)
+	if len(report.Summaries) > 0 {
+		fmt.Println()
+		bench.WriteTable(os.Stdout, report.Summaries)
+		fmt.Println()
+		bench.WriteRatios(os.Stdout, report.Summaries)
+	}
+	if len(report.Idle) > 0 {
+		fmt.Println()
+		bench.WriteIdleTable(os.Stdout, report.Idle)
+	}
 	noisy := 0
 	for _, s := range report.Summaries {
 		if s.Noisy {
@@ -261,6 +275,10 @@ func writeResults(dir string, report bench.Report, order []string, headline int)
 	bench.WriteTable(f, report.Summaries)
 	fmt.Fprintln(f)
 	bench.WriteRatios(f, report.Summaries)
+	if len(report.Idle) > 0 {
+		fmt.Fprintln(f)
+		bench.WriteIdleTable(f, report.Idle)
+	}
 	f.Close()
 	charts := filepath.Join(dir, "charts")
 	if err := os.MkdirAll(charts, 0o755); err != nil {

@@ -1,0 +1,300 @@
+package bench
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"strconv"
+	"sync"
+	"text/tabwriter"
+	"time"
+)
+
+// The idle case measures what idle keep-alive client connections cost a
+// proxy in memory: n connections each make one request through it and then
+// stay open without traffic; the resident set of the proxy's process tree
+// is read before they connect and once they have been idle for IdleSettle.
+// The difference over n is the figure.
+
+// IdleSettle is how long the connections stay idle before the proxy's
+// resident set is read: long enough for a collector cycle and for what a
+// proxy frees on idle connections (buffers, timers) to go.
+const IdleSettle = 3 * time.Second
+
+// IdleResult is one target's figure.
+type IdleResult struct {
+	Target   string  `json:"target"`
+	Conns    int     `json:"conns"`
+	BaseRSS  int64   `json:"base_rss_bytes"` // before the connections
+	IdleRSS  int64   `json:"idle_rss_bytes"` // with them open and idle
+	PerConn  float64 `json:"rss_per_conn_bytes"`
+	Opened   int     `json:"opened"` // connections that completed their request
+	Status   string  `json:"status"`
+	Detail   string  `json:"detail,omitempty"`
+	Settings string  `json:"settings,omitempty"`
+}
+
+// TreeRSS returns the resident set size of root and all its descendants.
+func TreeRSS(root int) (int64, error) {
+	var total int64
+	for _, pid := range TreePIDs(root) {
+		b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+		if err != nil {
+			if pid == root {
+				return 0, fmt.Errorf("bench: process %d: %w", pid, err)
+			}
+			continue // a child that just exited
+		}
+		kb, err := ParseVmRSS(b)
+		if err != nil {
+			return 0, fmt.Errorf("bench: /proc/%d/status: %w", pid, err)
+		}
+		total += kb << 10
+	}
+	return total, nil
+}
+
+// ParseVmRSS returns the VmRSS line of /proc/PID/status, in KiB.
+func ParseVmRSS(b []byte) (int64, error) {
+	for line := range bytes.Lines(b) {
+		rest, ok := bytes.CutPrefix(line, []byte("VmRSS:"))
+		if !ok {
+			continue
+		}
+		f := bytes.Fields(rest)
+		if len(f) != 2 || string(f[1]) != "kB" {
+			return 0, fmt.Errorf("bench: malformed VmRSS line %q", bytes.TrimSpace(line))
+		}
+		return strconv.ParseInt(string(f[0]), 10, 64)
+	}
+	return 0, errors.New("bench: no VmRSS line (a kernel thread or a zombie?)")
+}
+
+// IdleConns is a set of open client connections that made one request
+// each.
+type IdleConns struct {
+	conns []net.Conn
+}
+
+// OpenIdle opens n connections to addr, at most parallel at a time, and on
+// each sends one keep-alive GET for path and reads the whole response,
+// which must be a 200. It returns the connections that did so; err reports
+// the first failure (the set is still returned, to be closed).
+func OpenIdle(ctx context.Context, addr, path string, n, parallel int) (*IdleConns, error) {
+	s := &IdleConns{conns: make([]net.Conn, 0, n)}
+	var (
+		mu       sync.Mutex
+		firstErr error
+		wg       sync.WaitGroup
+	)
+	sem := make(chan struct{}, max(parallel, 1))
+	req := "GET " + path + " HTTP/1.1\r\nHost: " + addr + "\r\nUser-Agent: monobench-idle\r\n\r\n"
+	for range n {
+		sem <- struct{}{}
+		mu.Lock()
+		stop := firstErr != nil || ctx.Err() != nil
+		mu.Unlock()
+		if stop {
+			<-sem
+			break
+		}
+		wg.Go(func() {
+			defer func() { <-sem }()
+			c, err := oneRequest(ctx, addr, req)
+			mu.Lock()
+			defer mu.Unlock()
+			if err != nil {
+				if firstErr == nil {
+					firstErr = err
+				}
+				return
+			}
+			s.conns = append(s.conns, c)
+		})
+	}
+	wg.Wait()
+	if firstErr == nil && ctx.Err() != nil {
+		firstErr = ctx.Err()
+	}
+	return s, firstErr
+}
+
+func oneRequest(ctx context.Context, addr, req string) (net.Conn, error) {
+	d := net.Dialer{Timeout: 5 * time.Second}
+	c, err := d.DialContext(ctx, "tcp", addr)
+	if err != nil {
+		return nil, err
+	}
+	c.SetDeadline(time.Now().Add(10 * time.Second))
+	if _, err := io.WriteString(c, req); err != nil {
+		c.Close()
+		return nil, err
+	}
+	// A reader of its own per connection: the response is read whole, so
+	// nothing is left buffered, and the reader goes with this function.
+	resp, err := http.ReadResponse(bufio.NewReaderSize(c, 4096), nil)
+	if err != nil {
+		c.Close()
+		return nil, err
+	}
+	_, err = io.Copy(io.Discard, resp.Body)
+	resp.Body.Close()
+	switch {
+	case err != nil:
+		c.Close()
+		return nil, err
+	case resp.StatusCode != http.StatusOK:
+		c.Close()
+		return nil, fmt.Errorf("status %d", resp.StatusCode)
+	case resp.Close:
+		c.Close()
+		return nil, errors.New("the proxy closed the connection after the request")
+	}
+	c.SetDeadline(time.Time{})
+	return c, nil
+}
+
+// Len is the number of open connections.
+func (s *IdleConns) Len() int { return len(s.conns) }
+
+// Alive checks, without blocking, that the connections are still open: a
+// connection the proxy closed reads EOF. It returns how many were closed.
+func (s *IdleConns) Alive() (closed int) {
+	var b [1]byte
+	for _, c := range s.conns {
+		c.SetReadDeadline(time.Now().Add(time.Millisecond))
+		_, err := c.Read(b[:])
+		var ne net.Error
+		if !(errors.As(err, &ne) && ne.Timeout()) {
+			closed++
+		}
+	}
+	return closed
+}
+
+// Close closes every connection.
+func (s *IdleConns) Close() {
+	for _, c := range s.conns {
+		c.Close()
+	}
+	s.conns = nil
+}
+
+// RunIdle measures n idle keep-alive connections through nginx and each
+// Monolake runtime, one worker each, one after the other. The origin must
+// be running (Run starts it; RunIdle does too when it is not).
+func (r *Runner) RunIdle(ctx context.Context, n int) ([]IdleResult, error) {
+	if r.origin == nil {
+		if err := r.startOrigin(ctx); err != nil {
+			return nil, err
+		}
+	}
+	c := Case{Proto: ProtoHTTP1, Conns: n, Body: "0"}
+	targets, started, err := r.startTargets(ctx, 1, ModeHTTP, []Case{c})
+	defer func() {
+		for _, p := range started {
+			r.procs.Remove(p)
+		}
+	}()
+	if err != nil {
+		return nil, err
+	}
+	var out []IdleResult
+	for _, t := range targets {
+		if why := r.probe(ctx, t, c); why != "" {
+			out = append(out, IdleResult{Target: t.name, Conns: n, Status: StatusUnsupported, Detail: why})
+			continue
+		}
+		res, err := r.measureIdle(ctx, t, n)
+		if err != nil {
+			return out, err
+		}
+		r.progress("idle %-24s %6d conns  RSS %s -> %s  %s per connection%s", res.Target, res.Opened,
+			fmtBytes(float64(res.BaseRSS)), fmtBytes(float64(res.IdleRSS)), fmtBytes(res.PerConn), failNote(res))
+		out = append(out, res)
+	}
+	return out, nil
+}
+
+func failNote(res IdleResult) string {
+	if res.Status == StatusOK {
+		return ""
+	}
+	return "  FAILED: " + res.Detail
+}
+
+func (r *Runner) measureIdle(ctx context.Context, t *live, n int) (IdleResult, error) {
+	res := IdleResult{Target: t.name, Conns: n, Status: StatusOK}
+	pid := t.proc.PID()
+	// Let what the probe and start-up left settle first.
+	time.Sleep(time.Second)
+	base, err := TreeRSS(pid)
+	if err != nil {
+		return res, err
+	}
+	set, openErr := OpenIdle(ctx, t.plain, "/0", n, 50)
+	defer set.Close()
+	res.Opened = set.Len()
+	select {
+	case <-time.After(IdleSettle):
+	case <-ctx.Done():
+		return res, ctx.Err()
+	}
+	idle, err := TreeRSS(pid)
+	if err != nil {
+		return res, err
+	}
+	res.BaseRSS, res.IdleRSS = base, idle
+	if res.Opened > 0 {
+		res.PerConn = float64(idle-base) / float64(res.Opened)
+	}
+	switch closed := set.Alive(); {
+	case openErr != nil:
+		res.Status, res.Detail = StatusFailed, fmt.Sprintf("%d of %d connections opened: %v", res.Opened, n, openErr)
+	case closed > 0:
+		res.Status, res.Detail = StatusFailed, fmt.Sprintf("the proxy closed %d of the idle connections", closed)
+	}
+	return res, nil
+}
+
+func fmtBytes(b float64) string {
+	switch {
+	case b >= 1<<20:
+		return fmt.Sprintf("%.1f MiB", b/(1<<20))
+	case b >= 1<<10:
+		return fmt.Sprintf("%.2f KiB", b/(1<<10))
+	}
+	return fmt.Sprintf("%.0f B", b)
+}
+
+// WriteIdleTable writes the idle results as a table, with each target's
+// figure over nginx's.
+func WriteIdleTable(w io.Writer, res []IdleResult) error {
+	var nginx float64
+	for _, x := range res {
+		if x.Target == TargetNginx && x.Status == StatusOK {
+			nginx = x.PerConn
+		}
+	}
+	tw := tabwriter.NewWriter(w, 2, 8, 2, ' ', 0)
+	fmt.Fprintln(tw, "idle keep-alive connections\ttarget\tRSS before\tRSS idle\tper connection\tvs nginx\tnote")
+	for _, x := range res {
+		ratio := "-"
+		if nginx > 0 && x.Target != TargetNginx && x.Status == StatusOK {
+			ratio = fmt.Sprintf("×%.2f", x.PerConn/nginx)
+		}
+		note := x.Status
+		if x.Detail != "" {
+			note += ": " + truncate(x.Detail, 80)
+		}
+		fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%s\t%s\t%s\n", x.Opened, x.Target, fmtBytes(float64(x.BaseRSS)),
+			fmtBytes(float64(x.IdleRSS)), fmtBytes(x.PerConn), ratio, note)
+	}
+	return tw.Flush()
+}
