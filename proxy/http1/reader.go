@@ -59,6 +59,35 @@ func (r *Reader) Reset(rd io.Reader) {
 	r.err = nil
 }
 
+// ReleaseBuffer gives up the buffer when nothing is buffered and no read
+// error is pending, so that a connection idle between requests need not
+// hold one, and returns it; otherwise, or when the Reader has no buffer,
+// it returns nil and keeps what it has. Slices the last head handed out
+// point into the returned array: the caller must be done with them before
+// it reuses the array. A Reader without a buffer allocates one on its next
+// read, or takes one from UseBuffer.
+func (r *Reader) ReleaseBuffer() []byte {
+	if r.r != r.w || r.err != nil || r.buf == nil {
+		return nil
+	}
+	b := r.buf
+	r.buf = nil
+	r.r, r.w, r.pin = 0, 0, 0
+	return b
+}
+
+// UseBuffer gives a Reader that has no buffer (new, or after
+// ReleaseBuffer) the buffer b, whose first n bytes were already received
+// from the connection and are the next to read. It panics if the Reader has
+// a buffer or n is out of b's range.
+func (r *Reader) UseBuffer(b []byte, n int) {
+	if r.buf != nil || n < 0 || n > len(b) {
+		panic("http1: UseBuffer on a Reader with a buffer, or n out of range")
+	}
+	r.buf = b
+	r.r, r.w, r.pin = 0, n, 0
+}
+
 // Buffered returns how many bytes are buffered and not yet consumed.
 func (r *Reader) Buffered() int { return r.w - r.r }
 

@@ -94,3 +94,42 @@ func TestBodyKindString(t *testing.T) {
 		}
 	}
 }
+
+// TestReaderReleaseBuffer: a Reader between requests gives its buffer up
+// and takes another with bytes already received; it keeps the buffer while
+// bytes are buffered.
+func TestReaderReleaseBuffer(t *testing.T) {
+	src := strings.NewReader("GET /a HTTP/1.1\r\nHost: x\r\n\r\nGET /b HTTP/1.1\r\nHost: x\r\n\r\n")
+	rd := NewReader(src)
+	if rd.ReleaseBuffer() != nil {
+		t.Fatal("a new Reader released a buffer it does not have")
+	}
+	var req Request
+	if err := rd.ReadRequest(&req); err != nil {
+		t.Fatal(err)
+	}
+	if rd.Buffered() == 0 || rd.ReleaseBuffer() != nil {
+		t.Fatal("released the buffer with the second request buffered")
+	}
+	if err := rd.ReadRequest(&req); err != nil || string(req.Target) != "/b" {
+		t.Fatalf("second request: %q %v", req.Target, err)
+	}
+	b := rd.ReleaseBuffer()
+	if len(b) != initialBufSize {
+		t.Fatalf("released %d bytes, want the %d-byte buffer", len(b), initialBufSize)
+	}
+	// The next request's first byte arrived before the buffer came back.
+	rd.Reset(strings.NewReader("ET /c HTTP/1.1\r\nHost: x\r\n\r\n"))
+	rd.ReleaseBuffer()
+	b[0] = 'G'
+	rd.UseBuffer(b, 1)
+	if err := rd.ReadRequest(&req); err != nil || string(req.Method) != "GET" || string(req.Target) != "/c" {
+		t.Fatalf("request after UseBuffer: %q %q %v", req.Method, req.Target, err)
+	}
+	defer func() {
+		if recover() == nil {
+			t.Fatal("UseBuffer on a Reader with a buffer did not panic")
+		}
+	}()
+	rd.UseBuffer(make([]byte, 10), 0)
+}

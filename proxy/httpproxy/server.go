@@ -41,6 +41,14 @@ type ServerConfig struct {
 	// MaxDiscard is how much of an unread request body the server reads
 	// to keep the connection; a larger rest closes it (default 256 KiB).
 	MaxDiscard int64
+	// ParkAfter parks a keep-alive connection that has waited this long
+	// for its next request (default 200ms; negative: never): its buffers
+	// go back to pools and the goroutine that served it ends; a goroutine
+	// with a small stack waits for the client's next byte and serves on.
+	// An idle connection then costs a few KiB instead of tens. Parking
+	// needs the connection as a proxy/server.Server accepted it (see
+	// server.Detach); a TLS connection, for one, is not parked.
+	ParkAfter time.Duration
 }
 
 func (c *ServerConfig) defaults() {
@@ -61,6 +69,9 @@ func (c *ServerConfig) defaults() {
 	}
 	if c.MaxDiscard == 0 {
 		c.MaxDiscard = 256 << 10
+	}
+	if c.ParkAfter == 0 {
+		c.ParkAfter = 200 * time.Millisecond
 	}
 }
 
@@ -92,25 +103,32 @@ func (s *Server) Close() error {
 
 // conn is one client connection's reusable state.
 type conn struct {
+	// The state of requests and responses, with the write and copy
+	// buffers: only while the connection is not parked (see park).
+	*exchange
+
 	c    net.Conn
 	rd   *http1.Reader
-	bw   *bufio.Writer
-	head http1.Request
-	body http1.Body
-	cont continueReader
-	req  Request
-	resp Response
 	info ConnInfo
-	cp   http1.Copier
-	cw   http1.ChunkedWriter
-	sw   streamWriter
-	hb   []byte
 	// writeTimeout is renewed before each write to c (see clientWriter).
 	writeTimeout time.Duration
 	// idle: waiting for a request with nothing buffered; draining: the
 	// server is stopping (set from the drain callback).
 	idle, draining atomic.Bool
 	drain          context.Context // server.Draining, nil outside a Server
+
+	// Set up by Call, undone by end.
+	stopForced, stopDrain func() bool
+	forced, drained       chan struct{}
+
+	// Parking (see park): idleAt is when the connection last went idle;
+	// done ends a detached connection (nil before the first park); noPark
+	// is set once parking turned out impossible; one receives the byte
+	// that wakes a parked connection.
+	idleAt time.Time
+	done   func()
+	noPark bool
+	one    [1]byte
 }
 
 // stopping reports whether the server started to drain.
@@ -127,39 +145,86 @@ func (w clientWriter) Write(p []byte) (int, error) {
 	return w.cs.c.Write(p)
 }
 
-var connPool = sync.Pool{New: func() any {
-	c := &conn{rd: http1.NewReader(nil), bw: bufio.NewWriterSize(nil, 16<<10)}
-	c.cp.Buf = make([]byte, 32<<10)
-	return c
-}}
+// exchange is the part of a connection's state that serves requests.
+type exchange struct {
+	bw   *bufio.Writer
+	head http1.Request
+	body http1.Body
+	cont continueReader
+	req  Request
+	resp Response
+	cp   http1.Copier
+	cw   http1.ChunkedWriter
+	sw   streamWriter
+	hb   []byte
+}
+
+var connPool = sync.Pool{New: func() any { return &conn{rd: http1.NewReader(nil)} }}
+
+// The buffers a connection holds only while it is not parked.
+const (
+	readBufSize  = 4 << 10  // the request reader's buffer (it grows for larger heads)
+	writeBufSize = 16 << 10 // the response writer's
+	copyBufSize  = 32 << 10 // body copies that cannot write in place
+)
+
+var (
+	readBufs  = sync.Pool{New: func() any { return new([readBufSize]byte) }}
+	exchanges = sync.Pool{New: func() any {
+		return &exchange{bw: bufio.NewWriterSize(nil, writeBufSize), cp: http1.Copier{Buf: make([]byte, copyBufSize)}}
+	}}
+)
+
+// takeBuffers gives cs an exchange and a reader buffer from the pools; the
+// reader's holds the n bytes of first, when n > 0.
+func (cs *conn) takeBuffers(first []byte) {
+	rb := readBufs.Get().(*[readBufSize]byte)
+	cs.rd.UseBuffer(rb[:], copy(rb[:], first))
+	cs.exchange = exchanges.Get().(*exchange)
+	cs.bw.Reset(clientWriter{cs})
+}
+
+// releaseBuffers gives cs's exchange and reader buffer back to the pools.
+// The reader must have nothing buffered and the writer nothing unflushed
+// (both hold between requests); a reader buffer grown past readBufSize is
+// left to the collector.
+func (cs *conn) releaseBuffers() {
+	if b := cs.rd.ReleaseBuffer(); len(b) == readBufSize {
+		readBufs.Put((*[readBufSize]byte)(b))
+	}
+	x := cs.exchange
+	if x == nil {
+		return
+	}
+	cs.exchange = nil
+	x.bw.Reset(nil)
+	// Nothing may point into the reader buffer just given back.
+	x.head = http1.Request{Headers: x.head.Headers[:0]}
+	x.req = Request{Add: x.req.Add[:0], Drop: x.req.Drop[:0], scratch: x.req.scratch[:0], Params: x.req.Params[:0]}
+	exchanges.Put(x)
+}
 
 // Call serves one client connection until it closes, the keep-alive ends,
-// or ctx is done. It always closes c.
+// or ctx is done. It always closes c, unless it parked the connection (see
+// ServerConfig.ParkAfter): then the goroutine that resumes it does.
 func (s *Server) Call(ctx context.Context, c net.Conn) (struct{}, error) {
 	cs := connPool.Get().(*conn)
 	cs.c = c
 	cs.rd.Reset(c)
 	cs.rd.MaxHeadSize = s.cfg.MaxHeadSize
 	cs.writeTimeout = s.cfg.WriteTimeout
-	cs.bw.Reset(clientWriter{cs})
+	cs.takeBuffers(nil)
 	cs.info = ConnInfo{Conn: c, RemoteAddr: c.RemoteAddr(), LocalAddr: c.LocalAddr(), TLS: s.cfg.TLS, ServerName: s.cfg.Name}
 	cs.info.RemoteIP = hostOnly(cs.info.RemoteAddr)
-	forced := make(chan struct{})
-	stop := context.AfterFunc(ctx, func() {
-		defer close(forced)
-		// A forced close: wake whatever this connection waits on.
-		c.SetDeadline(aLongTimeAgo)
-		if u := cs.info.upstream.Load(); u != nil {
-			u.abort()
-		}
-	})
+	s.watchForced(ctx, cs)
 	// On a drain, an idle keep-alive connection is closed at once and a
 	// busy one after its response, so a stop does not wait on idle clients.
-	stopDrain := func() bool { return true }
+	cs.stopDrain = func() bool { return true }
 	drained := make(chan struct{})
+	cs.drained = drained
 	cs.drain = server.Draining(ctx)
 	if d := cs.drain; d != nil {
-		stopDrain = context.AfterFunc(d, func() {
+		cs.stopDrain = context.AfterFunc(d, func() {
 			defer close(drained)
 			cs.draining.Store(true)
 			if cs.idle.Load() {
@@ -169,24 +234,133 @@ func (s *Server) Call(ctx context.Context, c net.Conn) (struct{}, error) {
 	} else {
 		close(drained)
 	}
-	err := s.serve(ctx, cs)
-	if !stop() {
-		<-forced // it reads cs.info: let it finish before cs is reused
+	return s.run(ctx, cs)
+}
+
+// watchForced arranges for a forced close (ctx cancelled) to wake whatever
+// cs waits on and abort its upstream exchange.
+func (s *Server) watchForced(ctx context.Context, cs *conn) {
+	forced := make(chan struct{})
+	cs.forced = forced
+	cs.stopForced = context.AfterFunc(ctx, func() {
+		defer close(forced)
+		cs.c.SetDeadline(aLongTimeAgo)
+		if u := cs.info.upstream.Load(); u != nil {
+			u.abort()
+		}
+	})
+}
+
+// unwatchForced undoes watchForced, waiting for the callback if it runs
+// (it reads cs.info: let it finish before cs changes).
+func (cs *conn) unwatchForced() {
+	if cs.stopForced != nil && !cs.stopForced() {
+		<-cs.forced
 	}
-	if !stopDrain() {
-		<-drained
+	cs.stopForced, cs.forced = nil, nil
+}
+
+// run serves cs until it ends, then cleans up; or until it parks, and then
+// it returns nil at once.
+func (s *Server) run(ctx context.Context, cs *conn) (struct{}, error) {
+	err := s.serve(ctx, cs)
+	if err == errParked {
+		return struct{}{}, nil
+	}
+	s.end(cs)
+	return struct{}{}, err
+}
+
+// end closes cs's connection and puts cs back in the pool.
+func (s *Server) end(cs *conn) {
+	cs.unwatchForced()
+	if !cs.stopDrain() {
+		<-cs.drained
 	}
 	cs.idle.Store(false)
 	cs.draining.Store(false)
 	cs.drain = nil
-	c.Close()
-	cs.c = nil
+	cs.c.Close()
+	done := cs.done
+	cs.c, cs.done, cs.noPark = nil, nil, false
+	cs.stopDrain, cs.drained = nil, nil
 	cs.rd.Reset(nil)
-	cs.bw.Reset(nil)
+	cs.releaseBuffers()
 	cs.info = ConnInfo{}
-	cs.req = Request{Add: cs.req.Add[:0], Drop: cs.req.Drop[:0], scratch: cs.req.scratch[:0], Params: cs.req.Params[:0]}
 	connPool.Put(cs)
-	return struct{}{}, err
+	if done != nil {
+		done()
+	}
+}
+
+// errParked ends serve when the connection was parked.
+var errParked = errors.New("httpproxy: connection parked")
+
+// park hands the idle connection cs over to a new goroutine that waits for
+// the client's next byte, after giving cs's buffers back; the caller's
+// goroutine, whose stack grew serving requests, then ends. It reports false
+// when cs cannot be parked (see ServerConfig.ParkAfter).
+func (s *Server) park(ctx context.Context, cs *conn) bool {
+	if cs.rd.Buffered() != 0 || cs.bw.Buffered() != 0 {
+		return false
+	}
+	if cs.done == nil {
+		done, ok := server.Detach(ctx, cs.c)
+		if !ok {
+			cs.noPark = true
+			return false
+		}
+		cs.done = done
+	}
+	cs.releaseBuffers()
+	// A parked connection has no upstream exchange to abort, and a forced
+	// close closes it under its wait: it needs no callback meanwhile.
+	cs.unwatchForced()
+	// On the io_uring runtime the connection waits without a goroutine;
+	// elsewhere on one with a small stack. Order matters against the drain
+	// callback, as in serve.
+	if rn, ok := cs.c.(readNotifier); ok {
+		cs.c.SetReadDeadline(cs.idleAt.Add(s.cfg.KeepAliveTimeout))
+		if !cs.stopping() && ctx.Err() == nil && rn.NotifyReadable(func() { s.resume(ctx, cs) }) {
+			return true
+		}
+	}
+	go s.resume(ctx, cs)
+	return true
+}
+
+// readNotifier is netio.ReadNotifier.
+type readNotifier interface{ NotifyReadable(f func()) bool }
+
+// resume waits, on a goroutine of its own, for the first byte of the next
+// request on a parked connection, until the keep-alive ends, then serves
+// on; or ends the connection.
+func (s *Server) resume(ctx context.Context, cs *conn) {
+	defer func() {
+		if r := recover(); r != nil {
+			s.log.Error("httpproxy: panic serving a resumed connection", "client", cs.info.RemoteIP, "panic", r)
+			cs.c.Close()
+			if cs.done != nil {
+				cs.done()
+			}
+		}
+	}()
+	c := cs.c
+	// Order matters against the drain callback, as in serve.
+	c.SetReadDeadline(cs.idleAt.Add(s.cfg.KeepAliveTimeout))
+	if cs.stopping() || ctx.Err() != nil {
+		s.end(cs)
+		return
+	}
+	n, _ := c.Read(cs.one[:])
+	if n == 0 {
+		// EOF, the keep-alive's end, a drain, a reset: nothing to answer.
+		s.end(cs)
+		return
+	}
+	cs.takeBuffers(cs.one[:n])
+	s.watchForced(ctx, cs)
+	s.run(ctx, cs)
 }
 
 var aLongTimeAgo = time.Unix(1, 0)
@@ -208,14 +382,20 @@ func hostOnly(a net.Addr) string {
 func (s *Server) serve(ctx context.Context, cs *conn) error {
 	c := cs.c
 	for {
-		// Idle between requests: the keep-alive timeout; once a request
-		// has started, the header timeout.
+		// Idle between requests: the keep-alive timeout (or first the
+		// park timeout); once a request has started, the header timeout.
+		park := false
 		if cs.rd.Buffered() == 0 {
 			// Order matters against the drain callback: mark idle and set
 			// the deadline, then look at draining. A drain that starts
 			// after the look sees idle and cuts the read short.
 			cs.idle.Store(true)
-			c.SetReadDeadline(time.Now().Add(s.cfg.KeepAliveTimeout))
+			cs.idleAt = time.Now()
+			wait := s.cfg.KeepAliveTimeout
+			if park = !cs.noPark && s.cfg.ParkAfter > 0 && s.cfg.ParkAfter < wait; park {
+				wait = s.cfg.ParkAfter
+			}
+			c.SetReadDeadline(cs.idleAt.Add(wait))
 			if cs.stopping() {
 				return nil
 			}
@@ -223,6 +403,18 @@ func (s *Server) serve(ctx context.Context, cs *conn) error {
 			c.SetReadDeadline(time.Now().Add(s.cfg.ReadHeaderTimeout))
 		}
 		err := cs.rd.ReadRequest(&cs.head)
+		if park && err != nil && cs.rd.Buffered() == 0 && errors.Is(err, os.ErrDeadlineExceeded) &&
+			!cs.stopping() && ctx.Err() == nil {
+			if s.park(ctx, cs) {
+				return errParked
+			}
+			// Not parkable: wait out the keep-alive here.
+			c.SetReadDeadline(cs.idleAt.Add(s.cfg.KeepAliveTimeout))
+			if cs.stopping() {
+				return nil
+			}
+			err = cs.rd.ReadRequest(&cs.head)
+		}
 		cs.idle.Store(false)
 		if err != nil {
 			if cs.stopping() && cs.rd.Buffered() == 0 {

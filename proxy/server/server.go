@@ -16,6 +16,7 @@ import (
 	"net"
 	"runtime"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -69,6 +70,11 @@ type conn struct {
 	ctx    context.Context
 	cancel context.CancelFunc
 	gen    *generation
+	srv    *Server
+	// refs is 1 while Call runs, plus 1 from Detach until its done is
+	// called; the connection is finished when it drops to 0.
+	refs     atomic.Int32
+	detached atomic.Bool
 }
 
 // New returns a Server that runs svc on every accepted connection. svc must
@@ -195,7 +201,7 @@ func isTemporary(err error) bool {
 	return errors.As(err, &te) && te.Temporary()
 }
 
-type drainingKey struct{}
+type connKey struct{}
 
 // Draining returns a context that is cancelled when the server serving the
 // connection of ctx starts to stop (Shutdown or Close), or nil when ctx does
@@ -204,8 +210,38 @@ type drainingKey struct{}
 // requests in flight with "Connection: close", so a drain does not wait on
 // idle clients. Use context.AfterFunc on it: it costs no goroutine.
 func Draining(ctx context.Context) context.Context {
-	d, _ := ctx.Value(drainingKey{}).(context.Context)
-	return d
+	if c, ok := ctx.Value(connKey{}).(*conn); ok {
+		return c.srv.drainCtx
+	}
+	return nil
+}
+
+// Detach lets the ConnService serving nc end its Call while the connection
+// goes on, served from elsewhere: a protocol that parks idle connections
+// without a goroutine of their own (HTTP keep-alive, see package httpproxy)
+// returns from Call and resumes on a new goroutine when the client sends
+// again, so an idle connection holds no goroutine stack.
+//
+// ctx must be the context Call got and nc the very connection the server
+// passed it (not a wrapper, so no layer between the server and the caller
+// changed the connection). When Call returns after a successful Detach the
+// server neither closes nc nor forgets it: the connection stays counted
+// (Shutdown waits for it, Close cancels ctx and closes nc as before) until
+// the returned done is called, exactly once, when the service is finished
+// with nc; the server then closes it. done may be called before Call
+// returns. A panic on the goroutines that serve a detached connection is
+// not recovered by the server; they must recover themselves.
+//
+// It reports false, and changes nothing, when ctx is not a Server's, nc is
+// not its connection, or the connection was detached already.
+func Detach(ctx context.Context, nc net.Conn) (done func(), ok bool) {
+	c, _ := ctx.Value(connKey{}).(*conn)
+	if c == nil || c.nc != nc || !c.detached.CompareAndSwap(false, true) {
+		return nil, false
+	}
+	c.refs.Add(1)
+	var once sync.Once
+	return func() { once.Do(func() { c.srv.release(c) }) }, true
 }
 
 // track registers a newly accepted connection; it reports false when the
@@ -216,15 +252,16 @@ func (s *Server) track(nc net.Conn) (*conn, bool) {
 	if s.stopping {
 		return nil, false
 	}
-	ctx, cancel := context.WithCancel(context.WithValue(context.Background(), drainingKey{}, s.drainCtx))
-	c := &conn{nc: nc, ctx: ctx, cancel: cancel, gen: s.gen}
+	c := &conn{nc: nc, gen: s.gen, srv: s}
+	c.refs.Store(1)
+	c.ctx, c.cancel = context.WithCancel(context.WithValue(context.Background(), connKey{}, c))
 	s.gen.active++
 	s.conns[c] = struct{}{}
 	return c, true
 }
 
 func (s *Server) serveConn(c *conn) {
-	defer s.finish(c)
+	defer s.release(c)
 	defer func() {
 		if r := recover(); r != nil {
 			buf := make([]byte, 64<<10)
@@ -238,7 +275,15 @@ func (s *Server) serveConn(c *conn) {
 	}
 }
 
-// finish releases a connection whose Call returned.
+// release drops one reference to c and finishes it after the last.
+func (s *Server) release(c *conn) {
+	if c.refs.Add(-1) == 0 {
+		s.finish(c)
+	}
+}
+
+// finish releases a connection whose Call returned and whose detached part,
+// if any, is done.
 func (s *Server) finish(c *conn) {
 	c.cancel()
 	c.nc.Close()
