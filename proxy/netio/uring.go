@@ -87,6 +87,20 @@ type Borrower interface {
 	ReadBorrow() (buf []byte, release func(), err error)
 }
 
+// ReadNotifier is the io_uring driver's connections' way to wait for input
+// without a goroutine, found by type assertion: a protocol parks an idle
+// connection with it (HTTP keep-alive), so the connection costs no
+// goroutine stack while it waits.
+//
+// NotifyReadable arranges for f to run once, on a new goroutine, when a Read
+// would no longer wait: bytes or EOF arrived, the stream failed, the read
+// deadline passed (set it before), or the connection was closed. It reports
+// false and arranges nothing when a Read would not wait already, a reader is
+// at work, or a notification is pending; the caller reads then.
+type ReadNotifier interface {
+	NotifyReadable(f func()) bool
+}
+
 // SpliceToer is the socket-to-socket capability of the io_uring driver's
 // connections (L4 relay, large bodies), found by type assertion.
 //

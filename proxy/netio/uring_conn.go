@@ -70,7 +70,8 @@ type uringConn struct {
 	rs, ws   slot        // the read-side and write-side one-shot ops
 	inflight int         // operations whose result is to come (not counting SEND_ZC notifications)
 	drained  chan struct{}
-	orphan   bool // closed while a SEND_ZC notification is due: leave the table at it
+	orphan   bool   // closed while a SEND_ZC notification is due: leave the table at it
+	notify   func() // NotifyReadable's callback, pending
 }
 
 // slot is one one-shot operation at a time and the goroutine waiting for it.
@@ -89,6 +90,7 @@ var (
 	_ SpliceToer    = (*uringConn)(nil)
 	_ io.ReaderFrom = (*uringConn)(nil)
 	_ io.WriterTo   = (*uringConn)(nil)
+	_ ReadNotifier  = (*uringConn)(nil)
 )
 
 // newConn wraps a connected socket and registers it with the driver.
@@ -149,6 +151,9 @@ func (c *uringConn) completeLocked(kind uint64, cqe uring.CQE) {
 			c.mcancel = true
 		}
 		wake(c.rs.ch)
+		if len(c.rq) > 0 || !c.armed {
+			c.fireLocked()
+		}
 	case kindRead:
 		c.rs.res, c.rs.busy = cqe.Res, false
 		c.inflight--
@@ -571,6 +576,7 @@ func (c *uringConn) Close() error {
 	}
 	wake(c.rs.ch)
 	wake(c.ws.ch)
+	c.fireLocked()
 	d.mu.Unlock()
 
 	c.tmu.Lock()
@@ -653,16 +659,52 @@ func (c *uringConn) SetDeadline(t time.Time) error {
 // they return an error wrapping os.ErrDeadlineExceeded. Data that arrives
 // later is kept for the next Read.
 func (c *uringConn) SetReadDeadline(t time.Time) error {
-	return c.setDeadline(&c.rdl, &c.rtimer, c.rs.ch, t)
+	return c.setDeadline(&c.rdl, &c.rtimer, c.readDeadlinePassed, t)
+}
+
+// readDeadlinePassed runs on the read deadline's timer.
+func (c *uringConn) readDeadlinePassed() {
+	wake(c.rs.ch)
+	c.d.mu.Lock()
+	c.fireLocked()
+	c.d.mu.Unlock()
+}
+
+// NotifyReadable implements ReadNotifier.
+func (c *uringConn) NotifyReadable(f func()) bool {
+	if !c.rmu.TryLock() {
+		return false // a reader is at work
+	}
+	defer c.rmu.Unlock()
+	d := c.d
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if c.curID >= 0 || len(c.rq) > 0 || c.rerr != nil || c.nobufs || c.closed.Load() || expired(&c.rdl) || c.notify != nil {
+		return false
+	}
+	c.armLocked()
+	c.notify = f
+	return true
+}
+
+// fireLocked starts the pending NotifyReadable callback.
+func (c *uringConn) fireLocked() {
+	if f := c.notify; f != nil {
+		c.notify = nil
+		go f()
+	}
 }
 
 // SetWriteDeadline bounds Write and sends into this connection, as
 // SetReadDeadline; a Write that times out reports the bytes already sent.
 func (c *uringConn) SetWriteDeadline(t time.Time) error {
-	return c.setDeadline(&c.wdl, &c.wtim, c.ws.ch, t)
+	return c.setDeadline(&c.wdl, &c.wtim, c.writeDeadlinePassed, t)
 }
 
-func (c *uringConn) setDeadline(dl *atomic.Int64, tm **time.Timer, ch chan struct{}, t time.Time) error {
+// writeDeadlinePassed runs on the write deadline's timer.
+func (c *uringConn) writeDeadlinePassed() { wake(c.ws.ch) }
+
+func (c *uringConn) setDeadline(dl *atomic.Int64, tm **time.Timer, passed func(), t time.Time) error {
 	if c.closed.Load() {
 		return c.opErr("set", net.ErrClosed)
 	}
@@ -682,7 +724,7 @@ func (c *uringConn) setDeadline(dl *atomic.Int64, tm **time.Timer, ch chan struc
 	dl.Store(ns)
 	wait := time.Until(t)
 	if *tm == nil {
-		*tm = time.AfterFunc(wait, func() { wake(ch) })
+		*tm = time.AfterFunc(wait, passed)
 	} else {
 		(*tm).Reset(wait)
 	}

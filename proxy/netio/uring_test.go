@@ -899,3 +899,75 @@ func commonPrefix(a, b []byte) int {
 	}
 	return n
 }
+
+// TestUringNotifyReadable: the callback runs once, on its own goroutine,
+// for data (which stays to be read), EOF, a passing read deadline and
+// Close; and is refused while a Read would not wait.
+func TestUringNotifyReadable(t *testing.T) {
+	d := newDriver(t, UringParams{})
+	notified := func(t *testing.T, c net.Conn) <-chan struct{} {
+		t.Helper()
+		ch := make(chan struct{}, 2)
+		if !c.(ReadNotifier).NotifyReadable(func() { ch <- struct{}{} }) {
+			t.Fatal("NotifyReadable refused on an idle connection")
+		}
+		return ch
+	}
+	waitFor := func(t *testing.T, ch <-chan struct{}, what string) {
+		t.Helper()
+		select {
+		case <-ch:
+		case <-time.After(5 * time.Second):
+			t.Fatalf("no notification for %s", what)
+		}
+		select {
+		case <-ch:
+			t.Fatalf("a second notification for %s", what)
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
+
+	t.Run("data", func(t *testing.T) {
+		a, b := ringPair(t, d)
+		ch := notified(t, b)
+		select {
+		case <-ch:
+			t.Fatal("notified before any data")
+		case <-time.After(50 * time.Millisecond):
+		}
+		a.Write([]byte("hello"))
+		waitFor(t, ch, "data")
+		if b.(ReadNotifier).NotifyReadable(func() {}) {
+			t.Fatal("NotifyReadable accepted with data queued")
+		}
+		buf := make([]byte, 16)
+		n, err := b.Read(buf)
+		if err != nil || string(buf[:n]) != "hello" {
+			t.Fatalf("read after the notification: %q %v", buf[:n], err)
+		}
+	})
+	t.Run("eof", func(t *testing.T) {
+		a, b := ringPair(t, d)
+		ch := notified(t, b)
+		a.Close()
+		waitFor(t, ch, "EOF")
+		if _, err := b.Read(make([]byte, 1)); err != io.EOF {
+			t.Fatalf("read after EOF notification: %v", err)
+		}
+	})
+	t.Run("deadline", func(t *testing.T) {
+		_, b := ringPair(t, d)
+		b.SetReadDeadline(time.Now().Add(50 * time.Millisecond))
+		ch := notified(t, b)
+		waitFor(t, ch, "the read deadline")
+		if _, err := b.Read(make([]byte, 1)); !isTimeout(err) {
+			t.Fatalf("read after the deadline: %v", err)
+		}
+	})
+	t.Run("close", func(t *testing.T) {
+		_, b := ringPair(t, d)
+		ch := notified(t, b)
+		b.Close()
+		waitFor(t, ch, "Close")
+	})
+}
