@@ -130,6 +130,9 @@ static void mlk_prep(struct mlk_ring *r, struct io_uring_sqe *sqe,
 		mlk_ts(&side->ts, op->off);
 		io_uring_prep_link_timeout(sqe, &side->ts, op->flags);
 		break;
+	case MLK_OP_POLL_ADD:
+		io_uring_prep_poll_add(sqe, op->fd, op->flags);
+		break;
 	default: /* MLK_OP_NOP and anything unknown (Go never queues those) */
 		io_uring_prep_nop(sqe);
 		break;

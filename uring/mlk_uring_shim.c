@@ -9,6 +9,6 @@
  * those two files (concatenated, .h first); TestCSourcesInSync fails until it
  * is updated, and updating it changes this file, which makes go rebuild the C.
  *
- * csrc-sha256: 010a06e1dc68fc1c91120031f357da4857a9aed3675fb01631fd8acf3dfb7eba
+ * csrc-sha256: ddc389094a12e98317a6eef299ac094667a94cd44ccf71019e1b0976faa11e2e
  */
 #include "../csrc/mlk_uring.c"

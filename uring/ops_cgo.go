@@ -28,6 +28,7 @@ var (
 	_ = [1]struct{}{}[OpLinkTimeout-C.IORING_OP_LINK_TIMEOUT]
 	_ = [1]struct{}{}[OpRecv-C.IORING_OP_RECV]
 	_ = [1]struct{}{}[OpClose-C.IORING_OP_CLOSE]
+	_ = [1]struct{}{}[OpPollAdd-C.IORING_OP_POLL_ADD]
 )
 
 func (r *Ring) push(opcode C.uint8_t, ud uint64, fd int) *C.struct_mlk_op {
@@ -136,6 +137,13 @@ func (r *Ring) Splice(ud uint64, fdIn, fdOut int, n int, flags int) {
 	op := r.push(C.MLK_OP_SPLICE, ud, fdIn)
 	op.fd2, op.off, op.off2 = C.int32_t(fdOut), -1, -1
 	op.len, op.flags = clampLen(n), C.uint32_t(flags)
+}
+
+// PollAdd queues a one-shot poll of fd for events (POLLIN, POLLOUT, ...,
+// as in poll(2)); it completes with the ready events as Res, or -errno.
+// The driver waits for readiness with it before a splice(2) of its own.
+func (r *Ring) PollAdd(ud uint64, fd int, events uint32) {
+	r.push(C.MLK_OP_POLL_ADD, ud, fd).flags = C.uint32_t(events)
 }
 
 // CloseFd queues a close(2) of fd. Operations in flight on fd are not

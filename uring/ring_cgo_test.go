@@ -461,6 +461,25 @@ func TestSplice(t *testing.T) {
 	}
 }
 
+// TestPollAdd: a poll completes with the events once they are ready, and
+// not before.
+func TestPollAdd(t *testing.T) {
+	r := newRing(t, Params{Entries: 8})
+	a, b := tcpPair(t)
+	r.PollAdd(1, b, syscall.EPOLLOUT)
+	if c := collectN(t, r, 1)[0]; c.Res < 0 || c.Res&syscall.EPOLLOUT == 0 {
+		t.Fatalf("POLLOUT on a fresh socket: %+v %v", c, c.Err())
+	}
+	r.PollAdd(2, b, syscall.EPOLLIN)
+	if cqes, _ := r.Enter(1, 50*time.Millisecond); len(cqes) != 0 {
+		t.Fatalf("POLLIN completed with nothing to read: %+v", cqes)
+	}
+	writeAll(a, []byte("x"))
+	if c := collectN(t, r, 1)[0]; c.UserData != 2 || c.Res&syscall.EPOLLIN == 0 {
+		t.Fatalf("POLLIN after a write: %+v %v", c, c.Err())
+	}
+}
+
 func TestCancel(t *testing.T) {
 	tests := []struct {
 		name   string

@@ -53,6 +53,7 @@ func (r *Ring) Connect(ud uint64, fd int, sa syscall.Sockaddr) error        { re
 func (r *Ring) Splice(ud uint64, fdIn, fdOut int, n int, flags int)         {}
 func (r *Ring) CloseFd(ud uint64, fd int)                                   {}
 func (r *Ring) Shutdown(ud uint64, fd int, how int)                         {}
+func (r *Ring) PollAdd(ud uint64, fd int, events uint32)                    {}
 func (r *Ring) Cancel(ud, target uint64, all bool)                          {}
 func (r *Ring) CancelFd(ud uint64, fd int, all bool)                        {}
 func (r *Ring) Timeout(ud uint64, d time.Duration)                          {}

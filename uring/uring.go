@@ -162,7 +162,7 @@ const (
 )
 
 // ProxyOps are the opcodes the proxy's driver issues.
-var ProxyOps = []Opcode{OpNop, OpTimeout, OpAccept, OpAsyncCancel, OpLinkTimeout,
+var ProxyOps = []Opcode{OpNop, OpPollAdd, OpTimeout, OpAccept, OpAsyncCancel, OpLinkTimeout,
 	OpConnect, OpClose, OpSend, OpRecv, OpSplice, OpShutdown, OpSendZC}
 
 // ProbeInfo says what the running kernel supports.

@@ -35,11 +35,11 @@ type UringParams struct {
 	ZCThreshold int
 
 	// SpliceCopy makes io.Copy between two connections of the driver
-	// (their ReadFrom / WriteTo) splice socket → pipe → socket. Off by
-	// default: io_uring runs every splice in a kernel worker thread, and
-	// on loopback that measured slower than writing the received buffers
-	// in place (BenchmarkProxy, BenchmarkRelayStream). SpliceTo splices
-	// regardless.
+	// (their ReadFrom / WriteTo) splice socket → pipe → socket from the
+	// first byte. Off by default: the copy then goes through the received
+	// buffers while they come part-filled (requests, small responses: no
+	// syscall of its own) and splices from the first full buffer on (bulk
+	// transfer). SpliceTo splices regardless.
 	SpliceCopy bool
 }
 
@@ -107,7 +107,9 @@ type ReadNotifier interface {
 // SpliceTo moves up to n bytes (n < 0: until EOF) from the connection to
 // dst and returns how many it moved; reaching EOF is not an error. When dst
 // is a connection of the same driver the bytes go socket → pipe → socket
-// with IORING_OP_SPLICE and never enter user memory; bytes already received
+// with splice(2) on the non-blocking sockets, the ring's IORING_OP_POLL_ADD
+// saying when a side is ready, and never enter user memory (IORING_OP_SPLICE
+// itself would wait in a kernel worker thread); bytes already received
 // into the buffer ring are written first. Any other dst gets a copy through
 // borrowed buffers. It holds the connection's read side and dst's write side
 // for its whole duration; the read deadline bounds its receives and dst's

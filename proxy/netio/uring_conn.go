@@ -15,6 +15,7 @@ import (
 	"unsafe"
 
 	"github.com/monolake-go/monolake/uring"
+	"golang.org/x/sys/unix"
 )
 
 // uringConn is a connection on the ring.
@@ -45,7 +46,8 @@ type uringConn struct {
 	addrOnce     sync.Once
 	laddr, raddr net.Addr
 
-	closed atomic.Bool
+	closed   atomic.Bool
+	nonblock atomic.Bool // O_NONBLOCK set (see setNonblock)
 
 	rmu   sync.Mutex // held by Read, ReadBorrow, SpliceTo, WriteTo
 	cur   []byte     // rmu: unread rest of buffer curID
@@ -732,9 +734,8 @@ func (c *uringConn) setDeadline(dl *atomic.Int64, tm **time.Timer, passed func()
 }
 
 // ReadFrom implements io.ReaderFrom: from another connection of the same
-// driver (or an io.LimitedReader of one) it writes that connection's
-// received buffers in place, or splices with UringParams.SpliceCopy;
-// otherwise it copies.
+// driver (or an io.LimitedReader of one) it relays (see relay), or always
+// splices with UringParams.SpliceCopy; otherwise it copies.
 func (c *uringConn) ReadFrom(r io.Reader) (int64, error) {
 	n, src := int64(-1), r
 	lr, limited := r.(*io.LimitedReader)
@@ -750,7 +751,7 @@ func (c *uringConn) ReadFrom(r io.Reader) (int64, error) {
 		if c.d.spliceCopy {
 			m, err = sc.SpliceTo(c, n)
 		} else {
-			m, err = sc.copyTo(writerOnly{c}, n)
+			m, err = sc.relay(c, n)
 		}
 		if limited {
 			lr.N -= m
@@ -762,12 +763,53 @@ func (c *uringConn) ReadFrom(r io.Reader) (int64, error) {
 
 // WriteTo implements io.WriterTo: it writes the received buffers to w in
 // place (ReadBorrow), without copying them first; to another connection of
-// the same driver it splices instead with UringParams.SpliceCopy.
+// the same driver it relays (see relay), or always splices with
+// UringParams.SpliceCopy.
 func (c *uringConn) WriteTo(w io.Writer) (int64, error) {
-	if dc, ok := w.(*uringConn); ok && dc.d.spliceCopy && dc.d == c.d && dc != c {
-		return c.SpliceTo(dc, -1)
+	if dc, ok := w.(*uringConn); ok && dc.d == c.d && dc != c {
+		if dc.d.spliceCopy {
+			return c.SpliceTo(dc, -1)
+		}
+		return c.relay(dc, -1)
 	}
 	return c.copyTo(w, -1)
+}
+
+// relay moves up to n bytes (n < 0: until EOF) from c to dc: through the
+// received buffers while they come in part-filled (requests, small
+// responses: no syscall but the ring's), and with SpliceTo from the first
+// full one on (bulk: the bytes then skip user memory).
+func (c *uringConn) relay(dc *uringConn, n int64) (int64, error) {
+	if n >= 0 {
+		return c.SpliceTo(dc, n) // a borrowed buffer may hold more than n
+	}
+	var total int64
+	for {
+		buf, release, err := c.ReadBorrow()
+		full := len(buf) == c.d.bufSize
+		if len(buf) > 0 {
+			m, werr := dc.Write(buf)
+			total += int64(m)
+			if werr == nil && m < len(buf) {
+				werr = io.ErrShortWrite
+			}
+			if werr != nil {
+				release()
+				return total, werr
+			}
+		}
+		release()
+		if err == io.EOF {
+			return total, nil
+		}
+		if err != nil {
+			return total, err
+		}
+		if full {
+			m, err := c.SpliceTo(dc, -1)
+			return total + m, err
+		}
+	}
 }
 
 // writerOnly hides ReadFrom from io.Copy.
@@ -844,6 +886,16 @@ func (c *uringConn) SpliceTo(dst net.Conn, n int64) (int64, error) {
 		return total, c.opErr("read", rerr)
 	}
 
+	// The rest goes socket → pipe → socket with splice(2) on non-blocking
+	// sockets, the ring saying when a side is ready (IORING_OP_POLL_ADD).
+	// IORING_OP_SPLICE would park each splice that has to wait in a kernel
+	// worker thread, a thread switch per round.
+	if err := c.setNonblock(); err != nil {
+		return total, c.opErr("read", err)
+	}
+	if err := dc.setNonblock(); err != nil {
+		return total, dc.opErr("write", err)
+	}
 	p, err := d.getPipe()
 	if err != nil {
 		return total, err
@@ -855,9 +907,15 @@ func (c *uringConn) SpliceTo(dst net.Conn, n int64) (int64, error) {
 		if n >= 0 {
 			want = min(want, n-total)
 		}
-		k, err := c.splice(&c.rs, c.fd, p.w, int(want), &c.rdl, "read")
-		if err != nil {
-			return total, err
+		k, errno := spliceNonblock(c.fd, p.w, int(want))
+		if errno == syscall.EAGAIN {
+			if err := c.poll(&c.rs, unix.POLLIN, &c.rdl, "read"); err != nil {
+				return total, err
+			}
+			continue
+		}
+		if errno != 0 {
+			return total, c.opErr("read", os.NewSyscallError("splice", errno))
 		}
 		if k == 0 {
 			d.mu.Lock()
@@ -867,9 +925,15 @@ func (c *uringConn) SpliceTo(dst net.Conn, n int64) (int64, error) {
 		}
 		empty = false
 		for k > 0 {
-			m, err := dc.splice(&dc.ws, p.r, dc.fd, k, &dc.wdl, "write")
-			if err != nil {
-				return total, err
+			m, errno := spliceNonblock(p.r, dc.fd, k)
+			if errno == syscall.EAGAIN {
+				if err := dc.poll(&dc.ws, unix.POLLOUT, &dc.wdl, "write"); err != nil {
+					return total, err
+				}
+				continue
+			}
+			if errno != 0 {
+				return total, dc.opErr("write", os.NewSyscallError("splice", errno))
 			}
 			k -= m
 			total += int64(m)
@@ -879,30 +943,47 @@ func (c *uringConn) SpliceTo(dst net.Conn, n int64) (int64, error) {
 	return total, nil
 }
 
-// splice runs one IORING_OP_SPLICE in slot s of c and waits for it.
-func (c *uringConn) splice(s *slot, fdIn, fdOut, n int, dl *atomic.Int64, op string) (int, error) {
+// setNonblock makes the socket non-blocking, once: splice(2) must not block
+// the worker. The ring's own send and recv do not mind the flag.
+func (c *uringConn) setNonblock() error {
+	if c.nonblock.Load() {
+		return nil
+	}
+	if err := unix.SetNonblock(c.fd, true); err != nil {
+		return os.NewSyscallError("fcntl", err)
+	}
+	c.nonblock.Store(true)
+	return nil
+}
+
+// spliceNonblock moves up to n bytes from fdIn to fdOut, one of them a
+// pipe, both non-blocking. It is a raw system call: it never waits, and
+// the worker keeps its P meanwhile.
+func spliceNonblock(fdIn, fdOut, n int) (int, syscall.Errno) {
+	r, _, e := syscall.RawSyscall6(unix.SYS_SPLICE, uintptr(fdIn), 0, uintptr(fdOut), 0,
+		uintptr(n), unix.SPLICE_F_MOVE|unix.SPLICE_F_NONBLOCK)
+	return int(r), e
+}
+
+// poll waits, in slot s of c, until c's socket has one of events ready.
+func (c *uringConn) poll(s *slot, events uint32, dl *atomic.Int64, op string) error {
 	d := c.d
 	d.mu.Lock()
 	if c.closed.Load() {
 		d.mu.Unlock()
-		return 0, c.opErr(op, net.ErrClosed)
+		return c.opErr(op, net.ErrClosed)
 	}
 	if expired(dl) {
 		d.mu.Unlock()
-		return 0, c.opErr(op, os.ErrDeadlineExceeded)
+		return c.opErr(op, os.ErrDeadlineExceeded)
 	}
-	d.ring.Splice(c.ud(c.slotKind(s)), fdIn, fdOut, n, unixSpliceFMove)
+	d.ring.PollAdd(c.ud(c.slotKind(s)), c.fd, events)
 	c.startLocked(s)
-	res := c.waitLocked(s, dl)
-	if res < 0 {
-		return 0, c.resultErr(op, "splice", res, dl)
+	if res := c.waitLocked(s, dl); res < 0 {
+		return c.resultErr(op, "poll", res, dl)
 	}
-	return int(res), nil
+	return nil
 }
-
-const (
-	unixSpliceFMove = 1
-)
 
 // copyTo is SpliceTo's path to a writer that is not a connection of this
 // driver: received buffers are written in place.
