@@ -907,15 +907,9 @@ func (c *uringConn) SpliceTo(dst net.Conn, n int64) (int64, error) {
 		if n >= 0 {
 			want = min(want, n-total)
 		}
-		k, errno := spliceNonblock(c.fd, p.w, int(want))
-		if errno == syscall.EAGAIN {
-			if err := c.poll(&c.rs, unix.POLLIN, &c.rdl, "read"); err != nil {
-				return total, err
-			}
-			continue
-		}
-		if errno != 0 {
-			return total, c.opErr("read", os.NewSyscallError("splice", errno))
+		k, err := c.spliceReady(&c.rs, unix.POLLIN, &c.rdl, "read", c.fd, p.w, int(want))
+		if err != nil {
+			return total, err
 		}
 		if k == 0 {
 			d.mu.Lock()
@@ -925,15 +919,9 @@ func (c *uringConn) SpliceTo(dst net.Conn, n int64) (int64, error) {
 		}
 		empty = false
 		for k > 0 {
-			m, errno := spliceNonblock(p.r, dc.fd, k)
-			if errno == syscall.EAGAIN {
-				if err := dc.poll(&dc.ws, unix.POLLOUT, &dc.wdl, "write"); err != nil {
-					return total, err
-				}
-				continue
-			}
-			if errno != 0 {
-				return total, dc.opErr("write", os.NewSyscallError("splice", errno))
+			m, err := dc.spliceReady(&dc.ws, unix.POLLOUT, &dc.wdl, "write", p.r, dc.fd, k)
+			if err != nil {
+				return total, err
 			}
 			k -= m
 			total += int64(m)
@@ -954,6 +942,25 @@ func (c *uringConn) setNonblock() error {
 	}
 	c.nonblock.Store(true)
 	return nil
+}
+
+// spliceReady splices up to n bytes from fdIn to fdOut, one of them c's
+// socket, waiting in slot s of c for events on it (bounded by dl) while it
+// is not ready.
+func (c *uringConn) spliceReady(s *slot, events uint32, dl *atomic.Int64, op string, fdIn, fdOut, n int) (int, error) {
+	for {
+		k, errno := spliceNonblock(fdIn, fdOut, n)
+		switch errno {
+		case 0:
+			return k, nil
+		case syscall.EAGAIN:
+			if err := c.poll(s, events, dl, op); err != nil {
+				return 0, err
+			}
+		default:
+			return 0, c.opErr(op, os.NewSyscallError("splice", errno))
+		}
+	}
 }
 
 // spliceNonblock moves up to n bytes from fdIn to fdOut, one of them a

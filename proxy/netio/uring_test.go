@@ -971,3 +971,60 @@ func TestUringNotifyReadable(t *testing.T) {
 		waitFor(t, ch, "Close")
 	})
 }
+
+// TestUringWriteEdges: bytes written arrive in order and whole when Close
+// follows at once; a peer that stops reading makes Write time out at its
+// deadline instead of hanging; writes to a peer that reset fail.
+func TestUringWriteEdges(t *testing.T) {
+	d := newDriver(t, UringParams{})
+	t.Run("close-after-write", func(t *testing.T) {
+		a, b := ringPair(t, d)
+		var want []byte
+		for i := range 200 {
+			msg := []byte(strings.Repeat(strconv.Itoa(i%10), 1+i*37%5000))
+			want = append(want, msg...)
+			if _, err := a.Write(msg); err != nil {
+				t.Fatal(err)
+			}
+		}
+		done := make(chan []byte)
+		go func() {
+			got, _ := io.ReadAll(b)
+			done <- got
+		}()
+		if err := a.Close(); err != nil {
+			t.Fatal(err)
+		}
+		if got := <-done; !bytes.Equal(got, want) {
+			t.Fatalf("peer read %d bytes, want the %d written", len(got), len(want))
+		}
+	})
+	t.Run("stuck-peer", func(t *testing.T) {
+		a, _ := ringPair(t, d)
+		a.SetWriteDeadline(time.Now().Add(300 * time.Millisecond))
+		chunk := make([]byte, 16<<10)
+		var err error
+		for i := 0; i < 100000 && err == nil; i++ {
+			_, err = a.Write(chunk)
+		}
+		if !isTimeout(err) {
+			t.Fatalf("writing to a peer that does not read: %v, want a timeout", err)
+		}
+	})
+	t.Run("reset-peer", func(t *testing.T) {
+		a, b := ringPair(t, d)
+		var err error
+		if tc, ok := b.(*uringConn); ok {
+			syscall.SetsockoptLinger(tc.fd, syscall.SOL_SOCKET, syscall.SO_LINGER, &syscall.Linger{Onoff: 1, Linger: 0})
+		}
+		b.Close() // RST
+		time.Sleep(50 * time.Millisecond)
+		for i := 0; i < 100 && err == nil; i++ {
+			_, err = a.Write([]byte("after the reset"))
+			time.Sleep(5 * time.Millisecond)
+		}
+		if err == nil {
+			t.Fatal("writes to a reset peer kept succeeding")
+		}
+	})
+}
