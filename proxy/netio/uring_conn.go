@@ -58,7 +58,9 @@ type uringConn struct {
 	wpin runtime.Pinner
 	zcOK int8 // wmu: 0 unknown, 1 SEND_ZC allowed, -1 not (local peer, or refused)
 
-	tmu          sync.Mutex // guards the timers
+	tmu          sync.Mutex // guards the timers and the instants they are armed for
+	rArmed       int64      // tmu: UnixNano rtimer is armed for, 0 when it is not
+	wArmed       int64      // tmu: the same for wtim
 	rdl, wdl     atomic.Int64
 	rtimer, wtim *time.Timer
 
@@ -661,11 +663,14 @@ func (c *uringConn) SetDeadline(t time.Time) error {
 // they return an error wrapping os.ErrDeadlineExceeded. Data that arrives
 // later is kept for the next Read.
 func (c *uringConn) SetReadDeadline(t time.Time) error {
-	return c.setDeadline(&c.rdl, &c.rtimer, c.readDeadlinePassed, t)
+	return c.setDeadline(&c.rdl, &c.rtimer, &c.rArmed, c.readDeadlinePassed, t)
 }
 
 // readDeadlinePassed runs on the read deadline's timer.
 func (c *uringConn) readDeadlinePassed() {
+	if !c.timerDue(&c.rdl, c.rtimer, &c.rArmed) {
+		return
+	}
 	wake(c.rs.ch)
 	c.d.mu.Lock()
 	c.fireLocked()
@@ -700,23 +705,27 @@ func (c *uringConn) fireLocked() {
 // SetWriteDeadline bounds Write and sends into this connection, as
 // SetReadDeadline; a Write that times out reports the bytes already sent.
 func (c *uringConn) SetWriteDeadline(t time.Time) error {
-	return c.setDeadline(&c.wdl, &c.wtim, c.writeDeadlinePassed, t)
+	return c.setDeadline(&c.wdl, &c.wtim, &c.wArmed, c.writeDeadlinePassed, t)
 }
 
 // writeDeadlinePassed runs on the write deadline's timer.
-func (c *uringConn) writeDeadlinePassed() { wake(c.ws.ch) }
+func (c *uringConn) writeDeadlinePassed() {
+	if c.timerDue(&c.wdl, c.wtim, &c.wArmed) {
+		wake(c.ws.ch)
+	}
+}
 
-func (c *uringConn) setDeadline(dl *atomic.Int64, tm **time.Timer, passed func(), t time.Time) error {
+// setDeadline stores the deadline, which waiters check, and arms the
+// timer that wakes them only when it is not armed already for an earlier
+// instant: a deadline pushed later (the keep-alive or write timeout renewed
+// for every request) costs no timer operation; the earlier timer, when it
+// fires, re-arms for the deadline then in force (timerDue).
+func (c *uringConn) setDeadline(dl *atomic.Int64, tm **time.Timer, armed *int64, passed func(), t time.Time) error {
 	if c.closed.Load() {
 		return c.opErr("set", net.ErrClosed)
 	}
-	c.tmu.Lock()
-	defer c.tmu.Unlock()
 	if t.IsZero() {
-		dl.Store(0)
-		if *tm != nil {
-			(*tm).Stop()
-		}
+		dl.Store(0) // a timer still armed finds no deadline and does nothing
 		return nil
 	}
 	ns := t.UnixNano()
@@ -724,13 +733,38 @@ func (c *uringConn) setDeadline(dl *atomic.Int64, tm **time.Timer, passed func()
 		ns = 1
 	}
 	dl.Store(ns)
+	c.tmu.Lock()
+	defer c.tmu.Unlock()
+	if *armed != 0 && *armed <= ns {
+		return nil
+	}
 	wait := time.Until(t)
 	if *tm == nil {
 		*tm = time.AfterFunc(wait, passed)
 	} else {
 		(*tm).Reset(wait)
 	}
+	*armed = ns
 	return nil
+}
+
+// timerDue runs when a deadline timer fires: it reports whether the
+// deadline in force has passed, and re-arms the timer when the deadline
+// was moved later meanwhile.
+func (c *uringConn) timerDue(dl *atomic.Int64, tm *time.Timer, armed *int64) bool {
+	c.tmu.Lock()
+	defer c.tmu.Unlock()
+	*armed = 0
+	ns := dl.Load()
+	if ns == 0 || c.closed.Load() {
+		return ns != 0
+	}
+	if wait := time.Until(time.Unix(0, ns)); wait > 0 {
+		tm.Reset(wait)
+		*armed = ns
+		return false
+	}
+	return true
 }
 
 // ReadFrom implements io.ReaderFrom: from another connection of the same
