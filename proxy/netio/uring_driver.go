@@ -273,10 +273,29 @@ func (d *Uring) dispatchLocked(c uring.CQE) {
 	o.completeLocked(c.UserData&(1<<kindBits-1), c)
 }
 
-// watchEventfd turns the ring's eventfd into wake-ups of the loop. Its Read
-// parks in Go's netpoller, holding no thread.
+// watchEventfd turns the ring's eventfd into wake-ups of the loop. It
+// waits in Go's netpoller, holding no thread, and never reads the eventfd:
+// the netpoller watches it edge-triggered, and every CQE the kernel posts
+// signals it again, so each signal wakes the watcher once without a read(2)
+// to drain the counter (which cannot reach its limit: it would take 2^64
+// signals).
 func (d *Uring) watchEventfd() {
 	defer close(d.evDone)
+	rc, err := d.evf.SyscallConn()
+	if err != nil {
+		d.watchEventfdReading()
+		return
+	}
+	// Read returns only when the eventfd is closed (Close).
+	rc.Read(func(uintptr) bool {
+		wake(d.evch)
+		return false
+	})
+}
+
+// watchEventfdReading is watchEventfd draining the counter with read(2),
+// for an eventfd the netpoller cannot hand over raw.
+func (d *Uring) watchEventfdReading() {
 	var b [8]byte
 	for {
 		if _, err := d.evf.Read(b[:]); err != nil {
