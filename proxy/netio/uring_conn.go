@@ -467,8 +467,24 @@ func (c *uringConn) writeLocked(p []byte) (int, error) {
 	}
 	d := c.d
 	n := 0
-	c.wpin.Pin(unsafe.SliceData(p))
-	defer c.wpin.Unpin()
+	var buf []byte // what the kernel sends from: p, or a copy of it
+	if len(p) <= copyWriteMax {
+		// A small write goes through a buffer of the driver's, outside
+		// the Go heap: copying it costs less than pinning p.
+		d.mu.Lock()
+		buf = d.getWBufLocked()[:len(p)]
+		d.mu.Unlock()
+		copy(buf, p)
+		defer func() {
+			d.mu.Lock()
+			d.putWBufLocked(buf)
+			d.mu.Unlock()
+		}()
+	} else {
+		buf = p
+		c.wpin.Pin(unsafe.SliceData(p))
+		defer c.wpin.Unpin()
+	}
 	for n < len(p) {
 		d.mu.Lock()
 		if c.closed.Load() {
@@ -479,7 +495,7 @@ func (c *uringConn) writeLocked(p []byte) (int, error) {
 			d.mu.Unlock()
 			return n, c.opErr("write", os.ErrDeadlineExceeded)
 		}
-		chunk := p[n:]
+		chunk := buf[n:]
 		if c.ws.zc = d.zcMin > 0 && len(chunk) >= d.zcMin && c.wdl.Load() == 0 && c.zcAllowed(); c.ws.zc {
 			d.ring.SendZC(c.ud(kindWrite), c.fd, chunk, syscall.MSG_WAITALL)
 		} else {
@@ -663,7 +679,7 @@ func (c *uringConn) SetDeadline(t time.Time) error {
 // they return an error wrapping os.ErrDeadlineExceeded. Data that arrives
 // later is kept for the next Read.
 func (c *uringConn) SetReadDeadline(t time.Time) error {
-	return c.setDeadline(&c.rdl, &c.rtimer, &c.rArmed, c.readDeadlinePassed, t)
+	return c.setDeadline(&c.rdl, &c.rtimer, &c.rArmed, true, t)
 }
 
 // readDeadlinePassed runs on the read deadline's timer.
@@ -705,7 +721,7 @@ func (c *uringConn) fireLocked() {
 // SetWriteDeadline bounds Write and sends into this connection, as
 // SetReadDeadline; a Write that times out reports the bytes already sent.
 func (c *uringConn) SetWriteDeadline(t time.Time) error {
-	return c.setDeadline(&c.wdl, &c.wtim, &c.wArmed, c.writeDeadlinePassed, t)
+	return c.setDeadline(&c.wdl, &c.wtim, &c.wArmed, false, t)
 }
 
 // writeDeadlinePassed runs on the write deadline's timer.
@@ -720,7 +736,10 @@ func (c *uringConn) writeDeadlinePassed() {
 // instant: a deadline pushed later (the keep-alive or write timeout renewed
 // for every request) costs no timer operation; the earlier timer, when it
 // fires, re-arms for the deadline then in force (timerDue).
-func (c *uringConn) setDeadline(dl *atomic.Int64, tm **time.Timer, armed *int64, passed func(), t time.Time) error {
+//
+// read picks the timer's callback; the method value is made only when the
+// timer is, so a call does not allocate.
+func (c *uringConn) setDeadline(dl *atomic.Int64, tm **time.Timer, armed *int64, read bool, t time.Time) error {
 	if c.closed.Load() {
 		return c.opErr("set", net.ErrClosed)
 	}
@@ -740,6 +759,10 @@ func (c *uringConn) setDeadline(dl *atomic.Int64, tm **time.Timer, armed *int64,
 	}
 	wait := time.Until(t)
 	if *tm == nil {
+		passed := c.writeDeadlinePassed
+		if read {
+			passed = c.readDeadlinePassed
+		}
 		*tm = time.AfterFunc(wait, passed)
 	} else {
 		(*tm).Reset(wait)

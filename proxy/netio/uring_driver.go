@@ -97,6 +97,8 @@ type Uring struct {
 	// conns whose multishot recv the next Enter submits (see armLocked).
 	tid   int32
 	armed []*uringConn
+	// wbufs are free write buffers (see copyWriteMax).
+	wbufs [][]byte
 }
 
 // NewUring sets up a ring, its provided-buffer ring and its eventfd, and
@@ -181,6 +183,10 @@ func (d *Uring) Close() error {
 		p.close()
 	}
 	d.pipes = nil
+	for _, b := range d.wbufs {
+		unix.Munmap(b)
+	}
+	d.wbufs = nil
 	return d.ring.Close()
 }
 
@@ -572,6 +578,41 @@ func (d *Uring) putPipe(p pipePair, empty bool) {
 	}
 	d.mu.Unlock()
 	p.close()
+}
+
+// copyWriteMax is the largest Write that is copied into a buffer of the
+// driver's; larger ones are sent from the caller's memory, pinned.
+const copyWriteMax = 16 << 10
+
+// wbufsKept is how many free write buffers the driver keeps.
+const wbufsKept = 256
+
+// getWBufLocked returns a write buffer of copyWriteMax bytes: mapped
+// memory, off the Go heap, which the kernel may read while the writer
+// waits, without pinning.
+func (d *Uring) getWBufLocked() []byte {
+	if n := len(d.wbufs); n > 0 {
+		b := d.wbufs[n-1]
+		d.wbufs = d.wbufs[:n-1]
+		return b
+	}
+	b, err := unix.Mmap(-1, 0, copyWriteMax, unix.PROT_READ|unix.PROT_WRITE, unix.MAP_PRIVATE|unix.MAP_ANONYMOUS)
+	if err != nil {
+		// Out of mappings: Go memory, which the caller keeps referenced
+		// until the send completes; the heap does not move objects.
+		return make([]byte, copyWriteMax)
+	}
+	return b
+}
+
+// putWBufLocked takes a write buffer back.
+func (d *Uring) putWBufLocked(b []byte) {
+	b = b[:cap(b)]
+	if !d.closed && len(d.wbufs) < wbufsKept {
+		d.wbufs = append(d.wbufs, b)
+		return
+	}
+	unix.Munmap(b) // fails harmlessly for the Go fallback
 }
 
 // sockaddrToAddr converts a socket address; nil gives an empty address of

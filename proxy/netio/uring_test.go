@@ -1028,3 +1028,20 @@ func TestUringWriteEdges(t *testing.T) {
 		}
 	})
 }
+
+// TestUringDeadlinesDoNotAllocate: the HTTP server renews deadlines for
+// every request; doing so must not allocate.
+func TestUringDeadlinesDoNotAllocate(t *testing.T) {
+	d := newDriver(t, UringParams{})
+	a, _ := ringPair(t, d)
+	a.SetReadDeadline(time.Now().Add(time.Hour)) // the timers exist from here on
+	a.SetWriteDeadline(time.Now().Add(time.Hour))
+	n := testing.AllocsPerRun(100, func() {
+		a.SetReadDeadline(time.Now().Add(time.Minute))
+		a.SetWriteDeadline(time.Now().Add(time.Minute))
+		a.SetReadDeadline(time.Time{})
+	})
+	if n != 0 {
+		t.Fatalf("%v allocations per round of deadline renewals, want 0", n)
+	}
+}
