@@ -31,32 +31,28 @@ trap cleanup EXIT
 mkdir -p "$work/www" "$work/origin" "$work/proxy"
 head -c 1024 /dev/zero | tr '\0' a >"$work/www/1k"
 
-temps() { # nginx's temp paths under $1
-	for t in client_body proxy fastcgi uwsgi scgi; do echo "${t}_temp_path $1/$t;"; done
-}
-
-cat >"$work/origin/nginx.conf" <<EOF
+# nginx_conf DIR HTTP-BODY: a one-worker nginx config in DIR/nginx.conf,
+# its pid and temp files in DIR, HTTP-BODY inside the http block.
+nginx_conf() {
+	local dir=$1 body=$2 temps=""
+	for t in client_body proxy fastcgi uwsgi scgi; do temps+="${t}_temp_path $dir/$t; "; done
+	cat >"$dir/nginx.conf" <<EOF
 worker_processes 1;
-pid $work/origin/nginx.pid;
+pid $dir/nginx.pid;
 events { worker_connections 4096; }
 http {
-    access_log off; keepalive_requests 100000000; $(temps "$work/origin")
-    server { listen 127.0.0.1:29500; root $work/www; }
+    access_log off; keepalive_requests 100000000; $temps
+    $body
 }
 EOF
-cat >"$work/proxy/nginx.conf" <<EOF
-worker_processes 1;
-pid $work/proxy/nginx.pid;
-events { worker_connections 4096; }
-http {
-    access_log off; keepalive_requests 100000000; $(temps "$work/proxy")
-    upstream origin { server 127.0.0.1:29500; keepalive 64; }
+}
+
+nginx_conf "$work/origin" "server { listen 127.0.0.1:29500; root $work/www; }"
+nginx_conf "$work/proxy" 'upstream origin { server 127.0.0.1:29500; keepalive 64; }
     server {
         listen 127.0.0.1:29501;
         location / { proxy_pass http://origin; proxy_http_version 1.1; proxy_set_header Connection ""; }
-    }
-}
-EOF
+    }'
 cat >"$work/monolake.toml" <<EOF
 [runtime]
 worker_threads = 1
