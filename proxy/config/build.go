@@ -498,6 +498,16 @@ func (b *builder) timeouts(key string, r *rawServer) Timeout {
 		t.ServerReadHeader = sec("server_read_header_timeout_sec", raw.ServerReadHeader)
 		t.ServerReadBody = sec("server_read_body_timeout_sec", raw.ServerReadBody)
 		t.ServerMessage = sec("server_message_timeout_sec", raw.ServerMessage)
+		if v := raw.ServerPark; v != nil {
+			switch {
+			case *v == -1:
+				t.ServerPark = -1
+			case *v < 1 || *v > 86400000:
+				b.errorf(tkey+".server_keepalive_park_ms", "%d: want -1 (never park) or 1 to 86400000 milliseconds", *v)
+			default:
+				t.ServerPark = time.Duration(*v) * time.Millisecond
+			}
+		}
 		t.UpstreamConnect = sec("upstream_connect_timeout_sec", raw.UpstreamConnect)
 		t.UpstreamRead = sec("upstream_read_timeout_sec", raw.UpstreamRead)
 	}

@@ -233,6 +233,10 @@ type Timeout struct {
 	ServerMessage    time.Duration
 	UpstreamConnect  time.Duration
 	UpstreamRead     time.Duration
+	// ServerPark is how long an idle HTTP keep-alive connection waits
+	// before it is parked (httpproxy.ServerConfig.ParkAfter); negative:
+	// never.
+	ServerPark time.Duration
 }
 
 // Server is one [servers.NAME] table.

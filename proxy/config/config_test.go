@@ -99,6 +99,25 @@ path = "/"
 upstreams = [{ endpoint = { type = "uri", value = "http://127.0.0.1:9000" } }]
 `
 
+// TestParkTimeout: server_keepalive_park_ms in milliseconds, -1 for never.
+func TestParkTimeout(t *testing.T) {
+	for _, tt := range []struct {
+		value string
+		want  time.Duration
+	}{{"250", 250 * time.Millisecond}, {"-1", -1}} {
+		text := "[servers.a]\nlistener = { type = \"socket\", value = \"127.0.0.1:1\" }\n" +
+			"timeout = { server_keepalive_park_ms = " + tt.value + " }\n" +
+			"[[servers.a.routes]]\npath = \"/\"\nupstreams = [{ endpoint = { type = \"socket\", value = \"127.0.0.1:2\" } }]\n"
+		c, err := Parse("t.toml", []byte(text))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := c.Servers["a"].Timeout.ServerPark; got != tt.want {
+			t.Errorf("server_keepalive_park_ms = %s: %v, want %v", tt.value, got, tt.want)
+		}
+	}
+}
+
 func TestErrors(t *testing.T) {
 	tests := []struct {
 		name string
@@ -125,6 +144,7 @@ func TestErrors(t *testing.T) {
 		{"zero weights", strings.Replace(base, `value = "http://127.0.0.1:9000" } }`, `value = "http://127.0.0.1:9000" }, weight = 0 }`, 1), 10, "weight 0"},
 		{"duplicate listener", base + "\n[servers.b]\nproxy_type = \"tcp\"\nlistener = { type = \"socket\", value = \"127.0.0.1:8080\" }\nroute = { upstreams = [{ endpoint = { type = \"socket\", value = \"127.0.0.1:2\" } }] }\n", 14, "already used"},
 		{"timeout zero", strings.Replace(base, `name = "a"`, "name = \"a\"\ntimeout = { upstream_connect_timeout_sec = 0 }", 1), 6, "0 seconds"},
+		{"park zero", strings.Replace(base, `name = "a"`, "name = \"a\"\ntimeout = { server_keepalive_park_ms = 0 }", 1), 6, "want -1 (never park)"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -80,6 +80,9 @@ type rawTimeout struct {
 	ServerMessage    *int64 `toml:"server_message_timeout_sec"`
 	UpstreamConnect  *int64 `toml:"upstream_connect_timeout_sec"`
 	UpstreamRead     *int64 `toml:"upstream_read_timeout_sec"`
+	// Ours: how long an idle keep-alive connection waits before it is
+	// parked (ms; -1: never).
+	ServerPark *int64 `toml:"server_keepalive_park_ms"`
 }
 
 type rawOptHandlers struct {

@@ -179,3 +179,18 @@ func TestParkedDrainAndClose(t *testing.T) {
 		}
 	}
 }
+
+// TestParkConfig: the config's server_keepalive_park_ms reaches the server
+// (-1: never park), and the default is ParkAfter's.
+func TestParkConfig(t *testing.T) {
+	up := rawUpstream(t, func(c net.Conn) { c.Close() })
+	for _, tt := range []struct {
+		extra string
+		want  time.Duration
+	}{{"", 200 * time.Millisecond}, {"timeout = { server_keepalive_park_ms = 50 }", 50 * time.Millisecond}, {"timeout = { server_keepalive_park_ms = -1 }", -1}} {
+		p := startProxy(t, serverTOML(tt.extra, routeTOML("/{*p}", "", up)), Options{Log: slog.New(slog.DiscardHandler)})
+		if got := p.Srv.cfg.ParkAfter; got != tt.want {
+			t.Errorf("%q: ParkAfter %v, want %v", tt.extra, got, tt.want)
+		}
+	}
+}
