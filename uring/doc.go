@@ -2,7 +2,7 @@
 // runtime is built on (DESIGN.md, "Two I/O drivers"). It gives a Ring with
 // the operations a proxy needs — multishot accept, multishot recv into a
 // provided buffer ring, recv, send, SEND_ZC (plain and from registered
-// buffers), connect, splice, close, shutdown, cancel, timeouts, nop — and
+// buffers), connect, splice, poll, close, shutdown, cancel, timeouts, nop — and
 // nothing else: no goroutines, no locks, no net.Conn. The net.Listener /
 // net.Conn driver lives in proxy/netio and is built on this.
 //
@@ -12,11 +12,13 @@
 // descriptor into C memory the Ring owns: no cgo call, no syscall. Each
 // operation carries a 64-bit user_data the caller chooses and gets back in
 // every CQE the operation produces; uring never interprets it (the value
-// ^uint64(0) is reserved by liburing). Enter then makes exactly one cgo call:
-// the C helper (csrc/mlk_uring.c) turns every queued descriptor into an SQE,
+// ^uint64(0) is reserved by liburing). Enter then makes one round: the C
+// helper (csrc/mlk_uring.c) turns every queued descriptor into an SQE,
 // submits them with at most one io_uring_enter(2) (more only if the batch is
 // larger than the SQ ring), optionally waits for completions with a timeout,
 // and copies the ready CQEs into a C array that Enter returns as []CQE. A
+// waiting Enter is one cgo call; one that does not wait is two short ones
+// around an io_uring_enter(2) made from Go as a raw system call (see Enter). A
 // driver therefore lets its goroutines queue operations and park, and its
 // loop calls Enter once per round for all of them.
 //
