@@ -317,24 +317,31 @@ func (s *Server) park(ctx context.Context, cs *conn) bool {
 	// close closes it under its wait: it needs no callback meanwhile.
 	cs.unwatchForced()
 	// On the io_uring runtime the connection waits without a goroutine;
-	// elsewhere on one with a small stack. Order matters against the drain
-	// callback, as in serve.
-	if rn, ok := cs.c.(readNotifier); ok {
-		cs.c.SetReadDeadline(cs.idleAt.Add(s.cfg.KeepAliveTimeout))
-		if !cs.stopping() && ctx.Err() == nil && rn.NotifyReadable(func() { s.resume(ctx, cs) }) {
-			return true
-		}
+	// elsewhere on one with a small stack. Either way the wait ends at the
+	// keep-alive's deadline, set here.
+	stop := s.restOfKeepAlive(cs)
+	if rn, ok := cs.c.(readNotifier); ok && !stop && ctx.Err() == nil && rn.NotifyReadable(func() { s.resume(ctx, cs) }) {
+		return true
 	}
 	go s.resume(ctx, cs)
 	return true
+}
+
+// restOfKeepAlive sets cs's read deadline to the end of its keep-alive
+// and reports whether the server is stopping. Order matters against the
+// drain callback, as in serve: cs is marked idle, the deadline is set, then
+// draining is looked at.
+func (s *Server) restOfKeepAlive(cs *conn) (stopping bool) {
+	cs.c.SetReadDeadline(cs.idleAt.Add(s.cfg.KeepAliveTimeout))
+	return cs.stopping()
 }
 
 // readNotifier is netio.ReadNotifier.
 type readNotifier interface{ NotifyReadable(f func()) bool }
 
 // resume waits, on a goroutine of its own, for the first byte of the next
-// request on a parked connection, until the keep-alive ends, then serves
-// on; or ends the connection.
+// request on a parked connection, until the keep-alive ends (park set the
+// deadline), then serves on; or ends the connection.
 func (s *Server) resume(ctx context.Context, cs *conn) {
 	defer func() {
 		if r := recover(); r != nil {
@@ -345,14 +352,11 @@ func (s *Server) resume(ctx context.Context, cs *conn) {
 			}
 		}
 	}()
-	c := cs.c
-	// Order matters against the drain callback, as in serve.
-	c.SetReadDeadline(cs.idleAt.Add(s.cfg.KeepAliveTimeout))
 	if cs.stopping() || ctx.Err() != nil {
 		s.end(cs)
 		return
 	}
-	n, _ := c.Read(cs.one[:])
+	n, _ := cs.c.Read(cs.one[:])
 	if n == 0 {
 		// EOF, the keep-alive's end, a drain, a reset: nothing to answer.
 		s.end(cs)
@@ -409,8 +413,7 @@ func (s *Server) serve(ctx context.Context, cs *conn) error {
 				return errParked
 			}
 			// Not parkable: wait out the keep-alive here.
-			c.SetReadDeadline(cs.idleAt.Add(s.cfg.KeepAliveTimeout))
-			if cs.stopping() {
+			if s.restOfKeepAlive(cs) {
 				return nil
 			}
 			err = cs.rd.ReadRequest(&cs.head)
