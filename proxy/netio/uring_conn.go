@@ -840,33 +840,12 @@ func (c *uringConn) relay(dc *uringConn, n int64) (int64, error) {
 	if n >= 0 {
 		return c.SpliceTo(dc, n) // a borrowed buffer may hold more than n
 	}
-	var total int64
-	for {
-		buf, release, err := c.ReadBorrow()
-		full := len(buf) == c.d.bufSize
-		if len(buf) > 0 {
-			m, werr := dc.Write(buf)
-			total += int64(m)
-			if werr == nil && m < len(buf) {
-				werr = io.ErrShortWrite
-			}
-			if werr != nil {
-				release()
-				return total, werr
-			}
-		}
-		release()
-		if err == io.EOF {
-			return total, nil
-		}
-		if err != nil {
-			return total, err
-		}
-		if full {
-			m, err := c.SpliceTo(dc, -1)
-			return total + m, err
-		}
+	total, full, err := c.copyBorrowed(dc, true)
+	if err != nil || !full {
+		return total, err
 	}
+	m, err := c.SpliceTo(dc, -1)
+	return total + m, err
 }
 
 // writerOnly hides ReadFrom from io.Copy.
@@ -1055,27 +1034,38 @@ func (c *uringConn) copyTo(dst io.Writer, n int64) (int64, error) {
 	if n >= 0 {
 		return io.Copy(dst, io.LimitReader(readerOnly{c}, n))
 	}
-	var total int64
+	total, _, err := c.copyBorrowed(dst, false)
+	return total, err
+}
+
+// copyBorrowed writes the received buffers to dst in place until EOF (not
+// an error), an error, or, with untilFull, right after the first buffer the
+// kernel filled whole (full is then true).
+func (c *uringConn) copyBorrowed(dst io.Writer, untilFull bool) (total int64, full bool, err error) {
 	for {
-		buf, release, err := c.ReadBorrow()
+		buf, release, rerr := c.ReadBorrow()
+		full = len(buf) == c.d.bufSize
 		if len(buf) > 0 {
 			m, werr := dst.Write(buf)
 			release()
 			total += int64(m)
 			if werr != nil {
-				return total, werr
+				return total, false, werr
 			}
 			if m < len(buf) {
-				return total, io.ErrShortWrite
+				return total, false, io.ErrShortWrite
 			}
 		} else {
 			release()
 		}
-		if err == io.EOF {
-			return total, nil
+		if rerr == io.EOF {
+			return total, false, nil
 		}
-		if err != nil {
-			return total, err
+		if rerr != nil {
+			return total, false, rerr
+		}
+		if untilFull && full {
+			return total, true, nil
 		}
 	}
 }
