@@ -202,6 +202,26 @@ func dialN(tb testing.TB, dial dialFunc, addr string, n int) ([]net.Conn, [][]by
 	return conns, bufs
 }
 
+// loopPingPong runs pingPong over cs for b.Loop and reports the CPU time
+// and, when ring is set, the io_uring driver d's ring statistics per
+// iteration.
+func loopPingPong(b *testing.B, ring bool, d *Uring, cs []net.Conn, msg []byte, bufs [][]byte) {
+	var before uring.Stats
+	if ring {
+		before = d.Stats()
+	}
+	cpu := cpuTime()
+	for b.Loop() {
+		if err := pingPong(cs, msg, bufs); err != nil {
+			b.Fatal(err)
+		}
+	}
+	cpuMetric(b, cpu)
+	if ring {
+		ringMetrics(b, d, before)
+	}
+}
+
 // BenchmarkEcho compares the drivers on request/response echo: each
 // iteration sends one message on every connection and reads it back; the
 // server and the clients use the same driver, in the same process.
@@ -216,20 +236,7 @@ func BenchmarkEcho(b *testing.B) {
 				msg := make([]byte, 1<<10)
 				b.SetBytes(int64(2 * len(msg) * conns))
 				b.ReportAllocs()
-				var before uring.Stats
-				if dr.name == "uring" {
-					before = d.Stats()
-				}
-				cpu := cpuTime()
-				for b.Loop() {
-					if err := pingPong(cs, msg, bufs); err != nil {
-						b.Fatal(err)
-					}
-				}
-				cpuMetric(b, cpu)
-				if dr.name == "uring" {
-					ringMetrics(b, d, before)
-				}
+				loopPingPong(b, dr.name == "uring", d, cs, msg, bufs)
 			})
 		}
 	}
@@ -265,20 +272,7 @@ func BenchmarkProxy(b *testing.B) {
 					if err := pingPong(cs, msg, bufs); err != nil { // the relay's upstream conn
 						b.Fatal(err)
 					}
-					var before uring.Stats
-					if dr.name == "uring" {
-						before = d.Stats()
-					}
-					cpu := cpuTime()
-					for b.Loop() {
-						if err := pingPong(cs, msg, bufs); err != nil {
-							b.Fatal(err)
-						}
-					}
-					cpuMetric(b, cpu)
-					if dr.name == "uring" {
-						ringMetrics(b, d, before)
-					}
+					loopPingPong(b, dr.name == "uring", d, cs, msg, bufs)
 				})
 			}
 		}
