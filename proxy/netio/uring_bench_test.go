@@ -86,6 +86,23 @@ var testDrivers = []driver{
 	}},
 }
 
+// echoConn writes back what it reads from c, through a buffer of size
+// bytes, until a read or a write fails.
+func echoConn(c net.Conn, size int) {
+	buf := make([]byte, size)
+	for {
+		n, err := c.Read(buf)
+		if n > 0 {
+			if _, err := c.Write(buf[:n]); err != nil {
+				return
+			}
+		}
+		if err != nil {
+			return
+		}
+	}
+}
+
 // serveEcho echoes every connection ln accepts until ln is closed.
 func serveEcho(ln net.Listener) {
 	for {
@@ -95,18 +112,7 @@ func serveEcho(ln net.Listener) {
 		}
 		go func() {
 			defer c.Close()
-			buf := make([]byte, 32<<10)
-			for {
-				n, err := c.Read(buf)
-				if n > 0 {
-					if _, err := c.Write(buf[:n]); err != nil {
-						return
-					}
-				}
-				if err != nil {
-					return
-				}
-			}
+			echoConn(c, 32<<10)
 		}()
 	}
 }

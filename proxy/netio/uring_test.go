@@ -82,37 +82,11 @@ func TestUringEcho(t *testing.T) {
 		p      UringParams
 		server func(c net.Conn)
 	}{
-		{"read-write", UringParams{}, func(c net.Conn) {
-			buf := make([]byte, 4096)
-			for {
-				n, err := c.Read(buf)
-				if n > 0 {
-					if _, err := c.Write(buf[:n]); err != nil {
-						return
-					}
-				}
-				if err != nil {
-					return
-				}
-			}
-		}},
+		{"read-write", UringParams{}, func(c net.Conn) { echoConn(c, 4096) }},
 		{"io.Copy-borrow", UringParams{}, func(c net.Conn) { io.Copy(c, c) }},
 		// Few small buffers: receives run the ring dry and fall back to
 		// one-shot recvs into the caller's slice.
-		{"small-bufring", UringParams{BufCount: 16, BufSize: 512}, func(c net.Conn) {
-			buf := make([]byte, 1000)
-			for {
-				n, err := c.Read(buf)
-				if n > 0 {
-					if _, err := c.Write(buf[:n]); err != nil {
-						return
-					}
-				}
-				if err != nil {
-					return
-				}
-			}
-		}},
+		{"small-bufring", UringParams{BufCount: 16, BufSize: 512}, func(c net.Conn) { echoConn(c, 1000) }},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
