@@ -129,7 +129,7 @@ func TestErrors(t *testing.T) {
 		{"unknown top key", base + "\n[bogus]\nx = 1\n", 12, "bogus"},
 		{"unknown server key", strings.Replace(base, `name = "a"`, "name = \"a\"\nlisten = 3", 1), 6, "servers.a.listen: unknown key"},
 		{"unknown inline key", strings.Replace(base, `value = "127.0.0.1:8080" }`, `value = "127.0.0.1:8080", port = 1 }`, 1), 6, "unknown key"},
-		{"wrong type", strings.Replace(base, "worker_threads = 1", `worker_threads = "two"`, 1), 2, "worker_threads"},
+		{"wrong type", strings.Replace(base, "worker_threads = 1", `worker_threads = "two"`, 1), 2, "into worker_threads (want an integer)"},
 		{"negative workers", strings.Replace(base, "worker_threads = 1", "worker_threads = -3", 1), 2, "-3 workers is impossible"},
 		{"bad listener type", strings.Replace(base, `type = "socket", value = "127.0.0.1:8080"`, `type = "tcp", value = "127.0.0.1:8080"`, 1), 6, `unknown listener type "tcp"`},
 		{"bad listen addr", strings.Replace(base, `127.0.0.1:8080`, `localhost:99999`, 1), 6, "port"},

@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"reflect"
+	"regexp"
 	"strings"
 
 	toml "github.com/pelletier/go-toml/v2"
@@ -68,9 +70,10 @@ type rawL4Route struct {
 }
 
 type rawTLS struct {
-	Chain *string `toml:"chain"`
-	Key   *string `toml:"key"`
-	Stack *string `toml:"stack"`
+	Chain          *string `toml:"chain"`
+	Key            *string `toml:"key"`
+	Stack          *string `toml:"stack"`
+	SessionTickets *bool   `toml:"session_tickets"`
 }
 
 type rawTimeout struct {
@@ -178,8 +181,66 @@ func decode(name string, data []byte) (*rawFile, error) {
 	var de *toml.DecodeError
 	if errors.As(err, &de) {
 		row, _ := de.Position()
-		reason := strings.TrimPrefix(de.Error(), "toml: ")
+		reason := tomlFieldNames(strings.TrimPrefix(de.Error(), "toml: "))
 		return nil, Errors{{File: name, Line: row, Key: strings.Join(de.Key(), "."), Reason: reason}}
 	}
 	return nil, Errors{{File: name, Reason: strings.TrimPrefix(err.Error(), "toml: ")}}
+}
+
+// goField matches the Go struct field a go-toml type error names, as in
+// "cannot decode TOML string into struct field config.rawTLS.SessionTickets
+// of type bool".
+var goField = regexp.MustCompile(`struct field config\.(\w+)\.(\w+) of type \*?(\w+)`)
+
+// tomlFieldNames rewrites the Go field a decode error names into the key
+// the user wrote: "... into session_tickets (want true or false)".
+func tomlFieldNames(reason string) string {
+	m := goField.FindStringSubmatchIndex(reason)
+	if m == nil {
+		return reason
+	}
+	typ, field, want := reason[m[2]:m[3]], reason[m[4]:m[5]], reason[m[6]:m[7]]
+	key := rawKeys()[typ+"."+field]
+	if key == "" {
+		return reason
+	}
+	switch {
+	case want == "bool":
+		want = "true or false"
+	case strings.HasPrefix(want, "int") || strings.HasPrefix(want, "uint"):
+		want = "an integer"
+	case strings.HasPrefix(want, "float"):
+		want = "a number"
+	case want == "string":
+		want = "a string"
+	}
+	return reason[:m[0]] + key + " (want " + want + ")" + reason[m[1]:]
+}
+
+// rawKeys maps "rawType.Field" to the field's TOML key for every raw type
+// reachable from rawFile.
+func rawKeys() map[string]string {
+	keys := map[string]string{}
+	var walk func(t reflect.Type)
+	walk = func(t reflect.Type) {
+		for t.Kind() == reflect.Pointer || t.Kind() == reflect.Slice || t.Kind() == reflect.Map {
+			t = t.Elem()
+		}
+		if t.Kind() != reflect.Struct {
+			return
+		}
+		if _, seen := keys[t.Name()]; seen {
+			return
+		}
+		keys[t.Name()] = ""
+		for i := range t.NumField() {
+			f := t.Field(i)
+			if tag, _, _ := strings.Cut(f.Tag.Get("toml"), ","); tag != "" {
+				keys[t.Name()+"."+f.Name] = tag
+			}
+			walk(f.Type)
+		}
+	}
+	walk(reflect.TypeFor[rawFile]())
+	return keys
 }
