@@ -457,7 +457,10 @@ func (b *builder) tlsStack(key, v string) string {
 }
 
 func (b *builder) tls(key string, r *rawTLS) *TLS {
-	t := &TLS{Stack: TLSGo}
+	t := &TLS{Stack: TLSGo, SessionTickets: true}
+	if r.SessionTickets != nil {
+		t.SessionTickets = *r.SessionTickets
+	}
 	if r.Chain == nil || *r.Chain == "" {
 		b.errorf(key, "missing key chain (PEM certificate chain file)")
 	} else {

@@ -223,6 +223,10 @@ type TLS struct {
 	Key   string
 	// Stack is TLSGo or TLSOpenSSL (aliases already mapped).
 	Stack string
+	// SessionTickets lets clients resume sessions by tickets (ours:
+	// session_tickets, default true; false is nginx's
+	// ssl_session_tickets off).
+	SessionTickets bool
 }
 
 // Timeout holds a server's timeouts; zero means the default of its user.

@@ -48,6 +48,26 @@ func TestUpstreamTLS(t *testing.T) {
 	}
 }
 
+// TestServerTLSSessionTickets: tickets are on unless session_tickets = false.
+func TestServerTLSSessionTickets(t *testing.T) {
+	for _, tt := range []struct {
+		line string
+		want bool
+	}{
+		{`tls = { chain = "c", key = "k" }`, true},
+		{`tls = { chain = "c", key = "k", session_tickets = true }`, true},
+		{`tls = { chain = "c", key = "k", session_tickets = false }`, false},
+	} {
+		c, err := Parse("t.toml", []byte(strings.Replace(base, `name = "a"`, "name = \"a\"\n"+tt.line, 1)))
+		if err != nil {
+			t.Fatalf("%s: %v", tt.line, err)
+		}
+		if got := c.Servers["a"].TLS.SessionTickets; got != tt.want {
+			t.Errorf("%s: session tickets %v, want %v", tt.line, got, tt.want)
+		}
+	}
+}
+
 func TestSNIRoutes(t *testing.T) {
 	c, err := Parse("t.toml", []byte(sniBase))
 	if err != nil {
@@ -83,6 +103,7 @@ func TestTLSKeyErrors(t *testing.T) {
 		line int
 		want string
 	}{
+		{"session_tickets not a bool", strings.Replace(base, `name = "a"`, "name = \"a\"\ntls = { chain = \"c\", key = \"k\", session_tickets = \"no\" }", 1), 6, "into session_tickets (want true or false)"},
 		{"upstream_tls unknown key", httpsBase + `upstream_tls = { verify = false }`, 11, "verify: unknown key"},
 		{"upstream_tls cert without key", httpsBase + `upstream_tls = { cert = "c.pem" }`, 11, "cert and key go together"},
 		{"upstream_tls key without cert", httpsBase + `upstream_tls = { key = "k.pem" }`, 11, "cert and key go together"},

@@ -103,7 +103,7 @@ func TestCertificateReload(t *testing.T) {
 
 			logs := &syncBuffer{}
 			log := slog.New(slog.NewTextHandler(logs, nil))
-			r, err := tlsproxy.WatchServerConfig(&config.TLS{Chain: chain, Key: key, Stack: backend}, nil, 20*time.Millisecond, log)
+			r, err := tlsproxy.WatchServerConfig(&config.TLS{Chain: chain, Key: key, Stack: backend, SessionTickets: true}, nil, 20*time.Millisecond, log)
 			if err != nil {
 				t.Fatal(err)
 			}

@@ -40,6 +40,8 @@ func ServerConfig(t *config.TLS, alpn []string) (tlsbackend.ServerConfig, error)
 	sc, err := b.NewServerConfig(&tlsbackend.Config{
 		Certificates: []tlsbackend.Certificate{{CertFile: t.Chain, KeyFile: t.Key}},
 		NextProtos:   alpn,
+		// Resumption by tickets: each backend rotates its own ticket keys.
+		SessionTicketsDisabled: !t.SessionTickets,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("tls (%s): %w", t.Stack, err)

@@ -93,7 +93,7 @@ upstreams = [{ endpoint = { type = "uri", value = %[6]q } }]
 [servers.tcps]
 proxy_type = "tcp"
 listener = { type = "socket", value = %[2]q }
-tls = { chain = %[3]q, key = %[4]q, stack = %[5]q }
+tls = { chain = %[3]q, key = %[4]q, stack = %[5]q, session_tickets = false }
 route = { upstreams = [{ endpoint = { type = "socket", value = %[7]q } }] }
 `, httpsAddr, tcpAddr, chain, key, backend, origin.URL, echo.Addr().String())
 			cfg, err := config.Parse("tls.toml", []byte(text))
@@ -151,6 +151,42 @@ route = { upstreams = [{ endpoint = { type = "socket", value = %[7]q } }] }
 			line, err := bufio.NewReader(lc).ReadString('\n')
 			if err != nil || line != "hello over tls\n" {
 				t.Fatalf("echo through TLS-terminating tcp server: %q %v", line, err)
+			}
+
+			// Resumption by ticket: on by default (the HTTPS server), off
+			// with session_tickets = false (the tcp server).
+			resumed := func(addr string, cache tls.ClientSessionCache) bool {
+				t.Helper()
+				c, err := tls.Dial("tcp", addr, &tls.Config{RootCAs: roots, ServerName: "proxy.test", ClientSessionCache: cache})
+				if err != nil {
+					t.Fatal(err)
+				}
+				defer c.Close()
+				c.SetDeadline(time.Now().Add(5 * time.Second))
+				// A round trip, so that a TLS 1.3 ticket sent after the
+				// handshake has been read.
+				if addr == httpsAddr {
+					fmt.Fprintf(c, "GET /r HTTP/1.1\r\nHost: proxy.test\r\n\r\n")
+					resp, err := http.ReadResponse(bufio.NewReader(c), nil)
+					if err != nil {
+						t.Fatal(err)
+					}
+					io.Copy(io.Discard, resp.Body)
+				} else {
+					fmt.Fprintf(c, "ping\n")
+					if _, err := bufio.NewReader(c).ReadString('\n'); err != nil {
+						t.Fatal(err)
+					}
+				}
+				return c.ConnectionState().DidResume
+			}
+			cache := tls.NewLRUClientSessionCache(4)
+			if resumed(httpsAddr, cache) || !resumed(httpsAddr, cache) {
+				t.Error("the HTTPS server (session tickets on) did not resume a session on the second connection")
+			}
+			cache = tls.NewLRUClientSessionCache(4)
+			if resumed(tcpAddr, cache) || resumed(tcpAddr, cache) {
+				t.Error("the tcp server with session_tickets = false resumed a session")
 			}
 
 			// A client that does not trust the certificate is refused.
