@@ -204,7 +204,7 @@ route = { load_balancer = "round_robin", upstreams = [{ endpoint = { type = "soc
 name = "bench"
 listener = { type = "socket", value = {{quote .Listen}} }
 {{- if eq .Mode "https"}}
-tls = { chain = {{quote .Cert}}, key = {{quote .Key}}, stack = {{quote .TLSStack}} }
+tls = { chain = {{quote .Cert}}, key = {{quote .Key}}, stack = {{quote .TLSStack}}, session_tickets = false }
 {{- end}}
 
 [[servers.bench.routes]]

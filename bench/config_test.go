@@ -169,7 +169,9 @@ func TestRenderMonolake(t *testing.T) {
 			name: "https",
 			c: MonolakeConfig{Workers: 2, Runtime: RuntimeURing, Mode: ModeHTTPS, Listen: "127.0.0.1:18201", Upstream: "127.0.0.1:18000",
 				Cert: `/w/a "b"/cert.pem`, Key: "/w/key.pem", TLSStack: "openssl"},
-			want: []string{`runtime_type = "io_uring"`, `chain = "/w/a \"b\"/cert.pem"`, `stack = "openssl"`},
+			// Tickets off, as nginx's ssl_session_tickets: wrk resumes
+			// sessions when it is given tickets.
+			want: []string{`runtime_type = "io_uring"`, `chain = "/w/a \"b\"/cert.pem"`, `stack = "openssl"`, "session_tickets = false"},
 		},
 		{
 			name: "tcp",

@@ -802,6 +802,8 @@ func (r *Runner) probeOnce(ctx context.Context, t *live, c Case) string {
 			// What wrk's OpenSSL 3.0 offers, so the probe sees what the
 			// load generator will negotiate.
 			CurvePreferences: []tls.CurveID{tls.X25519, tls.CurveP256},
+			// A second probe must not resume (see below).
+			ClientSessionCache: tls.NewLRUClientSessionCache(1),
 		},
 		ForceAttemptHTTP2: c.H2(),
 		DisableKeepAlives: true,
@@ -816,27 +818,21 @@ func (r *Runner) probeOnce(ctx context.Context, t *live, c Case) string {
 	}
 	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 	defer cancel()
-	req, err := http.NewRequestWithContext(ctx, "GET", scheme+"://"+t.addr(c)+"/1k", nil)
-	if err != nil {
-		return err.Error()
-	}
-	resp, err := tr.RoundTrip(req)
-	if err != nil {
-		return fmt.Sprintf("probe request: %v", err)
-	}
-	defer resp.Body.Close()
-	body, err := io.ReadAll(resp.Body)
-	switch {
-	case err != nil:
-		return fmt.Sprintf("probe reading body: %v", err)
-	case resp.StatusCode != http.StatusOK:
-		return fmt.Sprintf("probe got status %d", resp.StatusCode)
-	case len(body) != Bodies["1k"]:
-		return fmt.Sprintf("probe got %d bytes, want %d", len(body), Bodies["1k"])
-	case c.H2() && resp.ProtoMajor != 2:
-		return fmt.Sprintf("no h2 (got %s)", resp.Proto)
+	resp, why := probeGet(ctx, tr, scheme+"://"+t.addr(c)+"/1k", c.H2())
+	if why != "" {
+		return why
 	}
 	if cs := resp.TLS; cs != nil {
+		// Every target makes full handshakes: wrk resumes a session
+		// whenever it was given a ticket, which would compare
+		// resumptions with nginx's full handshakes.
+		again, why := probeGet(ctx, tr, scheme+"://"+t.addr(c)+"/1k", c.H2())
+		if why != "" {
+			return why
+		}
+		if again.TLS.DidResume {
+			return "the target resumed a TLS session (session tickets on); the suite compares full handshakes"
+		}
 		t.tlsInfo = fmt.Sprintf("%s %s %s", tls.VersionName(cs.Version), tls.CipherSuiteName(cs.CipherSuite), cs.CurveID)
 		if r.tlsSeen == nil {
 			r.tlsSeen = map[string]bool{}
@@ -847,6 +843,32 @@ func (r *Runner) probeOnce(ctx context.Context, t *live, c Case) string {
 		}
 	}
 	return ""
+}
+
+// probeGet makes one request for the 1 KiB body and checks the answer: the
+// response (body read and closed) or why it failed.
+func probeGet(ctx context.Context, tr *http.Transport, url string, h2 bool) (*http.Response, string) {
+	req, err := http.NewRequestWithContext(ctx, "GET", url, nil)
+	if err != nil {
+		return nil, err.Error()
+	}
+	resp, err := tr.RoundTrip(req)
+	if err != nil {
+		return nil, fmt.Sprintf("probe request: %v", err)
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(resp.Body)
+	switch {
+	case err != nil:
+		return nil, fmt.Sprintf("probe reading body: %v", err)
+	case resp.StatusCode != http.StatusOK:
+		return nil, fmt.Sprintf("probe got status %d", resp.StatusCode)
+	case len(body) != Bodies["1k"]:
+		return nil, fmt.Sprintf("probe got %d bytes, want %d", len(body), Bodies["1k"])
+	case h2 && resp.ProtoMajor != 2:
+		return nil, fmt.Sprintf("no h2 (got %s)", resp.Proto)
+	}
+	return resp, ""
 }
 
 func portFree(addr string) error {
