@@ -633,16 +633,19 @@ func (c *uringConn) Close() error {
 
 func (c *uringConn) addrs() {
 	c.addrOnce.Do(func() {
-		sa, _ := syscall.Getsockname(c.fd)
-		c.laddr = sockaddrToAddr(c.network, sa)
+		if c.laddr == nil {
+			sa, _ := syscall.Getsockname(c.fd)
+			c.laddr = sockaddrToAddr(c.network, sa)
+		}
 		if c.raddr == nil {
-			sa, _ = syscall.Getpeername(c.fd)
+			sa, _ := syscall.Getpeername(c.fd)
 			c.raddr = sockaddrToAddr(c.network, sa)
 		}
 	})
 }
 
-// LocalAddr returns the local address (one getsockname(2), the first time).
+// LocalAddr returns the local address: one getsockname(2), the first time,
+// unless it is the listener's own address.
 func (c *uringConn) LocalAddr() net.Addr {
 	c.addrs()
 	if c.laddr == nil {

@@ -86,6 +86,7 @@ func (l *uringListener) Accept() (net.Conn, error) {
 				syscall.Close(fd)
 				return nil, l.opErr("accept", err)
 			}
+			c.laddr = l.connLocalAddr()
 			return c, nil
 		}
 		if err := l.err; err != nil {
@@ -148,6 +149,21 @@ func (l *uringListener) Close() error {
 }
 
 func (l *uringListener) Addr() net.Addr { return l.addr }
+
+// connLocalAddr is the local address of the connections l accepts when it
+// is l's own: a Unix socket's path, or a TCP address with a specific IP
+// and port. Else (a wildcard address) nil: LocalAddr asks the socket.
+func (l *uringListener) connLocalAddr() net.Addr {
+	switch a := l.addr.(type) {
+	case *net.TCPAddr:
+		if a.IP != nil && !a.IP.IsUnspecified() && a.Port != 0 {
+			return a
+		}
+	case *net.UnixAddr:
+		return a
+	}
+	return nil
+}
 
 func (l *uringListener) opErr(op string, err error) error {
 	return &net.OpError{Op: op, Net: l.network, Addr: l.addr, Err: err}

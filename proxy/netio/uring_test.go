@@ -246,6 +246,41 @@ func TestUringInterop(t *testing.T) {
 	}
 }
 
+// TestUringAcceptedAddrs: an accepted conn's addresses are the dialer's,
+// swapped, whether the listener's address is specific (taken from it) or a
+// wildcard (asked of the socket).
+func TestUringAcceptedAddrs(t *testing.T) {
+	d := newDriver(t, UringParams{})
+	for _, addr := range []string{"127.0.0.1:0", "0.0.0.0:0", "[::]:0"} {
+		t.Run(addr, func(t *testing.T) {
+			ln, err := d.Listen("tcp", addr)
+			if err != nil {
+				t.Skipf("listen %s: %v", addr, err)
+			}
+			defer ln.Close()
+			port := ln.Addr().(*net.TCPAddr).Port
+			c, err := net.Dial("tcp", net.JoinHostPort("127.0.0.1", strconv.Itoa(port)))
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer c.Close()
+			sc, err := ln.Accept()
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer sc.Close()
+			local, remote := sc.LocalAddr().(*net.TCPAddr), sc.RemoteAddr().(*net.TCPAddr)
+			want := c.RemoteAddr().(*net.TCPAddr)
+			if !local.IP.Equal(want.IP) || local.Port != want.Port {
+				t.Errorf("LocalAddr %v, want %v", local, want)
+			}
+			if from := c.LocalAddr().(*net.TCPAddr); !remote.IP.Equal(from.IP) || remote.Port != from.Port {
+				t.Errorf("RemoteAddr %v, want %v", remote, from)
+			}
+		})
+	}
+}
+
 func TestUringFileListener(t *testing.T) {
 	d := newDriver(t, UringParams{})
 	nl, err := ListenTCP(context.Background(), "127.0.0.1:0")
