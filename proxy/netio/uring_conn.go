@@ -59,7 +59,7 @@ type uringConn struct {
 	zcOK int8 // wmu: 0 unknown, 1 SEND_ZC allowed, -1 not (local peer, or refused)
 
 	tmu          sync.Mutex // guards the timers and the instants they are armed for
-	rArmed       int64      // tmu: UnixNano rtimer is armed for, 0 when it is not
+	rArmed       int64      // tmu: the deadline rtimer is armed for (monoOf), 0 when it is not
 	wArmed       int64      // tmu: the same for wtim
 	rdl, wdl     atomic.Int64
 	rtimer, wtim *time.Timer
@@ -238,8 +238,20 @@ func expired(dl *atomic.Int64) bool {
 		return false
 	}
 	v := dl.Load()
-	return v != 0 && time.Now().UnixNano() >= v
+	return v != 0 && monoNow() >= v
 }
+
+// Deadlines are kept on the monotonic clock, in nanoseconds since monoBase:
+// reading it (time.Since of a time with a monotonic reading) is one clock
+// read where time.Now is two, and converting a deadline made from
+// time.Now (time.Time.Sub of two monotonic readings) is none.
+var monoBase = time.Now()
+
+func monoNow() int64 { return int64(time.Since(monoBase)) }
+
+// monoOf returns t on that clock; at least 1, so that a deadline in the
+// past is never 0, which means none.
+func monoOf(t time.Time) int64 { return max(int64(t.Sub(monoBase)), 1) }
 
 // armLocked arms the multishot recv if it is not in flight.
 func (c *uringConn) armLocked() {
@@ -750,17 +762,14 @@ func (c *uringConn) setDeadline(dl *atomic.Int64, tm **time.Timer, armed *int64,
 		dl.Store(0) // a timer still armed finds no deadline and does nothing
 		return nil
 	}
-	ns := t.UnixNano()
-	if ns <= 0 {
-		ns = 1
-	}
+	ns := monoOf(t)
 	dl.Store(ns)
 	c.tmu.Lock()
 	defer c.tmu.Unlock()
 	if *armed != 0 && *armed <= ns {
 		return nil
 	}
-	wait := time.Until(t)
+	wait := time.Duration(ns - monoNow())
 	if *tm == nil {
 		passed := c.writeDeadlinePassed
 		if read {
@@ -785,7 +794,7 @@ func (c *uringConn) timerDue(dl *atomic.Int64, tm *time.Timer, armed *int64) boo
 	if ns == 0 || c.closed.Load() {
 		return ns != 0
 	}
-	if wait := time.Until(time.Unix(0, ns)); wait > 0 {
+	if wait := time.Duration(ns - monoNow()); wait > 0 {
 		tm.Reset(wait)
 		*armed = ns
 		return false
