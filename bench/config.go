@@ -71,9 +71,24 @@ type MonolakeConfig struct {
 const (
 	RuntimeURing = "uring"
 	RuntimeEpoll = "epoll"
+	// RuntimeURingSQPoll is the io_uring runtime with SQPOLL on (not a
+	// --runtime name: the config's sqpoll_idle). Its kernel thread shares
+	// the worker's CPU and counts in its CPU time.
+	RuntimeURingSQPoll = "uring-sqpoll"
+	// SQPollIdle is its sqpoll_idle (ms).
+	SQPollIdle = 10
 )
 
-var funcs = template.FuncMap{"quote": tomlQuote, "runtimeType": runtimeType}
+// buildRuntime is the runtime of the build a variant needs.
+func buildRuntime(rt string) string {
+	if rt == RuntimeURingSQPoll {
+		return RuntimeURing
+	}
+	return rt
+}
+
+var funcs = template.FuncMap{"quote": tomlQuote, "runtimeType": runtimeType,
+	"sqpollIdle": func() int { return SQPollIdle }}
 
 // runtimeType maps a --runtime name to the config's runtime_type.
 func runtimeType(rt string) string {
@@ -191,6 +206,9 @@ load_module /usr/lib/nginx/modules/ngx_stream_module.so;
 var monolakeTmpl = template.Must(template.New("monolake").Funcs(funcs).Parse(`# Monolake for Go as the proxy under test.
 [runtime]
 runtime_type = {{quote (runtimeType .Runtime)}}
+{{- if eq .Runtime "uring-sqpoll"}}
+sqpoll_idle = {{sqpollIdle}}
+{{- end}}
 worker_threads = {{.Workers}}
 cpu_affinity = false # the suite pins with taskset
 {{if eq .Mode "tcp"}}

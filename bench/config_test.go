@@ -6,6 +6,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/monolake-go/monolake/proxy/config"
 )
@@ -174,6 +175,11 @@ func TestRenderMonolake(t *testing.T) {
 			want: []string{`runtime_type = "io_uring"`, `chain = "/w/a \"b\"/cert.pem"`, `stack = "openssl"`, "session_tickets = false"},
 		},
 		{
+			name: "sqpoll",
+			c:    MonolakeConfig{Workers: 1, Runtime: RuntimeURingSQPoll, Mode: ModeHTTP, Listen: "127.0.0.1:18202", Upstream: "127.0.0.1:18000"},
+			want: []string{`runtime_type = "io_uring"`, "sqpoll_idle = 10"},
+		},
+		{
 			name: "tcp",
 			c:    MonolakeConfig{Workers: 0, Runtime: RuntimeEpoll, Mode: ModeTCP, Listen: "127.0.0.1:18203", Upstream: "127.0.0.1:18000"},
 			want: []string{`proxy_type = "tcp"`, "worker_threads = 0", `endpoint = { type = "socket", value = "127.0.0.1:18000" }`},
@@ -200,6 +206,9 @@ func TestRenderMonolake(t *testing.T) {
 			}
 			if c.Runtime.CPUAffinity {
 				t.Error("cpu_affinity on; the suite pins with taskset")
+			}
+			if sq := tt.c.Runtime == RuntimeURingSQPoll; sq != (c.Runtime.SQPollIdle == SQPollIdle*time.Millisecond) {
+				t.Errorf("sqpoll_idle %v for runtime %s", c.Runtime.SQPollIdle, tt.c.Runtime)
 			}
 		})
 	}

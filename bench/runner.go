@@ -704,7 +704,7 @@ func (r *Runner) startMonolake(ctx context.Context, t *live, mode Mode, rt, stac
 	// The binary may fall back to another runtime rather than fail, so a
 	// variant it does not list is not run under a wrong name.
 	if r.haveFeatures {
-		if !slices.Contains(r.features.Runtimes, rt) {
+		if !slices.Contains(r.features.Runtimes, buildRuntime(rt)) {
 			return fmt.Sprintf("runtime %s not in this build (it has %s)", rt, strings.Join(r.features.Runtimes, ", ")), nil, nil
 		}
 		if stack != "" && !slices.Contains(r.features.TLSBackends, stack) {

@@ -42,7 +42,7 @@ func run() int {
 		protos      = flag.String("protos", "http1,https,h2,l4,close,close-tls,idle", "case kinds: "+joinProtos()+", idle (memory of idle keep-alive connections)")
 		idleConns   = flag.Int("idle-conns", 10000, "connections of the idle case")
 		cases       = flag.String("cases", "", "regexp: run only the cases whose name (like http1/c=50/body=1k) matches")
-		runtimes    = flag.String("runtimes", "epoll,uring", "Monolake runtimes to try")
+		runtimes    = flag.String("runtimes", "epoll,uring", "Monolake runtimes to try: epoll, uring, uring-sqpoll (io_uring with sqpoll_idle = 10)")
 		tlsBackends = flag.String("tls-backends", "gotls,openssl", "Monolake TLS backends to try")
 		h2Streams   = flag.Int("h2-streams", 10, "concurrent streams per h2 connection")
 		proxyCPUs   = flag.String("proxy-cpus", "", "CPU pool of the proxy; w workers get the first w (default: all)")
