@@ -396,6 +396,9 @@ func (d *Uring) fileListener(f *os.File) (*uringListener, error) {
 	}
 	l := &uringListener{d: d, fd: fd, network: network, addr: sockaddrToAddr(network, sa),
 		ch: make(chan struct{}, 1), done: make(chan struct{})}
+	if network == "tcp" && syscall.SetsockoptInt(fd, syscall.IPPROTO_TCP, syscall.TCP_NODELAY, 1) != nil {
+		l.nodelay.Store(-1)
+	}
 	d.mu.Lock()
 	l.id, err = d.registerLocked(l)
 	d.mu.Unlock()

@@ -20,6 +20,10 @@ type uringListener struct {
 	network string
 	addr    net.Addr
 	unlink  string // socket file removed by Close ("" for none)
+	// nodelay says whether accepted TCP sockets inherit TCP_NODELAY from
+	// the listening one (set on it at start): 0 not known yet, 1 they do,
+	// -1 they do not and Accept sets it on each.
+	nodelay atomic.Int32
 
 	closed atomic.Bool
 	ch     chan struct{} // wakes a parked Accept (cap 1)
@@ -79,7 +83,7 @@ func (l *uringListener) Accept() (net.Conn, error) {
 			}
 			d.mu.Unlock()
 			if l.network == "tcp" {
-				syscall.SetsockoptInt(fd, syscall.IPPROTO_TCP, syscall.TCP_NODELAY, 1)
+				l.setNoDelay(fd)
 			}
 			c, err := d.newConn(fd, l.network)
 			if err != nil {
@@ -149,6 +153,24 @@ func (l *uringListener) Close() error {
 }
 
 func (l *uringListener) Addr() net.Addr { return l.addr }
+
+// setNoDelay gives an accepted TCP socket TCP_NODELAY, as package net does.
+// Linux copies it from the listening socket, where fileListener set it:
+// the first accepted socket is asked, and the later ones cost no syscall
+// when it had it.
+func (l *uringListener) setNoDelay(fd int) {
+	switch l.nodelay.Load() {
+	case 1:
+		return
+	case 0:
+		if v, err := syscall.GetsockoptInt(fd, syscall.IPPROTO_TCP, syscall.TCP_NODELAY); err == nil && v != 0 {
+			l.nodelay.Store(1)
+			return
+		}
+		l.nodelay.Store(-1)
+	}
+	syscall.SetsockoptInt(fd, syscall.IPPROTO_TCP, syscall.TCP_NODELAY, 1)
+}
 
 // connLocalAddr is the local address of the connections l accepts when it
 // is l's own: a Unix socket's path, or a TCP address with a specific IP

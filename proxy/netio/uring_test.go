@@ -277,6 +277,25 @@ func TestUringAcceptedAddrs(t *testing.T) {
 			if from := c.LocalAddr().(*net.TCPAddr); !remote.IP.Equal(from.IP) || remote.Port != from.Port {
 				t.Errorf("RemoteAddr %v, want %v", remote, from)
 			}
+			// TCP_NODELAY on every accepted socket: the first is asked
+			// whether it inherited it from the listener, the next ones
+			// rely on the answer.
+			for i := range 3 {
+				if i > 0 {
+					c, err := net.Dial("tcp", net.JoinHostPort("127.0.0.1", strconv.Itoa(port)))
+					if err != nil {
+						t.Fatal(err)
+					}
+					defer c.Close()
+					if sc, err = ln.Accept(); err != nil {
+						t.Fatal(err)
+					}
+					defer sc.Close()
+				}
+				if v, err := syscall.GetsockoptInt(sc.(*uringConn).fd, syscall.IPPROTO_TCP, syscall.TCP_NODELAY); err != nil || v == 0 {
+					t.Errorf("accepted socket %d: TCP_NODELAY %d, %v", i, v, err)
+				}
+			}
 		})
 	}
 }
