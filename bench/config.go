@@ -178,7 +178,12 @@ load_module /usr/lib/nginx/modules/ngx_stream_module.so;
     }
 }
 {{- else}}http {
-` + nginxHTTPCommon + `    upstream origin {
+` + nginxHTTPCommon + `    # The client's X-Request-Id, else a new one (Monolake's default).
+    map $http_x_request_id $req_id {
+        "" $request_id;
+        default $http_x_request_id;
+    }
+    upstream origin {
         server {{.Upstream}};
         keepalive {{.Keepalive}};
         keepalive_requests 100000000;
@@ -197,6 +202,14 @@ load_module /usr/lib/nginx/modules/ngx_stream_module.so;
             proxy_pass http://origin;
             proxy_http_version 1.1;
             proxy_set_header Connection "";
+            # What Monolake does by default: the client's Host and the
+            # X-Forwarded fields upstream, X-Request-Id both ways.
+            proxy_set_header Host $http_host;
+            proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for;
+            proxy_set_header X-Forwarded-Proto $scheme;
+            proxy_set_header X-Forwarded-Host $http_host;
+            proxy_set_header X-Request-Id $req_id;
+            add_header X-Request-Id $req_id always;
         }
     }
 }

@@ -63,7 +63,7 @@ func TestRenderNginxProxy(t *testing.T) {
 			want: []string{
 				"worker_processes 2;", "access_log off;", "keepalive 200;",
 				"keepalive_requests 100000000;", "proxy_http_version 1.1;",
-				`proxy_set_header Connection "";`, "listen 127.0.0.1:18100 backlog=4096;",
+				`proxy_set_header Connection "";`, "proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for;", "listen 127.0.0.1:18100 backlog=4096;",
 				"server 127.0.0.1:18000;",
 			},
 			notWant: []string{"ssl", "stream {", "load_module"},

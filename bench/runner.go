@@ -726,7 +726,7 @@ func (r *Runner) startMonolake(ctx context.Context, t *live, mode Mode, rt, stac
 	if err := portFree(listen); err != nil {
 		return "", nil, err
 	}
-	argv := []string{r.opt.Monolake, "run", "--config", conf, "--workers", strconv.Itoa(w), "--runtime", rt}
+	argv := []string{r.opt.Monolake, "run", "--config", conf, "--workers", strconv.Itoa(w), "--runtime", buildRuntime(rt)}
 	if stack != "" {
 		argv = append(argv, "--tls-backend", stack)
 	}
