@@ -141,6 +141,20 @@ static void mlk_prep(struct mlk_ring *r, struct io_uring_sqe *sqe,
 	io_uring_sqe_set_data64(sqe, op->user_data);
 }
 
+/*
+ * For tests: the SQE mlk_prep writes for ops[0], built in SQE slot 0 of a
+ * ring that has not submitted anything yet, copied to out.
+ */
+void mlk_prep_sqe(struct mlk_ring *r, struct io_uring_sqe *out)
+{
+	struct io_uring_sqe *sqe = &r->ring.sq.sqes[0];
+
+	memset(sqe, 0, sizeof(*sqe));
+	mlk_prep(r, sqe, &r->ops[0], &r->addrs[0]);
+	*out = *sqe;
+	memset(sqe, 0, sizeof(*sqe));
+}
+
 /* Copy ready CQEs into r->cqes after the r->ncqe already there. */
 static void mlk_harvest(struct mlk_ring *r)
 {

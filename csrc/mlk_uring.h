@@ -124,6 +124,7 @@ int mlk_ring_register_buf_ring(struct mlk_ring *r, void *ring_mem,
 			       unsigned entries, unsigned bgid);
 int mlk_ring_unregister_buf_ring(struct mlk_ring *r, unsigned bgid);
 int mlk_probe(struct mlk_ring *r, unsigned char *ops, unsigned n);
+void mlk_prep_sqe(struct mlk_ring *r, struct io_uring_sqe *out);
 unsigned mlk_ring_flags(struct mlk_ring *r);
 unsigned mlk_ring_features(struct mlk_ring *r);
 unsigned mlk_ring_sq_entries(struct mlk_ring *r);

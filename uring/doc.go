@@ -17,10 +17,15 @@
 // submits them with at most one io_uring_enter(2) (more only if the batch is
 // larger than the SQ ring), optionally waits for completions with a timeout,
 // and copies the ready CQEs into a C array that Enter returns as []CQE. A
-// waiting Enter is one cgo call; one that does not wait is two short ones
-// around an io_uring_enter(2) made from Go as a raw system call (see Enter). A
-// driver therefore lets its goroutines queue operations and park, and its
-// loop calls Enter once per round for all of them.
+// waiting Enter is one cgo call. One that does not wait makes none: Go
+// writes the SQEs and reads the CQEs on the rings liburing mapped, as the
+// C helper would (gosubmit_cgo.go; connects, splices, timeouts and SQPOLL
+// rings still take the short cgo call), around an io_uring_enter(2) made
+// as a raw system call (see Enter). With one P per worker, a cgo call after
+// the P was idle wakes Go's sysmon thread, which then polls every 20 us for
+// a millisecond; a loop that makes no cgo call leaves it asleep. A driver
+// therefore lets its goroutines queue operations and park, and its loop
+// calls Enter once per round for all of them.
 //
 // # Memory the kernel holds
 //

@@ -9,6 +9,6 @@
  * those two files (concatenated, .h first); TestCSourcesInSync fails until it
  * is updated, and updating it changes this file, which makes go rebuild the C.
  *
- * csrc-sha256: ddc389094a12e98317a6eef299ac094667a94cd44ccf71019e1b0976faa11e2e
+ * csrc-sha256: 3116f2b9c31ac2a58ebcdba1c0428d61f4fcc0e2d1d5f5e086d0b3aab151649b
  */
 #include "../csrc/mlk_uring.c"

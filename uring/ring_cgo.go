@@ -46,6 +46,7 @@ type Ring struct {
 	cqes  []CQE // over c.cqes
 	flags SetupFlags
 	bufs  map[uint16]*BufRing
+	v     ringView // for rounds prepared in Go (see goRound)
 }
 
 // New sets up a ring. It tries the best flags first (see Params) and falls
@@ -76,6 +77,7 @@ func New(p Params) (*Ring, error) {
 	r := &Ring{c: c, flags: SetupFlags(C.mlk_ring_flags(c))}
 	r.cqes = unsafe.Slice((*CQE)(unsafe.Pointer(c.cqes)), int(c.cqcap))
 	r.grow(int(C.mlk_ring_sq_entries(c)))
+	r.initView()
 	return r, nil
 }
 
@@ -106,7 +108,7 @@ func (r *Ring) Close() error {
 	C.free(unsafe.Pointer(r.c.ops))
 	C.free(unsafe.Pointer(r.c.addrs))
 	C.free(unsafe.Pointer(r.c))
-	r.c, r.ops, r.addrs, r.cqes, r.n = nil, nil, nil, nil, 0
+	r.c, r.ops, r.addrs, r.cqes, r.n, r.v = nil, nil, nil, nil, 0, ringView{}
 	var err error
 	for _, b := range r.bufs {
 		err = errors.Join(err, b.unmap())
@@ -157,13 +159,15 @@ func (r *Ring) Pending() int { return r.n }
 // SQPOLL, none while the poller is awake); waiting makes one. A batch larger
 // than the SQ ring costs one more per ring-full.
 //
-// A waiting Enter is one cgo call. One that does not wait is a short cgo
-// call that prepares and publishes the SQEs, the io_uring_enter(2) made
-// from Go as a raw system call, and, when it entered, a short cgo call to
-// harvest. A raw system call keeps the goroutine's P: a non-waiting enter
-// does not block, but submitting a batch of sends runs the TCP stack and
-// can take longer than one sysmon tick, and a cgo call that long has its P
-// handed to another thread (two thread switches per round with one P).
+// A waiting Enter is one cgo call. One that does not wait makes no cgo
+// call: Go prepares and publishes the SQEs and harvests the CQEs on the
+// mapped rings (see goRound; a batch with connects, splices or timeouts,
+// or under SQPOLL, is prepared by a short cgo call instead), and makes the
+// io_uring_enter(2) as a raw system call. A raw system call keeps the
+// goroutine's P: a non-waiting enter does not block, but submitting a batch
+// of sends runs the TCP stack and can take longer than one sysmon tick, and
+// a cgo call that long has its P handed to another thread (two thread
+// switches per round with one P).
 //
 // A waiting Enter blocks its OS thread (Go hands the P to other goroutines
 // meanwhile); a driver that must not hold a thread enters with minComplete 0
@@ -200,13 +204,20 @@ func (r *Ring) Enter(minComplete int, timeout time.Duration) ([]CQE, error) {
 
 // submit is Enter without waiting: see Enter.
 func (r *Ring) submit() C.int {
-	ret := C.mlk_ring_prep(r.c, C.uint(r.n))
-	if ret <= 0 {
+	if r.goRound() {
+		if r.c.enter_submit == 0 && r.c.enter_flags == 0 {
+			return 0
+		}
+	} else if ret := C.mlk_ring_prep(r.c, C.uint(r.n)); ret <= 0 {
 		return ret
 	}
 	_, _, e := syscall.RawSyscall6(sysIOUringEnter, uintptr(r.c.ring.ring_fd),
 		uintptr(r.c.enter_submit), 0, uintptr(r.c.enter_flags), 0, 0)
-	C.mlk_ring_harvest(r.c)
+	if r.v.cqes != nil {
+		r.goHarvest()
+	} else {
+		C.mlk_ring_harvest(r.c)
+	}
 	if e == 0 || e == syscall.EINTR {
 		return 0
 	}
