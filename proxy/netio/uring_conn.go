@@ -637,10 +637,45 @@ func (c *uringConn) Close() error {
 		delete(d.objs, c.id)
 	}
 	d.mu.Unlock()
-	if err := syscall.Close(c.fd); err != nil {
+	if err := closeRaw(c.fd); err != nil {
 		return c.opErr("close", os.NewSyscallError("close", err))
 	}
 	return nil
+}
+
+// The per-connection system calls outside the ring (close, getpeername)
+// are raw: a system call the scheduler sees is, after the worker's only P
+// was idle, a wake-up of Go's sysmon thread, which then polls every 20 us
+// for a millisecond (see uring.Ring.Enter). Neither blocks: the driver
+// never sets SO_LINGER, and getpeername only reads.
+
+func closeRaw(fd int) error {
+	if _, _, e := syscall.RawSyscall(syscall.SYS_CLOSE, uintptr(fd), 0, 0); e != 0 {
+		return e
+	}
+	return nil
+}
+
+// peerName is syscall.Getpeername for TCP sockets; other families take
+// the ordinary call.
+func peerName(fd int) syscall.Sockaddr {
+	var rsa syscall.RawSockaddrAny
+	n := uint32(syscall.SizeofSockaddrAny)
+	if _, _, e := syscall.RawSyscall(syscall.SYS_GETPEERNAME, uintptr(fd), uintptr(unsafe.Pointer(&rsa)), uintptr(unsafe.Pointer(&n))); e != 0 {
+		return nil
+	}
+	switch rsa.Addr.Family {
+	case syscall.AF_INET:
+		p := (*syscall.RawSockaddrInet4)(unsafe.Pointer(&rsa))
+		port := (*[2]byte)(unsafe.Pointer(&p.Port))
+		return &syscall.SockaddrInet4{Port: int(port[0])<<8 | int(port[1]), Addr: p.Addr}
+	case syscall.AF_INET6:
+		p := (*syscall.RawSockaddrInet6)(unsafe.Pointer(&rsa))
+		port := (*[2]byte)(unsafe.Pointer(&p.Port))
+		return &syscall.SockaddrInet6{Port: int(port[0])<<8 | int(port[1]), ZoneId: p.Scope_id, Addr: p.Addr}
+	}
+	sa, _ := syscall.Getpeername(fd)
+	return sa
 }
 
 func (c *uringConn) addrs() {
@@ -650,8 +685,7 @@ func (c *uringConn) addrs() {
 			c.laddr = sockaddrToAddr(c.network, sa)
 		}
 		if c.raddr == nil {
-			sa, _ := syscall.Getpeername(c.fd)
-			c.raddr = sockaddrToAddr(c.network, sa)
+			c.raddr = sockaddrToAddr(c.network, peerName(c.fd))
 		}
 	})
 }
