@@ -92,4 +92,9 @@ func TestGoRoundAndCFallback(t *testing.T) {
 			t.Fatalf("round %d: %d of %d completions, %d still queued", round, len(seen), n, r.Pending())
 		}
 	}
+	// The cgo call only for the rounds with a timeout (7) or more nops than
+	// the 4 SQ entries (6 with 5 or 6), at most once each.
+	if s := r.Stats(); s.CRounds == 0 || s.CRounds > 13 || s.CRounds >= s.Enters {
+		t.Errorf("Stats() = %+v: want 1 to 13 C rounds", s)
+	}
 }

@@ -39,14 +39,15 @@ var ErrClosed = errors.New("uring: ring closed")
 // whoever holds the owner's lock) queues operations and calls Enter. With
 // Params.SingleIssuer that goroutine must also stay on one OS thread.
 type Ring struct {
-	c     *C.struct_mlk_ring // C memory: liburing's state, side table, CQE array
-	ops   []C.struct_mlk_op  // the batch, over C memory (c.ops)
-	addrs []C.struct_mlk_addr
-	n     int   // queued operations in ops[:n]
-	cqes  []CQE // over c.cqes
-	flags SetupFlags
-	bufs  map[uint16]*BufRing
-	v     ringView // for rounds prepared in Go (see goRound)
+	c       *C.struct_mlk_ring // C memory: liburing's state, side table, CQE array
+	ops     []C.struct_mlk_op  // the batch, over C memory (c.ops)
+	addrs   []C.struct_mlk_addr
+	n       int   // queued operations in ops[:n]
+	cqes    []CQE // over c.cqes
+	flags   SetupFlags
+	bufs    map[uint16]*BufRing
+	v       ringView // for rounds prepared in Go (see goRound)
+	cRounds uint64   // see Stats.CRounds
 }
 
 // New sets up a ring. It tries the best flags first (see Params) and falls
@@ -142,7 +143,7 @@ func (r *Ring) Stats() Stats {
 		return Stats{}
 	}
 	return Stats{Enters: uint64(r.c.calls), Syscalls: uint64(r.c.enters),
-		SQEs: uint64(r.c.sqes), CQEs: uint64(r.c.cqes_seen)}
+		SQEs: uint64(r.c.sqes), CQEs: uint64(r.c.cqes_seen), CRounds: r.cRounds}
 }
 
 // Pending returns the number of queued operations Enter has not yet
@@ -208,8 +209,11 @@ func (r *Ring) submit() C.int {
 		if r.c.enter_submit == 0 && r.c.enter_flags == 0 {
 			return 0
 		}
-	} else if ret := C.mlk_ring_prep(r.c, C.uint(r.n)); ret <= 0 {
-		return ret
+	} else {
+		r.cRounds++
+		if ret := C.mlk_ring_prep(r.c, C.uint(r.n)); ret <= 0 {
+			return ret
+		}
 	}
 	_, _, e := syscall.RawSyscall6(sysIOUringEnter, uintptr(r.c.ring.ring_fd),
 		uintptr(r.c.enter_submit), 0, uintptr(r.c.enter_flags), 0, 0)

@@ -231,10 +231,14 @@ func (c CQE) Err() error {
 
 // Stats count the work of a Ring since New.
 type Stats struct {
-	Enters   uint64 // Enter calls, that is cgo calls
+	Enters   uint64 // Enter calls
 	Syscalls uint64 // io_uring_enter(2) calls they made (as liburing decides)
 	SQEs     uint64 // operations submitted
 	CQEs     uint64 // completions returned
+	// CRounds counts the Enters without waiting that took the cgo call
+	// (a batch with a connect, splice or timeout, a batch larger than the
+	// free SQ entries, or SQPOLL); the others made none.
+	CRounds uint64
 }
 
 // errnoErr turns a -errno returned by C into a syscall.Errno with context.

@@ -142,8 +142,32 @@ func TestUringEcho(t *testing.T) {
 				t.Error(err)
 			}
 			st := d.Stats()
-			t.Logf("ring %v: %d Enters, %d syscalls, %d SQEs, %d CQEs", d.Flags(), st.Enters, st.Syscalls, st.SQEs, st.CQEs)
+			t.Logf("ring %v: %d Enters, %d syscalls, %d SQEs, %d CQEs, %d C rounds", d.Flags(), st.Enters, st.Syscalls, st.SQEs, st.CQEs, st.CRounds)
 		})
+	}
+}
+
+// TestUringRoundsInGo: once a connection is up, its reads and writes (and
+// the deadlines it renews) go through rounds prepared in Go; the cgo call
+// is left for connects, splices and timeouts (see uring.Ring.Enter).
+func TestUringRoundsInGo(t *testing.T) {
+	d := newDriver(t, UringParams{})
+	a, b := ringPair(t, d)
+	go echoConn(b, 4096)
+	before := d.Stats()
+	msg, got := randomBytes(3000), make([]byte, 3000)
+	for range 200 {
+		a.SetDeadline(time.Now().Add(5 * time.Second))
+		if _, err := a.Write(msg); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := io.ReadFull(a, got); err != nil {
+			t.Fatal(err)
+		}
+	}
+	st := d.Stats()
+	if n := st.Enters - before.Enters; n < 200 || st.CRounds != before.CRounds {
+		t.Errorf("%d rounds for 200 round trips, %d of them through C; want none through C", n, st.CRounds-before.CRounds)
 	}
 }
 
