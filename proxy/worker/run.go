@@ -71,6 +71,7 @@ func listen(l config.Listener, reuse bool) (net.Listener, error) {
 func runSingle(ctx context.Context, o Options) error {
 	runtime.GOMAXPROCS(1)
 	defer startProfile(o.Log)()
+	defer startIdleRelease()()
 	inst, err := startServers(o.Config, newDriver(o.Config, o.Log), nil, fmt.Sprintf("pid %d", os.Getpid()), o.Log)
 	if err != nil {
 		return err
