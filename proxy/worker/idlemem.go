@@ -16,10 +16,11 @@ import (
 // So a worker whose connections went idle after a burst holds a few KiB per
 // connection more than it needs. releaseWhenIdle watches the allocation
 // counter and, once a period passes with almost no allocation after at
-// least releaseAfter bytes were allocated since the last release, runs one
-// collection and returns the free pages to the OS (debug.FreeOSMemory).
-// Under steady traffic it never fires; a quiet worker pays one collection
-// per burst.
+// least releaseAfter bytes were allocated since the last release, runs
+// debug.FreeOSMemory twice: a collection shrinks a goroutine stack by at
+// most half, so the second finishes what the first started, and the free
+// pages go back to the OS. Under steady traffic it never fires; a quiet
+// worker pays two collections per burst.
 
 const (
 	idleCheckEvery = time.Second
