@@ -68,7 +68,7 @@ type uringConn struct {
 	rq       []uring.CQE // received buffers not yet read
 	rerr     error       // io.EOF or the errno that ended the stream
 	armed    bool        // the multishot recv is in flight
-	armTid   int32       // the thread that submitted it (0: not yet submitted)
+	armTid   uintptr     // the thread that submitted it (thread.ID; 0: not yet submitted)
 	mcancel  bool        // its cancel is queued
 	nobufs   bool        // it ended with ENOBUFS: next Read is one-shot
 	rs, ws   slot        // the read-side and write-side one-shot ops

@@ -16,6 +16,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/monolake-go/monolake/proxy/netio/internal/thread"
 	"github.com/monolake-go/monolake/uring"
 )
 
@@ -95,7 +96,7 @@ type Uring struct {
 	pipes  []pipePair
 	// tid is the thread that entered the ring last; armed lists the
 	// conns whose multishot recv the next Enter submits (see armLocked).
-	tid   int32
+	tid   uintptr
 	armed []*uringConn
 	// wbufs are free write buffers (see copyWriteMax).
 	wbufs [][]byte
@@ -237,7 +238,7 @@ func (d *Uring) loop() {
 func (d *Uring) run() {
 	for {
 		runtime.Gosched()
-		tid := int32(syscall.Gettid())
+		tid := thread.ID()
 		d.mu.Lock()
 		cqes, err := d.ring.Enter(0, 0)
 		d.tid = tid

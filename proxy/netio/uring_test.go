@@ -848,8 +848,18 @@ func TestUringTimersNotStarved(t *testing.T) {
 }
 
 // TestUringIdleCPU checks that a driver with a parked Accept and parked
-// Reads sleeps: the process uses well under 10% of a CPU over 500 ms.
+// Reads sleeps: the process uses well under 10% of a CPU over 500 ms, with
+// one P (as in a worker) and with the test's default.
 func TestUringIdleCPU(t *testing.T) {
+	for _, procs := range []int{1, runtime.GOMAXPROCS(0)} {
+		t.Run(fmt.Sprintf("procs=%d", procs), func(t *testing.T) {
+			defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(procs))
+			testUringIdleCPU(t)
+		})
+	}
+}
+
+func testUringIdleCPU(t *testing.T) {
 	d := newDriver(t, UringParams{})
 	ln, err := d.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
