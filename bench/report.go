@@ -77,10 +77,12 @@ func fmtRatio(x float64) string {
 	return fmt.Sprintf("×%.2f", x)
 }
 
-// WriteTable writes the summaries as an aligned table.
+// WriteTable writes the summaries as an aligned table: spreads, ratios of
+// the medians to nginx's, and the paired ratio of requests per proxy
+// CPU-second (Summary.VsNginxEffPaired).
 func WriteTable(w io.Writer, sums []Summary) error {
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
-	fmt.Fprintln(tw, "case\tw\ttarget\treq/s [min–max]\treq/proxy-cpu-s [min–max]\tp50\tp99\tvs nginx req/s\tvs nginx req/cpu-s\tnote")
+	fmt.Fprintln(tw, "case\tw\ttarget\treq/s [min–max]\treq/proxy-cpu-s [min–max]\tp50\tp99\tvs nginx req/s\tvs nginx req/cpu-s\tpaired\tnote")
 	prev := ""
 	for _, s := range sums {
 		name := s.Case
@@ -96,7 +98,7 @@ func WriteTable(w io.Writer, sums []Summary) error {
 		switch s.Status {
 		case StatusUnsupported:
 			note = "unsupported: " + truncate(s.Reason, 60)
-			fmt.Fprintf(tw, "%s\t%s\t%s\t-\t-\t-\t-\t-\t-\t%s\n", name, w, s.Target, note)
+			fmt.Fprintf(tw, "%s\t%s\t%s\t-\t-\t-\t-\t-\t-\t-\t%s\n", name, w, s.Target, note)
 			continue
 		case StatusFailed:
 			note = "FAILED: " + truncate(s.Reason, 60)
@@ -108,10 +110,10 @@ func WriteTable(w io.Writer, sums []Summary) error {
 		if s.Noisy {
 			note = strings.TrimSpace(note + " noisy")
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", name, w, s.Target,
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", name, w, s.Target,
 			fmtSpread(s.RPS), fmtSpread(s.ReqPerCPUSec),
 			strings.TrimSpace(fmtMs(s.P50Ms.Median)), strings.TrimSpace(fmtMs(s.P99Ms.Median)),
-			fmtRatio(s.VsNginxRPS), fmtRatio(s.VsNginxEff), note)
+			fmtRatio(s.VsNginxRPS), fmtRatio(s.VsNginxEff), fmtRatio(s.VsNginxEffPaired), note)
 	}
 	return tw.Flush()
 }
@@ -134,8 +136,9 @@ func WriteRatios(w io.Writer, sums []Summary) {
 		} else if s.LoadBound {
 			flag = "  (load-bound: req/s understates the proxy)"
 		}
-		fmt.Fprintf(w, "  %-22s w=%-2d %-24s req/s %s  req/proxy-cpu-s %s  p99 %s vs %s%s\n",
-			s.Case, s.Workers, s.Target, fmtRatio(s.VsNginxRPS), fmtRatio(s.VsNginxEff),
+		fmt.Fprintf(w, "  %-22s w=%-2d %-24s req/s %s (paired %s)  req/proxy-cpu-s %s (paired %s)  p99 %s vs %s%s\n",
+			s.Case, s.Workers, s.Target, fmtRatio(s.VsNginxRPS), fmtRatio(s.VsNginxRPSPaired),
+			fmtRatio(s.VsNginxEff), fmtRatio(s.VsNginxEffPaired),
 			strings.TrimSpace(fmtMs(s.P99Ms.Median)), strings.TrimSpace(fmtMs(nginxP99(sums, s))), flag)
 	}
 	if !any {
@@ -261,14 +264,15 @@ func WriteSummaryCSV(path string, sums []Summary) error {
 		"rps_median", "rps_min", "rps_max",
 		"req_per_proxy_cpu_s_median", "req_per_proxy_cpu_s_min", "req_per_proxy_cpu_s_max",
 		"p50_ms", "p99_ms", "proxy_cpu_util", "load_cpu_util", "load_bound", "noisy",
-		"vs_nginx_rps", "vs_nginx_req_per_cpu_s", "tls", "reason"}}
+		"vs_nginx_rps", "vs_nginx_req_per_cpu_s", "vs_nginx_rps_paired", "vs_nginx_req_per_cpu_s_paired", "tls", "reason"}}
 	for _, s := range sums {
 		rows = append(rows, []string{s.Case, string(s.Proto), strconv.Itoa(s.Conns), s.Body, s.Target,
 			strconv.Itoa(s.Workers), s.Status,
 			csvFloat(s.RPS.Median), csvFloat(s.RPS.Min), csvFloat(s.RPS.Max),
 			csvFloat(s.ReqPerCPUSec.Median), csvFloat(s.ReqPerCPUSec.Min), csvFloat(s.ReqPerCPUSec.Max),
 			csvFloat(s.P50Ms.Median), csvFloat(s.P99Ms.Median), csvFloat(s.ProxyUtil), csvFloat(s.LoadUtil),
-			strconv.FormatBool(s.LoadBound), strconv.FormatBool(s.Noisy), csvFloat(s.VsNginxRPS), csvFloat(s.VsNginxEff), s.TLS, s.Reason})
+			strconv.FormatBool(s.LoadBound), strconv.FormatBool(s.Noisy), csvFloat(s.VsNginxRPS), csvFloat(s.VsNginxEff),
+			csvFloat(s.VsNginxRPSPaired), csvFloat(s.VsNginxEffPaired), s.TLS, s.Reason})
 	}
 	return writeCSV(path, rows)
 }

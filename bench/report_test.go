@@ -56,6 +56,17 @@ func TestSummarizeRuns(t *testing.T) {
 	if m.VsNginxRPS != 1.3 || m.VsNginxEff != 2.2 {
 		t.Errorf("monolake ratios %v %v, want 1.3 2.2", m.VsNginxRPS, m.VsNginxEff)
 	}
+	// Repetitions 1 and 2 pair (3 failed): req/s 120/100 and 150/90,
+	// req/cpu-s 2000/1000 and 2400/1100; the median of two is their mean.
+	if want := (1.2 + 150.0/90) / 2; math.Abs(m.VsNginxRPSPaired-want) > 1e-9 {
+		t.Errorf("paired req/s ratio %v, want %v", m.VsNginxRPSPaired, want)
+	}
+	if want := (2.0 + 2400.0/1100) / 2; math.Abs(m.VsNginxEffPaired-want) > 1e-9 {
+		t.Errorf("paired req/cpu-s ratio %v, want %v", m.VsNginxEffPaired, want)
+	}
+	if !math.IsNaN(n.VsNginxEffPaired) {
+		t.Errorf("nginx has a paired ratio to itself: %v", n.VsNginxEffPaired)
+	}
 	if m.LoadBound {
 		t.Error("monolake: 1 of 3 runs load-bound, summary flagged")
 	}
@@ -114,14 +125,14 @@ func TestWriteOutputs(t *testing.T) {
 	if err := WriteTable(&tb, sums); err != nil {
 		t.Fatal(err)
 	}
-	for _, want := range []string{"direct", "nginx", "monolake/epoll", "×1.30", "×2.20", "FAILED: read 3", "load-bound"} {
+	for _, want := range []string{"direct", "nginx", "monolake/epoll", "×1.30", "×2.20", "×2.09", "FAILED: read 3", "load-bound"} {
 		if !strings.Contains(tb.String(), want) {
 			t.Errorf("table lacks %q:\n%s", want, tb.String())
 		}
 	}
 	var rb strings.Builder
 	WriteRatios(&rb, sums)
-	if !strings.Contains(rb.String(), "req/s ×1.30  req/proxy-cpu-s ×2.20") {
+	if !strings.Contains(rb.String(), "req/s ×1.30 (paired ×1.43)  req/proxy-cpu-s ×2.20 (paired ×2.09)") {
 		t.Errorf("ratios:\n%s", rb.String())
 	}
 

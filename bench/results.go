@@ -75,6 +75,13 @@ type Summary struct {
 	// Ratios of the medians to nginx's on the same case and worker count.
 	VsNginxRPS float64 `json:"vs_nginx_rps"`
 	VsNginxEff float64 `json:"vs_nginx_req_per_cpu_s"`
+	// Paired ratios: the median over the repetitions of this target's
+	// figure divided by nginx's in the same repetition (the two ran minutes
+	// apart at most). On a machine whose speed drifts during the suite they
+	// follow the comparison better than the ratio of the medians, which can
+	// take nginx's median from a fast stretch and ours from a slow one.
+	VsNginxRPSPaired float64 `json:"vs_nginx_rps_paired"`
+	VsNginxEffPaired float64 `json:"vs_nginx_req_per_cpu_s_paired"`
 }
 
 // Report is everything one invocation of the suite measured.
@@ -159,15 +166,41 @@ func SummarizeRuns(runs []Run, known []Summary) []Summary {
 	for i := range out {
 		s := &out[i]
 		s.VsNginxRPS, s.VsNginxEff = nan, nan
+		s.VsNginxRPSPaired, s.VsNginxEffPaired = nan, nan
 		if s.Target == TargetNginx || s.Status == StatusUnsupported {
 			continue
 		}
-		j, ok := byKey[key{s.Case, TargetNginx, s.Workers}]
+		nk := key{s.Case, TargetNginx, s.Workers}
+		j, ok := byKey[nk]
 		if !ok || out[j].Status == StatusUnsupported {
 			continue
 		}
 		s.VsNginxRPS = Ratio(s.RPS.Median, out[j].RPS.Median)
 		s.VsNginxEff = Ratio(s.ReqPerCPUSec.Median, out[j].ReqPerCPUSec.Median)
+		s.VsNginxRPSPaired, s.VsNginxEffPaired = pairedRatios(groups[key{s.Case, s.Target, s.Workers}], groups[nk])
 	}
 	return out
+}
+
+// pairedRatios returns the medians over the repetitions of runs' requests
+// per second and requests per proxy CPU-second divided by those of the
+// nginx run of the same repetition. Failed runs pair with nothing; NaN
+// when no pair is left.
+func pairedRatios(runs, nginx []Run) (rps, eff float64) {
+	byRep := map[int]Run{}
+	for _, n := range nginx {
+		if n.Status == StatusOK {
+			byRep[n.Rep] = n
+		}
+	}
+	var rs, es []float64
+	for _, r := range runs {
+		n, ok := byRep[r.Rep]
+		if !ok || r.Status != StatusOK {
+			continue
+		}
+		rs = append(rs, Ratio(r.RPS, n.RPS))
+		es = append(es, Ratio(r.ReqPerCPUSec, n.ReqPerCPUSec))
+	}
+	return Summarize(rs).Median, Summarize(es).Median
 }
