@@ -88,6 +88,7 @@ func buildRuntime(rt string) string {
 }
 
 var funcs = template.FuncMap{"quote": tomlQuote, "runtimeType": runtimeType,
+	"sqpoll":     func(rt string) bool { return rt == RuntimeURingSQPoll },
 	"sqpollIdle": func() int { return SQPollIdle }}
 
 // runtimeType maps a --runtime name to the config's runtime_type.
@@ -219,7 +220,7 @@ load_module /usr/lib/nginx/modules/ngx_stream_module.so;
 var monolakeTmpl = template.Must(template.New("monolake").Funcs(funcs).Parse(`# Monolake for Go as the proxy under test.
 [runtime]
 runtime_type = {{quote (runtimeType .Runtime)}}
-{{- if eq .Runtime "uring-sqpoll"}}
+{{- if sqpoll .Runtime}}
 sqpoll_idle = {{sqpollIdle}}
 {{- end}}
 worker_threads = {{.Workers}}
