@@ -8,6 +8,3 @@ import "syscall"
 // control block (on amd64 the runtime points FS at its own per-thread
 // storage), so the thread pointer is not an identity there.
 func id() uintptr { return uintptr(syscall.Gettid()) }
-
-// Cheap reports whether ID reads a register instead of making a system call.
-const Cheap = false
