@@ -12,7 +12,7 @@
 # several times slower, which lets more requests share each io_uring round
 # and each epoll_wait than at full speed, so its counts for both proxies are
 # lower than what they make unobserved (io_uring 0.2-0.8 per request under
-# strace against 2.4-3.2 under perf, on the machine of the README).
+# strace against 2.0-3.1 under perf, on the machine of the README).
 #
 # Needs bin/monolake (make uring), nginx and wrk (scripts/install-deps.sh
 # installs them), and perf (Debian: linux-perf) or strace. Everything listens
@@ -101,8 +101,14 @@ taskset -c 1 nginx -p "$work/origin" -c "$work/origin/nginx.conf" -e "$work/orig
 pids+=($!)
 wait_port 29500
 
-# Named in the perf breakdown (the total counts every system call).
-named="io_uring_enter epoll_wait epoll_pwait read write readv writev recvfrom sendto recvmsg sendmsg getsockopt setsockopt getpid gettid futex nanosleep"
+# perf's events: every system call for the total, and those named in the
+# breakdown that this kernel has a tracepoint for.
+if [ "$tool" = perf ]; then
+	evs=raw_syscalls:sys_enter
+	for n in io_uring_enter epoll_wait epoll_pwait read write readv writev recvfrom sendto recvmsg sendmsg getsockopt setsockopt getpid gettid futex nanosleep; do
+		perf list "syscalls:sys_enter_$n" 2>/dev/null | grep -q "sys_enter_$n" && evs+=",syscalls:sys_enter_$n"
+	done
+fi
 
 # count NAME PORT PID: count the worker PID's system calls over a wrk run
 # through PORT.
@@ -110,10 +116,6 @@ count() {
 	local name=$1 port=$2 pid=$3 out=$work/${1//\//-}.$tool
 	local ctr
 	if [ "$tool" = perf ]; then
-		local evs=raw_syscalls:sys_enter n
-		for n in $named; do
-			perf list "syscalls:sys_enter_$n" 2>/dev/null | grep -q "sys_enter_$n" && evs+=",syscalls:sys_enter_$n"
-		done
 		perf stat -x, -e "$evs" -p "$pid" -o "$out" &
 	else
 		strace -c -f -p "$pid" -o "$out" &
