@@ -668,3 +668,34 @@ int mlk_peer_chain(struct mlk_conn *c, unsigned char *buf, int cap, int *lens, i
 	}
 	return n;
 }
+
+void mlk_dispatch(struct mlk_call *a)
+{
+	switch (a->op) {
+	case MLK_OP_HANDSHAKE:
+		a->ret = mlk_handshake(a->c, a->in, a->in_len);
+		break;
+	case MLK_OP_READ:
+		a->ret = mlk_read(a->c, a->in, a->in_len, a->out, a->cap);
+		break;
+	case MLK_OP_WRITE:
+		a->ret = mlk_write(a->c, a->in, a->in_len, a->out, a->cap);
+		break;
+	case MLK_OP_DRAIN:
+		a->ret = (long long)mlk_drain(a->c, a->out, a->cap);
+		break;
+	case MLK_OP_SHUTDOWN:
+		a->ret = mlk_shutdown(a->c);
+		break;
+	case MLK_OP_FREE:
+		mlk_conn_free(a->c);
+		a->ret = 0;
+		break;
+	case MLK_OP_NEW_SERVER:
+		a->c = mlk_conn_new(a->m, NULL, 0, NULL, 0, a->out);
+		a->ret = 0;
+		break;
+	default:
+		a->ret = MLK_ERR;
+	}
+}

@@ -128,4 +128,33 @@ int mlk_shutdown(struct mlk_conn *c);
  * returns the count, or -(bytes needed) when buf or lens is too small. */
 int mlk_peer_chain(struct mlk_conn *c, unsigned char *buf, int cap, int *lens, int maxn);
 
+/*
+ * One entry point for the per-connection calls, taking its arguments and
+ * result in memory, so that Go can call it on a stack of its own without
+ * cgo (tlsbackend/openssl/internal/fastcall): the ops below are the
+ * functions of the same name.
+ */
+enum {
+	MLK_OP_HANDSHAKE = 1, /* mlk_handshake(c, in, in_len) */
+	MLK_OP_READ,          /* mlk_read(c, in, in_len, out, cap) */
+	MLK_OP_WRITE,         /* mlk_write(c, in, in_len, out, cap) */
+	MLK_OP_DRAIN,         /* mlk_drain(c, out, cap) */
+	MLK_OP_SHUTDOWN,      /* mlk_shutdown(c) */
+	MLK_OP_FREE,          /* mlk_conn_free(c) */
+	MLK_OP_NEW_SERVER,    /* c = mlk_conn_new(m, NULL, 0, NULL, 0, out) */
+};
+
+struct mlk_call {
+	int op;
+	struct mlk_ctx *m;
+	struct mlk_conn *c;
+	const void *in;
+	size_t in_len;
+	void *out;
+	size_t cap;
+	long long ret;
+};
+
+void mlk_dispatch(struct mlk_call *a);
+
 #endif

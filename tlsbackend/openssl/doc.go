@@ -7,8 +7,12 @@
 // github.com/libp2p/go-openssl: that fork has no server-side ALPN selection
 // and moves every record through Go-callback BIOs. Here each connection's
 // SSL sits between two memory BIOs that Go fills from and drains to the
-// net.Conn, so a Read or a Write is one cgo call plus its socket syscalls,
-// and no C code ever calls back into Go.
+// net.Conn, so a Read or a Write is one C call plus its socket syscalls,
+// and no C code ever calls back into Go. On linux/amd64 those calls skip
+// cgo's transition (package internal/fastcall): with one P per worker, cgo
+// calls woke Go's sysmon after every idle spell and handed the P to another
+// thread during each handshake step. MONOLAKE_OPENSSL_FASTCALL=off sends
+// every call through cgo.
 package openssl
 
 // Name is the registry name.

@@ -10,6 +10,6 @@
  * it is updated, and updating it changes this file, which makes go rebuild
  * the C.
  *
- * csrc-sha256: 3fdda80582d6cc549f76ac62a618be5a3bb17794660457d77ef97fc30d2bad1b
+ * csrc-sha256: b6a4af8a3d3f72aaa6d67fd5a901e1ddeccd701b57c793215b877f64bd71c19c
  */
 #include "../../csrc/mlk_openssl.c"

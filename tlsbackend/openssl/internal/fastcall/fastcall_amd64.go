@@ -1,0 +1,65 @@
+//go:build linux
+
+package fastcall
+
+import (
+	"sync"
+	"sync/atomic"
+	"unsafe"
+
+	"golang.org/x/sys/unix"
+)
+
+const supported = true
+
+//go:noescape
+func callC(fn, arg unsafe.Pointer, stack uintptr)
+
+// stack is one C stack; busy is held by the goroutine calling on it.
+type stack struct {
+	busy atomic.Bool
+	top  uintptr // 0 until mapped
+}
+
+// stacks: one serves a P; more serve goroutines of other Ps, or one
+// preempted between taking a stack and the call.
+var stacks [16]stack
+
+var mapMu sync.Mutex
+
+func call(fn, arg unsafe.Pointer) bool {
+	for i := range stacks {
+		s := &stacks[i]
+		if !s.busy.CompareAndSwap(false, true) {
+			continue
+		}
+		if s.top == 0 && !s.mmap() {
+			s.busy.Store(false)
+			return false
+		}
+		callC(fn, arg, s.top)
+		s.busy.Store(false)
+		return true
+	}
+	return false
+}
+
+// guard is the inaccessible region below each stack: an overflow faults
+// instead of writing over other memory.
+const guard = 64 << 10
+
+func (s *stack) mmap() bool {
+	mapMu.Lock()
+	defer mapMu.Unlock()
+	m, err := unix.Mmap(-1, 0, guard+StackSize, unix.PROT_READ|unix.PROT_WRITE,
+		unix.MAP_PRIVATE|unix.MAP_ANONYMOUS|unix.MAP_NORESERVE|unix.MAP_STACK)
+	if err != nil {
+		return false
+	}
+	if err := unix.Mprotect(m[:guard], unix.PROT_NONE); err != nil {
+		unix.Munmap(m)
+		return false
+	}
+	s.top = uintptr(unsafe.Pointer(unsafe.SliceData(m))) + uintptr(len(m))
+	return true
+}

@@ -1,0 +1,97 @@
+//go:build openssl && cgo
+
+package openssl
+
+import (
+	"bytes"
+	"context"
+	"io"
+	"net"
+	"testing"
+
+	"github.com/monolake-go/monolake/tlsbackend"
+	"github.com/monolake-go/monolake/tlsbackend/openssl/internal/fastcall"
+	"github.com/monolake-go/monolake/tlsbackend/tlstest"
+)
+
+// TestCallPaths runs a handshake, records both ways, close_notify and the
+// frees once through package fastcall and once through cgo
+// (MONOLAKE_OPENSSL_FASTCALL=off), on loopback TCP.
+func TestCallPaths(t *testing.T) {
+	ca, err := tlstest.NewCA("paths CA")
+	if err != nil {
+		t.Fatal(err)
+	}
+	leaf, err := ca.Leaf(tlstest.LeafOptions{}, "a.test")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, fast := range []bool{true, false} {
+		name := "cgo"
+		if fast {
+			name = "fastcall"
+		}
+		t.Run(name, func(t *testing.T) {
+			if fast && !fastcall.Supported {
+				t.Skip("package fastcall is not implemented here")
+			}
+			defer func(old bool) { useFastCall = old }(useFastCall)
+			useFastCall = fast
+			sc, err := Backend{}.NewServerConfig(&tlsbackend.Config{Certificates: []tlsbackend.Certificate{leaf.Certificate()}})
+			if err != nil {
+				t.Fatal(err)
+			}
+			cc, err := Backend{}.NewClientConfig(&tlsbackend.Config{RootCAPEM: ca.CertPEM, ServerName: "a.test"})
+			if err != nil {
+				t.Fatal(err)
+			}
+			ln, err := net.Listen("tcp", "127.0.0.1:0")
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer ln.Close()
+			srvErr := make(chan error, 1)
+			go func() {
+				nc, err := ln.Accept()
+				if err != nil {
+					srvErr <- err
+					return
+				}
+				c := sc.Server(nc)
+				_, err = io.Copy(c, c) // echo until the client's close_notify
+				c.Close()
+				srvErr <- err
+			}()
+			nc, err := net.Dial("tcp", ln.Addr().String())
+			if err != nil {
+				t.Fatal(err)
+			}
+			c := cc.Client(nc, "")
+			defer c.Close()
+			if err := c.Handshake(context.Background()); err != nil {
+				t.Fatal(err)
+			}
+			if st := c.ConnectionState(); st.Version != tlsbackend.VersionTLS13 || len(st.PeerCertificates) == 0 {
+				t.Fatalf("state: version %#x, %d peer certificates", st.Version, len(st.PeerCertificates))
+			}
+			msg := bytes.Repeat([]byte("0123456789abcdef"), 10000) // several records and write chunks
+			go c.Write(msg)
+			got := make([]byte, len(msg))
+			if _, err := io.ReadFull(c, got); err != nil {
+				t.Fatal(err)
+			}
+			if !bytes.Equal(got, msg) {
+				t.Fatal("echo differs")
+			}
+			if err := c.CloseWrite(); err != nil {
+				t.Fatal(err)
+			}
+			if n, err := c.Read(got); n != 0 || err != io.EOF {
+				t.Fatalf("after close_notify both ways: Read = %d, %v; want 0, EOF", n, err)
+			}
+			if err := <-srvErr; err != nil {
+				t.Fatalf("server: %v", err)
+			}
+		})
+	}
+}
