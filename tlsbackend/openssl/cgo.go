@@ -5,6 +5,8 @@ package openssl
 /*
 #cgo CFLAGS: -O2 -Wall
 #cgo LDFLAGS: -lssl -lcrypto
+#cgo noescape mlk_dispatch
+#cgo nocallback mlk_dispatch
 #include <stdlib.h>
 #include "../../csrc/mlk_openssl.h"
 */
@@ -184,9 +186,9 @@ func (r *ctxRef) setTicketKeys(keys []tlsbackend.TicketKey) {
 // newHandle makes the SSL of one connection.
 func (r *ctxRef) newHandle(host string, isIP bool, sess []byte) (handle, error) {
 	var eb errBuf
-	if host == "" && sess == nil {
+	if host == "" && sess == nil && useFastCall {
 		a := C.struct_mlk_call{op: C.MLK_OP_NEW_SERVER, m: r.p, out: unsafe.Pointer(eb.ptr())}
-		if fastCall(&a) {
+		if fastcall.Call(unsafe.Pointer(C.mlk_dispatch), unsafe.Pointer(&a)) {
 			if a.c == nil {
 				return nil, eb.err()
 			}
@@ -210,76 +212,58 @@ func (r *ctxRef) newHandle(host string, isIP bool, sess []byte) (handle, error) 
 	return h, nil
 }
 
-func freeHandle(h handle) {
-	a := C.struct_mlk_call{op: C.MLK_OP_FREE, c: h}
-	if !fastCall(&a) {
-		C.mlk_conn_free(h)
-	}
-}
+func freeHandle(h handle) { call(&C.struct_mlk_call{op: C.MLK_OP_FREE, c: h}, nil, nil) }
 
-// fastCall runs mlk_dispatch(a) through package fastcall: no cgo
-// transition, so no sysmon wake-up and no hand-off of the P (see its doc).
-// False when it cannot; the caller then makes the cgo call.
-func fastCall(a *C.struct_mlk_call) bool {
-	return useFastCall && fastcall.Call(unsafe.Pointer(C.mlk_dispatch), unsafe.Pointer(a))
-}
-
-// useFastCall: MONOLAKE_OPENSSL_FASTCALL=off sends every call through cgo,
-// a switch for diagnosis (the tests run the conformance suite both ways).
-var useFastCall = os.Getenv("MONOLAKE_OPENSSL_FASTCALL") != "off"
-
-// The record calls. The caller holds the conn's lock and keeps the conn
-// alive past the call; in, out and p are Go memory without pointers. Each
-// goes through fastCall when it can, else through cgo.
-
-func cHandshake(h handle, in []byte) int {
-	a := C.struct_mlk_call{op: C.MLK_OP_HANDSHAKE, c: h, in: bytesPtr(in), in_len: C.size_t(len(in))}
-	if fastCall(&a) {
-		runtime.KeepAlive(in)
-		return int(a.ret)
-	}
-	return int(C.mlk_handshake(h, bytesPtr(in), C.size_t(len(in))))
-}
-
-func cRead(h handle, in, out []byte) int {
-	a := C.struct_mlk_call{op: C.MLK_OP_READ, c: h, in: bytesPtr(in), in_len: C.size_t(len(in)),
-		out: bytesPtr(out), cap: C.size_t(len(out))}
-	if fastCall(&a) {
+// call makes the per-connection call a (mlk_dispatch), whose in and out
+// point into the given slices: through package fastcall, without cgo's
+// transition, so with no sysmon wake-up and no hand-off of the P (see its
+// doc); else (not linux/amd64, no free stack, or MONOLAKE_OPENSSL_FASTCALL=off)
+// as a cgo call, the slices pinned for it.
+func call(a *C.struct_mlk_call, in, out []byte) int {
+	if useFastCall && fastcall.Call(unsafe.Pointer(C.mlk_dispatch), unsafe.Pointer(a)) {
 		runtime.KeepAlive(in)
 		runtime.KeepAlive(out)
 		return int(a.ret)
 	}
-	return int(C.mlk_read(h, bytesPtr(in), C.size_t(len(in)), bytesPtr(out), C.size_t(len(out))))
+	var pin runtime.Pinner
+	if len(in) > 0 {
+		pin.Pin(&in[0])
+	}
+	if len(out) > 0 {
+		pin.Pin(&out[0])
+	}
+	C.mlk_dispatch(a)
+	pin.Unpin()
+	return int(a.ret)
+}
+
+// useFastCall: MONOLAKE_OPENSSL_FASTCALL=off sends every call through cgo,
+// a switch for diagnosis (TestCallPaths runs both ways).
+var useFastCall = os.Getenv("MONOLAKE_OPENSSL_FASTCALL") != "off"
+
+// The record calls. The caller holds the conn's lock and keeps the conn
+// alive past the call; in, out and p are Go memory without pointers.
+
+func cHandshake(h handle, in []byte) int {
+	return call(&C.struct_mlk_call{op: C.MLK_OP_HANDSHAKE, c: h, in: bytesPtr(in), in_len: C.size_t(len(in))}, in, nil)
+}
+
+func cRead(h handle, in, out []byte) int {
+	return call(&C.struct_mlk_call{op: C.MLK_OP_READ, c: h, in: bytesPtr(in), in_len: C.size_t(len(in)),
+		out: bytesPtr(out), cap: C.size_t(len(out))}, in, out)
 }
 
 // cWrite returns the ciphertext bytes put in out, or mlkErr.
 func cWrite(h handle, p, out []byte) int {
-	a := C.struct_mlk_call{op: C.MLK_OP_WRITE, c: h, in: bytesPtr(p), in_len: C.size_t(len(p)),
-		out: bytesPtr(out), cap: C.size_t(len(out))}
-	if fastCall(&a) {
-		runtime.KeepAlive(p)
-		runtime.KeepAlive(out)
-		return int(a.ret)
-	}
-	return int(C.mlk_write(h, bytesPtr(p), C.size_t(len(p)), bytesPtr(out), C.size_t(len(out))))
+	return call(&C.struct_mlk_call{op: C.MLK_OP_WRITE, c: h, in: bytesPtr(p), in_len: C.size_t(len(p)),
+		out: bytesPtr(out), cap: C.size_t(len(out))}, p, out)
 }
 
 func cDrain(h handle, out []byte) int {
-	a := C.struct_mlk_call{op: C.MLK_OP_DRAIN, c: h, out: bytesPtr(out), cap: C.size_t(len(out))}
-	if fastCall(&a) {
-		runtime.KeepAlive(out)
-		return int(a.ret)
-	}
-	return int(C.mlk_drain(h, bytesPtr(out), C.size_t(len(out))))
+	return call(&C.struct_mlk_call{op: C.MLK_OP_DRAIN, c: h, out: bytesPtr(out), cap: C.size_t(len(out))}, nil, out)
 }
 
-func cShutdown(h handle) int {
-	a := C.struct_mlk_call{op: C.MLK_OP_SHUTDOWN, c: h}
-	if fastCall(&a) {
-		return int(a.ret)
-	}
-	return int(C.mlk_shutdown(h))
-}
+func cShutdown(h handle) int { return call(&C.struct_mlk_call{op: C.MLK_OP_SHUTDOWN, c: h}, nil, nil) }
 
 // cPending reports ciphertext waiting for the socket; more: the SSL may
 // return plaintext without more ciphertext (buffered plaintext or records,
