@@ -3,7 +3,6 @@
 package fastcall
 
 import (
-	"sync"
 	"sync/atomic"
 	"unsafe"
 
@@ -24,8 +23,6 @@ type stack struct {
 // stacks: one serves a P; more serve goroutines of other Ps, or one
 // preempted between taking a stack and the call.
 var stacks [16]stack
-
-var mapMu sync.Mutex
 
 func call(fn, arg unsafe.Pointer) bool {
 	for i := range stacks {
@@ -48,9 +45,8 @@ func call(fn, arg unsafe.Pointer) bool {
 // instead of writing over other memory.
 const guard = 64 << 10
 
+// mmap maps s; its caller holds s.busy.
 func (s *stack) mmap() bool {
-	mapMu.Lock()
-	defer mapMu.Unlock()
 	m, err := unix.Mmap(-1, 0, guard+StackSize, unix.PROT_READ|unix.PROT_WRITE,
 		unix.MAP_PRIVATE|unix.MAP_ANONYMOUS|unix.MAP_NORESERVE|unix.MAP_STACK)
 	if err != nil {
