@@ -198,8 +198,11 @@ static SSL_CTX *mlk_new_child(struct mlk_ctx *m, char *err)
 	if (o->no_tickets)
 		opts |= SSL_OP_NO_TICKET;
 	SSL_CTX_set_options(ctx, opts);
-	/* Idle connections give their record buffers back, as nginx does. */
-	SSL_CTX_set_mode(ctx, SSL_MODE_RELEASE_BUFFERS);
+	/* Idle connections give their record buffers back, as nginx does.
+	 * The chain sent is the one configured, as crypto/tls sends it: no
+	 * chain built from the store at every handshake (an X509_STORE_CTX
+	 * and a verification per connection in the profile). */
+	SSL_CTX_set_mode(ctx, SSL_MODE_RELEASE_BUFFERS | SSL_MODE_NO_AUTO_CHAIN);
 	if (!SSL_CTX_set_min_proto_version(ctx, o->min_version) ||
 	    !SSL_CTX_set_max_proto_version(ctx, o->max_version)) {
 		mlk_errq(err, "setting versions", NULL);

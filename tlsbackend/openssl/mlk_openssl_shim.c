@@ -10,6 +10,6 @@
  * it is updated, and updating it changes this file, which makes go rebuild
  * the C.
  *
- * csrc-sha256: b6a4af8a3d3f72aaa6d67fd5a901e1ddeccd701b57c793215b877f64bd71c19c
+ * csrc-sha256: 626ae340fa0665edc2781e0b51e9ff8764a030ad4b0fa0f8f2d354f6d523e54c
  */
 #include "../../csrc/mlk_openssl.c"
