@@ -744,3 +744,53 @@ func TestCloseUnblocks(t *testing.T) {
 		}
 	})
 }
+
+// TestIntermediateChain: a server sends the chain it is configured with,
+// leaf first, and nothing else: with its intermediate a client that trusts
+// only the root verifies it and sees both certificates; with the leaf
+// alone the same client refuses it (neither backend completes a chain
+// from anything else).
+func TestIntermediateChain(t *testing.T) {
+	p := testPKI(t)
+	inter, err := p.ca.Intermediate("Monolake Test Intermediate")
+	if err != nil {
+		t.Fatal(err)
+	}
+	leaf, err := inter.Leaf(tlstest.LeafOptions{}, "chain.test")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, full := range []bool{true, false} {
+		name := "leaf-only"
+		chain := leaf.CertPEM
+		if full {
+			name = "leaf+intermediate"
+			chain = append(append([]byte(nil), leaf.CertPEM...), inter.CertPEM...)
+		}
+		t.Run(name, func(t *testing.T) {
+			forPairs(t, func(t *testing.T, sb, cb tlsbackend.Backend) {
+				scfg := &tlsbackend.Config{Certificates: []tlsbackend.Certificate{{CertPEM: chain, KeyPEM: leaf.KeyPEM}}}
+				ccfg := &tlsbackend.Config{RootCAPEM: p.ca.CertPEM, ServerName: "chain.test"}
+				srv := startServer(t, sb, scfg, echo)
+				c, err := dial(t, newClient(t, cb, ccfg), srv.addr, "")
+				if err == nil {
+					err = roundTrip(c, "ping")
+				}
+				srv.result(t)
+				if !full {
+					if err == nil {
+						t.Fatal("client verified a leaf sent without its intermediate")
+					}
+					return
+				}
+				if err != nil {
+					t.Fatal(err)
+				}
+				certs := c.ConnectionState().PeerCertificates
+				if len(certs) != 2 || !certs[0].Equal(leaf.Cert) || !certs[1].Equal(inter.Cert) {
+					t.Fatalf("peer chain has %d certificates, want the leaf and the intermediate", len(certs))
+				}
+			})
+		})
+	}
+}

@@ -75,6 +75,33 @@ func NewCA(name string) (*CA, error) {
 	return &CA{Cert: cert, CertPEM: pemBlock("CERTIFICATE", der), key: key}, nil
 }
 
+// Intermediate makes a CA signed by ca, valid from an hour ago for 180
+// days. Its CertPEM goes after a leaf's in a server's chain.
+func (ca *CA) Intermediate(name string) (*CA, error) {
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		return nil, err
+	}
+	tmpl := &x509.Certificate{
+		SerialNumber:          nextSerial(),
+		Subject:               pkix.Name{CommonName: name},
+		NotBefore:             time.Now().Add(-time.Hour),
+		NotAfter:              time.Now().Add(180 * 24 * time.Hour),
+		KeyUsage:              x509.KeyUsageCertSign | x509.KeyUsageCRLSign | x509.KeyUsageDigitalSignature,
+		BasicConstraintsValid: true,
+		IsCA:                  true,
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, ca.Cert, &key.PublicKey, ca.key)
+	if err != nil {
+		return nil, err
+	}
+	cert, err := x509.ParseCertificate(der)
+	if err != nil {
+		return nil, err
+	}
+	return &CA{Cert: cert, CertPEM: pemBlock("CERTIFICATE", der), key: key}, nil
+}
+
 // LeafOptions shape a leaf; the zero value is a server certificate valid
 // now.
 type LeafOptions struct {
