@@ -50,34 +50,14 @@ func pemBlock(typ string, der []byte) []byte {
 }
 
 // NewCA makes a self-signed CA valid from an hour ago for a year.
-func NewCA(name string) (*CA, error) {
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		return nil, err
-	}
-	tmpl := &x509.Certificate{
-		SerialNumber:          nextSerial(),
-		Subject:               pkix.Name{CommonName: name},
-		NotBefore:             time.Now().Add(-time.Hour),
-		NotAfter:              time.Now().Add(365 * 24 * time.Hour),
-		KeyUsage:              x509.KeyUsageCertSign | x509.KeyUsageCRLSign | x509.KeyUsageDigitalSignature,
-		BasicConstraintsValid: true,
-		IsCA:                  true,
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
-	if err != nil {
-		return nil, err
-	}
-	cert, err := x509.ParseCertificate(der)
-	if err != nil {
-		return nil, err
-	}
-	return &CA{Cert: cert, CertPEM: pemBlock("CERTIFICATE", der), key: key}, nil
-}
+func NewCA(name string) (*CA, error) { return newCA(name, nil, 365*24*time.Hour) }
 
 // Intermediate makes a CA signed by ca, valid from an hour ago for 180
 // days. Its CertPEM goes after a leaf's in a server's chain.
-func (ca *CA) Intermediate(name string) (*CA, error) {
+func (ca *CA) Intermediate(name string) (*CA, error) { return newCA(name, ca, 180*24*time.Hour) }
+
+// newCA makes a CA signed by parent, or self-signed when parent is nil.
+func newCA(name string, parent *CA, validity time.Duration) (*CA, error) {
 	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {
 		return nil, err
@@ -86,12 +66,16 @@ func (ca *CA) Intermediate(name string) (*CA, error) {
 		SerialNumber:          nextSerial(),
 		Subject:               pkix.Name{CommonName: name},
 		NotBefore:             time.Now().Add(-time.Hour),
-		NotAfter:              time.Now().Add(180 * 24 * time.Hour),
+		NotAfter:              time.Now().Add(validity),
 		KeyUsage:              x509.KeyUsageCertSign | x509.KeyUsageCRLSign | x509.KeyUsageDigitalSignature,
 		BasicConstraintsValid: true,
 		IsCA:                  true,
 	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, ca.Cert, &key.PublicKey, ca.key)
+	issuer, signer := tmpl, key
+	if parent != nil {
+		issuer, signer = parent.Cert, parent.key
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, issuer, &key.PublicKey, signer)
 	if err != nil {
 		return nil, err
 	}
