@@ -694,7 +694,7 @@ void mlk_dispatch(struct mlk_call *a)
 		mlk_conn_free(a->c);
 		a->ret = 0;
 		break;
-	case MLK_OP_NEW_SERVER:
+	case MLK_OP_NEW:
 		a->c = mlk_conn_new(a->m, NULL, 0, NULL, 0, a->out);
 		a->ret = 0;
 		break;

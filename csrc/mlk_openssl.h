@@ -141,7 +141,7 @@ enum {
 	MLK_OP_DRAIN,         /* mlk_drain(c, out, cap) */
 	MLK_OP_SHUTDOWN,      /* mlk_shutdown(c) */
 	MLK_OP_FREE,          /* mlk_conn_free(c) */
-	MLK_OP_NEW_SERVER,    /* c = mlk_conn_new(m, NULL, 0, NULL, 0, out) */
+	MLK_OP_NEW,           /* c = mlk_conn_new(m, NULL, 0, NULL, 0, out): no name, no session */
 };
 
 struct mlk_call {

@@ -3,7 +3,7 @@
 package openssl
 
 /*
-#cgo CFLAGS: -O2 -Wall
+#cgo CFLAGS: -O2 -Wall -fstack-clash-protection
 #cgo LDFLAGS: -lssl -lcrypto
 #cgo noescape mlk_dispatch
 #cgo nocallback mlk_dispatch
@@ -21,6 +21,7 @@ import (
 	"runtime"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"unsafe"
 
 	"github.com/monolake-go/monolake/tlsbackend"
@@ -186,8 +187,8 @@ func (r *ctxRef) setTicketKeys(keys []tlsbackend.TicketKey) {
 // newHandle makes the SSL of one connection.
 func (r *ctxRef) newHandle(host string, isIP bool, sess []byte) (handle, error) {
 	var eb errBuf
-	if host == "" && sess == nil && useFastCall {
-		a := C.struct_mlk_call{op: C.MLK_OP_NEW_SERVER, m: r.p, out: unsafe.Pointer(eb.ptr())}
+	if host == "" && sess == nil && useFastCall.Load() {
+		a := C.struct_mlk_call{op: C.MLK_OP_NEW, m: r.p, out: unsafe.Pointer(eb.ptr())}
 		if fastcall.Call(unsafe.Pointer(C.mlk_dispatch), unsafe.Pointer(&a)) {
 			if a.c == nil {
 				return nil, eb.err()
@@ -220,7 +221,7 @@ func freeHandle(h handle) { call(&C.struct_mlk_call{op: C.MLK_OP_FREE, c: h}, ni
 // doc); else (not linux/amd64, no free stack, or MONOLAKE_OPENSSL_FASTCALL=off)
 // as a cgo call, the slices pinned for it.
 func call(a *C.struct_mlk_call, in, out []byte) int {
-	if useFastCall && fastcall.Call(unsafe.Pointer(C.mlk_dispatch), unsafe.Pointer(a)) {
+	if useFastCall.Load() && fastcall.Call(unsafe.Pointer(C.mlk_dispatch), unsafe.Pointer(a)) {
 		runtime.KeepAlive(in)
 		runtime.KeepAlive(out)
 		return int(a.ret)
@@ -238,8 +239,11 @@ func call(a *C.struct_mlk_call, in, out []byte) int {
 }
 
 // useFastCall: MONOLAKE_OPENSSL_FASTCALL=off sends every call through cgo,
-// a switch for diagnosis (TestCallPaths runs both ways).
-var useFastCall = os.Getenv("MONOLAKE_OPENSSL_FASTCALL") != "off"
+// a switch for diagnosis (a crash inside OpenSSL then gets cgo's report,
+// see package fastcall); TestCallPaths runs both ways.
+var useFastCall atomic.Bool
+
+func init() { useFastCall.Store(os.Getenv("MONOLAKE_OPENSSL_FASTCALL") != "off") }
 
 // The record calls. The caller holds the conn's lock and keeps the conn
 // alive past the call; in, out and p are Go memory without pointers.

@@ -10,6 +10,6 @@
  * it is updated, and updating it changes this file, which makes go rebuild
  * the C.
  *
- * csrc-sha256: 626ae340fa0665edc2781e0b51e9ff8764a030ad4b0fa0f8f2d354f6d523e54c
+ * csrc-sha256: 402b297589cef13456f453fd166ee99233f2c4a68a62cba0d1401682ee9cd305
  */
 #include "../../csrc/mlk_openssl.c"

@@ -7,6 +7,7 @@ import (
 	"context"
 	"io"
 	"net"
+	"runtime"
 	"testing"
 
 	"github.com/monolake-go/monolake/tlsbackend"
@@ -35,8 +36,8 @@ func TestCallPaths(t *testing.T) {
 			if fast && !fastcall.Supported {
 				t.Skip("package fastcall is not implemented here")
 			}
-			defer func(old bool) { useFastCall = old }(useFastCall)
-			useFastCall = fast
+			defer useFastCall.Store(useFastCall.Load())
+			useFastCall.Store(fast)
 			sc, err := Backend{}.NewServerConfig(&tlsbackend.Config{Certificates: []tlsbackend.Certificate{leaf.Certificate()}})
 			if err != nil {
 				t.Fatal(err)
@@ -75,13 +76,23 @@ func TestCallPaths(t *testing.T) {
 				t.Fatalf("state: version %#x, %d peer certificates", st.Version, len(st.PeerCertificates))
 			}
 			msg := bytes.Repeat([]byte("0123456789abcdef"), 10000) // several records and write chunks
-			go c.Write(msg)
+			cgoCalls := runtime.NumCgoCall()
+			werr := make(chan error, 1)
+			go func() { _, err := c.Write(msg); werr <- err }()
 			got := make([]byte, len(msg))
 			if _, err := io.ReadFull(c, got); err != nil {
 				t.Fatal(err)
 			}
+			if err := <-werr; err != nil {
+				t.Fatal(err)
+			}
 			if !bytes.Equal(got, msg) {
 				t.Fatal("echo differs")
+			}
+			// The records both ways (the client's and the server's reads
+			// and writes) made cgo calls only on the cgo path.
+			if n := runtime.NumCgoCall() - cgoCalls; fast != (n == 0) {
+				t.Errorf("%d cgo calls for the records with fast calls %v", n, fast)
 			}
 			if err := c.CloseWrite(); err != nil {
 				t.Fatal(err)

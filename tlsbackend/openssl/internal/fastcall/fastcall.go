@@ -21,9 +21,19 @@
 //
 // Signals that arrive meanwhile are handled on the thread's signal stack,
 // as during a cgo call: a preemption request finds no safe point in C and
-// is dropped (the P is preempted after the call returns), and a profiling
-// sample counts as external code. The garbage collector's stop-the-world
-// waits for the call to return.
+// is dropped (the P is preempted after the call returns; with more than
+// one P a collection waiting for it resends the request every few
+// microseconds), and a profiling sample counts as external code, without
+// the Go frames that led to the call. The garbage collector's
+// stop-the-world waits for the call to return.
+//
+// What it costs in debugging: the runtime does not know the thread is in
+// C, so a fault inside the C code is taken for a fault in Go. The process
+// dies either way, but without cgo's "signal arrived during cgo execution"
+// report: a fault in C ends in a garbled or missing traceback, and a stack
+// overflow into the guard region kills the process with SIGSEGV and no
+// output. Callers keep a switch back to cgo for that (the OpenSSL backend:
+// MONOLAKE_OPENSSL_FASTCALL=off).
 //
 // Call is implemented on linux/amd64; elsewhere it reports false and the
 // caller makes its cgo call instead.

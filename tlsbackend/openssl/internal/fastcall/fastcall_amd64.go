@@ -42,8 +42,10 @@ func call(fn, arg unsafe.Pointer) bool {
 }
 
 // guard is the inaccessible region below each stack: an overflow faults
-// instead of writing over other memory.
-const guard = 64 << 10
+// instead of writing over other memory. It is larger than any one C frame
+// should be (code built without -fstack-clash-protection can move the
+// stack pointer by a whole frame at once); it costs address space only.
+const guard = 1 << 20
 
 // mmap maps s; its caller holds s.busy.
 func (s *stack) mmap() bool {

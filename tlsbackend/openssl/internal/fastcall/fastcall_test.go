@@ -35,8 +35,10 @@ func TestCall(t *testing.T) {
 	}
 }
 
-// The C code writes Go heap memory it is handed while the collector runs.
+// The C code writes Go heap memory it is handed while collections run on
+// another P (their stop-the-world waits for the calls).
 func TestCallFillsGoMemoryDuringGC(t *testing.T) {
+	defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(2))
 	stop := make(chan struct{})
 	var wg sync.WaitGroup
 	wg.Go(func() {
@@ -72,14 +74,17 @@ func TestCallDeepStack(t *testing.T) {
 
 // Calls of 20 ms with one P, a goroutine waiting for it (sysmon asks for
 // preemption after 10 ms) and the CPU profiler's signals: they arrive while
-// C runs on a fastcall stack and must do no harm.
+// C runs on a fastcall stack and must do no harm, and the P stays with the
+// call: the other goroutine never runs while C does (a cgo call this long
+// would have its P handed to it).
 func TestCallUnderSignals(t *testing.T) {
 	defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(1))
 	if err := pprof.StartCPUProfile(io.Discard); err != nil {
 		t.Fatal(err)
 	}
 	defer pprof.StopCPUProfile()
-	var spins atomic.Int64
+	var inC int32
+	var spins, during atomic.Int64
 	stop := make(chan struct{})
 	done := make(chan struct{})
 	go func() {
@@ -90,11 +95,14 @@ func TestCallUnderSignals(t *testing.T) {
 				return
 			default:
 				spins.Add(1)
+				if atomic.LoadInt32(&inC) != 0 {
+					during.Add(1)
+				}
 			}
 		}
 	}()
 	for i := range 15 {
-		a := fastcalltest.Args{SpinNS: uint64(20 * time.Millisecond)}
+		a := fastcalltest.Args{SpinNS: uint64(20 * time.Millisecond), Flag: &inC}
 		call(t, fastcalltest.Spin, &a)
 		if a.Out == 0 {
 			t.Fatalf("call %d: the C loop did not run", i)
@@ -106,26 +114,38 @@ func TestCallUnderSignals(t *testing.T) {
 	if spins.Load() == 0 {
 		t.Error("the other goroutine never ran between the calls")
 	}
+	if n := during.Load(); n > 0 {
+		t.Errorf("the other goroutine ran %d times while C held the P", n)
+	}
 }
 
-// Goroutines on several Ps call at once, each on its own stack.
+// Goroutines on several Ps call at once, each on a stack of its own: a
+// pattern each writes on its C stack survives the others' calls.
 func TestCallConcurrent(t *testing.T) {
 	defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(4))
 	var wg sync.WaitGroup
-	var bad atomic.Int64
+	var bad, refused atomic.Int64
 	for g := range 8 {
 		wg.Go(func() {
-			for i := range 5000 {
-				a := fastcalltest.Args{A: uint64(g), B: uint64(i)}
-				if fastcall.Call(fastcalltest.Add, unsafe.Pointer(&a)) && a.Sum != uint64(g+i) {
+			for i := range 300 {
+				a := fastcalltest.Args{A: uint64(g)<<32 | uint64(i), SpinNS: uint64(20 * time.Microsecond)}
+				if !fastcall.Call(fastcalltest.StackPattern, unsafe.Pointer(&a)) {
+					refused.Add(1)
+				} else if a.Out != 0 {
 					bad.Add(1)
 				}
 			}
 		})
 	}
 	wg.Wait()
+	if !fastcall.Supported {
+		t.Skip("fastcall is not implemented on " + runtime.GOOS + "/" + runtime.GOARCH)
+	}
+	if n := refused.Load(); n > 0 {
+		t.Errorf("%d calls found no free stack (16 stacks, at most 8 callers)", n)
+	}
 	if n := bad.Load(); n > 0 {
-		t.Fatalf("%d calls returned a wrong sum", n)
+		t.Fatalf("%d calls found their stack overwritten", n)
 	}
 }
 

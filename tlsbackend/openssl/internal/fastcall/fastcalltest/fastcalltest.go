@@ -16,6 +16,7 @@ struct args {
 	uint64_t out;
 	unsigned char *buf;
 	size_t len;
+	volatile int32_t *flag;
 };
 
 void mlkt_add(void *p)
@@ -34,10 +35,36 @@ static uint64_t mlkt_now(void)
 void mlkt_spin(void *p)
 {
 	struct args *x = p;
-	uint64_t end = mlkt_now() + x->spin_ns, n = 0;
+	uint64_t end, n = 0;
+
+	if (x->flag)
+		*x->flag = 1;
+	end = mlkt_now() + x->spin_ns;
 	while (mlkt_now() < end)
 		n++;
 	x->out = n;
+	if (x->flag)
+		*x->flag = 0;
+}
+
+// 4 KiB of stack filled with a pattern of the caller's, checked after
+// spin_ns: a stack shared with a concurrent call shows as mismatches.
+void mlkt_stackpat(void *p)
+{
+	struct args *x = p;
+	volatile uint64_t pat[512];
+	uint64_t end, bad = 0;
+	int i;
+
+	for (i = 0; i < 512; i++)
+		pat[i] = x->a ^ (uint64_t)i;
+	end = mlkt_now() + x->spin_ns;
+	while (mlkt_now() < end) {
+	}
+	for (i = 0; i < 512; i++)
+		if (pat[i] != (x->a ^ (uint64_t)i))
+			bad++;
+	x->out = bad;
 }
 
 // 4 KiB of stack per level.
@@ -78,6 +105,7 @@ type Args struct {
 	Out       uint64
 	Buf       unsafe.Pointer
 	Len       uintptr
+	Flag      *int32
 }
 
 func init() {
@@ -88,8 +116,9 @@ func init() {
 
 // The C functions, each void f(struct args *).
 var (
-	Add     = unsafe.Pointer(C.mlkt_add)     // Sum = A + B
-	Spin    = unsafe.Pointer(C.mlkt_spin)    // busy for SpinNS ns; Out = loop count
-	Recurse = unsafe.Pointer(C.mlkt_recurse) // Depth levels of 4 KiB stack each; Out = Depth+1
-	Fill    = unsafe.Pointer(C.mlkt_fill)    // Buf[0:Len] = byte(A)
+	Add          = unsafe.Pointer(C.mlkt_add)      // Sum = A + B
+	Spin         = unsafe.Pointer(C.mlkt_spin)     // busy for SpinNS ns, *Flag = 1 meanwhile; Out = loop count
+	StackPattern = unsafe.Pointer(C.mlkt_stackpat) // 4 KiB pattern from A on the stack, held SpinNS ns; Out = mismatches
+	Recurse      = unsafe.Pointer(C.mlkt_recurse)  // Depth levels of 4 KiB stack each; Out = Depth+1
+	Fill         = unsafe.Pointer(C.mlkt_fill)     // Buf[0:Len] = byte(A)
 )
