@@ -187,14 +187,12 @@ func (r *ctxRef) setTicketKeys(keys []tlsbackend.TicketKey) {
 // newHandle makes the SSL of one connection.
 func (r *ctxRef) newHandle(host string, isIP bool, sess []byte) (handle, error) {
 	var eb errBuf
-	if host == "" && sess == nil && useFastCall.Load() {
+	if host == "" && sess == nil {
 		a := C.struct_mlk_call{op: C.MLK_OP_NEW, m: r.p, out: unsafe.Pointer(eb.ptr())}
-		if fastcall.Call(unsafe.Pointer(C.mlk_dispatch), unsafe.Pointer(&a)) {
-			if a.c == nil {
-				return nil, eb.err()
-			}
-			return a.c, nil
+		if call(&a, nil, eb[:]); a.c == nil {
+			return nil, eb.err()
 		}
+		return a.c, nil
 	}
 	var chost *C.char
 	if host != "" {
