@@ -67,10 +67,10 @@ type conn struct {
 	writing atomic.Int32
 
 	rmu     sync.Mutex // held by the one reader
-	rbuf    []byte
-	rerr    error // sticky, guarded by rmu
-	more    bool  // the SSL may yield plaintext without reading nc
-	partial bool  // part of a record is buffered
+	rbuf    []byte     // ciphertext read from nc; unused when nc lends its buffers
+	rerr    error      // sticky, guarded by rmu
+	more    bool       // the SSL may yield plaintext without reading nc
+	partial bool       // part of a record is buffered
 
 	closed atomic.Bool
 }
@@ -130,6 +130,8 @@ func (c *conn) Handshake(ctx context.Context) error {
 
 func (c *conn) handshake() error {
 	var in []byte
+	release := noRelease
+	defer func() { release() }()
 	for step := 0; ; step++ {
 		c.mu.Lock()
 		h := c.b.h
@@ -145,6 +147,8 @@ func (c *conn) handshake() error {
 			code = cHandshake(h, in)
 		}
 		in = nil
+		release()
+		release = noRelease
 		wp, more, _ := cPending(h)
 		var err error
 		switch code {
@@ -166,18 +170,40 @@ func (c *conn) handshake() error {
 		if code != mlkWantRead {
 			return err
 		}
-		if c.rbuf == nil {
-			c.rbuf = make([]byte, rbufSize)
-		}
-		n, rerr := c.nc.Read(c.rbuf)
-		if n == 0 && rerr != nil {
+		var rerr error
+		in, release, rerr = c.recv()
+		if len(in) == 0 && rerr != nil {
 			if rerr == io.EOF {
 				rerr = io.ErrUnexpectedEOF
 			}
 			return fmt.Errorf("openssl: handshake: %w", rerr)
 		}
-		in = c.rbuf[:n]
 	}
+}
+
+// borrower is the zero-copy read of the io_uring runtime's connections
+// (netio.Borrower, which this package cannot import).
+type borrower interface {
+	ReadBorrow() (buf []byte, release func(), err error)
+}
+
+func noRelease() {}
+
+// recv reads the next ciphertext from nc. When nc lends its receive
+// buffers (the io_uring runtime) in is the kernel-filled buffer itself and
+// release gives it back once the SSL has taken the bytes; the conn then
+// holds no read buffer of its own, idle or not. Otherwise in is rbuf,
+// allocated at the first read, and release does nothing. As with Read, a
+// read error can come with bytes; it then comes back on the next call.
+func (c *conn) recv() (in []byte, release func(), err error) {
+	if b, ok := c.nc.(borrower); ok {
+		return b.ReadBorrow()
+	}
+	if c.rbuf == nil {
+		c.rbuf = make([]byte, rbufSize)
+	}
+	n, err := c.nc.Read(c.rbuf)
+	return c.rbuf[:n], noRelease, err
 }
 
 // takeSessionLocked moves a session the server gave into the client cache.
@@ -205,14 +231,14 @@ func (c *conn) Read(p []byte) (int, error) {
 		return 0, c.rerr
 	}
 	var in []byte
+	release := noRelease
+	defer func() { release() }()
 	try := c.more
 	for {
 		if !try {
-			if c.rbuf == nil {
-				c.rbuf = make([]byte, rbufSize)
-			}
-			n, err := c.nc.Read(c.rbuf)
-			if n == 0 {
+			var err error
+			in, release, err = c.recv()
+			if len(in) == 0 {
 				if err == nil {
 					continue
 				}
@@ -226,7 +252,7 @@ func (c *conn) Read(p []byte) (int, error) {
 				}
 				return 0, err
 			}
-			in = c.rbuf[:n] // a read error with data comes back on the next read
+			// A read error with data comes back on the next read.
 		}
 		try = false
 		c.mu.Lock()
@@ -237,6 +263,8 @@ func (c *conn) Read(p []byte) (int, error) {
 		}
 		r := cRead(h, in, p)
 		in = nil
+		release()
+		release = noRelease
 		wp, more, partial := cPending(h)
 		c.more, c.partial = more, partial
 		var err error
@@ -262,6 +290,29 @@ func (c *conn) Read(p []byte) (int, error) {
 			return 0, err
 		}
 	}
+}
+
+// readNotifier is the io_uring runtime's wait for input without a
+// goroutine (netio.ReadNotifier).
+type readNotifier interface{ NotifyReadable(f func()) bool }
+
+// NotifyReadable lets an idle conn wait for input without a goroutine when
+// nc can (the io_uring runtime): it arranges for f to run once, on a new
+// goroutine, when nc has input, and reports whether it did. It does not
+// when a Read would not wait for nc (the SSL holds plaintext or whole
+// records, or the read side ended), when a Read is at work, or before the
+// handshake; the caller reads then. With RELEASE_BUFFERS and nc's lent
+// buffers an idle conn so costs only its SSL.
+func (c *conn) NotifyReadable(f func()) bool {
+	rn, ok := c.nc.(readNotifier)
+	if !ok || !c.hsDone.Load() || !c.rmu.TryLock() {
+		return false
+	}
+	defer c.rmu.Unlock()
+	if c.more || c.rerr != nil {
+		return false
+	}
+	return rn.NotifyReadable(f)
 }
 
 // Write encrypts p in chunks of up to 64 KiB: per chunk one C call and one
