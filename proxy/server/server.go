@@ -75,6 +75,17 @@ type conn struct {
 	// called; the connection is finished when it drops to 0.
 	refs     atomic.Int32
 	detached atomic.Bool
+	// top is the conn the services serve nc through, when a layer wrapped
+	// it (see Wrap); nil means nc itself.
+	top atomic.Pointer[net.Conn]
+}
+
+// served is the conn the services see: nc, or what a layer wrapped it in.
+func (c *conn) served() net.Conn {
+	if t := c.top.Load(); t != nil {
+		return *t
+	}
+	return c.nc
 }
 
 // New returns a Server that runs svc on every accepted connection. svc must
@@ -223,8 +234,9 @@ func Draining(ctx context.Context) context.Context {
 // again, so an idle connection holds no goroutine stack.
 //
 // ctx must be the context Call got and nc the very connection the server
-// passed it (not a wrapper, so no layer between the server and the caller
-// changed the connection). When Call returns after a successful Detach the
+// passed it, or the conn a layer in between stood in for it with Wrap (a
+// TLS conn); a layer that changed the connection without saying so keeps
+// its connections from being detached. When Call returns after a successful Detach the
 // server neither closes nc nor forgets it: the connection stays counted
 // (Shutdown waits for it, Close cancels ctx and closes nc as before) until
 // the returned done is called, exactly once, when the service is finished
@@ -236,12 +248,36 @@ func Draining(ctx context.Context) context.Context {
 // not its connection, or the connection was detached already.
 func Detach(ctx context.Context, nc net.Conn) (done func(), ok bool) {
 	c, _ := ctx.Value(connKey{}).(*conn)
-	if c == nil || c.nc != nc || !c.detached.CompareAndSwap(false, true) {
+	if c == nil || c.served() != nc || !c.detached.CompareAndSwap(false, true) {
 		return nil, false
 	}
 	c.refs.Add(1)
 	var once sync.Once
 	return func() { once.Do(func() { c.srv.release(c) }) }, true
+}
+
+// Wrap lets a layer between the server and a protocol (TLS) stand its own
+// conn w in for the connection nc it was passed: from then on Detach takes
+// w instead of nc, and the layer asks Detached, once the inner service
+// returned, whether to leave w open for the detached part to close. ctx
+// and nc are what the layer's Call got. It reports false, and changes
+// nothing, when ctx is not a Server's or nc is not the conn its services
+// are served now.
+func Wrap(ctx context.Context, nc, w net.Conn) bool {
+	c, _ := ctx.Value(connKey{}).(*conn)
+	if c == nil || c.served() != nc || c.detached.Load() {
+		return false
+	}
+	c.top.Store(&w)
+	return true
+}
+
+// Detached reports whether the connection of ctx's Call was detached (see
+// Detach): a layer that wrapped it (see Wrap) then leaves its conn open
+// when the inner service returns; the detached part closes it.
+func Detached(ctx context.Context) bool {
+	c, _ := ctx.Value(connKey{}).(*conn)
+	return c != nil && c.detached.Load()
 }
 
 // track registers a newly accepted connection; it reports false when the

@@ -407,3 +407,67 @@ func (s *syncBuffer) String() string {
 	defer s.mu.Unlock()
 	return s.b.String()
 }
+
+// wrapConn stands for a layer's conn over the server's (a TLS conn).
+type wrapConn struct {
+	net.Conn
+	closed chan struct{}
+}
+
+func (w *wrapConn) Close() error {
+	close(w.closed)
+	return w.Conn.Close()
+}
+
+// TestWrapAndDetach: once a layer wrapped the connection, Detach takes the
+// layer's conn and not the one underneath, Detached tells the layer to
+// leave its conn open, and the server keeps the connection until the
+// detached part is done; a second Wrap or a Wrap of a stranger is refused.
+func TestWrapAndDetach(t *testing.T) {
+	type result struct {
+		wrapOK, strangerOK, rawDetachOK, detachOK, detached, rewrapOK bool
+	}
+	results := make(chan result, 1)
+	finish := make(chan func(), 1)
+	returned := make(chan struct{})
+	srv := server.New(svcFunc(func(ctx context.Context, c net.Conn) (struct{}, error) {
+		var r result
+		w := &wrapConn{Conn: c, closed: make(chan struct{})}
+		r.strangerOK = server.Wrap(ctx, &wrapConn{Conn: c}, w)
+		r.wrapOK = server.Wrap(ctx, c, w)
+		// The protocol served over w detaches it and answers later.
+		_, r.rawDetachOK = server.Detach(ctx, c)
+		var done func()
+		done, r.detachOK = server.Detach(ctx, w)
+		r.detached = server.Detached(ctx)
+		r.rewrapOK = server.Wrap(ctx, w, &wrapConn{Conn: w})
+		results <- r
+		if done != nil {
+			finish <- func() {
+				io.WriteString(w, "later\n")
+				w.Close()
+				done()
+			}
+		}
+		if !server.Detached(ctx) {
+			w.Close()
+		}
+		close(returned)
+		return struct{}{}, nil
+	}), nil)
+	addr, _ := start(t, srv)
+	c := dial(t, addr)
+	r := wait(t, results, "the service's result")
+	want := result{wrapOK: true, detachOK: true, detached: true}
+	if r != want {
+		t.Fatalf("got %+v, want %+v", r, want)
+	}
+	f := wait(t, finish, "the detached part")
+	wait(t, returned, "Call's return")
+	time.Sleep(20 * time.Millisecond) // the server has finished its Call by now
+	f()
+	if got := readLine(t, c); got != "later" {
+		t.Fatalf("detached part wrote %q", got)
+	}
+	expectClosed(t, c)
+}

@@ -18,6 +18,7 @@ import (
 
 	"github.com/monolake-go/monolake/proxy"
 	"github.com/monolake-go/monolake/proxy/config"
+	"github.com/monolake-go/monolake/proxy/server"
 	"github.com/monolake-go/monolake/tlsbackend"
 	// Both backends register themselves (OpenSSL only in cgo builds with
 	// the openssl tag; a stub explains its absence otherwise).
@@ -78,7 +79,14 @@ func (s *service) Call(ctx context.Context, c net.Conn) (struct{}, error) {
 		tc.Close()
 		return struct{}{}, nil
 	}
-	defer tc.Close()
+	// The protocol served over tc may detach it to wait for the client
+	// without a goroutine (HTTP keep-alive): it closes tc then.
+	server.Wrap(ctx, c, tc)
+	defer func() {
+		if !server.Detached(ctx) {
+			tc.Close()
+		}
+	}()
 	return s.inner.Call(ctx, tc)
 }
 
