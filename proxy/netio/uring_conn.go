@@ -733,7 +733,7 @@ func (c *uringConn) SetReadDeadline(t time.Time) error {
 
 // readDeadlinePassed runs on the read deadline's timer.
 func (c *uringConn) readDeadlinePassed() {
-	if !c.timerDue(&c.rdl, c.rtimer, &c.rArmed) {
+	if !c.timerDue(&c.rdl, &c.rtimer, &c.rArmed) {
 		return
 	}
 	wake(c.rs.ch)
@@ -775,7 +775,7 @@ func (c *uringConn) SetWriteDeadline(t time.Time) error {
 
 // writeDeadlinePassed runs on the write deadline's timer.
 func (c *uringConn) writeDeadlinePassed() {
-	if c.timerDue(&c.wdl, c.wtim, &c.wArmed) {
+	if c.timerDue(&c.wdl, &c.wtim, &c.wArmed) {
 		wake(c.ws.ch)
 	}
 }
@@ -819,8 +819,9 @@ func (c *uringConn) setDeadline(dl *atomic.Int64, tm **time.Timer, armed *int64,
 
 // timerDue runs when a deadline timer fires: it reports whether the
 // deadline in force has passed, and re-arms the timer when the deadline
-// was moved later meanwhile.
-func (c *uringConn) timerDue(dl *atomic.Int64, tm *time.Timer, armed *int64) bool {
+// was moved later meanwhile. The timer is read under tmu: it can fire
+// before setDeadline has stored it.
+func (c *uringConn) timerDue(dl *atomic.Int64, tm **time.Timer, armed *int64) bool {
 	c.tmu.Lock()
 	defer c.tmu.Unlock()
 	*armed = 0
@@ -829,7 +830,7 @@ func (c *uringConn) timerDue(dl *atomic.Int64, tm *time.Timer, armed *int64) boo
 		return ns != 0
 	}
 	if wait := time.Duration(ns - monoNow()); wait > 0 {
-		tm.Reset(wait)
+		(*tm).Reset(wait)
 		*armed = ns
 		return false
 	}
