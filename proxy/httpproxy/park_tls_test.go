@@ -3,6 +3,7 @@ package httpproxy
 import (
 	"bufio"
 	"bytes"
+	"context"
 	"crypto/tls"
 	"io"
 	"log/slog"
@@ -79,7 +80,8 @@ func goroutinesIn(fn string) int {
 // do (the TLS layer lets the HTTP server detach its conn): after ParkAfter
 // no goroutine serves them, on the io_uring runtime with OpenSSL none
 // waits for them either, and each resumes for its next requests, single
-// and pipelined; the keep-alive timeout closes a parked one.
+// and pipelined; the keep-alive timeout, a graceful stop and a forced
+// close end a parked one.
 func TestParkedTLSConnections(t *testing.T) {
 	for _, backend := range tlsbackend.Available() {
 		t.Run(backend, func(t *testing.T) {
@@ -113,6 +115,33 @@ func TestParkedTLSConnections(t *testing.T) {
 			time.Sleep(100 * time.Millisecond) // parked again
 			ps[0].send("/again")
 			ps[0].expect("/again")
+		})
+		t.Run(backend+"/stop", func(t *testing.T) {
+			for _, forced := range []bool{false, true} {
+				srv, addr := parkTLSServer(t, backend, time.Minute, 20*time.Millisecond)
+				p := dialParkTLS(t, addr)
+				p.send("/a")
+				p.expect("/a")
+				time.Sleep(100 * time.Millisecond)
+				start := time.Now()
+				if forced {
+					srv.Close()
+				} else {
+					ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+					if err := srv.Shutdown(ctx); err != nil {
+						t.Fatalf("shutdown with a parked TLS connection: %v", err)
+					}
+					cancel()
+				}
+				if d := p.closedWithin(start); d > 2*time.Second {
+					t.Fatalf("forced=%v: parked TLS connection closed after %v", forced, d)
+				}
+				select {
+				case <-srv.Drained():
+				case <-time.After(5 * time.Second):
+					t.Fatalf("forced=%v: server not drained", forced)
+				}
+			}
 		})
 		t.Run(backend+"/keepalive", func(t *testing.T) {
 			_, addr := parkTLSServer(t, backend, 400*time.Millisecond, 50*time.Millisecond)
