@@ -124,6 +124,11 @@ int mlk_write(struct mlk_conn *c, const void *p, size_t n, void *out, size_t cap
 size_t mlk_drain(struct mlk_conn *c, void *out, size_t cap);
 /* Queues close_notify in wbio. */
 int mlk_shutdown(struct mlk_conn *c);
+/* Frees the buffer of each BIO that is empty, once the handshake is over:
+ * for a connection going idle. */
+void mlk_trim(struct mlk_conn *c);
+/* The BIOs' buffer sizes, for tests. */
+void mlk_bio_caps(struct mlk_conn *c, size_t *r, size_t *w);
 /* Writes the peer's chain, leaf first, into buf (DER, lens[i] bytes each);
  * returns the count, or -(bytes needed) when buf or lens is too small. */
 int mlk_peer_chain(struct mlk_conn *c, unsigned char *buf, int cap, int *lens, int maxn);
@@ -142,6 +147,7 @@ enum {
 	MLK_OP_SHUTDOWN,      /* mlk_shutdown(c) */
 	MLK_OP_FREE,          /* mlk_conn_free(c) */
 	MLK_OP_NEW,           /* c = mlk_conn_new(m, NULL, 0, NULL, 0, out): no name, no session */
+	MLK_OP_TRIM,          /* mlk_trim(c) */
 };
 
 struct mlk_call {

@@ -267,6 +267,16 @@ func cDrain(h handle, out []byte) int {
 
 func cShutdown(h handle) int { return call(&C.struct_mlk_call{op: C.MLK_OP_SHUTDOWN, c: h}, nil, nil) }
 
+func cTrim(h handle) { call(&C.struct_mlk_call{op: C.MLK_OP_TRIM, c: h}, nil, nil) }
+
+// cBIOCaps returns the sizes of the buffers of the SSL's read and write
+// BIOs, for tests.
+func cBIOCaps(h handle) (r, w int) {
+	var cr, cw C.size_t
+	C.mlk_bio_caps(h, &cr, &cw)
+	return int(cr), int(cw)
+}
+
 // cPending reports ciphertext waiting for the socket; more: the SSL may
 // return plaintext without more ciphertext (buffered plaintext or records,
 // possibly only part of one); partial: part of a record is buffered (when

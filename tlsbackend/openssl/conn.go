@@ -9,9 +9,11 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"os"
 	"runtime"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/monolake-go/monolake/tlsbackend"
@@ -66,11 +68,15 @@ type conn struct {
 	werr    error      // sticky, guarded by wmu
 	writing atomic.Int32
 
-	rmu     sync.Mutex // held by the one reader
-	rbuf    []byte     // ciphertext read from nc; unused when nc lends its buffers
-	rerr    error      // sticky, guarded by rmu
-	more    bool       // the SSL may yield plaintext without reading nc
-	partial bool       // part of a record is buffered
+	rmu  sync.Mutex // held by the one reader
+	rbuf []byte     // ciphertext read from nc; only for conns recv cannot wait on
+	// lentRbuf is the pooled buffer of recvRaw's last read until putRbuf
+	// gives it back.
+	lentRbuf *[]byte
+	putRbuf  func()
+	rerr     error // sticky, guarded by rmu
+	more     bool  // the SSL may yield plaintext without reading nc
+	partial  bool  // part of a record is buffered
 
 	closed atomic.Bool
 }
@@ -189,21 +195,88 @@ type borrower interface {
 
 func noRelease() {}
 
-// recv reads the next ciphertext from nc. When nc lends its receive
-// buffers (the io_uring runtime) in is the kernel-filled buffer itself and
-// release gives it back once the SSL has taken the bytes; the conn then
-// holds no read buffer of its own, idle or not. Otherwise in is rbuf,
-// allocated at the first read, and release does nothing. As with Read, a
-// read error can come with bytes; it then comes back on the next call.
+// rbufPool holds the read buffers of conns over TCP sockets of Go's
+// netpoller (see recv).
+var rbufPool = sync.Pool{New: func() any { b := make([]byte, rbufSize); return &b }}
+
+// recv reads the next ciphertext from nc, and release gives in back once
+// the SSL has taken the bytes. The conn holds no read buffer while it
+// waits, so an idle one costs no more than its SSL:
+//   - nc lends its receive buffers (the io_uring runtime): in is the
+//     kernel-filled buffer itself;
+//   - nc is a *net.TCPConn (the epoll runtime): recv waits for input in the
+//     netpoller through the socket's syscall.RawConn (deadlines hold) and
+//     only then takes a buffer from a pool;
+//   - any other conn: in is rbuf, allocated at the first read.
+//
+// As with Read, a read error can come with bytes; it then comes back on
+// the next call.
 func (c *conn) recv() (in []byte, release func(), err error) {
-	if b, ok := c.nc.(borrower); ok {
-		return b.ReadBorrow()
+	switch nc := c.nc.(type) {
+	case borrower:
+		return nc.ReadBorrow()
+	case *net.TCPConn:
+		return c.recvRaw(nc)
 	}
 	if c.rbuf == nil {
 		c.rbuf = make([]byte, rbufSize)
 	}
 	n, err := c.nc.Read(c.rbuf)
 	return c.rbuf[:n], noRelease, err
+}
+
+// recvRaw is recv on a TCP socket of Go's netpoller.
+func (c *conn) recvRaw(nc *net.TCPConn) (in []byte, release func(), err error) {
+	rc, err := nc.SyscallConn()
+	if err != nil {
+		return nil, noRelease, err
+	}
+	var (
+		bp   *[]byte
+		n    int
+		rerr error
+	)
+	err = rc.Read(func(fd uintptr) bool {
+		bp = rbufPool.Get().(*[]byte)
+		for {
+			n, rerr = syscall.Read(int(fd), *bp)
+			if rerr != syscall.EINTR {
+				break
+			}
+		}
+		if rerr == syscall.EAGAIN {
+			rbufPool.Put(bp)
+			bp = nil
+			return false // wait for input
+		}
+		return true
+	})
+	if err == nil {
+		err = rerr
+		if err != nil {
+			err = os.NewSyscallError("read", err)
+		} else if n == 0 {
+			err = io.EOF
+		}
+	}
+	if err != nil && err != io.EOF {
+		err = &net.OpError{Op: "read", Net: "tcp", Source: nc.LocalAddr(), Addr: nc.RemoteAddr(), Err: err}
+	}
+	if bp == nil {
+		return nil, noRelease, err
+	}
+	if n <= 0 {
+		rbufPool.Put(bp)
+		return nil, noRelease, err
+	}
+	if c.putRbuf == nil {
+		c.putRbuf = func() {
+			rbufPool.Put(c.lentRbuf)
+			c.lentRbuf = nil
+		}
+	}
+	c.lentRbuf = bp
+	return (*bp)[:n], c.putRbuf, err
 }
 
 // takeSessionLocked moves a session the server gave into the client cache.
@@ -301,18 +374,31 @@ type readNotifier interface{ NotifyReadable(f func()) bool }
 // goroutine, when nc has input, and reports whether it did. It does not
 // when a Read would not wait for nc (the SSL holds plaintext or whole
 // records, or the read side ended), when a Read is at work, or before the
-// handshake; the caller reads then. With RELEASE_BUFFERS and nc's lent
-// buffers an idle conn so costs only its SSL.
+// handshake; the caller reads then. A caller parking the conn calls it on
+// every runtime: the SSL's memory BIOs give their buffers back first, so
+// that with RELEASE_BUFFERS and recv an idle conn costs only its SSL.
 func (c *conn) NotifyReadable(f func()) bool {
-	rn, ok := c.nc.(readNotifier)
-	if !ok || !c.hsDone.Load() || !c.rmu.TryLock() {
+	if !c.hsDone.Load() || !c.rmu.TryLock() {
 		return false
 	}
 	defer c.rmu.Unlock()
 	if c.more || c.rerr != nil {
 		return false
 	}
-	return rn.NotifyReadable(f)
+	c.trim()
+	rn, ok := c.nc.(readNotifier)
+	return ok && rn.NotifyReadable(f)
+}
+
+// trim frees the buffers of the SSL's empty memory BIOs. A Read does not
+// call it before waiting: that would be a C call more per read.
+func (c *conn) trim() {
+	c.mu.Lock()
+	if h := c.b.h; h != nil {
+		cTrim(h)
+	}
+	c.mu.Unlock()
+	runtime.KeepAlive(c)
 }
 
 // Write encrypts p in chunks of up to 64 KiB: per chunk one C call and one

@@ -10,6 +10,6 @@
  * it is updated, and updating it changes this file, which makes go rebuild
  * the C.
  *
- * csrc-sha256: 402b297589cef13456f453fd166ee99233f2c4a68a62cba0d1401682ee9cd305
+ * csrc-sha256: 8d0cf23afafec1a50e973f728c861f8a7e7ae7f1faf17879816b6b3f5c66eb73
  */
 #include "../../csrc/mlk_openssl.c"

@@ -1,0 +1,118 @@
+//go:build openssl && cgo
+
+package openssl
+
+import (
+	"bytes"
+	"context"
+	"io"
+	"net"
+	"testing"
+
+	"github.com/monolake-go/monolake/tlsbackend"
+	"github.com/monolake-go/monolake/tlsbackend/tlstest"
+)
+
+// TestBIOsShrink: the SSL's memory BIOs do not keep the buffers of large
+// records: after 64 KiB each way the server's buffers are back to at most
+// MLK_BIO_KEEP (4 KiB), and a conn going idle (NotifyReadable, called on
+// every runtime) frees them; the conn still works after.
+func TestBIOsShrink(t *testing.T) {
+	ca, err := tlstest.NewCA("bio CA")
+	if err != nil {
+		t.Fatal(err)
+	}
+	leaf, err := ca.Leaf(tlstest.LeafOptions{}, "a.test")
+	if err != nil {
+		t.Fatal(err)
+	}
+	sc, err := Backend{}.NewServerConfig(&tlsbackend.Config{Certificates: []tlsbackend.Certificate{leaf.Certificate()}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	cc, err := Backend{}.NewClientConfig(&tlsbackend.Config{RootCAPEM: ca.CertPEM, ServerName: "a.test"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	accepted := make(chan *conn, 1)
+	go func() {
+		nc, err := ln.Accept()
+		if err != nil {
+			close(accepted)
+			return
+		}
+		accepted <- sc.Server(nc).(*conn)
+	}()
+	nc, err := net.Dial("tcp", ln.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	cl := cc.Client(nc, "")
+	defer cl.Close()
+	srv := <-accepted
+	if srv == nil {
+		t.Fatal("accept failed")
+	}
+	defer srv.Close()
+	caps := func() (r, w int) {
+		srv.mu.Lock()
+		defer srv.mu.Unlock()
+		return cBIOCaps(srv.b.h)
+	}
+	big := bytes.Repeat([]byte("0123456789abcdef"), 4096) // 64 KiB: one write chunk
+	echo := func(what string) {
+		t.Helper()
+		done := make(chan error, 1)
+		go func() {
+			got := make([]byte, len(big))
+			if _, err := io.ReadFull(srv, got); err != nil {
+				done <- err
+				return
+			}
+			_, err := srv.Write(got)
+			done <- err
+		}()
+		if _, err := cl.Write(big); err != nil {
+			t.Fatal(err)
+		}
+		got := make([]byte, len(big))
+		if _, err := io.ReadFull(cl, got); err != nil {
+			t.Fatal(err)
+		}
+		if err := <-done; err != nil {
+			t.Fatalf("%s: server: %v", what, err)
+		}
+		if !bytes.Equal(got, big) {
+			t.Fatalf("%s: echo differs", what)
+		}
+	}
+	hs := make(chan error, 1)
+	go func() { hs <- cl.Handshake(context.Background()) }()
+	if err := srv.Handshake(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if err := <-hs; err != nil {
+		t.Fatal(err)
+	}
+	// The server's flight went through the write BIO, which keeps its
+	// buffer (under 4 KiB).
+	if _, w := caps(); w == 0 || w > 4096 {
+		t.Fatalf("after the handshake the write BIO holds %d bytes, want some, at most 4096", w)
+	}
+	echo("first echo")
+	if r, w := caps(); r > 4096 || w > 4096 {
+		t.Fatalf("after 64 KiB each way the BIOs hold %d and %d bytes, want at most 4096 each", r, w)
+	}
+	if srv.NotifyReadable(func() {}) {
+		t.Fatal("NotifyReadable arranged a notification on a plain TCP conn")
+	}
+	if r, w := caps(); r != 0 || w != 0 {
+		t.Fatalf("idle, the BIOs hold %d and %d bytes, want none", r, w)
+	}
+	echo("echo after trimming")
+}
