@@ -4,6 +4,8 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"io"
@@ -30,6 +32,7 @@ const IdleSettle = 3 * time.Second
 // IdleResult is one target's figure.
 type IdleResult struct {
 	Target   string  `json:"target"`
+	Mode     Mode    `json:"mode,omitempty"` // ModeHTTP, or ModeHTTPS for the TLS case`
 	Conns    int     `json:"conns"`
 	BaseRSS  int64   `json:"base_rss_bytes"` // before the connections
 	IdleRSS  int64   `json:"idle_rss_bytes"` // with them open and idle
@@ -84,10 +87,15 @@ type IdleConns struct {
 
 // OpenIdle opens n connections to addr, at most parallel at a time, and on
 // each sends one keep-alive GET for path and reads the whole response,
-// which must be a 200. It returns the connections that did so; err reports
-// the first failure (the set is still returned, to be closed).
-func OpenIdle(ctx context.Context, addr, path string, n, parallel int) (*IdleConns, error) {
+// which must be a 200. With tc the connections are TLS ones, with a full
+// handshake each. It returns the connections that did so; err reports the
+// first failure (the set is still returned, to be closed).
+func OpenIdle(ctx context.Context, addr, path string, n, parallel int, tc *tls.Config) (*IdleConns, error) {
 	s := &IdleConns{conns: make([]net.Conn, 0, n)}
+	if tc != nil && tc.ServerName == "" {
+		tc = tc.Clone()
+		tc.ServerName, _, _ = net.SplitHostPort(addr) // the suite's certificate names 127.0.0.1
+	}
 	var (
 		mu       sync.Mutex
 		firstErr error
@@ -106,7 +114,7 @@ func OpenIdle(ctx context.Context, addr, path string, n, parallel int) (*IdleCon
 		}
 		wg.Go(func() {
 			defer func() { <-sem }()
-			c, err := oneRequest(ctx, addr, req)
+			c, err := oneRequest(ctx, addr, req, tc)
 			mu.Lock()
 			defer mu.Unlock()
 			if err != nil {
@@ -125,13 +133,21 @@ func OpenIdle(ctx context.Context, addr, path string, n, parallel int) (*IdleCon
 	return s, firstErr
 }
 
-func oneRequest(ctx context.Context, addr, req string) (net.Conn, error) {
+func oneRequest(ctx context.Context, addr, req string, tc *tls.Config) (net.Conn, error) {
 	d := net.Dialer{Timeout: 5 * time.Second}
 	c, err := d.DialContext(ctx, "tcp", addr)
 	if err != nil {
 		return nil, err
 	}
 	c.SetDeadline(time.Now().Add(10 * time.Second))
+	if tc != nil {
+		t := tls.Client(c, tc)
+		if err := t.HandshakeContext(ctx); err != nil {
+			c.Close()
+			return nil, err
+		}
+		c = t
+	}
 	if _, err := io.WriteString(c, req); err != nil {
 		c.Close()
 		return nil, err
@@ -186,17 +202,34 @@ func (s *IdleConns) Close() {
 	s.conns = nil
 }
 
+// IdleTLSConfig is the client side of the TLS idle case: TLS 1.3 with the
+// suite's curve (crypto/tls would offer a post-quantum hybrid first, which
+// OpenSSL 3.0 lacks), HTTP/1.1, the suite's certificate verified against
+// roots, no resumption.
+func IdleTLSConfig(roots *x509.CertPool) *tls.Config {
+	return &tls.Config{
+		RootCAs:          roots,
+		MinVersion:       tls.VersionTLS13,
+		CurvePreferences: []tls.CurveID{tls.X25519},
+		NextProtos:       []string{"http/1.1"},
+	}
+}
+
 // RunIdle measures n idle keep-alive connections through nginx and each
-// Monolake runtime, one worker each, one after the other. The origin must
-// be running (Run starts it; RunIdle does too when it is not).
-func (r *Runner) RunIdle(ctx context.Context, n int) ([]IdleResult, error) {
+// Monolake runtime (and, with ModeHTTPS, each TLS backend), one worker
+// each, one after the other. The origin must be running (Run starts it;
+// RunIdle does too when it is not).
+func (r *Runner) RunIdle(ctx context.Context, n int, mode Mode) ([]IdleResult, error) {
 	if r.origin == nil {
 		if err := r.startOrigin(ctx); err != nil {
 			return nil, err
 		}
 	}
 	c := Case{Proto: ProtoHTTP1, Conns: n, Body: "0"}
-	targets, started, err := r.startTargets(ctx, 1, ModeHTTP, []Case{c})
+	if mode == ModeHTTPS {
+		c.Proto = ProtoHTTPS
+	}
+	targets, started, err := r.startTargets(ctx, 1, mode, []Case{c})
 	defer func() {
 		for _, p := range started {
 			r.procs.Remove(p)
@@ -208,14 +241,14 @@ func (r *Runner) RunIdle(ctx context.Context, n int) ([]IdleResult, error) {
 	var out []IdleResult
 	for _, t := range targets {
 		if why := r.probe(ctx, t, c); why != "" {
-			out = append(out, IdleResult{Target: t.name, Conns: n, Status: StatusUnsupported, Detail: why})
+			out = append(out, IdleResult{Target: t.name, Mode: mode, Conns: n, Status: StatusUnsupported, Detail: why})
 			continue
 		}
-		res, err := r.measureIdle(ctx, t, n)
+		res, err := r.measureIdle(ctx, t, c, n)
 		if err != nil {
 			return out, err
 		}
-		r.progress("idle %-24s %6d conns  RSS %s -> %s  %s per connection%s", res.Target, res.Opened,
+		r.progress("idle %-5s %-24s %6d conns  RSS %s -> %s  %s per connection%s", mode, res.Target, res.Opened,
 			fmtBytes(float64(res.BaseRSS)), fmtBytes(float64(res.IdleRSS)), fmtBytes(res.PerConn), failNote(res))
 		out = append(out, res)
 	}
@@ -229,8 +262,12 @@ func failNote(res IdleResult) string {
 	return "  FAILED: " + res.Detail
 }
 
-func (r *Runner) measureIdle(ctx context.Context, t *live, n int) (IdleResult, error) {
-	res := IdleResult{Target: t.name, Conns: n, Status: StatusOK}
+func (r *Runner) measureIdle(ctx context.Context, t *live, c Case, n int) (IdleResult, error) {
+	res := IdleResult{Target: t.name, Mode: ModeHTTP, Conns: n, Status: StatusOK}
+	var tc *tls.Config
+	if c.TLS() {
+		res.Mode, tc = ModeHTTPS, IdleTLSConfig(r.pool)
+	}
 	pid := t.proc.PID()
 	// Let what the probe and start-up left settle first.
 	time.Sleep(time.Second)
@@ -238,7 +275,7 @@ func (r *Runner) measureIdle(ctx context.Context, t *live, n int) (IdleResult, e
 	if err != nil {
 		return res, err
 	}
-	set, openErr := OpenIdle(ctx, t.plain, "/0", n, 50)
+	set, openErr := OpenIdle(ctx, t.addr(c), "/0", n, 50, tc)
 	defer set.Close()
 	res.Opened = set.Len()
 	select {
@@ -274,27 +311,36 @@ func fmtBytes(b float64) string {
 }
 
 // WriteIdleTable writes the idle results as a table, with each target's
-// figure over nginx's.
+// figure over nginx's in the same mode.
 func WriteIdleTable(w io.Writer, res []IdleResult) error {
-	var nginx float64
+	nginx := map[Mode]float64{}
 	for _, x := range res {
 		if x.Target == TargetNginx && x.Status == StatusOK {
-			nginx = x.PerConn
+			nginx[x.modeOrHTTP()] = x.PerConn
 		}
 	}
 	tw := tabwriter.NewWriter(w, 2, 8, 2, ' ', 0)
-	fmt.Fprintln(tw, "idle keep-alive connections\ttarget\tRSS before\tRSS idle\tper connection\tvs nginx\tnote")
+	fmt.Fprintln(tw, "idle keep-alive connections\tmode\ttarget\tRSS before\tRSS idle\tper connection\tvs nginx\tnote")
 	for _, x := range res {
 		ratio := "-"
-		if nginx > 0 && x.Target != TargetNginx && x.Status == StatusOK {
-			ratio = fmt.Sprintf("×%.2f", x.PerConn/nginx)
+		if ng := nginx[x.modeOrHTTP()]; ng > 0 && x.Target != TargetNginx && x.Status == StatusOK {
+			ratio = fmt.Sprintf("×%.2f", x.PerConn/ng)
 		}
 		note := x.Status
 		if x.Detail != "" {
 			note += ": " + truncate(x.Detail, 80)
 		}
-		fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%s\t%s\t%s\n", x.Opened, x.Target, fmtBytes(float64(x.BaseRSS)),
+		fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", x.Opened, x.modeOrHTTP(), x.Target, fmtBytes(float64(x.BaseRSS)),
 			fmtBytes(float64(x.IdleRSS)), fmtBytes(x.PerConn), ratio, note)
 	}
 	return tw.Flush()
+}
+
+// modeOrHTTP is the result's mode; results written before the TLS case
+// have none and are plain HTTP.
+func (x IdleResult) modeOrHTTP() Mode {
+	if x.Mode == "" {
+		return ModeHTTP
+	}
+	return x.Mode
 }

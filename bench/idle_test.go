@@ -2,10 +2,14 @@ package bench
 
 import (
 	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"errors"
 	"io"
 	"net/http"
 	"net/http/httptest"
 	"os"
+	"sync/atomic"
 	"testing"
 )
 
@@ -32,7 +36,7 @@ func TestOpenIdle(t *testing.T) {
 		io.WriteString(w, "ok")
 	}))
 	defer srv.Close()
-	set, err := OpenIdle(context.Background(), srv.Listener.Addr().String(), "/0", 40, 8)
+	set, err := OpenIdle(context.Background(), srv.Listener.Addr().String(), "/0", 40, 8, nil)
 	if err != nil || set.Len() != 40 {
 		t.Fatalf("opened %d of 40: %v", set.Len(), err)
 	}
@@ -44,7 +48,48 @@ func TestOpenIdle(t *testing.T) {
 	if closed := set.Alive(); closed != 40 {
 		t.Fatalf("%d of 40 connections seen closed after the server closed them", closed)
 	}
-	if _, err := OpenIdle(context.Background(), "127.0.0.1:1", "/0", 3, 2); err == nil {
+	if _, err := OpenIdle(context.Background(), "127.0.0.1:1", "/0", 3, 2, nil); err == nil {
 		t.Fatal("no error from a refused address")
+	}
+}
+
+// TestOpenIdleTLS: over TLS each connection makes a full handshake (TLS 1.3,
+// X25519, the server's certificate verified) and its request, and stays
+// open; a server with a certificate the roots do not know is refused.
+func TestOpenIdleTLS(t *testing.T) {
+	var handshakes atomic.Int32
+	srv := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.TLS == nil || r.TLS.Version != tls.VersionTLS13 || r.TLS.DidResume {
+			http.Error(w, "want a full TLS 1.3 handshake", http.StatusBadRequest)
+			return
+		}
+		io.WriteString(w, "ok")
+	}))
+	srv.TLS = &tls.Config{
+		GetConfigForClient: func(hello *tls.ClientHelloInfo) (*tls.Config, error) {
+			handshakes.Add(1)
+			if len(hello.SupportedCurves) != 1 || hello.SupportedCurves[0] != tls.X25519 {
+				return nil, errors.New("want X25519 alone")
+			}
+			return nil, nil
+		},
+	}
+	srv.StartTLS()
+	defer srv.Close()
+	roots := x509.NewCertPool()
+	roots.AddCert(srv.Certificate())
+	set, err := OpenIdle(context.Background(), srv.Listener.Addr().String(), "/0", 20, 4, IdleTLSConfig(roots))
+	if err != nil || set.Len() != 20 {
+		t.Fatalf("opened %d of 20: %v", set.Len(), err)
+	}
+	defer set.Close()
+	if n := handshakes.Load(); n != 20 {
+		t.Fatalf("%d handshakes for 20 connections", n)
+	}
+	if closed := set.Alive(); closed != 0 {
+		t.Fatalf("%d TLS connections closed, want none", closed)
+	}
+	if _, err := OpenIdle(context.Background(), srv.Listener.Addr().String(), "/0", 2, 2, IdleTLSConfig(x509.NewCertPool())); err == nil {
+		t.Fatal("no error from a server the roots do not know")
 	}
 }

@@ -55,8 +55,11 @@ type Options struct {
 	// the temporary work directory holds certs, bodies and pid files.
 	Dir string
 	// IdleConns, when positive, adds the idle case: that many idle
-	// keep-alive connections through each target (see RunIdle).
+	// keep-alive connections through each target (see RunIdle), in each
+	// of IdleModes: ModeHTTP (the default when empty) and ModeHTTPS (over
+	// TLS through each TLS backend).
 	IdleConns int
+	IdleModes []Mode
 	// Progress receives a line per run.
 	Progress io.Writer
 }
@@ -237,10 +240,16 @@ func (r *Runner) Run(ctx context.Context) error {
 		}
 	}
 	if r.opt.IdleConns > 0 {
-		res, err := r.RunIdle(ctx, r.opt.IdleConns)
-		r.idle = res
-		if err != nil {
-			return err
+		modes := r.opt.IdleModes
+		if len(modes) == 0 {
+			modes = []Mode{ModeHTTP}
+		}
+		for _, mode := range modes {
+			res, err := r.RunIdle(ctx, r.opt.IdleConns, mode)
+			r.idle = append(r.idle, res...)
+			if err != nil {
+				return err
+			}
 		}
 	}
 	return nil

@@ -39,7 +39,7 @@ func run() int {
 		bodies      = flag.String("bodies", "0,1k,16k", "response body sizes (0, 1k, 16k, 64k)")
 		l4Bodies    = flag.String("l4-bodies", "0,1k,16k,64k", "body sizes of the L4 cases")
 		workers     = flag.String("workers", "", "proxy worker counts (default 1 up to the number of CPUs)")
-		protos      = flag.String("protos", "http1,https,h2,l4,close,close-tls,idle", "case kinds: "+joinProtos()+", idle (memory of idle keep-alive connections)")
+		protos      = flag.String("protos", "http1,https,h2,l4,close,close-tls,idle,idle-tls", "case kinds: "+joinProtos()+", idle (memory of idle keep-alive connections), idle-tls (the same over TLS)")
 		idleConns   = flag.Int("idle-conns", 10000, "connections of the idle case")
 		cases       = flag.String("cases", "", "regexp: run only the cases whose name (like http1/c=50/body=1k) matches")
 		runtimes    = flag.String("runtimes", "epoll,uring", "Monolake runtimes to try: epoll, uring, uring-sqpoll (io_uring with sqpoll_idle = 10)")
@@ -65,7 +65,7 @@ func run() int {
 			"bodies":     func() { *bodies = "1k" },
 			"l4-bodies":  func() { *l4Bodies = "16k" },
 			"workers":    func() { *workers = "1" },
-			"protos":     func() { *protos = "http1,https,l4,idle" },
+			"protos":     func() { *protos = "http1,https,l4,idle,idle-tls" },
 			"idle-conns": func() { *idleConns = 300 },
 			"direct":     func() { *direct = false },
 		}
@@ -86,9 +86,11 @@ func run() int {
 	}
 	m := bench.Matrix{}
 	idle := 0
+	var idleModes []bench.Mode
 	for _, p := range splitList(*protos) {
-		if p == "idle" {
+		if p == "idle" || p == "idle-tls" {
 			idle = *idleConns
+			idleModes = append(idleModes, map[string]bench.Mode{"idle": bench.ModeHTTP, "idle-tls": bench.ModeHTTPS}[p])
 			continue
 		}
 		pr, err := bench.ParseProto(p)
@@ -166,7 +168,7 @@ func run() int {
 		Runtimes: splitList(*runtimes), TLSBackends: splitList(*tlsBackends),
 		Duration: *duration, Warmup: *warmup, Reps: *reps, H2Streams: *h2Streams,
 		ProxyCPUs: pool, LoadCPUs: load, PortBase: *portBase, Dir: dir, NoDirect: !*direct,
-		IdleConns: idle, Progress: os.Stdout,
+		IdleConns: idle, IdleModes: idleModes, Progress: os.Stdout,
 	}
 	if _, err := os.Stat(*monolake); err != nil {
 		fmt.Printf("monobench: no monolake binary at %s: its targets are reported unsupported\n", *monolake)
