@@ -68,15 +68,12 @@ type conn struct {
 	werr    error      // sticky, guarded by wmu
 	writing atomic.Int32
 
-	rmu  sync.Mutex // held by the one reader
-	rbuf []byte     // ciphertext read from nc; only for conns recv cannot wait on
-	// lentRbuf is the pooled buffer of recvRaw's last read until putRbuf
-	// gives it back.
-	lentRbuf *[]byte
-	putRbuf  func()
-	rerr     error // sticky, guarded by rmu
-	more     bool  // the SSL may yield plaintext without reading nc
-	partial  bool  // part of a record is buffered
+	rmu     sync.Mutex // held by the one reader
+	rbuf    []byte     // ciphertext read from nc; only for conns recv cannot wait on
+	raw     *rawReader // recv's reader of a *net.TCPConn
+	rerr    error      // sticky, guarded by rmu
+	more    bool       // the SSL may yield plaintext without reading nc
+	partial bool       // part of a record is buffered
 
 	closed atomic.Bool
 }
@@ -225,58 +222,72 @@ func (c *conn) recv() (in []byte, release func(), err error) {
 	return c.rbuf[:n], noRelease, err
 }
 
-// recvRaw is recv on a TCP socket of Go's netpoller.
+// recvRaw is recv on a TCP socket of Go's netpoller. The RawConn and its
+// read callback are made once per conn, so a read allocates nothing.
 func (c *conn) recvRaw(nc *net.TCPConn) (in []byte, release func(), err error) {
-	rc, err := nc.SyscallConn()
-	if err != nil {
-		return nil, noRelease, err
+	r := c.raw
+	if r == nil {
+		rc, err := nc.SyscallConn()
+		if err != nil {
+			return nil, noRelease, err
+		}
+		r = &rawReader{rc: rc}
+		r.read = r.readFD
+		r.put = func() {
+			rbufPool.Put(r.lent)
+			r.lent = nil
+		}
+		c.raw = r
 	}
-	var (
-		bp   *[]byte
-		n    int
-		rerr error
-	)
-	err = rc.Read(func(fd uintptr) bool {
-		bp = rbufPool.Get().(*[]byte)
-		for {
-			n, rerr = syscall.Read(int(fd), *bp)
-			if rerr != syscall.EINTR {
-				break
-			}
-		}
-		if rerr == syscall.EAGAIN {
-			rbufPool.Put(bp)
-			bp = nil
-			return false // wait for input
-		}
-		return true
-	})
-	if err == nil {
-		err = rerr
+	r.n, r.err = 0, nil
+	if err = r.rc.Read(r.read); err == nil {
+		err = r.err
 		if err != nil {
 			err = os.NewSyscallError("read", err)
-		} else if n == 0 {
+		} else if r.n == 0 {
 			err = io.EOF
 		}
 	}
 	if err != nil && err != io.EOF {
 		err = &net.OpError{Op: "read", Net: "tcp", Source: nc.LocalAddr(), Addr: nc.RemoteAddr(), Err: err}
 	}
-	if bp == nil {
+	if r.lent == nil {
 		return nil, noRelease, err
 	}
-	if n <= 0 {
-		rbufPool.Put(bp)
+	if r.n <= 0 {
+		r.put()
 		return nil, noRelease, err
 	}
-	if c.putRbuf == nil {
-		c.putRbuf = func() {
-			rbufPool.Put(c.lentRbuf)
-			c.lentRbuf = nil
+	return (*r.lent)[:r.n], r.put, err
+}
+
+// rawReader reads a socket of Go's netpoller into pooled buffers (see
+// recv); it belongs to the conn's one reader.
+type rawReader struct {
+	rc   syscall.RawConn
+	read func(fd uintptr) bool // readFD
+	put  func()                // gives lent back
+	lent *[]byte               // the buffer of the last read, until put
+	n    int
+	err  error
+}
+
+// readFD is the RawConn's read callback: false asks the netpoller to wait
+// for input. A buffer is taken only when the socket has something.
+func (r *rawReader) readFD(fd uintptr) bool {
+	bp := rbufPool.Get().(*[]byte)
+	for {
+		r.n, r.err = syscall.Read(int(fd), *bp)
+		if r.err != syscall.EINTR {
+			break
 		}
 	}
-	c.lentRbuf = bp
-	return (*bp)[:n], c.putRbuf, err
+	if r.err == syscall.EAGAIN {
+		rbufPool.Put(bp)
+		return false
+	}
+	r.lent = bp
+	return true
 }
 
 // takeSessionLocked moves a session the server gave into the client cache.
