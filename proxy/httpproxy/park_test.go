@@ -20,11 +20,20 @@ import (
 // keep-alive and park timeouts, on the test runtime's driver.
 func parkServer(t *testing.T, keepAlive, parkAfter time.Duration) (*server.Server, string) {
 	t.Helper()
+	return parkServerUnder(t, ServerConfig{KeepAliveTimeout: keepAlive, ParkAfter: parkAfter}, nil)
+}
+
+// parkServerUnder is parkServer with cfg, behind layer when not nil.
+func parkServerUnder(t *testing.T, cfg ServerConfig, layer func(server.ConnService) server.ConnService) (*server.Server, string) {
+	t.Helper()
 	h := HandlerService(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		io.WriteString(w, "path="+r.URL.Path)
 	}))
-	s := NewServer(ServerConfig{KeepAliveTimeout: keepAlive, ParkAfter: parkAfter}, h, slog.New(slog.DiscardHandler))
-	srv := server.New(s, nil)
+	var svc server.ConnService = NewServer(cfg, h, slog.New(slog.DiscardHandler))
+	if layer != nil {
+		svc = layer(svc)
+	}
+	srv := server.New(svc, nil)
 	ln, err := testDriver(t).Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -141,25 +150,39 @@ func TestParkedConnectionsHoldNoGoroutine(t *testing.T) {
 // connection, counted from when it went idle.
 func TestParkedKeepAliveTimeout(t *testing.T) {
 	_, addr := parkServer(t, 400*time.Millisecond, 50*time.Millisecond)
-	p := dialPark(t, addr)
+	dialPark(t, addr).keepAliveEnds()
+}
+
+// keepAliveEnds makes one request and checks that the server then closes
+// the connection after about its keep-alive, 400ms.
+func (p *parkClient) keepAliveEnds() {
+	p.t.Helper()
 	p.send("/a")
 	p.expect("/a")
 	start := time.Now()
 	if d := p.closedWithin(start); d < 300*time.Millisecond || d > 3*time.Second {
-		t.Fatalf("closed after %v, want about the 400ms keep-alive", d)
+		p.t.Fatalf("closed after %v, want about the 400ms keep-alive", d)
 	}
 }
 
 // TestParkedDrainAndClose: a graceful stop closes parked connections at
 // once and returns; a forced close closes them too.
 func TestParkedDrainAndClose(t *testing.T) {
+	stopParked(t, func() (*server.Server, string) { return parkServer(t, time.Minute, 20*time.Millisecond) }, dialPark)
+}
+
+// stopParked parks a connection on a server from start and stops the
+// server, gracefully and then (a new one) forced: the parked connection
+// must be closed at once and the server drained.
+func stopParked(t *testing.T, start func() (*server.Server, string), dial func(*testing.T, string) *parkClient) {
+	t.Helper()
 	for _, forced := range []bool{false, true} {
-		srv, addr := parkServer(t, time.Minute, 20*time.Millisecond)
-		p := dialPark(t, addr)
+		srv, addr := start()
+		p := dial(t, addr)
 		p.send("/a")
 		p.expect("/a")
 		time.Sleep(100 * time.Millisecond)
-		start := time.Now()
+		begin := time.Now()
 		if forced {
 			srv.Close()
 		} else {
@@ -169,7 +192,7 @@ func TestParkedDrainAndClose(t *testing.T) {
 			}
 			cancel()
 		}
-		if d := p.closedWithin(start); d > 2*time.Second {
+		if d := p.closedWithin(begin); d > 2*time.Second {
 			t.Fatalf("forced=%v: parked connection closed after %v", forced, d)
 		}
 		select {

@@ -3,11 +3,8 @@ package httpproxy
 import (
 	"bufio"
 	"bytes"
-	"context"
 	"crypto/tls"
-	"io"
 	"log/slog"
-	"net/http"
 	"runtime"
 	"testing"
 	"time"
@@ -38,19 +35,8 @@ func parkTLSServer(t *testing.T, backend string, keepAlive, parkAfter time.Durat
 	if err != nil {
 		t.Fatal(err)
 	}
-	h := HandlerService(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		io.WriteString(w, "path="+r.URL.Path)
-	}))
-	log := slog.New(slog.DiscardHandler)
-	s := NewServer(ServerConfig{KeepAliveTimeout: keepAlive, ParkAfter: parkAfter, TLS: true}, h, log)
-	srv := server.New(tlsproxy.Layer(sc, 0, log)(s), nil)
-	ln, err := testDriver(t).Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	go srv.Serve(ln)
-	t.Cleanup(func() { srv.Close() })
-	return srv, ln.Addr().String()
+	cfg := ServerConfig{KeepAliveTimeout: keepAlive, ParkAfter: parkAfter, TLS: true}
+	return parkServerUnder(t, cfg, tlsproxy.Layer(sc, 0, slog.New(slog.DiscardHandler)))
 }
 
 func dialParkTLS(t *testing.T, addr string) *parkClient {
@@ -117,41 +103,13 @@ func TestParkedTLSConnections(t *testing.T) {
 			ps[0].expect("/again")
 		})
 		t.Run(backend+"/stop", func(t *testing.T) {
-			for _, forced := range []bool{false, true} {
-				srv, addr := parkTLSServer(t, backend, time.Minute, 20*time.Millisecond)
-				p := dialParkTLS(t, addr)
-				p.send("/a")
-				p.expect("/a")
-				time.Sleep(100 * time.Millisecond)
-				start := time.Now()
-				if forced {
-					srv.Close()
-				} else {
-					ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-					if err := srv.Shutdown(ctx); err != nil {
-						t.Fatalf("shutdown with a parked TLS connection: %v", err)
-					}
-					cancel()
-				}
-				if d := p.closedWithin(start); d > 2*time.Second {
-					t.Fatalf("forced=%v: parked TLS connection closed after %v", forced, d)
-				}
-				select {
-				case <-srv.Drained():
-				case <-time.After(5 * time.Second):
-					t.Fatalf("forced=%v: server not drained", forced)
-				}
-			}
+			stopParked(t, func() (*server.Server, string) {
+				return parkTLSServer(t, backend, time.Minute, 20*time.Millisecond)
+			}, dialParkTLS)
 		})
 		t.Run(backend+"/keepalive", func(t *testing.T) {
 			_, addr := parkTLSServer(t, backend, 400*time.Millisecond, 50*time.Millisecond)
-			p := dialParkTLS(t, addr)
-			p.send("/a")
-			p.expect("/a")
-			start := time.Now()
-			if d := p.closedWithin(start); d < 300*time.Millisecond || d > 3*time.Second {
-				t.Fatalf("closed after %v, want about the 400ms keep-alive", d)
-			}
+			dialParkTLS(t, addr).keepAliveEnds()
 		})
 	}
 }

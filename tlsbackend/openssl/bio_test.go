@@ -6,11 +6,7 @@ import (
 	"bytes"
 	"context"
 	"io"
-	"net"
 	"testing"
-
-	"github.com/monolake-go/monolake/tlsbackend"
-	"github.com/monolake-go/monolake/tlsbackend/tlstest"
 )
 
 // TestBIOsShrink: the SSL's memory BIOs do not keep the buffers of large
@@ -18,46 +14,11 @@ import (
 // MLK_BIO_KEEP (4 KiB), and a conn going idle (NotifyReadable, called on
 // every runtime) frees them; the conn still works after.
 func TestBIOsShrink(t *testing.T) {
-	ca, err := tlstest.NewCA("bio CA")
-	if err != nil {
-		t.Fatal(err)
-	}
-	leaf, err := ca.Leaf(tlstest.LeafOptions{}, "a.test")
-	if err != nil {
-		t.Fatal(err)
-	}
-	sc, err := Backend{}.NewServerConfig(&tlsbackend.Config{Certificates: []tlsbackend.Certificate{leaf.Certificate()}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	cc, err := Backend{}.NewClientConfig(&tlsbackend.Config{RootCAPEM: ca.CertPEM, ServerName: "a.test"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	accepted := make(chan *conn, 1)
-	go func() {
-		nc, err := ln.Accept()
-		if err != nil {
-			close(accepted)
-			return
-		}
-		accepted <- sc.Server(nc).(*conn)
-	}()
-	nc, err := net.Dial("tcp", ln.Addr().String())
-	if err != nil {
-		t.Fatal(err)
-	}
+	sc, cc := testConfigs(t)
+	snc, nc := tcpPair(t)
 	cl := cc.Client(nc, "")
 	defer cl.Close()
-	srv := <-accepted
-	if srv == nil {
-		t.Fatal("accept failed")
-	}
+	srv := sc.Server(snc).(*conn)
 	defer srv.Close()
 	caps := func() (r, w int) {
 		srv.mu.Lock()

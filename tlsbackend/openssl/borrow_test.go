@@ -9,9 +9,6 @@ import (
 	"net"
 	"sync/atomic"
 	"testing"
-
-	"github.com/monolake-go/monolake/tlsbackend"
-	"github.com/monolake-go/monolake/tlsbackend/tlstest"
 )
 
 // lender is a net.Conn that lends its receive buffers, as the io_uring
@@ -51,27 +48,8 @@ func (l *lender) Read([]byte) (int, error) {
 // and none is held between calls: through the handshake, records larger
 // than a buffer, and the peer's close_notify.
 func TestBorrowedReads(t *testing.T) {
-	ca, err := tlstest.NewCA("borrow CA")
-	if err != nil {
-		t.Fatal(err)
-	}
-	leaf, err := ca.Leaf(tlstest.LeafOptions{}, "a.test")
-	if err != nil {
-		t.Fatal(err)
-	}
-	sc, err := Backend{}.NewServerConfig(&tlsbackend.Config{Certificates: []tlsbackend.Certificate{leaf.Certificate()}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	cc, err := Backend{}.NewClientConfig(&tlsbackend.Config{RootCAPEM: ca.CertPEM, ServerName: "a.test"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
+	sc, cc := testConfigs(t)
+	snc, nc := tcpPair(t)
 	type report struct {
 		echoed           int64
 		err              error
@@ -80,12 +58,7 @@ func TestBorrowedReads(t *testing.T) {
 	}
 	done := make(chan report, 1)
 	go func() {
-		nc, err := ln.Accept()
-		if err != nil {
-			done <- report{err: err}
-			return
-		}
-		l := &lender{Conn: nc}
+		l := &lender{Conn: snc}
 		c := sc.Server(l)
 		var r report
 		if r.err = c.Handshake(context.Background()); r.err == nil {
@@ -96,10 +69,6 @@ func TestBorrowedReads(t *testing.T) {
 		r.lent, r.double, r.nb = l.lent.Load(), l.double.Load(), l.borrows.Load()
 		done <- r
 	}()
-	nc, err := net.Dial("tcp", ln.Addr().String())
-	if err != nil {
-		t.Fatal(err)
-	}
 	c := cc.Client(nc, "")
 	defer c.Close()
 	var sent []byte

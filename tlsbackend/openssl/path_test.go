@@ -6,27 +6,17 @@ import (
 	"bytes"
 	"context"
 	"io"
-	"net"
 	"runtime"
 	"testing"
 
 	"github.com/monolake-go/monolake/tlsbackend"
 	"github.com/monolake-go/monolake/tlsbackend/openssl/internal/fastcall"
-	"github.com/monolake-go/monolake/tlsbackend/tlstest"
 )
 
 // TestCallPaths runs a handshake, records both ways, close_notify and the
 // frees once through package fastcall and once through cgo
 // (MONOLAKE_OPENSSL_FASTCALL=off), on loopback TCP.
 func TestCallPaths(t *testing.T) {
-	ca, err := tlstest.NewCA("paths CA")
-	if err != nil {
-		t.Fatal(err)
-	}
-	leaf, err := ca.Leaf(tlstest.LeafOptions{}, "a.test")
-	if err != nil {
-		t.Fatal(err)
-	}
 	for _, fast := range []bool{true, false} {
 		name := "cgo"
 		if fast {
@@ -38,35 +28,15 @@ func TestCallPaths(t *testing.T) {
 			}
 			defer useFastCall.Store(useFastCall.Load())
 			useFastCall.Store(fast)
-			sc, err := Backend{}.NewServerConfig(&tlsbackend.Config{Certificates: []tlsbackend.Certificate{leaf.Certificate()}})
-			if err != nil {
-				t.Fatal(err)
-			}
-			cc, err := Backend{}.NewClientConfig(&tlsbackend.Config{RootCAPEM: ca.CertPEM, ServerName: "a.test"})
-			if err != nil {
-				t.Fatal(err)
-			}
-			ln, err := net.Listen("tcp", "127.0.0.1:0")
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer ln.Close()
+			sc, cc := testConfigs(t)
+			snc, nc := tcpPair(t)
 			srvErr := make(chan error, 1)
 			go func() {
-				nc, err := ln.Accept()
-				if err != nil {
-					srvErr <- err
-					return
-				}
-				c := sc.Server(nc)
-				_, err = io.Copy(c, c) // echo until the client's close_notify
+				c := sc.Server(snc)
+				_, err := io.Copy(c, c) // echo until the client's close_notify
 				c.Close()
 				srvErr <- err
 			}()
-			nc, err := net.Dial("tcp", ln.Addr().String())
-			if err != nil {
-				t.Fatal(err)
-			}
 			c := cc.Client(nc, "")
 			defer c.Close()
 			if err := c.Handshake(context.Background()); err != nil {
