@@ -516,14 +516,13 @@ static void mlk_pending(struct mlk_conn *c)
 
 /*
  * A memory BIO keeps the largest buffer it ever held: one 64 KiB write
- * would leave the connection 87 KiB of C memory for the rest of its life.
- * Once the handshake is over, a BIO that is empty and holds more than keep
- * bytes is replaced by a new one (the SSL frees the old). After every read
- * and drain keep is MLK_BIO_KEEP, which small records never reach; an idle
- * connection shrinks to nothing (mlk_trim).
+ * leaves the connection 87 KiB of C memory, and an idle connection would
+ * keep it for the rest of its life. mlk_trim, for a connection going idle,
+ * replaces each empty BIO that holds a buffer by a new one (the SSL frees
+ * the old), once the handshake is over. A busy connection keeps its
+ * buffers: replacing them after every record would cost a malloc, a
+ * memset and, for writes of several records, reallocations per write.
  */
-#define MLK_BIO_KEEP 4096
-
 static size_t mlk_bio_cap(BIO *b)
 {
 	BUF_MEM *bm = NULL;
@@ -532,27 +531,22 @@ static size_t mlk_bio_cap(BIO *b)
 	return bm ? bm->max : 0;
 }
 
-static void mlk_shrink(struct mlk_conn *c, size_t keep)
+void mlk_trim(struct mlk_conn *c)
 {
 	BIO *b;
 
 	if (!SSL_is_init_finished(c->ssl))
 		return;
-	if (BIO_ctrl_pending(c->rbio) == 0 && mlk_bio_cap(c->rbio) > keep &&
+	if (BIO_ctrl_pending(c->rbio) == 0 && mlk_bio_cap(c->rbio) > 0 &&
 	    (b = BIO_new(BIO_s_mem())) != NULL) {
 		SSL_set0_rbio(c->ssl, b);
 		c->rbio = b;
 	}
-	if (BIO_ctrl_pending(c->wbio) == 0 && mlk_bio_cap(c->wbio) > keep &&
+	if (BIO_ctrl_pending(c->wbio) == 0 && mlk_bio_cap(c->wbio) > 0 &&
 	    (b = BIO_new(BIO_s_mem())) != NULL) {
 		SSL_set0_wbio(c->ssl, b);
 		c->wbio = b;
 	}
-}
-
-void mlk_trim(struct mlk_conn *c)
-{
-	mlk_shrink(c, 0);
 }
 
 void mlk_bio_caps(struct mlk_conn *c, size_t *r, size_t *w)
@@ -642,7 +636,6 @@ int mlk_read(struct mlk_conn *c, const void *in, size_t in_len, void *out, size_
 			ret = MLK_ERR;
 		}
 	}
-	mlk_shrink(c, MLK_BIO_KEEP);
 	mlk_pending(c);
 	return ret;
 }
@@ -656,8 +649,6 @@ size_t mlk_drain(struct mlk_conn *c, void *out, size_t cap)
 	if (BIO_ctrl_pending(c->wbio) > 0 && cap > 0)
 		n = BIO_read(c->wbio, out, (int)cap);
 	c->wpending = BIO_ctrl_pending(c->wbio);
-	if (c->wpending == 0)
-		mlk_shrink(c, MLK_BIO_KEEP);
 	return n > 0 ? (size_t)n : 0;
 }
 

@@ -9,10 +9,10 @@ import (
 	"testing"
 )
 
-// TestBIOsShrink: the SSL's memory BIOs do not keep the buffers of large
-// records: after 64 KiB each way the server's buffers are back to at most
-// MLK_BIO_KEEP (4 KiB), and a conn going idle (NotifyReadable, called on
-// every runtime) frees them; the conn still works after.
+// TestBIOsShrink: the SSL's memory BIOs keep the buffers of large records
+// while the conn is busy (64 KiB each way leaves tens of KiB), and a conn
+// going idle (NotifyReadable, called on every runtime) frees them; the conn
+// still works after.
 func TestBIOsShrink(t *testing.T) {
 	sc, cc := testConfigs(t)
 	snc, nc := tcpPair(t)
@@ -61,13 +61,13 @@ func TestBIOsShrink(t *testing.T) {
 		t.Fatal(err)
 	}
 	// The server's flight went through the write BIO, which keeps its
-	// buffer (under 4 KiB).
-	if _, w := caps(); w == 0 || w > 4096 {
-		t.Fatalf("after the handshake the write BIO holds %d bytes, want some, at most 4096", w)
+	// buffer.
+	if _, w := caps(); w == 0 {
+		t.Fatal("after the handshake the write BIO holds no buffer")
 	}
 	echo("first echo")
-	if r, w := caps(); r > 4096 || w > 4096 {
-		t.Fatalf("after 64 KiB each way the BIOs hold %d and %d bytes, want at most 4096 each", r, w)
+	if r, w := caps(); r < 16<<10 || w < 64<<10 {
+		t.Fatalf("after 64 KiB each way the BIOs hold %d and %d bytes, want their large buffers", r, w)
 	}
 	if srv.NotifyReadable(func() {}) {
 		t.Fatal("NotifyReadable arranged a notification on a plain TCP conn")

@@ -247,6 +247,8 @@ func (c *conn) recvRaw(nc *net.TCPConn) (in []byte, release func(), err error) {
 		} else if r.n == 0 {
 			err = io.EOF
 		}
+	} else if oe, ok := err.(*net.OpError); ok {
+		err = oe.Err // the RawConn's "raw-read" error; wrapped below as TCPConn.Read would
 	}
 	if err != nil && err != io.EOF {
 		err = &net.OpError{Op: "read", Net: "tcp", Source: nc.LocalAddr(), Addr: nc.RemoteAddr(), Err: err}

@@ -10,6 +10,6 @@
  * it is updated, and updating it changes this file, which makes go rebuild
  * the C.
  *
- * csrc-sha256: 8d0cf23afafec1a50e973f728c861f8a7e7ae7f1faf17879816b6b3f5c66eb73
+ * csrc-sha256: 28638e44e77576e7251b56d37e7336dd6b55cb720964edcbd6f70ef9013054e5
  */
 #include "../../csrc/mlk_openssl.c"
