@@ -46,8 +46,9 @@ type ServerConfig struct {
 	// go back to pools and the goroutine that served it ends; a goroutine
 	// with a small stack waits for the client's next byte and serves on.
 	// An idle connection then costs a few KiB instead of tens. Parking
-	// needs the connection as a proxy/server.Server accepted it (see
-	// server.Detach); a TLS connection, for one, is not parked.
+	// needs the connection as a proxy/server.Server accepted it, or as a
+	// layer between them stood its own in for it (see server.Detach and
+	// server.Wrap: the TLS layer does).
 	ParkAfter time.Duration
 }
 

@@ -322,6 +322,9 @@ func (s *Server) release(c *conn) {
 // if any, is done.
 func (s *Server) finish(c *conn) {
 	c.cancel()
+	if t := c.top.Load(); t != nil {
+		(*t).Close() // a layer's conn (TLS: close_notify, its SSL freed)
+	}
 	c.nc.Close()
 	s.mu.Lock()
 	defer s.mu.Unlock()

@@ -411,18 +411,20 @@ func (s *syncBuffer) String() string {
 // wrapConn stands for a layer's conn over the server's (a TLS conn).
 type wrapConn struct {
 	net.Conn
+	once   sync.Once
 	closed chan struct{}
 }
 
 func (w *wrapConn) Close() error {
-	close(w.closed)
+	w.once.Do(func() { close(w.closed) })
 	return w.Conn.Close()
 }
 
 // TestWrapAndDetach: once a layer wrapped the connection, Detach takes the
 // layer's conn and not the one underneath, Detached tells the layer to
 // leave its conn open, and the server keeps the connection until the
-// detached part is done; a second Wrap or a Wrap of a stranger is refused.
+// detached part is done and then closes the layer's conn; a second Wrap or
+// a Wrap of a stranger is refused.
 func TestWrapAndDetach(t *testing.T) {
 	type result struct {
 		wrapOK, strangerOK, rawDetachOK, detachOK, detached, rewrapOK bool
@@ -433,20 +435,23 @@ func TestWrapAndDetach(t *testing.T) {
 	srv := server.New(svcFunc(func(ctx context.Context, c net.Conn) (struct{}, error) {
 		var r result
 		w := &wrapConn{Conn: c, closed: make(chan struct{})}
-		r.strangerOK = server.Wrap(ctx, &wrapConn{Conn: c}, w)
+		r.strangerOK = server.Wrap(ctx, &wrapConn{Conn: c, closed: make(chan struct{})}, w)
 		r.wrapOK = server.Wrap(ctx, c, w)
 		// The protocol served over w detaches it and answers later.
 		_, r.rawDetachOK = server.Detach(ctx, c)
 		var done func()
 		done, r.detachOK = server.Detach(ctx, w)
 		r.detached = server.Detached(ctx)
-		r.rewrapOK = server.Wrap(ctx, w, &wrapConn{Conn: w})
+		r.rewrapOK = server.Wrap(ctx, w, &wrapConn{Conn: w, closed: make(chan struct{})})
 		results <- r
 		if done != nil {
+			// The detached part answers later; the server closes w
+			// (the layer's conn, not only the one beneath) once it is
+			// done.
 			finish <- func() {
 				io.WriteString(w, "later\n")
-				w.Close()
 				done()
+				wait(t, w.closed, "the server closing the layer's conn")
 			}
 		}
 		if !server.Detached(ctx) {
