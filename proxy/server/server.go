@@ -258,11 +258,12 @@ func Detach(ctx context.Context, nc net.Conn) (done func(), ok bool) {
 
 // Wrap lets a layer between the server and a protocol (TLS) stand its own
 // conn w in for the connection nc it was passed: from then on Detach takes
-// w instead of nc, and the layer asks Detached, once the inner service
-// returned, whether to leave w open for the detached part to close. ctx
-// and nc are what the layer's Call got. It reports false, and changes
-// nothing, when ctx is not a Server's or nc is not the conn its services
-// are served now.
+// w instead of nc, and the server closes w (then nc) when the connection
+// is finished, after Call returned or, when the protocol detached it,
+// after its done; the layer leaves w open. ctx and nc are what the layer's
+// Call got. It reports false, and changes nothing, when ctx is not a
+// Server's or nc is not the conn its services are served now: the layer
+// closes w itself then.
 func Wrap(ctx context.Context, nc, w net.Conn) bool {
 	c, _ := ctx.Value(connKey{}).(*conn)
 	if c == nil || c.served() != nc || c.detached.Load() {
@@ -270,14 +271,6 @@ func Wrap(ctx context.Context, nc, w net.Conn) bool {
 	}
 	c.top.Store(&w)
 	return true
-}
-
-// Detached reports whether the connection of ctx's Call was detached (see
-// Detach): a layer that wrapped it (see Wrap) then leaves its conn open
-// when the inner service returns; the detached part closes it.
-func Detached(ctx context.Context) bool {
-	c, _ := ctx.Value(connKey{}).(*conn)
-	return c != nil && c.detached.Load()
 }
 
 // track registers a newly accepted connection; it reports false when the

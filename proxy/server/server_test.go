@@ -421,13 +421,12 @@ func (w *wrapConn) Close() error {
 }
 
 // TestWrapAndDetach: once a layer wrapped the connection, Detach takes the
-// layer's conn and not the one underneath, Detached tells the layer to
-// leave its conn open, and the server keeps the connection until the
-// detached part is done and then closes the layer's conn; a second Wrap or
-// a Wrap of a stranger is refused.
+// layer's conn and not the one underneath, and the server keeps the
+// connection until the detached part is done and then closes the layer's
+// conn; a second Wrap or a Wrap of a stranger is refused.
 func TestWrapAndDetach(t *testing.T) {
 	type result struct {
-		wrapOK, strangerOK, rawDetachOK, detachOK, detached, rewrapOK bool
+		wrapOK, strangerOK, rawDetachOK, detachOK, rewrapOK bool
 	}
 	results := make(chan result, 1)
 	finish := make(chan func(), 1)
@@ -441,7 +440,6 @@ func TestWrapAndDetach(t *testing.T) {
 		_, r.rawDetachOK = server.Detach(ctx, c)
 		var done func()
 		done, r.detachOK = server.Detach(ctx, w)
-		r.detached = server.Detached(ctx)
 		r.rewrapOK = server.Wrap(ctx, w, &wrapConn{Conn: w, closed: make(chan struct{})})
 		results <- r
 		if done != nil {
@@ -454,16 +452,13 @@ func TestWrapAndDetach(t *testing.T) {
 				wait(t, w.closed, "the server closing the layer's conn")
 			}
 		}
-		if !server.Detached(ctx) {
-			w.Close()
-		}
 		close(returned)
 		return struct{}{}, nil
 	}), nil)
 	addr, _ := start(t, srv)
 	c := dial(t, addr)
 	r := wait(t, results, "the service's result")
-	want := result{wrapOK: true, detachOK: true, detached: true}
+	want := result{wrapOK: true, detachOK: true}
 	if r != want {
 		t.Fatalf("got %+v, want %+v", r, want)
 	}
@@ -473,6 +468,29 @@ func TestWrapAndDetach(t *testing.T) {
 	f()
 	if got := readLine(t, c); got != "later" {
 		t.Fatalf("detached part wrote %q", got)
+	}
+	expectClosed(t, c)
+}
+
+// TestWrapClosesAfterCall: a wrapped connection that is not detached is
+// closed by the server, the layer's conn first, once Call returns.
+func TestWrapClosesAfterCall(t *testing.T) {
+	closed := make(chan *wrapConn, 1)
+	srv := server.New(svcFunc(func(ctx context.Context, c net.Conn) (struct{}, error) {
+		w := &wrapConn{Conn: c, closed: make(chan struct{})}
+		if !server.Wrap(ctx, c, w) {
+			t.Error("Wrap refused the server's own connection")
+		}
+		io.WriteString(w, "served\n")
+		closed <- w
+		return struct{}{}, nil
+	}), nil)
+	addr, _ := start(t, srv)
+	c := dial(t, addr)
+	w := wait(t, closed, "the service")
+	wait(t, w.closed, "the server closing the layer's conn")
+	if got := readLine(t, c); got != "served" {
+		t.Fatalf("got %q", got)
 	}
 	expectClosed(t, c)
 }

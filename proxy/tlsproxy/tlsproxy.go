@@ -79,14 +79,12 @@ func (s *service) Call(ctx context.Context, c net.Conn) (struct{}, error) {
 		tc.Close()
 		return struct{}{}, nil
 	}
-	// The protocol served over tc may detach it to wait for the client
-	// without a goroutine (HTTP keep-alive): it closes tc then.
-	server.Wrap(ctx, c, tc)
-	defer func() {
-		if !server.Detached(ctx) {
-			tc.Close()
-		}
-	}()
+	// Once the server knows tc stands for c it closes tc when the
+	// connection is finished, also after the protocol detached it to wait
+	// for the client without a goroutine (HTTP keep-alive).
+	if !server.Wrap(ctx, c, tc) {
+		defer tc.Close()
+	}
 	return s.inner.Call(ctx, tc)
 }
 
