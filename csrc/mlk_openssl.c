@@ -743,6 +743,10 @@ void mlk_dispatch(struct mlk_call *a)
 		mlk_trim(a->c);
 		a->ret = 0;
 		break;
+	case MLK_OP_CTX_FREE:
+		mlk_ctx_free(a->m);
+		a->ret = 0;
+		break;
 	default:
 		a->ret = MLK_ERR;
 	}

@@ -134,7 +134,8 @@ void mlk_bio_caps(struct mlk_conn *c, size_t *r, size_t *w);
 int mlk_peer_chain(struct mlk_conn *c, unsigned char *buf, int cap, int *lens, int maxn);
 
 /*
- * One entry point for the per-connection calls, taking its arguments and
+ * One entry point for the calls made while serving (per connection, and a
+ * context's free from its Go cleanup), taking its arguments and
  * result in memory, so that Go can call it on a stack of its own without
  * cgo (tlsbackend/openssl/internal/fastcall): the ops below are the
  * functions of the same name.
@@ -148,6 +149,7 @@ enum {
 	MLK_OP_FREE,          /* mlk_conn_free(c) */
 	MLK_OP_NEW,           /* c = mlk_conn_new(m, NULL, 0, NULL, 0, out): no name, no session */
 	MLK_OP_TRIM,          /* mlk_trim(c) */
+	MLK_OP_CTX_FREE,      /* mlk_ctx_free(m) */
 };
 
 struct mlk_call {

@@ -76,9 +76,11 @@ func (r *ctxRef) unsubscribe() {
 	})
 }
 
+// free runs from a cleanup, which shares the worker's P with everything
+// else: like the per-connection calls it goes through call.
 func (r *ctxRef) free() {
 	r.unsubscribe()
-	C.mlk_ctx_free(r.p)
+	call(&C.struct_mlk_call{op: C.MLK_OP_CTX_FREE, m: r.p}, nil, nil)
 	r.p = nil
 }
 

@@ -10,6 +10,6 @@
  * it is updated, and updating it changes this file, which makes go rebuild
  * the C.
  *
- * csrc-sha256: 28638e44e77576e7251b56d37e7336dd6b55cb720964edcbd6f70ef9013054e5
+ * csrc-sha256: 8f4367f24c87b637f0f07497589d622c12c9d21bd68e49a63cd963ef131dd4e7
  */
 #include "../../csrc/mlk_openssl.c"
