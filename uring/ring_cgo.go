@@ -14,6 +14,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"sync/atomic"
 	"syscall"
 	"time"
 	"unsafe"
@@ -146,9 +147,16 @@ func (r *Ring) Stats() Stats {
 		SQEs: uint64(r.c.sqes), CQEs: uint64(r.c.cqes_seen), CRounds: r.cRounds}
 }
 
-// Pending returns the number of queued operations Enter has not yet
-// submitted.
-func (r *Ring) Pending() int { return r.n }
+// Pending returns the number of operations Enter has not yet submitted:
+// those queued since the last Enter, and SQEs the kernel refused in it
+// (EAGAIN, EBUSY), which stay in the SQ ring until the next one.
+func (r *Ring) Pending() int {
+	n := r.n
+	if r.v.sqHead != nil {
+		n += int(*r.v.sqeTail - atomic.LoadUint32(r.v.sqHead))
+	}
+	return n
+}
 
 // Enter submits every queued operation, waits until at least minComplete
 // completions are ready or timeout passes (timeout <= 0: no limit; ignored
