@@ -83,6 +83,7 @@ type slot struct {
 	ch        chan struct{} // wakes the waiter: completion, deadline, close (cap 1)
 	busy      bool          // an operation is in flight
 	cancelled bool          // its cancel is queued
+	timedOut  bool          // for its deadline, which may have been moved since
 	zc        bool          // SEND_ZC: done at the notification
 	notif     bool          // SEND_ZC: the result came, the notification is due
 	res       int32
@@ -122,7 +123,7 @@ func (c *uringConn) slotKind(s *slot) uint64 {
 
 // startLocked records that an operation was queued in s.
 func (c *uringConn) startLocked(s *slot) {
-	s.busy, s.cancelled, s.notif, s.res = true, false, false, 0
+	s.busy, s.cancelled, s.timedOut, s.notif, s.res = true, false, false, false, 0
 	c.inflight++
 	c.d.kickLocked()
 }
@@ -167,7 +168,7 @@ func (c *uringConn) completeLocked(kind uint64, cqe uring.CQE) {
 			c.ws.busy, c.ws.notif = false, false
 			wake(c.ws.ch)
 			if c.orphan {
-				delete(d.objs, c.id)
+				d.forgetLocked(c.id)
 			}
 			return
 		}
@@ -183,6 +184,12 @@ func (c *uringConn) completeLocked(kind uint64, cqe uring.CQE) {
 			wake(c.ws.ch)
 		}
 	}
+	c.signalDrainedLocked()
+}
+
+// signalDrainedLocked wakes a Close waiting for the last operation in flight
+// once there is none.
+func (c *uringConn) signalDrainedLocked() {
 	if c.inflight == 0 && c.drained != nil {
 		close(c.drained)
 		c.drained = nil
@@ -199,7 +206,7 @@ func (c *uringConn) waitLocked(s *slot, dl *atomic.Int64) int32 {
 	for s.busy {
 		if !s.cancelled && (c.closed.Load() || expired(dl)) {
 			d.ring.Cancel(0, c.ud(c.slotKind(s)), false)
-			s.cancelled = true
+			s.cancelled, s.timedOut = true, !c.closed.Load()
 			d.kickLocked()
 		}
 		d.mu.Unlock()
@@ -211,12 +218,16 @@ func (c *uringConn) waitLocked(s *slot, dl *atomic.Int64) int32 {
 	return res
 }
 
-// resultErr turns a failed one-shot result into Read's or Write's error.
-func (c *uringConn) resultErr(op, call string, res int32, dl *atomic.Int64) error {
+// resultErr turns a failed one-shot result of the operation in s into
+// Read's or Write's error. An operation cancelled because its deadline
+// passed fails with os.ErrDeadlineExceeded even if the deadline was moved
+// later before the cancel completed, as on net.TCPConn, where the wait has
+// ended by then.
+func (c *uringConn) resultErr(op, call string, s *slot, res int32, dl *atomic.Int64) error {
 	switch {
 	case c.closed.Load():
 		return c.opErr(op, net.ErrClosed)
-	case expired(dl) && interrupted(res):
+	case interrupted(res) && (s.timedOut || expired(dl)):
 		return c.opErr(op, os.ErrDeadlineExceeded)
 	}
 	return c.opErr(op, os.NewSyscallError(call, syscall.Errno(-res)))
@@ -325,8 +336,7 @@ func (c *uringConn) popLocked() ([]byte, int) {
 // there is none. It makes no syscall when data is queued.
 func (c *uringConn) Read(p []byte) (int, error) {
 	c.rmu.Lock()
-	defer c.rmu.Unlock()
-	defer c.dropCurIfClosed()
+	defer c.unlockReader()
 	if c.closed.Load() {
 		return 0, c.opErr("read", net.ErrClosed)
 	}
@@ -395,15 +405,14 @@ func (c *uringConn) recvIntoLocked(p []byte) (int, error) {
 		d.mu.Unlock()
 		return 0, io.EOF
 	}
-	return 0, c.resultErr("read", "recv", res, &c.rdl)
+	return 0, c.resultErr("read", "recv", &c.rs, res, &c.rdl)
 }
 
 // ReadBorrow implements Borrower: it returns the next received buffer (or
 // the rest of a partly read one) in place. See Borrower for the contract.
 func (c *uringConn) ReadBorrow() ([]byte, func(), error) {
 	c.rmu.Lock()
-	defer c.rmu.Unlock()
-	defer c.dropCurIfClosed()
+	defer c.unlockReader()
 	if c.closed.Load() {
 		return nil, noRelease, c.opErr("read", net.ErrClosed)
 	}
@@ -443,8 +452,21 @@ func (c *uringConn) releaser(id int) func() {
 	}
 }
 
+// unlockReader releases rmu, first giving back the partly read buffer if c
+// is closed. Close gives it back itself only when it can take rmu; if it
+// closed c after the check here but tried rmu before the unlock, the check
+// after the unlock sees c closed and does it.
+func (c *uringConn) unlockReader() {
+	c.dropCurIfClosed()
+	c.rmu.Unlock()
+	if c.closed.Load() && c.rmu.TryLock() {
+		c.dropCurIfClosed()
+		c.rmu.Unlock()
+	}
+}
+
 // dropCurIfClosed gives back the partly read buffer of a closed conn; rmu
-// is held. Close does the same when no reader holds rmu.
+// is held.
 func (c *uringConn) dropCurIfClosed() {
 	if c.curID < 0 || !c.closed.Load() {
 		return
@@ -526,7 +548,7 @@ func (c *uringConn) writeLocked(p []byte) (int, error) {
 		case res == 0:
 			return n, c.opErr("write", io.ErrShortWrite)
 		default:
-			return n, c.resultErr("write", "send", res, &c.wdl)
+			return n, c.resultErr("write", "send", &c.ws, res, &c.wdl)
 		}
 	}
 	return n, nil
@@ -568,7 +590,7 @@ func (c *uringConn) CloseWrite() error {
 	d.ring.Shutdown(c.ud(kindWrite), c.fd, syscall.SHUT_WR)
 	c.startLocked(&c.ws)
 	if res := c.waitLocked(&c.ws, nil); res < 0 {
-		return c.resultErr("close", "shutdown", res, nil)
+		return c.resultErr("close", "shutdown", &c.ws, res, nil)
 	}
 	return nil
 }
@@ -624,7 +646,7 @@ func (c *uringConn) Close() error {
 	if c.rmu.TryLock() {
 		c.dropCurIfClosed()
 		c.rmu.Unlock()
-	} // else the reader holding rmu drops it on its way out
+	} // else the reader holding rmu drops it on its way out (unlockReader)
 	c.addrOnce.Do(func() {}) // addresses asked after Close stay empty, not another socket's
 	d.mu.Lock()
 	if c.ws.notif {
@@ -634,7 +656,7 @@ func (c *uringConn) Close() error {
 		// free.
 		c.orphan = true
 	} else {
-		delete(d.objs, c.id)
+		d.forgetLocked(c.id)
 	}
 	d.mu.Unlock()
 	if err := closeRaw(c.fd); err != nil {
@@ -747,7 +769,7 @@ func (c *uringConn) NotifyReadable(f func()) bool {
 	if !c.rmu.TryLock() {
 		return false // a reader is at work
 	}
-	defer c.rmu.Unlock()
+	defer c.unlockReader()
 	d := c.d
 	d.mu.Lock()
 	defer d.mu.Unlock()
@@ -905,8 +927,7 @@ func (c *uringConn) SpliceTo(dst net.Conn, n int64) (int64, error) {
 		return c.copyTo(dst, n)
 	}
 	c.rmu.Lock()
-	defer c.rmu.Unlock()
-	defer c.dropCurIfClosed()
+	defer c.unlockReader()
 	dc.wmu.Lock()
 	defer dc.wmu.Unlock()
 	d := c.d
@@ -1020,11 +1041,39 @@ func (c *uringConn) setNonblock() error {
 	if c.nonblock.Load() {
 		return nil
 	}
-	if err := unix.SetNonblock(c.fd, true); err != nil {
+	if !c.rawRef() {
+		return net.ErrClosed
+	}
+	err := unix.SetNonblock(c.fd, true)
+	c.rawUnref()
+	if err != nil {
 		return os.NewSyscallError("fcntl", err)
 	}
 	c.nonblock.Store(true)
 	return nil
+}
+
+// rawRef holds c's descriptor open for a system call made outside the
+// ring (splice, fcntl, setsockopt): Close waits for rawUnref before it
+// closes the descriptor, whose number the kernel would otherwise be free
+// to give to a new connection while the call is about to use it. It
+// reports false, holding nothing, once c is closed. The call counts as an
+// operation in flight; it never blocks.
+func (c *uringConn) rawRef() bool {
+	c.d.mu.Lock()
+	defer c.d.mu.Unlock()
+	if c.closed.Load() {
+		return false
+	}
+	c.inflight++
+	return true
+}
+
+func (c *uringConn) rawUnref() {
+	c.d.mu.Lock()
+	c.inflight--
+	c.signalDrainedLocked()
+	c.d.mu.Unlock()
 }
 
 // spliceReady splices up to n bytes from fdIn to fdOut, one of them c's
@@ -1032,7 +1081,11 @@ func (c *uringConn) setNonblock() error {
 // is not ready.
 func (c *uringConn) spliceReady(s *slot, events uint32, dl *atomic.Int64, op string, fdIn, fdOut, n int) (int, error) {
 	for {
+		if !c.rawRef() {
+			return 0, c.opErr(op, net.ErrClosed)
+		}
 		k, errno := spliceNonblock(fdIn, fdOut, n)
+		c.rawUnref()
 		switch errno {
 		case 0:
 			return k, nil
@@ -1070,7 +1123,7 @@ func (c *uringConn) poll(s *slot, events uint32, dl *atomic.Int64, op string) er
 	d.ring.PollAdd(c.ud(c.slotKind(s)), c.fd, events)
 	c.startLocked(s)
 	if res := c.waitLocked(s, dl); res < 0 {
-		return c.resultErr(op, "poll", res, dl)
+		return c.resultErr(op, "poll", s, res, dl)
 	}
 	return nil
 }

@@ -93,7 +93,10 @@ type Uring struct {
 	objs   map[uint64]ringObject
 	nextID uint64
 	closed bool
-	pipes  []pipePair
+	// gone, while Close waits for objects other goroutines are closing,
+	// is closed when the last one leaves objs (see forgetLocked).
+	gone  chan struct{}
+	pipes []pipePair
 	// tid is the thread that entered the ring last; armed lists the
 	// conns whose multishot recv the next Enter submits (see armLocked).
 	tid   uintptr
@@ -174,6 +177,19 @@ func (d *Uring) Close() error {
 	for _, o := range objs {
 		o.Close()
 	}
+	// A conn or listener that another goroutine was closing already is
+	// still waiting for its last completions: the loop must run until
+	// they come. (A SEND_ZC writer still waiting for its notification is
+	// left parked: the kernel may use its buffer until then.)
+	d.mu.Lock()
+	if d.liveLocked() > 0 {
+		gone := make(chan struct{})
+		d.gone = gone
+		d.mu.Unlock()
+		<-gone
+	} else {
+		d.mu.Unlock()
+	}
 	close(d.quit)
 	<-d.loopDone
 	d.evf.Close()
@@ -189,6 +205,27 @@ func (d *Uring) Close() error {
 	}
 	d.wbufs = nil
 	return d.ring.Close()
+}
+
+// forgetLocked removes an object whose last completion has come.
+func (d *Uring) forgetLocked(id uint64) {
+	delete(d.objs, id)
+	if d.gone != nil && d.liveLocked() == 0 {
+		close(d.gone)
+		d.gone = nil
+	}
+}
+
+// liveLocked counts the objects that still wait for completions, other
+// than SEND_ZC notifications of closed conns.
+func (d *Uring) liveLocked() int {
+	n := 0
+	for _, o := range d.objs {
+		if c, ok := o.(*uringConn); !ok || !c.orphan {
+			n++
+		}
+	}
+	return n
 }
 
 // kickLocked wakes the loop to submit what was queued.
@@ -498,6 +535,10 @@ func (d *Uring) dialOne(ctx context.Context, network string, sa syscall.Sockaddr
 	}
 	c.raddr = raddr
 	d.mu.Lock()
+	if c.closed.Load() { // Close of the driver since newConn
+		d.mu.Unlock()
+		return nil, opErr(net.ErrClosed)
+	}
 	if err := d.ring.Connect(c.ud(kindWrite), fd, sa); err != nil {
 		d.mu.Unlock()
 		c.Close()
@@ -509,14 +550,19 @@ func (d *Uring) dialOne(ctx context.Context, network string, sa syscall.Sockaddr
 	res := c.waitConnect(ctx)
 	stop()
 	if res < 0 {
+		closed := c.closed.Load()
 		c.Close()
 		if err := ctx.Err(); err != nil {
 			return nil, opErr(err)
 		}
+		if closed {
+			return nil, opErr(net.ErrClosed)
+		}
 		return nil, opErr(os.NewSyscallError("connect", syscall.Errno(-res)))
 	}
-	if family != syscall.AF_UNIX {
+	if family != syscall.AF_UNIX && c.rawRef() {
 		syscall.SetsockoptInt(fd, syscall.IPPROTO_TCP, syscall.TCP_NODELAY, 1)
+		c.rawUnref()
 	}
 	return c, nil
 }

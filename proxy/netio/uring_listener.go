@@ -78,8 +78,8 @@ func (l *uringListener) Accept() (net.Conn, error) {
 		if len(l.q) > 0 {
 			fd := int(l.q[0])
 			l.q = l.q[1:]
-			if len(l.q) > 0 {
-				wake(l.ch) // another Accept may be parked
+			if len(l.q) > 0 || !l.armed {
+				wake(l.ch) // another Accept may be parked, to take or re-arm
 			}
 			d.mu.Unlock()
 			if l.network == "tcp" {
@@ -95,6 +95,7 @@ func (l *uringListener) Accept() (net.Conn, error) {
 		}
 		if err := l.err; err != nil {
 			l.err = nil
+			wake(l.ch) // another parked Accept re-arms
 			d.mu.Unlock()
 			return nil, l.opErr("accept", err)
 		}
@@ -140,7 +141,7 @@ func (l *uringListener) Close() error {
 		syscall.Close(int(fd))
 	}
 	l.q = nil
-	delete(d.objs, l.id)
+	d.forgetLocked(l.id)
 	d.mu.Unlock()
 	err := syscall.Close(l.fd)
 	if l.unlink != "" {

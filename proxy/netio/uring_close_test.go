@@ -1,0 +1,245 @@
+//go:build uring && cgo
+
+package netio
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"testing"
+	"time"
+
+	"golang.org/x/sys/unix"
+)
+
+// within fails the test if f has not returned after d.
+func within(t *testing.T, d time.Duration, what string, f func()) {
+	t.Helper()
+	done := make(chan struct{})
+	go func() { defer close(done); f() }()
+	select {
+	case <-done:
+	case <-time.After(d):
+		t.Fatalf("%s did not return within %v", what, d)
+	}
+}
+
+// TestUringCloseWhileConnsClose closes the driver while other goroutines
+// are closing its connections, each with a Read parked on it: a conn's
+// Close waits for its cancelled recv's completion, so the driver's Close
+// must keep the loop running until those come.
+func TestUringCloseWhileConnsClose(t *testing.T) {
+	for round := range 5 {
+		d := newDriver(t, UringParams{})
+		var conns []net.Conn
+		for range 32 {
+			a, b := ringPair(t, d)
+			conns = append(conns, a, b)
+		}
+		var reads sync.WaitGroup
+		for _, c := range conns {
+			reads.Add(1)
+			go func() {
+				defer reads.Done()
+				// EOF when its peer closed first.
+				if _, err := c.Read(make([]byte, 1)); !errors.Is(err, net.ErrClosed) && err != io.EOF {
+					t.Errorf("parked Read: %v, want net.ErrClosed or EOF", err)
+				}
+			}()
+		}
+		time.Sleep(20 * time.Millisecond) // the Reads park
+		within(t, 10*time.Second, fmt.Sprintf("round %d: closing the conns and the driver", round), func() {
+			// The driver closes its conns in turn while another
+			// goroutine closes them from the other end of the list:
+			// near where they meet, the driver finds conns closing
+			// but not yet closed.
+			closed := make(chan struct{})
+			go func() {
+				defer close(closed)
+				for i := len(conns) - 1; i >= 0; i-- {
+					conns[i].Close()
+				}
+			}()
+			d.Close()
+			<-closed
+			reads.Wait()
+		})
+		d.mu.Lock()
+		left := len(d.objs)
+		d.mu.Unlock()
+		if left != 0 {
+			t.Fatalf("round %d: %d objects left after Close", round, left)
+		}
+	}
+}
+
+// TestUringDialWhenDriverCloses: a connect in flight when the driver
+// closes fails with net.ErrClosed, not the cancel's ECANCELED.
+func TestUringDialWhenDriverCloses(t *testing.T) {
+	d := newDriver(t, UringParams{})
+	addr := fullBacklog(t, d)
+	errc := make(chan error, 1)
+	go func() {
+		c, err := d.Dial(context.Background(), "tcp", addr)
+		if err == nil {
+			c.Close()
+		}
+		errc <- err
+	}()
+	time.Sleep(50 * time.Millisecond) // the connect is in flight: SYNs are dropped
+	within(t, 5*time.Second, "driver Close", func() { d.Close() })
+	select {
+	case err := <-errc:
+		if !errors.Is(err, net.ErrClosed) {
+			t.Fatalf("Dial when the driver closed: %v, want net.ErrClosed", err)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("Dial still parked after the driver's Close")
+	}
+}
+
+// fullBacklog returns the address of a listener that never accepts, its
+// backlog filled by connections dialled through d: the kernel drops
+// further SYNs, so a connect to it stays in flight.
+func fullBacklog(t *testing.T, d *Uring) string {
+	t.Helper()
+	fd, err := syscall.Socket(syscall.AF_INET, syscall.SOCK_STREAM|syscall.SOCK_CLOEXEC, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { syscall.Close(fd) })
+	if err := syscall.Bind(fd, &syscall.SockaddrInet4{Addr: [4]byte{127, 0, 0, 1}}); err != nil {
+		t.Fatal(err)
+	}
+	if err := syscall.Listen(fd, 0); err != nil {
+		t.Fatal(err)
+	}
+	sa, _ := syscall.Getsockname(fd)
+	addr := fmt.Sprintf("127.0.0.1:%d", sa.(*syscall.SockaddrInet4).Port)
+	for range 8 {
+		ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
+		c, err := d.Dial(ctx, "tcp", addr)
+		cancel()
+		if errors.Is(err, context.DeadlineExceeded) {
+			return addr // full
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { c.Close() })
+	}
+	t.Fatal("the kernel accepted every connect to a listener with backlog 0")
+	return ""
+}
+
+// TestUringRawRef: Close waits for a system call made on the descriptor
+// outside the ring (splice, fcntl) to end before closing it, so that the
+// call cannot reach another socket given the same number meanwhile; after
+// Close no such call starts.
+func TestUringRawRef(t *testing.T) {
+	d := newDriver(t, UringParams{})
+	a, _ := ringPair(t, d)
+	c := a.(*uringConn)
+	if !c.rawRef() {
+		t.Fatal("rawRef on an open conn failed")
+	}
+	closed := make(chan error, 1)
+	go func() { closed <- c.Close() }()
+	time.Sleep(50 * time.Millisecond)
+	select {
+	case err := <-closed:
+		t.Fatalf("Close returned (%v) while a raw call held the descriptor", err)
+	default:
+	}
+	if _, err := unix.FcntlInt(uintptr(c.fd), unix.F_GETFL, 0); err != nil {
+		t.Fatalf("the descriptor was closed under the raw call: %v", err)
+	}
+	c.rawUnref()
+	select {
+	case err := <-closed:
+		if err != nil {
+			t.Fatal(err)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("Close did not return after the raw call ended")
+	}
+	if c.rawRef() {
+		t.Fatal("rawRef after Close succeeded")
+	}
+
+	// SpliceTo from a closed conn makes no system call on its number.
+	src, _ := ringPair(t, d)
+	dst, _ := ringPair(t, d)
+	src.Close()
+	if _, err := src.(SpliceToer).SpliceTo(dst, 10); !errors.Is(err, net.ErrClosed) {
+		t.Fatalf("SpliceTo from a closed conn: %v, want net.ErrClosed", err)
+	}
+}
+
+// TestUringReaderHandOff: a conn closed while a reader holds its partly
+// read buffer gets the buffer back when the reader lets go, even though
+// Close could not take the reader's lock.
+func TestUringReaderHandOff(t *testing.T) {
+	d := newDriver(t, UringParams{})
+	a, b := ringPair(t, d)
+	if _, err := b.Write(make([]byte, 100)); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := a.Read(make([]byte, 10)); err != nil {
+		t.Fatal(err)
+	}
+	c := a.(*uringConn)
+	c.rmu.Lock() // a reader at work, past its closed check
+	if c.curID < 0 {
+		c.rmu.Unlock()
+		t.Fatal("the rest of the received buffer is not held")
+	}
+	id := c.curID
+	if err := c.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if c.curID != id {
+		t.Fatal("Close took the buffer while a reader held the conn")
+	}
+	c.unlockReader()
+	if c.curID >= 0 || c.cur != nil {
+		t.Fatalf("buffer %d still held after the reader let go of a closed conn", id)
+	}
+}
+
+// TestUringDeadlineMovedAfterCancel: a Write whose deadline passed while
+// it waited fails with os.ErrDeadlineExceeded even when the deadline is
+// moved later before the cancelled send completes. The send has moved no
+// byte (the socket's buffer is full), so it ends with ECANCELED. The mover
+// races the deadline's timer; when it wins, the Write waits on and the
+// test closes the conn.
+func TestUringDeadlineMovedAfterCancel(t *testing.T) {
+	d := newDriver(t, UringParams{})
+	big := make([]byte, 16<<20)
+	for i := range 24 {
+		a, _ := ringPair(t, d) // the peer never reads
+		a.SetWriteDeadline(time.Now().Add(20 * time.Millisecond))
+		if _, err := a.Write(big); !isTimeout(err) {
+			t.Fatalf("filling the socket buffer: %v", err)
+		}
+		dl := time.Now().Add(5 * time.Millisecond)
+		a.SetWriteDeadline(dl)
+		var closedByTest atomic.Bool
+		go func() {
+			time.Sleep(time.Until(dl) + time.Duration(i%8)*25*time.Microsecond)
+			a.SetWriteDeadline(time.Now().Add(time.Hour))
+			time.Sleep(50 * time.Millisecond)
+			closedByTest.Store(true)
+			a.Close()
+		}()
+		_, err := a.Write([]byte{1})
+		if !isTimeout(err) && !(closedByTest.Load() && errors.Is(err, net.ErrClosed)) {
+			t.Fatalf("round %d: Write: %v, want a timeout", i, err)
+		}
+	}
+}
