@@ -17,7 +17,9 @@ func (v Version) String() string {
 }
 
 // parseVersion parses "HTTP/" DIGIT "." DIGIT. syntaxOK reports whether b
-// has that form; ok whether it is 1.0 or 1.1.
+// has that form; ok whether its major version is 1. A later 1.x minor
+// version is taken as 1.1, the highest this package speaks (RFC 9112,
+// section 2.3).
 func parseVersion(b []byte) (v Version, syntaxOK, ok bool) {
 	if len(b) != 8 || string(b[:5]) != "HTTP/" || b[6] != '.' ||
 		!isDigit(b[5]) || !isDigit(b[7]) {
@@ -26,13 +28,10 @@ func parseVersion(b []byte) (v Version, syntaxOK, ok bool) {
 	if b[5] != '1' {
 		return 0, true, false
 	}
-	switch b[7] {
-	case '0':
+	if b[7] == '0' {
 		return HTTP10, true, true
-	case '1':
-		return HTTP11, true, true
 	}
-	return 0, true, false
+	return HTTP11, true, true
 }
 
 func isDigit(c byte) bool { return '0' <= c && c <= '9' }
