@@ -622,7 +622,7 @@ type continueReader struct {
 func (r *continueReader) Read(p []byte) (int, error) {
 	if !r.sent {
 		r.sent = true
-		if _, err := r.cs.c.Write(continueLine); err != nil {
+		if _, err := (clientWriter{r.cs}).Write(continueLine); err != nil {
 			return 0, err
 		}
 	}

@@ -153,7 +153,10 @@ func (c *upConn) Release(ok bool) {
 		c.done()
 		c.done = nil
 	}
-	if ok && c.head.KeepAlive {
+	// Bytes after the response (more than its Content-Length, a body
+	// after a 204 or a HEAD response) would be read as the next request's
+	// response, maybe another client's: such a connection is closed.
+	if ok && c.head.KeepAlive && c.rd.Buffered() == 0 {
 		c.SetDeadline(time.Time{})
 		c.u.pool.Put(c.key, c)
 		return
@@ -275,6 +278,9 @@ func dialStatus(err error) error {
 	return &StatusError{Status: 502, Err: err}
 }
 
+// maxInterim bounds the 1xx responses before the final one.
+const maxInterim = 16
+
 // exchange writes the request and reads the response head. retry says the
 // failure happened before the upstream could have acted on the request.
 func (u *Upstream) exchange(ctx context.Context, uc *upConn, req *Request, t *target) (*Response, bool, error) {
@@ -306,6 +312,7 @@ func (u *Upstream) exchange(ctx context.Context, uc *upConn, req *Request, t *ta
 		return nil, !bodySent, upWriteError(err)
 	}
 	uc.watch.arm(req.Conn.Conn)
+	interim := 0
 	for {
 		err := uc.rd.ReadResponse(&uc.head, h.Method)
 		if err != nil {
@@ -322,9 +329,20 @@ func (u *Upstream) exchange(ctx context.Context, uc *upConn, req *Request, t *ta
 			return nil, retry, &StatusError{Status: 502, Err: err}
 		}
 		if uc.head.Status >= 100 && uc.head.Status < 200 && uc.head.Status != 101 {
-			continue // interim responses: 100 was answered by us; drop 103 and friends
+			// Interim responses: 100 was answered by us; drop 103 and
+			// friends, but not without end (each renews the read
+			// timeout).
+			if interim++; interim > maxInterim {
+				return nil, false, &StatusError{Status: 502, Err: fmt.Errorf("upstream sent over %d interim responses", maxInterim)}
+			}
+			continue
 		}
 		break
+	}
+	if uc.head.Status == 101 && !h.Upgrade {
+		// Switching protocols is the client's request to make: a tunnel
+		// it did not ask for would bypass every layer.
+		return nil, false, &StatusError{Status: 502, Err: errors.New("upstream switched protocols without an upgrade request")}
 	}
 	if uc.watch.disarm() {
 		return nil, false, &StatusError{Status: StatusClientClosed, Err: errClientGone}
@@ -397,7 +415,7 @@ func writeRequestHead(dst []byte, req *Request, t *target) []byte {
 	dst = http1.AppendHeader(dst, "Host", host)
 	hop := h.Headers.HopByHop()
 	for _, f := range h.Headers {
-		if hop.Has(f.Name) || equalFold(f.Name, "Host") || equalFold(f.Name, "Expect") || dropped(req.Drop, f.Name) {
+		if hop.Has(f.Name) || equalFold(f.Name, "Host") || equalFold(f.Name, "Expect") || equalFold(f.Name, "Content-Length") || dropped(req.Drop, f.Name) {
 			continue
 		}
 		dst = http1.AppendHeader(dst, f.Name, f.Value)
@@ -405,8 +423,17 @@ func writeRequestHead(dst []byte, req *Request, t *target) []byte {
 	for _, f := range req.Add {
 		dst = http1.AppendHeader(dst, f.Name, f.Value)
 	}
-	if h.BodyKind == http1.BodyChunked {
+	// The framing is ours, never the client's fields: a Connection field
+	// listing Content-Length must not take the length off a body we send
+	// (the upstream would read the body as the next request), and a
+	// repeated one ("5, 5") goes out once.
+	switch {
+	case h.BodyKind == http1.BodyChunked:
 		dst = append(dst, "Transfer-Encoding: chunked\r\n"...)
+	case h.BodyKind == http1.BodyLength:
+		dst = http1.AppendContentLength(dst, h.ContentLength)
+	case h.ContentLength == 0:
+		dst = append(dst, "Content-Length: 0\r\n"...) // a POST's empty body, say
 	}
 	if h.Upgrade {
 		dst = http1.AppendHeader(dst, "Connection", "Upgrade")

@@ -1,0 +1,206 @@
+package httpproxy
+
+import (
+	"bufio"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/monolake-go/monolake/proxy/server"
+)
+
+// recordingUpstream answers every request with "ok" and records what it
+// received, request by request, on each connection.
+type recordingUpstream struct {
+	addr string
+	mu   sync.Mutex
+	reqs []recorded
+}
+
+type recorded struct {
+	method, target, contentLength string
+	body                          string
+}
+
+func newRecordingUpstream(t *testing.T) *recordingUpstream {
+	u := &recordingUpstream{}
+	u.addr = rawUpstream(t, func(c net.Conn) {
+		br := bufio.NewReader(c)
+		for {
+			r, body, err := readRequest(br)
+			if err != nil {
+				return
+			}
+			u.mu.Lock()
+			u.reqs = append(u.reqs, recorded{r.Method, r.RequestURI, strings.Join(r.Header.Values("Content-Length"), "|"), string(body)})
+			u.mu.Unlock()
+			io.WriteString(c, "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
+		}
+	})
+	return u
+}
+
+func (u *recordingUpstream) received() []recorded {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	return append([]recorded(nil), u.reqs...)
+}
+
+// TestFramingIsOurs: the request's framing fields are written by the
+// proxy, not copied: a client cannot take Content-Length off its body by
+// listing it in Connection (the upstream would read the body as a second
+// request), and a repeated length goes out once.
+func TestFramingIsOurs(t *testing.T) {
+	up := newRecordingUpstream(t)
+	p := startProxy(t, serverTOML("", routeTOML("/{*p}", "", up.addr)), Options{})
+	smuggled := "GET /admin HTTP/1.1\r\nHost: a\r\n\r\n"
+	for _, tc := range []struct{ name, req, body, length string }{
+		{"connection lists content-length",
+			"POST /form HTTP/1.1\r\nHost: a\r\nConnection: content-length\r\nContent-Length: 32\r\n\r\n" + smuggled, smuggled, "32"},
+		{"repeated length",
+			"POST /form HTTP/1.1\r\nHost: a\r\nContent-Length: 5, 5\r\n\r\nhello", "hello", "5"},
+		{"empty body",
+			"POST /form HTTP/1.1\r\nHost: a\r\nContent-Length: 0\r\n\r\n", "", "0"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			before := len(up.received())
+			c := dialRaw(t, p.Addr)
+			c.send(t, tc.req)
+			if resp, body := c.response(t, "POST"); resp.StatusCode != 200 || string(body) != "ok" {
+				t.Fatalf("response %d %q", resp.StatusCode, body)
+			}
+			time.Sleep(100 * time.Millisecond) // a smuggled request would arrive meanwhile
+			got := up.received()[before:]
+			if len(got) != 1 {
+				t.Fatalf("upstream received %d requests: %+v", len(got), got)
+			}
+			if r := got[0]; r.method != "POST" || r.target != "/form" || r.body != tc.body || r.contentLength != tc.length {
+				t.Fatalf("upstream received %+v; want POST /form, Content-Length %s, body %q", r, tc.length, tc.body)
+			}
+		})
+	}
+}
+
+// TestUpstreamExtraBytes: an upstream connection with bytes after the
+// response goes back to no pool: the next request, maybe another client's,
+// must not read them as its response.
+func TestUpstreamExtraBytes(t *testing.T) {
+	for _, tc := range []struct{ name, method, first string }{
+		{"past content-length", "GET", "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nhi" +
+			"HTTP/1.1 200 OK\r\nContent-Length: 4\r\n\r\nevil"},
+		{"body after 204", "GET", "HTTP/1.1 204 No Content\r\n\r\n" +
+			"HTTP/1.1 200 OK\r\nContent-Length: 4\r\n\r\nevil"},
+		{"body after HEAD response", "HEAD", "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nhi" +
+			"HTTP/1.1 200 OK\r\nContent-Length: 4\r\n\r\nevil"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			var conns atomic.Int32
+			addr := rawUpstream(t, func(c net.Conn) {
+				conns.Add(1)
+				br := bufio.NewReader(c)
+				for i := 0; ; i++ {
+					if _, _, err := readRequest(br); err != nil {
+						return
+					}
+					if i == 0 {
+						io.WriteString(c, tc.first) // one write: the extra bytes arrive with the response
+					} else {
+						io.WriteString(c, "HTTP/1.1 200 OK\r\nContent-Length: 4\r\n\r\ngood")
+					}
+				}
+			})
+			p := startProxy(t, serverTOML("", routeTOML("/{*p}", "", addr)), Options{})
+			c := dialRaw(t, p.Addr)
+			c.send(t, tc.method+" /1 HTTP/1.1\r\nHost: a\r\n\r\n")
+			c.response(t, tc.method)
+			time.Sleep(50 * time.Millisecond) // the extra bytes are in by now
+			c.send(t, "GET /2 HTTP/1.1\r\nHost: a\r\n\r\n")
+			if _, body := c.response(t, "GET"); string(body) == "evil" {
+				t.Fatal("the second request got the bytes the upstream sent after the first response")
+			}
+			if n := conns.Load(); n != 2 {
+				t.Fatalf("the upstream saw %d connections, want 2 (the first one not reused)", n)
+			}
+		})
+	}
+}
+
+// TestUnrequestedSwitch: a 101 to a request that asked for no upgrade is a
+// bad response (502), not a tunnel past the proxy's layers.
+func TestUnrequestedSwitch(t *testing.T) {
+	addr := rawUpstream(t, func(c net.Conn) {
+		if _, _, err := readRequest(bufio.NewReader(c)); err != nil {
+			return
+		}
+		io.WriteString(c, "HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\nUpgrade: raw\r\n\r\n")
+		io.Copy(io.Discard, c)
+	})
+	p := startProxy(t, serverTOML("", routeTOML("/{*p}", "", addr)), Options{})
+	c := dialRaw(t, p.Addr)
+	c.send(t, "GET /x HTTP/1.1\r\nHost: a\r\n\r\n")
+	if resp, body := c.response(t, "GET"); resp.StatusCode != 502 {
+		t.Fatalf("status %d %q, want 502", resp.StatusCode, body)
+	}
+}
+
+// TestInterimResponses: a few 1xx before the response are dropped; an
+// upstream that sends them without end gets a 502 instead of holding the
+// request (each one renews the read timeout).
+func TestInterimResponses(t *testing.T) {
+	for _, tc := range []struct {
+		n      int
+		status int
+	}{{3, 200}, {maxInterim + 1, 502}} {
+		addr := rawUpstream(t, func(c net.Conn) {
+			if _, _, err := readRequest(bufio.NewReader(c)); err != nil {
+				return
+			}
+			io.WriteString(c, strings.Repeat("HTTP/1.1 103 Early Hints\r\nLink: </s.css>\r\n\r\n", tc.n)+
+				"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
+		})
+		p := startProxy(t, serverTOML("", routeTOML("/{*p}", "", addr)), Options{})
+		c := dialRaw(t, p.Addr)
+		c.send(t, "GET /x HTTP/1.1\r\nHost: a\r\n\r\n")
+		if resp, body := c.response(t, "GET"); resp.StatusCode != tc.status {
+			t.Fatalf("%d interim responses: status %d %q, want %d", tc.n, resp.StatusCode, body, tc.status)
+		}
+	}
+}
+
+// TestContinueAfterIdle: "100 Continue" to a request that comes after the
+// connection sat idle longer than the write timeout goes out (the timeout
+// bounds each write from its start, not from the previous response).
+func TestContinueAfterIdle(t *testing.T) {
+	h := HandlerService(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		b, _ := io.ReadAll(r.Body)
+		w.Write(b)
+	}))
+	hs := NewServer(ServerConfig{WriteTimeout: 200 * time.Millisecond}, h, slog.New(slog.DiscardHandler))
+	srv := server.New(hs, nil)
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	go srv.Serve(ln)
+	defer srv.Close()
+	c := dialRaw(t, ln.Addr().String())
+	c.send(t, "GET /first HTTP/1.1\r\nHost: a\r\n\r\n")
+	c.response(t, "GET")
+	time.Sleep(500 * time.Millisecond)
+	c.send(t, "PUT /u HTTP/1.1\r\nHost: a\r\nExpect: 100-continue\r\nContent-Length: 5\r\n\r\n")
+	line, err := c.br.ReadString('\n')
+	if err != nil || !strings.HasPrefix(line, "HTTP/1.1 100 ") {
+		t.Fatalf("after idle, interim line %q, %v; want 100 Continue", line, err)
+	}
+	c.br.ReadString('\n') // the blank line ending the interim response
+	c.send(t, "hello")
+	if resp, body := c.response(t, "PUT"); resp.StatusCode != 200 || string(body) != "hello" {
+		t.Fatalf("response %d %q", resp.StatusCode, body)
+	}
+}
