@@ -204,3 +204,29 @@ func TestContinueAfterIdle(t *testing.T) {
 		t.Fatalf("response %d %q", resp.StatusCode, body)
 	}
 }
+
+// TestErrorBeforeContinue: a request waiting for "100 Continue" whose
+// upstream cannot be reached gets its 502 at once, with the connection
+// closed, whatever its body's framing (the proxy must not wait for a body
+// the client holds back).
+func TestErrorBeforeContinue(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	refused := ln.Addr().String()
+	ln.Close()
+	p := startProxy(t, serverTOML("", routeTOML("/{*p}", "", refused)), Options{})
+	for _, framing := range []string{"Transfer-Encoding: chunked", "Content-Length: 5"} {
+		c := dialRaw(t, p.Addr)
+		start := time.Now()
+		c.send(t, "POST /u HTTP/1.1\r\nHost: a\r\nExpect: 100-continue\r\n"+framing+"\r\n\r\n")
+		resp, body := c.response(t, "POST")
+		if resp.StatusCode != 502 || !resp.Close {
+			t.Fatalf("%s: status %d (close %v) %q, want 502 and close", framing, resp.StatusCode, resp.Close, body)
+		}
+		if d := time.Since(start); d > 2*time.Second {
+			t.Fatalf("%s: the 502 came after %v", framing, d)
+		}
+	}
+}

@@ -587,10 +587,16 @@ func (s *Server) one(ctx context.Context, cs *conn) (bool, error) {
 	return keep, nil
 }
 
-// bodyDone reports whether the request body was read to its end.
+// bodyDone reports whether the request body was read to its end. It
+// reads only when the client can be sending: not while it waits for a
+// "100 Continue" that was not sent (a chunked body's next size line would
+// wait for the read timeout).
 func bodyDone(cs *conn) bool {
 	if cs.head.BodyKind == http1.BodyNone {
 		return true
+	}
+	if cs.head.ExpectContinue && !cs.cont.sent {
+		return false
 	}
 	var b [1]byte
 	n, err := cs.body.Read(b[:0])
