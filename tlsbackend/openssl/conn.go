@@ -325,6 +325,8 @@ func (c *conn) Read(p []byte) (int, error) {
 			var err error
 			in, release, err = c.recv()
 			if len(in) == 0 {
+				release()
+				release = noRelease
 				if err == nil {
 					continue
 				}
@@ -419,6 +421,13 @@ func (c *conn) trim() {
 func (c *conn) Write(p []byte) (int, error) {
 	c.writing.Add(1)
 	defer c.writing.Add(-1)
+	// Close stores closed before it looks at writing: either it sees this
+	// Write and leaves close_notify out, or this Write sees it closed and
+	// does not take wmu (Close would wait for it, behind a peer that may
+	// have stopped reading).
+	if c.closed.Load() {
+		return 0, net.ErrClosed
+	}
 	if err := c.Handshake(context.Background()); err != nil {
 		return 0, err
 	}
@@ -555,6 +564,9 @@ func (c *conn) Close() error {
 	}
 	var alertErr error
 	if c.hsDone.Load() && c.writing.Load() == 0 {
+		// Bound the wait for wmu too: a Read may hold it, flushing a
+		// reply to the peer's key update.
+		c.nc.SetWriteDeadline(time.Now().Add(5 * time.Second))
 		alertErr = c.closeNotify()
 		if errors.Is(alertErr, errShutdown) {
 			alertErr = nil // CloseWrite already sent it

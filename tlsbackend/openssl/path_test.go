@@ -5,7 +5,9 @@ package openssl
 import (
 	"bytes"
 	"context"
+	"errors"
 	"io"
+	"net"
 	"runtime"
 	"runtime/debug"
 	"testing"
@@ -79,5 +81,26 @@ func TestCallPaths(t *testing.T) {
 				t.Fatalf("server: %v", err)
 			}
 		})
+	}
+}
+
+// TestWriteAfterClose: a Write that starts after Close fails with
+// net.ErrClosed at once (it must not take the write lock Close's
+// close_notify may be waiting for).
+func TestWriteAfterClose(t *testing.T) {
+	sc, cc := testConfigs(t)
+	snc, nc := tcpPair(t)
+	go func() {
+		c := sc.Server(snc)
+		io.Copy(io.Discard, c)
+		c.Close()
+	}()
+	c := cc.Client(nc, "")
+	if err := c.Handshake(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	c.Close()
+	if _, err := c.Write([]byte("x")); !errors.Is(err, net.ErrClosed) {
+		t.Fatalf("Write after Close: %v, want net.ErrClosed", err)
 	}
 }
