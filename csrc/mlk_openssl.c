@@ -28,7 +28,10 @@ const char *mlk_openssl_version(void)
 }
 
 /* mlk_errq writes what, then the drained error queue, then the certificate
- * verification result if it failed, into err. */
+ * verification result if it failed and was enforced, into err. With
+ * verification off OpenSSL still records a failed result: quoting it on
+ * every later error would point at the certificate for, say, a bad record
+ * MAC. */
 static void mlk_errq(char *err, const char *what, SSL *ssl)
 {
 	size_t off;
@@ -43,7 +46,7 @@ static void mlk_errq(char *err, const char *what, SSL *ssl)
 			off += (size_t)snprintf(err + off, MLK_ERRLEN - off, "%s%s", sep, buf);
 		sep = "; ";
 	}
-	if (ssl) {
+	if (ssl && SSL_get_verify_mode(ssl) != SSL_VERIFY_NONE) {
 		long v = SSL_get_verify_result(ssl);
 		if (v != X509_V_OK && off < MLK_ERRLEN - 1)
 			off += (size_t)snprintf(err + off, MLK_ERRLEN - off, " (certificate: %s)",
@@ -474,7 +477,10 @@ struct mlk_conn *mlk_conn_new(struct mlk_ctx *m, const char *host, int host_is_i
 		} else {
 			ok = SSL_set_tlsext_host_name(c->ssl, host);
 			if (ok && m->o.verify) {
-				SSL_set_hostflags(c->ssl, X509_CHECK_FLAG_NO_PARTIAL_WILDCARDS);
+				/* names from SANs only, as crypto/tls: a certificate
+				 * without them does not match by its CN */
+				SSL_set_hostflags(c->ssl, X509_CHECK_FLAG_NO_PARTIAL_WILDCARDS |
+						  X509_CHECK_FLAG_NEVER_CHECK_SUBJECT);
 				ok = SSL_set1_host(c->ssl, host);
 			}
 		}

@@ -199,9 +199,27 @@ var pairCases = []pairCase{
 		},
 	},
 	{
+		name:       "sni/ipv6-literal-in-brackets",
+		serverName: "[::1]",
+		check: func(t *testing.T, p *pki, cli tlsbackend.ConnectionState, srv result) {
+			leafIs(t, cli, p.a)
+			if srv.st.ServerName != "" {
+				t.Errorf("server saw SNI %q for an IP address", srv.st.ServerName)
+			}
+		},
+	},
+	{
 		name:       "bad/wrong-name",
 		serverName: "wrong.test",
 		fail:       true, serverFails: true,
+	},
+	{
+		// As crypto/tls since Go 1.15: names come from SANs only.
+		name: "bad/common-name-only",
+		server: func(p *pki) *tlsbackend.Config {
+			return &tlsbackend.Config{Certificates: []tlsbackend.Certificate{p.cnOnly.Certificate()}}
+		},
+		fail: true, serverFails: true,
 	},
 	{
 		name: "bad/untrusted-ca",

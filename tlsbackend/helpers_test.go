@@ -53,9 +53,9 @@ func forPairs(t *testing.T, f func(t *testing.T, srv, cli tlsbackend.Backend)) {
 
 // pki is the certificates every test uses.
 type pki struct {
-	ca, otherCA                           *tlstest.CA
-	a, b, expired, untrusted, client, bad *tlstest.Leaf
-	caFile                                string
+	ca, otherCA                                   *tlstest.CA
+	a, b, expired, untrusted, client, bad, cnOnly *tlstest.Leaf
+	caFile                                        string
 }
 
 var (
@@ -89,12 +89,13 @@ func makePKI() (*pki, error) {
 	if p.otherCA, err = tlstest.NewCA("Untrusted Test CA"); err != nil {
 		return nil, err
 	}
-	p.a = leaf(p.ca, tlstest.LeafOptions{}, "a.test", "localhost", "127.0.0.1")
+	p.a = leaf(p.ca, tlstest.LeafOptions{}, "a.test", "localhost", "127.0.0.1", "::1")
 	p.b = leaf(p.ca, tlstest.LeafOptions{}, "b.test", "*.wild.test")
 	p.expired = leaf(p.ca, tlstest.LeafOptions{Expired: true}, "expired.test")
 	p.untrusted = leaf(p.otherCA, tlstest.LeafOptions{}, "a.test")
 	p.client = leaf(p.ca, tlstest.LeafOptions{Client: true}, "client")
 	p.bad = leaf(p.otherCA, tlstest.LeafOptions{Client: true}, "intruder")
+	p.cnOnly = leaf(p.ca, tlstest.LeafOptions{CommonNameOnly: true}, "a.test")
 	return p, err
 }
 

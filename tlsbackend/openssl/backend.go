@@ -108,7 +108,11 @@ func (cc *clientConfig) Client(nc net.Conn, serverName string) tlsbackend.Conn {
 	if cc.cache != nil {
 		sess = cc.cache.get(c.sessKey)
 	}
-	h, err := cc.ref.newHandle(serverName, isIP(serverName), sess)
+	name, ip := serverName, false
+	if bare, ok := ipLiteral(serverName); ok {
+		name, ip = bare, true
+	}
+	h, err := cc.ref.newHandle(name, ip, sess)
 	runtime.KeepAlive(cc)
 	c.init(h, err)
 	return c

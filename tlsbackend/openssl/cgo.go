@@ -84,7 +84,14 @@ func (r *ctxRef) free() {
 	r.p = nil
 }
 
-func bytesPtr(b []byte) unsafe.Pointer { return unsafe.Pointer(unsafe.SliceData(b)) }
+// bytesPtr is b's data for C, nil when b is empty: call pins only non-empty
+// slices, and cgo refuses an unpinned Go pointer.
+func bytesPtr(b []byte) unsafe.Pointer {
+	if len(b) == 0 {
+		return nil
+	}
+	return unsafe.Pointer(unsafe.SliceData(b))
+}
 
 // newCtx builds the C contexts of a loaded config.
 func newCtx(l *tlsbackend.Loaded, c *tlsbackend.Config, server bool) (*ctxRef, error) {
@@ -337,7 +344,9 @@ func cPeerChain(h handle) ([]*x509.Certificate, error) {
 	}
 }
 
-// isIP reports whether a server name is an IP address literal.
-func isIP(name string) bool {
-	return net.ParseIP(strings.TrimSuffix(strings.TrimPrefix(name, "["), "]")) != nil
+// ipLiteral reports whether a server name is an IP address literal, and
+// returns it without the brackets of an IPv6 one ("[::1]" is ::1).
+func ipLiteral(name string) (string, bool) {
+	bare := strings.TrimSuffix(strings.TrimPrefix(name, "["), "]")
+	return bare, net.ParseIP(bare) != nil
 }

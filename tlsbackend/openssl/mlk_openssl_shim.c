@@ -10,6 +10,6 @@
  * it is updated, and updating it changes this file, which makes go rebuild
  * the C.
  *
- * csrc-sha256: 8f4367f24c87b637f0f07497589d622c12c9d21bd68e49a63cd963ef131dd4e7
+ * csrc-sha256: b53f627900c0001c3c4f2be0eed21d569fa9668ae90d82ad3b312393d35e7d6c
  */
 #include "../../csrc/mlk_openssl.c"

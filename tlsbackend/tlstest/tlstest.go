@@ -91,6 +91,10 @@ func newCA(name string, parent *CA, validity time.Duration) (*CA, error) {
 type LeafOptions struct {
 	Expired bool // valid for a day, ending an hour ago
 	Client  bool // client authentication instead of server
+	// CommonNameOnly puts the first name in the subject's common name
+	// only, with no subject alternative names: a legacy certificate,
+	// which verifiers matching names from SANs alone refuse.
+	CommonNameOnly bool
 }
 
 // Leaf makes a certificate for names (DNS names or IP addresses; the first
@@ -118,6 +122,9 @@ func (ca *CA) Leaf(opts LeafOptions, names ...string) (*Leaf, error) {
 		tmpl.Subject.CommonName = names[0]
 	}
 	for _, n := range names {
+		if opts.CommonNameOnly {
+			break
+		}
 		if ip := net.ParseIP(n); ip != nil {
 			tmpl.IPAddresses = append(tmpl.IPAddresses, ip)
 		} else {
