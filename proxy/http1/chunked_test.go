@@ -263,3 +263,28 @@ func TestCopierWriteError(t *testing.T) {
 type failWriter struct{}
 
 func (failWriter) Write([]byte) (int, error) { return 0, io.ErrClosedPipe }
+
+// TestTrailersForwarded: a copied chunked body keeps its trailer fields
+// but those a trailer must not carry (framing, routing, hop-by-hop).
+func TestTrailersForwarded(t *testing.T) {
+	in := "3\r\nabc\r\n0\r\nX-Sum: 1\r\nContent-Length: 5\r\nHost: evil\r\nTransfer-Encoding: chunked\r\nX-B: 2\r\n\r\n"
+	var b Body
+	b.Reset(NewReader(strings.NewReader(in)), BodyChunked, -1)
+	var wire bytes.Buffer
+	c := Copier{Buf: make([]byte, 64)}
+	if _, err := c.Copy(&wire, &b, BodyChunked); err != nil {
+		t.Fatal(err)
+	}
+	if want := "3\r\nabc\r\n0\r\nX-Sum: 1\r\nX-B: 2\r\n\r\n"; wire.String() != want {
+		t.Fatalf("copied %q, want %q", wire.String(), want)
+	}
+	var out bytes.Buffer
+	var cw ChunkedWriter
+	cw.Reset(&out)
+	if err := cw.Finish(b.Trailers()); err != nil {
+		t.Fatal(err)
+	}
+	if want := "0\r\nX-Sum: 1\r\nX-B: 2\r\n\r\n"; out.String() != want {
+		t.Fatalf("Finish wrote %q, want %q", out.String(), want)
+	}
+}

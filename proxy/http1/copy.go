@@ -91,7 +91,7 @@ func (c *Copier) copyChunked(dst io.Writer, src *Body) (int64, error) {
 			// The trailers borrow the Reader's buffer, not c.Buf; an
 			// oversized trailer section grows a temporary copy.
 			last := append(buf[:0], "0\r\n"...)
-			last = src.Trailers().AppendTo(last)
+			last = src.Trailers().appendTrailerFields(last)
 			last = append(last, "\r\n"...)
 			if _, err := dst.Write(last); err != nil {
 				return written, &WriteError{err}

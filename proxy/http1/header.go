@@ -162,6 +162,25 @@ func (hs Headers) AppendTo(dst []byte) []byte {
 	return dst
 }
 
+// appendTrailerFields appends the fields of a trailer section that may be
+// forwarded in one: not hop-by-hop, and none of the fields a sender must
+// not put in a trailer because they frame, route or authenticate the
+// message (RFC 9110, section 6.5.1).
+func (hs Headers) appendTrailerFields(dst []byte) []byte {
+	hop := hs.HopByHop()
+	for i := range hs {
+		n := hs[i].Name
+		if hop.Has(n) || equalFold(n, "content-length") || equalFold(n, "host") ||
+			equalFold(n, "content-encoding") || equalFold(n, "content-type") ||
+			equalFold(n, "content-range") || equalFold(n, "authorization") ||
+			equalFold(n, "set-cookie") || equalFold(n, "cache-control") || equalFold(n, "expect") {
+			continue
+		}
+		dst = AppendHeader(dst, n, hs[i].Value)
+	}
+	return dst
+}
+
 // AppendEndToEnd appends the field lines that are not hop-by-hop (see
 // IsHopByHop) to dst: what a proxy forwards unchanged.
 func (hs Headers) AppendEndToEnd(dst []byte) []byte {
