@@ -230,3 +230,46 @@ func TestErrorBeforeContinue(t *testing.T) {
 		}
 	}
 }
+
+// TestBodyTimeoutPerRead: the body read timeout bounds each wait for the
+// client's next bytes, not the whole upload; a client that stops sending
+// for longer still fails.
+func TestBodyTimeoutPerRead(t *testing.T) {
+	h := HandlerService(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		b, err := io.ReadAll(r.Body)
+		if err != nil {
+			w.WriteHeader(http.StatusRequestTimeout)
+			return
+		}
+		w.Write(b)
+	}))
+	hs := NewServer(ServerConfig{ReadBodyTimeout: 300 * time.Millisecond}, h, slog.New(slog.DiscardHandler))
+	srv := server.New(hs, nil)
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	go srv.Serve(ln)
+	defer srv.Close()
+
+	c := dialRaw(t, ln.Addr().String())
+	c.send(t, "PUT /slow HTTP/1.1\r\nHost: a\r\nContent-Length: 6\r\n\r\n")
+	for _, b := range []string{"s", "l", "o", "w", "l", "y"} { // 6 x 150 ms: twice the timeout in all
+		time.Sleep(150 * time.Millisecond)
+		c.send(t, b)
+	}
+	if resp, body := c.response(t, "PUT"); resp.StatusCode != 200 || string(body) != "slowly" {
+		t.Fatalf("slow upload: %d %q, want 200 \"slowly\"", resp.StatusCode, body)
+	}
+
+	c = dialRaw(t, ln.Addr().String())
+	c.send(t, "PUT /stalled HTTP/1.1\r\nHost: a\r\nContent-Length: 6\r\n\r\nst")
+	start := time.Now()
+	resp, _ := c.response(t, "PUT")
+	if resp.StatusCode == 200 {
+		t.Fatal("a stalled upload succeeded")
+	}
+	if d := time.Since(start); d > 3*time.Second {
+		t.Fatalf("a stalled upload failed after %v", d)
+	}
+}

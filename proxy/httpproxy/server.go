@@ -111,12 +111,17 @@ type conn struct {
 	c    net.Conn
 	rd   *http1.Reader
 	info ConnInfo
+	// bodyTimeout, while a request body is read, is renewed before each
+	// read of c (see clientReader).
+	bodyTimeout time.Duration
 	// writeTimeout is renewed before each write to c (see clientWriter).
 	writeTimeout time.Duration
 	// idle: waiting for a request with nothing buffered; draining: the
 	// server is stopping (set from the drain callback).
 	idle, draining atomic.Bool
-	drain          context.Context // server.Draining, nil outside a Server
+	// aborted: a forced close began (see watchForced).
+	aborted atomic.Bool
+	drain   context.Context // server.Draining, nil outside a Server
 
 	// Set up by Call, undone by end.
 	stopForced, stopDrain func() bool
@@ -141,8 +146,30 @@ func (cs *conn) stopping() bool {
 // renewed for each write; the connection's bufio.Writer writes through it.
 type clientWriter struct{ cs *conn }
 
+// clientReader is the request reader's source: the client connection, its
+// read deadline renewed before each read while a body is read, so that
+// ReadBodyTimeout bounds each read of the body, as nginx's
+// client_body_timeout, not the whole upload. Heads are read under the
+// deadline set before them (keep-alive, ReadHeaderTimeout).
+type clientReader struct{ cs *conn }
+
+func (r clientReader) Read(p []byte) (int, error) {
+	if d := r.cs.bodyTimeout; d > 0 {
+		r.cs.c.SetReadDeadline(time.Now().Add(d))
+		if r.cs.aborted.Load() { // as in clientWriter
+			return 0, os.ErrDeadlineExceeded
+		}
+	}
+	return r.cs.c.Read(p)
+}
+
 func (w clientWriter) Write(p []byte) (int, error) {
 	w.cs.c.SetWriteDeadline(time.Now().Add(w.cs.writeTimeout))
+	// Checked after renewing: a forced close that set its past deadline
+	// before the renewal is seen here, one after it fails the Write.
+	if w.cs.aborted.Load() {
+		return 0, os.ErrDeadlineExceeded
+	}
 	return w.cs.c.Write(p)
 }
 
@@ -211,7 +238,7 @@ func (cs *conn) releaseBuffers() {
 func (s *Server) Call(ctx context.Context, c net.Conn) (struct{}, error) {
 	cs := connPool.Get().(*conn)
 	cs.c = c
-	cs.rd.Reset(c)
+	cs.rd.Reset(clientReader{cs})
 	cs.rd.MaxHeadSize = s.cfg.MaxHeadSize
 	cs.writeTimeout = s.cfg.WriteTimeout
 	cs.takeBuffers(nil)
@@ -243,8 +270,10 @@ func (s *Server) Call(ctx context.Context, c net.Conn) (struct{}, error) {
 func (s *Server) watchForced(ctx context.Context, cs *conn) {
 	forced := make(chan struct{})
 	cs.forced = forced
+	cs.aborted.Store(false)
 	cs.stopForced = context.AfterFunc(ctx, func() {
 		defer close(forced)
+		cs.aborted.Store(true) // before the deadline: see clientWriter
 		cs.c.SetDeadline(aLongTimeAgo)
 		if u := cs.info.upstream.Load(); u != nil {
 			u.abort()
@@ -407,6 +436,7 @@ func (s *Server) serve(ctx context.Context, cs *conn) error {
 		} else {
 			c.SetReadDeadline(time.Now().Add(s.cfg.ReadHeaderTimeout))
 		}
+		cs.bodyTimeout = 0
 		err := cs.rd.ReadRequest(&cs.head)
 		if park && err != nil && cs.rd.Buffered() == 0 && errors.Is(err, os.ErrDeadlineExceeded) &&
 			!cs.stopping() && ctx.Err() == nil {
@@ -519,7 +549,7 @@ func (s *Server) one(ctx context.Context, cs *conn) (bool, error) {
 	cs.body.Reset(cs.rd, h.BodyKind, h.ContentLength)
 	req.bodySrc = nil
 	if h.BodyKind != http1.BodyNone {
-		cs.c.SetReadDeadline(time.Now().Add(s.cfg.ReadBodyTimeout))
+		cs.bodyTimeout = s.cfg.ReadBodyTimeout // see clientReader
 	}
 	if h.ExpectContinue && h.BodyKind != http1.BodyNone {
 		// Answer 100 Continue ourselves when the body is first read, as
@@ -580,7 +610,7 @@ func (s *Server) one(ctx context.Context, cs *conn) (bool, error) {
 	}
 	if keep && !bodyDone(cs) {
 		// Read what the service left of the body, within reason.
-		cs.c.SetReadDeadline(time.Now().Add(s.cfg.ReadBodyTimeout))
+		cs.bodyTimeout = s.cfg.ReadBodyTimeout
 		n, err := io.CopyN(io.Discard, &cs.body, s.cfg.MaxDiscard+1)
 		keep = err == io.EOF && n <= s.cfg.MaxDiscard
 	}
