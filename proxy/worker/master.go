@@ -96,7 +96,12 @@ func runMaster(ctx context.Context, o Options) error {
 			started[id] = time.Now()
 			if err := m.spawn(id); err != nil {
 				m.log.Error("restarting worker failed; will retry", "worker", id, "err", err)
-				m.exited <- id
+				// A worker that started and then failed is reported by
+				// its Wait goroutine; one that never started, here. Not
+				// from this goroutine: it is exited's only reader.
+				if errors.Is(err, errNotStarted) {
+					go func() { m.exited <- id }()
+				}
 			}
 		}
 	}
@@ -146,6 +151,10 @@ func (m *master) cleanup() {
 	}
 }
 
+// errNotStarted marks a spawn error from before the worker's process
+// started: no Wait goroutine reports its exit.
+var errNotStarted = errors.New("not started")
+
 // spawn starts worker id and waits until it serves or fails to.
 func (m *master) spawn(id int) error {
 	cpu := -1
@@ -154,13 +163,13 @@ func (m *master) spawn(id int) error {
 	}
 	readyR, readyW, err := os.Pipe()
 	if err != nil {
-		return err
+		return fmt.Errorf("worker %d: %w: %w", id, errNotStarted, err)
 	}
 	defer readyR.Close()
 	aliveR, aliveW, err := os.Pipe()
 	if err != nil {
 		readyW.Close()
-		return err
+		return fmt.Errorf("worker %d: %w: %w", id, errNotStarted, err)
 	}
 	// aliveW stays open in the master for the worker's life: it is never
 	// written; the worker sees EOF only when the master is gone.
@@ -179,7 +188,7 @@ func (m *master) spawn(id int) error {
 		readyW.Close()
 		aliveR.Close()
 		aliveW.Close()
-		return fmt.Errorf("worker %d: starting %s: %w", id, m.o.Exe, err)
+		return fmt.Errorf("worker %d: %w: starting %s: %w", id, errNotStarted, m.o.Exe, err)
 	}
 	readyW.Close()
 	aliveR.Close()

@@ -24,6 +24,12 @@ const childEnv = "MONOLAKE_WORKER_TEST_CHILD=1"
 
 func TestMain(m *testing.M) {
 	if os.Getenv("MONOLAKE_WORKER_TEST_CHILD") == "1" {
+		// A worker that cannot start, once the test created this file.
+		if f := os.Getenv("MONOLAKE_WORKER_TEST_FAIL"); f != "" {
+			if _, err := os.Stat(f); err == nil {
+				os.Exit(3)
+			}
+		}
 		os.Exit(ChildMain(os.Args[1:]))
 	}
 	os.Exit(m.Run())
@@ -375,5 +381,54 @@ route = { upstreams = [{ endpoint = { type = "socket", value = %q } }] }
 	}
 	if _, err := os.Stat(sock); !os.IsNotExist(err) {
 		t.Errorf("socket file left behind: %v", err)
+	}
+}
+
+// TestMasterFailingRestarts: a worker that dies and then cannot be
+// started again is retried with a growing delay, and the master still
+// stops when asked (each failed restart used to be reported twice: the
+// master then blocked on its own channel).
+func TestMasterFailingRestarts(t *testing.T) {
+	up := echoUpstream(t)
+	addr := freePort(t)
+	fail := filepath.Join(t.TempDir(), "fail")
+	exe, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	logs := &syncBuffer{}
+	ready, done := make(chan struct{}), make(chan error, 1)
+	go func() {
+		done <- Run(ctx, Options{Config: tcpConfig(t, 1, addr, up.Addr().String(), 1),
+			Log: slog.New(slog.NewTextHandler(logs, nil)), Exe: exe,
+			ChildEnv: []string{childEnv, "MONOLAKE_WORKER_TEST_FAIL=" + fail}, Ready: ready})
+	}()
+	select {
+	case <-ready:
+	case err := <-done:
+		t.Fatalf("Run: %v\n%s", err, logs)
+	case <-time.After(20 * time.Second):
+		t.Fatalf("not ready\n%s", logs)
+	}
+	pids := children(t)
+	if len(pids) != 1 {
+		t.Fatalf("workers %v", pids)
+	}
+	if err := os.WriteFile(fail, nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	victim, _ := os.FindProcess(pids[0])
+	victim.Kill()
+	waitFor(t, "three failed restarts", func() bool { return strings.Count(logs.String(), "restarting worker failed") >= 3 })
+	cancel()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatalf("Run: %v", err)
+		}
+	case <-time.After(15 * time.Second):
+		t.Fatalf("the master did not stop\n%s", logs)
 	}
 }
