@@ -4,8 +4,11 @@ import (
 	"bufio"
 	"fmt"
 	"net"
+	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
+	"time"
 )
 
 // TestPoolReuse: sequential requests, even from different client
@@ -126,5 +129,96 @@ func TestNoRetryNonIdempotent(t *testing.T) {
 	defer mu.Unlock()
 	if seen["POST /post"] != 1 || seen["GET /retried"] != 2 {
 		t.Fatalf("upstream saw %v", seen)
+	}
+}
+
+// closingUpstream answers one request per connection with a keep-alive
+// response, then closes the connection after a while; it counts the
+// connections it accepted.
+func closingUpstream(t *testing.T, answerAfter, closeAfter time.Duration) (string, *atomic.Int32) {
+	var conns atomic.Int32
+	addr := rawUpstream(t, func(c net.Conn) {
+		conns.Add(1)
+		if _, _, err := readRequest(bufio.NewReader(c)); err != nil {
+			return
+		}
+		time.Sleep(answerAfter)
+		fmt.Fprintf(c, "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
+		time.Sleep(closeAfter)
+	})
+	return addr, &conns
+}
+
+// TestStalePooledPost: a request that cannot be retried (a POST with a
+// body) does not go out on a pooled connection the upstream has closed
+// meanwhile, on either runtime (the io_uring driver's connections cannot
+// be peeked at: they say whether the peer ended the stream).
+func TestStalePooledPost(t *testing.T) {
+	addr, conns := closingUpstream(t, 0, 20*time.Millisecond)
+	p := startProxy(t, serverTOML("", routeTOML("/{*p}", "", addr)), Options{})
+	c := client(t)
+	if resp, body := do(t, c, "GET", "http://"+p.Addr+"/first", "", nil, nil); resp.StatusCode != 200 {
+		t.Fatalf("GET: %d %q", resp.StatusCode, body)
+	}
+	time.Sleep(300 * time.Millisecond) // the upstream closed it; the pool's entry is old enough to be checked
+	resp, body := do(t, c, "POST", "http://"+p.Addr+"/post", "", nil, strings.NewReader("payload"))
+	if resp.StatusCode != 200 {
+		t.Fatalf("POST after the upstream closed the pooled connection: %d %q", resp.StatusCode, body)
+	}
+	if n := conns.Load(); n != 2 {
+		t.Fatalf("upstream saw %d connections, want 2", n)
+	}
+}
+
+// TestRetryOnFreshConnection: when the upstream dropped several pooled
+// connections at once (a restart), the retry of a request lost on one goes
+// out on a new connection, not on the next stale one.
+func TestRetryOnFreshConnection(t *testing.T) {
+	addr, conns := closingUpstream(t, 100*time.Millisecond, 10*time.Millisecond)
+	p := startProxy(t, serverTOML("", routeTOML("/{*p}", "", addr)), Options{})
+	// Two requests at once: two upstream connections, pooled together.
+	var wg sync.WaitGroup
+	for i := range 2 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			raw := dialRaw(t, p.Addr)
+			raw.send(t, fmt.Sprintf("GET /warm%d HTTP/1.1\r\nHost: a\r\n\r\n", i))
+			if resp, _ := raw.response(t, "GET"); resp.StatusCode != 200 {
+				t.Errorf("warm-up status %d", resp.StatusCode)
+			}
+		}()
+	}
+	wg.Wait()
+	if n := conns.Load(); n != 2 {
+		t.Fatalf("%d upstream connections after two concurrent requests, want 2", n)
+	}
+	time.Sleep(40 * time.Millisecond) // both closed by the upstream, still fresh in the pool
+	raw := dialRaw(t, p.Addr)
+	raw.send(t, "GET /after HTTP/1.1\r\nHost: a\r\n\r\n")
+	if resp, body := raw.response(t, "GET"); resp.StatusCode != 200 {
+		t.Fatalf("GET after the upstream dropped its connections: %d %q", resp.StatusCode, body)
+	}
+}
+
+// TestFailover: a connect refused by one of a route's upstreams sends the
+// request to another (nothing was sent), so no client sees the dead one.
+func TestFailover(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	dead := ln.Addr().String()
+	ln.Close()
+	up := newEchoUpstream(t, "up")
+	for _, lb := range []string{"round_robin", "random", "least_conn"} {
+		route := fmt.Sprintf("[[servers.p.routes]]\npath = \"/{*p}\"\nload_balancer = %q\nupstreams = [{ endpoint = { type = \"socket\", value = %q } }, { endpoint = { type = \"socket\", value = %q } }]\n", lb, dead, up.addr())
+		p := startProxy(t, serverTOML("", route), Options{})
+		c := client(t)
+		for i := range 10 {
+			if resp, body := do(t, c, "POST", fmt.Sprintf("http://%s/r%d", p.Addr, i), "", nil, strings.NewReader("x")); resp.StatusCode != 200 {
+				t.Fatalf("%s: request %d: %d %q", lb, i, resp.StatusCode, body)
+			}
+		}
 	}
 }

@@ -107,6 +107,19 @@ func (c *upConn) SyscallConn() (syscall.RawConn, error) {
 	return nil, errors.ErrUnsupported
 }
 
+// PeerGone reports whether the upstream ended the stream while the
+// connection sat in the pool, for connections of a driver the pool cannot
+// peek at (see SyscallConn): the io_uring driver's know it without a
+// syscall. False when the connection cannot tell.
+func (c *upConn) PeerGone() bool {
+	raw := c.Conn
+	if nc, ok := raw.(interface{ NetConn() net.Conn }); ok {
+		raw = nc.NetConn()
+	}
+	pg, ok := raw.(peerGoner)
+	return ok && pg.PeerGone()
+}
+
 // CloseWrite passes a half-close on (tunnels).
 func (c *upConn) CloseWrite() error {
 	if cw, ok := c.Conn.(interface{ CloseWrite() error }); ok {
@@ -219,7 +232,9 @@ var errNoRoute = errors.New("httpproxy: no route chosen (is the route layer in t
 
 // Call forwards req. It retries once on a fresh connection when a reused
 // one turns out to be closed before any byte of the response arrived and
-// the request body was not consumed.
+// the request body was not consumed; and when connecting to the upstream
+// it picked fails (nothing was sent), it tries another one of the route's,
+// as nginx's proxy_next_upstream error does.
 func (u *Upstream) Call(ctx context.Context, req *Request) (*Response, error) {
 	rt := req.Route
 	if rt == nil {
@@ -230,13 +245,30 @@ func (u *Upstream) Call(ctx context.Context, req *Request) (*Response, error) {
 	// idempotent (RFC 9110 9.2.2: the upstream may have acted on it
 	// before closing) and has no body (it was consumed).
 	canRetry := req.Head.BodyKind == http1.BodyNone && idempotent(req.Head.Method)
-	for attempt := 0; ; attempt++ {
-		get := u.pool.Get
-		if !canRetry {
-			get = u.pool.GetVerified // peek: it cannot be retried once sent
+	fresh, failedOver := false, false
+	for {
+		var c net.Conn
+		var reused bool
+		var err error
+		dctx := withDialTarget(ctx, t)
+		switch {
+		case fresh:
+			// The retry: another pooled connection may be as stale as
+			// the one that failed (the upstream restarted, say).
+			c, err = u.pool.Dial(dctx, t.key)
+		case canRetry:
+			c, reused, err = u.pool.Get(dctx, t.key)
+		default:
+			c, reused, err = u.pool.GetVerified(dctx, t.key) // peek: it cannot be retried once sent
 		}
-		c, reused, err := get(withDialTarget(ctx, t), t.key)
 		if err != nil {
+			if !failedOver && ctx.Err() == nil {
+				if nt, ndone, ok := pickOther(rt.bal, t); ok {
+					done()
+					t, done, failedOver = nt, ndone, true
+					continue
+				}
+			}
 			done()
 			return nil, dialStatus(err)
 		}
@@ -252,12 +284,29 @@ func (u *Upstream) Call(ctx context.Context, req *Request) (*Response, error) {
 		req.Conn.upstream.Store(nil)
 		uc.done, uc.info = nil, nil
 		uc.Close()
-		if retry && canRetry && reused && attempt == 0 && ctx.Err() == nil {
+		if retry && canRetry && reused && !fresh && ctx.Err() == nil {
+			fresh = true
 			continue
 		}
 		done()
 		return nil, err
 	}
+}
+
+// pickOther picks a target of b other than t, giving the balancer a few
+// chances to offer one (random may repeat itself); false when it has none.
+func pickOther(b balance.Balancer[*target], t *target) (*target, func(), bool) {
+	if b.Len() < 2 {
+		return nil, nil, false
+	}
+	for range 2 * b.Len() {
+		nt, done := b.Pick()
+		if nt != t {
+			return nt, done, true
+		}
+		done()
+	}
+	return nil, nil, false
 }
 
 // idempotent reports whether a request method is idempotent (RFC 9110
@@ -333,19 +382,20 @@ func (u *Upstream) exchange(ctx context.Context, uc *upConn, req *Request, t *ta
 			// friends, but not without end (each renews the read
 			// timeout).
 			if interim++; interim > maxInterim {
+				uc.watch.disarm()
 				return nil, false, &StatusError{Status: 502, Err: fmt.Errorf("upstream sent over %d interim responses", maxInterim)}
 			}
 			continue
 		}
 		break
 	}
+	if uc.watch.disarm() {
+		return nil, false, &StatusError{Status: StatusClientClosed, Err: errClientGone}
+	}
 	if uc.head.Status == 101 && !h.Upgrade {
 		// Switching protocols is the client's request to make: a tunnel
 		// it did not ask for would bypass every layer.
 		return nil, false, &StatusError{Status: 502, Err: errors.New("upstream switched protocols without an upgrade request")}
-	}
-	if uc.watch.disarm() {
-		return nil, false, &StatusError{Status: StatusClientClosed, Err: errClientGone}
 	}
 	r := &uc.head
 	if cap(r.Headers)-len(r.Headers) < headerRoom {

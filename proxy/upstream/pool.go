@@ -219,7 +219,12 @@ func alive(c net.Conn) bool {
 	}
 	rc, err := sc.SyscallConn()
 	if errors.Is(err, errors.ErrUnsupported) {
-		return true // a driver without fds to peek at (io_uring): as above
+		// A driver without fds to peek at (io_uring): its conns know
+		// without a syscall whether the peer ended the stream.
+		if pg, ok := c.(interface{ PeerGone() bool }); ok {
+			return !pg.PeerGone()
+		}
+		return true // cannot tell, as above
 	}
 	if err != nil {
 		return false
