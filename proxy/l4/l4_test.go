@@ -652,3 +652,44 @@ func BenchmarkRelay(b *testing.B) {
 		})
 	}
 }
+
+// TestStuckReaderAfterHalfClose: a client that half-closes after its
+// request and then never reads the response cannot hold a relay: the
+// direction writing to it is blocked with nothing to report, the other
+// has ended, and the kernel's user timeout (the idle timeout) ends it.
+func TestStuckReaderAfterHalfClose(t *testing.T) {
+	for _, up := range []string{"tcp", "unix"} {
+		t.Run("upstream="+up, func(t *testing.T) {
+			upGone := make(chan error, 1)
+			ep := upstream(t, up, func(c net.Conn) {
+				bufio.NewReader(c).ReadString('\n')
+				c.SetWriteDeadline(time.Now().Add(3 * ceiling))
+				buf := make([]byte, 64<<10)
+				for {
+					if _, err := c.Write(buf); err != nil {
+						upGone <- err
+						return
+					}
+				}
+			})
+			addr, srv := startProxy(t, opts{idle: 300 * time.Millisecond}, ep)
+			c := dial(t, addr).(*net.TCPConn)
+			c.SetReadBuffer(4 << 10)
+			io.WriteString(c, "send\n")
+			c.CloseWrite() // and never read
+			select {
+			case err := <-upGone:
+				if errors.Is(err, os.ErrDeadlineExceeded) {
+					t.Fatal("the relay kept the upstream blocked until the test's own deadline")
+				}
+			case <-time.After(3 * ceiling):
+				t.Fatal("the relay is still open")
+			}
+			for deadline := time.Now().Add(ceiling); srv.ActiveConns() != 0; time.Sleep(10 * time.Millisecond) {
+				if time.Now().After(deadline) {
+					t.Fatal("the relay's connection is still counted")
+				}
+			}
+		})
+	}
+}

@@ -8,6 +8,7 @@ import (
 	"net"
 	"os"
 	"runtime"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -1050,6 +1051,23 @@ func (c *uringConn) setNonblock() error {
 		return os.NewSyscallError("fcntl", err)
 	}
 	c.nonblock.Store(true)
+	return nil
+}
+
+// SetTCPUserTimeout sets TCP_USER_TIMEOUT on a TCP connection: the kernel
+// gives up on it when sent data stays unacknowledged, or queued data cannot
+// go out to a zero window, for d. Nothing on other sockets.
+func (c *uringConn) SetTCPUserTimeout(d time.Duration) error {
+	if !strings.HasPrefix(c.network, "tcp") {
+		return nil
+	}
+	if !c.rawRef() {
+		return c.opErr("set", net.ErrClosed)
+	}
+	defer c.rawUnref()
+	if err := unix.SetsockoptInt(c.fd, unix.IPPROTO_TCP, unix.TCP_USER_TIMEOUT, int(d/time.Millisecond)); err != nil {
+		return c.opErr("set", os.NewSyscallError("setsockopt", err))
+	}
 	return nil
 }
 
