@@ -203,7 +203,11 @@ func (s *Server) isStopping() bool {
 // isTemporary reports whether an accept error may go away by itself, such
 // as running out of file descriptors or memory for a moment.
 func isTemporary(err error) bool {
-	for _, e := range []syscall.Errno{syscall.EMFILE, syscall.ENFILE, syscall.ENOBUFS, syscall.ENOMEM, syscall.ECONNABORTED, syscall.EINTR, syscall.EAGAIN} {
+	// Past resource limits, accept(2) hands on the network errors of a
+	// connection that failed while pending (Linux; the caller should
+	// retry), and EPERM when a firewall refused it.
+	for _, e := range []syscall.Errno{syscall.EMFILE, syscall.ENFILE, syscall.ENOBUFS, syscall.ENOMEM, syscall.ECONNABORTED, syscall.EINTR, syscall.EAGAIN,
+		syscall.EPROTO, syscall.EPERM, syscall.ENETDOWN, syscall.ENOPROTOOPT, syscall.EHOSTDOWN, syscall.ENONET, syscall.EHOSTUNREACH, syscall.EOPNOTSUPP, syscall.ENETUNREACH, syscall.ETIMEDOUT, syscall.ECONNRESET} {
 		if errors.Is(err, e) {
 			return true
 		}

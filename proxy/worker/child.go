@@ -95,13 +95,19 @@ func ChildMain(args []string) int {
 		io.Copy(io.Discard, os.NewFile(fdAlive, "alive"))
 		close(masterGone)
 	}()
+	status := 0
 	select {
 	case s := <-sig:
 		log.Info("draining", "signal", s.String(), "timeout", cfg.Runtime.DrainTimeout)
 	case <-masterGone:
 		log.Warn("master is gone; draining", "timeout", cfg.Runtime.DrainTimeout)
+	case err := <-inst.failed:
+		// Exit unsuccessfully once drained: the master starts a new
+		// worker with fresh listeners.
+		log.Error("draining for a restart", "err", err, "timeout", cfg.Runtime.DrainTimeout)
+		status = 1
 	}
 	cut := inst.drain(cfg.Runtime.DrainTimeout)
 	log.Info("worker stopped", "connections_cut", cut)
-	return 0
+	return status
 }

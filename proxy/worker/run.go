@@ -80,9 +80,13 @@ func runSingle(ctx context.Context, o Options) error {
 	if o.Ready != nil {
 		close(o.Ready)
 	}
-	<-ctx.Done()
+	select {
+	case <-ctx.Done():
+	case err = <-inst.failed: // no master to restart it: stop with the error
+		o.Log.Error("stopping", "err", err)
+	}
 	o.Log.Info("stopping: draining connections", "timeout", o.Config.Runtime.DrainTimeout)
 	cut := inst.drain(o.Config.Runtime.DrainTimeout)
 	o.Log.Info("stopped", "connections_cut", cut)
-	return nil
+	return err
 }

@@ -24,6 +24,9 @@ type instance struct {
 	log     *slog.Logger
 	drv     netio.Driver
 	servers []*running
+	// failed receives the first error that stopped a server accepting
+	// (not a stop): the worker then ends, so that it is restarted.
+	failed chan error
 }
 
 type running struct {
@@ -39,7 +42,7 @@ type running struct {
 // (Unix sockets from the master); other servers bind their own TCP
 // listener with SO_REUSEPORT. On error nothing is left running.
 func startServers(cfg *config.Config, drv netio.Driver, inherited map[string]net.Listener, worker string, log *slog.Logger) (*instance, error) {
-	inst := &instance{log: log, drv: drv}
+	inst := &instance{log: log, drv: drv, failed: make(chan error, 1)}
 	for _, key := range cfg.ServerNames {
 		s := cfg.Servers[key]
 		svc, err := buildService(s, worker, drv.Dial, log.With("server", key))
@@ -60,7 +63,16 @@ func startServers(cfg *config.Config, drv netio.Driver, inherited map[string]net
 		inst.servers = append(inst.servers, r)
 	}
 	for _, r := range inst.servers {
-		go func() { r.done <- r.srv.Serve(r.ln) }()
+		go func() {
+			err := r.srv.Serve(r.ln)
+			if err != nil {
+				select {
+				case inst.failed <- fmt.Errorf("server %q stopped accepting: %w", r.cfg.Key, err):
+				default:
+				}
+			}
+			r.done <- err
+		}()
 		log.Info("serving", "server", r.cfg.Key, "proxy_type", r.cfg.ProxyType, "listener", r.cfg.Listener.String(), "runtime", drv.Name())
 	}
 	return inst, nil

@@ -432,3 +432,26 @@ func TestMasterFailingRestarts(t *testing.T) {
 		t.Fatalf("the master did not stop\n%s", logs)
 	}
 }
+
+// TestServerFailureEndsInstance: a server whose listener stops accepting
+// for a reason other than a stop is reported, so that the worker ends and
+// its master starts another (it used to go quiet, serving nothing).
+func TestServerFailureEndsInstance(t *testing.T) {
+	up := echoUpstream(t)
+	cfg := tcpConfig(t, 1, freePort(t), up.Addr().String(), 1)
+	log := slog.New(slog.DiscardHandler)
+	inst, err := startServers(cfg, newDriver(cfg, log), nil, "test", log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer inst.close()
+	inst.servers[0].ln.Close() // Accept fails: use of closed connection
+	select {
+	case err := <-inst.failed:
+		if !strings.Contains(err.Error(), "stopped accepting") {
+			t.Fatalf("reported %v", err)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("a server that stopped accepting was not reported")
+	}
+}
