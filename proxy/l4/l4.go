@@ -151,6 +151,9 @@ func (p *Proxy) Call(ctx context.Context, client net.Conn) (struct{}, error) {
 	if p.sni != nil {
 		var err error
 		if hello, rt, _, err = p.routeHello(ctx, client); err != nil {
+			if errors.Is(err, errEmpty) {
+				return struct{}{}, nil
+			}
 			return struct{}{}, err
 		}
 	}

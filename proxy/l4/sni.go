@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"strings"
 	"time"
@@ -101,6 +102,9 @@ func (t *sniTable) match(name string) *route {
 	return nil
 }
 
+// errEmpty ends a connection the client closed before sending anything.
+var errEmpty = errors.New("l4: client closed before sending")
+
 // errNoRoute ends a connection that no sni route matched on a server
 // without a default route.
 var errNoRoute = errors.New("l4: no sni route matches and there is no default route")
@@ -118,6 +122,10 @@ func (p *Proxy) routeHello(ctx context.Context, client net.Conn) ([]byte, *route
 	client.SetReadDeadline(time.Time{})
 	if ctx.Err() != nil {
 		return nil, nil, "", ctx.Err()
+	}
+	if len(raw) == 0 && errors.Is(err, io.EOF) {
+		// Closed without a byte (a TCP health check): no route wants it.
+		return nil, nil, "", errEmpty
 	}
 	name := ""
 	if err == nil {

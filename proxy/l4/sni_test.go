@@ -10,6 +10,7 @@ import (
 	"log/slog"
 	"net"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -232,5 +233,40 @@ sni_routes = [{ server_names = ["a.example"], upstreams = [{ endpoint = { type =
 				time.Sleep(10 * time.Millisecond)
 			}
 		})
+	}
+}
+
+// TestSNIEmptyConnection: a connection closed before its first byte (a
+// TCP health check) is not relayed to the default route; one that sends
+// something that is not TLS is.
+func TestSNIEmptyConnection(t *testing.T) {
+	var dialed atomic.Int32
+	def := upstream(t, "tcp", func(c net.Conn) {
+		dialed.Add(1)
+		echo(c)
+	})
+	addr := sniProxy(t, fmt.Sprintf(`
+[servers.p]
+proxy_type = "tcp"
+listener = { type = "socket", value = "127.0.0.1:1" }
+sni_routes = [{ server_names = ["a.example"], upstreams = [{ endpoint = { type = "socket", value = "127.0.0.1:1" } }] }]
+route = { upstreams = [{ endpoint = { type = "socket", value = %q } }] }
+`, def.Value), slog.New(slog.DiscardHandler))
+	for range 3 {
+		c := dial(t, addr)
+		c.Close()
+	}
+	time.Sleep(200 * time.Millisecond)
+	if n := dialed.Load(); n != 0 {
+		t.Fatalf("%d empty connections relayed to the default route", n)
+	}
+	c := dial(t, addr)
+	io.WriteString(c, "plain\n")
+	closeWrite(c)
+	if b, err := io.ReadAll(c); err != nil || string(b) != "plain\n" {
+		t.Fatalf("plain client through the default route: %q %v", b, err)
+	}
+	if n := dialed.Load(); n != 1 {
+		t.Fatalf("default route dialled %d times, want 1", n)
 	}
 }
