@@ -3,14 +3,10 @@ package httpproxy
 import (
 	"fmt"
 	"io"
-	"log/slog"
-	"net"
 	"net/http"
 	"strings"
 	"testing"
 	"time"
-
-	"github.com/monolake-go/monolake/proxy/server"
 )
 
 func TestHandlerService(t *testing.T) {
@@ -122,15 +118,8 @@ func TestClientNotReading(t *testing.T) {
 			}
 		}
 	}))
-	hs := NewServer(ServerConfig{WriteTimeout: 300 * time.Millisecond}, h, slog.New(slog.DiscardHandler))
-	srv := server.New(hs, nil)
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	go srv.Serve(ln)
-	defer srv.Close()
-	c := dialRaw(t, ln.Addr().String())
+	addr, srv := serveHandler(t, ServerConfig{WriteTimeout: 300 * time.Millisecond}, h)
+	c := dialRaw(t, addr)
 	c.send(t, "GET /endless HTTP/1.1\r\nHost: a\r\n\r\n")
 	select {
 	case <-stopped:

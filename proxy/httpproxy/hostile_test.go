@@ -181,15 +181,8 @@ func TestContinueAfterIdle(t *testing.T) {
 		b, _ := io.ReadAll(r.Body)
 		w.Write(b)
 	}))
-	hs := NewServer(ServerConfig{WriteTimeout: 200 * time.Millisecond}, h, slog.New(slog.DiscardHandler))
-	srv := server.New(hs, nil)
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	go srv.Serve(ln)
-	defer srv.Close()
-	c := dialRaw(t, ln.Addr().String())
+	addr, _ := serveHandler(t, ServerConfig{WriteTimeout: 200 * time.Millisecond}, h)
+	c := dialRaw(t, addr)
 	c.send(t, "GET /first HTTP/1.1\r\nHost: a\r\n\r\n")
 	c.response(t, "GET")
 	time.Sleep(500 * time.Millisecond)
@@ -243,16 +236,9 @@ func TestBodyTimeoutPerRead(t *testing.T) {
 		}
 		w.Write(b)
 	}))
-	hs := NewServer(ServerConfig{ReadBodyTimeout: 300 * time.Millisecond}, h, slog.New(slog.DiscardHandler))
-	srv := server.New(hs, nil)
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	go srv.Serve(ln)
-	defer srv.Close()
+	addr, _ := serveHandler(t, ServerConfig{ReadBodyTimeout: 300 * time.Millisecond}, h)
 
-	c := dialRaw(t, ln.Addr().String())
+	c := dialRaw(t, addr)
 	c.send(t, "PUT /slow HTTP/1.1\r\nHost: a\r\nContent-Length: 6\r\n\r\n")
 	for _, b := range []string{"s", "l", "o", "w", "l", "y"} { // 6 x 150 ms: twice the timeout in all
 		time.Sleep(150 * time.Millisecond)
@@ -262,7 +248,7 @@ func TestBodyTimeoutPerRead(t *testing.T) {
 		t.Fatalf("slow upload: %d %q, want 200 \"slowly\"", resp.StatusCode, body)
 	}
 
-	c = dialRaw(t, ln.Addr().String())
+	c = dialRaw(t, addr)
 	c.send(t, "PUT /stalled HTTP/1.1\r\nHost: a\r\nContent-Length: 6\r\n\r\nst")
 	start := time.Now()
 	resp, _ := c.response(t, "PUT")
@@ -272,4 +258,18 @@ func TestBodyTimeoutPerRead(t *testing.T) {
 	if d := time.Since(start); d > 3*time.Second {
 		t.Fatalf("a stalled upload failed after %v", d)
 	}
+}
+
+// serveHandler serves h through an httpproxy Server with cfg on a loopback
+// listener, stopped at cleanup, and returns its address and the server.
+func serveHandler(t *testing.T, cfg ServerConfig, h Service) (string, *server.Server) {
+	t.Helper()
+	srv := server.New(NewServer(cfg, h, slog.New(slog.DiscardHandler)), nil)
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	go srv.Serve(ln)
+	t.Cleanup(func() { srv.Close() })
+	return ln.Addr().String(), srv
 }
