@@ -5,6 +5,7 @@ import (
 	"net"
 	"net/netip"
 	"net/url"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"time"
@@ -36,23 +37,27 @@ func build(name string, data []byte, f *rawFile) (*Config, error) {
 	if len(f.Servers) == 0 {
 		b.errorf("servers", "no servers defined: add a [servers.NAME] table")
 	}
-	seen := map[string]string{}
+	var seen []*Server
+	overlap := func(key string, l Listener) {
+		for _, o := range seen {
+			if listenersOverlap(l, o.Listener) {
+				b.errorf(key, "listener %s is already used by server %q (%s)", l, o.Key, o.Listener)
+				return
+			}
+		}
+	}
 	for _, key := range sortedKeys(f.Servers) {
 		s := b.server("servers."+key, key, f.Servers[key])
 		if s == nil {
 			continue
 		}
-		if other, dup := seen[s.Listener.String()]; dup {
-			b.errorf("servers."+key+".listener", "listener %s is already used by server %q", s.Listener, other)
-		}
-		seen[s.Listener.String()] = key
+		overlap("servers."+key+".listener", s.Listener)
+		seen = append(seen, s)
 		c.Servers[key] = s
 		c.ServerNames = append(c.ServerNames, key)
 	}
 	if c.Demo != nil {
-		if other, dup := seen[c.Demo.Listener.String()]; dup {
-			b.errorf("demo.listener", "listener %s is already used by server %q", c.Demo.Listener, other)
-		}
+		overlap("demo.listener", c.Demo.Listener)
 	}
 	if len(b.errs) > 0 {
 		return nil, b.errs
@@ -110,15 +115,15 @@ func (b *builder) runtime(r *rawRuntime) Runtime {
 		}
 	}
 	if r.SQPollIdle != nil {
-		if *r.SQPollIdle < 0 {
-			b.errorf("runtime.sqpoll_idle", "negative idle time %d", *r.SQPollIdle)
+		if *r.SQPollIdle < 0 || *r.SQPollIdle > 3_600_000 {
+			b.errorf("runtime.sqpoll_idle", "idle time %d ms: want 0 to 3600000 (an hour)", *r.SQPollIdle)
 		} else {
 			rt.SQPollIdle = time.Duration(*r.SQPollIdle) * time.Millisecond
 		}
 	}
 	if r.DrainTimeout != nil {
-		if *r.DrainTimeout < 0 {
-			b.errorf("runtime.drain_timeout_sec", "negative drain timeout %d", *r.DrainTimeout)
+		if *r.DrainTimeout < 0 || *r.DrainTimeout > 86400 {
+			b.errorf("runtime.drain_timeout_sec", "drain timeout %d s: want 0 to 86400 (a day)", *r.DrainTimeout)
 		} else {
 			rt.DrainTimeout = time.Duration(*r.DrainTimeout) * time.Second
 		}
@@ -154,6 +159,58 @@ func (b *builder) listener(key string, r *rawEndpoint) Listener {
 	return l
 }
 
+// listenersOverlap reports whether two listeners would take the same
+// connections: the same Unix path, or TCP ones on the same port whose
+// addresses are equal or one of them a wildcard (":80", "0.0.0.0:80" and
+// "[::]:80" all bind the dual-stack wildcard). With SO_REUSEPORT such binds
+// succeed and the kernel splits the connections between the servers.
+func listenersOverlap(a, b Listener) bool {
+	if a.Type != b.Type {
+		return false
+	}
+	if a.Type == TypeUnix {
+		return filepath.Clean(a.Value) == filepath.Clean(b.Value)
+	}
+	ah, ap, err1 := net.SplitHostPort(a.Value)
+	bh, bp, err2 := net.SplitHostPort(b.Value)
+	if err1 != nil || err2 != nil {
+		return a.Value == b.Value
+	}
+	if pa := mustAtoi(ap); pa < 0 || pa != mustAtoi(bp) {
+		return false
+	}
+	aa, aok := listenIP(ah)
+	ba, bok := listenIP(bh)
+	if !aok || !bok {
+		return ah == bh
+	}
+	return !aa.IsValid() || !ba.IsValid() || aa == ba
+}
+
+// listenIP parses a listener's host: the zero Addr for a wildcard ("",
+// 0.0.0.0, ::), IPv4-mapped addresses as IPv4.
+func listenIP(h string) (netip.Addr, bool) {
+	if h == "" {
+		return netip.Addr{}, true
+	}
+	a, err := netip.ParseAddr(h)
+	if err != nil {
+		return netip.Addr{}, false
+	}
+	if a = a.Unmap(); a.IsUnspecified() {
+		return netip.Addr{}, true
+	}
+	return a.WithZone(""), true
+}
+
+func mustAtoi(s string) int {
+	n, err := strconv.Atoi(s)
+	if err != nil {
+		return -1
+	}
+	return n
+}
+
 // checkHostPort accepts "ip:port" (and "host:port" when names are allowed).
 func checkHostPort(v string, names bool) error {
 	host, port, err := net.SplitHostPort(v)
@@ -161,8 +218,8 @@ func checkHostPort(v string, names bool) error {
 		return fmt.Errorf("%q is not host:port: %v", v, err)
 	}
 	n, err := strconv.Atoi(port)
-	if err != nil || n < 0 || n > 65535 {
-		return fmt.Errorf("%q: port %q is not a number from 0 to 65535", v, port)
+	if err != nil || n < 1 || n > 65535 {
+		return fmt.Errorf("%q: port %q is not a number from 1 to 65535 (0 would give each worker a port of its own)", v, port)
 	}
 	if _, err := netip.ParseAddr(host); err != nil && host != "" && !names {
 		return fmt.Errorf("%q: %q is not an IP address", v, host)
@@ -517,10 +574,11 @@ func (b *builder) timeouts(key string, r *rawServer) Timeout {
 	if r.HTTPTimeoutSec != nil || r.HTTPTimeoutNano != nil {
 		var d time.Duration
 		if r.HTTPTimeoutSec != nil {
-			if *r.HTTPTimeoutSec < 0 {
-				b.errorf(key+".http_timeout_sec", "negative timeout %d", *r.HTTPTimeoutSec)
+			if *r.HTTPTimeoutSec < 0 || *r.HTTPTimeoutSec > 86400*365 {
+				b.errorf(key+".http_timeout_sec", "%d seconds: want 0 to a year", *r.HTTPTimeoutSec)
+			} else {
+				d += time.Duration(*r.HTTPTimeoutSec) * time.Second
 			}
-			d += time.Duration(*r.HTTPTimeoutSec) * time.Second
 		}
 		if r.HTTPTimeoutNano != nil {
 			if *r.HTTPTimeoutNano < 0 || *r.HTTPTimeoutNano >= 1e9 {
