@@ -129,7 +129,7 @@ func runCmd(c *cli.Context) error {
 		return fmt.Errorf("finding own executable for workers: %w", err)
 	}
 	return worker.Run(context.Background(), worker.Options{
-		Config: cfg, Log: log, Exe: exe, ChildArgs: []string{workerCommand},
+		Config: cfg, Log: log, Exe: exe, ChildArgs: []string{workerCommand, "--log-level", level.String()},
 	})
 }
 

@@ -228,3 +228,33 @@ func TestDefaultConfigServesDemo(t *testing.T) {
 		t.Fatalf("exit: %v\n%s", err, logs.String())
 	}
 }
+
+// TestLogLevelReachesWorkers: --log-level applies to the worker processes
+// too, not only to the master.
+func TestLogLevelReachesWorkers(t *testing.T) {
+	proxyAddr, demoAddr := freeAddr(t), freeAddr(t)
+	cfg := fmt.Sprintf(`[runtime]
+worker_threads = 1
+[demo]
+listener = { type = "socket", value = %q }
+[servers.web]
+proxy_type = "tcp"
+listener = { type = "socket", value = %q }
+route = { upstreams = [{ endpoint = { type = "socket", value = %q } }] }
+`, demoAddr, proxyAddr, demoAddr)
+	path := filepath.Join(t.TempDir(), "m.toml")
+	os.WriteFile(path, []byte(cfg), 0o644)
+	cmd := exec.Command(binary, "run", "--config", path, "--log-level", "warn")
+	var logs strings.Builder
+	cmd.Stderr = &logs
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer cmd.Process.Kill()
+	waitUp(t, proxyAddr)
+	cmd.Process.Signal(syscall.SIGTERM)
+	cmd.Wait()
+	if strings.Contains(logs.String(), "level=INFO") {
+		t.Fatalf("info lines logged under --log-level warn:\n%s", logs.String())
+	}
+}

@@ -25,11 +25,13 @@ func ChildMain(args []string) int {
 	source := fs.String("source", "", "config source name")
 	inherit := fs.String("inherit", "", "server keys of inherited listeners, in fd order")
 	stacks := fs.String("tls-stacks", "", "server=stack TLS overrides")
+	var level slog.Level
+	fs.TextVar(&level, "log-level", slog.LevelInfo, "lowest level logged (the master's --log-level)")
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
 	ready := os.NewFile(fdReady, "ready")
-	log := slog.New(slog.NewTextHandler(os.Stderr, nil)).With("worker", *id, "pid", os.Getpid())
+	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level})).With("worker", *id, "pid", os.Getpid())
 	fail := func(err error) int {
 		fmt.Fprintf(ready, "err %s\n", strings.ReplaceAll(err.Error(), "\n", "; "))
 		ready.Close()
