@@ -75,7 +75,7 @@ func (r *Ring) NewBufRing(group uint16, entries, size int) (*BufRing, error) {
 	if r == nil || r.Fd() < 0 {
 		return nil, ErrClosed
 	}
-	if entries <= 0 || entries > 1<<15 || entries&(entries-1) != 0 || size <= 0 || size > 1<<31 {
+	if entries <= 0 || entries > 1<<15 || entries&(entries-1) != 0 || size <= 0 || int64(size) > 1<<31 {
 		return nil, fmt.Errorf("uring: buffer ring of %d × %d bytes: %w", entries, size, syscall.EINVAL)
 	}
 	if _, dup := r.bufs[group]; dup {
@@ -172,9 +172,11 @@ func (b *BufRing) Close() error {
 	if b.ring == nil {
 		return ErrClosed
 	}
-	err := b.r.unregisterBufRing(b.group)
+	if err := b.r.unregisterBufRing(b.group); err != nil {
+		return err // the kernel may still fill the buffers: they stay mapped
+	}
 	delete(b.r.bufs, b.group)
-	return errors.Join(err, b.unmap())
+	return b.unmap()
 }
 
 func (b *BufRing) unmap() error {

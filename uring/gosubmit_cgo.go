@@ -60,9 +60,12 @@ type ringView struct {
 }
 
 // initView fills r.v, or leaves it empty under SQPOLL (the poller thread
-// owns the SQ head; liburing handles its wake-ups).
+// owns the SQ head; liburing handles its wake-ups) and the setups below.
 func (r *Ring) initView() {
-	if r.flags&SetupSQPoll != 0 {
+	// Go writes 64-byte SQEs and reads 16-byte CQEs, and never enters to
+	// poll: rings set up otherwise go through C.
+	const sqe128, cqe32 = 1 << 10, 1 << 11
+	if r.flags&(SetupSQPoll|SetupIOPoll|sqe128|cqe32) != 0 {
 		return
 	}
 	sq, cq := &r.c.ring.sq, &r.c.ring.cq

@@ -44,7 +44,7 @@ func (r *Ring) push(opcode C.uint8_t, ud uint64, fd int) *C.struct_mlk_op {
 	return op
 }
 
-func clampLen(n int) C.uint32_t { return C.uint32_t(min(n, math.MaxUint32)) }
+func clampLen(n int) C.uint32_t { return C.uint32_t(min(uint64(max(n, 0)), math.MaxUint32)) }
 
 func bufAddr(b []byte) C.uint64_t { return C.uint64_t(uintptr(unsafe.Pointer(unsafe.SliceData(b)))) }
 
