@@ -39,6 +39,11 @@ func New(s *config.Server, o Options) (*Server, error) {
 	if log == nil {
 		log = slog.Default()
 	}
+	if s.UpstreamHTTPVersion == "http2" {
+		// Monolake's own example config asks for it: accepted, but said.
+		log.Warn("httpproxy: upstream_http_version = \"http2\" is not implemented yet; upstreams are spoken to in HTTP/1.1",
+			"server", s.Key)
+	}
 	router := route.New[*Route]()
 	var routes []any
 	fail := func(err error) (*Server, error) {

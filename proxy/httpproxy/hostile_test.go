@@ -273,3 +273,13 @@ func serveHandler(t *testing.T, cfg ServerConfig, h Service) (string, *server.Se
 	t.Cleanup(func() { srv.Close() })
 	return ln.Addr().String(), srv
 }
+
+// TestUpstreamHTTP2Said: an upstream_http_version the proxy does not speak
+// yet is not taken silently.
+func TestUpstreamHTTP2Said(t *testing.T) {
+	up := newEchoUpstream(t, "up")
+	p := startProxy(t, serverTOML(`upstream_http_version = "http2"`, routeTOML("/{*p}", "", up.addr())), Options{})
+	if !strings.Contains(strings.Join(p.Logs.Lines(), "\n"), "not implemented yet") {
+		t.Fatalf("no warning logged: %q", p.Logs.Lines())
+	}
+}
