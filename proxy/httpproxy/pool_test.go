@@ -211,11 +211,11 @@ func TestFailover(t *testing.T) {
 	dead := ln.Addr().String()
 	ln.Close()
 	up := newEchoUpstream(t, "up")
-	for _, lb := range []string{"round_robin", "random", "least_conn"} {
+	for _, lb := range []string{"round_robin", "random", "least_conn", "first"} {
 		route := fmt.Sprintf("[[servers.p.routes]]\npath = \"/{*p}\"\nload_balancer = %q\nupstreams = [{ endpoint = { type = \"socket\", value = %q } }, { endpoint = { type = \"socket\", value = %q } }]\n", lb, dead, up.addr())
 		p := startProxy(t, serverTOML("", route), Options{})
 		c := client(t)
-		for i := range 10 {
+		for i := range 40 {
 			if resp, body := do(t, c, "POST", fmt.Sprintf("http://%s/r%d", p.Addr, i), "", nil, strings.NewReader("x")); resp.StatusCode != 200 {
 				t.Fatalf("%s: request %d: %d %q", lb, i, resp.StatusCode, body)
 			}
