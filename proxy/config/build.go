@@ -159,11 +159,13 @@ func (b *builder) listener(key string, r *rawEndpoint) Listener {
 	return l
 }
 
-// listenersOverlap reports whether two listeners would take the same
-// connections: the same Unix path, or TCP ones on the same port whose
-// addresses are equal or one of them a wildcard (":80", "0.0.0.0:80" and
-// "[::]:80" all bind the dual-stack wildcard). With SO_REUSEPORT such binds
-// succeed and the kernel splits the connections between the servers.
+// listenersOverlap reports whether two listeners would bind the same
+// socket address: the same Unix path, or TCP ones on the same port with
+// equal addresses, every wildcard being one (":80", "0.0.0.0:80" and
+// "[::]:80" all bind the dual-stack wildcard; "080" is 80). With
+// SO_REUSEPORT such binds succeed and the kernel splits the connections
+// between the servers. A specific address beside the wildcard on one port
+// is fine: the kernel prefers the specific listener for its address.
 func listenersOverlap(a, b Listener) bool {
 	if a.Type != b.Type {
 		return false
@@ -184,7 +186,7 @@ func listenersOverlap(a, b Listener) bool {
 	if !aok || !bok {
 		return ah == bh
 	}
-	return !aa.IsValid() || !ba.IsValid() || aa == ba
+	return aa == ba
 }
 
 // listenIP parses a listener's host: the zero Addr for a wildcard ("",

@@ -143,8 +143,8 @@ func TestErrors(t *testing.T) {
 		{"bad tls stack", strings.Replace(base, `name = "a"`, "name = \"a\"\ntls = { chain = \"c\", key = \"k\", stack = \"boringssl\" }", 1), 6, `unknown TLS stack "boringssl"`},
 		{"zero weights", strings.Replace(base, `value = "http://127.0.0.1:9000" } }`, `value = "http://127.0.0.1:9000" }, weight = 0 }`, 1), 10, "weight 0"},
 		{"duplicate listener", base + "\n[servers.b]\nproxy_type = \"tcp\"\nlistener = { type = \"socket\", value = \"127.0.0.1:8080\" }\nroute = { upstreams = [{ endpoint = { type = \"socket\", value = \"127.0.0.1:2\" } }] }\n", 14, "already used"},
-		{"wildcard listener overlaps", base + "\n[servers.b]\nproxy_type = \"tcp\"\nlistener = { type = \"socket\", value = \"0.0.0.0:8080\" }\nroute = { upstreams = [{ endpoint = { type = \"socket\", value = \"127.0.0.1:2\" } }] }\n", 14, "already used"},
-		{"ipv6 wildcard overlaps", base + "\n[servers.b]\nproxy_type = \"tcp\"\nlistener = { type = \"socket\", value = \"[::]:08080\" }\nroute = { upstreams = [{ endpoint = { type = \"socket\", value = \"127.0.0.1:2\" } }] }\n", 14, "already used"},
+		{"wildcard listener overlaps", strings.Replace(base, "127.0.0.1:8080", "0.0.0.0:8080", 1) + "\n[servers.b]\nproxy_type = \"tcp\"\nlistener = { type = \"socket\", value = \":8080\" }\nroute = { upstreams = [{ endpoint = { type = \"socket\", value = \"127.0.0.1:2\" } }] }\n", 14, "already used"},
+		{"ipv6 wildcard overlaps", strings.Replace(base, "127.0.0.1:8080", "0.0.0.0:8080", 1) + "\n[servers.b]\nproxy_type = \"tcp\"\nlistener = { type = \"socket\", value = \"[::]:08080\" }\nroute = { upstreams = [{ endpoint = { type = \"socket\", value = \"127.0.0.1:2\" } }] }\n", 14, "already used"},
 		{"port zero", strings.Replace(base, `127.0.0.1:8080`, `127.0.0.1:0`, 1), 6, "port"},
 		{"huge drain timeout", strings.Replace(base, "worker_threads = 1", "worker_threads = 1\ndrain_timeout_sec = 10000000000", 1), 3, "want 0 to 86400"},
 		{"huge sqpoll idle", strings.Replace(base, "worker_threads = 1", "worker_threads = 1\nsqpoll_idle = 4294967296", 1), 3, "want 0 to 3600000"},
@@ -211,7 +211,8 @@ func TestLoadMissingFile(t *testing.T) {
 }
 
 // TestListenersApart: listeners on other addresses or ports do not
-// overlap; the same port on one address and the wildcard does.
+// overlap, nor a specific address beside the wildcard; every spelling of
+// the wildcard is one address.
 func TestListenersApart(t *testing.T) {
 	l := func(v string) Listener { return Listener{Type: TypeSocket, Value: v} }
 	for _, tc := range []struct {
@@ -222,7 +223,8 @@ func TestListenersApart(t *testing.T) {
 		{"127.0.0.1:80", "127.0.0.1:81", false},
 		{"[::1]:80", "127.0.0.1:80", false},
 		{"127.0.0.1:80", "127.0.0.1:080", true},
-		{":80", "127.0.0.1:80", true},
+		{":80", "127.0.0.1:80", false}, // the specific one wins its address
+		{":80", "0.0.0.0:80", true},
 		{"[::]:80", "0.0.0.0:80", true},
 		{"[::ffff:127.0.0.1]:80", "127.0.0.1:80", true},
 	} {

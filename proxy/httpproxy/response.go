@@ -229,6 +229,7 @@ func equalFold(b []byte, s string) bool {
 func tunnel(cs *conn, resp *Response) {
 	up := resp.Tunnel
 	client := cs.c
+	cs.bodyTimeout = 0 // clientReader: a tunnel may idle
 	client.SetDeadline(time.Time{})
 	up.SetDeadline(time.Time{})
 	if uc, ok := up.(*upConn); ok {

@@ -107,17 +107,17 @@ func (c *upConn) SyscallConn() (syscall.RawConn, error) {
 	return nil, errors.ErrUnsupported
 }
 
-// PeerGone reports whether the upstream ended the stream while the
-// connection sat in the pool, for connections of a driver the pool cannot
-// peek at (see SyscallConn): the io_uring driver's know it without a
-// syscall. False when the connection cannot tell.
-func (c *upConn) PeerGone() bool {
+// Stale reports whether a pooled connection went bad while it sat idle
+// (the upstream ended it or sent bytes unasked), for connections of a
+// driver the pool cannot peek at (see SyscallConn): the io_uring driver's
+// know it without a syscall, under TLS too. False when it cannot tell.
+func (c *upConn) Stale() bool {
 	raw := c.Conn
 	if nc, ok := raw.(interface{ NetConn() net.Conn }); ok {
 		raw = nc.NetConn()
 	}
-	pg, ok := raw.(peerGoner)
-	return ok && pg.PeerGone()
+	s, ok := raw.(interface{ Stale() bool })
+	return ok && s.Stale()
 }
 
 // CloseWrite passes a half-close on (tunnels).

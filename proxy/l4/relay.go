@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"io"
+	"math"
 	"net"
 	"os"
 	"sync"
@@ -148,7 +149,7 @@ func userTimeout(c net.Conn, d time.Duration) {
 	case *net.TCPConn:
 		if rc, err := x.SyscallConn(); err == nil {
 			rc.Control(func(fd uintptr) {
-				unix.SetsockoptInt(int(fd), unix.IPPROTO_TCP, unix.TCP_USER_TIMEOUT, int(d/time.Millisecond))
+				unix.SetsockoptInt(int(fd), unix.IPPROTO_TCP, unix.TCP_USER_TIMEOUT, int(min(d/time.Millisecond, math.MaxInt32)))
 			})
 		}
 	case interface{ SetTCPUserTimeout(time.Duration) error }: // io_uring conns

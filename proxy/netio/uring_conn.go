@@ -5,6 +5,7 @@ package netio
 import (
 	"errors"
 	"io"
+	"math"
 	"net"
 	"os"
 	"runtime"
@@ -1065,7 +1066,8 @@ func (c *uringConn) SetTCPUserTimeout(d time.Duration) error {
 		return c.opErr("set", net.ErrClosed)
 	}
 	defer c.rawUnref()
-	if err := unix.SetsockoptInt(c.fd, unix.IPPROTO_TCP, unix.TCP_USER_TIMEOUT, int(d/time.Millisecond)); err != nil {
+	// Milliseconds in a C int: the kernel's bound, about 24 days.
+	if err := unix.SetsockoptInt(c.fd, unix.IPPROTO_TCP, unix.TCP_USER_TIMEOUT, int(min(d/time.Millisecond, math.MaxInt32))); err != nil {
 		return c.opErr("set", os.NewSyscallError("setsockopt", err))
 	}
 	return nil
@@ -1190,6 +1192,16 @@ func (c *uringConn) copyBorrowed(dst io.Writer, untilFull bool) (total int64, fu
 
 // readerOnly hides WriteTo from io.Copy.
 type readerOnly struct{ io.Reader }
+
+// Stale reports whether an idle connection can no longer carry a request
+// and response: its peer ended or broke the stream, or sent bytes nobody
+// asked for, or its receive is not running, so that neither would be
+// noticed. A connection pool's answer to a MSG_PEEK; no syscall.
+func (c *uringConn) Stale() bool {
+	c.d.mu.Lock()
+	defer c.d.mu.Unlock()
+	return c.rerr != nil || len(c.rq) > 0 || c.curID >= 0 || !c.armed || c.closed.Load()
+}
 
 // PeerGone reports whether the receive side has seen the peer end the
 // stream (EOF) or fail, without consuming data still queued for Read. The

@@ -560,9 +560,14 @@ func (d *Uring) dialOne(ctx context.Context, network string, sa syscall.Sockaddr
 		}
 		return nil, opErr(os.NewSyscallError("connect", syscall.Errno(-res)))
 	}
-	if family != syscall.AF_UNIX && c.rawRef() {
+	if family != syscall.AF_UNIX {
+		if !c.rawRef() { // the driver closed it as the connect completed
+			return nil, opErr(net.ErrClosed)
+		}
 		syscall.SetsockoptInt(fd, syscall.IPPROTO_TCP, syscall.TCP_NODELAY, 1)
 		c.rawUnref()
+	} else if c.closed.Load() {
+		return nil, opErr(net.ErrClosed)
 	}
 	return c, nil
 }

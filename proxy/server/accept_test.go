@@ -23,5 +23,9 @@ func TestAcceptErrorsRetried(t *testing.T) {
 		if got := isTemporary(err); got != tc.retry {
 			t.Errorf("%v: retried %v, want %v", tc.errno, got, tc.retry)
 		}
+		// Only resource shortages wait before the next accept.
+		if got, want := connectionFailed(err), tc.retry && tc.errno != syscall.EMFILE; got != want {
+			t.Errorf("%v: retried at once %v, want %v", tc.errno, got, want)
+		}
 	}
 }

@@ -170,6 +170,9 @@ func (s *Server) Serve(ln net.Listener) error {
 			if !isTemporary(err) {
 				return fmt.Errorf("server: accepting on %s: %w", ln.Addr(), err)
 			}
+			if connectionFailed(err) {
+				continue // that connection's own failure: the next one may be fine
+			}
 			delay = min(max(2*delay, 5*time.Millisecond), time.Second)
 			s.log.Warn("server: accept failed; retrying", "listener", ln.Addr().String(), "retry_in", delay, "error", err)
 			t := time.NewTimer(delay)
@@ -202,6 +205,17 @@ func (s *Server) isStopping() bool {
 
 // isTemporary reports whether an accept error may go away by itself, such
 // as running out of file descriptors or memory for a moment.
+// connectionFailed reports whether an accept error is the failure of the
+// one connection it would have returned (accept(2): retry at once).
+func connectionFailed(err error) bool {
+	for _, e := range []syscall.Errno{syscall.ECONNABORTED, syscall.EPROTO, syscall.EPERM, syscall.ENETDOWN, syscall.ENOPROTOOPT, syscall.EHOSTDOWN, syscall.ENONET, syscall.EHOSTUNREACH, syscall.EOPNOTSUPP, syscall.ENETUNREACH, syscall.ETIMEDOUT, syscall.ECONNRESET} {
+		if errors.Is(err, e) {
+			return true
+		}
+	}
+	return false
+}
+
 func isTemporary(err error) bool {
 	// Past resource limits, accept(2) hands on the network errors of a
 	// connection that failed while pending (Linux; the caller should

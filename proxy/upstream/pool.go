@@ -220,9 +220,9 @@ func alive(c net.Conn) bool {
 	rc, err := sc.SyscallConn()
 	if errors.Is(err, errors.ErrUnsupported) {
 		// A driver without fds to peek at (io_uring): its conns know
-		// without a syscall whether the peer ended the stream.
-		if pg, ok := c.(interface{ PeerGone() bool }); ok {
-			return !pg.PeerGone()
+		// without a syscall whether they went bad.
+		if s, ok := c.(interface{ Stale() bool }); ok {
+			return !s.Stale()
 		}
 		return true // cannot tell, as above
 	}
