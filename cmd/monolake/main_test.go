@@ -104,27 +104,7 @@ func freeAddr(t *testing.T) string {
 // connection in flight, sends SIGTERM, and checks the connection still
 // works, new ones are refused, and the process exits 0 once it is done.
 func TestRunDrainsOnSIGTERM(t *testing.T) {
-	proxyAddr, demoAddr := freeAddr(t), freeAddr(t)
-	cfg := fmt.Sprintf(`[runtime]
-worker_threads = 2
-drain_timeout_sec = 20
-[demo]
-listener = { type = "socket", value = %q }
-[servers.web]
-proxy_type = "tcp"
-listener = { type = "socket", value = %q }
-route = { upstreams = [{ endpoint = { type = "socket", value = %q } }] }
-`, demoAddr, proxyAddr, demoAddr)
-	path := filepath.Join(t.TempDir(), "m.toml")
-	os.WriteFile(path, []byte(cfg), 0o644)
-	cmd := exec.Command(binary, "run", "--config", path)
-	var logs strings.Builder
-	cmd.Stderr = &logs
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	defer cmd.Process.Kill()
-	waitUp(t, proxyAddr)
+	proxyAddr, cmd, logs := runDemoProxy(t, 2)
 
 	resp, err := http.Get("http://" + proxyAddr + "/through-proxy")
 	if err != nil {
@@ -229,29 +209,40 @@ func TestDefaultConfigServesDemo(t *testing.T) {
 	}
 }
 
-// TestLogLevelReachesWorkers: --log-level applies to the worker processes
-// too, not only to the master.
-func TestLogLevelReachesWorkers(t *testing.T) {
+// runDemoProxy starts the binary with workers worker processes on a
+// config whose tcp server relays to the built-in demo origin, with extra
+// flags, waits until it accepts, and returns the proxy's address, the
+// process (killed at cleanup) and its log.
+func runDemoProxy(t *testing.T, workers int, flags ...string) (string, *exec.Cmd, *strings.Builder) {
+	t.Helper()
 	proxyAddr, demoAddr := freeAddr(t), freeAddr(t)
 	cfg := fmt.Sprintf(`[runtime]
-worker_threads = 1
+worker_threads = %d
+drain_timeout_sec = 20
 [demo]
 listener = { type = "socket", value = %q }
 [servers.web]
 proxy_type = "tcp"
 listener = { type = "socket", value = %q }
 route = { upstreams = [{ endpoint = { type = "socket", value = %q } }] }
-`, demoAddr, proxyAddr, demoAddr)
+`, workers, demoAddr, proxyAddr, demoAddr)
 	path := filepath.Join(t.TempDir(), "m.toml")
 	os.WriteFile(path, []byte(cfg), 0o644)
-	cmd := exec.Command(binary, "run", "--config", path, "--log-level", "warn")
-	var logs strings.Builder
-	cmd.Stderr = &logs
+	cmd := exec.Command(binary, append([]string{"run", "--config", path}, flags...)...)
+	logs := &strings.Builder{}
+	cmd.Stderr = logs
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
-	defer cmd.Process.Kill()
+	t.Cleanup(func() { cmd.Process.Kill() })
 	waitUp(t, proxyAddr)
+	return proxyAddr, cmd, logs
+}
+
+// TestLogLevelReachesWorkers: --log-level applies to the worker processes
+// too, not only to the master.
+func TestLogLevelReachesWorkers(t *testing.T) {
+	_, cmd, logs := runDemoProxy(t, 1, "--log-level", "warn")
 	cmd.Process.Signal(syscall.SIGTERM)
 	cmd.Wait()
 	if strings.Contains(logs.String(), "level=INFO") {
