@@ -370,6 +370,22 @@ func TestRetryNextUpstream(t *testing.T) {
 	}
 }
 
+// TestRetryReachesLive: whatever the balancer (random may repeat the dead
+// upstream, first always offers it), the retry reaches the live one.
+func TestRetryReachesLive(t *testing.T) {
+	dead := closedPort(t)
+	live := upstream(t, "tcp", func(c net.Conn) { io.WriteString(c, "live") })
+	for _, lb := range []string{config.LBRandom, config.LBFirst} {
+		addr, _ := startProxy(t, opts{lb: lb, log: slog.New(slog.DiscardHandler)}, dead, live)
+		for i := range 40 {
+			c := dial(t, addr)
+			if b, err := io.ReadAll(c); err != nil || string(b) != "live" {
+				t.Fatalf("%s: connection %d: got %q, %v; want the live upstream", lb, i, b, err)
+			}
+		}
+	}
+}
+
 // saturated returns a loopback TCP endpoint whose accept queue is full, so
 // that a connect to it gets no answer and times out. It skips the test
 // when the kernel accepts more than the backlog allows.
