@@ -74,7 +74,7 @@ func New[T any](policy string, items []T, weights []int) (Balancer[T], error) {
 	case RoundRobin:
 		return newRoundRobin(live, w), nil
 	case First:
-		return &first[T]{item: live[0], n: len(live)}, nil
+		return &first[T]{items: live}, nil
 	case LeastConn:
 		return &leastConn[T]{items: live, weights: w, active: make([]int64, len(live))}, nil
 	}
@@ -85,6 +85,7 @@ type random[T any] struct{ items []T }
 
 func (r *random[T]) Pick() (T, func()) { return r.items[rand.IntN(len(r.items))], noop }
 func (r *random[T]) Len() int          { return len(r.items) }
+func (r *random[T]) all() []T          { return r.items }
 
 // weighted picks by binary search over cumulative weights.
 type weighted[T any] struct {
@@ -117,6 +118,7 @@ func (b *weighted[T]) Pick() (T, func()) {
 	return b.items[lo], noop
 }
 func (b *weighted[T]) Len() int { return len(b.items) }
+func (b *weighted[T]) all() []T { return b.items }
 
 // roundRobin walks a precomputed smooth weighted sequence (nginx's smooth
 // weighted round robin), so weights spread evenly instead of in bursts.
@@ -172,14 +174,13 @@ func (b *roundRobin[T]) Pick() (T, func()) {
 	return b.items[b.seq[i%uint64(len(b.seq))]], noop
 }
 func (b *roundRobin[T]) Len() int { return len(b.items) }
+func (b *roundRobin[T]) all() []T { return b.items }
 
-type first[T any] struct {
-	item T
-	n    int
-}
+type first[T any] struct{ items []T }
 
-func (b *first[T]) Pick() (T, func()) { return b.item, noop }
-func (b *first[T]) Len() int          { return b.n }
+func (b *first[T]) Pick() (T, func()) { return b.items[0], noop }
+func (b *first[T]) Len() int          { return len(b.items) }
+func (b *first[T]) all() []T          { return b.items }
 
 // leastConn picks the item with the fewest picks in use relative to its
 // weight; ties go to a random one of the tied, so equal loads spread.
@@ -222,3 +223,34 @@ func (b *leastConn[T]) Pick() (T, func()) {
 	}
 }
 func (b *leastConn[T]) Len() int { return len(b.items) }
+func (b *leastConn[T]) all() []T { return b.items }
+
+// PickOther picks an item of b other than not, for a retry after not
+// failed: the balancer's own choice if it offers one within a few picks
+// (random may repeat itself, first never moves), else the item after not
+// among b's (its done does nothing). It reports false when b has no other
+// item (or, for a Balancer not made by New, offers none).
+func PickOther[T comparable](b Balancer[T], not T) (T, func(), bool) {
+	var zero T
+	if b.Len() < 2 {
+		return zero, nil, false
+	}
+	for range 2 * b.Len() {
+		it, done := b.Pick()
+		if it != not {
+			return it, done, true
+		}
+		done()
+	}
+	a, ok := b.(interface{ all() []T })
+	if !ok {
+		return zero, nil, false
+	}
+	items := a.all()
+	for i, it := range items {
+		if it == not {
+			return items[(i+1)%len(items)], noop, true
+		}
+	}
+	return items[0], noop, true
+}

@@ -113,3 +113,26 @@ func TestNewErrors(t *testing.T) {
 		t.Fatal("negative weight accepted")
 	}
 }
+
+// TestPickOther: every policy offers the other item after a failure, even
+// those that would keep offering the failed one (random, first), and none
+// when there is no other.
+func TestPickOther(t *testing.T) {
+	for _, p := range []string{RoundRobin, Random, WeightedRandom, First, LeastConn} {
+		b, err := New(p, []string{"a", "b"}, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for range 200 {
+			it, done, ok := PickOther(b, "a")
+			if !ok || it != "b" {
+				t.Fatalf("%s: PickOther(a) = %q, %v; want b", p, it, ok)
+			}
+			done()
+		}
+		one, _ := New(p, []string{"a", "b"}, []int{1, 0})
+		if _, _, ok := PickOther(one, "a"); ok {
+			t.Fatalf("%s: another item offered with only one live", p)
+		}
+	}
+}

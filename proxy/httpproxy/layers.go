@@ -20,9 +20,6 @@ import (
 type Route struct {
 	Config *config.Route
 	bal    balance.Balancer[*target]
-	// live are the targets bal picks from (weight above 0), for a
-	// failover the balancer does not offer (see pickOther).
-	live []*target
 	// rewrite is RewritePath as bytes, nil to keep the path
 	rewrite []byte
 	// tls dials the route's https upstreams; nil when it has none.
@@ -73,11 +70,6 @@ func NewRoute(rc *config.Route) (*Route, error) {
 		return nil, fmt.Errorf("httpproxy: route %s: %w", rc.Path, err)
 	}
 	r.bal = b
-	for i, t := range targets {
-		if weights[i] > 0 {
-			r.live = append(r.live, t)
-		}
-	}
 	if rc.RewritePath != "" {
 		r.rewrite = []byte(rc.RewritePath)
 	}

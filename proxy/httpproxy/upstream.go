@@ -263,7 +263,7 @@ func (u *Upstream) Call(ctx context.Context, req *Request) (*Response, error) {
 		}
 		if err != nil {
 			if !failedOver && ctx.Err() == nil {
-				if nt, ndone, ok := pickOther(rt, t); ok {
+				if nt, ndone, ok := balance.PickOther(rt.bal, t); ok {
 					done()
 					t, done, failedOver = nt, ndone, true
 					continue
@@ -291,28 +291,6 @@ func (u *Upstream) Call(ctx context.Context, req *Request) (*Response, error) {
 		done()
 		return nil, err
 	}
-}
-
-// pickOther picks a target of rt other than t: the balancer's choice if
-// it offers one within a few picks (random may repeat itself, first never
-// moves), else the next live target after t; false when rt has no other.
-func pickOther(rt *Route, t *target) (*target, func(), bool) {
-	if len(rt.live) < 2 {
-		return nil, nil, false
-	}
-	for range 2 * len(rt.live) {
-		nt, done := rt.bal.Pick()
-		if nt != t {
-			return nt, done, true
-		}
-		done()
-	}
-	for i, lt := range rt.live {
-		if lt == t {
-			return rt.live[(i+1)%len(rt.live)], func() {}, true
-		}
-	}
-	return rt.live[0], func() {}, true
 }
 
 // idempotent reports whether a request method is idempotent (RFC 9110

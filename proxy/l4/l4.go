@@ -33,6 +33,7 @@ import (
 	"time"
 
 	"github.com/monolake-go/monolake/proxy"
+	"github.com/monolake-go/monolake/proxy/balance"
 	"github.com/monolake-go/monolake/proxy/config"
 )
 
@@ -180,16 +181,6 @@ func (p *Proxy) Call(ctx context.Context, client net.Conn) (struct{}, error) {
 
 // connect dials an upstream of rt picked by its balancer; done releases
 // the pick.
-// nextLive is the endpoint after ep in live (which holds at least two).
-func nextLive(live []config.Endpoint, ep config.Endpoint) config.Endpoint {
-	for i, e := range live {
-		if e == ep {
-			return live[(i+1)%len(live)]
-		}
-	}
-	return live[0]
-}
-
 func (p *Proxy) connect(ctx context.Context, client net.Conn, rt *route) (net.Conn, func(), error) {
 	bal := rt.bal
 	attempts := 1
@@ -201,17 +192,15 @@ func (p *Proxy) connect(ctx context.Context, client net.Conn, rt *route) (net.Co
 	var errs []error
 	var failed *config.Endpoint
 	for range attempts {
-		ep, done := bal.Pick()
-		// A retry wants a different upstream; give the balancer a few
-		// chances to offer one (random may repeat itself, first never
-		// moves), then take the next live one after the failed one.
-		for i := 0; failed != nil && ep == *failed && i < 2*bal.Len(); i++ {
-			done()
+		var ep config.Endpoint
+		var done func()
+		if failed == nil {
 			ep, done = bal.Pick()
-		}
-		if failed != nil && ep == *failed {
-			done()
-			ep, done = nextLive(rt.live, *failed), func() {}
+		} else { // a retry wants a different upstream
+			var ok bool
+			if ep, done, ok = balance.PickOther(bal, *failed); !ok {
+				break
+			}
 		}
 		var c net.Conn
 		var err error

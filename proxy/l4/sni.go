@@ -22,7 +22,6 @@ const DefaultHelloTimeout = 10 * time.Second
 type route struct {
 	name string // for logs: "default" or the first server name
 	bal  balance.Balancer[config.Endpoint]
-	live []config.Endpoint // what bal picks from (weight > 0), for a retry it does not offer
 }
 
 func newRoute(server, name string, r *config.L4Route) (*route, error) {
@@ -45,13 +44,7 @@ func newRoute(server, name string, r *config.L4Route) (*route, error) {
 	if err != nil {
 		return nil, fmt.Errorf("l4: server %q: %w", server, err)
 	}
-	rt := &route{name: name, bal: bal}
-	for i, ep := range eps {
-		if weights[i] > 0 {
-			rt.live = append(rt.live, ep)
-		}
-	}
-	return rt, nil
+	return &route{name: name, bal: bal}, nil
 }
 
 // sniTable maps SNI names to routes: exact names first, then "*.suffix"
