@@ -203,10 +203,10 @@ func (s *Server) isStopping() bool {
 	}
 }
 
-// isTemporary reports whether an accept error may go away by itself, such
-// as running out of file descriptors or memory for a moment.
 // connectionFailed reports whether an accept error is the failure of the
-// one connection it would have returned (accept(2): retry at once).
+// one connection it would have returned: accept(2) on Linux passes on the
+// network errors of a connection that failed while pending, and EPERM when
+// a firewall refused it. The caller retries at once.
 func connectionFailed(err error) bool {
 	for _, e := range []syscall.Errno{syscall.ECONNABORTED, syscall.EPROTO, syscall.EPERM, syscall.ENETDOWN, syscall.ENOPROTOOPT, syscall.EHOSTDOWN, syscall.ENONET, syscall.EHOSTUNREACH, syscall.EOPNOTSUPP, syscall.ENETUNREACH, syscall.ETIMEDOUT, syscall.ECONNRESET} {
 		if errors.Is(err, e) {
@@ -216,12 +216,14 @@ func connectionFailed(err error) bool {
 	return false
 }
 
+// isTemporary reports whether an accept error may go away by itself: a
+// failed connection (see connectionFailed), or running out of file
+// descriptors or memory for a moment.
 func isTemporary(err error) bool {
-	// Past resource limits, accept(2) hands on the network errors of a
-	// connection that failed while pending (Linux; the caller should
-	// retry), and EPERM when a firewall refused it.
-	for _, e := range []syscall.Errno{syscall.EMFILE, syscall.ENFILE, syscall.ENOBUFS, syscall.ENOMEM, syscall.ECONNABORTED, syscall.EINTR, syscall.EAGAIN,
-		syscall.EPROTO, syscall.EPERM, syscall.ENETDOWN, syscall.ENOPROTOOPT, syscall.EHOSTDOWN, syscall.ENONET, syscall.EHOSTUNREACH, syscall.EOPNOTSUPP, syscall.ENETUNREACH, syscall.ETIMEDOUT, syscall.ECONNRESET} {
+	if connectionFailed(err) {
+		return true
+	}
+	for _, e := range []syscall.Errno{syscall.EMFILE, syscall.ENFILE, syscall.ENOBUFS, syscall.ENOMEM, syscall.EINTR, syscall.EAGAIN} {
 		if errors.Is(err, e) {
 			return true
 		}
