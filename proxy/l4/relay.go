@@ -4,14 +4,13 @@ import (
 	"context"
 	"errors"
 	"io"
-	"math"
 	"net"
 	"os"
 	"sync"
 	"sync/atomic"
 	"time"
 
-	"golang.org/x/sys/unix"
+	"github.com/monolake-go/monolake/proxy/netio"
 )
 
 // The relay runs one goroutine per direction. Each copies its source to
@@ -101,8 +100,15 @@ type pair struct {
 func relay(ctx context.Context, a, b net.Conn, idle time.Duration) error {
 	p := &pair{conns: [2]net.Conn{a, b}, idle: idle, grace: min(idle/2, time.Second), start: time.Now()}
 	p.prober.Store(-1)
-	userTimeout(a, idle)
-	userTimeout(b, idle)
+	// The kernel gives up on a peer that stopped reading for the idle
+	// timeout. The idle timeout cannot see that case itself: a direction
+	// blocked writing reports nothing, the other direction may have ended
+	// (a client that half-closed after its request and never reads the
+	// response), and a write deadline would cut a splice with bytes still
+	// in its pipe. The blocked write then fails and the relay ends. Unix
+	// sockets have no such bound: their peers are local.
+	netio.SetTCPUserTimeout(a, idle)
+	netio.SetTCPUserTimeout(b, idle)
 	stop := context.AfterFunc(ctx, p.stop)
 	defer stop()
 
@@ -131,30 +137,6 @@ func (p *pair) stop() {
 		p.conns[0].Close()
 		p.conns[1].Close()
 	})
-}
-
-// userTimeout has the kernel give up on c's TCP socket (under TLS too) when
-// data sent on it stays unacknowledged, or queued data cannot go out to a
-// zero window, for d: a peer that stopped reading. The idle timeout cannot
-// see that case: a direction blocked writing reports nothing, the other
-// direction may have ended (a client that half-closed after its request
-// and never reads the response), and a write deadline would cut a splice
-// with bytes still in its pipe. The blocked write then fails and the
-// relay ends. Unix sockets have no such bound: their peers are local.
-func userTimeout(c net.Conn, d time.Duration) {
-	if nc, ok := c.(interface{ NetConn() net.Conn }); ok {
-		c = nc.NetConn()
-	}
-	switch x := c.(type) {
-	case *net.TCPConn:
-		if rc, err := x.SyscallConn(); err == nil {
-			rc.Control(func(fd uintptr) {
-				unix.SetsockoptInt(int(fd), unix.IPPROTO_TCP, unix.TCP_USER_TIMEOUT, int(min(d/time.Millisecond, math.MaxInt32)))
-			})
-		}
-	case interface{ SetTCPUserTimeout(time.Duration) error }: // io_uring conns
-		x.SetTCPUserTimeout(d)
-	}
 }
 
 // run is direction d. It returns nil when its source ended and the other

@@ -7,9 +7,11 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math"
 	"net"
 	"os"
 	"syscall"
+	"time"
 
 	"golang.org/x/sys/unix"
 )
@@ -78,4 +80,38 @@ func FromFile(f *os.File) (net.Listener, error) {
 		ul.SetUnlinkOnClose(false)
 	}
 	return ln, nil
+}
+
+// SetTCPUserTimeout sets TCP_USER_TIMEOUT on c's socket, under TLS too,
+// on either driver: the kernel gives up on the connection when sent data
+// stays unacknowledged, or queued data cannot go out to a zero window, for
+// d (at most a C int of milliseconds, about 24 days). Other sockets (Unix)
+// are left alone.
+func SetTCPUserTimeout(c net.Conn, d time.Duration) error {
+	if nc, ok := c.(interface{ NetConn() net.Conn }); ok {
+		c = nc.NetConn()
+	}
+	switch x := c.(type) {
+	case *net.TCPConn:
+		rc, err := x.SyscallConn()
+		if err != nil {
+			return err
+		}
+		var serr error
+		if err := rc.Control(func(fd uintptr) { serr = setUserTimeout(int(fd), d) }); err != nil {
+			return err
+		}
+		return serr
+	case interface{ SetTCPUserTimeout(time.Duration) error }: // io_uring conns
+		return x.SetTCPUserTimeout(d)
+	}
+	return nil
+}
+
+func setUserTimeout(fd int, d time.Duration) error {
+	ms := int(min(d/time.Millisecond, math.MaxInt32))
+	if err := unix.SetsockoptInt(fd, unix.IPPROTO_TCP, unix.TCP_USER_TIMEOUT, ms); err != nil {
+		return os.NewSyscallError("setsockopt", err)
+	}
+	return nil
 }

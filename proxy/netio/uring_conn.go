@@ -5,7 +5,6 @@ package netio
 import (
 	"errors"
 	"io"
-	"math"
 	"net"
 	"os"
 	"runtime"
@@ -1055,9 +1054,8 @@ func (c *uringConn) setNonblock() error {
 	return nil
 }
 
-// SetTCPUserTimeout sets TCP_USER_TIMEOUT on a TCP connection: the kernel
-// gives up on it when sent data stays unacknowledged, or queued data cannot
-// go out to a zero window, for d. Nothing on other sockets.
+// SetTCPUserTimeout sets TCP_USER_TIMEOUT on a TCP connection (see the
+// package's SetTCPUserTimeout). Nothing on other sockets.
 func (c *uringConn) SetTCPUserTimeout(d time.Duration) error {
 	if !strings.HasPrefix(c.network, "tcp") {
 		return nil
@@ -1066,9 +1064,8 @@ func (c *uringConn) SetTCPUserTimeout(d time.Duration) error {
 		return c.opErr("set", net.ErrClosed)
 	}
 	defer c.rawUnref()
-	// Milliseconds in a C int: the kernel's bound, about 24 days.
-	if err := unix.SetsockoptInt(c.fd, unix.IPPROTO_TCP, unix.TCP_USER_TIMEOUT, int(min(d/time.Millisecond, math.MaxInt32))); err != nil {
-		return c.opErr("set", os.NewSyscallError("setsockopt", err))
+	if err := setUserTimeout(c.fd, d); err != nil {
+		return c.opErr("set", err)
 	}
 	return nil
 }
