@@ -93,15 +93,19 @@ type upConn struct {
 	info *ConnInfo
 }
 
+// socket is the connection under TLS, if any: what the pool looks at.
+func (c *upConn) socket() net.Conn {
+	if nc, ok := c.Conn.(interface{ NetConn() net.Conn }); ok {
+		return nc.NetConn()
+	}
+	return c.Conn
+}
+
 // SyscallConn lets the pool peek at an idle connection: at the socket
 // itself, under TLS too (an idle TLS connection has nothing to read
 // either; a close_notify or any record counts as dead, as data would).
 func (c *upConn) SyscallConn() (syscall.RawConn, error) {
-	raw := c.Conn
-	if nc, ok := raw.(interface{ NetConn() net.Conn }); ok {
-		raw = nc.NetConn()
-	}
-	if sc, ok := raw.(syscall.Conn); ok {
+	if sc, ok := c.socket().(syscall.Conn); ok {
 		return sc.SyscallConn()
 	}
 	return nil, errors.ErrUnsupported
@@ -112,11 +116,7 @@ func (c *upConn) SyscallConn() (syscall.RawConn, error) {
 // driver the pool cannot peek at (see SyscallConn): the io_uring driver's
 // know it without a syscall, under TLS too. False when it cannot tell.
 func (c *upConn) Stale() bool {
-	raw := c.Conn
-	if nc, ok := raw.(interface{ NetConn() net.Conn }); ok {
-		raw = nc.NetConn()
-	}
-	s, ok := raw.(interface{ Stale() bool })
+	s, ok := c.socket().(interface{ Stale() bool })
 	return ok && s.Stale()
 }
 
