@@ -13,15 +13,7 @@ import (
 // TestUpstreamErrors: each way an upstream fails gives its status, logged
 // once.
 func TestUpstreamErrors(t *testing.T) {
-	refused := func(t *testing.T) string {
-		ln, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			t.Fatal(err)
-		}
-		addr := ln.Addr().String()
-		ln.Close()
-		return addr
-	}
+	refused := refusedAddr
 	reset := func(t *testing.T) string {
 		return rawUpstream(t, func(c net.Conn) {
 			readRequest(bufio.NewReader(c))

@@ -276,6 +276,19 @@ func (c *rawConn) expectClosed(t testing.TB) {
 	}
 }
 
+// refusedAddr is a loopback address nothing listens on: a connect to it
+// is refused.
+func refusedAddr(t *testing.T) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	ln.Close()
+	return addr
+}
+
 // rawUpstream accepts connections and runs serve on each.
 func rawUpstream(t testing.TB, serve func(c net.Conn)) string {
 	t.Helper()

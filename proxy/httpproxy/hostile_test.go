@@ -203,13 +203,7 @@ func TestContinueAfterIdle(t *testing.T) {
 // closed, whatever its body's framing (the proxy must not wait for a body
 // the client holds back).
 func TestErrorBeforeContinue(t *testing.T) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	refused := ln.Addr().String()
-	ln.Close()
-	p := startProxy(t, serverTOML("", routeTOML("/{*p}", "", refused)), Options{})
+	p := startProxy(t, serverTOML("", routeTOML("/{*p}", "", refusedAddr(t))), Options{})
 	for _, framing := range []string{"Transfer-Encoding: chunked", "Content-Length: 5"} {
 		c := dialRaw(t, p.Addr)
 		start := time.Now()

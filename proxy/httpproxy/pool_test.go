@@ -204,12 +204,7 @@ func TestRetryOnFreshConnection(t *testing.T) {
 // TestFailover: a connect refused by one of a route's upstreams sends the
 // request to another (nothing was sent), so no client sees the dead one.
 func TestFailover(t *testing.T) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	dead := ln.Addr().String()
-	ln.Close()
+	dead := refusedAddr(t)
 	up := newEchoUpstream(t, "up")
 	for _, lb := range []string{"round_robin", "random", "least_conn", "first"} {
 		route := fmt.Sprintf("[[servers.p.routes]]\npath = \"/{*p}\"\nload_balancer = %q\nupstreams = [{ endpoint = { type = \"socket\", value = %q } }, { endpoint = { type = \"socket\", value = %q } }]\n", lb, dead, up.addr())
