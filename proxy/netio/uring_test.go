@@ -507,7 +507,22 @@ func TestUringCloseUnblocks(t *testing.T) {
 
 	t.Run("driver", func(t *testing.T) {
 		d := newDriver(t, UringParams{})
-		a, _ := ringPair(t, d)
+		// The peer is not the driver's: closing it first (the driver
+		// closes its conns in any order) would end a's Read with EOF.
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer ln.Close()
+		a, err := d.Dial(context.Background(), "tcp", ln.Addr().String())
+		if err != nil {
+			t.Fatal(err)
+		}
+		peer, err := ln.Accept()
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer peer.Close()
 		done := make(chan error, 1)
 		go func() { _, err := a.Read(make([]byte, 1)); done <- err }()
 		time.Sleep(20 * time.Millisecond)
