@@ -389,6 +389,64 @@ func TestResumption(t *testing.T) {
 	}
 }
 
+// TestSharedTicketKeys: servers that hold no state in common but the
+// secret of their shared rotators (as worker processes do) resume each
+// other's sessions while the issuing period's key is kept: from one period
+// behind (a server whose clock has not turned yet) to older periods ahead;
+// then, and with another secret, they do not.
+func TestSharedTicketKeys(t *testing.T) {
+	p := testPKI(t)
+	const period, older = time.Hour, 2
+	secret := tlsbackend.TicketKey{7}
+	cases := []struct {
+		name   string
+		secret tlsbackend.TicketKey
+		shift  int // periods from the issuer's
+		want   bool
+	}{
+		{"same-period", secret, 0, true},
+		{"one-behind", secret, -1, true},
+		{"one-ahead", secret, 1, true},
+		{"oldest-kept", secret, older, true},
+		{"expired", secret, older + 1, false},
+		{"two-behind", secret, -2, false},
+		{"other-secret", tlsbackend.TicketKey{8}, 0, false},
+	}
+	forPairs(t, func(t *testing.T, sb, cb tlsbackend.Backend) {
+		issuerCfg := p.serverConfig()
+		issuerCfg.SessionTickets = tlsbackend.NewSharedTicketKeyRotator(secret, period, older)
+		issuer := startServer(t, sb, issuerCfg, echo)
+		for _, tc := range cases {
+			t.Run(tc.name, func(t *testing.T) {
+				// The issuer's rotator was made from the clock at start;
+				// the peer's keys are those of the issuer's period shifted.
+				at := time.Now().Add(time.Duration(tc.shift) * period)
+				rot := tlsbackend.NewTicketKeyRotator(older + 2)
+				rot.SetKeys(tlsbackend.EpochTicketKeys(tc.secret, period, older, at))
+				peerCfg := p.serverConfig()
+				peerCfg.SessionTickets = rot
+				peer := startServer(t, sb, peerCfg, echo)
+				cc := newClient(t, cb, p.clientConfig()) // an empty session cache
+				for i, srv := range []*server{issuer, peer} {
+					c, err := dial(t, cc, srv.addr, "")
+					if err == nil {
+						err = roundTrip(c, "ticket please")
+					}
+					r := srv.result(t)
+					if err != nil || r.err != nil {
+						t.Fatalf("client: %v; server: %v", err, r.err)
+					}
+					want := i == 1 && tc.want
+					if st := c.ConnectionState(); st.DidResume != want || r.st.DidResume != want {
+						t.Errorf("connection %d resumed: client %v, server %v; want %v", i, st.DidResume, r.st.DidResume, want)
+					}
+					c.Close()
+				}
+			})
+		}
+	})
+}
+
 // TestResumptionDisabled: no tickets, no resumption.
 func TestResumptionDisabled(t *testing.T) {
 	p := testPKI(t)

@@ -5,6 +5,7 @@ import (
 	"crypto/hmac"
 	"crypto/rand"
 	"crypto/sha256"
+	"encoding/binary"
 	"sync"
 	"time"
 )
@@ -21,13 +22,17 @@ type TicketKey [32]byte
 // told the new key list on every rotation.
 //
 // Workers in separate processes that must accept each other's tickets need
-// the same keys: give each the same secrets with SetKeys.
+// the same keys: NewSharedTicketKeyRotator derives them from a shared
+// secret and the clock, or give each the same keys with SetKeys.
 type TicketKeyRotator struct {
 	mu   sync.Mutex
 	keys []TicketKey // current first
 	keep int
 	subs map[int]func([]TicketKey)
 	next int
+	// shared is set on rotators whose keys follow the clock
+	// (NewSharedTicketKeyRotator).
+	shared *sharedKeys
 }
 
 // NewTicketKeyRotator returns a rotator with one fresh random key, keeping
@@ -101,7 +106,7 @@ func (r *TicketKeyRotator) Subscribe(f func([]TicketKey)) (cancel func()) {
 	}
 }
 
-// Run rotates every period until ctx is done.
+// Run rotates to a fresh random key every period until ctx is done.
 func (r *TicketKeyRotator) Run(ctx context.Context, period time.Duration) {
 	t := time.NewTicker(period)
 	defer t.Stop()
@@ -127,4 +132,74 @@ func DeriveTicketKey(k TicketKey) (name [16]byte, aesKey, hmacKey [32]byte) {
 	copy(aesKey[:], d("aes"))
 	copy(hmacKey[:], d("hmac"))
 	return
+}
+
+// EpochTicketKeys returns the ticket keys that processes sharing secret hold
+// at time now when they rotate every period: the key of period p is derived
+// from secret and p alone, so they agree with no messages between them.
+// The list is the current period's key (which issues tickets), the next
+// period's (accepted, for a process whose clock turned first), then the
+// keys of the older periods that are still accepted: a ticket stays valid
+// for older+1 periods at most.
+func EpochTicketKeys(secret TicketKey, period time.Duration, older int, now time.Time) []TicketKey {
+	p := now.UnixNano() / int64(period)
+	keys := []TicketKey{epochKey(secret, p), epochKey(secret, p+1)}
+	for i := range older {
+		keys = append(keys, epochKey(secret, p-1-int64(i)))
+	}
+	return keys
+}
+
+func epochKey(secret TicketKey, p int64) TicketKey {
+	m := hmac.New(sha256.New, secret[:])
+	m.Write([]byte("monolake ticket period "))
+	m.Write(binary.BigEndian.AppendUint64(nil, uint64(p)))
+	return TicketKey(m.Sum(nil))
+}
+
+// NewSharedTicketKeyRotator returns a rotator holding EpochTicketKeys(secret,
+// period, older, now). Follow keeps it on the current period.
+func NewSharedTicketKeyRotator(secret TicketKey, period time.Duration, older int) *TicketKeyRotator {
+	keys := EpochTicketKeys(secret, period, older, time.Now())
+	return &TicketKeyRotator{
+		keep: len(keys), keys: keys, subs: map[int]func([]TicketKey){},
+		shared: &sharedKeys{secret: secret, period: period, older: older},
+	}
+}
+
+// sharedKeys is what a rotator made by NewSharedTicketKeyRotator derives
+// its keys from.
+type sharedKeys struct {
+	secret TicketKey
+	period time.Duration
+	older  int
+}
+
+// Follow moves a rotator made by NewSharedTicketKeyRotator to the next
+// period's keys at every period boundary (by the wall clock) until ctx is
+// done. On other rotators it returns at once.
+func (r *TicketKeyRotator) Follow(ctx context.Context) {
+	sh := r.shared
+	if sh == nil {
+		return
+	}
+	for {
+		now := time.Now()
+		next := time.Unix(0, (now.UnixNano()/int64(sh.period)+1)*int64(sh.period))
+		t := time.NewTimer(next.Sub(now))
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return
+		case <-t.C:
+		}
+		// A timer may fire a little before the boundary it was set for:
+		// derive from the boundary, or from the clock if that is later
+		// (after a suspend).
+		at := time.Now()
+		if at.Before(next) {
+			at = next
+		}
+		r.SetKeys(EpochTicketKeys(sh.secret, sh.period, sh.older, at))
+	}
 }

@@ -1,6 +1,7 @@
 package tlsproxy
 
 import (
+	"context"
 	"log/slog"
 	"net"
 	"os"
@@ -25,16 +26,18 @@ const DefaultReloadInterval = time.Second
 // is logged and the previous one stays in service; the next change of
 // either file is tried again.
 //
-// Session tickets restart with each reload (every config has its own
-// keys), so a client never resumes past a certificate change.
+// Session tickets survive a reload when the Reloader was given ticket keys
+// (a resumed session keeps the certificate it was made with, as in
+// nginx); without, each config has the backend's own keys, so they do not.
 //
 // Server may be called from any goroutine; it costs one atomic load more
 // than the backend's own.
 type Reloader struct {
-	t     config.TLS
-	alpn  []string
-	log   *slog.Logger
-	every time.Duration
+	t       config.TLS
+	alpn    []string
+	tickets *tlsbackend.TicketKeyRotator
+	log     *slog.Logger
+	every   time.Duration
 
 	cur     atomic.Pointer[tlsbackend.ServerConfig]
 	reloads atomic.Uint64
@@ -48,22 +51,32 @@ var _ tlsbackend.ServerConfig = (*Reloader)(nil)
 
 // WatchServerConfig is ServerConfig that follows the files as Reloader
 // says; every is the polling interval (0 means DefaultReloadInterval). The
-// first load happens now and its error is returned.
-func WatchServerConfig(t *config.TLS, alpn []string, every time.Duration, log *slog.Logger) (*Reloader, error) {
+// first load happens now and its error is returned. tickets is as for
+// ServerConfig; while the Reloader is open it keeps a shared rotator
+// (tlsbackend.NewSharedTicketKeyRotator) following the clock.
+func WatchServerConfig(t *config.TLS, alpn []string, tickets *tlsbackend.TicketKeyRotator, every time.Duration, log *slog.Logger) (*Reloader, error) {
 	if every <= 0 {
 		every = DefaultReloadInterval
 	}
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	r := &Reloader{t: *t, alpn: alpn, log: log, every: every, stop: make(chan struct{}), done: make(chan struct{})}
+	r := &Reloader{t: *t, alpn: alpn, tickets: tickets, log: log, every: every, stop: make(chan struct{}), done: make(chan struct{})}
 	seen := r.stat() // before the read: a change racing with it is seen later
-	sc, err := ServerConfig(t, alpn)
+	sc, err := ServerConfig(t, alpn, tickets)
 	if err != nil {
 		return nil, err
 	}
 	r.cur.Store(&sc)
 	go r.watch(seen)
+	if tickets != nil {
+		ctx, cancel := context.WithCancel(context.Background())
+		go func() {
+			<-r.done
+			cancel()
+		}()
+		go tickets.Follow(ctx)
+	}
 	return r, nil
 }
 
@@ -126,7 +139,7 @@ func (r *Reloader) watch(seen stamp) {
 			continue
 		}
 		seen, pending = s, nil
-		sc, err := ServerConfig(&r.t, r.alpn)
+		sc, err := ServerConfig(&r.t, r.alpn, r.tickets)
 		if err != nil {
 			r.log.Error("tls: certificate files changed but do not load; still serving the previous certificate",
 				"chain", r.t.Chain, "key", r.t.Key, "err", err)

@@ -20,6 +20,7 @@ import (
 	"github.com/monolake-go/monolake/proxy/config"
 	"github.com/monolake-go/monolake/proxy/server"
 	"github.com/monolake-go/monolake/proxy/tlsproxy"
+	"github.com/monolake-go/monolake/tlsbackend"
 	"github.com/monolake-go/monolake/tlsbackend/tlstest"
 )
 
@@ -103,7 +104,7 @@ func TestCertificateReload(t *testing.T) {
 
 			logs := &syncBuffer{}
 			log := slog.New(slog.NewTextHandler(logs, nil))
-			r, err := tlsproxy.WatchServerConfig(&config.TLS{Chain: chain, Key: key, Stack: backend, SessionTickets: true}, nil, 20*time.Millisecond, log)
+			r, err := tlsproxy.WatchServerConfig(&config.TLS{Chain: chain, Key: key, Stack: backend, SessionTickets: true}, nil, nil, 20*time.Millisecond, log)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -188,5 +189,96 @@ func echo(t *testing.T, c net.Conn, br *bufio.Reader, msg string) {
 	line, err := br.ReadString('\n')
 	if err != nil || line != msg+"\n" {
 		t.Fatalf("echo: %q, %v", line, err)
+	}
+}
+
+// TestTicketsSurviveReload: with shared ticket keys (TicketKeys), a client
+// resumes its session after the certificate files were reloaded, while a
+// new client gets the new certificate; a Reloader of another server (its
+// own keys from the same secret) does not resume it.
+func TestTicketsSurviveReload(t *testing.T) {
+	ca, err := tlstest.NewCA("tickets CA")
+	if err != nil {
+		t.Fatal(err)
+	}
+	roots := x509.NewCertPool()
+	roots.AddCert(ca.Cert)
+	secret := tlsbackend.TicketKey{9}
+	for _, backend := range backends(t) {
+		t.Run("backend="+backend, func(t *testing.T) {
+			dir := t.TempDir()
+			serve := func(name string) (*tlsproxy.Reloader, string, func(*tlstest.Leaf)) {
+				chain, key := dir+"/"+name+"-chain.pem", dir+"/"+name+"-key.pem"
+				install := func(l *tlstest.Leaf) {
+					for file, data := range map[string][]byte{chain: l.CertPEM, key: l.KeyPEM} {
+						if err := os.WriteFile(file+".tmp", data, 0o600); err != nil {
+							t.Fatal(err)
+						}
+						if err := os.Rename(file+".tmp", file); err != nil {
+							t.Fatal(err)
+						}
+					}
+				}
+				l, err := ca.Leaf(tlstest.LeafOptions{}, "proxy.test")
+				if err != nil {
+					t.Fatal(err)
+				}
+				install(l)
+				r, err := tlsproxy.WatchServerConfig(&config.TLS{Chain: chain, Key: key, Stack: backend, SessionTickets: true},
+					nil, tlsproxy.TicketKeys(secret, name), 20*time.Millisecond, nil)
+				if err != nil {
+					t.Fatal(err)
+				}
+				srv := server.New(tlsproxy.Layer(r, 0, nil)(echoService{}), nil)
+				ln, err := net.Listen("tcp", "127.0.0.1:0")
+				if err != nil {
+					t.Fatal(err)
+				}
+				go srv.Serve(ln)
+				t.Cleanup(func() {
+					srv.Close()
+					r.Close()
+				})
+				return r, ln.Addr().String(), install
+			}
+			r, addr, install := serve("a")
+			_, otherAddr, _ := serve("b")
+			cache := tls.NewLRUClientSessionCache(4)
+			// dial makes a connection with cache (the client of the
+			// session) or none (a new client) and reports whether it
+			// resumed and which certificate it holds.
+			dial := func(addr string, cache tls.ClientSessionCache) (bool, *big.Int) {
+				t.Helper()
+				c, err := tls.Dial("tcp", addr, &tls.Config{RootCAs: roots, ServerName: "proxy.test", ClientSessionCache: cache})
+				if err != nil {
+					t.Fatalf("dial: %v", err)
+				}
+				defer c.Close()
+				c.SetDeadline(time.Now().Add(10 * time.Second))
+				echo(t, c, bufio.NewReader(c), "hello") // reads the TLS 1.3 ticket too
+				st := c.ConnectionState()
+				return st.DidResume, st.PeerCertificates[0].SerialNumber
+			}
+			if resumed, _ := dial(addr, cache); resumed {
+				t.Fatal("the first connection resumed")
+			}
+			second, err := ca.Leaf(tlstest.LeafOptions{}, "proxy.test")
+			if err != nil {
+				t.Fatal(err)
+			}
+			install(second)
+			waitFor(t, "the reload", func() bool { return r.Reloads() == 1 })
+			if resumed, _ := dial(addr, cache); !resumed {
+				t.Error("the session did not resume after the certificate reload")
+			}
+			if _, s := dial(addr, nil); s.Cmp(second.Cert.SerialNumber) != 0 {
+				t.Errorf("a new client got serial %v, want the reloaded %v", s, second.Cert.SerialNumber)
+			}
+			// The other server: the client's cache is by server name, so
+			// it offers server a's ticket there too.
+			if resumed, _ := dial(otherAddr, cache); resumed {
+				t.Error("server b resumed a session of server a")
+			}
+		})
 	}
 }

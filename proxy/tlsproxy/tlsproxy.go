@@ -11,6 +11,8 @@ package tlsproxy
 
 import (
 	"context"
+	"crypto/hmac"
+	"crypto/sha256"
 	"fmt"
 	"log/slog"
 	"net"
@@ -31,17 +33,41 @@ type ConnService = proxy.Service[net.Conn, struct{}]
 // DefaultHandshakeTimeout bounds a client's TLS handshake.
 const DefaultHandshakeTimeout = 10 * time.Second
 
+// Session-ticket keys of a server (TicketKeys): a new key issues tickets
+// every TicketPeriod, and a ticket is accepted for TicketPeriodsKept more
+// periods, so for two to three hours. OpenSSL's default session lifetime
+// is two hours; crypto/tls would accept a ticket for seven days.
+const (
+	TicketPeriod      = time.Hour
+	TicketPeriodsKept = 2
+)
+
+// TicketKeys returns the session-ticket keys of the server named key in
+// every process given the same secret: they follow the clock from a secret
+// derived from both (tlsbackend.NewSharedTicketKeyRotator), so a client
+// resumes on whichever worker its connection reaches, and on no other
+// server (a session made where client certificates were not asked for
+// must not resume where they are). The caller runs Follow.
+func TicketKeys(secret tlsbackend.TicketKey, key string) *tlsbackend.TicketKeyRotator {
+	m := hmac.New(sha256.New, secret[:])
+	m.Write([]byte("monolake server " + key))
+	return tlsbackend.NewSharedTicketKeyRotator(tlsbackend.TicketKey(m.Sum(nil)), TicketPeriod, TicketPeriodsKept)
+}
+
 // ServerConfig makes the backend's server config for a configured server.
 // alpn is the list to offer: the protocols the service behind speaks.
-func ServerConfig(t *config.TLS, alpn []string) (tlsbackend.ServerConfig, error) {
+// tickets supplies the session-ticket keys; nil leaves them to the backend
+// (crypto/tls rotates its own daily, OpenSSL keeps one random key per
+// config), which is right for one process only.
+func ServerConfig(t *config.TLS, alpn []string, tickets *tlsbackend.TicketKeyRotator) (tlsbackend.ServerConfig, error) {
 	b, err := tlsbackend.Get(t.Stack)
 	if err != nil {
 		return nil, err
 	}
 	sc, err := b.NewServerConfig(&tlsbackend.Config{
-		Certificates: []tlsbackend.Certificate{{CertFile: t.Chain, KeyFile: t.Key}},
-		NextProtos:   alpn,
-		// Resumption by tickets: each backend rotates its own ticket keys.
+		Certificates:           []tlsbackend.Certificate{{CertFile: t.Chain, KeyFile: t.Key}},
+		NextProtos:             alpn,
+		SessionTickets:         tickets,
 		SessionTicketsDisabled: !t.SessionTickets,
 	})
 	if err != nil {

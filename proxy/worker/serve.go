@@ -6,6 +6,7 @@ package worker
 
 import (
 	"context"
+	"crypto/rand"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -17,6 +18,7 @@ import (
 	"github.com/monolake-go/monolake/proxy/config"
 	"github.com/monolake-go/monolake/proxy/netio"
 	"github.com/monolake-go/monolake/proxy/server"
+	"github.com/monolake-go/monolake/tlsbackend"
 )
 
 // instance is one process's set of running servers.
@@ -40,12 +42,14 @@ type running struct {
 // startServers builds a service per configured server and serves it on its
 // listener. inherited maps a server key to a listener the caller bound
 // (Unix sockets from the master); other servers bind their own TCP
-// listener with SO_REUSEPORT. On error nothing is left running.
-func startServers(cfg *config.Config, drv netio.Driver, inherited map[string]net.Listener, worker string, log *slog.Logger) (*instance, error) {
+// listener with SO_REUSEPORT. tickets is the secret of the session-ticket
+// keys, shared by every process of the proxy. On error nothing is left
+// running.
+func startServers(cfg *config.Config, drv netio.Driver, inherited map[string]net.Listener, worker string, tickets tlsbackend.TicketKey, log *slog.Logger) (*instance, error) {
 	inst := &instance{log: log, drv: drv, failed: make(chan error, 1)}
 	for _, key := range cfg.ServerNames {
 		s := cfg.Servers[key]
-		svc, err := buildService(s, worker, drv.Dial, log.With("server", key))
+		svc, err := buildService(s, worker, tickets, drv.Dial, log.With("server", key))
 		if err != nil {
 			inst.close()
 			return nil, err
@@ -127,4 +131,11 @@ func newDriver(cfg *config.Config, log *slog.Logger) netio.Driver {
 	}
 	log.Info("runtime", "driver", d.Name())
 	return d
+}
+
+// newTicketSecret returns a random secret for session-ticket keys.
+func newTicketSecret() tlsbackend.TicketKey {
+	var k tlsbackend.TicketKey
+	rand.Read(k[:]) // never fails (crypto/rand panics instead)
+	return k
 }

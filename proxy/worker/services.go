@@ -12,12 +12,15 @@ import (
 	"github.com/monolake-go/monolake/proxy/l4"
 	"github.com/monolake-go/monolake/proxy/server"
 	"github.com/monolake-go/monolake/proxy/tlsproxy"
+	"github.com/monolake-go/monolake/tlsbackend"
 )
 
 type dialFunc = func(ctx context.Context, network, addr string) (net.Conn, error)
 
 // buildService makes the connection service for one configured server.
-func buildService(s *config.Server, worker string, dial dialFunc, log *slog.Logger) (server.ConnService, error) {
+// tickets is the secret its session-ticket keys derive from, the same in
+// every worker.
+func buildService(s *config.Server, worker string, tickets tlsbackend.TicketKey, dial dialFunc, log *slog.Logger) (server.ConnService, error) {
 	svc, err := buildPlain(s, worker, dial, log)
 	if err != nil || s.TLS == nil {
 		return svc, err
@@ -29,7 +32,7 @@ func buildService(s *config.Server, worker string, dial dialFunc, log *slog.Logg
 	}
 	// The certificate files are followed: a changed pair is loaded and
 	// used for new handshakes without a restart (tlsproxy.Reloader).
-	sc, err := tlsproxy.WatchServerConfig(s.TLS, alpn, 0, log)
+	sc, err := tlsproxy.WatchServerConfig(s.TLS, alpn, tlsproxy.TicketKeys(tickets, s.Key), 0, log)
 	if err != nil {
 		proxy.CloseService(svc)
 		return nil, fmt.Errorf("server %q: %w", s.Key, err)

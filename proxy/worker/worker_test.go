@@ -4,6 +4,8 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"fmt"
 	"log/slog"
 	"net"
@@ -16,6 +18,8 @@ import (
 	"time"
 
 	"github.com/monolake-go/monolake/proxy/config"
+	"github.com/monolake-go/monolake/tlsbackend"
+	"github.com/monolake-go/monolake/tlsbackend/tlstest"
 )
 
 // The test binary doubles as the worker executable: the master re-executes
@@ -440,7 +444,7 @@ func TestServerFailureEndsInstance(t *testing.T) {
 	up := echoUpstream(t)
 	cfg := tcpConfig(t, 1, freePort(t), up.Addr().String(), 1)
 	log := slog.New(slog.DiscardHandler)
-	inst, err := startServers(cfg, newDriver(cfg, log), nil, "test", log)
+	inst, err := startServers(cfg, newDriver(cfg, log), nil, "test", newTicketSecret(), log)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -453,5 +457,73 @@ func TestServerFailureEndsInstance(t *testing.T) {
 		}
 	case <-time.After(5 * time.Second):
 		t.Fatal("a server that stopped accepting was not reported")
+	}
+}
+
+// TestTicketsAcrossWorkers: with two worker processes behind one
+// SO_REUSEPORT listener, a client resumes its TLS session on whichever
+// worker each new connection reaches: the workers' ticket keys derive from
+// one secret the master hands them. Each backend compiled in.
+func TestTicketsAcrossWorkers(t *testing.T) {
+	up := echoUpstream(t)
+	ca, err := tlstest.NewCA("tickets test CA")
+	if err != nil {
+		t.Fatal(err)
+	}
+	leaf, err := ca.Leaf(tlstest.LeafOptions{}, "proxy.test")
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	chain, err := tlstest.WriteFile(dir, "chain.pem", leaf.CertPEM)
+	if err != nil {
+		t.Fatal(err)
+	}
+	key, err := tlstest.WriteFile(dir, "key.pem", leaf.KeyPEM)
+	if err != nil {
+		t.Fatal(err)
+	}
+	roots := x509.NewCertPool()
+	roots.AppendCertsFromPEM(ca.CertPEM)
+	for _, stack := range tlsbackend.Available() {
+		t.Run(stack, func(t *testing.T) {
+			addr := freePort(t)
+			text := fmt.Sprintf(`[runtime]
+worker_threads = 2
+[servers.tls]
+name = "tls"
+proxy_type = "tcp"
+listener = { type = "socket", value = %q }
+tls = { chain = %q, key = %q, stack = %q }
+route = { upstreams = [{ endpoint = { type = "socket", value = %q } }] }
+`, addr, chain, key, stack, up.Addr().String())
+			cfg, err := config.Parse("test.toml", []byte(text))
+			if err != nil {
+				t.Fatal(err)
+			}
+			r := start(t, cfg)
+			cc := &tls.Config{RootCAs: roots, ServerName: "proxy.test", ClientSessionCache: tls.NewLRUClientSessionCache(4)}
+			// Each connection comes from a new port, so the kernel spreads
+			// them over both workers: with keys of their own, about half
+			// would not resume.
+			const n = 16
+			resumed := 0
+			for i := range n + 1 {
+				c, err := tls.DialWithDialer(&net.Dialer{Timeout: 5 * time.Second}, "tcp", addr, cc)
+				if err != nil {
+					t.Fatalf("dial %d: %v\nlogs:\n%s", i, err, r.logs)
+				}
+				// The exchange also reads the ticket, sent after the
+				// handshake in TLS 1.3.
+				exchange(t, c, bufio.NewReader(c), "hello "+strconv.Itoa(i))
+				if i > 0 && c.ConnectionState().DidResume {
+					resumed++
+				}
+				c.Close()
+			}
+			if resumed != n {
+				t.Errorf("%d of %d connections resumed their session", resumed, n)
+			}
+		})
 	}
 }
