@@ -342,7 +342,7 @@ func (b *builder) server(key, name string, r *rawServer) *Server {
 	if r.TLS != nil {
 		s.TLS = b.tls(key+".tls", r.TLS)
 	}
-	s.Timeout = b.timeouts(key, r)
+	s.Timeout = b.timeouts(key, r, s.ProxyType == ProxyTCP)
 	if r.AccessLog != nil {
 		s.AccessLog = *r.AccessLog
 	}
@@ -536,7 +536,9 @@ func (b *builder) tls(key string, r *rawTLS) *TLS {
 	return t
 }
 
-func (b *builder) timeouts(key string, r *rawServer) Timeout {
+// timeouts reads a server's timeout table. A tcp server refuses the
+// timeouts only HTTP has rather than ignore them.
+func (b *builder) timeouts(key string, r *rawServer, tcp bool) Timeout {
 	var t Timeout
 	raw, tkey := r.Timeout, key+".timeout"
 	if r.HTTPTimeout != nil {
@@ -572,6 +574,22 @@ func (b *builder) timeouts(key string, r *rawServer) Timeout {
 		}
 		t.UpstreamConnect = sec("upstream_connect_timeout_sec", raw.UpstreamConnect)
 		t.UpstreamRead = sec("upstream_read_timeout_sec", raw.UpstreamRead)
+		if tcp {
+			for _, f := range []struct {
+				name string
+				set  bool
+			}{
+				{"server_read_body_timeout_sec", raw.ServerReadBody != nil},
+				{"server_message_timeout_sec", raw.ServerMessage != nil},
+				{"upstream_read_timeout_sec", raw.UpstreamRead != nil},
+				{"server_keepalive_park_ms", raw.ServerPark != nil},
+			} {
+				if f.set {
+					b.errorf(tkey+"."+f.name, "%s is for http servers; a tcp server takes server_keepalive_timeout_sec (idle relay), "+
+						"server_read_header_timeout_sec (TLS handshake or ClientHello) and upstream_connect_timeout_sec", f.name)
+				}
+			}
+		}
 	}
 	if r.HTTPTimeoutSec != nil || r.HTTPTimeoutNano != nil {
 		var d time.Duration

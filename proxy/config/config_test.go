@@ -147,6 +147,7 @@ func TestErrors(t *testing.T) {
 		{"ipv6 wildcard overlaps", strings.Replace(base, "127.0.0.1:8080", "0.0.0.0:8080", 1) + "\n[servers.b]\nproxy_type = \"tcp\"\nlistener = { type = \"socket\", value = \"[::]:08080\" }\nroute = { upstreams = [{ endpoint = { type = \"socket\", value = \"127.0.0.1:2\" } }] }\n", 14, "already used"},
 		{"port zero", strings.Replace(base, `127.0.0.1:8080`, `127.0.0.1:0`, 1), 6, "port"},
 		{"huge drain timeout", strings.Replace(base, "worker_threads = 1", "worker_threads = 1\ndrain_timeout_sec = 10000000000", 1), 3, "want 0 to 86400"},
+		{"tcp with an http timeout", "[servers.t]\nproxy_type = \"tcp\"\nlistener = { type = \"socket\", value = \"127.0.0.1:1\" }\nroute = { upstreams = [{ endpoint = { type = \"socket\", value = \"127.0.0.1:2\" } }] }\ntimeout = { server_keepalive_timeout_sec = 9, server_message_timeout_sec = 5 }\n", 5, "server_message_timeout_sec is for http servers"},
 		{"huge sqpoll idle", strings.Replace(base, "worker_threads = 1", "worker_threads = 1\nsqpoll_idle = 4294967296", 1), 3, "want 0 to 3600000"},
 		{"timeout zero", strings.Replace(base, `name = "a"`, "name = \"a\"\ntimeout = { upstream_connect_timeout_sec = 0 }", 1), 6, "0 seconds"},
 		{"park zero", strings.Replace(base, `name = "a"`, "name = \"a\"\ntimeout = { server_keepalive_park_ms = 0 }", 1), 6, "want -1 (never park)"},

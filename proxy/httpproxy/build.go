@@ -98,6 +98,7 @@ func New(s *config.Server, o Options) (*Server, error) {
 		KeepAliveTimeout:  s.Timeout.ServerKeepalive,
 		ReadHeaderTimeout: s.Timeout.ServerReadHeader,
 		ReadBodyTimeout:   s.Timeout.ServerReadBody,
+		MessageTimeout:    s.Timeout.ServerMessage,
 		ParkAfter:         s.Timeout.ServerPark,
 	}, closeAll{Service: svc, closers: append(closers(terminal, alog), routes...)}, log)
 	return srv, nil

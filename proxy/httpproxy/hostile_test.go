@@ -254,6 +254,43 @@ func TestBodyTimeoutPerRead(t *testing.T) {
 	}
 }
 
+// TestMessageTimeout: MessageTimeout (server_message_timeout_sec) bounds a
+// whole request body that trickles in under the per-read timeout; a body
+// that arrives in time is unaffected, also on the same connection after.
+func TestMessageTimeout(t *testing.T) {
+	h := HandlerService(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		b, err := io.ReadAll(r.Body)
+		if err != nil {
+			w.WriteHeader(http.StatusRequestTimeout)
+			return
+		}
+		w.Write(b)
+	}))
+	addr, _ := serveHandler(t, ServerConfig{ReadBodyTimeout: 2 * time.Second, MessageTimeout: 500 * time.Millisecond}, h)
+
+	c := dialRaw(t, addr)
+	for range 2 {
+		c.send(t, "PUT /fast HTTP/1.1\r\nHost: a\r\nContent-Length: 4\r\n\r\nfast")
+		if resp, body := c.response(t, "PUT"); resp.StatusCode != 200 || string(body) != "fast" {
+			t.Fatalf("upload in time: %d %q, want 200 \"fast\"", resp.StatusCode, body)
+		}
+	}
+
+	c = dialRaw(t, addr)
+	c.send(t, "PUT /trickle HTTP/1.1\r\nHost: a\r\nContent-Length: 10\r\n\r\n")
+	sent := 0
+	for range 10 { // 10 x 150 ms: three times the message timeout, each read well under 2 s
+		time.Sleep(150 * time.Millisecond)
+		if _, err := c.Write([]byte("x")); err != nil {
+			break // the proxy gave up and closed
+		}
+		sent++
+	}
+	if resp, body := c.response(t, "PUT"); resp.StatusCode == 200 {
+		t.Fatalf("a trickled upload of %d bytes succeeded: %q", sent, body)
+	}
+}
+
 // serveHandler serves h through an httpproxy Server with cfg on a loopback
 // listener, stopped at cleanup, and returns its address and the server.
 func serveHandler(t *testing.T, cfg ServerConfig, h Service) (string, *server.Server) {

@@ -32,6 +32,10 @@ type ServerConfig struct {
 	ReadHeaderTimeout time.Duration
 	// ReadBodyTimeout bounds each read of a request body (default 60s).
 	ReadBodyTimeout time.Duration
+	// MessageTimeout bounds the reading of a request's whole body, from
+	// the end of its head (default none): an upload that trickles in
+	// under ReadBodyTimeout still ends.
+	MessageTimeout time.Duration
 	// WriteTimeout bounds each write to the client (default 60s, nginx's
 	// send_timeout): a client that stops reading is dropped instead of
 	// holding the connection and its upstream forever.
@@ -112,8 +116,9 @@ type conn struct {
 	rd   *http1.Reader
 	info ConnInfo
 	// bodyTimeout, while a request body is read, is renewed before each
-	// read of c (see clientReader).
-	bodyTimeout time.Duration
+	// read of c (see clientReader), up to bodyDeadline if set.
+	bodyTimeout  time.Duration
+	bodyDeadline time.Time
 	// writeTimeout is renewed before each write to c (see clientWriter).
 	writeTimeout time.Duration
 	// idle: waiting for a request with nothing buffered; draining: the
@@ -149,13 +154,18 @@ type clientWriter struct{ cs *conn }
 // clientReader is the request reader's source: the client connection, its
 // read deadline renewed before each read while a body is read, so that
 // ReadBodyTimeout bounds each read of the body, as nginx's
-// client_body_timeout, not the whole upload. Heads are read under the
-// deadline set before them (keep-alive, ReadHeaderTimeout).
+// client_body_timeout, not the whole upload; MessageTimeout bounds that
+// (bodyDeadline). Heads are read under the deadline set before them
+// (keep-alive, ReadHeaderTimeout).
 type clientReader struct{ cs *conn }
 
 func (r clientReader) Read(p []byte) (int, error) {
 	if d := r.cs.bodyTimeout; d > 0 {
-		r.cs.c.SetReadDeadline(time.Now().Add(d))
+		dl := time.Now().Add(d)
+		if end := r.cs.bodyDeadline; !end.IsZero() && end.Before(dl) {
+			dl = end
+		}
+		r.cs.c.SetReadDeadline(dl)
 		if r.cs.aborted.Load() { // as in clientWriter
 			return 0, os.ErrDeadlineExceeded
 		}
@@ -436,7 +446,7 @@ func (s *Server) serve(ctx context.Context, cs *conn) error {
 		} else {
 			c.SetReadDeadline(time.Now().Add(s.cfg.ReadHeaderTimeout))
 		}
-		cs.bodyTimeout = 0
+		cs.bodyTimeout, cs.bodyDeadline = 0, time.Time{}
 		err := cs.rd.ReadRequest(&cs.head)
 		if park && err != nil && cs.rd.Buffered() == 0 && errors.Is(err, os.ErrDeadlineExceeded) &&
 			!cs.stopping() && ctx.Err() == nil {
@@ -550,6 +560,9 @@ func (s *Server) one(ctx context.Context, cs *conn) (bool, error) {
 	req.bodySrc = nil
 	if h.BodyKind != http1.BodyNone {
 		cs.bodyTimeout = s.cfg.ReadBodyTimeout // see clientReader
+		if s.cfg.MessageTimeout > 0 {
+			cs.bodyDeadline = time.Now().Add(s.cfg.MessageTimeout)
+		}
 	}
 	if h.ExpectContinue && h.BodyKind != http1.BodyNone {
 		// Answer 100 Continue ourselves when the body is first read, as
