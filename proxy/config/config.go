@@ -257,7 +257,7 @@ type Server struct {
 	Routes              []Route
 	UpstreamHTTPVersion string // "http11" (default), "http2" or "auto"
 	ContentHandler      bool   // http_opt_handlers.content_handler
-	AccessLog           string // ours: "" off, "-" stderr, or a path
+	AccessLog           string // ours: "" off, "-" stderr, or a path (http and tcp servers)
 	// PreserveHost keeps the client's Host header upstream (ours; default true).
 	PreserveHost bool
 	// Via adds a Via field naming this proxy (ours; default false).

@@ -3,68 +3,24 @@ package httpproxy
 import (
 	"context"
 	"fmt"
-	"io"
-	"os"
 	"strconv"
-	"sync"
-	"sync/atomic"
 	"time"
+
+	"github.com/monolake-go/monolake/proxy/accesslog"
 )
 
 // AccessLog writes one line per request in the common log format, plus the
-// duration, from its own goroutine: the request path only queues the line
-// and never waits on the disk. When the queue is full, lines are dropped and
-// counted rather than slowing requests.
-type AccessLog struct {
-	w       io.Writer
-	closer  io.Closer
-	lines   chan []byte
-	done    chan struct{}
-	dropped atomic.Int64
-	close   sync.Once
-}
+// duration, through an accesslog.Writer: the request path only queues the
+// line.
+type AccessLog struct{ *accesslog.Writer }
 
 // OpenAccessLog opens path for appending ("-" is stderr).
 func OpenAccessLog(path string) (*AccessLog, error) {
-	if path == "-" {
-		return NewAccessLog(os.Stderr, nil), nil
-	}
-	f, err := os.OpenFile(path, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o644)
+	w, err := accesslog.Open(path)
 	if err != nil {
-		return nil, fmt.Errorf("httpproxy: opening access log: %w", err)
+		return nil, fmt.Errorf("httpproxy: %w", err)
 	}
-	return NewAccessLog(f, f), nil
-}
-
-// NewAccessLog writes lines to w; closer (if any) is closed by Close.
-func NewAccessLog(w io.Writer, closer io.Closer) *AccessLog {
-	l := &AccessLog{w: w, closer: closer, lines: make(chan []byte, 4096), done: make(chan struct{})}
-	go l.run()
-	return l
-}
-
-func (l *AccessLog) run() {
-	defer close(l.done)
-	for line := range l.lines {
-		l.w.Write(line)
-	}
-}
-
-// Dropped returns how many lines were dropped because the writer lagged.
-func (l *AccessLog) Dropped() int64 { return l.dropped.Load() }
-
-// Close flushes the queued lines and closes the file. Only the first call
-// does anything. No request may be logged after Close.
-func (l *AccessLog) Close() error {
-	var err error
-	l.close.Do(func() {
-		close(l.lines)
-		<-l.done
-		if l.closer != nil {
-			err = l.closer.Close()
-		}
-	})
-	return err
+	return &AccessLog{w}, nil
 }
 
 // Layer returns the Middleware that logs each request.
@@ -117,10 +73,6 @@ func (s accessLogService) Call(ctx context.Context, req *Request) (*Response, er
 	b = append(b, ' ')
 	b = strconv.AppendFloat(b, time.Since(start).Seconds(), 'f', 6, 64)
 	b = append(b, '\n')
-	select {
-	case s.l.lines <- b:
-	default:
-		s.l.dropped.Add(1)
-	}
+	s.l.Log(b)
 	return resp, err
 }

@@ -20,6 +20,8 @@
 //     splice reports its progress only when it returns, the close comes
 //     between one and about two idle timeouts after the last byte; relay.go
 //     explains how progress is collected without giving up splice.
+//
+// With access_log set, each connection ends with a line (accesslog.go).
 package l4
 
 import (
@@ -33,6 +35,7 @@ import (
 	"time"
 
 	"github.com/monolake-go/monolake/proxy"
+	"github.com/monolake-go/monolake/proxy/accesslog"
 	"github.com/monolake-go/monolake/proxy/balance"
 	"github.com/monolake-go/monolake/proxy/config"
 )
@@ -62,6 +65,7 @@ type Proxy struct {
 	idleTimeout    time.Duration
 	helloTimeout   time.Duration
 	closed         atomic.Bool
+	alog           *accesslog.Writer // nil: no access log
 	// dial connects to upstreams; nil means net.Dialer (the epoll runtime).
 	dial func(ctx context.Context, network, addr string) (net.Conn, error)
 }
@@ -127,6 +131,12 @@ func New(s *config.Server, log *slog.Logger) (*Proxy, error) {
 	if p.helloTimeout <= 0 {
 		p.helloTimeout = DefaultHelloTimeout
 	}
+	if s.AccessLog != "" {
+		var err error
+		if p.alog, err = accesslog.Open(s.AccessLog); err != nil {
+			return nil, fmt.Errorf("l4: server %q: %w", s.Name, err)
+		}
+	}
 	return p, nil
 }
 
@@ -145,7 +155,12 @@ func New(s *config.Server, log *slog.Logger) (*Proxy, error) {
 // ctx.Err(). An I/O error on either side aborts both and is returned.
 func (p *Proxy) Call(ctx context.Context, client net.Conn) (struct{}, error) {
 	defer client.Close()
+	e := entry{start: time.Now(), status: statusOK}
+	if p.alog != nil {
+		defer func() { p.alog.Log(e.line(client.RemoteAddr())) }()
+	}
 	if p.closed.Load() {
+		e.status = statusClosed
 		return struct{}{}, ErrClosed
 	}
 	rt, hello := p.def, []byte(nil)
@@ -155,25 +170,33 @@ func (p *Proxy) Call(ctx context.Context, client net.Conn) (struct{}, error) {
 			if errors.Is(err, errEmpty) {
 				return struct{}{}, nil
 			}
+			e.status = statusBadHello
 			return struct{}{}, err
 		}
 	}
 	up, done, err := p.connect(ctx, client, rt)
 	if err != nil {
+		e.status = statusNoUpstream
 		return struct{}{}, err
 	}
 	defer done()
 	defer up.Close()
+	e.upstream = addrString(up.RemoteAddr())
 	if len(hello) > 0 {
 		// The bytes taken to find the route go first: a fresh socket's
 		// send buffer holds them, the deadline only guards a stuck peer.
 		up.SetWriteDeadline(time.Now().Add(p.connectTimeout))
 		if _, err := up.Write(hello); err != nil {
+			e.status = statusNoUpstream
 			return struct{}{}, fmt.Errorf("l4: replaying the ClientHello upstream: %w", err)
 		}
 		up.SetWriteDeadline(time.Time{})
+		e.received = int64(len(hello))
 	}
-	if err := relay(ctx, client, up, p.idleTimeout); err != nil {
+	moved, err := relay(ctx, client, up, p.idleTimeout)
+	e.received += moved[0]
+	e.sent = moved[1]
+	if err != nil {
 		return struct{}{}, fmt.Errorf("l4: relaying %s: %w", addrString(client.RemoteAddr()), err)
 	}
 	return struct{}{}, ctx.Err()
@@ -239,9 +262,13 @@ func (p *Proxy) connect(ctx context.Context, client net.Conn, rt *route) (net.Co
 }
 
 // Close makes later Calls refuse their connection (closing it) with
-// ErrClosed; relays in flight go on until they end. It returns nil.
+// ErrClosed; relays in flight go on until they end. It closes the access
+// log, so the lines of relays that end later are dropped.
 func (p *Proxy) Close() error {
 	p.closed.Store(true)
+	if p.alog != nil {
+		return p.alog.Close()
+	}
 	return nil
 }
 

@@ -14,6 +14,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"sync"
 	"syscall"
@@ -707,5 +708,82 @@ func TestStuckReaderAfterHalfClose(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// TestAccessLog: with access_log, each connection ends with a line giving
+// the client, the upstream, the status and the bytes each way; a connection
+// whose upstream cannot be reached is a 502.
+func TestAccessLog(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "access.log")
+	reply := "0123456789"
+	up := upstream(t, "tcp", func(c net.Conn) {
+		io.Copy(io.Discard, c)
+		io.WriteString(c, reply)
+		closeWrite(c)
+	})
+	s := tcpServer(opts{}, up, closedPort(t))
+	s.Route.LoadBalancer = "round_robin"
+	s.AccessLog = path
+	p, err := l4.New(s, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ln := proxyListen(t, p, "tcp")
+	srv := server.New(p, nil)
+	go srv.Serve(ln)
+	defer srv.Close()
+	// Round robin: the live upstream, then the dead one (whose retry
+	// reaches the live one), so two relays; then a proxy with only a dead
+	// upstream below.
+	for range 2 {
+		c := dial(t, ln.Addr())
+		io.WriteString(c, "hello")
+		closeWrite(c)
+		if b, err := io.ReadAll(c); err != nil || string(b) != reply {
+			t.Fatalf("relay: %q, %v", b, err)
+		}
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), ceiling)
+	defer cancel()
+	if err := srv.Shutdown(ctx); err != nil {
+		t.Fatal(err)
+	}
+	p.Close() // flushes the log
+
+	dead := tcpServer(opts{}, closedPort(t))
+	dead.AccessLog = path
+	dp, err := l4.New(dead, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dln := proxyListen(t, dp, "tcp")
+	dsrv := server.New(dp, nil)
+	go dsrv.Serve(dln)
+	defer dsrv.Close()
+	expectEOF(t, dial(t, dln.Addr()))
+	if err := dsrv.Shutdown(ctx); err != nil {
+		t.Fatal(err)
+	}
+	dp.Close()
+
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	lines := strings.Split(strings.TrimSpace(string(b)), "\n")
+	upAddr := regexp.QuoteMeta(up.Value)
+	want := []*regexp.Regexp{
+		regexp.MustCompile(`^127\.0\.0\.1 - - \[\d{2}/\w{3}/\d{4}:\d{2}:\d{2}:\d{2} [+-]\d{4}\] "TCP ` + upAddr + `" 200 10 5 \d+\.\d{6}$`),
+		regexp.MustCompile(`^127\.0\.0\.1 - - \[[^]]+\] "TCP ` + upAddr + `" 200 10 5 \d+\.\d{6}$`),
+		regexp.MustCompile(`^127\.0\.0\.1 - - \[[^]]+\] "TCP -" 502 0 0 \d+\.\d{6}$`),
+	}
+	if len(lines) != len(want) {
+		t.Fatalf("%d lines: %q", len(lines), lines)
+	}
+	for i, re := range want {
+		if !re.MatchString(lines[i]) {
+			t.Errorf("line %d %q does not match %s", i, lines[i], re)
+		}
 	}
 }

@@ -91,13 +91,15 @@ type pair struct {
 
 	stopOnce sync.Once
 	stopped  atomic.Bool // both conns closed (idle, error or ctx)
+
+	moved [2]int64 // bytes direction d moved; each its own
 }
 
 // relay copies a to b and b to a until both directions end, the relay is
-// idle for idle, or ctx is done, and returns the first I/O error that was
-// not caused by ending the relay. It does not close a or b on a normal end;
-// the caller does.
-func relay(ctx context.Context, a, b net.Conn, idle time.Duration) error {
+// idle for idle, or ctx is done, and returns the bytes moved from a to b
+// and from b to a, and the first I/O error that was not caused by ending
+// the relay. It does not close a or b on a normal end; the caller does.
+func relay(ctx context.Context, a, b net.Conn, idle time.Duration) (moved [2]int64, err error) {
 	p := &pair{conns: [2]net.Conn{a, b}, idle: idle, grace: min(idle/2, time.Second), start: time.Now()}
 	p.prober.Store(-1)
 	// The kernel gives up on a peer that stopped reading for the idle
@@ -122,7 +124,7 @@ func relay(ctx context.Context, a, b net.Conn, idle time.Duration) error {
 	if errors.Is(err1, errIdle) {
 		err1 = nil
 	}
-	return errors.Join(err0, err1)
+	return p.moved, errors.Join(err0, err1)
 }
 
 func (p *pair) now() int64 { return int64(time.Since(p.start)) }
@@ -149,6 +151,7 @@ func (p *pair) run(d int) error {
 		n, err := p.copy(dst, src)
 		if n > 0 {
 			p.touch()
+			p.moved[d] += n
 		}
 		p.returns[d].Add(1)
 		if err == nil { // EOF from src

@@ -1,0 +1,92 @@
+// Package accesslog writes access-log lines from a goroutine of its own:
+// a request or connection only queues its line and never waits on the
+// disk. When the queue is full, lines are dropped and counted rather than
+// slowing the traffic. The HTTP proxy and the L4 proxy format their own
+// lines.
+package accesslog
+
+import (
+	"fmt"
+	"io"
+	"os"
+	"sync"
+	"sync/atomic"
+)
+
+// queueLen is how many lines may wait for the writer.
+const queueLen = 4096
+
+// Writer queues lines for w.
+type Writer struct {
+	w       io.Writer
+	closer  io.Closer
+	mu      sync.RWMutex // Log holds it shared, Close exclusive
+	closed  bool
+	lines   chan []byte
+	done    chan struct{}
+	dropped atomic.Int64
+}
+
+// Open opens path for appending ("-" is stderr).
+func Open(path string) (*Writer, error) {
+	if path == "-" {
+		return New(os.Stderr, nil), nil
+	}
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o644)
+	if err != nil {
+		return nil, fmt.Errorf("opening access log: %w", err)
+	}
+	return New(f, f), nil
+}
+
+// New writes lines to w; closer (if any) is closed by Close.
+func New(w io.Writer, closer io.Closer) *Writer {
+	l := &Writer{w: w, closer: closer, lines: make(chan []byte, queueLen), done: make(chan struct{})}
+	go l.run()
+	return l
+}
+
+func (l *Writer) run() {
+	defer close(l.done)
+	for line := range l.lines {
+		l.w.Write(line)
+	}
+}
+
+// Log queues line, which must end in a newline and not be changed after.
+// A line that does not fit in the queue, or comes after Close (a
+// connection that outlived its server's drain), is dropped and counted.
+func (l *Writer) Log(line []byte) {
+	l.mu.RLock()
+	defer l.mu.RUnlock()
+	if l.closed {
+		l.dropped.Add(1)
+		return
+	}
+	select {
+	case l.lines <- line:
+	default:
+		l.dropped.Add(1)
+	}
+}
+
+// Dropped returns how many lines were dropped.
+func (l *Writer) Dropped() int64 { return l.dropped.Load() }
+
+// Close writes the queued lines and closes the file. Only the first call
+// does anything.
+func (l *Writer) Close() error {
+	l.mu.Lock()
+	if l.closed {
+		l.mu.Unlock()
+		return nil
+	}
+	l.closed = true
+	close(l.lines)
+	l.mu.Unlock()
+	<-l.done
+	if l.closer != nil {
+		return l.closer.Close()
+	}
+	return nil
+}
