@@ -351,7 +351,7 @@ func (b *builder) server(key, name string, r *rawServer) *Server {
 		for field, set := range map[string]bool{
 			"routes": r.Routes != nil, "upstream_http_version": r.UpstreamHTTPVersion != nil,
 			"http_opt_handlers": r.HTTPOptHandlers != nil, "preserve_host": r.PreserveHost != nil,
-			"via": r.Via != nil, "forwarded": r.Forwarded != nil,
+			"via": r.Via != nil, "forwarded": r.Forwarded != nil, "client_max_body_size": r.ClientMaxBodySize != nil,
 		} {
 			if set {
 				b.errorf(key+"."+field, "%s is for http servers; a tcp server takes route = { load_balancer, upstreams }", field)
@@ -405,6 +405,13 @@ func (b *builder) server(key, name string, r *rawServer) *Server {
 		}
 		if r.Forwarded != nil {
 			s.Forwarded = *r.Forwarded
+		}
+		if v := r.ClientMaxBodySize; v != nil {
+			if *v < 0 {
+				b.errorf(key+".client_max_body_size", "%d bytes: want 0 (no limit) or more", *v)
+			} else {
+				s.ClientMaxBodySize = *v
+			}
 		}
 	}
 	return s

@@ -258,6 +258,9 @@ type Server struct {
 	UpstreamHTTPVersion string // "http11" (default), "http2" or "auto"
 	ContentHandler      bool   // http_opt_handlers.content_handler
 	AccessLog           string // ours: "" off, "-" stderr, or a path (http and tcp servers)
+	// ClientMaxBodySize caps a request body in bytes (ours:
+	// client_max_body_size, as nginx's but in bytes; 0: no cap).
+	ClientMaxBodySize int64
 	// PreserveHost keeps the client's Host header upstream (ours; default true).
 	PreserveHost bool
 	// Via adds a Via field naming this proxy (ours; default false).

@@ -107,6 +107,7 @@ type rawServer struct {
 	UpstreamHTTPVersion *string         `toml:"upstream_http_version"`
 	HTTPOptHandlers     *rawOptHandlers `toml:"http_opt_handlers"`
 	AccessLog           *string         `toml:"access_log"`
+	ClientMaxBodySize   *int64          `toml:"client_max_body_size"` // ours: bytes
 	PreserveHost        *bool           `toml:"preserve_host"`
 	Via                 *bool           `toml:"via"`
 	Forwarded           *bool           `toml:"forwarded"`

@@ -80,12 +80,17 @@ type Body struct {
 	src  *Reader
 	cl   ContentLengthReader
 	ch   ChunkedReader
+	// limit, when positive, is the most body bytes Read gives; left is
+	// what remains of it.
+	limit, left int64
 }
 
 // Reset makes b read a body framed as kind from src (length is used for
 // BodyLength). For a Request: b.Reset(r, req.BodyKind, req.ContentLength).
+// It removes a limit.
 func (b *Body) Reset(src *Reader, kind BodyKind, length int64) {
 	b.kind, b.src = kind, src
+	b.limit, b.left = 0, 0
 	switch kind {
 	case BodyLength:
 		b.cl.Reset(src, length)
@@ -97,9 +102,36 @@ func (b *Body) Reset(src *Reader, kind BodyKind, length int64) {
 // Kind returns the framing b reads.
 func (b *Body) Kind() BodyKind { return b.kind }
 
+// SetLimit makes Read fail with ErrBodyTooLarge once the body goes past n
+// bytes (decoded), after giving the first n; n <= 0 means no limit. Call it
+// after Reset, before reading.
+func (b *Body) SetLimit(n int64) {
+	b.limit, b.left = max(n, 0), max(n, 0)
+}
+
 // Read reads body bytes (decoded, for chunked). At the end of the body it
-// returns io.EOF; a body cut short gives io.ErrUnexpectedEOF.
+// returns io.EOF; a body cut short gives io.ErrUnexpectedEOF, one longer
+// than the limit (SetLimit) ErrBodyTooLarge.
 func (b *Body) Read(p []byte) (int, error) {
+	if b.limit == 0 {
+		return b.read(p)
+	}
+	// Ask for one byte past the limit, to tell a body that ends at it
+	// from one that goes on.
+	if int64(len(p)) > b.left+1 {
+		p = p[:b.left+1]
+	}
+	n, err := b.read(p)
+	if int64(n) > b.left {
+		n = int(b.left)
+		b.left = 0
+		return n, ErrBodyTooLarge
+	}
+	b.left -= int64(n)
+	return n, err
+}
+
+func (b *Body) read(p []byte) (int, error) {
 	switch b.kind {
 	case BodyLength:
 		return b.cl.Read(p)

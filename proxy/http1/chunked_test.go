@@ -288,3 +288,58 @@ func TestTrailersForwarded(t *testing.T) {
 		t.Fatalf("Finish wrote %q, want %q", out.String(), want)
 	}
 }
+
+// TestBodyLimit: a Body with a limit gives the first limit bytes of a
+// longer body and then ErrBodyTooLarge, whatever the framing and read
+// size; a body of exactly the limit ends with io.EOF; Copy passes the
+// error on; Reset removes the limit.
+func TestBodyLimit(t *testing.T) {
+	const limit = 10
+	for _, tc := range []struct {
+		name string
+		kind BodyKind
+		in   string
+		body string
+		err  error
+	}{
+		{"chunked over", BodyChunked, "6\r\nhello \r\n6\r\nworld!\r\n0\r\n\r\n", "hello worl", ErrBodyTooLarge},
+		{"chunked at", BodyChunked, "5\r\nhello\r\n5\r\nworld\r\n0\r\n\r\n", "helloworld", nil},
+		{"close over", BodyClose, "hello world!", "hello worl", ErrBodyTooLarge},
+		{"close at", BodyClose, "helloworld", "helloworld", nil},
+		{"length under", BodyLength, "hello", "hello", nil},
+	} {
+		for _, size := range []int{1, 3, 64} {
+			var b Body
+			b.Reset(NewReader(iotest.HalfReader(strings.NewReader(tc.in))), tc.kind, int64(len(tc.in)))
+			b.SetLimit(limit)
+			var got []byte
+			buf := make([]byte, size)
+			var err error
+			for {
+				var n int
+				n, err = b.Read(buf)
+				got = append(got, buf[:n]...)
+				if err != nil {
+					break
+				}
+			}
+			if err == io.EOF {
+				err = nil
+			}
+			if string(got) != tc.body || err != tc.err {
+				t.Errorf("%s, reads of %d: %q, %v; want %q, %v", tc.name, size, got, err, tc.body, tc.err)
+			}
+		}
+		var b Body
+		b.Reset(NewReader(strings.NewReader(tc.in)), tc.kind, int64(len(tc.in)))
+		b.SetLimit(limit)
+		var out bytes.Buffer
+		if _, err := (&Copier{}).Copy(&out, &b, BodyClose); err != tc.err || out.String() != tc.body {
+			t.Errorf("%s: Copy gave %q, %v; want %q, %v", tc.name, out.String(), err, tc.body, tc.err)
+		}
+		b.Reset(NewReader(strings.NewReader(tc.in)), tc.kind, int64(len(tc.in)))
+		if all, err := io.ReadAll(&b); err != nil || len(all) < len(tc.body) {
+			t.Errorf("%s: after Reset: %q, %v", tc.name, all, err)
+		}
+	}
+}

@@ -82,6 +82,9 @@ var (
 	ErrTrailersTooLarge = errors.New("http1: trailer section too large")
 	// ErrBodyKind: Copier.Copy was asked for a framing it cannot produce.
 	ErrBodyKind = errors.New("http1: cannot re-frame body as requested")
+	// ErrBodyTooLarge: a body went past the limit its Body was given
+	// (Body.SetLimit).
+	ErrBodyTooLarge = errors.New("http1: body larger than the limit")
 )
 
 // WriteError wraps an error from the destination writer in Copier.Copy, so

@@ -99,6 +99,7 @@ func New(s *config.Server, o Options) (*Server, error) {
 		ReadHeaderTimeout: s.Timeout.ServerReadHeader,
 		ReadBodyTimeout:   s.Timeout.ServerReadBody,
 		MessageTimeout:    s.Timeout.ServerMessage,
+		MaxBodySize:       s.ClientMaxBodySize,
 		ParkAfter:         s.Timeout.ServerPark,
 	}, closeAll{Service: svc, closers: append(closers(terminal, alog), routes...)}, log)
 	return srv, nil

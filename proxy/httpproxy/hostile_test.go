@@ -2,6 +2,7 @@ package httpproxy
 
 import (
 	"bufio"
+	"encoding/json"
 	"io"
 	"log/slog"
 	"net"
@@ -289,6 +290,45 @@ func TestMessageTimeout(t *testing.T) {
 	if resp, body := c.response(t, "PUT"); resp.StatusCode == 200 {
 		t.Fatalf("a trickled upload of %d bytes succeeded: %q", sent, body)
 	}
+}
+
+// TestClientMaxBodySize: client_max_body_size lets bodies up to it through;
+// a larger Content-Length gets 413 and the connection ends, and a chunked
+// body that grows past it gets 413 too once the cut reaches the upstream.
+func TestClientMaxBodySize(t *testing.T) {
+	up := newEchoUpstream(t, "up")
+	p := startProxy(t, serverTOML("client_max_body_size = 10", routeTOML("/{*p}", "", up.addr())), Options{})
+	c := dialRaw(t, p.Addr)
+	bodyOf := func(t *testing.T) int {
+		t.Helper()
+		resp, b := c.response(t, "POST")
+		var e echo
+		if resp.StatusCode != 200 || json.Unmarshal(b, &e) != nil {
+			t.Fatalf("%d %q, want 200 and an echo", resp.StatusCode, b)
+		}
+		return e.Body
+	}
+
+	c.send(t, "POST /a HTTP/1.1\r\nHost: a\r\nContent-Length: 10\r\n\r\n0123456789")
+	if n := bodyOf(t); n != 10 {
+		t.Fatalf("upstream read %d bytes, want 10", n)
+	}
+	c.send(t, "POST /a HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n5\r\nworld\r\n0\r\n\r\n")
+	if n := bodyOf(t); n != 10 {
+		t.Fatalf("chunked: upstream read %d bytes, want 10", n)
+	}
+	c.send(t, "POST /b HTTP/1.1\r\nHost: a\r\nContent-Length: 11\r\n\r\n01234567890")
+	if resp, _ := c.response(t, "POST"); resp.StatusCode != 413 {
+		t.Fatalf("Content-Length over the limit: %d, want 413", resp.StatusCode)
+	}
+	c.expectClosed(t)
+
+	c = dialRaw(t, p.Addr)
+	c.send(t, "POST /c HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n6\r\nhello \r\n6\r\nworld!\r\n0\r\n\r\n")
+	if resp, _ := c.response(t, "POST"); resp.StatusCode != 413 {
+		t.Fatalf("chunked body over the limit: %d, want 413", resp.StatusCode)
+	}
+	c.expectClosed(t)
 }
 
 // serveHandler serves h through an httpproxy Server with cfg on a loopback

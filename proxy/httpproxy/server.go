@@ -42,6 +42,12 @@ type ServerConfig struct {
 	WriteTimeout time.Duration
 	// MaxHeadSize caps a request head (default 16 KiB; larger: 431).
 	MaxHeadSize int
+	// MaxBodySize caps a request body (default none, nginx's
+	// client_max_body_size): a larger Content-Length is refused with 413
+	// before the body is read, and a chunked body that grows past it is
+	// cut off there: the upstream's connection is dropped and the client
+	// gets 413 if no response has started.
+	MaxBodySize int64
 	// MaxDiscard is how much of an unread request body the server reads
 	// to keep the connection; a larger rest closes it (default 256 KiB).
 	MaxDiscard int64
@@ -466,6 +472,12 @@ func (s *Server) serve(ctx context.Context, cs *conn) error {
 			}
 			return s.readError(cs, err)
 		}
+		if limit := s.cfg.MaxBodySize; limit > 0 && cs.head.BodyKind == http1.BodyLength && cs.head.ContentLength > limit {
+			s.log.Info("request body too large", "client", cs.info.RemoteIP, "content_length", cs.head.ContentLength, "max", limit)
+			s.writeError(cs, 413, "request body too large")
+			lingerClose(cs.c)
+			return nil
+		}
 		cs.info.Requests++
 		keep, err := s.one(ctx, cs)
 		if err != nil || !keep {
@@ -557,6 +569,7 @@ func (s *Server) one(ctx context.Context, cs *conn) (bool, error) {
 		req.OutTarget = originForm(h.Target)
 	}
 	cs.body.Reset(cs.rd, h.BodyKind, h.ContentLength)
+	cs.body.SetLimit(s.cfg.MaxBodySize)
 	req.bodySrc = nil
 	if h.BodyKind != http1.BodyNone {
 		cs.bodyTimeout = s.cfg.ReadBodyTimeout // see clientReader

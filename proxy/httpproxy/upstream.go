@@ -337,6 +337,9 @@ func (u *Upstream) exchange(ctx context.Context, uc *upConn, req *Request, t *ta
 			if errors.As(err, &we) {
 				return nil, false, upWriteError(err)
 			}
+			if errors.Is(err, http1.ErrBodyTooLarge) {
+				return nil, false, &StatusError{Status: 413, Err: err}
+			}
 			// The client's body broke off: nobody to answer.
 			return nil, false, &StatusError{Status: 400, Err: err}
 		}
