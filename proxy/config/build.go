@@ -128,6 +128,13 @@ func (b *builder) runtime(r *rawRuntime) Runtime {
 			rt.DrainTimeout = time.Duration(*r.DrainTimeout) * time.Second
 		}
 	}
+	if r.MaxConns != nil {
+		if *r.MaxConns < 0 || *r.MaxConns > 1<<30 {
+			b.errorf("runtime.max_connections", "%d connections: want 0 (no cap) to 1073741824", *r.MaxConns)
+		} else {
+			rt.MaxConns = int(*r.MaxConns)
+		}
+	}
 	return rt
 }
 

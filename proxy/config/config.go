@@ -95,6 +95,10 @@ type Runtime struct {
 	// DrainTimeout bounds how long a stopping worker waits for connections
 	// in flight (ours; default 30s).
 	DrainTimeout time.Duration
+	// MaxConns caps the client connections each worker holds at once,
+	// over all its servers (ours: max_connections, as nginx's
+	// worker_connections but counting clients only); 0 means no cap.
+	MaxConns int
 }
 
 // Listener is where a server accepts connections.

@@ -150,6 +150,7 @@ func TestErrors(t *testing.T) {
 		{"tcp with an http timeout", "[servers.t]\nproxy_type = \"tcp\"\nlistener = { type = \"socket\", value = \"127.0.0.1:1\" }\nroute = { upstreams = [{ endpoint = { type = \"socket\", value = \"127.0.0.1:2\" } }] }\ntimeout = { server_keepalive_timeout_sec = 9, server_message_timeout_sec = 5 }\n", 5, "server_message_timeout_sec is for http servers"},
 		{"tcp with a body limit", "[servers.t]\nproxy_type = \"tcp\"\nlistener = { type = \"socket\", value = \"127.0.0.1:1\" }\nroute = { upstreams = [{ endpoint = { type = \"socket\", value = \"127.0.0.1:2\" } }] }\nclient_max_body_size = 5\n", 5, "client_max_body_size is for http servers"},
 		{"negative body limit", strings.Replace(base, `name = "a"`, "name = \"a\"\nclient_max_body_size = -1", 1), 6, "want 0 (no limit) or more"},
+		{"negative max connections", strings.Replace(base, "worker_threads = 1", "worker_threads = 1\nmax_connections = -1", 1), 3, "want 0 (no cap)"},
 		{"huge sqpoll idle", strings.Replace(base, "worker_threads = 1", "worker_threads = 1\nsqpoll_idle = 4294967296", 1), 3, "want 0 to 3600000"},
 		{"timeout zero", strings.Replace(base, `name = "a"`, "name = \"a\"\ntimeout = { upstream_connect_timeout_sec = 0 }", 1), 6, "0 seconds"},
 		{"park zero", strings.Replace(base, `name = "a"`, "name = \"a\"\ntimeout = { server_keepalive_park_ms = 0 }", 1), 6, "want -1 (never park)"},

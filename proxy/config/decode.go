@@ -28,6 +28,7 @@ type rawRuntime struct {
 	Entries       *int64  `toml:"entries"`
 	SQPollIdle    *int64  `toml:"sqpoll_idle"` // milliseconds
 	DrainTimeout  *int64  `toml:"drain_timeout_sec"`
+	MaxConns      *int64  `toml:"max_connections"` // ours: per worker
 }
 
 type rawEndpoint struct {

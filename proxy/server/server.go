@@ -52,6 +52,7 @@ type Server struct {
 	stopping  bool          // Shutdown or Close was called
 	drained   chan struct{} // closed once stopping and conns is empty
 	isDrained bool
+	limit     *ConnLimit // nil: no limit
 }
 
 // generation is one service set by New or SetService, with the number of
@@ -185,8 +186,14 @@ func (s *Server) Serve(ln net.Listener) error {
 			continue
 		}
 		delay = 0
+		if !s.limit.acquire() {
+			s.limit.refused(s.log, ln.Addr())
+			nc.Close()
+			continue
+		}
 		c, ok := s.track(nc)
 		if !ok {
+			s.limit.release()
 			nc.Close()
 			return nil
 		}
@@ -339,6 +346,7 @@ func (s *Server) finish(c *conn) {
 		(*t).Close() // a layer's conn (TLS: close_notify, its SSL freed)
 	}
 	c.nc.Close()
+	s.limit.release()
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	delete(s.conns, c)

@@ -47,6 +47,7 @@ type running struct {
 // running.
 func startServers(cfg *config.Config, drv netio.Driver, inherited map[string]net.Listener, worker string, tickets tlsbackend.TicketKey, log *slog.Logger) (*instance, error) {
 	inst := &instance{log: log, drv: drv, failed: make(chan error, 1)}
+	limit := server.NewConnLimit(cfg.Runtime.MaxConns) // shared by the servers
 	for _, key := range cfg.ServerNames {
 		s := cfg.Servers[key]
 		svc, err := buildService(s, worker, tickets, drv.Dial, log.With("server", key))
@@ -64,6 +65,7 @@ func startServers(cfg *config.Config, drv netio.Driver, inherited map[string]net
 			}
 		}
 		r := &running{cfg: s, svc: svc, ln: ln, done: make(chan error, 1), srv: server.New(svc, log.With("server", key))}
+		r.srv.SetConnLimit(limit)
 		inst.servers = append(inst.servers, r)
 	}
 	for _, r := range inst.servers {

@@ -460,6 +460,53 @@ func TestServerFailureEndsInstance(t *testing.T) {
 	}
 }
 
+// TestMaxConnections: runtime.max_connections caps a worker's client
+// connections over all its servers: with a cap of 1, a second client of
+// another server is closed at once while the first is served.
+func TestMaxConnections(t *testing.T) {
+	up := echoUpstream(t)
+	addr1, addr2 := freePort(t), freePort(t)
+	text := fmt.Sprintf(`[runtime]
+worker_threads = 0
+max_connections = 1
+[servers.a]
+proxy_type = "tcp"
+listener = { type = "socket", value = %q }
+route = { upstreams = [{ endpoint = { type = "socket", value = %q } }] }
+[servers.b]
+proxy_type = "tcp"
+listener = { type = "socket", value = %q }
+route = { upstreams = [{ endpoint = { type = "socket", value = %q } }] }
+`, addr1, up.Addr(), addr2, up.Addr())
+	cfg, err := config.Parse("test.toml", []byte(text))
+	if err != nil {
+		t.Fatal(err)
+	}
+	log := slog.New(slog.DiscardHandler)
+	inst, err := startServers(cfg, newDriver(cfg, log), nil, "test", newTicketSecret(), log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer inst.close()
+	c1, err := net.Dial("tcp", addr1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c1.Close()
+	exchange(t, c1, bufio.NewReader(c1), "first")
+	c2, err := net.Dial("tcp", addr2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c2.Close()
+	c2.SetDeadline(time.Now().Add(5 * time.Second))
+	fmt.Fprintf(c2, "second\n")
+	if b, err := bufio.NewReader(c2).ReadString('\n'); err == nil {
+		t.Fatalf("a connection over max_connections was served: %q", b)
+	}
+	exchange(t, c1, bufio.NewReader(c1), "first again")
+}
+
 // TestTicketsAcrossWorkers: with two worker processes behind one
 // SO_REUSEPORT listener, a client resumes its TLS session on whichever
 // worker each new connection reaches: the workers' ticket keys derive from
