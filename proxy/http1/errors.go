@@ -53,6 +53,7 @@ var (
 	errTransferEncoding = reqErr("invalid Transfer-Encoding")
 	errMultipleHost     = reqErr("multiple Host headers")
 	errHost             = reqErr("invalid Host header")
+	errTargetAuthority  = reqErr("invalid authority in the request-target")
 
 	errRespHead           = respErr("malformed head")
 	errRespHeadTooLarge   = respErr("head too large")

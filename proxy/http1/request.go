@@ -169,6 +169,14 @@ func (req *Request) derive() error {
 	if req.Host != nil && !validHost(req.Host) {
 		return errHost
 	}
+	if a, ok := targetAuthority(req.Target); ok {
+		// RFC 9112 3.2.2: the authority of an absolute-form target wins
+		// over Host, which a client may have set to something else.
+		if len(a) == 0 || !validHost(a) {
+			return errTargetAuthority
+		}
+		req.Host = a
+	}
 	if te.present {
 		if req.ContentLength >= 0 || req.Version == HTTP10 {
 			return ErrSmuggling
@@ -435,6 +443,24 @@ func validTargetForm(method, t []byte) bool {
 		}
 	}
 	return true
+}
+
+// targetAuthority returns the authority of an absolute-form target
+// ("http://a.example:8080/p" gives "a.example:8080"); ok is false for the
+// other forms. The target's form was checked (validTargetForm).
+func targetAuthority(t []byte) (a []byte, ok bool) {
+	if len(t) == 0 || t[0] == '/' || t[0] == '*' {
+		return nil, false
+	}
+	i := bytes.Index(t, []byte("://"))
+	if i <= 0 {
+		return nil, false // authority-form (CONNECT)
+	}
+	a = t[i+3:]
+	if j := bytes.IndexAny(a, "/?#"); j >= 0 {
+		a = a[:j]
+	}
+	return a[:len(a):len(a)], true
 }
 
 func isAlpha(c byte) bool { return 'a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' }

@@ -331,6 +331,24 @@ func TestClientMaxBodySize(t *testing.T) {
 	c.expectClosed(t)
 }
 
+// TestAbsoluteFormRoutes: an absolute-form target's authority, not the Host
+// field, picks the route and is the Host the upstream gets (RFC 9112
+// 3.2.2), so a client cannot reach one route while naming another.
+func TestAbsoluteFormRoutes(t *testing.T) {
+	a, b := newEchoUpstream(t, "a"), newEchoUpstream(t, "b")
+	p := startProxy(t, serverTOML("", routeTOML("/{*p}", `host = ["a.example"]`, a.addr())+routeTOML("/{*p}", `host = ["b.example"]`, b.addr())), Options{})
+	c := dialRaw(t, p.Addr)
+	c.send(t, "GET http://b.example/x HTTP/1.1\r\nHost: a.example\r\n\r\n")
+	resp, body := c.response(t, "GET")
+	var e echo
+	if resp.StatusCode != 200 || json.Unmarshal(body, &e) != nil {
+		t.Fatalf("%d %q", resp.StatusCode, body)
+	}
+	if e.Name != "b" || e.Host != "b.example" || e.Target != "/x" {
+		t.Errorf("served by %q with Host %q and target %q; want b, b.example and /x", e.Name, e.Host, e.Target)
+	}
+}
+
 // serveHandler serves h through an httpproxy Server with cfg on a loopback
 // listener, stopped at cleanup, and returns its address and the server.
 func serveHandler(t *testing.T, cfg ServerConfig, h Service) (string, *server.Server) {
