@@ -11,7 +11,7 @@ const (
 	statusOK         = 200 // relayed (an I/O error goes to the error log)
 	statusBadHello   = 400 // sni_routes: no ClientHello, or no route for it
 	statusNoUpstream = 502 // no upstream could be reached
-	statusClosed     = 503 // the server is stopping
+	statusStopping   = 503 // the server stopped before a relay began
 )
 
 // entry is what a connection's access-log line says.

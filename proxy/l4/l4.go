@@ -87,9 +87,9 @@ var (
 // passthrough by SNI name, with s.Route, which may then be nil, as the
 // default) and s.Timeout (UpstreamConnect, ServerKeepalive as the idle
 // timeout, ServerReadHeader as the ClientHello timeout; zero means
-// DefaultConnectTimeout, DefaultIdleTimeout and DefaultHelloTimeout). log
-// receives one line per failed upstream connect or unroutable connection;
-// nil discards.
+// DefaultConnectTimeout, DefaultIdleTimeout and DefaultHelloTimeout). With
+// s.AccessLog it opens the access log (closed by Close). log receives one
+// line per failed upstream connect or unroutable connection; nil discards.
 func New(s *config.Server, log *slog.Logger) (*Proxy, error) {
 	if s == nil {
 		return nil, errors.New("l4: nil server config")
@@ -134,7 +134,7 @@ func New(s *config.Server, log *slog.Logger) (*Proxy, error) {
 	if s.AccessLog != "" {
 		var err error
 		if p.alog, err = accesslog.Open(s.AccessLog); err != nil {
-			return nil, fmt.Errorf("l4: server %q: %w", s.Name, err)
+			return nil, fmt.Errorf("l4: server %q: %w", s.Key, err)
 		}
 	}
 	return p, nil
@@ -160,7 +160,7 @@ func (p *Proxy) Call(ctx context.Context, client net.Conn) (struct{}, error) {
 		defer func() { p.alog.Log(e.line(client.RemoteAddr())) }()
 	}
 	if p.closed.Load() {
-		e.status = statusClosed
+		e.status = statusStopping
 		return struct{}{}, ErrClosed
 	}
 	rt, hello := p.def, []byte(nil)
@@ -171,12 +171,18 @@ func (p *Proxy) Call(ctx context.Context, client net.Conn) (struct{}, error) {
 				return struct{}{}, nil
 			}
 			e.status = statusBadHello
+			if ctx.Err() != nil {
+				e.status = statusStopping
+			}
 			return struct{}{}, err
 		}
 	}
 	up, done, err := p.connect(ctx, client, rt)
 	if err != nil {
 		e.status = statusNoUpstream
+		if ctx.Err() != nil {
+			e.status = statusStopping
+		}
 		return struct{}{}, err
 	}
 	defer done()
@@ -186,12 +192,12 @@ func (p *Proxy) Call(ctx context.Context, client net.Conn) (struct{}, error) {
 		// The bytes taken to find the route go first: a fresh socket's
 		// send buffer holds them, the deadline only guards a stuck peer.
 		up.SetWriteDeadline(time.Now().Add(p.connectTimeout))
+		e.received = int64(len(hello))
 		if _, err := up.Write(hello); err != nil {
 			e.status = statusNoUpstream
 			return struct{}{}, fmt.Errorf("l4: replaying the ClientHello upstream: %w", err)
 		}
 		up.SetWriteDeadline(time.Time{})
-		e.received = int64(len(hello))
 	}
 	moved, err := relay(ctx, client, up, p.idleTimeout)
 	e.received += moved[0]
@@ -263,13 +269,18 @@ func (p *Proxy) connect(ctx context.Context, client net.Conn, rt *route) (net.Co
 
 // Close makes later Calls refuse their connection (closing it) with
 // ErrClosed; relays in flight go on until they end. It closes the access
-// log, so the lines of relays that end later are dropped.
+// log, so the lines of relays that end later are dropped (and counted in
+// a warning here): close it once the server has drained.
 func (p *Proxy) Close() error {
 	p.closed.Store(true)
-	if p.alog != nil {
-		return p.alog.Close()
+	if p.alog == nil {
+		return nil
 	}
-	return nil
+	err := p.alog.Close()
+	if n := p.alog.Dropped(); n > 0 {
+		p.log.Warn("l4: access log lines dropped (the writer lagged, or connections outlived the server)", "server", p.name, "dropped", n)
+	}
+	return err
 }
 
 // addrString is a.String(), or "-" for a missing address (an unnamed unix

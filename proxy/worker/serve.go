@@ -84,6 +84,10 @@ func startServers(cfg *config.Config, drv netio.Driver, inherited map[string]net
 	return inst, nil
 }
 
+// cutUnwind bounds the wait for connections closed at the drain timeout to
+// return from their services.
+const cutUnwind = 2 * time.Second
+
 // drain stops accepting and waits for connections in flight, up to timeout;
 // then it closes what is left. It reports how many connections it cut.
 func (inst *instance) drain(timeout time.Duration) int {
@@ -103,6 +107,14 @@ func (inst *instance) drain(timeout time.Duration) int {
 				mu.Unlock()
 				inst.log.Warn("drain timeout: closing connections still open", "server", r.cfg.Key, "was_active", n, "timeout", timeout)
 				r.srv.Close()
+				// Let the cut connections unwind, so that their access-log
+				// lines are written before the service closes the log.
+				t := time.NewTimer(cutUnwind)
+				select {
+				case <-r.srv.Drained():
+				case <-t.C:
+				}
+				t.Stop()
 			}
 			proxy.CloseService(r.svc)
 		}()

@@ -507,6 +507,49 @@ route = { upstreams = [{ endpoint = { type = "socket", value = %q } }] }
 	exchange(t, c1, bufio.NewReader(c1), "first again")
 }
 
+// TestDrainKeepsAccessLog: a relay cut at the drain timeout still gets its
+// access-log line: the drain waits for the cut connection to unwind before
+// it closes the log.
+func TestDrainKeepsAccessLog(t *testing.T) {
+	up := echoUpstream(t)
+	addr := freePort(t)
+	path := filepath.Join(t.TempDir(), "access.log")
+	text := fmt.Sprintf(`[runtime]
+worker_threads = 0
+[servers.a]
+proxy_type = "tcp"
+listener = { type = "socket", value = %q }
+access_log = %q
+route = { upstreams = [{ endpoint = { type = "socket", value = %q } }] }
+`, addr, path, up.Addr())
+	cfg, err := config.Parse("test.toml", []byte(text))
+	if err != nil {
+		t.Fatal(err)
+	}
+	log := slog.New(slog.DiscardHandler)
+	inst, err := startServers(cfg, newDriver(cfg, log), nil, "test", newTicketSecret(), log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	exchange(t, c, bufio.NewReader(c), "before the drain")
+	if cut := inst.drain(50 * time.Millisecond); cut != 1 {
+		t.Fatalf("drain cut %d connections, want 1", cut)
+	}
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := fmt.Sprintf(`"TCP %s" 200 22 17 `, up.Addr())
+	if !strings.Contains(string(b), want) {
+		t.Fatalf("access log %q lacks %q", b, want)
+	}
+}
+
 // TestTicketsAcrossWorkers: with two worker processes behind one
 // SO_REUSEPORT listener, a client resumes its TLS session on whichever
 // worker each new connection reaches: the workers' ticket keys derive from
