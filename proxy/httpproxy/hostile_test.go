@@ -256,10 +256,16 @@ func TestBodyTimeoutPerRead(t *testing.T) {
 }
 
 // TestMessageTimeout: MessageTimeout (server_message_timeout_sec) bounds a
-// whole request body that trickles in under the per-read timeout; a body
-// that arrives in time is unaffected, also on the same connection after.
+// whole request body that trickles in under the per-read timeout. It
+// counts from the first read of the body: a service that takes longer than
+// it before reading (an upstream slow to connect), with a client waiting
+// for 100 Continue, is unaffected; so is the next request on the
+// connection, after longer than it.
 func TestMessageTimeout(t *testing.T) {
 	h := HandlerService(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/late" {
+			time.Sleep(700 * time.Millisecond)
+		}
 		b, err := io.ReadAll(r.Body)
 		if err != nil {
 			w.WriteHeader(http.StatusRequestTimeout)
@@ -270,11 +276,19 @@ func TestMessageTimeout(t *testing.T) {
 	addr, _ := serveHandler(t, ServerConfig{ReadBodyTimeout: 2 * time.Second, MessageTimeout: 500 * time.Millisecond}, h)
 
 	c := dialRaw(t, addr)
-	for range 2 {
-		c.send(t, "PUT /fast HTTP/1.1\r\nHost: a\r\nContent-Length: 4\r\n\r\nfast")
-		if resp, body := c.response(t, "PUT"); resp.StatusCode != 200 || string(body) != "fast" {
-			t.Fatalf("upload in time: %d %q, want 200 \"fast\"", resp.StatusCode, body)
-		}
+	c.send(t, "PUT /late HTTP/1.1\r\nHost: a\r\nContent-Length: 4\r\nExpect: 100-continue\r\n\r\n")
+	if line, err := c.br.ReadString('\n'); err != nil || line != "HTTP/1.1 100 Continue\r\n" {
+		t.Fatalf("waiting for 100 Continue: %q, %v", line, err)
+	}
+	c.br.ReadString('\n') // the empty line
+	c.send(t, "late")
+	if resp, body := c.response(t, "PUT"); resp.StatusCode != 200 || string(body) != "late" {
+		t.Fatalf("upload after a slow start: %d %q, want 200 \"late\"", resp.StatusCode, body)
+	}
+	time.Sleep(600 * time.Millisecond)
+	c.send(t, "PUT /fast HTTP/1.1\r\nHost: a\r\nContent-Length: 4\r\n\r\nfast")
+	if resp, body := c.response(t, "PUT"); resp.StatusCode != 200 || string(body) != "fast" {
+		t.Fatalf("next upload: %d %q, want 200 \"fast\"", resp.StatusCode, body)
 	}
 
 	c = dialRaw(t, addr)

@@ -33,8 +33,9 @@ type ServerConfig struct {
 	// ReadBodyTimeout bounds each read of a request body (default 60s).
 	ReadBodyTimeout time.Duration
 	// MessageTimeout bounds the reading of a request's whole body, from
-	// the end of its head (default none): an upload that trickles in
-	// under ReadBodyTimeout still ends.
+	// its first read (default none; the proxy reads it once the upstream
+	// is connected, and only then sends 100 Continue): an upload that
+	// trickles in under ReadBodyTimeout still ends.
 	MessageTimeout time.Duration
 	// WriteTimeout bounds each write to the client (default 60s, nginx's
 	// send_timeout): a client that stops reading is dropped instead of
@@ -122,8 +123,10 @@ type conn struct {
 	rd   *http1.Reader
 	info ConnInfo
 	// bodyTimeout, while a request body is read, is renewed before each
-	// read of c (see clientReader), up to bodyDeadline if set.
+	// read of c (see clientReader), up to bodyDeadline: msgTimeout after
+	// the first read, when msgTimeout is set.
 	bodyTimeout  time.Duration
+	msgTimeout   time.Duration
 	bodyDeadline time.Time
 	// writeTimeout is renewed before each write to c (see clientWriter).
 	writeTimeout time.Duration
@@ -167,9 +170,15 @@ type clientReader struct{ cs *conn }
 
 func (r clientReader) Read(p []byte) (int, error) {
 	if d := r.cs.bodyTimeout; d > 0 {
-		dl := time.Now().Add(d)
-		if end := r.cs.bodyDeadline; !end.IsZero() && end.Before(dl) {
-			dl = end
+		now := time.Now()
+		dl := now.Add(d)
+		if m := r.cs.msgTimeout; m > 0 {
+			if r.cs.bodyDeadline.IsZero() {
+				r.cs.bodyDeadline = now.Add(m)
+			}
+			if r.cs.bodyDeadline.Before(dl) {
+				dl = r.cs.bodyDeadline
+			}
 		}
 		r.cs.c.SetReadDeadline(dl)
 		if r.cs.aborted.Load() { // as in clientWriter
@@ -452,7 +461,7 @@ func (s *Server) serve(ctx context.Context, cs *conn) error {
 		} else {
 			c.SetReadDeadline(time.Now().Add(s.cfg.ReadHeaderTimeout))
 		}
-		cs.bodyTimeout, cs.bodyDeadline = 0, time.Time{}
+		cs.bodyTimeout, cs.msgTimeout, cs.bodyDeadline = 0, 0, time.Time{}
 		err := cs.rd.ReadRequest(&cs.head)
 		if park && err != nil && cs.rd.Buffered() == 0 && errors.Is(err, os.ErrDeadlineExceeded) &&
 			!cs.stopping() && ctx.Err() == nil {
@@ -573,9 +582,7 @@ func (s *Server) one(ctx context.Context, cs *conn) (bool, error) {
 	req.bodySrc = nil
 	if h.BodyKind != http1.BodyNone {
 		cs.bodyTimeout = s.cfg.ReadBodyTimeout // see clientReader
-		if s.cfg.MessageTimeout > 0 {
-			cs.bodyDeadline = time.Now().Add(s.cfg.MessageTimeout)
-		}
+		cs.msgTimeout = s.cfg.MessageTimeout
 	}
 	if h.ExpectContinue && h.BodyKind != http1.BodyNone {
 		// Answer 100 Continue ourselves when the body is first read, as
@@ -638,7 +645,11 @@ func (s *Server) one(ctx context.Context, cs *conn) (bool, error) {
 		// Read what the service left of the body, within reason.
 		cs.bodyTimeout = s.cfg.ReadBodyTimeout
 		n, err := io.CopyN(io.Discard, &cs.body, s.cfg.MaxDiscard+1)
-		keep = err == io.EOF && n <= s.cfg.MaxDiscard
+		if keep = err == io.EOF && n <= s.cfg.MaxDiscard; !keep {
+			// Too much, too slow or past the message timeout: the
+			// client may still be sending; as above.
+			lingerClose(cs.c)
+		}
 	}
 	return keep, nil
 }
