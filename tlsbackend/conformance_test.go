@@ -412,15 +412,18 @@ func TestSharedTicketKeys(t *testing.T) {
 		{"two-behind", secret, -2, false},
 		{"other-secret", tlsbackend.TicketKey{8}, 0, false},
 	}
+	// Keys as of one instant, so that crossing an hour during the test
+	// changes nothing.
+	t0 := time.Now()
 	forPairs(t, func(t *testing.T, sb, cb tlsbackend.Backend) {
 		issuerCfg := p.serverConfig()
-		issuerCfg.SessionTickets = tlsbackend.NewSharedTicketKeyRotator(secret, period, older)
+		issuerCfg.SessionTickets = tlsbackend.NewTicketKeyRotator(older + 2)
+		issuerCfg.SessionTickets.SetKeys(tlsbackend.EpochTicketKeys(secret, period, older, t0))
 		issuer := startServer(t, sb, issuerCfg, echo)
 		for _, tc := range cases {
 			t.Run(tc.name, func(t *testing.T) {
-				// The issuer's rotator was made from the clock at start;
-				// the peer's keys are those of the issuer's period shifted.
-				at := time.Now().Add(time.Duration(tc.shift) * period)
+				// The peer's keys are those of the issuer's period shifted.
+				at := t0.Add(time.Duration(tc.shift) * period)
 				rot := tlsbackend.NewTicketKeyRotator(older + 2)
 				rot.SetKeys(tlsbackend.EpochTicketKeys(tc.secret, period, older, at))
 				peerCfg := p.serverConfig()

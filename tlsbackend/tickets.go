@@ -175,9 +175,11 @@ type sharedKeys struct {
 	older  int
 }
 
-// Follow moves a rotator made by NewSharedTicketKeyRotator to the next
-// period's keys at every period boundary (by the wall clock) until ctx is
-// done. On other rotators it returns at once.
+// Follow keeps a rotator made by NewSharedTicketKeyRotator on the current
+// period's keys (by the wall clock) until ctx is done: it wakes at every
+// period boundary, and at least once a minute, so that a clock stepped
+// either way or a suspended machine finds the right keys within a minute.
+// On other rotators it returns at once.
 func (r *TicketKeyRotator) Follow(ctx context.Context) {
 	sh := r.shared
 	if sh == nil {
@@ -185,21 +187,16 @@ func (r *TicketKeyRotator) Follow(ctx context.Context) {
 	}
 	for {
 		now := time.Now()
+		if keys := EpochTicketKeys(sh.secret, sh.period, sh.older, now); keys[0] != r.Keys()[0] {
+			r.SetKeys(keys)
+		}
 		next := time.Unix(0, (now.UnixNano()/int64(sh.period)+1)*int64(sh.period))
-		t := time.NewTimer(next.Sub(now))
+		t := time.NewTimer(min(next.Sub(now), time.Minute))
 		select {
 		case <-ctx.Done():
 			t.Stop()
 			return
 		case <-t.C:
 		}
-		// A timer may fire a little before the boundary it was set for:
-		// derive from the boundary, or from the clock if that is later
-		// (after a suspend).
-		at := time.Now()
-		if at.Before(next) {
-			at = next
-		}
-		r.SetKeys(EpochTicketKeys(sh.secret, sh.period, sh.older, at))
 	}
 }

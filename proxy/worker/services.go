@@ -32,7 +32,11 @@ func buildService(s *config.Server, worker string, tickets tlsbackend.TicketKey,
 	}
 	// The certificate files are followed: a changed pair is loaded and
 	// used for new handshakes without a restart (tlsproxy.Reloader).
-	sc, err := tlsproxy.WatchServerConfig(s.TLS, alpn, tlsproxy.TicketKeys(tickets, s.Key), 0, log)
+	var keys *tlsbackend.TicketKeyRotator
+	if s.TLS.SessionTickets {
+		keys = tlsproxy.TicketKeys(tickets, s.Key)
+	}
+	sc, err := tlsproxy.WatchServerConfig(s.TLS, alpn, keys, 0, log)
 	if err != nil {
 		proxy.CloseService(svc)
 		return nil, fmt.Errorf("server %q: %w", s.Key, err)
