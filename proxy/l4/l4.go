@@ -157,7 +157,10 @@ func (p *Proxy) Call(ctx context.Context, client net.Conn) (struct{}, error) {
 	defer client.Close()
 	e := entry{start: time.Now(), status: statusOK}
 	if p.alog != nil {
-		defer func() { p.alog.Log(e.line(client.RemoteAddr())) }()
+		// The address now: the io_uring driver asks the kernel for it on
+		// first use, which fails once the peer has gone.
+		raddr := client.RemoteAddr()
+		defer func() { p.alog.Log(e.line(raddr)) }()
 	}
 	if p.closed.Load() {
 		e.status = statusStopping
