@@ -128,6 +128,7 @@ func BenchmarkEcho(b *testing.B) {
 					case c.UserData == 1:
 						sent = true
 					case c.UserData == ud:
+						br.Claim(c)
 						d, id, _ := br.Get(c)
 						got += copy(out[got:], d)
 						br.Release(id)

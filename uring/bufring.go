@@ -63,6 +63,10 @@ type BufRing struct {
 	tail    uint16 // next slot we fill; published to the kernel by publish
 	group   uint16
 	entries int
+	// lent[id]: the kernel handed buffer id out (Claim) and it was not
+	// released since. A buffer released twice would be in the ring twice
+	// and could be filled by two receives at once: Release refuses it.
+	lent []bool
 }
 
 // NewBufRing maps entries buffers of size bytes, hands them all to the
@@ -90,7 +94,7 @@ func (r *Ring) NewBufRing(group uint16, entries, size int) (*BufRing, error) {
 		Free(ring)
 		return nil, err
 	}
-	b := &BufRing{r: r, ring: ring, bufs: bufs, size: size, mask: uint16(entries - 1), group: group, entries: entries}
+	b := &BufRing{r: r, ring: ring, bufs: bufs, size: size, mask: uint16(entries - 1), group: group, entries: entries, lent: make([]bool, entries)}
 	for i := range entries {
 		b.add(uint16(i))
 	}
@@ -128,13 +132,30 @@ func (b *BufRing) Get(c CQE) (data []byte, id uint16, ok bool) {
 	return b.bufs[off : off+n : off+b.size], id, true
 }
 
+// Claim records that the kernel handed out the buffer c carries, if any,
+// and returns its ID. Every CQE of a receive with this buffer group must be
+// claimed before its buffer is released.
+func (b *BufRing) Claim(c CQE) (id uint16, ok bool) {
+	id, ok = c.BufID()
+	if !ok || int(id) >= b.entries {
+		return 0, false
+	}
+	b.lent[id] = true
+	return id, true
+}
+
 // Release gives buffer id back to the kernel, which may refill it at once:
 // no slice of it may be used afterwards. No syscall, no cgo call: two stores
-// into the shared ring.
+// into the shared ring. Releasing a buffer that was not claimed since it
+// was last released panics: two receives could fill it at once.
 func (b *BufRing) Release(id uint16) {
 	if int(id) >= b.entries || b.ring == nil {
 		return
 	}
+	if !b.lent[id] {
+		panic(fmt.Sprintf("uring: buffer %d of group %d released while the kernel holds it (released twice, or never claimed)", id, b.group))
+	}
+	b.lent[id] = false
 	b.add(id)
 	b.publish()
 }

@@ -209,6 +209,7 @@ func TestRecvMultishotBufRing(t *testing.T) {
 		if c.UserData != 1 || !c.More() {
 			t.Fatalf("recv CQE %+v (err %v)", c, c.Err())
 		}
+		br.Claim(c)
 		data, id, ok := br.Get(c)
 		if !ok || string(data) != msg {
 			t.Fatalf("buffer %d = %q, %v; want %q", id, data, ok, msg)
@@ -226,6 +227,37 @@ func TestRecvMultishotBufRing(t *testing.T) {
 	if err := br.Close(); err != nil {
 		t.Error(err)
 	}
+}
+
+// TestBufRingDoubleRelease: releasing a buffer the kernel still holds
+// (released twice, or never claimed from its CQE) panics instead of
+// putting it in the ring twice, where two receives could fill it at once.
+func TestBufRingDoubleRelease(t *testing.T) {
+	r := newRing(t, Params{Entries: 16})
+	br, err := r.NewBufRing(1, 2, 32)
+	if err != nil {
+		t.Fatal(err)
+	}
+	mustPanic := func(what string, f func()) {
+		t.Helper()
+		defer func() {
+			if recover() == nil {
+				t.Errorf("%s did not panic", what)
+			}
+		}()
+		f()
+	}
+	mustPanic("releasing a buffer never handed out", func() { br.Release(0) })
+	a, b := socketpair(t)
+	r.RecvMultishot(1, a, br, 0)
+	writeAll(b, []byte("x"))
+	c := collectN(t, r, 1)[0]
+	id, ok := br.Claim(c)
+	if !ok {
+		t.Fatalf("CQE without a buffer: %+v", c)
+	}
+	br.Release(id)
+	mustPanic("a second release", func() { br.Release(id) })
 }
 
 // TestBufRingExhausted shows the contract when buffers are not released: the
@@ -248,6 +280,7 @@ func TestBufRingExhausted(t *testing.T) {
 			}
 			break
 		}
+		br.Claim(c)
 		_, id, ok := br.Get(c)
 		if !ok || i > 2 {
 			t.Fatalf("CQE %d: %+v", i, c)

@@ -302,6 +302,7 @@ func (d *Uring) run() {
 }
 
 func (d *Uring) dispatchLocked(c uring.CQE) {
+	d.br.Claim(c)
 	if c.UserData == 0 {
 		return
 	}
