@@ -2,6 +2,8 @@ package tlsproxy
 
 import (
 	"context"
+	"errors"
+	"fmt"
 	"log/slog"
 	"net"
 	"os"
@@ -49,12 +51,26 @@ type Reloader struct {
 
 var _ tlsbackend.ServerConfig = (*Reloader)(nil)
 
+// WatchOptions are the optional parts of WatchServerConfig.
+type WatchOptions struct {
+	// Tickets is as for ServerConfig; while the Reloader is open it keeps
+	// a shared rotator (tlsbackend.NewSharedTicketKeyRotator) following
+	// the clock.
+	Tickets *tlsbackend.TicketKeyRotator
+	// Fallback, when the files do not load at the start, is served
+	// instead (the last pair the master read that loaded), with a
+	// warning; the files are followed and used once they load.
+	Fallback *tlsbackend.Certificate
+	// Every is the polling interval (0: DefaultReloadInterval).
+	Every time.Duration
+	Log   *slog.Logger // nil discards
+}
+
 // WatchServerConfig is ServerConfig that follows the files as Reloader
-// says; every is the polling interval (0 means DefaultReloadInterval). The
-// first load happens now and its error is returned. tickets is as for
-// ServerConfig; while the Reloader is open it keeps a shared rotator
-// (tlsbackend.NewSharedTicketKeyRotator) following the clock.
-func WatchServerConfig(t *config.TLS, alpn []string, tickets *tlsbackend.TicketKeyRotator, every time.Duration, log *slog.Logger) (*Reloader, error) {
+// says. The first load happens now; its error is returned unless
+// o.Fallback loads instead.
+func WatchServerConfig(t *config.TLS, alpn []string, o WatchOptions) (*Reloader, error) {
+	every, log, tickets := o.Every, o.Log, o.Tickets
 	if every <= 0 {
 		every = DefaultReloadInterval
 	}
@@ -64,6 +80,15 @@ func WatchServerConfig(t *config.TLS, alpn []string, tickets *tlsbackend.TicketK
 	r := &Reloader{t: *t, alpn: alpn, tickets: tickets, log: log, every: every, stop: make(chan struct{}), done: make(chan struct{})}
 	seen := r.stat() // before the read: a change racing with it is seen later
 	sc, err := ServerConfig(t, alpn, tickets)
+	if err != nil && o.Fallback != nil {
+		fb, ferr := serverConfig(t, *o.Fallback, alpn, tickets)
+		if ferr != nil {
+			return nil, errors.Join(err, fmt.Errorf("the master's copy: %w", ferr))
+		}
+		log.Warn("tls: certificate files do not load; serving the last pair the master read, until they do",
+			"chain", t.Chain, "key", t.Key, "err", err)
+		sc, err = fb, nil
+	}
 	if err != nil {
 		return nil, err
 	}

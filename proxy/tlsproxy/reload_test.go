@@ -104,7 +104,7 @@ func TestCertificateReload(t *testing.T) {
 
 			logs := &syncBuffer{}
 			log := slog.New(slog.NewTextHandler(logs, nil))
-			r, err := tlsproxy.WatchServerConfig(&config.TLS{Chain: chain, Key: key, Stack: backend, SessionTickets: true}, nil, nil, 20*time.Millisecond, log)
+			r, err := tlsproxy.WatchServerConfig(&config.TLS{Chain: chain, Key: key, Stack: backend, SessionTickets: true}, nil, tlsproxy.WatchOptions{Every: 20 * time.Millisecond, Log: log})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -225,7 +225,7 @@ func TestTicketsSurviveReload(t *testing.T) {
 				}
 				install(l)
 				r, err := tlsproxy.WatchServerConfig(&config.TLS{Chain: chain, Key: key, Stack: backend, SessionTickets: true},
-					nil, tlsproxy.TicketKeys(secret, name), 20*time.Millisecond, nil)
+					nil, tlsproxy.WatchOptions{Tickets: tlsproxy.TicketKeys(secret, name), Every: 20 * time.Millisecond})
 				if err != nil {
 					t.Fatal(err)
 				}

@@ -60,12 +60,17 @@ func TicketKeys(secret tlsbackend.TicketKey, key string) *tlsbackend.TicketKeyRo
 // (crypto/tls rotates its own daily, OpenSSL keeps one random key per
 // config), which is right for one process only.
 func ServerConfig(t *config.TLS, alpn []string, tickets *tlsbackend.TicketKeyRotator) (tlsbackend.ServerConfig, error) {
+	return serverConfig(t, tlsbackend.Certificate{CertFile: t.Chain, KeyFile: t.Key}, alpn, tickets)
+}
+
+// serverConfig is ServerConfig with the certificate given.
+func serverConfig(t *config.TLS, cert tlsbackend.Certificate, alpn []string, tickets *tlsbackend.TicketKeyRotator) (tlsbackend.ServerConfig, error) {
 	b, err := tlsbackend.Get(t.Stack)
 	if err != nil {
 		return nil, err
 	}
 	sc, err := b.NewServerConfig(&tlsbackend.Config{
-		Certificates:           []tlsbackend.Certificate{{CertFile: t.Chain, KeyFile: t.Key}},
+		Certificates:           []tlsbackend.Certificate{cert},
 		NextProtos:             alpn,
 		SessionTickets:         tickets,
 		SessionTicketsDisabled: !t.SessionTickets,

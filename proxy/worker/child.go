@@ -53,11 +53,11 @@ func ChildMain(args []string) int {
 	if err != nil {
 		return fail(err)
 	}
-	tf := os.NewFile(fdTickets, "tickets")
-	tickets, err := readSecret(tf)
-	tf.Close()
+	sf := os.NewFile(fdSecrets, "secrets")
+	sec, err := readSecrets(sf)
+	sf.Close()
 	if err != nil {
-		return fail(fmt.Errorf("reading the ticket secret from master: %w", err))
+		return fail(fmt.Errorf("reading the secrets from master: %w", err))
 	}
 	cfg.Runtime.Type = *rt
 	if *stacks != "" {
@@ -88,7 +88,7 @@ func ChildMain(args []string) int {
 	defer startIdleRelease()()
 	sig := make(chan os.Signal, 1)
 	signal.Notify(sig, syscall.SIGTERM, syscall.SIGINT)
-	inst, err := startServers(cfg, drv, inherited, fmt.Sprintf("worker %d, pid %d", *id, os.Getpid()), tickets, log)
+	inst, err := startServers(cfg, drv, inherited, fmt.Sprintf("worker %d, pid %d", *id, os.Getpid()), sec, log)
 	if err != nil {
 		return fail(err)
 	}

@@ -19,7 +19,6 @@ import (
 
 	"github.com/monolake-go/monolake/proxy/config"
 	"github.com/monolake-go/monolake/proxy/netio"
-	"github.com/monolake-go/monolake/tlsbackend"
 )
 
 // File descriptors a worker inherits, in this order.
@@ -27,7 +26,7 @@ const (
 	fdConfig   = 3 // memfd with the config text
 	fdReady    = 4 // worker writes "ok\n" or "err MESSAGE\n", then closes
 	fdAlive    = 5 // worker reads; EOF means the master is gone
-	fdTickets  = 6 // memfd with the session-ticket secret (32 bytes)
+	fdSecrets  = 6 // memfd with the secrets (secrets.go)
 	fdFirstLis = 7 // inherited listeners (Unix sockets), in --inherit order
 )
 
@@ -38,7 +37,7 @@ type master struct {
 	o         Options
 	log       *slog.Logger
 	cfgFile   *os.File
-	tickets   *os.File // the secret every worker's ticket keys derive from
+	secrets   secrets // what workers get in fdSecrets
 	unixKeys  []string
 	unixFiles []*os.File
 	cpus      []int
@@ -121,11 +120,9 @@ func (m *master) prepare() error {
 	if _, err := m.cfgFile.Write(m.o.Config.Raw); err != nil {
 		return fmt.Errorf("worker: writing config memfd: %w", err)
 	}
-	// One secret for the master's life, so that a client resumes its
-	// session on any worker, also one restarted since.
-	if m.tickets, err = secretFile("monolake-tickets", newTicketSecret()); err != nil {
-		return fmt.Errorf("worker: ticket secret: %w", err)
-	}
+	// One ticket secret for the master's life, so that a client resumes
+	// its session on any worker, also one restarted since.
+	m.secrets.Tickets = newTicketSecret()
 	for _, key := range m.o.Config.ServerNames {
 		s := m.o.Config.Servers[key]
 		if s.Listener.Type != config.TypeUnix {
@@ -152,9 +149,6 @@ func (m *master) prepare() error {
 func (m *master) cleanup() {
 	if m.cfgFile != nil {
 		m.cfgFile.Close()
-	}
-	if m.tickets != nil {
-		m.tickets.Close()
 	}
 	for i, f := range m.unixFiles {
 		f.Close()
@@ -194,7 +188,16 @@ func (m *master) spawn(id int) error {
 	cmd := exec.Command(m.o.Exe, args...)
 	cmd.Stdout, cmd.Stderr = os.Stdout, os.Stderr
 	cmd.Env = append(append(os.Environ(), "GOMAXPROCS=1"), m.o.ChildEnv...)
-	cmd.ExtraFiles = append([]*os.File{m.cfgFile, readyW, aliveR, m.tickets}, m.unixFiles...)
+	m.secrets.refreshCerts(m.o.Config, m.log)
+	sf, err := m.secrets.file()
+	if err != nil {
+		readyW.Close()
+		aliveR.Close()
+		aliveW.Close()
+		return fmt.Errorf("worker %d: %w: secrets: %w", id, errNotStarted, err)
+	}
+	defer sf.Close() // the worker has its copy once started
+	cmd.ExtraFiles = append([]*os.File{m.cfgFile, readyW, aliveR, sf}, m.unixFiles...)
 	if err := cmd.Start(); err != nil {
 		readyW.Close()
 		aliveR.Close()
@@ -318,31 +321,4 @@ func isZombieOrGone(pid int) bool {
 		return s[i+2] == 'Z' || s[i+2] == 'X'
 	}
 	return false
-}
-
-// secretFile returns a memfd holding k, sealed against changes, for workers
-// to inherit: unlike an argument or the environment, it is not shown by
-// ps nor passed on to other children.
-func secretFile(name string, k tlsbackend.TicketKey) (*os.File, error) {
-	fd, err := unix.MemfdCreate(name, unix.MFD_CLOEXEC|unix.MFD_ALLOW_SEALING)
-	if err != nil {
-		return nil, err
-	}
-	f := os.NewFile(uintptr(fd), name)
-	if _, err := f.Write(k[:]); err != nil {
-		f.Close()
-		return nil, err
-	}
-	if _, err := unix.FcntlInt(f.Fd(), unix.F_ADD_SEALS, unix.F_SEAL_WRITE|unix.F_SEAL_GROW|unix.F_SEAL_SHRINK|unix.F_SEAL_SEAL); err != nil {
-		f.Close()
-		return nil, err
-	}
-	return f, nil
-}
-
-// readSecret reads the secret secretFile wrote.
-func readSecret(f *os.File) (tlsbackend.TicketKey, error) {
-	var k tlsbackend.TicketKey
-	_, err := f.ReadAt(k[:], 0)
-	return k, err
 }

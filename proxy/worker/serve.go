@@ -6,7 +6,6 @@ package worker
 
 import (
 	"context"
-	"crypto/rand"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -18,7 +17,6 @@ import (
 	"github.com/monolake-go/monolake/proxy/config"
 	"github.com/monolake-go/monolake/proxy/netio"
 	"github.com/monolake-go/monolake/proxy/server"
-	"github.com/monolake-go/monolake/tlsbackend"
 )
 
 // instance is one process's set of running servers.
@@ -42,15 +40,15 @@ type running struct {
 // startServers builds a service per configured server and serves it on its
 // listener. inherited maps a server key to a listener the caller bound
 // (Unix sockets from the master); other servers bind their own TCP
-// listener with SO_REUSEPORT. tickets is the secret of the session-ticket
-// keys, shared by every process of the proxy. On error nothing is left
-// running.
-func startServers(cfg *config.Config, drv netio.Driver, inherited map[string]net.Listener, worker string, tickets tlsbackend.TicketKey, log *slog.Logger) (*instance, error) {
+// listener with SO_REUSEPORT. sec holds the session-ticket secret, shared
+// by every process of the proxy, and the master's copies of certificates.
+// On error nothing is left running.
+func startServers(cfg *config.Config, drv netio.Driver, inherited map[string]net.Listener, worker string, sec *secrets, log *slog.Logger) (*instance, error) {
 	inst := &instance{log: log, drv: drv, failed: make(chan error, 1)}
 	limit := server.NewConnLimit(cfg.Runtime.MaxConns) // shared by the servers
 	for _, key := range cfg.ServerNames {
 		s := cfg.Servers[key]
-		svc, err := buildService(s, worker, tickets, drv.Dial, log.With("server", key))
+		svc, err := buildService(s, worker, sec, drv.Dial, log.With("server", key))
 		if err != nil {
 			inst.close()
 			return nil, err
@@ -145,11 +143,4 @@ func newDriver(cfg *config.Config, log *slog.Logger) netio.Driver {
 	}
 	log.Info("runtime", "driver", d.Name())
 	return d
-}
-
-// newTicketSecret returns a random secret for session-ticket keys.
-func newTicketSecret() tlsbackend.TicketKey {
-	var k tlsbackend.TicketKey
-	rand.Read(k[:]) // never fails (crypto/rand panics instead)
-	return k
 }

@@ -18,9 +18,9 @@ import (
 type dialFunc = func(ctx context.Context, network, addr string) (net.Conn, error)
 
 // buildService makes the connection service for one configured server.
-// tickets is the secret its session-ticket keys derive from, the same in
-// every worker.
-func buildService(s *config.Server, worker string, tickets tlsbackend.TicketKey, dial dialFunc, log *slog.Logger) (server.ConnService, error) {
+// sec holds the secret its session-ticket keys derive from, the same in
+// every worker, and the master's copy of its certificate.
+func buildService(s *config.Server, worker string, sec *secrets, dial dialFunc, log *slog.Logger) (server.ConnService, error) {
 	svc, err := buildPlain(s, worker, dial, log)
 	if err != nil || s.TLS == nil {
 		return svc, err
@@ -34,9 +34,9 @@ func buildService(s *config.Server, worker string, tickets tlsbackend.TicketKey,
 	// used for new handshakes without a restart (tlsproxy.Reloader).
 	var keys *tlsbackend.TicketKeyRotator
 	if s.TLS.SessionTickets {
-		keys = tlsproxy.TicketKeys(tickets, s.Key)
+		keys = tlsproxy.TicketKeys(sec.Tickets, s.Key)
 	}
-	sc, err := tlsproxy.WatchServerConfig(s.TLS, alpn, keys, 0, log)
+	sc, err := tlsproxy.WatchServerConfig(s.TLS, alpn, tlsproxy.WatchOptions{Tickets: keys, Fallback: sec.fallback(s.Key), Log: log})
 	if err != nil {
 		proxy.CloseService(svc)
 		return nil, fmt.Errorf("server %q: %w", s.Key, err)

@@ -14,6 +14,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -444,7 +445,7 @@ func TestServerFailureEndsInstance(t *testing.T) {
 	up := echoUpstream(t)
 	cfg := tcpConfig(t, 1, freePort(t), up.Addr().String(), 1)
 	log := slog.New(slog.DiscardHandler)
-	inst, err := startServers(cfg, newDriver(cfg, log), nil, "test", newTicketSecret(), log)
+	inst, err := startServers(cfg, newDriver(cfg, log), nil, "test", &secrets{Tickets: newTicketSecret()}, log)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -483,7 +484,7 @@ route = { upstreams = [{ endpoint = { type = "socket", value = %q } }] }
 		t.Fatal(err)
 	}
 	log := slog.New(slog.DiscardHandler)
-	inst, err := startServers(cfg, newDriver(cfg, log), nil, "test", newTicketSecret(), log)
+	inst, err := startServers(cfg, newDriver(cfg, log), nil, "test", &secrets{Tickets: newTicketSecret()}, log)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -527,7 +528,7 @@ route = { upstreams = [{ endpoint = { type = "socket", value = %q } }] }
 		t.Fatal(err)
 	}
 	log := slog.New(slog.DiscardHandler)
-	inst, err := startServers(cfg, newDriver(cfg, log), nil, "test", newTicketSecret(), log)
+	inst, err := startServers(cfg, newDriver(cfg, log), nil, "test", &secrets{Tickets: newTicketSecret()}, log)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -614,6 +615,87 @@ route = { upstreams = [{ endpoint = { type = "socket", value = %q } }] }
 			if resumed != n {
 				t.Errorf("%d of %d connections resumed their session", resumed, n)
 			}
+		})
+	}
+}
+
+// TestCertFallback: a worker restarted while its certificate files do not
+// load serves the last pair the master read that did, instead of failing
+// to start (with one worker: the whole proxy down until the files are
+// fixed), and picks the files up once they load again.
+func TestCertFallback(t *testing.T) {
+	up := echoUpstream(t)
+	ca, err := tlstest.NewCA("fallback test CA")
+	if err != nil {
+		t.Fatal(err)
+	}
+	leaf := func() *tlstest.Leaf {
+		l, err := ca.Leaf(tlstest.LeafOptions{}, "proxy.test")
+		if err != nil {
+			t.Fatal(err)
+		}
+		return l
+	}
+	roots := x509.NewCertPool()
+	roots.AppendCertsFromPEM(ca.CertPEM)
+	for _, stack := range tlsbackend.Available() {
+		t.Run(stack, func(t *testing.T) {
+			dir := t.TempDir()
+			chain, key := filepath.Join(dir, "chain.pem"), filepath.Join(dir, "key.pem")
+			write := func(name string, data []byte) {
+				t.Helper()
+				if err := os.WriteFile(name+".tmp", data, 0o600); err != nil {
+					t.Fatal(err)
+				}
+				if err := os.Rename(name+".tmp", name); err != nil {
+					t.Fatal(err)
+				}
+			}
+			first := leaf()
+			write(chain, first.CertPEM)
+			write(key, first.KeyPEM)
+			addr := freePort(t)
+			cfg, err := config.Parse("test.toml", []byte(fmt.Sprintf(`[runtime]
+worker_threads = 1
+[servers.tls]
+proxy_type = "tcp"
+listener = { type = "socket", value = %q }
+tls = { chain = %q, key = %q, stack = %q }
+route = { upstreams = [{ endpoint = { type = "socket", value = %q } }] }
+`, addr, chain, key, stack, up.Addr().String())))
+			if err != nil {
+				t.Fatal(err)
+			}
+			r := start(t, cfg)
+			serial := func() string {
+				t.Helper()
+				c, err := tls.DialWithDialer(&net.Dialer{Timeout: 5 * time.Second}, "tcp", addr, &tls.Config{RootCAs: roots, ServerName: "proxy.test"})
+				if err != nil {
+					t.Fatalf("dial: %v\nlogs:\n%s", err, r.logs)
+				}
+				defer c.Close()
+				exchange(t, c, bufio.NewReader(c), "hello")
+				return c.ConnectionState().PeerCertificates[0].SerialNumber.String()
+			}
+			if s := serial(); s != first.Cert.SerialNumber.String() {
+				t.Fatalf("served serial %s, want %s", s, first.Cert.SerialNumber)
+			}
+
+			write(key, []byte("not a key\n")) // broken, and then the worker dies
+			pids := children(t)
+			if len(pids) != 1 {
+				t.Fatalf("want 1 worker, have %v", pids)
+			}
+			syscall.Kill(pids[0], syscall.SIGKILL)
+			waitFor(t, "the replacement worker", func() bool { return strings.Count(r.logs.String(), "worker serving") >= 2 })
+			if s := serial(); s != first.Cert.SerialNumber.String() {
+				t.Fatalf("after the restart: serial %s, want the master's copy %s", s, first.Cert.SerialNumber)
+			}
+
+			second := leaf() // fixed: the worker follows the files again
+			write(chain, second.CertPEM)
+			write(key, second.KeyPEM)
+			waitFor(t, "the new certificate", func() bool { return serial() == second.Cert.SerialNumber.String() })
 		})
 	}
 }

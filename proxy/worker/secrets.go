@@ -1,0 +1,117 @@
+package worker
+
+import (
+	"crypto/rand"
+	"crypto/tls"
+	"encoding/json"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/monolake-go/monolake/proxy/config"
+	"github.com/monolake-go/monolake/tlsbackend"
+)
+
+// secrets is what the master hands each worker it starts besides the
+// config, in a sealed memfd (fdSecrets): unlike an argument or the
+// environment, it is not shown by ps nor passed on to other children.
+type secrets struct {
+	// Tickets is the secret every worker's session-ticket keys derive
+	// from, so that a client resumes on any worker (tlsproxy.TicketKeys).
+	Tickets tlsbackend.TicketKey `json:"tickets"`
+	// Certs holds, by server key, the last certificate chain and key the
+	// master read that loaded. A worker started while the files do not
+	// load (being rewritten, or broken) serves these and follows the files
+	// until they load again, instead of failing to start.
+	Certs map[string]certPair `json:"certs,omitempty"`
+}
+
+type certPair struct {
+	Chain []byte `json:"chain"`
+	Key   []byte `json:"key"`
+}
+
+// newTicketSecret returns a random secret for session-ticket keys.
+func newTicketSecret() tlsbackend.TicketKey {
+	var k tlsbackend.TicketKey
+	rand.Read(k[:]) // never fails (crypto/rand panics instead)
+	return k
+}
+
+// refreshCerts reads each TLS server's chain and key and keeps the pairs
+// that load; a pair that does not keeps the previous copy, with a warning.
+func (s *secrets) refreshCerts(cfg *config.Config, log *slog.Logger) {
+	if s.Certs == nil {
+		s.Certs = map[string]certPair{}
+	}
+	for _, k := range cfg.ServerNames {
+		t := cfg.Servers[k].TLS
+		if t == nil {
+			continue
+		}
+		chain, err := os.ReadFile(t.Chain)
+		var key []byte
+		if err == nil {
+			key, err = os.ReadFile(t.Key)
+		}
+		if err == nil {
+			_, err = tls.X509KeyPair(chain, key)
+		}
+		if err != nil {
+			if _, ok := s.Certs[k]; ok {
+				log.Warn("certificate files do not load; a worker started now serves the last pair that did",
+					"server", k, "chain", t.Chain, "key", t.Key, "err", err)
+			}
+			continue
+		}
+		s.Certs[k] = certPair{Chain: chain, Key: key}
+	}
+}
+
+// file writes s into a sealed memfd for a worker to inherit.
+func (s *secrets) file() (*os.File, error) {
+	b, err := json.Marshal(s)
+	if err != nil {
+		return nil, err
+	}
+	fd, err := unix.MemfdCreate("monolake-secrets", unix.MFD_CLOEXEC|unix.MFD_ALLOW_SEALING)
+	if err != nil {
+		return nil, err
+	}
+	f := os.NewFile(uintptr(fd), "monolake-secrets")
+	if _, err := f.Write(b); err != nil {
+		f.Close()
+		return nil, err
+	}
+	if _, err := unix.FcntlInt(f.Fd(), unix.F_ADD_SEALS, unix.F_SEAL_WRITE|unix.F_SEAL_GROW|unix.F_SEAL_SHRINK|unix.F_SEAL_SEAL); err != nil {
+		f.Close()
+		return nil, err
+	}
+	return f, nil
+}
+
+// readSecrets reads what file wrote.
+func readSecrets(f *os.File) (*secrets, error) {
+	b, err := io.ReadAll(io.NewSectionReader(f, 0, 1<<26))
+	if err != nil {
+		return nil, err
+	}
+	var s secrets
+	if err := json.Unmarshal(b, &s); err != nil {
+		return nil, fmt.Errorf("decoding: %w", err)
+	}
+	return &s, nil
+}
+
+// fallback returns the master's copy of server key's certificate, nil
+// without one.
+func (s *secrets) fallback(key string) *tlsbackend.Certificate {
+	p, ok := s.Certs[key]
+	if !ok {
+		return nil
+	}
+	return &tlsbackend.Certificate{CertPEM: p.Chain, KeyPEM: p.Key}
+}
