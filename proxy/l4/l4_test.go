@@ -722,17 +722,23 @@ func TestAccessLog(t *testing.T) {
 		io.WriteString(c, reply)
 		closeWrite(c)
 	})
+	// serve runs a proxy for s; the test closes it (flushing the log)
+	// once its server has drained.
+	serve := func(s *config.Server) (*l4.Proxy, net.Listener, *server.Server) {
+		s.AccessLog = path
+		p, err := l4.New(s, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		ln := proxyListen(t, p, "tcp")
+		srv := server.New(p, nil)
+		go srv.Serve(ln)
+		t.Cleanup(func() { srv.Close() })
+		return p, ln, srv
+	}
 	s := tcpServer(opts{}, up, closedPort(t))
 	s.Route.LoadBalancer = "round_robin"
-	s.AccessLog = path
-	p, err := l4.New(s, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ln := proxyListen(t, p, "tcp")
-	srv := server.New(p, nil)
-	go srv.Serve(ln)
-	defer srv.Close()
+	p, ln, srv := serve(s)
 	// Round robin: the live upstream, then the dead one (whose retry
 	// reaches the live one), so two relays; then a proxy with only a dead
 	// upstream below.
@@ -751,16 +757,7 @@ func TestAccessLog(t *testing.T) {
 	}
 	p.Close() // flushes the log
 
-	dead := tcpServer(opts{}, closedPort(t))
-	dead.AccessLog = path
-	dp, err := l4.New(dead, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	dln := proxyListen(t, dp, "tcp")
-	dsrv := server.New(dp, nil)
-	go dsrv.Serve(dln)
-	defer dsrv.Close()
+	dp, dln, dsrv := serve(tcpServer(opts{}, closedPort(t)))
 	expectEOF(t, dial(t, dln.Addr()))
 	if err := dsrv.Shutdown(ctx); err != nil {
 		t.Fatal(err)

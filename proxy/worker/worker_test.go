@@ -461,6 +461,22 @@ func TestServerFailureEndsInstance(t *testing.T) {
 	}
 }
 
+// startInProcess parses a config and starts its servers in this process;
+// the caller closes or drains the instance.
+func startInProcess(t *testing.T, text string) *instance {
+	t.Helper()
+	cfg, err := config.Parse("test.toml", []byte(text))
+	if err != nil {
+		t.Fatal(err)
+	}
+	log := slog.New(slog.DiscardHandler)
+	inst, err := startServers(cfg, newDriver(cfg, log), nil, "test", &secrets{Tickets: newTicketSecret()}, log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return inst
+}
+
 // TestMaxConnections: runtime.max_connections caps a worker's client
 // connections over all its servers: with a cap of 1, a second client of
 // another server is closed at once while the first is served.
@@ -479,15 +495,7 @@ proxy_type = "tcp"
 listener = { type = "socket", value = %q }
 route = { upstreams = [{ endpoint = { type = "socket", value = %q } }] }
 `, addr1, up.Addr(), addr2, up.Addr())
-	cfg, err := config.Parse("test.toml", []byte(text))
-	if err != nil {
-		t.Fatal(err)
-	}
-	log := slog.New(slog.DiscardHandler)
-	inst, err := startServers(cfg, newDriver(cfg, log), nil, "test", &secrets{Tickets: newTicketSecret()}, log)
-	if err != nil {
-		t.Fatal(err)
-	}
+	inst := startInProcess(t, text)
 	defer inst.close()
 	c1, err := net.Dial("tcp", addr1)
 	if err != nil {
@@ -523,15 +531,7 @@ listener = { type = "socket", value = %q }
 access_log = %q
 route = { upstreams = [{ endpoint = { type = "socket", value = %q } }] }
 `, addr, path, up.Addr())
-	cfg, err := config.Parse("test.toml", []byte(text))
-	if err != nil {
-		t.Fatal(err)
-	}
-	log := slog.New(slog.DiscardHandler)
-	inst, err := startServers(cfg, newDriver(cfg, log), nil, "test", &secrets{Tickets: newTicketSecret()}, log)
-	if err != nil {
-		t.Fatal(err)
-	}
+	inst := startInProcess(t, text)
 	c, err := net.Dial("tcp", addr)
 	if err != nil {
 		t.Fatal(err)
@@ -551,47 +551,71 @@ route = { upstreams = [{ endpoint = { type = "socket", value = %q } }] }
 	}
 }
 
+// testCA returns a CA, a pool trusting it, and a function making leaves
+// for proxy.test.
+func testCA(t *testing.T) (roots *x509.CertPool, leaf func() *tlstest.Leaf) {
+	t.Helper()
+	ca, err := tlstest.NewCA("worker test CA")
+	if err != nil {
+		t.Fatal(err)
+	}
+	roots = x509.NewCertPool()
+	roots.AppendCertsFromPEM(ca.CertPEM)
+	return roots, func() *tlstest.Leaf {
+		l, err := ca.Leaf(tlstest.LeafOptions{}, "proxy.test")
+		if err != nil {
+			t.Fatal(err)
+		}
+		return l
+	}
+}
+
+// installPEM writes data to name through a rename, as certificate
+// managers do.
+func installPEM(t *testing.T, name string, data []byte) {
+	t.Helper()
+	if err := os.WriteFile(name+".tmp", data, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Rename(name+".tmp", name); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// tlsTCPConfig is a config of workers processes with one tcp server
+// terminating TLS with stack on addr and relaying to upstream.
+func tlsTCPConfig(t *testing.T, workers int, addr, chain, key, stack, upstream string) *config.Config {
+	t.Helper()
+	cfg, err := config.Parse("test.toml", []byte(fmt.Sprintf(`[runtime]
+worker_threads = %d
+[servers.tls]
+proxy_type = "tcp"
+listener = { type = "socket", value = %q }
+tls = { chain = %q, key = %q, stack = %q }
+route = { upstreams = [{ endpoint = { type = "socket", value = %q } }] }
+`, workers, addr, chain, key, stack, upstream)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return cfg
+}
+
 // TestTicketsAcrossWorkers: with two worker processes behind one
 // SO_REUSEPORT listener, a client resumes its TLS session on whichever
 // worker each new connection reaches: the workers' ticket keys derive from
 // one secret the master hands them. Each backend compiled in.
 func TestTicketsAcrossWorkers(t *testing.T) {
 	up := echoUpstream(t)
-	ca, err := tlstest.NewCA("tickets test CA")
-	if err != nil {
-		t.Fatal(err)
-	}
-	leaf, err := ca.Leaf(tlstest.LeafOptions{}, "proxy.test")
-	if err != nil {
-		t.Fatal(err)
-	}
+	roots, leaf := testCA(t)
+	l := leaf()
 	dir := t.TempDir()
-	chain, err := tlstest.WriteFile(dir, "chain.pem", leaf.CertPEM)
-	if err != nil {
-		t.Fatal(err)
-	}
-	key, err := tlstest.WriteFile(dir, "key.pem", leaf.KeyPEM)
-	if err != nil {
-		t.Fatal(err)
-	}
-	roots := x509.NewCertPool()
-	roots.AppendCertsFromPEM(ca.CertPEM)
+	chain, key := filepath.Join(dir, "chain.pem"), filepath.Join(dir, "key.pem")
+	installPEM(t, chain, l.CertPEM)
+	installPEM(t, key, l.KeyPEM)
 	for _, stack := range tlsbackend.Available() {
 		t.Run(stack, func(t *testing.T) {
 			addr := freePort(t)
-			text := fmt.Sprintf(`[runtime]
-worker_threads = 2
-[servers.tls]
-name = "tls"
-proxy_type = "tcp"
-listener = { type = "socket", value = %q }
-tls = { chain = %q, key = %q, stack = %q }
-route = { upstreams = [{ endpoint = { type = "socket", value = %q } }] }
-`, addr, chain, key, stack, up.Addr().String())
-			cfg, err := config.Parse("test.toml", []byte(text))
-			if err != nil {
-				t.Fatal(err)
-			}
+			cfg := tlsTCPConfig(t, 2, addr, chain, key, stack, up.Addr().String())
 			r := start(t, cfg)
 			cc := &tls.Config{RootCAs: roots, ServerName: "proxy.test", ClientSessionCache: tls.NewLRUClientSessionCache(4)}
 			// Each connection comes from a new port, so the kernel spreads
@@ -625,47 +649,16 @@ route = { upstreams = [{ endpoint = { type = "socket", value = %q } }] }
 // fixed), and picks the files up once they load again.
 func TestCertFallback(t *testing.T) {
 	up := echoUpstream(t)
-	ca, err := tlstest.NewCA("fallback test CA")
-	if err != nil {
-		t.Fatal(err)
-	}
-	leaf := func() *tlstest.Leaf {
-		l, err := ca.Leaf(tlstest.LeafOptions{}, "proxy.test")
-		if err != nil {
-			t.Fatal(err)
-		}
-		return l
-	}
-	roots := x509.NewCertPool()
-	roots.AppendCertsFromPEM(ca.CertPEM)
+	roots, leaf := testCA(t)
 	for _, stack := range tlsbackend.Available() {
 		t.Run(stack, func(t *testing.T) {
 			dir := t.TempDir()
 			chain, key := filepath.Join(dir, "chain.pem"), filepath.Join(dir, "key.pem")
-			write := func(name string, data []byte) {
-				t.Helper()
-				if err := os.WriteFile(name+".tmp", data, 0o600); err != nil {
-					t.Fatal(err)
-				}
-				if err := os.Rename(name+".tmp", name); err != nil {
-					t.Fatal(err)
-				}
-			}
 			first := leaf()
-			write(chain, first.CertPEM)
-			write(key, first.KeyPEM)
+			installPEM(t, chain, first.CertPEM)
+			installPEM(t, key, first.KeyPEM)
 			addr := freePort(t)
-			cfg, err := config.Parse("test.toml", []byte(fmt.Sprintf(`[runtime]
-worker_threads = 1
-[servers.tls]
-proxy_type = "tcp"
-listener = { type = "socket", value = %q }
-tls = { chain = %q, key = %q, stack = %q }
-route = { upstreams = [{ endpoint = { type = "socket", value = %q } }] }
-`, addr, chain, key, stack, up.Addr().String())))
-			if err != nil {
-				t.Fatal(err)
-			}
+			cfg := tlsTCPConfig(t, 1, addr, chain, key, stack, up.Addr().String())
 			r := start(t, cfg)
 			serial := func() string {
 				t.Helper()
@@ -681,7 +674,7 @@ route = { upstreams = [{ endpoint = { type = "socket", value = %q } }] }
 				t.Fatalf("served serial %s, want %s", s, first.Cert.SerialNumber)
 			}
 
-			write(key, []byte("not a key\n")) // broken, and then the worker dies
+			installPEM(t, key, []byte("not a key\n")) // broken, and then the worker dies
 			pids := children(t)
 			if len(pids) != 1 {
 				t.Fatalf("want 1 worker, have %v", pids)
@@ -693,8 +686,8 @@ route = { upstreams = [{ endpoint = { type = "socket", value = %q } }] }
 			}
 
 			second := leaf() // fixed: the worker follows the files again
-			write(chain, second.CertPEM)
-			write(key, second.KeyPEM)
+			installPEM(t, chain, second.CertPEM)
+			installPEM(t, key, second.KeyPEM)
 			waitFor(t, "the new certificate", func() bool { return serial() == second.Cert.SerialNumber.String() })
 		})
 	}
