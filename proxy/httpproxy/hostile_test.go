@@ -363,6 +363,38 @@ func TestAbsoluteFormRoutes(t *testing.T) {
 	}
 }
 
+// TestPathNormalized: routes match the normalized path (dot segments
+// resolved, unreserved escapes decoded, slashes merged), and the upstream
+// gets that path: "/public/../internal/x" does not reach the upstream of
+// "/public/" as a request it would resolve to "/internal/x".
+func TestPathNormalized(t *testing.T) {
+	pub := newEchoUpstream(t, "public")
+	p := startProxy(t, serverTOML("", routeTOML("/public/{*p}", "", pub.addr())), Options{})
+	c := dialRaw(t, p.Addr)
+	for _, tc := range []struct {
+		target string
+		status int
+		want   string // target the upstream got
+	}{
+		{"/public/a?x=1", 200, "/public/a?x=1"},
+		{"/public/../internal/secret", 404, ""},
+		{"/public/%2e%2e/internal/secret", 404, ""},
+		{"/%70ublic//a/./b?q", 200, "/public/a/b?q"},
+		{"/internal/../public/x", 200, "/public/x"},
+	} {
+		c.send(t, "GET "+tc.target+" HTTP/1.1\r\nHost: a\r\n\r\n")
+		resp, body := c.response(t, "GET")
+		if resp.StatusCode != tc.status {
+			t.Errorf("%s: status %d, want %d", tc.target, resp.StatusCode, tc.status)
+			continue
+		}
+		var e echo
+		if tc.status == 200 && (json.Unmarshal(body, &e) != nil || e.Target != tc.want) {
+			t.Errorf("%s: upstream got %q, want %q", tc.target, e.Target, tc.want)
+		}
+	}
+}
+
 // serveHandler serves h through an httpproxy Server with cfg on a loopback
 // listener, stopped at cleanup, and returns its address and the server.
 func serveHandler(t *testing.T, cfg ServerConfig, h Service) (string, *server.Server) {

@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/monolake-go/monolake/proxy/http1"
+	"github.com/monolake-go/monolake/proxy/route"
 	"github.com/monolake-go/monolake/proxy/server"
 )
 
@@ -576,6 +577,19 @@ func (s *Server) one(ctx context.Context, cs *conn) (bool, error) {
 	if len(h.Target) > 0 && h.Target[0] != '/' && len(req.Path) > 0 && req.Path[0] == '/' {
 		// Absolute form: the upstream gets the origin form.
 		req.OutTarget = originForm(h.Target)
+	}
+	if len(req.Path) > 0 && req.Path[0] == '/' {
+		// Routes match the normalized path, and the upstream gets it:
+		// what was routed is what it serves.
+		if np, changed := route.NormalizePath(req.Path, req.scratch); changed {
+			req.scratch = np
+			req.Path = np
+			if len(req.Query) > 0 {
+				req.OutTarget = req.Scratch(np, []byte("?"), req.Query)
+			} else {
+				req.OutTarget = np
+			}
+		}
 	}
 	cs.body.Reset(cs.rd, h.BodyKind, h.ContentLength)
 	cs.body.SetLimit(s.cfg.MaxBodySize)

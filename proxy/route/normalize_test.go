@@ -1,0 +1,46 @@
+package route
+
+import "testing"
+
+func TestNormalizePath(t *testing.T) {
+	for _, tc := range []struct{ in, want string }{
+		{"/", "/"},
+		{"/a/b", "/a/b"},
+		{"/a/b/", "/a/b/"},
+		{"/a/./b", "/a/b"},
+		{"/a/../b", "/b"},
+		{"/public/../admin/x", "/admin/x"},
+		{"/a/b/..", "/a/"},
+		{"/a/b/.", "/a/b/"},
+		{"/..", "/"},
+		{"/../../etc/passwd", "/etc/passwd"},
+		{"//a///b", "/a/b"},
+		{"/%61dmin/", "/admin/"},
+		{"/a/%2e%2e/admin", "/admin"},
+		{"/a/%2E%2e/admin", "/admin"},
+		{"/a%2fb", "/a%2Fb"},               // an encoded slash is not a separator
+		{"/a%2f..%2fb", "/a%2F..%2Fb"},     // nor a dot segment around it
+		{"/%7e/x%20y", "/~/x%20y"},         // unreserved decoded, others kept
+		{"/a/.b/..c/...", "/a/.b/..c/..."}, // dots inside names are names
+		{"/100%", "/100%"},                 // a bad escape stays
+	} {
+		got, changed := NormalizePath([]byte(tc.in), nil)
+		if string(got) != tc.want {
+			t.Errorf("NormalizePath(%q) = %q, want %q", tc.in, got, tc.want)
+		}
+		if changed != (tc.in != tc.want) {
+			t.Errorf("NormalizePath(%q): changed %v", tc.in, changed)
+		}
+	}
+	p := []byte("/a/b")
+	if got, changed := NormalizePath(p, nil); changed || &got[0] != &p[0] {
+		t.Error("a normal path was copied")
+	}
+}
+
+func BenchmarkNormalizePathClean(b *testing.B) {
+	p := []byte("/api/v1/users/12345/profile")
+	for b.Loop() {
+		NormalizePath(p, nil)
+	}
+}
