@@ -104,13 +104,25 @@ func TestForwardingHeaders(t *testing.T) {
 					t.Errorf("response X-Request-Id %q", got)
 				}
 			}},
-		{"forwarded and via", "via = true\nforwarded = true", http.Header{"Forwarded": {"for=10.0.0.1"}, "Via": {"1.0 other"}},
+		{"forwarded and via", "via = true\nforwarded = true", http.Header{"Forwarded": {"for=10.0.0.1", "for=10.0.0.2"}, "Via": {"1.0 other", "1.1 third"}},
 			func(t *testing.T, e echo, resp *http.Response) {
-				if got := e.Header.Values("Forwarded"); len(got) != 1 || got[0] != `for=10.0.0.1, for=127.0.0.1;proto=http;host="example.com"` {
+				if got := e.Header.Values("Forwarded"); len(got) != 1 || got[0] != `for=10.0.0.1, for=10.0.0.2, for=127.0.0.1;proto=http;host="example.com"` {
 					t.Errorf("Forwarded %q", got)
 				}
-				if got := e.Header.Values("Via"); len(got) != 1 || got[0] != "1.0 other, 1.1 test" {
+				if got := e.Header.Values("Via"); len(got) != 1 || got[0] != "1.0 other, 1.1 third, 1.1 test" {
 					t.Errorf("Via %q", got)
+				}
+			}},
+		// Every line of a list counts, not the first (a front proxy may
+		// add its own line); a Forwarded the client made up does not pass
+		// when the proxy does not add its own.
+		{"lines and spoofing", "", http.Header{"X-Forwarded-For": {"10.0.0.1", "10.0.0.2"}, "Forwarded": {"for=6.6.6.6;proto=https;host=admin"}},
+			func(t *testing.T, e echo, resp *http.Response) {
+				if got := e.Header.Values("X-Forwarded-For"); len(got) != 1 || got[0] != "10.0.0.1, 10.0.0.2, 127.0.0.1" {
+					t.Errorf("X-Forwarded-For %q", got)
+				}
+				if got := e.Header.Values("Forwarded"); len(got) != 0 {
+					t.Errorf("Forwarded %q passed with forwarded = false", got)
 				}
 			}},
 	} {

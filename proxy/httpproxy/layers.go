@@ -159,37 +159,50 @@ func (s rewriteService) Call(ctx context.Context, req *Request) (*Response, erro
 	h := req.Head
 	ip := req.Conn.RemoteIP
 	req.ReplaceHost = !s.cfg.PreserveHost
-	// X-Forwarded-For: the client's list, then this hop.
-	prev := h.Headers.Get("X-Forwarded-For")
-	req.Drop = append(req.Drop, "X-Forwarded-For", "X-Forwarded-Proto", "X-Forwarded-Host")
+	// X-Forwarded-For: the client's list (every line of it), then this
+	// hop; a client on a Unix socket has no address to add.
+	prev := allValues(req, "X-Forwarded-For")
+	req.Drop = append(req.Drop, "X-Forwarded-For", "X-Forwarded-Proto", "X-Forwarded-Host", "Forwarded")
 	var xff []byte
-	if len(prev) > 0 {
+	switch {
+	case ip == "":
+		xff = prev
+	case len(prev) > 0:
 		xff = req.Scratch(prev, commaSP, stringBytes(ip))
-	} else {
+	default:
 		xff = req.Scratch(stringBytes(ip))
 	}
 	proto := vHTTP
 	if req.Conn.TLS {
 		proto = vHTTPS
 	}
-	req.Add = append(req.Add, http1.Header{Name: hXFF, Value: xff}, http1.Header{Name: hXFProto, Value: proto})
+	if len(xff) > 0 {
+		req.Add = append(req.Add, http1.Header{Name: hXFF, Value: xff})
+	}
+	req.Add = append(req.Add, http1.Header{Name: hXFProto, Value: proto})
 	if h.Host != nil {
 		req.Add = append(req.Add, http1.Header{Name: hXFHost, Value: h.Host})
 	}
+	// Forwarded: appended to when on; when off, a client's is removed, as
+	// its X-Forwarded-Proto and -Host are replaced: an upstream that reads
+	// Forwarded first must not get what the client made up.
 	if s.cfg.Forwarded {
-		fw := req.Scratch([]byte("for="), forNode(ip), []byte(";proto="), proto)
+		node := forUnknown
+		if ip != "" {
+			node = forNode(ip)
+		}
+		fw := req.Scratch([]byte("for="), node, []byte(";proto="), proto)
 		if h.Host != nil {
 			fw = req.Scratch(fw, []byte(";host=\""), h.Host, []byte("\""))
 		}
-		if prev := h.Headers.Get("Forwarded"); len(prev) > 0 {
+		if prev := allValues(req, "Forwarded"); len(prev) > 0 {
 			fw = req.Scratch(prev, commaSP, fw)
 		}
-		req.Drop = append(req.Drop, "Forwarded")
 		req.Add = append(req.Add, http1.Header{Name: hForwarded, Value: fw})
 	}
 	if s.via != nil {
 		v := s.via
-		if prev := h.Headers.Get("Via"); len(prev) > 0 {
+		if prev := allValues(req, "Via"); len(prev) > 0 {
 			v = req.Scratch(prev, commaSP, s.via)
 		}
 		req.Drop = append(req.Drop, "Via")
@@ -218,6 +231,30 @@ func (s rewriteService) Call(ctx context.Context, req *Request) (*Response, erro
 }
 
 // forNode renders an IP for Forwarded: IPv6 quoted and bracketed.
+// forUnknown is the Forwarded node of a client without an IP address (a
+// Unix socket), RFC 7239 6.3.
+var forUnknown = []byte("unknown")
+
+// allValues returns the non-empty lines of field name joined by ", " (RFC
+// 9110 5.3: the same field on several lines is one list), copied into
+// req's scratch when there are several; nil when there are none.
+func allValues(req *Request, name string) []byte {
+	var out []byte
+	n := 0
+	for _, f := range req.Head.Headers {
+		if len(f.Value) == 0 || !equalFold(f.Name, name) {
+			continue
+		}
+		if n == 0 {
+			out = f.Value
+		} else {
+			out = req.Scratch(out, commaSP, f.Value)
+		}
+		n++
+	}
+	return out
+}
+
 func forNode(ip string) []byte {
 	if strings.Contains(ip, ":") {
 		return []byte("\"[" + ip + "]\"")
