@@ -135,6 +135,7 @@ const nginxTLS = `        ssl_certificate {{.Cert}};
         ssl_ecdh_curve ` + TLSCurve + `;
         ssl_session_cache off;
         ssl_session_tickets off;
+        ssl_conf_command NumTickets 0;
 `
 
 var originTmpl = template.Must(template.New("origin").Funcs(funcs).Parse(`# nginx as the origin: fixed bodies, keep-alive, no logs.

@@ -135,10 +135,13 @@ func SummarizeRuns(runs []Run, known []Summary) []Summary {
 		bound := 0
 		for _, r := range rs {
 			if r.Status != StatusOK {
+				// A failed run's figures (fast errors, timeouts) stay
+				// out of the spreads, and the summary is marked.
 				s.Status = StatusFailed
 				if s.Reason == "" {
 					s.Reason = r.Detail
 				}
+				continue
 			}
 			rps = append(rps, r.RPS)
 			eff = append(eff, r.ReqPerCPUSec)

@@ -16,6 +16,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"golang.org/x/sys/unix"
@@ -308,8 +309,14 @@ func (r *Runner) runGroup(ctx context.Context, w int, mode Mode, cases []Case) e
 				continue
 			}
 			if why := r.probe(ctx, t, c); why != "" {
-				r.progress("  %s w=%d %s: unsupported: %s", c.Name(), w, t.name, why)
-				r.unsupported(c, t.name, w, why)
+				if c.H2() {
+					// HTTP/2 is not served yet: not a failure.
+					r.progress("  %s w=%d %s: unsupported: %s", c.Name(), w, t.name, why)
+					r.unsupported(c, t.name, w, why)
+				} else {
+					r.progress("  %s w=%d %s: FAILED the probe: %s", c.Name(), w, t.name, why)
+					r.failed(c, t.name, w, why)
+				}
 				continue
 			}
 			ts = append(ts, t)
@@ -386,12 +393,14 @@ func (r *Runner) startTargets(ctx context.Context, w int, mode Mode, cases []Cas
 				t.proc = p
 			}
 			if why != "" {
+				// The runtime and backend are ones the binary lists
+				// (monolake version): not starting is a failure.
 				if why != r.lastWhy {
-					r.progress("  %s w=%d %s: unsupported: %s", mode, w, name, why)
+					r.progress("  %s w=%d %s: FAILED to start: %s", mode, w, name, why)
 				}
 				r.lastWhy = why
 				for _, c := range cases {
-					r.unsupported(c, name, w, why)
+					r.failed(c, name, w, why)
 				}
 				if p != nil {
 					r.procs.Remove(p)
@@ -408,6 +417,13 @@ func (r *Runner) startTargets(ctx context.Context, w int, mode Mode, cases []Cas
 func (r *Runner) unsupported(c Case, target string, w int, why string) {
 	r.steps -= r.opt.Reps
 	r.known = append(r.known, skipped(c, target, w, StatusUnsupported, why))
+}
+
+// failed records a target that should have run on a case and could not.
+func (r *Runner) failed(c Case, target string, w int, why string) {
+	r.steps -= r.opt.Reps
+	r.Failures++
+	r.known = append(r.known, skipped(c, target, w, StatusFailed, why))
 }
 
 // skipped is the summary of a target that did not run on a case.
@@ -446,7 +462,12 @@ func (r *Runner) measureCase(ctx context.Context, c Case, ts []*live) error {
 		}
 	}
 	for rep := 1; rep <= r.opt.Reps; rep++ {
-		for _, t := range ts {
+		// Each repetition starts with another target, so that a machine
+		// that drifts during a case, or one target's after-work (a
+		// collection after its load) falling into the next one's window,
+		// does not favour the same target every time.
+		for i := range ts {
+			t := ts[(i+rep-1)%len(ts)]
 			if t.dead != "" {
 				continue
 			}
@@ -805,14 +826,16 @@ func (r *Runner) probeOnce(ctx context.Context, t *live, c Case) string {
 			return fmt.Sprintf("exited (%v): %s", err, lastLines(t.proc.Tail(600), 1))
 		}
 	}
+	tickets := &ticketCounter{ClientSessionCache: tls.NewLRUClientSessionCache(1)}
 	tr := &http.Transport{
 		TLSClientConfig: &tls.Config{
 			RootCAs: r.pool,
 			// What wrk's OpenSSL 3.0 offers, so the probe sees what the
 			// load generator will negotiate.
 			CurvePreferences: []tls.CurveID{tls.X25519, tls.CurveP256},
-			// A second probe must not resume (see below).
-			ClientSessionCache: tls.NewLRUClientSessionCache(1),
+			// A second probe must not resume, nor a ticket arrive (see
+			// below).
+			ClientSessionCache: tickets,
 		},
 		ForceAttemptHTTP2: c.H2(),
 		DisableKeepAlives: true,
@@ -841,6 +864,16 @@ func (r *Runner) probeOnce(ctx context.Context, t *live, c Case) string {
 		}
 		if again.TLS.DidResume {
 			return "the target resumed a TLS session (session tickets on); the suite compares full handshakes"
+		}
+		// Nor may a target send tickets nobody uses: OpenSSL sends TLS
+		// 1.3 tickets even with tickets and the session cache off, unless
+		// told to send none, and each costs the server CPU.
+		if n := tickets.n.Load(); n > 0 {
+			return fmt.Sprintf("the target sent %d TLS session tickets in two handshakes with tickets off; the suite wants none", n)
+		}
+		// Every target must negotiate what the suite compares.
+		if cs.Version != tls.VersionTLS13 || tls.CipherSuiteName(cs.CipherSuite) != TLSSuite || cs.CurveID.String() != TLSCurve {
+			return fmt.Sprintf("negotiated %s %s %s, want TLS 1.3 %s %s", tls.VersionName(cs.Version), tls.CipherSuiteName(cs.CipherSuite), cs.CurveID, TLSSuite, TLSCurve)
 		}
 		t.tlsInfo = fmt.Sprintf("%s %s %s", tls.VersionName(cs.Version), tls.CipherSuiteName(cs.CipherSuite), cs.CurveID)
 		if r.tlsSeen == nil {
@@ -914,4 +947,18 @@ func waitListening(ctx context.Context, p *Proc, addr string, timeout time.Durat
 		case <-time.After(50 * time.Millisecond):
 		}
 	}
+}
+
+// ticketCounter is a client session cache that counts the sessions stored:
+// the tickets a server sent.
+type ticketCounter struct {
+	tls.ClientSessionCache
+	n atomic.Int32
+}
+
+func (c *ticketCounter) Put(key string, cs *tls.ClientSessionState) {
+	if cs != nil {
+		c.n.Add(1)
+	}
+	c.ClientSessionCache.Put(key, cs)
 }

@@ -230,9 +230,11 @@ static SSL_CTX *mlk_new_child(struct mlk_ctx *m, char *err)
 		int mode = SSL_VERIFY_NONE;
 
 		SSL_CTX_set_session_id_context(ctx, (const unsigned char *)"monolake", 8);
-		/* Stateless tickets only: no server-side cache to grow. */
+		/* Stateless tickets only: no server-side cache to grow. With
+		 * tickets off, none at all: OpenSSL would still send TLS 1.3
+		 * tickets that no cache can resume. */
 		SSL_CTX_set_session_cache_mode(ctx, SSL_SESS_CACHE_OFF);
-		SSL_CTX_set_num_tickets(ctx, 1);
+		SSL_CTX_set_num_tickets(ctx, o->no_tickets ? 0 : 1);
 		SSL_CTX_set_tlsext_servername_callback(ctx, mlk_sni_cb);
 		SSL_CTX_set_tlsext_servername_arg(ctx, m);
 		if (m->alpn_len > 0)

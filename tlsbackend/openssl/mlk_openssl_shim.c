@@ -10,6 +10,6 @@
  * it is updated, and updating it changes this file, which makes go rebuild
  * the C.
  *
- * csrc-sha256: b53f627900c0001c3c4f2be0eed21d569fa9668ae90d82ad3b312393d35e7d6c
+ * csrc-sha256: 8697bd9e7dd39c73350e98c86a9b56321acf0e584b3f2d59bf63349bd48e20a1
  */
 #include "../../csrc/mlk_openssl.c"

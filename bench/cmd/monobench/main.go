@@ -171,6 +171,10 @@ func run() int {
 		IdleConns: idle, IdleModes: idleModes, Progress: os.Stdout,
 	}
 	if _, err := os.Stat(*monolake); err != nil {
+		if *smoke {
+			// The smoke run is CI's check that the suite runs Monolake.
+			return fail(fmt.Errorf("no monolake binary at %q: the smoke run needs one", *monolake))
+		}
 		fmt.Printf("monobench: no monolake binary at %s: its targets are reported unsupported\n", *monolake)
 	}
 	for _, w := range ws {
@@ -238,7 +242,7 @@ func run() int {
 	if err := writeResults(dir, report, order, headline); err != nil {
 		return fail(err)
 	}
-	if !*smoke && runErr == nil {
+	if !*smoke && runErr == nil && r.Failures == 0 {
 		latest := filepath.Join(*out, "latest")
 		if err := copyDir(dir, latest); err != nil {
 			return fail(err)
