@@ -2,11 +2,15 @@ package httpproxy
 
 import (
 	"bufio"
+	"context"
 	"encoding/json"
+	"errors"
+	"github.com/monolake-go/monolake/proxy"
 	"io"
 	"log/slog"
 	"net"
 	"net/http"
+	"net/http/httptest"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -392,6 +396,62 @@ func TestPathNormalized(t *testing.T) {
 		if tc.status == 200 && (json.Unmarshal(body, &e) != nil || e.Target != tc.want) {
 			t.Errorf("%s: upstream got %q, want %q", tc.target, e.Target, tc.want)
 		}
+	}
+}
+
+// TestReplacedResponseReleased: a layer that replaces a proxied response
+// with its own (Request.Response), or fails after the upstream answered,
+// gives the upstream connection back (closed): it used to stay open and
+// counted by least_conn forever.
+func TestReplacedResponseReleased(t *testing.T) {
+	var open atomic.Int64
+	up := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.WriteHeader(500)
+		io.WriteString(w, strings.Repeat("x", 100))
+	}))
+	up.Config.ConnState = func(c net.Conn, s http.ConnState) {
+		switch s {
+		case http.StateNew:
+			open.Add(1)
+		case http.StateClosed, http.StateHijacked:
+			open.Add(-1)
+		}
+	}
+	up.Start()
+	defer up.Close()
+	replace := func(inner Service) Service {
+		return proxy.ServiceFunc[*Request, *Response](func(ctx context.Context, req *Request) (*Response, error) {
+			resp, err := inner.Call(ctx, req)
+			if err != nil || resp.Status < 500 {
+				return resp, err
+			}
+			if string(req.Path) == "/fail" {
+				return resp, &StatusError{Status: 502, Err: errors.New("a layer gave up")}
+			}
+			r := req.Response()
+			r.SetText(503, "maintenance\n")
+			return r, nil
+		})
+	}
+	p := startProxy(t, serverTOML("", routeTOML("/{*p}", `load_balancer = "least_conn"`, up.Listener.Addr().String())), Options{Layers: []Middleware{replace}})
+	c := client(t)
+	for i := range 6 {
+		path := "/replace"
+		want := 503
+		if i%2 == 1 {
+			path, want = "/fail", 502
+		}
+		resp, body := do(t, c, "GET", "http://"+p.Addr+path, "", nil, nil)
+		if resp.StatusCode != want {
+			t.Fatalf("%s: %d %q, want %d", path, resp.StatusCode, body, want)
+		}
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for open.Load() > 0 && time.Now().Before(deadline) {
+		time.Sleep(10 * time.Millisecond)
+	}
+	if n := open.Load(); n > 0 {
+		t.Errorf("%d upstream connections still open after their responses were replaced", n)
 	}
 }
 

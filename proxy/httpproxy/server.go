@@ -616,6 +616,12 @@ func (s *Server) one(ctx context.Context, cs *conn) (bool, error) {
 		resp = r
 	}
 	if err != nil {
+		// A layer failed after the one inside it answered: what that
+		// answer holds goes back, not reusable.
+		if r != nil && r.Releaser != nil {
+			r.Releaser.Release(false)
+			r.Releaser = nil
+		}
 		status := statusOf(err)
 		if status == StatusClientClosed {
 			// Nobody to answer: the connection ends here.
@@ -641,6 +647,7 @@ func (s *Server) one(ctx context.Context, cs *conn) (bool, error) {
 	ok, werr := s.writeResponse(cs, resp)
 	if resp.Releaser != nil {
 		resp.Releaser.Release(ok)
+		resp.Releaser = nil
 	}
 	if werr != nil {
 		return false, nil // client gone; nothing else to do

@@ -137,7 +137,13 @@ type Response struct {
 }
 
 // reset clears r for reuse.
+// reset clears r for another response. What a response still holds (its
+// upstream connection) is released as not reusable: a layer that replaces
+// a proxied response with its own (Request.Response) must not leak it.
 func (r *Response) reset() {
+	if r.Releaser != nil {
+		r.Releaser.Release(false)
+	}
 	*r = Response{headers: r.headers}
 	r.Headers = r.headers[:0]
 }
