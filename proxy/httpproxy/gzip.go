@@ -53,15 +53,24 @@ var (
 )
 
 func (s gzipService) Call(ctx context.Context, req *Request) (*Response, error) {
-	accepts := req.Head.Headers.HasToken("Accept-Encoding", "gzip")
+	accepts := acceptsGzip(req.Head.Headers)
 	resp, err := s.inner.Call(ctx, req)
-	if err != nil || resp == nil || !accepts || resp.Body == nil || resp.BodyKind == http1.BodyNone || resp.Tunnel != nil {
+	if err != nil || resp == nil || resp.Body == nil || resp.BodyKind == http1.BodyNone || resp.Tunnel != nil {
 		return resp, err
 	}
 	if resp.Status < 200 || resp.Status == 204 || resp.Status == 206 || resp.Status == 304 ||
 		bytes.Equal(req.Head.Method, []byte("HEAD")) || resp.Headers.Has("Content-Encoding") ||
 		resp.BodyKind == http1.BodyLength && resp.ContentLength < s.cfg.MinLength ||
-		!compressible(resp.Headers.Get("Content-Type")) {
+		!compressible(resp.Headers.Get("Content-Type")) ||
+		resp.Headers.HasToken("Cache-Control", "no-transform") { // RFC 9110 7.7
+		return resp, nil
+	}
+	// The answer depends on Accept-Encoding from here on, whether this
+	// client gets gzip or not: a shared cache must keep both apart.
+	if !varies(resp.Headers) {
+		resp.Headers = append(resp.Headers, http1.Header{Name: hVary, Value: vAcceptEncoding})
+	}
+	if !accepts {
 		return resp, nil
 	}
 	gb := s.pool.Get().(*gzipBody)
@@ -69,16 +78,86 @@ func (s gzipService) Call(ctx context.Context, req *Request) (*Response, error) 
 	resp.Body = gb
 	resp.BodyKind = http1.BodyChunked
 	resp.ContentLength = -1
-	// Drop the upstream's length; the server frames the body itself.
+	// Drop the upstream's length and what describes the identity bytes
+	// (ranges of them, their digest); the server frames the body itself.
+	// A strong validator becomes weak, as nginx makes it: the gzip bytes
+	// are not those the upstream's ETag names, and a range request with
+	// If-Range on it would get identity bytes to append to gzip ones.
 	hs := resp.Headers[:0]
 	for _, f := range resp.Headers {
-		if equalFold(f.Name, "Content-Length") || equalFold(f.Name, "Accept-Ranges") {
+		switch {
+		case equalFold(f.Name, "Content-Length"), equalFold(f.Name, "Accept-Ranges"),
+			equalFold(f.Name, "Content-MD5"), equalFold(f.Name, "Digest"):
 			continue
+		case equalFold(f.Name, "ETag") && !bytes.HasPrefix(f.Value, []byte("W/")):
+			f.Value = req.Scratch([]byte("W/"), f.Value)
 		}
 		hs = append(hs, f)
 	}
-	resp.Headers = append(hs, http1.Header{Name: hContentEncoding, Value: vGzip}, http1.Header{Name: hVary, Value: vAcceptEncoding})
+	resp.Headers = append(hs, http1.Header{Name: hContentEncoding, Value: vGzip})
 	return resp, nil
+}
+
+// acceptsGzip reads Accept-Encoding (every line): gzip (or x-gzip) with a
+// q-value above 0, or "*" above 0 when gzip is not listed (RFC 9110
+// 12.5.3).
+func acceptsGzip(hs http1.Headers) bool {
+	gzipQ, starQ := -1.0, -1.0
+	for _, f := range hs {
+		if !equalFold(f.Name, "Accept-Encoding") {
+			continue
+		}
+		for elem := range bytes.SplitSeq(f.Value, []byte(",")) {
+			coding, params, _ := bytes.Cut(elem, []byte(";"))
+			coding = bytes.TrimSpace(coding)
+			q := 1.0
+			for p := range bytes.SplitSeq(params, []byte(";")) {
+				k, v, ok := bytes.Cut(bytes.TrimSpace(p), []byte("="))
+				if ok && equalFold(bytes.TrimSpace(k), "q") {
+					q = parseQ(bytes.TrimSpace(v))
+				}
+			}
+			switch {
+			case equalFold(coding, "gzip"), equalFold(coding, "x-gzip"):
+				gzipQ = max(gzipQ, q)
+			case string(coding) == "*":
+				starQ = max(starQ, q)
+			}
+		}
+	}
+	if gzipQ >= 0 {
+		return gzipQ > 0
+	}
+	return starQ > 0
+}
+
+// parseQ parses a qvalue ("0", "0.5", "1.000"); anything else counts as 0.
+func parseQ(v []byte) float64 {
+	if len(v) == 0 || len(v) > 5 || (v[0] != '0' && v[0] != '1') {
+		return 0
+	}
+	q := float64(v[0] - '0')
+	if len(v) == 1 {
+		return q
+	}
+	if v[1] != '.' {
+		return 0
+	}
+	scale := 0.1
+	for _, c := range v[2:] {
+		if c < '0' || c > '9' {
+			return 0
+		}
+		q += float64(c-'0') * scale
+		scale /= 10
+	}
+	return min(q, 1)
+}
+
+// varies reports whether the response already varies on Accept-Encoding
+// (or on everything).
+func varies(hs http1.Headers) bool {
+	return hs.HasToken("Vary", "Accept-Encoding") || hs.HasToken("Vary", "*")
 }
 
 func compressible(ct []byte) bool {

@@ -26,6 +26,17 @@ func gzipUpstream(t *testing.T, streamGo <-chan struct{}) string {
 	mux.HandleFunc("/json", text("application/json", `{"a":"`+gzipText+`"}`))
 	mux.HandleFunc("/small", text("text/plain", "tiny"))
 	mux.HandleFunc("/image", text("image/png", gzipText))
+	mux.HandleFunc("/etag", func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "text/plain")
+		w.Header().Set("ETag", `"v1"`)
+		w.Header().Set("Vary", "Accept-Encoding, Cookie")
+		io.WriteString(w, gzipText)
+	})
+	mux.HandleFunc("/notransform", func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "text/plain")
+		w.Header().Set("Cache-Control", "public, no-transform")
+		io.WriteString(w, gzipText)
+	})
 	mux.HandleFunc("/encoded", func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "text/plain")
 		w.Header().Set("Content-Encoding", "br")
@@ -71,6 +82,11 @@ func TestGzip(t *testing.T) {
 		{"chunked upstream", "GET", "/chunked", gz, true, strings.Repeat(gzipText, 4)},
 		{"no accept-encoding", "GET", "/text", nil, false, gzipText},
 		{"identity only", "GET", "/text", http.Header{"Accept-Encoding": {"identity"}}, false, gzipText},
+		{"q-values", "GET", "/text", http.Header{"Accept-Encoding": {"identity; q=0.5", "gzip;q=1.0"}}, true, gzipText},
+		{"gzip refused", "GET", "/text", http.Header{"Accept-Encoding": {"gzip;q=0, *"}}, false, gzipText},
+		{"any coding", "GET", "/text", http.Header{"Accept-Encoding": {"*;q=0.1"}}, true, gzipText},
+		{"strong etag", "GET", "/etag", gz, true, gzipText},
+		{"no-transform", "GET", "/notransform", gz, false, gzipText},
 		{"small", "GET", "/small", gz, false, "tiny"},
 		{"not text", "GET", "/image", gz, false, gzipText},
 		{"already encoded", "GET", "/encoded", gz, false, gzipText},
@@ -82,6 +98,12 @@ func TestGzip(t *testing.T) {
 				t.Fatalf("status %d", resp.StatusCode)
 			}
 			ce := resp.Header.Get("Content-Encoding")
+			// Whether this client got gzip or not, a response that would
+			// be compressed for another varies on Accept-Encoding, once.
+			eligible := tc.path == "/text" || tc.path == "/json" || tc.path == "/chunked" || tc.path == "/etag"
+			if n := strings.Count(strings.Join(resp.Header.Values("Vary"), ","), "Accept-Encoding"); eligible && tc.method == "GET" && n != 1 {
+				t.Errorf("Vary %q: Accept-Encoding %d times", resp.Header.Values("Vary"), n)
+			}
 			if !tc.compressed {
 				if ce == "gzip" {
 					t.Fatalf("compressed")
@@ -96,6 +118,9 @@ func TestGzip(t *testing.T) {
 			}
 			if resp.Header.Get("Content-Length") != "" {
 				t.Errorf("Content-Length %q on a compressed body", resp.Header.Get("Content-Length"))
+			}
+			if et := resp.Header.Get("ETag"); tc.path == "/etag" && et != `W/"v1"` {
+				t.Errorf("ETag %q on a compressed body, want the weak W/\"v1\"", et)
 			}
 			zr, err := gzip.NewReader(bytes.NewReader(body))
 			if err != nil {
