@@ -642,7 +642,7 @@ func (b *builder) route(key string, r *rawRoute, tlsStack string) Route {
 		if err := checkHostPattern(h); err != nil {
 			b.errorf(fmt.Sprintf("%s.host.%d", key, i), "%v", err)
 		}
-		rt.Hosts = append(rt.Hosts, strings.ToLower(h))
+		rt.Hosts = append(rt.Hosts, strings.TrimSuffix(strings.ToLower(h), "."))
 	}
 	rt.LoadBalancer = b.loadBalancer(key+".load_balancer", r.LoadBalancer)
 	rt.Upstreams = b.upstreams(key+".upstreams", r.Upstreams, true)
@@ -668,9 +668,12 @@ func (b *builder) route(key string, r *rawRoute, tlsStack string) Route {
 }
 
 func checkHostPattern(h string) error {
-	name := strings.TrimPrefix(h, "*.")
-	if name == "" || strings.ContainsAny(name, "*/ {}") {
+	name := strings.TrimSuffix(strings.TrimPrefix(h, "*."), ".")
+	if name == "" || strings.ContainsAny(name, "*/ {}[]") || strings.HasPrefix(name, ".") {
 		return fmt.Errorf("host %q: want a name like example.com or *.example.com (a wildcard only as a leading \"*.\")", h)
+	}
+	if strings.Contains(name, ":") && net.ParseIP(name) == nil {
+		return fmt.Errorf("host %q: no port: a route's host matches the Host field without its port", h)
 	}
 	return nil
 }

@@ -170,11 +170,15 @@ func (r *Router[T]) Match(host, path string, params []Param) (v T, out []Param, 
 	return v, params, false
 }
 
+// stripPort returns the name of a Host value: without its port, the
+// brackets of an IPv6 literal, and the trailing dot of a fully qualified
+// name ("example.com." is example.com, as nginx has it).
 func stripPort(host string) string {
 	if i := strings.LastIndexByte(host, ':'); i >= 0 && !strings.Contains(host[i:], "]") {
 		host = host[:i]
 	}
-	return strings.TrimSuffix(strings.TrimPrefix(host, "["), "]")
+	host = strings.TrimSuffix(strings.TrimPrefix(host, "["), "]")
+	return strings.TrimSuffix(host, ".")
 }
 
 func (n *node[T]) match(path string, params []Param) (v T, out []Param, ok bool) {

@@ -38,6 +38,8 @@ func TestMatch(t *testing.T) {
 		{"x.org", "/static/", "catchall", "[{p static/}]"},
 		{"api.example.com", "/v1", "api-exact", "[{p v1}]"},
 		{"API.Example.com:8443", "/v1", "api-exact", "[{p v1}]"},
+		{"api.example.com.", "/v1", "api-exact", "[{p v1}]"}, // fully qualified
+		{"www.example.com.:80", "/v1", "example-wild", "[{p v1}]"},
 		{"www.example.com", "/v1", "example-wild", "[{p v1}]"},
 		{"a.eu.example.com", "/v1", "eu-wild", "[{p v1}]"},
 		{"example.com", "/v1", "catchall", "[{p v1}]"},
