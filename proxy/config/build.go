@@ -647,8 +647,8 @@ func (b *builder) route(key string, r *rawRoute, tlsStack string) Route {
 	rt.LoadBalancer = b.loadBalancer(key+".load_balancer", r.LoadBalancer)
 	rt.Upstreams = b.upstreams(key+".upstreams", r.Upstreams, true)
 	if r.RewritePath != nil {
-		if !strings.HasPrefix(*r.RewritePath, "/") {
-			b.errorf(key+".rewrite_path", "%q must start with /", *r.RewritePath)
+		if err := checkRewrite(*r.RewritePath, rt.Path); err != nil {
+			b.errorf(key+".rewrite_path", "%v", err)
 		}
 		rt.RewritePath = *r.RewritePath
 	}
@@ -665,6 +665,41 @@ func (b *builder) route(key string, r *rawRoute, tlsStack string) Route {
 		b.errorf(key+".upstream_tls", "upstream_tls is set but no upstream of this route is an https URI")
 	}
 	return rt
+}
+
+// checkRewrite checks a rewrite_path against its route's path: a path
+// (no query or fragment, nothing a request line cannot carry) whose
+// "{name}" parts name parameters of the route.
+func checkRewrite(rw, path string) error {
+	if !strings.HasPrefix(rw, "/") {
+		return fmt.Errorf("%q must start with /", rw)
+	}
+	for _, c := range []byte(rw) {
+		if c <= ' ' || c >= 0x7f || c == '?' || c == '#' {
+			return fmt.Errorf("%q: a path only, without spaces, control characters, '?' or '#'", rw)
+		}
+	}
+	params := map[string]bool{}
+	for _, seg := range strings.Split(path, "/") {
+		if strings.HasPrefix(seg, "{") && strings.HasSuffix(seg, "}") {
+			params[strings.TrimPrefix(seg[1:len(seg)-1], "*")] = true
+		}
+	}
+	for rest := rw; ; {
+		i := strings.IndexByte(rest, '{')
+		if i < 0 {
+			break
+		}
+		j := strings.IndexByte(rest[i:], '}')
+		if j < 0 {
+			return fmt.Errorf("%q: unclosed {", rw)
+		}
+		if name := rest[i+1 : i+j]; !params[name] {
+			return fmt.Errorf("%q: {%s} is not a parameter of the route's path %q", rw, name, path)
+		}
+		rest = rest[i+j+1:]
+	}
+	return nil
 }
 
 func checkHostPattern(h string) error {

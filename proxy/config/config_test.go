@@ -154,6 +154,8 @@ func TestErrors(t *testing.T) {
 		{"route host with port", strings.Replace(base, `path = "/"`, "path = \"/\"\nhost = [\"a.example:8080\"]", 1), 10, "no port"},
 		{"route host with brackets", strings.Replace(base, `path = "/"`, "path = \"/\"\nhost = [\"[::1]\"]", 1), 10, "want a name"},
 		{"route host leading dot", strings.Replace(base, `path = "/"`, "path = \"/\"\nhost = [\".example.com\"]", 1), 10, "want a name"},
+		{"rewrite with a query", strings.Replace(base, `path = "/"`, "path = \"/\"\nrewrite_path = \"/x?a=1\"", 1), 10, "a path only"},
+		{"rewrite unknown param", strings.Replace(base, `path = "/"`, "path = \"/{id}\"\nrewrite_path = \"/x/{name}\"", 1), 10, "not a parameter"},
 		{"huge sqpoll idle", strings.Replace(base, "worker_threads = 1", "worker_threads = 1\nsqpoll_idle = 4294967296", 1), 3, "want 0 to 3600000"},
 		{"timeout zero", strings.Replace(base, `name = "a"`, "name = \"a\"\ntimeout = { upstream_connect_timeout_sec = 0 }", 1), 6, "0 seconds"},
 		{"park zero", strings.Replace(base, `name = "a"`, "name = \"a\"\ntimeout = { server_keepalive_park_ms = 0 }", 1), 6, "want -1 (never park)"},

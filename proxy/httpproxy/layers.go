@@ -20,8 +20,9 @@ import (
 type Route struct {
 	Config *config.Route
 	bal    balance.Balancer[*target]
-	// rewrite is RewritePath as bytes, nil to keep the path
-	rewrite []byte
+	// rewrite is RewritePath, nil to keep the path: literal parts and
+	// the route parameters put between them.
+	rewrite []rewritePart
 	// tls dials the route's https upstreams; nil when it has none.
 	tls *upstreamTLS
 }
@@ -71,9 +72,58 @@ func NewRoute(rc *config.Route) (*Route, error) {
 	}
 	r.bal = b
 	if rc.RewritePath != "" {
-		r.rewrite = []byte(rc.RewritePath)
+		r.rewrite = parseRewrite(rc.RewritePath)
 	}
 	return r, nil
+}
+
+// rewritePart is a literal part of a rewrite_path, or the route parameter
+// named param ("{rest}" in "/v2/{rest}").
+type rewritePart struct {
+	lit   []byte
+	param string
+}
+
+// parseRewrite splits a rewrite_path (checked by package config) into its
+// parts.
+func parseRewrite(rw string) []rewritePart {
+	var parts []rewritePart
+	for len(rw) > 0 {
+		i := strings.IndexByte(rw, '{')
+		j := strings.IndexByte(rw, '}')
+		if i < 0 || j < i {
+			parts = append(parts, rewritePart{lit: []byte(rw)})
+			break
+		}
+		if i > 0 {
+			parts = append(parts, rewritePart{lit: []byte(rw[:i])})
+		}
+		parts = append(parts, rewritePart{param: rw[i+1 : j]})
+		rw = rw[j+1:]
+	}
+	return parts
+}
+
+// rewritten returns the upstream path for req: the parts, with the route
+// parameters' values, in req's scratch (or the literal itself).
+func (r *Route) rewritten(req *Request) []byte {
+	if len(r.rewrite) == 1 && r.rewrite[0].param == "" {
+		return r.rewrite[0].lit
+	}
+	start := len(req.scratch)
+	for _, p := range r.rewrite {
+		if p.param == "" {
+			req.scratch = append(req.scratch, p.lit...)
+			continue
+		}
+		for _, v := range req.Params {
+			if v.Name == p.param {
+				req.scratch = append(req.scratch, v.Value...)
+				break
+			}
+		}
+	}
+	return req.scratch[start:len(req.scratch):len(req.scratch)]
 }
 
 // Close releases the route's TLS client config; connections already made
@@ -217,11 +267,11 @@ func (s rewriteService) Call(ctx context.Context, req *Request) (*Response, erro
 		}
 	}
 	if rt := req.Route; rt != nil && rt.rewrite != nil {
+		p := rt.rewritten(req)
 		if len(req.Query) > 0 {
-			req.OutTarget = req.Scratch(rt.rewrite, []byte("?"), req.Query)
-		} else {
-			req.OutTarget = rt.rewrite
+			p = req.Scratch(p, []byte("?"), req.Query)
 		}
+		req.OutTarget = p
 	}
 	resp, err := s.inner.Call(ctx, req)
 	if err == nil && s.cfg.RequestID && resp != nil && req.requestID != nil && !resp.Headers.Has("X-Request-Id") {

@@ -80,9 +80,11 @@ func TestRewrite(t *testing.T) {
 		{"default keeps host", "", "", "/a", "client.example", "/a"},
 		{"rewrite path keeps query", "", `rewrite_path = "/new/place"`, "/old/thing?a=1&b=%20", "client.example", "/new/place?a=1&b=%20"},
 		{"rewrite path no query", "", `rewrite_path = "/new"`, "/old", "client.example", "/new"},
+		{"rewrite with the rest", "", `rewrite_path = "/v2/{p}"`, "/users/42?x=1", "client.example", "/v2/users/42?x=1"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			p := startProxy(t, serverTOML(tc.extra, routeTOML("/{*p}", tc.route, up.addr())), Options{})
+
 			resp, body := do(t, client(t), "GET", "http://"+p.Addr+tc.target, "client.example", nil, nil)
 			if resp.StatusCode != 200 {
 				t.Fatalf("status %d: %s", resp.StatusCode, body)
