@@ -2,6 +2,7 @@ package httpproxy
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"io"
@@ -77,22 +78,36 @@ func (s handlerService) Call(ctx context.Context, req *Request) (*Response, erro
 	return resp, nil
 }
 
-// newHTTPRequest converts req for a net/http handler; the result copies
-// what it needs and owns it, except Body, which reads req.Body until the
-// response is released.
+// newHTTPRequest converts req for a net/http handler, as the upstream would
+// get it: the rewritten target (normalized path, rewrite_path), the fields
+// the layers dropped and added (X-Forwarded-*, Via, X-Request-Id), the
+// rewritten Host. The result copies what it needs and owns it, except Body,
+// which reads req.Body until the response is released.
 func newHTTPRequest(ctx context.Context, req *Request) (*http.Request, error) {
 	h := req.Head
-	u, err := url.ParseRequestURI(string(h.Target))
+	target := req.OutTarget
+	if target == nil {
+		target = h.Target
+	}
+	u, err := url.ParseRequestURI(string(target))
 	if err != nil {
 		return nil, fmt.Errorf("parsing the request target: %w", err)
 	}
-	hdr := make(http.Header, len(h.Headers))
+	hdr := make(http.Header, len(h.Headers)+len(req.Add))
 	for _, f := range h.Headers {
 		k := http.CanonicalHeaderKey(string(f.Name))
-		if k == "Host" {
+		if k == "Host" || dropped(req.Drop, f.Name) {
 			continue
 		}
 		hdr[k] = append(hdr[k], string(f.Value))
+	}
+	for _, f := range req.Add {
+		k := http.CanonicalHeaderKey(string(f.Name))
+		hdr[k] = append(hdr[k], string(f.Value))
+	}
+	host := h.Host
+	if req.OutHost != nil {
+		host = req.OutHost
 	}
 	r := (&http.Request{
 		Method:     string(h.Method),
@@ -101,13 +116,18 @@ func newHTTPRequest(ctx context.Context, req *Request) (*http.Request, error) {
 		ProtoMajor: 1,
 		ProtoMinor: int(h.Version) % 10,
 		Header:     hdr,
-		Host:       string(h.Host),
-		RequestURI: string(h.Target),
+		Host:       string(host),
+		RequestURI: string(target),
 		Close:      !h.KeepAlive,
 		Body:       http.NoBody,
 	}).WithContext(ctx)
 	if req.Conn != nil && req.Conn.RemoteAddr != nil {
 		r.RemoteAddr = req.Conn.RemoteAddr.String()
+	}
+	if req.Conn != nil && req.Conn.TLS {
+		// The handshake's details stay with the TLS backend; handlers
+		// that only ask whether the request came over TLS get their yes.
+		r.TLS = &tls.ConnectionState{HandshakeComplete: true}
 	}
 	switch h.BodyKind {
 	case http1.BodyLength:

@@ -132,3 +132,32 @@ func TestClientNotReading(t *testing.T) {
 		}
 	}
 }
+
+// TestHandlerSeesRewrite: a handler as the terminal service gets the
+// request as an upstream would: the rewritten path, the forwarding fields
+// the layers set (and not the client's made-up ones they drop).
+func TestHandlerSeesRewrite(t *testing.T) {
+	got := make(chan *http.Request, 1)
+	h := HandlerService(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		got <- r
+		io.WriteString(w, "ok")
+	}))
+	p := startProxy(t, serverTOML("", routeTOML("/api/{*rest}", `rewrite_path = "/v2/{rest}"`, "127.0.0.1:1")), Options{Terminal: h})
+	resp, body := do(t, client(t), "GET", "http://"+p.Addr+"/api/users/7?x=1", "client.example", http.Header{"X-Forwarded-Proto": {"https"}}, nil)
+	if resp.StatusCode != 200 || string(body) != "ok" {
+		t.Fatalf("%d %q", resp.StatusCode, body)
+	}
+	r := <-got
+	if r.URL.Path != "/v2/users/7" || r.URL.RawQuery != "x=1" || r.RequestURI != "/v2/users/7?x=1" {
+		t.Errorf("handler saw %q (path %q, query %q), want /v2/users/7?x=1", r.RequestURI, r.URL.Path, r.URL.RawQuery)
+	}
+	if v := r.Header.Values("X-Forwarded-Proto"); len(v) != 1 || v[0] != "http" {
+		t.Errorf("X-Forwarded-Proto %q, want the proxy's http", v)
+	}
+	if v := r.Header.Get("X-Forwarded-For"); v != "127.0.0.1" {
+		t.Errorf("X-Forwarded-For %q", v)
+	}
+	if r.Header.Get("X-Request-Id") == "" || r.Host != "client.example" || r.TLS != nil {
+		t.Errorf("X-Request-Id %q, Host %q, TLS %v", r.Header.Get("X-Request-Id"), r.Host, r.TLS)
+	}
+}
