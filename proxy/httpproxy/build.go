@@ -65,14 +65,8 @@ func New(s *config.Server, o Options) (*Server, error) {
 				"server", s.Key, "route", rc.Path, "line", rc.Line)
 		}
 	}
-	terminal := o.Terminal
-	if terminal == nil {
-		terminal = NewUpstream(UpstreamConfig{
-			ConnectTimeout: s.Timeout.UpstreamConnect,
-			ReadTimeout:    s.Timeout.UpstreamRead,
-			Dial:           o.Dial,
-		}, log)
-	}
+	// The access log first: the upstream pool below starts a goroutine
+	// that a failure after it would have to stop.
 	layers := []Middleware{}
 	var alog *AccessLog
 	if s.AccessLog != "" {
@@ -82,6 +76,14 @@ func New(s *config.Server, o Options) (*Server, error) {
 			return fail(fmt.Errorf("server %q: %w", s.Key, err))
 		}
 		layers = append(layers, alog.Layer())
+	}
+	terminal := o.Terminal
+	if terminal == nil {
+		terminal = NewUpstream(UpstreamConfig{
+			ConnectTimeout: s.Timeout.UpstreamConnect,
+			ReadTimeout:    s.Timeout.UpstreamRead,
+			Dial:           o.Dial,
+		}, log)
 	}
 	layers = append(layers,
 		RouteLayer(router),

@@ -113,6 +113,13 @@ func TestForwardingHeaders(t *testing.T) {
 					t.Errorf("Via %q", got)
 				}
 			}},
+		{"unfit request id", "", http.Header{"X-Request-Id": {"<script>alert(1)</script> " + strings.Repeat("x", 200)}},
+			func(t *testing.T, e echo, resp *http.Response) {
+				got := e.Header.Values("X-Request-Id")
+				if len(got) != 1 || !hex32.MatchString(got[0]) || resp.Header.Get("X-Request-Id") != got[0] {
+					t.Errorf("X-Request-Id upstream %q, to the client %q; want one generated", got, resp.Header.Get("X-Request-Id"))
+				}
+			}},
 		// Every line of a list counts, not the first (a front proxy may
 		// add its own line); a Forwarded the client made up does not pass
 		// when the proxy does not add its own.

@@ -455,6 +455,38 @@ func TestReplacedResponseReleased(t *testing.T) {
 	}
 }
 
+// TestNoContentFraming: a 204 carries no Content-Length or
+// Transfer-Encoding to the client, even when the upstream sent one.
+func TestNoContentFraming(t *testing.T) {
+	addr := rawUpstream(t, func(c net.Conn) {
+		br := bufio.NewReader(c)
+		for {
+			if _, _, err := readRequest(br); err != nil {
+				return
+			}
+			io.WriteString(c, "HTTP/1.1 204 No Content\r\nContent-Length: 0\r\nX-A: 1\r\n\r\n")
+		}
+	})
+	p := startProxy(t, serverTOML("", routeTOML("/{*p}", "", addr)), Options{})
+	c := dialRaw(t, p.Addr)
+	c.send(t, "GET /x HTTP/1.1\r\nHost: a\r\n\r\n")
+	head, err := c.br.ReadString('\n')
+	for err == nil {
+		var line string
+		line, err = c.br.ReadString('\n')
+		if line == "\r\n" {
+			break
+		}
+		head += line
+	}
+	if err != nil || !strings.HasPrefix(head, "HTTP/1.1 204") || !strings.Contains(head, "X-A: 1") {
+		t.Fatalf("head %q, %v", head, err)
+	}
+	if h := strings.ToLower(head); strings.Contains(h, "content-length") || strings.Contains(h, "transfer-encoding") {
+		t.Errorf("framing on a 204: %q", head)
+	}
+}
+
 // serveHandler serves h through an httpproxy Server with cfg on a loopback
 // listener, stopped at cleanup, and returns its address and the server.
 func serveHandler(t *testing.T, cfg ServerConfig, h Service) (string, *server.Server) {

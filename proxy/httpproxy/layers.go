@@ -259,10 +259,13 @@ func (s rewriteService) Call(ctx context.Context, req *Request) (*Response, erro
 		req.Add = append(req.Add, http1.Header{Name: hVia, Value: v})
 	}
 	if s.cfg.RequestID {
-		if id := h.Headers.Get("X-Request-Id"); len(id) > 0 {
+		if id := h.Headers.Get("X-Request-Id"); validRequestID(id) {
 			req.requestID = id
 		} else {
+			// None, or one not fit to pass on (long, odd characters, or
+			// several): ours replaces it.
 			req.requestID = req.newRequestID()
+			req.Drop = append(req.Drop, "X-Request-Id")
 			req.Add = append(req.Add, http1.Header{Name: hRequestID, Value: req.requestID})
 		}
 	}
@@ -281,6 +284,21 @@ func (s rewriteService) Call(ctx context.Context, req *Request) (*Response, erro
 }
 
 // forNode renders an IP for Forwarded: IPv6 quoted and bracketed.
+// validRequestID accepts a client's X-Request-Id to pass on: up to 128
+// characters of letters, digits and -._:/+= (UUIDs, hex, base64 and the
+// like), nothing that could upset a log line.
+func validRequestID(id []byte) bool {
+	if len(id) == 0 || len(id) > 128 {
+		return false
+	}
+	for _, c := range id {
+		if !('a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' || strings.IndexByte("-._:/+=", c) >= 0) {
+			return false
+		}
+	}
+	return true
+}
+
 // forUnknown is the Forwarded node of a client without an IP address (a
 // Unix socket), RFC 7239 6.3.
 var forUnknown = []byte("unknown")

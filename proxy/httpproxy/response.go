@@ -49,6 +49,9 @@ func (s *Server) writeResponse(cs *conn, resp *Response) (ok bool, err error) {
 		if !headOnly && (equalFold(f.Name, "Content-Length") || equalFold(f.Name, "Transfer-Encoding")) {
 			continue // we write the framing ourselves below
 		}
+		if (status == 204 || status < 200) && (equalFold(f.Name, "Content-Length") || equalFold(f.Name, "Transfer-Encoding")) {
+			continue // RFC 9110 8.6, RFC 9112 6.1: none on 1xx and 204
+		}
 		hb = http1.AppendHeader(hb, f.Name, f.Value)
 	}
 	if !headOnly {
