@@ -124,9 +124,14 @@ func runCmd(c *cli.Context) error {
 	if err := applyFlags(c, cfg); err != nil {
 		return err
 	}
-	exe, err := os.Executable()
-	if err != nil {
-		return fmt.Errorf("finding own executable for workers: %w", err)
+	// Workers run this very binary, also when the file on disk was
+	// replaced since (an upgrade): /proc/self/exe names the running one.
+	// A new binary under an old master would not speak its protocol.
+	exe := "/proc/self/exe"
+	if _, err := os.Stat(exe); err != nil {
+		if exe, err = os.Executable(); err != nil {
+			return fmt.Errorf("finding own executable for workers: %w", err)
+		}
 	}
 	return worker.Run(context.Background(), worker.Options{
 		Config: cfg, Log: log, Exe: exe, ChildArgs: []string{workerCommand, "--log-level", level.String()},

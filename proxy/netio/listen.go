@@ -36,17 +36,62 @@ func ListenTCP(ctx context.Context, addr string) (net.Listener, error) {
 	return ln, nil
 }
 
+// UnixListener is a Unix stream listener that removes its socket file on
+// Close only while the file is still the one it bound: another process
+// that replaced it (after this one was taken for stale) keeps its own.
+type UnixListener struct {
+	*net.UnixListener
+	file   SocketFile
+	unlink bool
+}
+
+// SetUnlinkOnClose says whether Close removes the socket file (default
+// true).
+func (l *UnixListener) SetUnlinkOnClose(unlink bool) { l.unlink = unlink }
+
+// Socket returns the socket file the listener bound.
+func (l *UnixListener) Socket() SocketFile { return l.file }
+
+// Close closes the listener and removes its socket file if asked to.
+func (l *UnixListener) Close() error {
+	err := l.UnixListener.Close()
+	if l.unlink {
+		l.file.Remove()
+	}
+	return err
+}
+
+// SocketFile is a socket file as it was bound: its path and identity.
+type SocketFile struct {
+	Path     string
+	dev, ino uint64
+}
+
+// Remove removes the file if the path still names the same file.
+func (s SocketFile) Remove() {
+	var st unix.Stat_t
+	if s.Path == "" || unix.Lstat(s.Path, &st) != nil || uint64(st.Dev) != s.dev || st.Ino != s.ino {
+		return
+	}
+	os.Remove(s.Path)
+}
+
 // ListenUnix binds a Unix stream socket at path, replacing a stale socket
-// file left by a process that is gone. A path in use by a live listener is an
-// error. The file is removed when the listener is closed.
-func ListenUnix(path string) (*net.UnixListener, error) {
+// file left by a process that is gone (a connect refused). A path in use by
+// a live listener, or one that cannot be told apart from one (a full
+// backlog), is an error. The file is removed when the listener is closed.
+func ListenUnix(path string) (*UnixListener, error) {
 	if fi, err := os.Lstat(path); err == nil {
 		if fi.Mode()&os.ModeSocket == 0 {
 			return nil, fmt.Errorf("netio: %s exists and is not a socket", path)
 		}
-		if c, err := net.Dial("unix", path); err == nil {
+		c, err := net.Dial("unix", path)
+		if err == nil {
 			c.Close()
 			return nil, fmt.Errorf("netio: %s: %w", path, syscall.EADDRINUSE)
+		}
+		if !errors.Is(err, syscall.ECONNREFUSED) {
+			return nil, fmt.Errorf("netio: %s may be in use: %w", path, err)
 		}
 		os.Remove(path)
 	}
@@ -54,8 +99,13 @@ func ListenUnix(path string) (*net.UnixListener, error) {
 	if err != nil {
 		return nil, fmt.Errorf("netio: listening on %s: %w", path, err)
 	}
-	ln.SetUnlinkOnClose(true)
-	return ln, nil
+	ln.SetUnlinkOnClose(false) // ours does, if the file is still ours
+	l := &UnixListener{UnixListener: ln, file: SocketFile{Path: path}, unlink: true}
+	var st unix.Stat_t
+	if err := unix.Lstat(path, &st); err == nil {
+		l.file.dev, l.file.ino = uint64(st.Dev), st.Ino
+	}
+	return l, nil
 }
 
 // File returns a dup of the listener's socket, to hand to a child process.

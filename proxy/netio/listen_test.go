@@ -4,6 +4,7 @@ import (
 	"context"
 	"io"
 	"net"
+	"os"
 	"path/filepath"
 	"testing"
 )
@@ -87,4 +88,31 @@ func TestFileRoundTrip(t *testing.T) {
 		t.Fatalf("inherited listener does not accept: %v", err)
 	}
 	c.Close()
+}
+
+// TestUnixCloseKeepsAnotherSocket: a listener whose socket file was
+// replaced (taken for stale by another process) does not remove the new
+// file when it closes.
+func TestUnixCloseKeepsAnotherSocket(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "s.sock")
+	old, err := ListenUnix(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	os.Remove(path) // as a process that took it for stale would, then bind
+	cur, err := ListenUnix(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cur.Close()
+	old.Close()
+	c, err := net.Dial("unix", path)
+	if err != nil {
+		t.Fatalf("the new listener's socket file is gone: %v", err)
+	}
+	c.Close()
+	cur.Close()
+	if _, err := os.Stat(path); !os.IsNotExist(err) {
+		t.Errorf("own socket file left after Close: %v", err)
+	}
 }

@@ -359,7 +359,7 @@ func (d *Uring) watchEventfdReading() {
 // and are io_uring connections.
 func (d *Uring) Listen(network, address string) (net.Listener, error) {
 	var f *os.File
-	unlink := ""
+	var unlink SocketFile
 	switch network {
 	case "tcp", "tcp4", "tcp6":
 		ln, err := ListenTCP(context.Background(), address)
@@ -380,19 +380,17 @@ func (d *Uring) Listen(network, address string) (net.Listener, error) {
 		f, err = ln.File()
 		ln.Close()
 		if err != nil {
-			os.Remove(address)
+			ln.Socket().Remove()
 			return nil, fmt.Errorf("netio: listening on %s: %w", address, err)
 		}
-		unlink = address
+		unlink = ln.Socket()
 	default:
 		return nil, fmt.Errorf("netio: io_uring listen on network %q: %w", network, errors.ErrUnsupported)
 	}
 	defer f.Close()
 	l, err := d.fileListener(f)
 	if err != nil {
-		if unlink != "" {
-			os.Remove(unlink)
-		}
+		unlink.Remove()
 		return nil, err
 	}
 	l.unlink = unlink

@@ -19,7 +19,7 @@ type uringListener struct {
 	fd      int
 	network string
 	addr    net.Addr
-	unlink  string // socket file removed by Close ("" for none)
+	unlink  SocketFile // socket file removed by Close (no path for none)
 	// nodelay says whether accepted TCP sockets inherit TCP_NODELAY from
 	// the listening one (set on it at start): 0 not known yet, 1 they do,
 	// -1 they do not and Accept sets it on each.
@@ -144,9 +144,7 @@ func (l *uringListener) Close() error {
 	d.forgetLocked(l.id)
 	d.mu.Unlock()
 	err := syscall.Close(l.fd)
-	if l.unlink != "" {
-		os.Remove(l.unlink)
-	}
+	l.unlink.Remove()
 	if err != nil {
 		return l.opErr("close", os.NewSyscallError("close", err))
 	}

@@ -40,6 +40,7 @@ type master struct {
 	secrets   secrets // what workers get in fdSecrets
 	unixKeys  []string
 	unixFiles []*os.File
+	unixSocks []netio.SocketFile // removed by cleanup, if still ours
 	cpus      []int
 
 	mu       sync.Mutex
@@ -86,6 +87,9 @@ func runMaster(ctx context.Context, o Options) error {
 			m.log.Info("stopped")
 			return nil
 		case id := <-m.exited:
+			if ctx.Err() != nil {
+				continue // stopping: the next round drains the rest
+			}
 			// Restart at once, but with a growing delay if it keeps dying
 			// young, so a crash loop does not spin.
 			if time.Since(started[id]) > 10*time.Second {
@@ -95,6 +99,9 @@ func runMaster(ctx context.Context, o Options) error {
 			backoff[id] = min(max(2*backoff[id], 100*time.Millisecond), 5*time.Second)
 			time.AfterFunc(delay, func() { restart <- id })
 		case id := <-restart:
+			if ctx.Err() != nil {
+				continue
+			}
 			started[id] = time.Now()
 			if err := m.spawn(id); err != nil {
 				m.log.Error("restarting worker failed; will retry", "worker", id, "err", err)
@@ -137,6 +144,7 @@ func (m *master) prepare() error {
 		// object without unlinking, and unlink in cleanup.
 		ln.SetUnlinkOnClose(false)
 		ln.Close()
+		m.unixSocks = append(m.unixSocks, ln.Socket())
 		if err != nil {
 			return err
 		}
@@ -146,13 +154,23 @@ func (m *master) prepare() error {
 	return nil
 }
 
+// closeUnix closes the master's copies of the Unix listeners: once the
+// workers have closed theirs too, a client is refused at once instead of
+// waiting in a backlog nobody accepts from. The files stay until cleanup.
+func (m *master) closeUnix() {
+	for _, f := range m.unixFiles {
+		f.Close()
+	}
+	m.unixFiles = nil
+}
+
 func (m *master) cleanup() {
 	if m.cfgFile != nil {
 		m.cfgFile.Close()
 	}
-	for i, f := range m.unixFiles {
-		f.Close()
-		os.Remove(m.o.Config.Servers[m.unixKeys[i]].Listener.Value)
+	m.closeUnix()
+	for _, s := range m.unixSocks {
+		s.Remove()
 	}
 }
 
@@ -186,6 +204,12 @@ func (m *master) spawn(id int) error {
 	}
 	args = append(args, overrideArgs(m.o.Config)...)
 	cmd := exec.Command(m.o.Exe, args...)
+	if m.o.Exe == "/proc/self/exe" {
+		cmd.Args[0] = os.Args[0] // for ps
+	}
+	// A group of its own: a Ctrl-C in the terminal reaches the master
+	// alone, which drains the workers; it does not kill them mid-start.
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	cmd.Stdout, cmd.Stderr = os.Stdout, os.Stderr
 	cmd.Env = append(append(os.Environ(), "GOMAXPROCS=1"), m.o.ChildEnv...)
 	m.secrets.refreshCerts(m.o.Config, m.log)
@@ -292,6 +316,7 @@ func (m *master) stopAll(grace time.Duration) {
 			p.Signal(syscall.SIGTERM)
 		}
 	}
+	m.closeUnix()
 	deadline := time.Now().Add(grace)
 	for _, p := range procs {
 		if p == nil {

@@ -6,6 +6,7 @@ import (
 	"context"
 	"crypto/tls"
 	"crypto/x509"
+	"errors"
 	"fmt"
 	"log/slog"
 	"net"
@@ -362,7 +363,7 @@ func TestUnixListenerSharedByWorkers(t *testing.T) {
 	sock := filepath.Join(t.TempDir(), "proxy.sock")
 	text := fmt.Sprintf(`[runtime]
 worker_threads = 2
-drain_timeout_sec = 2
+drain_timeout_sec = 5
 [servers.u]
 proxy_type = "tcp"
 listener = { type = "unix", value = %q }
@@ -381,6 +382,31 @@ route = { upstreams = [{ endpoint = { type = "socket", value = %q } }] }
 		exchange(t, c, bufio.NewReader(c), fmt.Sprint("unix", i))
 		c.Close()
 	}
+	// A relay still open keeps the drain going; meanwhile a new client
+	// is refused at once, not left in a backlog nobody accepts from.
+	held, err := net.Dial("unix", sock)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer held.Close()
+	exchange(t, held, bufio.NewReader(held), "held")
+	r.cancel()
+	waitFor(t, "the stop", func() bool { return strings.Contains(r.logs.String(), "asking workers to drain") })
+	deadline := time.Now().Add(4 * time.Second) // within the drain
+	for {
+		c, err := net.Dial("unix", sock)
+		if errors.Is(err, syscall.ECONNREFUSED) {
+			break
+		}
+		if err == nil {
+			c.Close()
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("a new client during the drain: %v, want refused", err)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	held.Close() // the drain ends
 	if err := r.stop(t, 15*time.Second); err != nil {
 		t.Fatal(err)
 	}
