@@ -156,6 +156,12 @@ func TestErrors(t *testing.T) {
 		{"route host leading dot", strings.Replace(base, `path = "/"`, "path = \"/\"\nhost = [\".example.com\"]", 1), 10, "want a name"},
 		{"rewrite with a query", strings.Replace(base, `path = "/"`, "path = \"/\"\nrewrite_path = \"/x?a=1\"", 1), 10, "a path only"},
 		{"rewrite unknown param", strings.Replace(base, `path = "/"`, "path = \"/{id}\"\nrewrite_path = \"/x/{name}\"", 1), 10, "not a parameter"},
+		// Arrays of tables inside arrays of tables: the error names the
+		// line of the second route's second upstream.
+		{"nested array tables", "[servers.a]\nlistener = { type = \"socket\", value = \"127.0.0.1:8080\" }\n" +
+			"[[servers.a.routes]]\npath = \"/a\"\n[[servers.a.routes.upstreams]]\nendpoint = { type = \"uri\", value = \"http://127.0.0.1:1\" }\n" +
+			"[[servers.a.routes]]\npath = \"/b\"\n[[servers.a.routes.upstreams]]\nendpoint = { type = \"uri\", value = \"http://127.0.0.1:2\" }\n" +
+			"[[servers.a.routes.upstreams]]\nendpoint = { type = \"uri\", value = \"ftp://x\" }\n", 12, "scheme must be http or https"},
 		{"huge sqpoll idle", strings.Replace(base, "worker_threads = 1", "worker_threads = 1\nsqpoll_idle = 4294967296", 1), 3, "want 0 to 3600000"},
 		{"timeout zero", strings.Replace(base, `name = "a"`, "name = \"a\"\ntimeout = { upstream_connect_timeout_sec = 0 }", 1), 6, "0 seconds"},
 		{"park zero", strings.Replace(base, `name = "a"`, "name = \"a\"\ntimeout = { server_keepalive_park_ms = 0 }", 1), 6, "want -1 (never park)"},

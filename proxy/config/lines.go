@@ -22,10 +22,10 @@ func indexLines(data []byte) keyLines {
 		e := p.Expression()
 		switch e.Kind {
 		case unstable.Table:
-			prefix = keyParts(e.Key())
+			prefix = resolve(keyParts(e.Key()), counts)
 			lines.set(prefix, lineOf(&p, e))
 		case unstable.ArrayTable:
-			base := keyParts(e.Key())
+			base := resolve(keyParts(e.Key()), counts)
 			k := strings.Join(base, ".")
 			idx := counts[k]
 			counts[k]++
@@ -36,6 +36,25 @@ func indexLines(data []byte) keyLines {
 		}
 	}
 	return lines
+}
+
+// resolve turns a table header's key into the path of what it defines: a
+// parent that is an array of tables stands for its latest element, as in
+// TOML ("[[servers.a.routes.upstreams]]" after the second
+// "[[servers.a.routes]]" is servers.a.routes.1.upstreams). counts holds
+// how many elements each array of tables has so far, by resolved path.
+func resolve(parts []string, counts map[string]int) []string {
+	out := make([]string, 0, len(parts)+2)
+	for i, part := range parts {
+		out = append(out, part)
+		if i == len(parts)-1 {
+			break
+		}
+		if n, ok := counts[strings.Join(out, ".")]; ok && n > 0 {
+			out = append(out, strconv.Itoa(n-1))
+		}
+	}
+	return out
 }
 
 func (l keyLines) set(path []string, line int) {
