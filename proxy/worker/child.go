@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/signal"
 	"runtime"
+	"strconv"
 	"strings"
 	"syscall"
 
@@ -23,8 +24,8 @@ func ChildMain(args []string) int {
 	cpu := fs.Int("cpu", -1, "CPU to pin to; -1 for none")
 	rt := fs.String("runtime", config.RuntimeLegacy, "runtime type")
 	source := fs.String("source", "", "config source name")
-	inherit := fs.String("inherit", "", "server keys of inherited listeners, in fd order")
-	stacks := fs.String("tls-stacks", "", "server=stack TLS overrides")
+	inherit := fs.String("inherit", "", "servers of inherited listeners (indexes in the config's order), in fd order")
+	stacks := fs.String("tls-stacks", "", "index=stack TLS overrides")
 	var level slog.Level
 	fs.TextVar(&level, "log-level", slog.LevelInfo, "lowest level logged (the master's --log-level)")
 	if err := fs.Parse(args); err != nil {
@@ -60,10 +61,22 @@ func ChildMain(args []string) int {
 		return fail(fmt.Errorf("reading the secrets from master: %w", err))
 	}
 	cfg.Runtime.Type = *rt
+	// Servers are named by their index: a key may hold any character.
+	server := func(index string) (string, error) {
+		i, err := strconv.Atoi(index)
+		if err != nil || i < 0 || i >= len(cfg.ServerNames) {
+			return "", fmt.Errorf("server index %q from master: not in this config", index)
+		}
+		return cfg.ServerNames[i], nil
+	}
 	if *stacks != "" {
 		for _, kv := range strings.Split(*stacks, ",") {
-			k, v, _ := strings.Cut(kv, "=")
-			if s := cfg.Servers[k]; s != nil && s.TLS != nil {
+			i, v, _ := strings.Cut(kv, "=")
+			k, err := server(i)
+			if err != nil {
+				return fail(err)
+			}
+			if s := cfg.Servers[k]; s.TLS != nil {
 				s.TLS.Stack = v
 			}
 		}
@@ -71,7 +84,11 @@ func ChildMain(args []string) int {
 	drv := newDriver(cfg, log)
 	inherited := map[string]net.Listener{}
 	if *inherit != "" {
-		for i, key := range strings.Split(*inherit, ",") {
+		for i, index := range strings.Split(*inherit, ",") {
+			key, err := server(index)
+			if err != nil {
+				return fail(err)
+			}
 			f := os.NewFile(uintptr(fdFirstLis+i), "listener-"+key)
 			// Neither driver's FileListener unlinks a Unix socket file on
 			// Close: the master owns it.

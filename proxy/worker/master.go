@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"os"
 	"os/exec"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -37,8 +38,8 @@ type master struct {
 	o         Options
 	log       *slog.Logger
 	cfgFile   *os.File
-	secrets   secrets // what workers get in fdSecrets
-	unixKeys  []string
+	secrets   secrets  // what workers get in fdSecrets
+	unixIdx   []string // indexes in ServerNames of the Unix listeners' servers, for --inherit
 	unixFiles []*os.File
 	unixSocks []netio.SocketFile // removed by cleanup, if still ours
 	cpus      []int
@@ -148,7 +149,7 @@ func (m *master) prepare() error {
 		if err != nil {
 			return err
 		}
-		m.unixKeys = append(m.unixKeys, key)
+		m.unixIdx = append(m.unixIdx, strconv.Itoa(slices.Index(m.o.Config.ServerNames, key)))
 		m.unixFiles = append(m.unixFiles, f)
 	}
 	return nil
@@ -199,8 +200,8 @@ func (m *master) spawn(id int) error {
 	args := append(append([]string(nil), m.o.ChildArgs...),
 		"--id", strconv.Itoa(id), "--cpu", strconv.Itoa(cpu),
 		"--runtime", m.o.Config.Runtime.Type, "--source", m.o.Config.Source)
-	if len(m.unixKeys) > 0 {
-		args = append(args, "--inherit", strings.Join(m.unixKeys, ","))
+	if len(m.unixIdx) > 0 {
+		args = append(args, "--inherit", strings.Join(m.unixIdx, ","))
 	}
 	args = append(args, overrideArgs(m.o.Config)...)
 	cmd := exec.Command(m.o.Exe, args...)
@@ -267,9 +268,9 @@ func (m *master) spawn(id int) error {
 // overrideArgs passes settings that flags may have changed after parsing.
 func overrideArgs(c *config.Config) []string {
 	var stacks []string
-	for _, k := range c.ServerNames {
+	for i, k := range c.ServerNames {
 		if t := c.Servers[k].TLS; t != nil {
-			stacks = append(stacks, k+"="+t.Stack)
+			stacks = append(stacks, strconv.Itoa(i)+"="+t.Stack)
 		}
 	}
 	if len(stacks) == 0 {

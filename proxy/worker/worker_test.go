@@ -364,11 +364,15 @@ func TestUnixListenerSharedByWorkers(t *testing.T) {
 	text := fmt.Sprintf(`[runtime]
 worker_threads = 2
 drain_timeout_sec = 5
-[servers.u]
+[servers.other]
 proxy_type = "tcp"
-listener = { type = "unix", value = %q }
-route = { upstreams = [{ endpoint = { type = "socket", value = %q } }] }
-`, sock, up.Addr().String())
+listener = { type = "socket", value = %[3]q }
+route = { upstreams = [{ endpoint = { type = "socket", value = %[2]q } }] }
+[servers."u,=x"] # a key that would not survive a list of keys
+proxy_type = "tcp"
+listener = { type = "unix", value = %[1]q }
+route = { upstreams = [{ endpoint = { type = "socket", value = %[2]q } }] }
+`, sock, up.Addr().String(), freePort(t))
 	cfg, err := config.Parse("u.toml", []byte(text))
 	if err != nil {
 		t.Fatal(err)
