@@ -82,6 +82,11 @@ connections in flight finish (runtime.drain_timeout_sec, default 30) and exits 0
 						return err
 					}
 					fmt.Print(cfg.Summary())
+					// Build what the workers would build, without
+					// listening: what only shows then fails here too.
+					if err := worker.Check(cfg); err != nil {
+						return err
+					}
 					fmt.Println("config OK")
 					return nil
 				},

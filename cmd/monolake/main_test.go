@@ -13,6 +13,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/monolake-go/monolake/tlsbackend/tlstest"
 )
 
 var binary string
@@ -40,15 +42,61 @@ func monolake(t *testing.T, args ...string) (string, error) {
 	return string(out), err
 }
 
+// TestCheckMonolakeExample: Monolake's example config passes check, with
+// the certificate files it names in place; a build without OpenSSL says
+// that its native_tls server cannot run, and nothing else.
 func TestCheckMonolakeExample(t *testing.T) {
-	out, err := monolake(t, "check", "--config", "../../proxy/config/testdata/monolake-example.toml")
+	example, err := filepath.Abs("../../proxy/config/testdata/monolake-example.toml")
 	if err != nil {
-		t.Fatalf("check rejected Monolake's example config: %v\n%s", err, out)
+		t.Fatal(err)
 	}
-	for _, want := range []string{"config OK", "server server_basic (monolake.cloudwego.io): http on tcp://0.0.0.0:8080", "route host=* path=/{*p}", "http+tls(openssl)"} {
+	dir := t.TempDir()
+	ca, err := tlstest.NewCA("example CA")
+	if err != nil {
+		t.Fatal(err)
+	}
+	leaf, err := ca.Leaf(tlstest.LeafOptions{}, "monolake.example")
+	if err != nil {
+		t.Fatal(err)
+	}
+	certs := filepath.Join(dir, "examples", "certs")
+	os.MkdirAll(certs, 0o755)
+	os.WriteFile(filepath.Join(certs, "server.crt"), leaf.CertPEM, 0o644)
+	os.WriteFile(filepath.Join(certs, "server.key"), leaf.KeyPEM, 0o600)
+	cmd := exec.Command(binary, "check", "--config", example)
+	cmd.Dir = dir // the example's paths are relative
+	b, err := cmd.CombinedOutput()
+	out := string(b)
+	for _, want := range []string{"server server_basic (monolake.cloudwego.io): http on tcp://0.0.0.0:8080", "route host=* path=/{*p}", "http+tls(openssl)"} {
 		if !strings.Contains(out, want) {
 			t.Errorf("check output lacks %q:\n%s", want, out)
 		}
+	}
+	version, _ := monolake(t, "version")
+	switch {
+	case strings.Contains(version, "openssl"):
+		if err != nil || !strings.Contains(out, "config OK") {
+			t.Fatalf("check rejected Monolake's example config: %v\n%s", err, out)
+		}
+	default:
+		errs := 0
+		for _, line := range strings.Split(out, "\n") {
+			if strings.Contains(line, example+": server") {
+				errs++
+				if !strings.Contains(line, "not in this build") {
+					t.Errorf("without OpenSSL, check should refuse only the openssl servers: %s", line)
+				}
+			}
+		}
+		if err == nil || errs == 0 {
+			t.Fatalf("without OpenSSL, check passed an openssl server: %v\n%s", err, out)
+		}
+	}
+
+	// Without the certificate files, check says so, as run would.
+	out, err = monolake(t, "check", "--config", example)
+	if err == nil || !strings.Contains(out, "examples/certs/server.crt") {
+		t.Fatalf("check passed without the certificate files: %v\n%s", err, out)
 	}
 }
 
@@ -247,5 +295,18 @@ func TestLogLevelReachesWorkers(t *testing.T) {
 	cmd.Wait()
 	if strings.Contains(logs.String(), "level=INFO") {
 		t.Fatalf("info lines logged under --log-level warn:\n%s", logs.String())
+	}
+}
+
+// TestCheckBuilds: check fails on what only building the servers finds,
+// as run would: here two routes with the same path.
+func TestCheckBuilds(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "dup.toml")
+	os.WriteFile(path, []byte("[servers.a]\nlistener = { type = \"socket\", value = \"127.0.0.1:8080\" }\n"+
+		"[[servers.a.routes]]\npath = \"/x\"\nupstreams = [{ endpoint = { type = \"uri\", value = \"http://127.0.0.1:1\" } }]\n"+
+		"[[servers.a.routes]]\npath = \"/x\"\nupstreams = [{ endpoint = { type = \"uri\", value = \"http://127.0.0.1:2\" } }]\n"), 0o644)
+	out, err := monolake(t, "check", "--config", path)
+	if err == nil || strings.Contains(out, "config OK") || !strings.Contains(out, "duplicates") {
+		t.Fatalf("check passed clashing routes: %v\n%s", err, out)
 	}
 }

@@ -2,6 +2,7 @@ package worker
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"net"
@@ -63,4 +64,23 @@ func buildPlain(s *config.Server, worker string, dial dialFunc, log *slog.Logger
 		return h, nil
 	}
 	return nil, fmt.Errorf("server %q: unknown proxy_type %q", s.Key, s.ProxyType)
+}
+
+// Check builds the service of every server of cfg, as a worker would
+// before it listens, and closes them: what only shows then (routes that
+// clash, a TLS backend this build lacks, certificate files that do not
+// load, a CA file missing) is an error here, for `monolake check`.
+func Check(cfg *config.Config) error {
+	log := slog.New(slog.DiscardHandler)
+	sec := &secrets{Tickets: newTicketSecret()}
+	var errs []error
+	for _, key := range cfg.ServerNames {
+		svc, err := buildService(cfg.Servers[key], "check", sec, nil, log)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("%s: %w", cfg.Source, err))
+			continue
+		}
+		proxy.CloseService(svc)
+	}
+	return errors.Join(errs...)
 }
