@@ -145,10 +145,10 @@ func runCmd(c *cli.Context) error {
 
 // applyFlags lets flags override the config.
 func applyFlags(c *cli.Context, cfg *config.Config) error {
-	if n := c.Int("workers"); n >= 0 {
+	if n := c.Int("workers"); n >= 0 && n <= 1024 {
 		cfg.Runtime.Workers = n
-	} else if n < -1 {
-		return fmt.Errorf("--workers %d: want 0 or more", n)
+	} else if n != -1 {
+		return fmt.Errorf("--workers %d: want 0 (one process) to 1024", n)
 	}
 	switch rt := c.String("runtime"); rt {
 	case "":

@@ -59,6 +59,7 @@ func (s gzipService) Call(ctx context.Context, req *Request) (*Response, error) 
 		return resp, err
 	}
 	if resp.Status < 200 || resp.Status == 204 || resp.Status == 206 || resp.Status == 304 ||
+		req.Head.Version != http1.HTTP11 || // nginx's gzip_http_version 1.1: 1.0 would lose keep-alive
 		bytes.Equal(req.Head.Method, []byte("HEAD")) || resp.Headers.Has("Content-Encoding") ||
 		resp.BodyKind == http1.BodyLength && resp.ContentLength < s.cfg.MinLength ||
 		!compressible(resp.Headers.Get("Content-Type")) ||
@@ -162,6 +163,9 @@ func varies(hs http1.Headers) bool {
 
 func compressible(ct []byte) bool {
 	ct = bytes.ToLower(bytes.TrimSpace(ct))
+	if bytes.HasPrefix(ct, []byte("text/event-stream")) {
+		return false // each event must reach the client as it is sent
+	}
 	for _, p := range [][]byte{[]byte("text/"), []byte("application/json"), []byte("application/javascript"),
 		[]byte("application/xml"), []byte("application/xhtml+xml"), []byte("image/svg+xml"), []byte("application/wasm")} {
 		if bytes.HasPrefix(ct, p) {

@@ -26,6 +26,7 @@ func gzipUpstream(t *testing.T, streamGo <-chan struct{}) string {
 	mux.HandleFunc("/json", text("application/json", `{"a":"`+gzipText+`"}`))
 	mux.HandleFunc("/small", text("text/plain", "tiny"))
 	mux.HandleFunc("/image", text("image/png", gzipText))
+	mux.HandleFunc("/events", text("text/event-stream", gzipText))
 	mux.HandleFunc("/etag", func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "text/plain")
 		w.Header().Set("ETag", `"v1"`)
@@ -87,6 +88,7 @@ func TestGzip(t *testing.T) {
 		{"any coding", "GET", "/text", http.Header{"Accept-Encoding": {"*;q=0.1"}}, true, gzipText},
 		{"strong etag", "GET", "/etag", gz, true, gzipText},
 		{"no-transform", "GET", "/notransform", gz, false, gzipText},
+		{"event stream", "GET", "/events", gz, false, gzipText},
 		{"small", "GET", "/small", gz, false, "tiny"},
 		{"not text", "GET", "/image", gz, false, gzipText},
 		{"already encoded", "GET", "/encoded", gz, false, gzipText},
@@ -135,6 +137,15 @@ func TestGzip(t *testing.T) {
 			}
 		})
 	}
+
+	t.Run("HTTP/1.0", func(t *testing.T) {
+		c := dialRaw(t, p.Addr)
+		c.send(t, "GET /text HTTP/1.0\r\nAccept-Encoding: gzip\r\n\r\n")
+		resp, body := c.response(t, "GET")
+		if resp.Header.Get("Content-Encoding") != "" || string(body) != gzipText {
+			t.Fatalf("an HTTP/1.0 client got Content-Encoding %q", resp.Header.Get("Content-Encoding"))
+		}
+	})
 
 	t.Run("streaming", func(t *testing.T) {
 		req, _ := http.NewRequest("GET", "http://"+p.Addr+"/stream", nil)

@@ -46,7 +46,9 @@ func ChildMain(args []string) int {
 			return fail(err)
 		}
 	}
-	raw, err := io.ReadAll(io.NewSectionReader(os.NewFile(fdConfig, "config"), 0, 1<<30))
+	cf := os.NewFile(fdConfig, "config")
+	raw, err := io.ReadAll(io.NewSectionReader(cf, 0, 1<<30))
+	cf.Close() // read once: nothing later in the worker needs it
 	if err != nil {
 		return fail(fmt.Errorf("reading config from master: %w", err))
 	}

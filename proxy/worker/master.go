@@ -120,13 +120,17 @@ func runMaster(ctx context.Context, o Options) error {
 // prepare writes the config into a memfd and binds the Unix listeners,
 // which workers share (SO_REUSEPORT does not spread Unix sockets).
 func (m *master) prepare() error {
-	fd, err := unix.MemfdCreate("monolake-config", unix.MFD_CLOEXEC)
+	fd, err := unix.MemfdCreate("monolake-config", unix.MFD_CLOEXEC|unix.MFD_ALLOW_SEALING)
 	if err != nil {
 		return fmt.Errorf("worker: memfd for config: %w", err)
 	}
 	m.cfgFile = os.NewFile(uintptr(fd), "monolake-config")
 	if _, err := m.cfgFile.Write(m.o.Config.Raw); err != nil {
 		return fmt.Errorf("worker: writing config memfd: %w", err)
+	}
+	// Workers read it; none may change it under the others.
+	if _, err := unix.FcntlInt(m.cfgFile.Fd(), unix.F_ADD_SEALS, unix.F_SEAL_WRITE|unix.F_SEAL_GROW|unix.F_SEAL_SHRINK|unix.F_SEAL_SEAL); err != nil {
+		return fmt.Errorf("worker: sealing config memfd: %w", err)
 	}
 	// One ticket secret for the master's life, so that a client resumes
 	// its session on any worker, also one restarted since.
