@@ -120,6 +120,12 @@ func TestForwardingHeaders(t *testing.T) {
 					t.Errorf("X-Request-Id upstream %q, to the client %q; want one generated", got, resp.Header.Get("X-Request-Id"))
 				}
 			}},
+		{"request id twice", "", http.Header{"X-Request-Id": {"abc", "def"}},
+			func(t *testing.T, e echo, resp *http.Response) {
+				if got := e.Header.Values("X-Request-Id"); len(got) != 1 || !hex32.MatchString(got[0]) {
+					t.Errorf("X-Request-Id upstream %q; want one generated", got)
+				}
+			}},
 		// Every line of a list counts, not the first (a front proxy may
 		// add its own line); a Forwarded the client made up does not pass
 		// when the proxy does not add its own.

@@ -6,6 +6,7 @@ import (
 	"encoding/binary"
 	"encoding/hex"
 	"fmt"
+	"slices"
 	"strings"
 	"sync/atomic"
 
@@ -90,8 +91,13 @@ func parseRewrite(rw string) []rewritePart {
 	var parts []rewritePart
 	for len(rw) > 0 {
 		i := strings.IndexByte(rw, '{')
-		j := strings.IndexByte(rw, '}')
-		if i < 0 || j < i {
+		j := -1
+		if i >= 0 {
+			if k := strings.IndexByte(rw[i:], '}'); k >= 0 {
+				j = i + k
+			}
+		}
+		if j < 0 {
 			parts = append(parts, rewritePart{lit: []byte(rw)})
 			break
 		}
@@ -259,11 +265,11 @@ func (s rewriteService) Call(ctx context.Context, req *Request) (*Response, erro
 		req.Add = append(req.Add, http1.Header{Name: hVia, Value: v})
 	}
 	if s.cfg.RequestID {
-		if id := h.Headers.Get("X-Request-Id"); validRequestID(id) {
+		if id := allValues(req, "X-Request-Id"); validRequestID(id) {
 			req.requestID = id
 		} else {
 			// None, or one not fit to pass on (long, odd characters, or
-			// several): ours replaces it.
+			// several lines, joined with ", "): ours replaces them.
 			req.requestID = req.newRequestID()
 			req.Drop = append(req.Drop, "X-Request-Id")
 			req.Add = append(req.Add, http1.Header{Name: hRequestID, Value: req.requestID})
@@ -283,7 +289,6 @@ func (s rewriteService) Call(ctx context.Context, req *Request) (*Response, erro
 	return resp, err
 }
 
-// forNode renders an IP for Forwarded: IPv6 quoted and bracketed.
 // validRequestID accepts a client's X-Request-Id to pass on: up to 128
 // characters of letters, digits and -._:/+= (UUIDs, hex, base64 and the
 // like), nothing that could upset a log line.
@@ -304,25 +309,39 @@ func validRequestID(id []byte) bool {
 var forUnknown = []byte("unknown")
 
 // allValues returns the non-empty lines of field name joined by ", " (RFC
-// 9110 5.3: the same field on several lines is one list), copied into
+// 9110 5.3: the same field on several lines is one list), copied once into
 // req's scratch when there are several; nil when there are none.
 func allValues(req *Request, name string) []byte {
-	var out []byte
-	n := 0
+	var first []byte
+	n, size := 0, 0
 	for _, f := range req.Head.Headers {
 		if len(f.Value) == 0 || !equalFold(f.Name, name) {
 			continue
 		}
 		if n == 0 {
-			out = f.Value
-		} else {
-			out = req.Scratch(out, commaSP, f.Value)
+			first = f.Value
 		}
 		n++
+		size += len(f.Value) + len(commaSP)
 	}
-	return out
+	if n < 2 {
+		return first
+	}
+	start := len(req.scratch)
+	req.scratch = slices.Grow(req.scratch, size)
+	for _, f := range req.Head.Headers {
+		if len(f.Value) == 0 || !equalFold(f.Name, name) {
+			continue
+		}
+		if len(req.scratch) > start {
+			req.scratch = append(req.scratch, commaSP...)
+		}
+		req.scratch = append(req.scratch, f.Value...)
+	}
+	return req.scratch[start:len(req.scratch):len(req.scratch)]
 }
 
+// forNode is a Forwarded node for ip: quoted and bracketed for IPv6.
 func forNode(ip string) []byte {
 	if strings.Contains(ip, ":") {
 		return []byte("\"[" + ip + "]\"")

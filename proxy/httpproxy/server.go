@@ -579,16 +579,13 @@ func (s *Server) one(ctx context.Context, cs *conn) (bool, error) {
 		req.OutTarget = originForm(h.Target)
 	}
 	if len(req.Path) > 0 && req.Path[0] == '/' {
-		// Routes match the normalized path, and the upstream gets it:
-		// what was routed is what it serves.
+		// Routes and layers see the normalized path; the upstream gets
+		// the target as sent, as nginx passes it when proxy_pass names
+		// no URI: it resolves the path the same way (so the request goes
+		// where its path leads) and signed paths keep their bytes.
 		if np, changed := route.NormalizePath(req.Path, req.scratch); changed {
 			req.scratch = np
 			req.Path = np
-			if len(req.Query) > 0 {
-				req.OutTarget = req.Scratch(np, []byte("?"), req.Query)
-			} else {
-				req.OutTarget = np
-			}
 		}
 	}
 	cs.body.Reset(cs.rd, h.BodyKind, h.ContentLength)
@@ -614,6 +611,13 @@ func (s *Server) one(ctx context.Context, cs *conn) (bool, error) {
 	r, err := s.svc.Call(ctx, req)
 	if err == nil && r != nil {
 		resp = r
+	}
+	// A layer may have answered with a Response of its own (or a copy)
+	// after the one inside it answered with the connection's: what that
+	// one holds goes back now, not reusable, unless it is what is sent.
+	if rel := cs.resp.Releaser; rel != nil && (err != nil || r != &cs.resp) && (r == nil || r.Releaser != rel) {
+		rel.Release(false)
+		cs.resp.Releaser = nil
 	}
 	if err != nil {
 		// A layer failed after the one inside it answered: what that

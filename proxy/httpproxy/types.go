@@ -136,7 +136,6 @@ type Response struct {
 	bodySrc *http1.Reader
 }
 
-// reset clears r for reuse.
 // reset clears r for another response. What a response still holds (its
 // upstream connection) is released as not reusable: a layer that replaces
 // a proxied response with its own (Request.Response) must not leak it.

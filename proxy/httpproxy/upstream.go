@@ -159,8 +159,15 @@ func wrapDial(dial func(ctx context.Context, network, addr string) (net.Conn, er
 
 // Release implements Releaser: the connection goes back to the pool when
 // the exchange ended cleanly, and is closed otherwise.
+//
+// It acts once per lease: a second call (a Response copied by a layer and
+// both copies released) does nothing, and cannot touch the connection once
+// another request has taken it from the pool.
 func (c *upConn) Release(ok bool) {
-	c.info.upstream.Store(nil)
+	if c.info == nil {
+		return // released already
+	}
+	c.info.upstream.CompareAndSwap(c, nil)
 	c.info = nil
 	if c.done != nil {
 		c.done()
@@ -339,6 +346,11 @@ func (u *Upstream) exchange(ctx context.Context, uc *upConn, req *Request, t *ta
 			}
 			if errors.Is(err, http1.ErrBodyTooLarge) {
 				return nil, false, &StatusError{Status: 413, Err: err}
+			}
+			if errors.Is(err, os.ErrDeadlineExceeded) {
+				// server_read_body_timeout_sec or
+				// server_message_timeout_sec ran out.
+				return nil, false, &StatusError{Status: 408, Err: err}
 			}
 			// The client's body broke off: nobody to answer.
 			return nil, false, &StatusError{Status: 400, Err: err}

@@ -9,7 +9,8 @@ import "bytes"
 // resolved (never above the root), and runs of slashes merged. An encoded
 // slash ("%2F") stays encoded: it is not a separator. A path needing none
 // of this is returned as it is, without copying; otherwise the result is
-// appended to buf.
+// appended to buf, and shares buf's array (append to buf past it, not to
+// the result).
 //
 // A proxy that routed on the raw path would let "/public/../admin" reach
 // the route of "/public/" and an upstream that resolves dot segments serve
@@ -19,61 +20,68 @@ func NormalizePath(p, buf []byte) (out []byte, changed bool) {
 		return p, false
 	}
 	start := len(buf)
-	out = buf
-	// Decode first: "%2e%2e" is a ".." segment.
-	dec := make([]byte, 0, len(p))
+	// Decode into buf first: "%2e%2e" is a ".." segment.
 	for i := 0; i < len(p); i++ {
 		c := p[i]
 		if c == '%' && i+2 < len(p) && isHex(p[i+1]) && isHex(p[i+2]) {
-			b := unhex(p[i+1])<<4 | unhex(p[i+2])
-			if isUnreserved(b) {
-				dec = append(dec, b)
+			if b := unhex(p[i+1])<<4 | unhex(p[i+2]); isUnreserved(b) {
+				buf = append(buf, b)
 			} else {
-				dec = append(dec, '%', upperHex(p[i+1]), upperHex(p[i+2]))
+				buf = append(buf, '%', upperHex(p[i+1]), upperHex(p[i+2]))
 			}
 			i += 2
 			continue
 		}
-		dec = append(dec, c)
+		buf = append(buf, c)
 	}
-	// Then resolve the segments; segs holds the start of each output
-	// segment, so ".." can drop the last.
-	var segs []int
-	trailing := false
-	for rest := dec; len(rest) > 0; {
-		if rest[0] == '/' {
-			rest = rest[1:]
+	// Then resolve the segments in place: the output never outgrows what
+	// was read. segs holds where each output segment starts, so that ".."
+	// can drop the last.
+	dec := buf[start:]
+	var segsArr [32]int
+	segs := segsArr[:0]
+	w, trailing := 0, false
+	for r := 0; r < len(dec); {
+		if dec[r] == '/' {
+			r++
 			continue
 		}
-		seg := rest
-		if i := bytes.IndexByte(rest, '/'); i >= 0 {
-			seg, rest = rest[:i], rest[i:]
-		} else {
-			rest = nil
+		end := r
+		for end < len(dec) && dec[end] != '/' {
+			end++
 		}
-		trailing = len(rest) > 0 // followed by a slash
-		switch string(seg) {
-		case ".":
+		seg := dec[r:end]
+		trailing = end < len(dec) // followed by a slash
+		switch {
+		case len(seg) == 1 && seg[0] == '.':
 			trailing = true
-		case "..":
+		case len(seg) == 2 && seg[0] == '.' && seg[1] == '.':
 			if n := len(segs); n > 0 {
-				out = out[:segs[n-1]]
+				w = segs[n-1]
 				segs = segs[:n-1]
 			}
 			trailing = true
 		default:
-			segs = append(segs, len(out))
-			out = append(out, '/')
-			out = append(out, seg...)
+			segs = append(segs, w)
+			dec[w] = '/'
+			w += 1 + copy(dec[w+1:], seg)
 		}
+		r = end
 	}
 	if len(segs) == 0 || trailing {
-		out = append(out, '/')
+		if w < len(dec) {
+			dec[w] = '/'
+			w++
+		} else {
+			dec = append(dec, '/')
+			w++
+		}
 	}
-	if bytes.Equal(out[start:], p) {
+	dec = dec[:w]
+	if bytes.Equal(dec, p) {
 		return p, false // only a bad escape ("100%")
 	}
-	return out[start:len(out):len(out)], true
+	return dec, true
 }
 
 // needsNormalizing reports whether p has an escape, an empty segment or a

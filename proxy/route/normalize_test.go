@@ -44,3 +44,15 @@ func BenchmarkNormalizePathClean(b *testing.B) {
 		NormalizePath(p, nil)
 	}
 }
+
+// TestNormalizePathAllocs: with room in buf, normalizing allocates nothing.
+func TestNormalizePathAllocs(t *testing.T) {
+	buf := make([]byte, 0, 256)
+	p := []byte("/a/./b/../c%20d//%7euser/")
+	if n := testing.AllocsPerRun(100, func() { NormalizePath(p, buf[:0]) }); n != 0 {
+		t.Errorf("%v allocations per call", n)
+	}
+	if got, _ := NormalizePath(p, buf[:0]); string(got) != "/a/c%20d/~user/" {
+		t.Errorf("got %q", got)
+	}
+}
