@@ -66,7 +66,8 @@ type BufRing struct {
 	// lent[id]: the kernel handed buffer id out (Claim) and it was not
 	// released since. A buffer released twice would be in the ring twice
 	// and could be filled by two receives at once: Release refuses it.
-	lent []bool
+	lent    []bool
+	refused int
 }
 
 // NewBufRing maps entries buffers of size bytes, hands them all to the
@@ -132,6 +133,9 @@ func (b *BufRing) Get(c CQE) (data []byte, id uint16, ok bool) {
 	return b.bufs[off : off+n : off+b.size], id, true
 }
 
+// Refused counts the releases refused as double (see Release).
+func (b *BufRing) Refused() int { return b.refused }
+
 // Claim records that the kernel handed out the buffer c carries, if any,
 // and returns its ID. Every CQE of a receive with this buffer group must be
 // claimed before its buffer is released.
@@ -146,14 +150,17 @@ func (b *BufRing) Claim(c CQE) (id uint16, ok bool) {
 
 // Release gives buffer id back to the kernel, which may refill it at once:
 // no slice of it may be used afterwards. No syscall, no cgo call: two stores
-// into the shared ring. Releasing a buffer that was not claimed since it
-// was last released panics: two receives could fill it at once.
+// into the shared ring. A buffer that was not claimed since it was last
+// released (a double release, a bug of the caller's) is refused and
+// counted (Refused) rather than put in the ring twice, where two receives
+// could fill it at once. (Not a panic: callers hold their driver's lock.)
 func (b *BufRing) Release(id uint16) {
 	if int(id) >= b.entries || b.ring == nil {
 		return
 	}
 	if !b.lent[id] {
-		panic(fmt.Sprintf("uring: buffer %d of group %d released while the kernel holds it (released twice, or never claimed)", id, b.group))
+		b.refused++
+		return
 	}
 	b.lent[id] = false
 	b.add(id)
