@@ -310,3 +310,24 @@ func TestCheckBuilds(t *testing.T) {
 		t.Fatalf("check passed clashing routes: %v\n%s", err, out)
 	}
 }
+
+// TestCheckLeavesNoFiles: check looks at an access log's directory
+// without creating the log (it may run as another user than the proxy).
+func TestCheckLeavesNoFiles(t *testing.T) {
+	dir := t.TempDir()
+	log := filepath.Join(dir, "access.log")
+	path := filepath.Join(dir, "c.toml")
+	os.WriteFile(path, []byte(fmt.Sprintf("[servers.a]\nlistener = { type = \"socket\", value = \"127.0.0.1:8080\" }\naccess_log = %q\n"+
+		"[[servers.a.routes]]\npath = \"/\"\nupstreams = [{ endpoint = { type = \"uri\", value = \"http://127.0.0.1:1\" } }]\n", log)), 0o644)
+	if out, err := monolake(t, "check", "--config", path); err != nil || !strings.Contains(out, "config OK") {
+		t.Fatalf("check: %v\n%s", err, out)
+	}
+	if _, err := os.Stat(log); !os.IsNotExist(err) {
+		t.Errorf("check created the access log: %v", err)
+	}
+	os.WriteFile(path, []byte("[servers.a]\nlistener = { type = \"socket\", value = \"127.0.0.1:8080\" }\naccess_log = \"/nonexistent-dir/a.log\"\n"+
+		"[[servers.a.routes]]\npath = \"/\"\nupstreams = [{ endpoint = { type = \"uri\", value = \"http://127.0.0.1:1\" } }]\n"), 0o644)
+	if out, err := monolake(t, "check", "--config", path); err == nil || !strings.Contains(out, "not writable") {
+		t.Fatalf("check passed an access log in a missing directory: %v\n%s", err, out)
+	}
+}

@@ -64,7 +64,11 @@ func (epollDriver) Name() string { return RuntimeEpoll }
 
 func (epollDriver) Listen(network, addr string) (net.Listener, error) {
 	if network == "unix" {
-		return ListenUnix(addr)
+		ln, err := ListenUnix(addr)
+		if err != nil {
+			return nil, err // not a typed nil in the interface
+		}
+		return ln, nil
 	}
 	return ListenTCP(context.Background(), addr)
 }

@@ -61,16 +61,28 @@ func (l *UnixListener) Close() error {
 	return err
 }
 
-// SocketFile is a socket file as it was bound: its path and identity.
+// SocketFile is a socket file as it was bound: its path and identity
+// (device, inode, and change time, since a freed inode number can come
+// back for the next file).
 type SocketFile struct {
 	Path     string
 	dev, ino uint64
+	ctime    unix.Timespec
+}
+
+func (s *SocketFile) stamp(st *unix.Stat_t) {
+	s.dev, s.ino, s.ctime = uint64(st.Dev), st.Ino, st.Ctim
 }
 
 // Remove removes the file if the path still names the same file.
 func (s SocketFile) Remove() {
 	var st unix.Stat_t
-	if s.Path == "" || unix.Lstat(s.Path, &st) != nil || uint64(st.Dev) != s.dev || st.Ino != s.ino {
+	if s.Path == "" || unix.Lstat(s.Path, &st) != nil {
+		return
+	}
+	var now SocketFile
+	now.stamp(&st)
+	if now.dev != s.dev || now.ino != s.ino || now.ctime != s.ctime {
 		return
 	}
 	os.Remove(s.Path)
@@ -103,7 +115,7 @@ func ListenUnix(path string) (*UnixListener, error) {
 	l := &UnixListener{UnixListener: ln, file: SocketFile{Path: path}, unlink: true}
 	var st unix.Stat_t
 	if err := unix.Lstat(path, &st); err == nil {
-		l.file.dev, l.file.ino = uint64(st.Dev), st.Ino
+		l.file.stamp(&st)
 	}
 	return l, nil
 }

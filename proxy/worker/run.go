@@ -60,7 +60,11 @@ func Run(ctx context.Context, o Options) error {
 
 func listen(l config.Listener, reuse bool) (net.Listener, error) {
 	if l.Type == config.TypeUnix {
-		return netio.ListenUnix(l.Value)
+		ln, err := netio.ListenUnix(l.Value)
+		if err != nil {
+			return nil, err // not a typed nil in the interface
+		}
+		return ln, nil
 	}
 	if reuse {
 		return netio.ListenTCP(context.Background(), l.Value)

@@ -4,8 +4,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"golang.org/x/sys/unix"
 	"log/slog"
 	"net"
+	"path/filepath"
 
 	"github.com/monolake-go/monolake/proxy"
 	"github.com/monolake-go/monolake/proxy/config"
@@ -75,7 +77,16 @@ func Check(cfg *config.Config) error {
 	sec := &secrets{Tickets: newTicketSecret()}
 	var errs []error
 	for _, key := range cfg.ServerNames {
-		svc, err := buildService(cfg.Servers[key], "check", sec, nil, log)
+		s := *cfg.Servers[key]
+		// The access log is checked, not opened: opening creates the
+		// file, maybe as another user than the one the proxy runs as.
+		if s.AccessLog != "" && s.AccessLog != "-" {
+			if err := unix.Access(filepath.Dir(s.AccessLog), unix.W_OK); err != nil {
+				errs = append(errs, fmt.Errorf("%s: server %q: access_log %s: its directory is not writable: %w", cfg.Source, key, s.AccessLog, err))
+			}
+			s.AccessLog = ""
+		}
+		svc, err := buildService(&s, "check", sec, nil, log)
 		if err != nil {
 			errs = append(errs, fmt.Errorf("%s: %w", cfg.Source, err))
 			continue
