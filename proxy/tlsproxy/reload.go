@@ -80,6 +80,7 @@ func WatchServerConfig(t *config.TLS, alpn []string, o WatchOptions) (*Reloader,
 	r := &Reloader{t: *t, alpn: alpn, tickets: tickets, log: log, every: every, stop: make(chan struct{}), done: make(chan struct{})}
 	seen := r.stat() // before the read: a change racing with it is seen later
 	sc, err := ServerConfig(t, alpn, tickets)
+	fallback := false
 	if err != nil && o.Fallback != nil {
 		fb, ferr := serverConfig(t, *o.Fallback, alpn, tickets)
 		if ferr != nil {
@@ -87,13 +88,13 @@ func WatchServerConfig(t *config.TLS, alpn []string, o WatchOptions) (*Reloader,
 		}
 		log.Warn("tls: certificate files do not load; serving the last pair the master read, until they do",
 			"chain", t.Chain, "key", t.Key, "err", err)
-		sc, err = fb, nil
+		sc, err, fallback = fb, nil, true
 	}
 	if err != nil {
 		return nil, err
 	}
 	r.cur.Store(&sc)
-	go r.watch(seen)
+	go r.watch(seen, fallback)
 	if tickets != nil {
 		ctx, cancel := context.WithCancel(context.Background())
 		go func() {
@@ -142,8 +143,10 @@ func (r *Reloader) stat() stamp { return stamp{statFile(r.t.Chain), statFile(r.t
 
 // watch polls the files until Close. seen is the stamp of the pair in
 // service (or the last pair tried); pending a changed stamp waiting one
-// interval to settle.
-func (r *Reloader) watch(seen stamp) {
+// interval to settle. While the master's copy is served (fallback), the
+// files are tried at every tick, changed or not: what kept them from
+// loading (a permission, a passing I/O error) may be mended in place.
+func (r *Reloader) watch(seen stamp, fallback bool) {
 	defer close(r.done)
 	tick := time.NewTicker(r.every)
 	defer tick.Stop()
@@ -156,6 +159,9 @@ func (r *Reloader) watch(seen stamp) {
 		}
 		s := r.stat()
 		switch {
+		case fallback && s == seen:
+			// Try anyway; say nothing unless it works.
+			pending = nil
 		case s == seen:
 			pending = nil
 			continue
@@ -163,13 +169,17 @@ func (r *Reloader) watch(seen stamp) {
 			pending = &s // changed: wait for it to hold still
 			continue
 		}
+		quiet := fallback && s == seen
 		seen, pending = s, nil
 		sc, err := ServerConfig(&r.t, r.alpn, r.tickets)
 		if err != nil {
-			r.log.Error("tls: certificate files changed but do not load; still serving the previous certificate",
-				"chain", r.t.Chain, "key", r.t.Key, "err", err)
+			if !quiet {
+				r.log.Error("tls: certificate files changed but do not load; still serving the previous certificate",
+					"chain", r.t.Chain, "key", r.t.Key, "err", err)
+			}
 			continue
 		}
+		fallback = false
 		old := r.cur.Swap(&sc)
 		// A Server call that loaded old just before the swap may still be
 		// using it: both backends allow that after Close (Close only

@@ -47,7 +47,8 @@ const (
 // derived from both (tlsbackend.NewSharedTicketKeyRotator), so a client
 // resumes on whichever worker its connection reaches, and on no other
 // server (a session made where client certificates were not asked for
-// must not resume where they are). The caller runs Follow.
+// must not resume where they are). WatchServerConfig keeps it following
+// the clock (Follow) while its Reloader is open.
 func TicketKeys(secret tlsbackend.TicketKey, key string) *tlsbackend.TicketKeyRotator {
 	m := hmac.New(sha256.New, secret[:])
 	m.Write([]byte("monolake server " + key))

@@ -80,8 +80,12 @@ func runMaster(ctx context.Context, o Options) error {
 		started[i] = time.Now()
 	}
 	restart := make(chan int, cfg.Runtime.Workers)
+	refresh := time.NewTicker(refreshEvery)
+	defer refresh.Stop()
 	for {
 		select {
+		case <-refresh.C:
+			m.secrets.refreshCerts(cfg, m.log)
 		case <-ctx.Done():
 			m.log.Info("stopping: asking workers to drain", "timeout", cfg.Runtime.DrainTimeout)
 			m.stopAll(cfg.Runtime.DrainTimeout + 5*time.Second)
@@ -271,16 +275,10 @@ func (m *master) spawn(id int) error {
 
 // overrideArgs passes settings that flags may have changed after parsing.
 func overrideArgs(c *config.Config) []string {
-	var stacks []string
-	for i, k := range c.ServerNames {
-		if t := c.Servers[k].TLS; t != nil {
-			stacks = append(stacks, strconv.Itoa(i)+"="+t.Stack)
-		}
-	}
-	if len(stacks) == 0 {
+	if c.TLSStack == "" {
 		return nil
 	}
-	return []string{"--tls-stacks", strings.Join(stacks, ",")}
+	return []string{"--tls-backend", c.TLSStack}
 }
 
 func readLine(r *os.File, timeout time.Duration) (string, error) {

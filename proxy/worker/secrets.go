@@ -8,6 +8,7 @@ import (
 	"io"
 	"log/slog"
 	"os"
+	"time"
 
 	"golang.org/x/sys/unix"
 
@@ -27,6 +28,11 @@ type secrets struct {
 	// load (being rewritten, or broken) serves these and follows the files
 	// until they load again, instead of failing to start.
 	Certs map[string]certPair `json:"certs,omitempty"`
+
+	// bad holds, by server key, why its files last failed to load (the
+	// master's own bookkeeping, not sent): a warning is logged once per
+	// new reason.
+	bad map[string]string
 }
 
 type certPair struct {
@@ -42,10 +48,13 @@ func newTicketSecret() tlsbackend.TicketKey {
 }
 
 // refreshCerts reads each TLS server's chain and key and keeps the pairs
-// that load; a pair that does not keeps the previous copy, with a warning.
+// that load and have not expired (an expired pair replaces no copy); a
+// pair that does not load keeps the previous copy, with a warning the
+// first time for each reason. The master calls it before it starts a
+// worker and every refreshEvery, so the copy follows renewals.
 func (s *secrets) refreshCerts(cfg *config.Config, log *slog.Logger) {
 	if s.Certs == nil {
-		s.Certs = map[string]certPair{}
+		s.Certs, s.bad = map[string]certPair{}, map[string]string{}
 	}
 	for _, k := range cfg.ServerNames {
 		t := cfg.Servers[k].TLS
@@ -57,19 +66,28 @@ func (s *secrets) refreshCerts(cfg *config.Config, log *slog.Logger) {
 		if err == nil {
 			key, err = os.ReadFile(t.Key)
 		}
+		var pair tls.Certificate
 		if err == nil {
-			_, err = tls.X509KeyPair(chain, key)
+			pair, err = tls.X509KeyPair(chain, key)
 		}
 		if err != nil {
-			if _, ok := s.Certs[k]; ok {
+			if _, ok := s.Certs[k]; ok && s.bad[k] != err.Error() {
 				log.Warn("certificate files do not load; a worker started now serves the last pair that did",
 					"server", k, "chain", t.Chain, "key", t.Key, "err", err)
 			}
+			s.bad[k] = err.Error()
+			continue
+		}
+		delete(s.bad, k)
+		if _, ok := s.Certs[k]; ok && pair.Leaf != nil && time.Now().After(pair.Leaf.NotAfter) {
 			continue
 		}
 		s.Certs[k] = certPair{Chain: chain, Key: key}
 	}
 }
+
+// refreshEvery is how often the master re-reads the certificate files.
+const refreshEvery = 30 * time.Second
 
 // file writes s into a sealed memfd for a worker to inherit.
 func (s *secrets) file() (*os.File, error) {
