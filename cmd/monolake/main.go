@@ -66,7 +66,7 @@ connections in flight finish (runtime.drain_timeout_sec, default 30) and exits 0
 					&cli.IntFlag{Name: "workers", Aliases: []string{"w"}, Value: -1, DefaultText: "config's worker_threads, else one per CPU",
 						Usage: "number of worker processes; 0 runs everything in one process"},
 					&cli.StringFlag{Name: "runtime", Usage: "I/O runtime: `uring` (io_uring) or epoll (Go's netpoller)"},
-					&cli.StringFlag{Name: "tls-backend", Usage: "TLS backend for every TLS server: `gotls` (crypto/tls) or openssl"},
+					&cli.StringFlag{Name: "tls-backend", Usage: "TLS backend for every TLS server and HTTPS upstream: `gotls` (crypto/tls) or openssl"},
 					&cli.StringFlag{Name: "log-level", Value: "info", Usage: "debug, info, warn or error"},
 				},
 				Action: runCmd,
@@ -162,22 +162,14 @@ func applyFlags(c *cli.Context, cfg *config.Config) error {
 	switch b := c.String("tls-backend"); b {
 	case "":
 	case config.TLSGo, "rustls":
-		setTLS(cfg, config.TLSGo)
+		cfg.SetTLSStack(config.TLSGo)
 	case config.TLSOpenSSL, "native_tls":
 		if _, err := tlsbackend.Get(config.TLSOpenSSL); err != nil {
 			return fmt.Errorf("--tls-backend openssl: %w (build with `make uring` for OpenSSL)", err)
 		}
-		setTLS(cfg, config.TLSOpenSSL)
+		cfg.SetTLSStack(config.TLSOpenSSL)
 	default:
 		return fmt.Errorf("--tls-backend %q: want gotls or openssl", b)
 	}
 	return nil
-}
-
-func setTLS(cfg *config.Config, stack string) {
-	for _, s := range cfg.Servers {
-		if s.TLS != nil {
-			s.TLS.Stack = stack
-		}
-	}
 }

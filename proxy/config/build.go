@@ -355,13 +355,16 @@ func (b *builder) server(key, name string, r *rawServer) *Server {
 	}
 	switch s.ProxyType {
 	case ProxyTCP:
-		for field, set := range map[string]bool{
-			"routes": r.Routes != nil, "upstream_http_version": r.UpstreamHTTPVersion != nil,
-			"http_opt_handlers": r.HTTPOptHandlers != nil, "preserve_host": r.PreserveHost != nil,
-			"via": r.Via != nil, "forwarded": r.Forwarded != nil, "client_max_body_size": r.ClientMaxBodySize != nil,
+		for _, f := range []struct {
+			name string
+			set  bool
+		}{
+			{"routes", r.Routes != nil}, {"upstream_http_version", r.UpstreamHTTPVersion != nil},
+			{"http_opt_handlers", r.HTTPOptHandlers != nil}, {"preserve_host", r.PreserveHost != nil},
+			{"via", r.Via != nil}, {"forwarded", r.Forwarded != nil}, {"client_max_body_size", r.ClientMaxBodySize != nil},
 		} {
-			if set {
-				b.errorf(key+"."+field, "%s is for http servers; a tcp server takes route = { load_balancer, upstreams }", field)
+			if f.set {
+				b.errorf(key+"."+f.name, "%s is for http servers; a tcp server takes route = { load_balancer, upstreams }", f.name)
 			}
 		}
 		if r.Route == nil && r.SNIRoutes == nil {
@@ -688,7 +691,13 @@ func checkRewrite(rw, path string) error {
 	for rest := rw; ; {
 		i := strings.IndexByte(rest, '{')
 		if i < 0 {
+			if strings.IndexByte(rest, '}') >= 0 {
+				return fmt.Errorf("%q: a } without its {", rw)
+			}
 			break
+		}
+		if strings.IndexByte(rest[:i], '}') >= 0 {
+			return fmt.Errorf("%q: a } without its {", rw)
 		}
 		j := strings.IndexByte(rest[i:], '}')
 		if j < 0 {

@@ -77,6 +77,27 @@ type Config struct {
 	ServerNames []string
 	// Demo, when set, is the small HTTP origin the binary runs itself.
 	Demo *Demo
+	// TLSStack, when set (SetTLSStack, the --tls-backend flag), is the
+	// one TLS backend of every server and upstream; workers, which parse
+	// Raw again, are told it.
+	TLSStack string
+}
+
+// SetTLSStack makes stack the TLS backend of every TLS server and of every
+// route's upstream TLS: a flaw in one library is answered by moving all
+// TLS off it.
+func (c *Config) SetTLSStack(stack string) {
+	c.TLSStack = stack
+	for _, s := range c.Servers {
+		if s.TLS != nil {
+			s.TLS.Stack = stack
+		}
+		for i := range s.Routes {
+			if t := s.Routes[i].UpstreamTLS; t != nil {
+				t.Stack = stack
+			}
+		}
+	}
 }
 
 // Runtime is the [runtime] table.

@@ -162,6 +162,7 @@ func TestErrors(t *testing.T) {
 			"[[servers.a.routes]]\npath = \"/a\"\n[[servers.a.routes.upstreams]]\nendpoint = { type = \"uri\", value = \"http://127.0.0.1:1\" }\n" +
 			"[[servers.a.routes]]\npath = \"/b\"\n[[servers.a.routes.upstreams]]\nendpoint = { type = \"uri\", value = \"http://127.0.0.1:2\" }\n" +
 			"[[servers.a.routes.upstreams]]\nendpoint = { type = \"uri\", value = \"ftp://x\" }\n", 12, "scheme must be http or https"},
+		{"rewrite stray brace", strings.Replace(base, `path = "/"`, "path = \"/{*rest}\"\nrewrite_path = \"/x}/{rest}\"", 1), 10, "without its {"},
 		{"huge sqpoll idle", strings.Replace(base, "worker_threads = 1", "worker_threads = 1\nsqpoll_idle = 4294967296", 1), 3, "want 0 to 3600000"},
 		{"timeout zero", strings.Replace(base, `name = "a"`, "name = \"a\"\ntimeout = { upstream_connect_timeout_sec = 0 }", 1), 6, "0 seconds"},
 		{"park zero", strings.Replace(base, `name = "a"`, "name = \"a\"\ntimeout = { server_keepalive_park_ms = 0 }", 1), 6, "want -1 (never park)"},
@@ -250,5 +251,26 @@ func TestListenersApart(t *testing.T) {
 	u := func(v string) Listener { return Listener{Type: TypeUnix, Value: v} }
 	if !listenersOverlap(u("/run/a.sock"), u("/run/./a.sock")) || listenersOverlap(u("/run/a.sock"), l("127.0.0.1:80")) {
 		t.Error("unix listeners compared wrongly")
+	}
+}
+
+// TestSetTLSStack: --tls-backend moves every TLS server and every route's
+// upstream TLS.
+func TestSetTLSStack(t *testing.T) {
+	c, err := Parse("t.toml", []byte(`[servers.a]
+listener = { type = "socket", value = "127.0.0.1:8443" }
+tls = { chain = "c", key = "k", stack = "gotls" }
+[[servers.a.routes]]
+path = "/"
+upstreams = [{ endpoint = { type = "uri", value = "https://127.0.0.1:9443" } }]
+upstream_tls = { stack = "gotls" }
+`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.SetTLSStack(TLSOpenSSL)
+	s := c.Servers["a"]
+	if s.TLS.Stack != TLSOpenSSL || s.Routes[0].UpstreamTLS.Stack != TLSOpenSSL || c.TLSStack != TLSOpenSSL {
+		t.Errorf("server %q, upstream %q, config %q", s.TLS.Stack, s.Routes[0].UpstreamTLS.Stack, c.TLSStack)
 	}
 }

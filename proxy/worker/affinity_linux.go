@@ -10,22 +10,37 @@ import (
 
 // pinProcess pins every thread of this process to cpu. Threads the Go
 // runtime starts later inherit the mask from the thread that creates them,
-// so pinning the existing ones pins the process for good.
+// so pinning the existing ones pins the process for good; a thread created
+// during the walk by one not pinned yet is caught by walking again until
+// a walk finds every thread pinned.
 func pinProcess(cpu int) error {
 	var set unix.CPUSet
 	set.Zero()
 	set.Set(cpu)
-	tasks, err := os.ReadDir("/proc/self/task")
-	if err != nil {
-		return fmt.Errorf("worker: listing threads: %w", err)
-	}
-	for _, t := range tasks {
-		tid, err := strconv.Atoi(t.Name())
+	for range 10 {
+		tasks, err := os.ReadDir("/proc/self/task")
 		if err != nil {
-			continue
+			return fmt.Errorf("worker: listing threads: %w", err)
 		}
-		if err := unix.SchedSetaffinity(tid, &set); err != nil {
-			return fmt.Errorf("worker: pinning thread %d to CPU %d: %w", tid, cpu, err)
+		changed := false
+		for _, t := range tasks {
+			tid, err := strconv.Atoi(t.Name())
+			if err != nil {
+				continue
+			}
+			var cur unix.CPUSet
+			if unix.SchedGetaffinity(tid, &cur) == nil && cur == set {
+				continue
+			}
+			if err := unix.SchedSetaffinity(tid, &set); err == unix.ESRCH {
+				continue // the thread has exited since the listing
+			} else if err != nil {
+				return fmt.Errorf("worker: pinning thread %d to CPU %d: %w", tid, cpu, err)
+			}
+			changed = true
+		}
+		if !changed {
+			return nil
 		}
 	}
 	return nil

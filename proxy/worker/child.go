@@ -25,7 +25,7 @@ func ChildMain(args []string) int {
 	rt := fs.String("runtime", config.RuntimeLegacy, "runtime type")
 	source := fs.String("source", "", "config source name")
 	inherit := fs.String("inherit", "", "servers of inherited listeners (indexes in the config's order), in fd order")
-	stacks := fs.String("tls-stacks", "", "index=stack TLS overrides")
+	tlsStack := fs.String("tls-backend", "", "the TLS backend of every server and upstream (the master's --tls-backend)")
 	var level slog.Level
 	fs.TextVar(&level, "log-level", slog.LevelInfo, "lowest level logged (the master's --log-level)")
 	if err := fs.Parse(args); err != nil {
@@ -71,17 +71,8 @@ func ChildMain(args []string) int {
 		}
 		return cfg.ServerNames[i], nil
 	}
-	if *stacks != "" {
-		for _, kv := range strings.Split(*stacks, ",") {
-			i, v, _ := strings.Cut(kv, "=")
-			k, err := server(i)
-			if err != nil {
-				return fail(err)
-			}
-			if s := cfg.Servers[k]; s.TLS != nil {
-				s.TLS.Stack = v
-			}
-		}
+	if *tlsStack != "" {
+		cfg.SetTLSStack(*tlsStack)
 	}
 	drv := newDriver(cfg, log)
 	inherited := map[string]net.Listener{}
