@@ -382,6 +382,16 @@ func (r *Runner) startTargets(ctx context.Context, w int, mode Mode, cases []Cas
 				name += "/" + stack
 			}
 			t := &live{name: name, cpus: cpus, workers: w, probed: map[Proto]string{}}
+			if why := r.missing(rt, stack); why != "" {
+				if why != r.lastWhy {
+					r.progress("  %s w=%d %s: unsupported: %s", mode, w, name, why)
+				}
+				r.lastWhy = why
+				for _, c := range cases {
+					r.unsupported(c, name, w, why)
+				}
+				continue
+			}
 			listen := next()
 			t.plain, t.tls, t.h2 = listen, listen, listen
 			why, p, err := r.startMonolake(ctx, t, mode, rt, stack, w, listen, cpus)
@@ -724,23 +734,31 @@ func (r *Runner) startNginx(ctx context.Context, name, dir, text string, cpus []
 
 // startMonolake starts one Monolake variant. A variant the build cannot run
 // is no error: why says what it lacks, and p (if not nil) must be stopped.
-func (r *Runner) startMonolake(ctx context.Context, t *live, mode Mode, rt, stack string, w int, listen string, cpus []int) (why string, p *Proc, err error) {
+// missing says why a Monolake variant cannot run at all (no binary, or a
+// runtime or TLS backend the binary does not list), "" when it can.
+func (r *Runner) missing(rt, stack string) string {
 	if r.opt.Monolake == "" {
-		return "no monolake binary", nil, nil
+		return "no monolake binary"
 	}
 	if _, err := os.Stat(r.opt.Monolake); err != nil {
-		return fmt.Sprintf("no monolake binary (%v)", err), nil, nil
+		return fmt.Sprintf("no monolake binary (%v)", err)
 	}
 	// The binary may fall back to another runtime rather than fail, so a
 	// variant it does not list is not run under a wrong name.
 	if r.haveFeatures {
 		if !slices.Contains(r.features.Runtimes, buildRuntime(rt)) {
-			return fmt.Sprintf("runtime %s not in this build (it has %s)", rt, strings.Join(r.features.Runtimes, ", ")), nil, nil
+			return fmt.Sprintf("runtime %s not in this build (it has %s)", rt, strings.Join(r.features.Runtimes, ", "))
 		}
 		if stack != "" && !slices.Contains(r.features.TLSBackends, stack) {
-			return fmt.Sprintf("TLS backend %s not in this build (it has %s)", stack, strings.Join(r.features.TLSBackends, ", ")), nil, nil
+			return fmt.Sprintf("TLS backend %s not in this build (it has %s)", stack, strings.Join(r.features.TLSBackends, ", "))
 		}
 	}
+	return ""
+}
+
+// startMonolake starts a variant that missing allows; why says why it did
+// not come up (a failure).
+func (r *Runner) startMonolake(ctx context.Context, t *live, mode Mode, rt, stack string, w int, listen string, cpus []int) (why string, p *Proc, err error) {
 	mc := MonolakeConfig{Workers: w, Runtime: rt, Mode: mode, Listen: listen, Upstream: r.originHTTP,
 		Cert: r.cert, Key: r.key, TLSStack: stack}
 	text, err := RenderMonolake(mc)

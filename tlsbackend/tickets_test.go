@@ -73,7 +73,7 @@ func TestEpochTicketKeys(t *testing.T) {
 // TestFollow: a shared rotator moves to the next period's keys at the
 // boundary and tells its subscribers.
 func TestFollow(t *testing.T) {
-	const period = 300 * time.Millisecond
+	const period = time.Second
 	secret := TicketKey{3}
 	r := NewSharedTicketKeyRotator(secret, period, 1)
 	updates := make(chan []TicketKey, 16)
@@ -92,7 +92,7 @@ func TestFollow(t *testing.T) {
 			}
 			prev = k
 		case <-time.After(5 * time.Second):
-			t.Fatal("no rotation within 5s with a 300ms period")
+			t.Fatal("no rotation within 5s with a 1s period")
 		}
 	}
 	cancel()
