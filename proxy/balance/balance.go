@@ -11,6 +11,7 @@ import (
 	"errors"
 	"fmt"
 	"math/rand/v2"
+	"slices"
 	"sync"
 	"sync/atomic"
 )
@@ -231,13 +232,20 @@ func (b *leastConn[T]) all() []T { return b.items }
 // among b's (its done does nothing). It reports false when b has no other
 // item (or, for a Balancer not made by New, offers none).
 func PickOther[T comparable](b Balancer[T], not T) (T, func(), bool) {
+	return PickExcept(b, []T{not})
+}
+
+// PickExcept is PickOther for several items to avoid (those tried
+// already): a failover that goes on until every item was tried, as nginx's
+// proxy_next_upstream does. ok is false when none is left.
+func PickExcept[T comparable](b Balancer[T], tried []T) (T, func(), bool) {
 	var zero T
-	if b.Len() < 2 {
+	if b.Len() <= len(tried) {
 		return zero, nil, false
 	}
 	for range 2 * b.Len() {
 		it, done := b.Pick()
-		if it != not {
+		if !slices.Contains(tried, it) {
 			return it, done, true
 		}
 		done()
@@ -246,11 +254,10 @@ func PickOther[T comparable](b Balancer[T], not T) (T, func(), bool) {
 	if !ok {
 		return zero, nil, false
 	}
-	items := a.all()
-	for i, it := range items {
-		if it == not {
-			return items[(i+1)%len(items)], noop, true
+	for _, it := range a.all() {
+		if !slices.Contains(tried, it) {
+			return it, noop, true
 		}
 	}
-	return items[0], noop, true
+	return zero, nil, false
 }

@@ -204,10 +204,12 @@ func TestRetryOnFreshConnection(t *testing.T) {
 // TestFailover: a connect refused by one of a route's upstreams sends the
 // request to another (nothing was sent), so no client sees the dead one.
 func TestFailover(t *testing.T) {
-	dead := refusedAddr(t)
+	dead, dead2 := refusedAddr(t), refusedAddr(t)
 	up := newEchoUpstream(t, "up")
 	for _, lb := range []string{"round_robin", "random", "least_conn", "first"} {
-		route := fmt.Sprintf("[[servers.p.routes]]\npath = \"/{*p}\"\nload_balancer = %q\nupstreams = [{ endpoint = { type = \"socket\", value = %q } }, { endpoint = { type = \"socket\", value = %q } }]\n", lb, dead, up.addr())
+		// Two of three upstreams down: every request reaches the live one,
+		// trying the others first as they come.
+		route := fmt.Sprintf("[[servers.p.routes]]\npath = \"/{*p}\"\nload_balancer = %q\nupstreams = [{ endpoint = { type = \"socket\", value = %q } }, { endpoint = { type = \"socket\", value = %q } }, { endpoint = { type = \"socket\", value = %q } }]\n", lb, dead, dead2, up.addr())
 		p := startProxy(t, serverTOML("", route), Options{})
 		c := client(t)
 		for i := range 40 {

@@ -252,7 +252,8 @@ func (u *Upstream) Call(ctx context.Context, req *Request) (*Response, error) {
 	// idempotent (RFC 9110 9.2.2: the upstream may have acted on it
 	// before closing) and has no body (it was consumed).
 	canRetry := req.Head.BodyKind == http1.BodyNone && idempotent(req.Head.Method)
-	fresh, failedOver := false, false
+	fresh := false
+	var tried []*target // upstreams that could not be reached
 	for {
 		var c net.Conn
 		var reused bool
@@ -269,10 +270,13 @@ func (u *Upstream) Call(ctx context.Context, req *Request) (*Response, error) {
 			c, reused, err = u.pool.GetVerified(dctx, t.key) // peek: it cannot be retried once sent
 		}
 		if err != nil {
-			if !failedOver && ctx.Err() == nil {
-				if nt, ndone, ok := balance.PickOther(rt.bal, t); ok {
+			if ctx.Err() == nil {
+				// Nothing was sent: try the route's next upstream, until
+				// every one was tried.
+				tried = append(tried, t)
+				if nt, ndone, ok := balance.PickExcept(rt.bal, tried); ok {
 					done()
-					t, done, failedOver = nt, ndone, true
+					t, done, fresh = nt, ndone, false
 					continue
 				}
 			}

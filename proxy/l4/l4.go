@@ -147,9 +147,9 @@ func New(s *config.Server, log *slog.Logger) (*Proxy, error) {
 // When the upstream cannot be reached (refused, connect timeout), Call
 // logs one line, closes client (a plain FIN: the client reads EOF) and
 // returns the dial error. When the balancer has more than one upstream, a
-// failed connect is retried once on a different upstream (none for the
-// "first" policy, which always picks the same one); the log line then names
-// both attempts.
+// failed connect is retried on the next upstream not tried yet, until one
+// connects or every one failed (as nginx's proxy_next_upstream); the log
+// line then names the attempts.
 //
 // An idle timeout or ctx ending is a normal end: Call returns nil or
 // ctx.Err(). An I/O error on either side aborts both and is returned.
@@ -215,22 +215,20 @@ func (p *Proxy) Call(ctx context.Context, client net.Conn) (struct{}, error) {
 // the pick.
 func (p *Proxy) connect(ctx context.Context, client net.Conn, rt *route) (net.Conn, func(), error) {
 	bal := rt.bal
-	attempts := 1
-	if bal.Len() > 1 {
-		attempts = 2
-	}
 	d := net.Dialer{Timeout: p.connectTimeout}
 	var tried []string
 	var errs []error
-	var failed *config.Endpoint
-	for range attempts {
+	var failed []config.Endpoint
+	// Every upstream of the route is tried once until one connects, as
+	// nginx's proxy_next_upstream does.
+	for range bal.Len() {
 		var ep config.Endpoint
 		var done func()
 		if failed == nil {
 			ep, done = bal.Pick()
-		} else { // a retry wants a different upstream
+		} else { // a retry wants an upstream not tried yet
 			var ok bool
-			if ep, done, ok = balance.PickOther(bal, *failed); !ok {
+			if ep, done, ok = balance.PickExcept(bal, failed); !ok {
 				break
 			}
 		}
@@ -261,7 +259,7 @@ func (p *Proxy) connect(ctx context.Context, client net.Conn, rt *route) (net.Co
 		}
 		tried = append(tried, ep.String())
 		errs = append(errs, err)
-		failed = &ep
+		failed = append(failed, ep)
 	}
 	err := errors.Join(errs...)
 	p.log.Warn("l4: upstream unreachable; closing client",

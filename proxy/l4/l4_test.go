@@ -374,10 +374,11 @@ func TestRetryNextUpstream(t *testing.T) {
 // TestRetryReachesLive: whatever the balancer (random may repeat the dead
 // upstream, first always offers it), the retry reaches the live one.
 func TestRetryReachesLive(t *testing.T) {
-	dead := closedPort(t)
+	dead, dead2 := closedPort(t), closedPort(t)
 	live := upstream(t, "tcp", func(c net.Conn) { io.WriteString(c, "live") })
-	for _, lb := range []string{config.LBRandom, config.LBFirst} {
-		addr, _ := startProxy(t, opts{lb: lb, log: slog.New(slog.DiscardHandler)}, dead, live)
+	for _, lb := range []string{config.LBRandom, config.LBFirst, config.LBRoundRobin} {
+		// Two of three down: every upstream is tried until one connects.
+		addr, _ := startProxy(t, opts{lb: lb, log: slog.New(slog.DiscardHandler)}, dead, dead2, live)
 		for i := range 40 {
 			c := dial(t, addr)
 			if b, err := io.ReadAll(c); err != nil || string(b) != "live" {
