@@ -77,7 +77,9 @@ func New[T any](policy string, items []T, weights []int) (Balancer[T], error) {
 	case First:
 		return &first[T]{items: live}, nil
 	case LeastConn:
-		return &leastConn[T]{items: live, weights: w, active: make([]int64, len(live))}, nil
+		lc := &leastConn[T]{items: live, weights: w, active: make([]int64, len(live))}
+		lc.releaseFuncs()
+		return lc, nil
 	}
 	return nil, fmt.Errorf("balance: unknown policy %q", policy)
 }
@@ -190,6 +192,23 @@ type leastConn[T any] struct {
 	items   []T
 	weights []int
 	active  []int64
+	// release[i] ends a pick of item i: made once, so that a pick does not
+	// allocate. Callers call it once per pick.
+	release []func()
+}
+
+// releaseFuncs makes b.release.
+func (b *leastConn[T]) releaseFuncs() {
+	b.release = make([]func(), len(b.items))
+	for i := range b.items {
+		b.release[i] = func() {
+			b.mu.Lock()
+			if b.active[i] > 0 {
+				b.active[i]--
+			}
+			b.mu.Unlock()
+		}
+	}
 }
 
 func (b *leastConn[T]) Pick() (T, func()) {
@@ -214,14 +233,7 @@ func (b *leastConn[T]) Pick() (T, func()) {
 	}
 	b.active[best]++
 	b.mu.Unlock()
-	var once sync.Once
-	return b.items[best], func() {
-		once.Do(func() {
-			b.mu.Lock()
-			b.active[best]--
-			b.mu.Unlock()
-		})
-	}
+	return b.items[best], b.release[best]
 }
 func (b *leastConn[T]) Len() int { return len(b.items) }
 func (b *leastConn[T]) all() []T { return b.items }
