@@ -211,6 +211,40 @@ func TestRunDrainsOnSIGTERM(t *testing.T) {
 	}
 }
 
+// TestSecondSignalForces: a second SIGTERM during the drain stops at once:
+// a connection kept open would otherwise hold the drain for its 20 s.
+func TestSecondSignalForces(t *testing.T) {
+	proxyAddr, cmd, logs := runDemoProxy(t, 1)
+	c, err := net.Dial("tcp", proxyAddr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	// A request head begun and not finished: the drain waits for it.
+	fmt.Fprintf(c, "GET /held HTTP/1.1\r\nHost: x\r\n")
+	time.Sleep(200 * time.Millisecond)
+	cmd.Process.Signal(syscall.SIGTERM)
+	deadline := time.Now().Add(10 * time.Second)
+	for !strings.Contains(logs.String(), "asking workers to drain") {
+		if time.Now().After(deadline) {
+			t.Fatalf("no drain began\n%s", logs.String())
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	time.Sleep(200 * time.Millisecond) // the second signal is a second one
+	cmd.Process.Signal(syscall.SIGTERM)
+	done := make(chan error, 1)
+	go func() { done <- cmd.Wait() }()
+	select {
+	case <-done:
+		if !strings.Contains(logs.String(), "asked again") {
+			t.Errorf("no word of the second signal\n%s", logs.String())
+		}
+	case <-time.After(15 * time.Second):
+		t.Fatalf("still draining 15 s after a second SIGTERM (drain timeout 20 s)\n%s", logs.String())
+	}
+}
+
 func waitUp(t *testing.T, addr string) {
 	t.Helper()
 	deadline := time.Now().Add(15 * time.Second)

@@ -50,7 +50,7 @@ type master struct {
 	exited   chan int      // worker id whose process was reaped
 }
 
-func runMaster(ctx context.Context, o Options) error {
+func runMaster(ctx context.Context, o Options, force <-chan struct{}) error {
 	cfg := o.Config
 	m := &master{o: o, log: o.Log, procs: make([]*os.Process, cfg.Runtime.Workers), exited: make(chan int, cfg.Runtime.Workers)}
 	if cfg.Runtime.CPUAffinity {
@@ -65,7 +65,7 @@ func runMaster(ctx context.Context, o Options) error {
 	// start (a port in use, a bad certificate) stops the whole start.
 	for id := range cfg.Runtime.Workers {
 		if err := m.spawn(id); err != nil {
-			m.stopAll(time.Second)
+			m.stopAll(time.Second, force)
 			return err
 		}
 	}
@@ -88,7 +88,7 @@ func runMaster(ctx context.Context, o Options) error {
 			m.secrets.refreshCerts(cfg, m.log)
 		case <-ctx.Done():
 			m.log.Info("stopping: asking workers to drain", "timeout", cfg.Runtime.DrainTimeout)
-			m.stopAll(cfg.Runtime.DrainTimeout + 5*time.Second)
+			m.stopAll(cfg.Runtime.DrainTimeout+5*time.Second, force)
 			m.log.Info("stopped")
 			return nil
 		case id := <-m.exited:
@@ -309,7 +309,7 @@ func exitStatus(err error) string {
 
 // stopAll sends SIGTERM to every worker and waits up to grace for them to
 // exit, then kills the rest.
-func (m *master) stopAll(grace time.Duration) {
+func (m *master) stopAll(grace time.Duration, force <-chan struct{}) {
 	m.mu.Lock()
 	m.stopping = true
 	procs := append([]*os.Process(nil), m.procs...)
@@ -321,6 +321,7 @@ func (m *master) stopAll(grace time.Duration) {
 	}
 	m.closeUnix()
 	deadline := time.Now().Add(grace)
+	forced := false
 	for _, p := range procs {
 		if p == nil {
 			continue
@@ -329,7 +330,15 @@ func (m *master) stopAll(grace time.Duration) {
 			if isZombieOrGone(p.Pid) {
 				break
 			}
-			time.Sleep(20 * time.Millisecond)
+			select {
+			case <-force:
+				if !forced {
+					m.log.Warn("asked again: killing workers without waiting for the drain")
+					forced = true
+				}
+				deadline = time.Now() // and the rest too
+			case <-time.After(20 * time.Millisecond):
+			}
 		}
 		if !isZombieOrGone(p.Pid) {
 			m.log.Warn("worker did not stop in time; killing", "pid", p.Pid)

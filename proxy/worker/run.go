@@ -41,6 +41,9 @@ func Run(ctx context.Context, o Options) error {
 	}
 	ctx, stop := signal.NotifyContext(ctx, syscall.SIGTERM, syscall.SIGINT)
 	defer stop()
+	returned := make(chan struct{})
+	defer close(returned)
+	force := forceOnSecondSignal(ctx, returned)
 
 	var d *demo.Server
 	if cfg.Demo != nil {
@@ -53,9 +56,33 @@ func Run(ctx context.Context, o Options) error {
 		o.Log.Info("demo upstream serving", "listener", cfg.Demo.Listener.String())
 	}
 	if cfg.Runtime.Workers == 0 {
-		return runSingle(ctx, o)
+		return runSingle(ctx, o, force)
 	}
-	return runMaster(ctx, o)
+	return runMaster(ctx, o, force)
+}
+
+// forceOnSecondSignal returns a channel closed when SIGTERM or SIGINT
+// arrives after ctx is done (the first one, or the caller's cancel) and
+// before returned is closed: the operator who asks twice does not wait for
+// the drain.
+func forceOnSecondSignal(ctx context.Context, returned <-chan struct{}) <-chan struct{} {
+	force := make(chan struct{})
+	go func() {
+		select {
+		case <-ctx.Done():
+		case <-returned:
+			return
+		}
+		c := make(chan os.Signal, 1)
+		signal.Notify(c, syscall.SIGTERM, syscall.SIGINT)
+		defer signal.Stop(c)
+		select {
+		case <-c:
+			close(force)
+		case <-returned:
+		}
+	}()
+	return force
 }
 
 func listen(l config.Listener, reuse bool) (net.Listener, error) {
@@ -72,7 +99,7 @@ func listen(l config.Listener, reuse bool) (net.Listener, error) {
 	return net.Listen("tcp", l.Value)
 }
 
-func runSingle(ctx context.Context, o Options) error {
+func runSingle(ctx context.Context, o Options, force <-chan struct{}) error {
 	runtime.GOMAXPROCS(1)
 	defer startProfile(o.Log)()
 	defer startIdleRelease()()
@@ -90,7 +117,14 @@ func runSingle(ctx context.Context, o Options) error {
 		o.Log.Error("stopping", "err", err)
 	}
 	o.Log.Info("stopping: draining connections", "timeout", o.Config.Runtime.DrainTimeout)
-	cut := inst.drain(o.Config.Runtime.DrainTimeout)
-	o.Log.Info("stopped", "connections_cut", cut)
+	drained := make(chan int, 1)
+	go func() { drained <- inst.drain(o.Config.Runtime.DrainTimeout) }()
+	select {
+	case cut := <-drained:
+		o.Log.Info("stopped", "connections_cut", cut)
+	case <-force:
+		o.Log.Warn("asked again: stopping without waiting for the drain")
+		inst.close()
+	}
 	return err
 }
