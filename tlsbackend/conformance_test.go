@@ -389,45 +389,48 @@ func TestResumption(t *testing.T) {
 	}
 }
 
-// TestSharedTicketKeys: servers that hold no state in common but the
-// secret of their shared rotators (as worker processes do) resume each
-// other's sessions while the issuing period's key is kept: from one period
-// behind (a server whose clock has not turned yet) to older periods ahead;
-// then, and with another secret, they do not.
+// TestSharedTicketKeys: servers that hold no state in common but copies of
+// one ticket ratchet (as worker processes do) resume each other's sessions
+// while the issuing period's key is kept: from one period behind (a server
+// whose clock has not turned yet) to two periods ahead; then, and with
+// another ratchet, they do not.
 func TestSharedTicketKeys(t *testing.T) {
 	p := testPKI(t)
 	const period, older = time.Hour, 2
-	secret := tlsbackend.TicketKey{7}
-	cases := []struct {
-		name   string
-		secret tlsbackend.TicketKey
-		shift  int // periods from the issuer's
-		want   bool
-	}{
-		{"same-period", secret, 0, true},
-		{"one-behind", secret, -1, true},
-		{"one-ahead", secret, 1, true},
-		{"oldest-kept", secret, older, true},
-		{"expired", secret, older + 1, false},
-		{"two-behind", secret, -2, false},
-		{"other-secret", tlsbackend.TicketKey{8}, 0, false},
+	base := tlsbackend.NewTicketRatchet(period, older)
+	t0 := time.Unix(0, base.Index*int64(period)).Add(period / 2)
+	// at returns a copy of r advanced n periods past t0's.
+	at := func(r *tlsbackend.TicketRatchet, n int) *tlsbackend.TicketRatchet {
+		c := r.Clone()
+		c.Advance(t0.Add(time.Duration(n) * period))
+		return c
 	}
-	// Keys as of one instant, so that crossing an hour during the test
-	// changes nothing.
-	t0 := time.Now()
+	cases := []struct {
+		name           string
+		issuer, peer   int // periods past t0's
+		other, resumes bool
+	}{
+		{"same-period", 2, 2, false, true},
+		{"one-behind", 3, 2, false, true},
+		{"one-ahead", 2, 3, false, true},
+		{"oldest-kept", 2, 2 + older, false, true},
+		{"expired", 2, 3 + older, false, false},
+		{"two-behind", 4, 2, false, false},
+		{"other-ratchet", 2, 2, true, false},
+	}
 	forPairs(t, func(t *testing.T, sb, cb tlsbackend.Backend) {
-		issuerCfg := p.serverConfig()
-		issuerCfg.SessionTickets = tlsbackend.NewTicketKeyRotator(older + 2)
-		issuerCfg.SessionTickets.SetKeys(tlsbackend.EpochTicketKeys(secret, period, older, t0))
-		issuer := startServer(t, sb, issuerCfg, echo)
 		for _, tc := range cases {
 			t.Run(tc.name, func(t *testing.T) {
-				// The peer's keys are those of the issuer's period shifted.
-				at := t0.Add(time.Duration(tc.shift) * period)
-				rot := tlsbackend.NewTicketKeyRotator(older + 2)
-				rot.SetKeys(tlsbackend.EpochTicketKeys(tc.secret, period, older, at))
+				issuerCfg := p.serverConfig()
+				issuerCfg.SessionTickets = tlsbackend.NewRatchetTicketKeyRotator(at(base, tc.issuer), "s")
+				issuer := startServer(t, sb, issuerCfg, echo)
+				pr := base
+				if tc.other {
+					pr = tlsbackend.NewTicketRatchet(period, older)
+					pr.Index = base.Index
+				}
 				peerCfg := p.serverConfig()
-				peerCfg.SessionTickets = rot
+				peerCfg.SessionTickets = tlsbackend.NewRatchetTicketKeyRotator(at(pr, tc.peer), "s")
 				peer := startServer(t, sb, peerCfg, echo)
 				cc := newClient(t, cb, p.clientConfig()) // an empty session cache
 				for i, srv := range []*server{issuer, peer} {
@@ -439,7 +442,7 @@ func TestSharedTicketKeys(t *testing.T) {
 					if err != nil || r.err != nil {
 						t.Fatalf("client: %v; server: %v", err, r.err)
 					}
-					want := i == 1 && tc.want
+					want := i == 1 && tc.resumes
 					if st := c.ConnectionState(); st.DidResume != want || r.st.DidResume != want {
 						t.Errorf("connection %d resumed: client %v, server %v; want %v", i, st.DidResume, r.st.DidResume, want)
 					}

@@ -5,7 +5,6 @@ import (
 	"crypto/hmac"
 	"crypto/rand"
 	"crypto/sha256"
-	"encoding/binary"
 	"sync"
 	"time"
 )
@@ -22,17 +21,18 @@ type TicketKey [32]byte
 // told the new key list on every rotation.
 //
 // Workers in separate processes that must accept each other's tickets need
-// the same keys: NewSharedTicketKeyRotator derives them from a shared
-// secret and the clock, or give each the same keys with SetKeys.
+// the same keys: NewRatchetTicketKeyRotator derives them from a shared
+// TicketRatchet and the clock, or give each the same keys with SetKeys.
 type TicketKeyRotator struct {
 	mu   sync.Mutex
 	keys []TicketKey // current first
 	keep int
 	subs map[int]func([]TicketKey)
 	next int
-	// shared is set on rotators whose keys follow the clock
-	// (NewSharedTicketKeyRotator).
-	shared *sharedKeys
+	// ratchet and label are set on rotators whose keys follow the clock
+	// (NewRatchetTicketKeyRotator); only Follow touches ratchet.
+	ratchet *TicketRatchet
+	label   string
 }
 
 // NewTicketKeyRotator returns a rotator with one fresh random key, keeping
@@ -134,63 +134,109 @@ func DeriveTicketKey(k TicketKey) (name [16]byte, aesKey, hmacKey [32]byte) {
 	return
 }
 
-// EpochTicketKeys returns the ticket keys that processes sharing secret hold
-// at time now when they rotate every period: the key of period p is derived
-// from secret and p alone, so they agree with no messages between them.
-// The list is the current period's key (which issues tickets), the next
-// period's (accepted, for a process whose clock turned first), then the
-// keys of the older periods that are still accepted: a ticket stays valid
-// for older+1 periods at most.
-func EpochTicketKeys(secret TicketKey, period time.Duration, older int, now time.Time) []TicketKey {
-	p := now.UnixNano() / int64(period)
-	keys := []TicketKey{epochKey(secret, p), epochKey(secret, p+1)}
-	for i := range older {
-		keys = append(keys, epochKey(secret, p-1-int64(i)))
+// TicketRatchet is the state session-ticket keys of processes that must
+// accept each other's tickets derive from: the secret of the current
+// period and those of the older periods still accepted. Each period's
+// secret is a one-way function of the one before (step), so processes
+// given the same state agree on every key from then on with no messages
+// between them, and a state taken at any time reveals no key of a period
+// that has left the window: old tickets stay sealed (forward secrecy), as
+// with keys rotated at random.
+type TicketRatchet struct {
+	Period time.Duration `json:"period"`
+	// Index is the current period: Unix time / Period.
+	Index int64 `json:"index"`
+	// Secrets are the secrets of periods Index-len+1 .. Index, oldest
+	// first.
+	Secrets []TicketKey `json:"secrets"`
+}
+
+// NewTicketRatchet returns a ratchet for the current period with random
+// secrets, turning every period and keeping older periods accepted.
+func NewTicketRatchet(period time.Duration, older int) *TicketRatchet {
+	t := &TicketRatchet{Period: period, Index: time.Now().UnixNano() / int64(period)}
+	for range older + 1 {
+		t.Secrets = append(t.Secrets, newTicketKey())
+	}
+	return t
+}
+
+// Clone returns a copy that advances on its own.
+func (t *TicketRatchet) Clone() *TicketRatchet {
+	c := *t
+	c.Secrets = append([]TicketKey(nil), t.Secrets...)
+	return &c
+}
+
+// Advance moves the ratchet to now's period, one step per period; the
+// secrets that leave the window are overwritten. A clock that went back
+// moves nothing.
+func (t *TicketRatchet) Advance(now time.Time) {
+	target := now.UnixNano() / int64(t.Period)
+	for t.Index < target {
+		n := len(t.Secrets)
+		next := ratchetStep(t.Secrets[n-1])
+		copy(t.Secrets, t.Secrets[1:])
+		t.Secrets[n-1] = next
+		t.Index++
+	}
+}
+
+func ratchetStep(k TicketKey) TicketKey {
+	m := hmac.New(sha256.New, k[:])
+	m.Write([]byte("monolake ticket ratchet"))
+	return TicketKey(m.Sum(nil))
+}
+
+// Keys returns the ticket keys of label (a server's name: keys of one label
+// open no ticket of another) for the current period: its key (which issues
+// tickets), the next period's (accepted, for a process whose clock turned
+// first), then those of the older periods in the window, newest first. A
+// ticket stays valid for len(Secrets) periods at most.
+func (t *TicketRatchet) Keys(label string) []TicketKey {
+	derive := func(k TicketKey) TicketKey {
+		m := hmac.New(sha256.New, k[:])
+		m.Write([]byte("monolake ticket key " + label))
+		return TicketKey(m.Sum(nil))
+	}
+	n := len(t.Secrets)
+	keys := []TicketKey{derive(t.Secrets[n-1]), derive(ratchetStep(t.Secrets[n-1]))}
+	for i := n - 2; i >= 0; i-- {
+		keys = append(keys, derive(t.Secrets[i]))
 	}
 	return keys
 }
 
-func epochKey(secret TicketKey, p int64) TicketKey {
-	m := hmac.New(sha256.New, secret[:])
-	m.Write([]byte("monolake ticket period "))
-	m.Write(binary.BigEndian.AppendUint64(nil, uint64(p)))
-	return TicketKey(m.Sum(nil))
-}
-
-// NewSharedTicketKeyRotator returns a rotator holding EpochTicketKeys(secret,
-// period, older, now). Follow keeps it on the current period.
-func NewSharedTicketKeyRotator(secret TicketKey, period time.Duration, older int) *TicketKeyRotator {
-	keys := EpochTicketKeys(secret, period, older, time.Now())
+// NewRatchetTicketKeyRotator returns a rotator holding the keys of label
+// from a copy of r advanced to now. Follow keeps it on the current period.
+func NewRatchetTicketKeyRotator(r *TicketRatchet, label string) *TicketKeyRotator {
+	own := r.Clone()
+	own.Advance(time.Now())
+	keys := own.Keys(label)
 	return &TicketKeyRotator{
 		keep: len(keys), keys: keys, subs: map[int]func([]TicketKey){},
-		shared: &sharedKeys{secret: secret, period: period, older: older},
+		ratchet: own, label: label,
 	}
 }
 
-// sharedKeys is what a rotator made by NewSharedTicketKeyRotator derives
-// its keys from.
-type sharedKeys struct {
-	secret TicketKey
-	period time.Duration
-	older  int
-}
-
-// Follow keeps a rotator made by NewSharedTicketKeyRotator on the current
+// Follow keeps a rotator made by NewRatchetTicketKeyRotator on the current
 // period's keys (by the wall clock) until ctx is done: it wakes at every
 // period boundary, and at least once a minute, so that a clock stepped
-// either way or a suspended machine finds the right keys within a minute.
+// forward or a suspended machine finds the right keys within a minute.
 // On other rotators it returns at once.
 func (r *TicketKeyRotator) Follow(ctx context.Context) {
-	sh := r.shared
-	if sh == nil {
+	rt := r.ratchet
+	if rt == nil {
 		return
 	}
 	for {
 		now := time.Now()
-		if keys := EpochTicketKeys(sh.secret, sh.period, sh.older, now); keys[0] != r.Keys()[0] {
-			r.SetKeys(keys)
+		before := rt.Index
+		rt.Advance(now)
+		if rt.Index != before {
+			r.SetKeys(rt.Keys(r.label))
 		}
-		next := time.Unix(0, (now.UnixNano()/int64(sh.period)+1)*int64(sh.period))
+		next := time.Unix(0, (now.UnixNano()/int64(rt.Period)+1)*int64(rt.Period))
 		t := time.NewTimer(min(next.Sub(now), time.Minute))
 		select {
 		case <-ctx.Done():

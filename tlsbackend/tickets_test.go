@@ -41,41 +41,52 @@ func TestTicketKeyRotator(t *testing.T) {
 	}
 }
 
-func TestEpochTicketKeys(t *testing.T) {
+// TestTicketRatchet: copies of one ratchet advanced apart agree on the keys
+// of each period; keys move along the window at each turn; a secret that
+// left the window is gone from the state; labels do not share keys; a
+// clock gone back moves nothing.
+func TestTicketRatchet(t *testing.T) {
 	const period = time.Hour
-	secret := TicketKey{1}
-	t0 := time.Unix(0, 0).Add(1000*period + period/2)
-	k0 := EpochTicketKeys(secret, period, 2, t0)
-	if len(k0) != 4 {
-		t.Fatalf("%d keys, want current, next and 2 older", len(k0))
+	base := NewTicketRatchet(period, 2)
+	t0 := time.Unix(0, base.Index*int64(period)).Add(period / 2)
+	a, b := base.Clone(), base.Clone()
+	a.Advance(t0.Add(3 * period))
+	for i := 1; i <= 3; i++ {
+		b.Advance(t0.Add(time.Duration(i) * period)) // one turn at a time
 	}
-	if !slices.Equal(k0, EpochTicketKeys(secret, period, 2, t0.Add(period/2-1))) {
-		t.Error("keys changed within a period")
+	if !slices.Equal(a.Keys("s"), b.Keys("s")) || a.Index != base.Index+3 {
+		t.Fatal("copies advanced apart disagree")
 	}
-	k1 := EpochTicketKeys(secret, period, 2, t0.Add(period/2))
-	k2 := EpochTicketKeys(secret, period, 2, t0.Add(period+period/2))
-	// One period on: the next key is current, the current one the
-	// newest older one, and the next is the one current a period later.
-	if want := []TicketKey{k0[1], k2[0], k0[0], k0[2]}; !slices.Equal(k1, want) {
-		t.Errorf("after a boundary: %x\nwant %x", k1, want)
+	k0, k1 := base.Keys("s"), base.Clone()
+	k1.Advance(t0.Add(period))
+	// One period on: the next key is current, the current one the newest
+	// older one.
+	if keys := k1.Keys("s"); keys[0] != k0[1] || keys[2] != k0[0] || keys[3] != k0[2] || len(keys) != 4 {
+		t.Errorf("after a turn: %x\nfrom %x", keys, k0)
 	}
-	if other := EpochTicketKeys(TicketKey{2}, period, 2, t0); slices.ContainsFunc(other, func(k TicketKey) bool { return slices.Contains(k0, k) }) {
-		t.Error("two secrets share a key")
+	for _, s := range a.Secrets {
+		if slices.Contains(base.Secrets, s) {
+			t.Error("a secret three periods old is still in the state")
+		}
 	}
-	before := EpochTicketKeys(secret, period, 2, time.Now())
-	r := NewSharedTicketKeyRotator(secret, period, 2)
-	after := EpochTicketKeys(secret, period, 2, time.Now())
-	if k := r.Keys(); !slices.Equal(k, before) && !slices.Equal(k, after) {
-		t.Error("a new shared rotator does not hold the current period's keys")
+	if slices.ContainsFunc(base.Keys("other"), func(k TicketKey) bool { return slices.Contains(k0, k) }) {
+		t.Error("two labels share a key")
+	}
+	back := a.Clone()
+	back.Advance(t0)
+	if back.Index != a.Index {
+		t.Error("a clock gone back moved the ratchet")
+	}
+	if other := NewTicketRatchet(period, 2); slices.Equal(other.Keys("s"), k0) {
+		t.Error("two new ratchets share keys")
 	}
 }
 
-// TestFollow: a shared rotator moves to the next period's keys at the
+// TestFollow: a ratchet's rotator moves to the next period's keys at the
 // boundary and tells its subscribers.
 func TestFollow(t *testing.T) {
 	const period = time.Second
-	secret := TicketKey{3}
-	r := NewSharedTicketKeyRotator(secret, period, 1)
+	r := NewRatchetTicketKeyRotator(NewTicketRatchet(period, 1), "s")
 	updates := make(chan []TicketKey, 16)
 	defer r.Subscribe(func(k []TicketKey) { updates <- k })()
 	prev := <-updates // the keys at Subscribe
@@ -85,9 +96,9 @@ func TestFollow(t *testing.T) {
 	for range 2 {
 		select {
 		case k := <-updates:
-			// The next period's key is current now, unless the test
-			// was held up past a whole period.
-			if k[0] != prev[1] && !slices.Equal(k, EpochTicketKeys(secret, period, 1, time.Now())) {
+			// The next period's key is current now, unless the test was
+			// held up past a whole period.
+			if k[0] != prev[1] && k[2] != prev[1] {
 				t.Errorf("keys after a boundary are not the next period's")
 			}
 			prev = k
@@ -97,5 +108,5 @@ func TestFollow(t *testing.T) {
 	}
 	cancel()
 	<-done
-	NewTicketKeyRotator(1).Follow(ctx) // not shared: returns at once
+	NewTicketKeyRotator(1).Follow(ctx) // not a ratchet's: returns at once
 }

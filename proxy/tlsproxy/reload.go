@@ -54,7 +54,7 @@ var _ tlsbackend.ServerConfig = (*Reloader)(nil)
 // WatchOptions are the optional parts of WatchServerConfig.
 type WatchOptions struct {
 	// Tickets is as for ServerConfig; while the Reloader is open it keeps
-	// a shared rotator (tlsbackend.NewSharedTicketKeyRotator) following
+	// a ratchet's rotator (tlsbackend.NewRatchetTicketKeyRotator) following
 	// the clock.
 	Tickets *tlsbackend.TicketKeyRotator
 	// Fallback, when the files do not load at the start, is served

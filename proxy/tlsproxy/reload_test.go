@@ -20,7 +20,6 @@ import (
 	"github.com/monolake-go/monolake/proxy/config"
 	"github.com/monolake-go/monolake/proxy/server"
 	"github.com/monolake-go/monolake/proxy/tlsproxy"
-	"github.com/monolake-go/monolake/tlsbackend"
 	"github.com/monolake-go/monolake/tlsbackend/tlstest"
 )
 
@@ -195,7 +194,7 @@ func echo(t *testing.T, c net.Conn, br *bufio.Reader, msg string) {
 // TestTicketsSurviveReload: with shared ticket keys (TicketKeys), a client
 // resumes its session after the certificate files were reloaded, while a
 // new client gets the new certificate; a Reloader of another server (its
-// own keys from the same secret) does not resume it.
+// own keys from the same ratchet) does not resume it.
 func TestTicketsSurviveReload(t *testing.T) {
 	ca, err := tlstest.NewCA("tickets CA")
 	if err != nil {
@@ -203,7 +202,7 @@ func TestTicketsSurviveReload(t *testing.T) {
 	}
 	roots := x509.NewCertPool()
 	roots.AddCert(ca.Cert)
-	secret := tlsbackend.TicketKey{9}
+	ratchet := tlsproxy.NewTicketRatchet()
 	for _, backend := range backends(t) {
 		t.Run("backend="+backend, func(t *testing.T) {
 			dir := t.TempDir()
@@ -225,7 +224,7 @@ func TestTicketsSurviveReload(t *testing.T) {
 				}
 				install(l)
 				r, err := tlsproxy.WatchServerConfig(&config.TLS{Chain: chain, Key: key, Stack: backend, SessionTickets: true},
-					nil, tlsproxy.WatchOptions{Tickets: tlsproxy.TicketKeys(secret, name), Every: 20 * time.Millisecond})
+					nil, tlsproxy.WatchOptions{Tickets: tlsproxy.TicketKeys(ratchet, name), Every: 20 * time.Millisecond})
 				if err != nil {
 					t.Fatal(err)
 				}

@@ -11,8 +11,6 @@ package tlsproxy
 
 import (
 	"context"
-	"crypto/hmac"
-	"crypto/sha256"
 	"fmt"
 	"log/slog"
 	"net"
@@ -43,16 +41,20 @@ const (
 )
 
 // TicketKeys returns the session-ticket keys of the server named key in
-// every process given the same secret: they follow the clock from a secret
-// derived from both (tlsbackend.NewSharedTicketKeyRotator), so a client
-// resumes on whichever worker its connection reaches, and on no other
-// server (a session made where client certificates were not asked for
-// must not resume where they are). WatchServerConfig keeps it following
-// the clock (Follow) while its Reloader is open.
-func TicketKeys(secret tlsbackend.TicketKey, key string) *tlsbackend.TicketKeyRotator {
-	m := hmac.New(sha256.New, secret[:])
-	m.Write([]byte("monolake server " + key))
-	return tlsbackend.NewSharedTicketKeyRotator(tlsbackend.TicketKey(m.Sum(nil)), TicketPeriod, TicketPeriodsKept)
+// every process given copies of the same ratchet
+// (tlsbackend.NewRatchetTicketKeyRotator): a client resumes on whichever
+// worker its connection reaches, and on no other server (a session made
+// where client certificates were not asked for must not resume where they
+// are). WatchServerConfig keeps it following the clock (Follow) while its
+// Reloader is open.
+func TicketKeys(r *tlsbackend.TicketRatchet, key string) *tlsbackend.TicketKeyRotator {
+	return tlsbackend.NewRatchetTicketKeyRotator(r, "server "+key)
+}
+
+// NewTicketRatchet returns the ratchet TicketKeys wants: TicketPeriod,
+// TicketPeriodsKept.
+func NewTicketRatchet() *tlsbackend.TicketRatchet {
+	return tlsbackend.NewTicketRatchet(TicketPeriod, TicketPeriodsKept)
 }
 
 // ServerConfig makes the backend's server config for a configured server.

@@ -86,6 +86,9 @@ func runMaster(ctx context.Context, o Options, force <-chan struct{}) error {
 		select {
 		case <-refresh.C:
 			m.secrets.refreshCerts(cfg, m.log)
+			// Drop the secrets of periods gone by: the master keeps no
+			// more than a worker.
+			m.secrets.Tickets.Advance(time.Now())
 		case <-ctx.Done():
 			m.log.Info("stopping: asking workers to drain", "timeout", cfg.Runtime.DrainTimeout)
 			m.stopAll(cfg.Runtime.DrainTimeout+5*time.Second, force)
@@ -136,9 +139,9 @@ func (m *master) prepare() error {
 	if _, err := unix.FcntlInt(m.cfgFile.Fd(), unix.F_ADD_SEALS, unix.F_SEAL_WRITE|unix.F_SEAL_GROW|unix.F_SEAL_SHRINK|unix.F_SEAL_SEAL); err != nil {
 		return fmt.Errorf("worker: sealing config memfd: %w", err)
 	}
-	// One ticket secret for the master's life, so that a client resumes
+	// One ticket ratchet for the master's life, so that a client resumes
 	// its session on any worker, also one restarted since.
-	m.secrets.Tickets = newTicketSecret()
+	m.secrets.Tickets = newTickets()
 	for _, key := range m.o.Config.ServerNames {
 		s := m.o.Config.Servers[key]
 		if s.Listener.Type != config.TypeUnix {
@@ -222,6 +225,7 @@ func (m *master) spawn(id int) error {
 	cmd.Stdout, cmd.Stderr = os.Stdout, os.Stderr
 	cmd.Env = append(append(os.Environ(), "GOMAXPROCS=1"), m.o.ChildEnv...)
 	m.secrets.refreshCerts(m.o.Config, m.log)
+	m.secrets.Tickets.Advance(time.Now()) // a new worker starts from now
 	sf, err := m.secrets.file()
 	if err != nil {
 		readyW.Close()

@@ -103,7 +103,7 @@ func runSingle(ctx context.Context, o Options, force <-chan struct{}) error {
 	runtime.GOMAXPROCS(1)
 	defer startProfile(o.Log)()
 	defer startIdleRelease()()
-	inst, err := startServers(o.Config, newDriver(o.Config, o.Log), nil, fmt.Sprintf("pid %d", os.Getpid()), &secrets{Tickets: newTicketSecret()}, o.Log)
+	inst, err := startServers(o.Config, newDriver(o.Config, o.Log), nil, fmt.Sprintf("pid %d", os.Getpid()), &secrets{Tickets: newTickets()}, o.Log)
 	if err != nil {
 		return err
 	}

@@ -1,7 +1,6 @@
 package worker
 
 import (
-	"crypto/rand"
 	"crypto/tls"
 	"encoding/json"
 	"fmt"
@@ -13,6 +12,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/monolake-go/monolake/proxy/config"
+	"github.com/monolake-go/monolake/proxy/tlsproxy"
 	"github.com/monolake-go/monolake/tlsbackend"
 )
 
@@ -20,9 +20,10 @@ import (
 // config, in a sealed memfd (fdSecrets): unlike an argument or the
 // environment, it is not shown by ps nor passed on to other children.
 type secrets struct {
-	// Tickets is the secret every worker's session-ticket keys derive
-	// from, so that a client resumes on any worker (tlsproxy.TicketKeys).
-	Tickets tlsbackend.TicketKey `json:"tickets"`
+	// Tickets is the ratchet every worker's session-ticket keys derive
+	// from, so that a client resumes on any worker (tlsproxy.TicketKeys);
+	// the master advances its own before handing a copy over.
+	Tickets *tlsbackend.TicketRatchet `json:"tickets"`
 	// Certs holds, by server key, the last certificate chain and key the
 	// master read that loaded. A worker started while the files do not
 	// load (being rewritten, or broken) serves these and follows the files
@@ -40,12 +41,8 @@ type certPair struct {
 	Key   []byte `json:"key"`
 }
 
-// newTicketSecret returns a random secret for session-ticket keys.
-func newTicketSecret() tlsbackend.TicketKey {
-	var k tlsbackend.TicketKey
-	rand.Read(k[:]) // never fails (crypto/rand panics instead)
-	return k
-}
+// newTickets returns a new ticket ratchet.
+func newTickets() *tlsbackend.TicketRatchet { return tlsproxy.NewTicketRatchet() }
 
 // refreshCerts reads each TLS server's chain and key and keeps the pairs
 // that load and have not expired (an expired pair replaces no copy); a

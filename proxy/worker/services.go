@@ -74,7 +74,7 @@ func buildPlain(s *config.Server, worker string, dial dialFunc, log *slog.Logger
 // load, a CA file missing) is an error here, for `monolake check`.
 func Check(cfg *config.Config) error {
 	log := slog.New(slog.DiscardHandler)
-	sec := &secrets{Tickets: newTicketSecret()}
+	sec := &secrets{Tickets: newTickets()}
 	var errs []error
 	for _, key := range cfg.ServerNames {
 		s := *cfg.Servers[key]

@@ -475,7 +475,7 @@ func TestServerFailureEndsInstance(t *testing.T) {
 	up := echoUpstream(t)
 	cfg := tcpConfig(t, 1, freePort(t), up.Addr().String(), 1)
 	log := slog.New(slog.DiscardHandler)
-	inst, err := startServers(cfg, newDriver(cfg, log), nil, "test", &secrets{Tickets: newTicketSecret()}, log)
+	inst, err := startServers(cfg, newDriver(cfg, log), nil, "test", &secrets{Tickets: newTickets()}, log)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -500,7 +500,7 @@ func startInProcess(t *testing.T, text string) *instance {
 		t.Fatal(err)
 	}
 	log := slog.New(slog.DiscardHandler)
-	inst, err := startServers(cfg, newDriver(cfg, log), nil, "test", &secrets{Tickets: newTicketSecret()}, log)
+	inst, err := startServers(cfg, newDriver(cfg, log), nil, "test", &secrets{Tickets: newTickets()}, log)
 	if err != nil {
 		t.Fatal(err)
 	}
