@@ -103,26 +103,13 @@ func TestCertificateReload(t *testing.T) {
 
 			logs := &syncBuffer{}
 			log := slog.New(slog.NewTextHandler(logs, nil))
-			r, err := tlsproxy.WatchServerConfig(&config.TLS{Chain: chain, Key: key, Stack: backend, SessionTickets: true}, nil, tlsproxy.WatchOptions{Every: 20 * time.Millisecond, Log: log})
-			if err != nil {
-				t.Fatal(err)
-			}
-			srv := server.New(tlsproxy.Layer(r, 0, log)(echoService{}), nil)
-			ln, err := net.Listen("tcp", "127.0.0.1:0")
-			if err != nil {
-				t.Fatal(err)
-			}
-			go srv.Serve(ln)
-			defer func() {
-				srv.Close()
-				r.Close()
-			}()
+			r, addr := serveReloader(t, &config.TLS{Chain: chain, Key: key, Stack: backend, SessionTickets: true}, tlsproxy.WatchOptions{Every: 20 * time.Millisecond, Log: log})
 
 			// dial connects, checks an echo, and returns the conn with the
 			// serial of the certificate it was served.
 			dial := func() (*tls.Conn, *bufio.Reader, *big.Int) {
 				t.Helper()
-				c, err := tls.Dial("tcp", ln.Addr().String(), &tls.Config{RootCAs: roots, ServerName: "proxy.test"})
+				c, err := tls.Dial("tcp", addr, &tls.Config{RootCAs: roots, ServerName: "proxy.test"})
 				if err != nil {
 					t.Fatalf("dial: %v", err)
 				}
@@ -223,22 +210,9 @@ func TestTicketsSurviveReload(t *testing.T) {
 					t.Fatal(err)
 				}
 				install(l)
-				r, err := tlsproxy.WatchServerConfig(&config.TLS{Chain: chain, Key: key, Stack: backend, SessionTickets: true},
-					nil, tlsproxy.WatchOptions{Tickets: tlsproxy.TicketKeys(ratchet, name), Every: 20 * time.Millisecond})
-				if err != nil {
-					t.Fatal(err)
-				}
-				srv := server.New(tlsproxy.Layer(r, 0, nil)(echoService{}), nil)
-				ln, err := net.Listen("tcp", "127.0.0.1:0")
-				if err != nil {
-					t.Fatal(err)
-				}
-				go srv.Serve(ln)
-				t.Cleanup(func() {
-					srv.Close()
-					r.Close()
-				})
-				return r, ln.Addr().String(), install
+				r, addr := serveReloader(t, &config.TLS{Chain: chain, Key: key, Stack: backend, SessionTickets: true},
+					tlsproxy.WatchOptions{Tickets: tlsproxy.TicketKeys(ratchet, name), Every: 20 * time.Millisecond})
+				return r, addr, install
 			}
 			r, addr, install := serve("a")
 			_, otherAddr, _ := serve("b")
@@ -280,4 +254,25 @@ func TestTicketsSurviveReload(t *testing.T) {
 			}
 		})
 	}
+}
+
+// serveReloader serves an echo through the TLS layer with a Reloader for
+// t on a loopback listener, both closed at cleanup, and returns them.
+func serveReloader(tb testing.TB, t *config.TLS, o tlsproxy.WatchOptions) (*tlsproxy.Reloader, string) {
+	tb.Helper()
+	r, err := tlsproxy.WatchServerConfig(t, nil, o)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	srv := server.New(tlsproxy.Layer(r, 0, o.Log)(echoService{}), nil)
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		tb.Fatal(err)
+	}
+	go srv.Serve(ln)
+	tb.Cleanup(func() {
+		srv.Close()
+		r.Close()
+	})
+	return r, ln.Addr().String()
 }
