@@ -517,6 +517,70 @@ func TestCopiedResponse(t *testing.T) {
 	}
 }
 
+// TestCopiedResponseLeaseKept: the connection's own Response, left holding
+// the upstream connection a layer's copy already gave back, is reset at the
+// client's next request; by then another client may have the connection
+// from the pool: its exchange is left alone.
+func TestCopiedResponseLeaseKept(t *testing.T) {
+	up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/slow" {
+			w.Header().Set("Content-Length", "4")
+			w.WriteHeader(200)
+			w.(http.Flusher).Flush()
+			time.Sleep(400 * time.Millisecond)
+			io.WriteString(w, "slow")
+			return
+		}
+		io.WriteString(w, "fast")
+	}))
+	defer up.Close()
+	copyLayer := func(inner Service) Service {
+		return proxy.ServiceFunc[*Request, *Response](func(ctx context.Context, req *Request) (*Response, error) {
+			resp, err := inner.Call(ctx, req)
+			if err != nil {
+				return resp, err
+			}
+			out := *resp
+			return &out, nil
+		})
+	}
+	p := startProxy(t, serverTOML("", routeTOML("/{*p}", "", up.Listener.Addr().String())), Options{Layers: []Middleware{copyLayer}})
+	a, b := dialRaw(t, p.Addr), dialRaw(t, p.Addr)
+	get := func(c *rawConn, path, want string) {
+		t.Helper()
+		c.send(t, "GET "+path+" HTTP/1.1\r\nHost: x\r\n\r\n")
+		if resp, body := c.response(t, "GET"); resp.StatusCode != 200 || string(body) != want {
+			t.Errorf("%s: %d %q, want %q", path, resp.StatusCode, body, want)
+		}
+	}
+	get(a, "/x", "fast") // a's Response keeps the pooled connection's old lease
+	done := make(chan struct{})
+	go func() { defer close(done); get(b, "/slow", "slow") }() // b takes it
+	time.Sleep(150 * time.Millisecond)
+	get(a, "/y", "fast") // resets a's Response while b reads
+	<-done
+}
+
+// TestNilResponseSendsInner: a layer that calls inside and returns no
+// Response and no error sends the inner answer, whole.
+func TestNilResponseSendsInner(t *testing.T) {
+	up := newEchoUpstream(t, "up")
+	nilLayer := func(inner Service) Service {
+		return proxy.ServiceFunc[*Request, *Response](func(ctx context.Context, req *Request) (*Response, error) {
+			_, err := inner.Call(ctx, req)
+			return nil, err
+		})
+	}
+	p := startProxy(t, serverTOML("", routeTOML("/{*p}", "", up.addr())), Options{Layers: []Middleware{nilLayer}})
+	c := dialRaw(t, p.Addr)
+	for range 3 {
+		c.send(t, "GET /x HTTP/1.1\r\nHost: a\r\n\r\n")
+		if resp, body := c.response(t, "GET"); resp.StatusCode != 200 || decodeEcho(t, body).Name != "up" {
+			t.Fatalf("%d %q", resp.StatusCode, body)
+		}
+	}
+}
+
 // serveHandler serves h through an httpproxy Server with cfg on a loopback
 // listener, stopped at cleanup, and returns its address and the server.
 func serveHandler(t *testing.T, cfg ServerConfig, h Service) (string, *server.Server) {

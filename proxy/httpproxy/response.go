@@ -133,10 +133,7 @@ func (s *Server) writeResponse(cs *conn, resp *Response) (ok bool, err error) {
 // request (on another connection) as soon as it has the response finds the
 // upstream connection back in the pool.
 func releaseEarly(resp *Response) {
-	if resp.Releaser != nil {
-		resp.Releaser.Release(true)
-		resp.Releaser = nil
-	}
+	resp.release(true)
 }
 
 // copyGeneric streams a body that is not an http1.Body (a service's own).

@@ -612,20 +612,14 @@ func (s *Server) one(ctx context.Context, cs *conn) (bool, error) {
 	if err == nil && r != nil {
 		resp = r
 	}
-	// A layer may have answered with a Response of its own (or a copy)
-	// after the one inside it answered with the connection's: what that
-	// one holds goes back now, not reusable, unless it is what is sent.
-	if rel := cs.resp.Releaser; rel != nil && (err != nil || r != &cs.resp) && (r == nil || r.Releaser != rel) {
-		rel.Release(false)
-		cs.resp.Releaser = nil
-	}
 	if err != nil {
 		// A layer failed after the one inside it answered: what that
-		// answer holds goes back, not reusable.
-		if r != nil && r.Releaser != nil {
-			r.Releaser.Release(false)
-			r.Releaser = nil
+		// answer holds goes back, not reusable (a copy's lease check
+		// makes the second of the two releases a no-op).
+		if r != nil {
+			r.release(false)
 		}
+		cs.resp.release(false)
 		status := statusOf(err)
 		if status == StatusClientClosed {
 			// Nobody to answer: the connection ends here.
@@ -649,9 +643,13 @@ func (s *Server) one(ctx context.Context, cs *conn) (bool, error) {
 		resp.Close = true // the server is stopping: this is the last one
 	}
 	ok, werr := s.writeResponse(cs, resp)
-	if resp.Releaser != nil {
-		resp.Releaser.Release(ok)
-		resp.Releaser = nil
+	resp.release(ok)
+	if resp != &cs.resp {
+		// A layer answered with a Response of its own (or a copy) over
+		// the connection's: what that one holds goes back now that the
+		// answer was written; for a copy, or one a layer's Releaser
+		// released, its lease makes this a no-op.
+		cs.resp.release(false)
 	}
 	if werr != nil {
 		return false, nil // client gone; nothing else to do

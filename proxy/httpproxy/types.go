@@ -125,6 +125,10 @@ type Response struct {
 	// Releaser, when set, is called once the server is done with the
 	// response; ok says the body was read whole and written cleanly.
 	Releaser Releaser
+	// lease is the upstream connection's lease the Releaser belongs to
+	// (0: none): a copy of the response released late, or twice, finds
+	// the connection on another lease and leaves it alone.
+	lease uint64
 
 	// set by Reset; reused storage for simple responses
 	headers [4]http1.Header
@@ -140,9 +144,7 @@ type Response struct {
 // upstream connection) is released as not reusable: a layer that replaces
 // a proxied response with its own (Request.Response) must not leak it.
 func (r *Response) reset() {
-	if r.Releaser != nil {
-		r.Releaser.Release(false)
-	}
+	r.release(false)
 	*r = Response{headers: r.headers}
 	r.Headers = r.headers[:0]
 }
@@ -169,6 +171,27 @@ func (b *simpleBody) Read(p []byte) (int, error) {
 	n := copy(p, b.s[b.off:])
 	b.off += n
 	return n, nil
+}
+
+// release gives back what r holds, once: for an upstream connection, only
+// if it is still on the lease r was given (see leaseReleaser).
+func (r *Response) release(ok bool) {
+	rel := r.Releaser
+	if rel == nil {
+		return
+	}
+	r.Releaser = nil
+	if lr, is := rel.(leaseReleaser); is && r.lease != 0 {
+		lr.releaseLease(r.lease, ok)
+		return
+	}
+	rel.Release(ok)
+}
+
+// leaseReleaser is a Releaser lent to one request at a time (an upstream
+// connection from the pool): releaseLease acts only for the lease given.
+type leaseReleaser interface {
+	releaseLease(lease uint64, ok bool)
 }
 
 // Releaser gives back what a response holds (an upstream connection).

@@ -86,6 +86,9 @@ type upConn struct {
 	timeout time.Duration
 	aborted atomic.Bool
 
+	// lease is odd while the connection is lent to a request, even while
+	// it is idle; each lease and each release adds one (see releaseLease).
+	lease atomic.Uint64
 	// for the request in flight
 	u    *Upstream
 	key  upstream.Key
@@ -160,13 +163,26 @@ func wrapDial(dial func(ctx context.Context, network, addr string) (net.Conn, er
 // Release implements Releaser: the connection goes back to the pool when
 // the exchange ended cleanly, and is closed otherwise.
 //
-// It acts once per lease: a second call (a Response copied by a layer and
-// both copies released) does nothing, and cannot touch the connection once
-// another request has taken it from the pool.
+// It acts once per lease: a second call while the connection is idle does
+// nothing. The server releases through releaseLease, which also leaves
+// alone a connection another request has taken from the pool since.
 func (c *upConn) Release(ok bool) {
-	if c.info == nil {
-		return // released already
+	if l := c.lease.Load(); l%2 == 1 && c.lease.CompareAndSwap(l, l+1) {
+		c.release(ok)
 	}
+}
+
+// releaseLease is Release for the lease a Response was given: a late or
+// second release (a copied Response) finds the connection idle or on
+// another lease, and does nothing.
+func (c *upConn) releaseLease(lease uint64, ok bool) {
+	if c.lease.CompareAndSwap(lease, lease+1) {
+		c.release(ok)
+	}
+}
+
+// release ends the lease its caller won.
+func (c *upConn) release(ok bool) {
 	c.info.upstream.CompareAndSwap(c, nil)
 	c.info = nil
 	if c.done != nil {
@@ -285,6 +301,7 @@ func (u *Upstream) Call(ctx context.Context, req *Request) (*Response, error) {
 		}
 		uc := c.(*upConn)
 		uc.u, uc.key, uc.done, uc.info = u, t.key, done, req.Conn
+		uc.lease.Add(1) // lent: odd; the responses of this request carry it
 		uc.timeout = u.readTimeout
 		uc.aborted.Store(false)
 		req.Conn.upstream.Store(uc)
@@ -413,7 +430,7 @@ func (u *Upstream) exchange(ctx context.Context, uc *upConn, req *Request, t *ta
 	resp := req.resp()
 	resp.Status, resp.Reason, resp.Version = r.Status, r.Reason, r.Version
 	resp.Headers = r.Headers
-	resp.Releaser = uc
+	resp.Releaser, resp.lease = uc, uc.lease.Load()
 	if r.Status == 101 {
 		resp.Tunnel = uc
 		resp.Buffered = uc.rd
