@@ -579,13 +579,21 @@ func (s *Server) one(ctx context.Context, cs *conn) (bool, error) {
 		req.OutTarget = originForm(h.Target)
 	}
 	if len(req.Path) > 0 && req.Path[0] == '/' {
-		// Routes and layers see the normalized path; the upstream gets
-		// the target as sent, as nginx passes it when proxy_pass names
-		// no URI: it resolves the path the same way (so the request goes
-		// where its path leads) and signed paths keep their bytes.
-		if np, changed := route.NormalizePath(req.Path, req.scratch); changed {
+		// Routes and layers see the normalized path. The upstream gets
+		// the target as sent (as nginx passes it when proxy_pass names no
+		// URI, and signed paths keep their bytes) unless dot segments
+		// were resolved: upstreams do not all resolve them the same way
+		// ("/a//../b"), so it gets the path that was routed.
+		if np, changed, dots := route.NormalizePath(req.Path, req.scratch); changed {
 			req.scratch = np
 			req.Path = np
+			if dots {
+				if len(req.Query) > 0 {
+					req.OutTarget = req.Scratch(np, []byte("?"), req.Query)
+				} else {
+					req.OutTarget = np
+				}
+			}
 		}
 	}
 	cs.body.Reset(cs.rd, h.BodyKind, h.ContentLength)

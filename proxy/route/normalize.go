@@ -9,17 +9,20 @@ import "bytes"
 // resolved (never above the root), and runs of slashes merged. An encoded
 // slash ("%2F") stays encoded: it is not a separator. A path needing none
 // of this is returned as it is, without copying; otherwise the result is
-// appended to buf, and shares buf's array (append to buf past it, not to
-// the result).
+// appended to buf and shares its array: append to the result, not to buf
+// at its old length. dots reports that "." or ".." segments were resolved.
 //
 // A proxy that routed on the raw path would let "/public/../admin" reach
 // the route of "/public/" and an upstream that resolves dot segments serve
 // "/admin" through it.
-func NormalizePath(p, buf []byte) (out []byte, changed bool) {
+func NormalizePath(p, buf []byte) (out []byte, changed, dots bool) {
 	if !needsNormalizing(p) {
-		return p, false
+		return p, false, false
 	}
 	start := len(buf)
+	if len(p) == 0 || p[0] != '/' {
+		buf = append(buf, '/') // the result starts with one
+	}
 	// Decode into buf first: "%2e%2e" is a ".." segment.
 	for i := 0; i < len(p); i++ {
 		c := p[i]
@@ -54,13 +57,13 @@ func NormalizePath(p, buf []byte) (out []byte, changed bool) {
 		trailing = end < len(dec) // followed by a slash
 		switch {
 		case len(seg) == 1 && seg[0] == '.':
-			trailing = true
+			trailing, dots = true, true
 		case len(seg) == 2 && seg[0] == '.' && seg[1] == '.':
 			if n := len(segs); n > 0 {
 				w = segs[n-1]
 				segs = segs[:n-1]
 			}
-			trailing = true
+			trailing, dots = true, true
 		default:
 			segs = append(segs, w)
 			dec[w] = '/'
@@ -79,9 +82,9 @@ func NormalizePath(p, buf []byte) (out []byte, changed bool) {
 	}
 	dec = dec[:w]
 	if bytes.Equal(dec, p) {
-		return p, false // only a bad escape ("100%")
+		return p, false, false // only a bad escape ("100%")
 	}
-	return dec, true
+	return dec, true, dots
 }
 
 // needsNormalizing reports whether p has an escape, an empty segment or a

@@ -23,8 +23,9 @@ func TestNormalizePath(t *testing.T) {
 		{"/%7e/x%20y", "/~/x%20y"},         // unreserved decoded, others kept
 		{"/a/.b/..c/...", "/a/.b/..c/..."}, // dots inside names are names
 		{"/100%", "/100%"},                 // a bad escape stays
+		{"a/./b", "/a/b"},                  // not from a slash: given one
 	} {
-		got, changed := NormalizePath([]byte(tc.in), nil)
+		got, changed, _ := NormalizePath([]byte(tc.in), nil)
 		if string(got) != tc.want {
 			t.Errorf("NormalizePath(%q) = %q, want %q", tc.in, got, tc.want)
 		}
@@ -33,7 +34,7 @@ func TestNormalizePath(t *testing.T) {
 		}
 	}
 	p := []byte("/a/b")
-	if got, changed := NormalizePath(p, nil); changed || &got[0] != &p[0] {
+	if got, changed, _ := NormalizePath(p, nil); changed || &got[0] != &p[0] {
 		t.Error("a normal path was copied")
 	}
 }
@@ -52,7 +53,7 @@ func TestNormalizePathAllocs(t *testing.T) {
 	if n := testing.AllocsPerRun(100, func() { NormalizePath(p, buf[:0]) }); n != 0 {
 		t.Errorf("%v allocations per call", n)
 	}
-	if got, _ := NormalizePath(p, buf[:0]); string(got) != "/a/c%20d/~user/" {
+	if got, _, _ := NormalizePath(p, buf[:0]); string(got) != "/a/c%20d/~user/" {
 		t.Errorf("got %q", got)
 	}
 }
