@@ -10,6 +10,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -214,7 +215,13 @@ func TestRunDrainsOnSIGTERM(t *testing.T) {
 // TestSecondSignalForces: a second SIGTERM during the drain stops at once:
 // a connection kept open would otherwise hold the drain for its 20 s.
 func TestSecondSignalForces(t *testing.T) {
-	proxyAddr, cmd, logs := runDemoProxy(t, 1)
+	for _, workers := range []int{1, 0} {
+		t.Run(fmt.Sprintf("workers=%d", workers), func(t *testing.T) { secondSignal(t, workers) })
+	}
+}
+
+func secondSignal(t *testing.T, workers int) {
+	proxyAddr, cmd, logs := runDemoProxy(t, workers)
 	c, err := net.Dial("tcp", proxyAddr)
 	if err != nil {
 		t.Fatal(err)
@@ -225,14 +232,13 @@ func TestSecondSignalForces(t *testing.T) {
 	time.Sleep(200 * time.Millisecond)
 	cmd.Process.Signal(syscall.SIGTERM)
 	deadline := time.Now().Add(10 * time.Second)
-	for !strings.Contains(logs.String(), "asking workers to drain") {
+	for !strings.Contains(logs.String(), "drain") {
 		if time.Now().After(deadline) {
 			t.Fatalf("no drain began\n%s", logs.String())
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
-	time.Sleep(200 * time.Millisecond) // the second signal is a second one
-	cmd.Process.Signal(syscall.SIGTERM)
+	cmd.Process.Signal(syscall.SIGTERM) // at once: it must not be lost
 	done := make(chan error, 1)
 	go func() { done <- cmd.Wait() }()
 	select {
@@ -295,7 +301,7 @@ func TestDefaultConfigServesDemo(t *testing.T) {
 // config whose tcp server relays to the built-in demo origin, with extra
 // flags, waits until it accepts, and returns the proxy's address, the
 // process (killed at cleanup) and its log.
-func runDemoProxy(t *testing.T, workers int, flags ...string) (string, *exec.Cmd, *strings.Builder) {
+func runDemoProxy(t *testing.T, workers int, flags ...string) (string, *exec.Cmd, *syncLog) {
 	t.Helper()
 	proxyAddr, demoAddr := freeAddr(t), freeAddr(t)
 	cfg := fmt.Sprintf(`[runtime]
@@ -311,7 +317,7 @@ route = { upstreams = [{ endpoint = { type = "socket", value = %q } }] }
 	path := filepath.Join(t.TempDir(), "m.toml")
 	os.WriteFile(path, []byte(cfg), 0o644)
 	cmd := exec.Command(binary, append([]string{"run", "--config", path}, flags...)...)
-	logs := &strings.Builder{}
+	logs := &syncLog{}
 	cmd.Stderr = logs
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
@@ -364,4 +370,22 @@ func TestCheckLeavesNoFiles(t *testing.T) {
 	if out, err := monolake(t, "check", "--config", path); err == nil || !strings.Contains(out, "not writable") {
 		t.Fatalf("check passed an access log in a missing directory: %v\n%s", err, out)
 	}
+}
+
+// syncLog collects a process's output while the test reads it.
+type syncLog struct {
+	mu sync.Mutex
+	b  strings.Builder
+}
+
+func (l *syncLog) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *syncLog) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
 }

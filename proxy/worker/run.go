@@ -39,11 +39,9 @@ func Run(ctx context.Context, o Options) error {
 	if o.Log == nil {
 		o.Log = slog.Default()
 	}
-	ctx, stop := signal.NotifyContext(ctx, syscall.SIGTERM, syscall.SIGINT)
-	defer stop()
 	returned := make(chan struct{})
 	defer close(returned)
-	force := forceOnSecondSignal(ctx, returned)
+	ctx, force := stopSignals(ctx, returned)
 
 	var d *demo.Server
 	if cfg.Demo != nil {
@@ -61,28 +59,33 @@ func Run(ctx context.Context, o Options) error {
 	return runMaster(ctx, o, force)
 }
 
-// forceOnSecondSignal returns a channel closed when SIGTERM or SIGINT
-// arrives after ctx is done (the first one, or the caller's cancel) and
-// before returned is closed: the operator who asks twice does not wait for
-// the drain.
-func forceOnSecondSignal(ctx context.Context, returned <-chan struct{}) <-chan struct{} {
+// stopSignals returns ctx cancelled by the first SIGTERM or SIGINT, and a
+// channel closed by the next one (or by the first after the caller
+// cancelled ctx): the operator who asks twice does not wait for the drain.
+// One handler takes both, so a second signal sent at once is not lost. It
+// stops taking signals once returned is closed.
+func stopSignals(parent context.Context, returned <-chan struct{}) (context.Context, <-chan struct{}) {
+	ctx, cancel := context.WithCancel(parent)
 	force := make(chan struct{})
+	sigs := make(chan os.Signal, 2)
+	signal.Notify(sigs, syscall.SIGTERM, syscall.SIGINT)
 	go func() {
+		defer signal.Stop(sigs)
+		defer cancel()
 		select {
+		case <-sigs:
+			cancel()
 		case <-ctx.Done():
 		case <-returned:
 			return
 		}
-		c := make(chan os.Signal, 1)
-		signal.Notify(c, syscall.SIGTERM, syscall.SIGINT)
-		defer signal.Stop(c)
 		select {
-		case <-c:
+		case <-sigs:
 			close(force)
 		case <-returned:
 		}
 	}()
-	return force
+	return ctx, force
 }
 
 func listen(l config.Listener, reuse bool) (net.Listener, error) {
@@ -124,7 +127,8 @@ func runSingle(ctx context.Context, o Options, force <-chan struct{}) error {
 		o.Log.Info("stopped", "connections_cut", cut)
 	case <-force:
 		o.Log.Warn("asked again: stopping without waiting for the drain")
-		inst.close()
+		inst.cut() // the drain then ends at once and closes the rest
+		<-drained
 	}
 	return err
 }

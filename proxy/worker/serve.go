@@ -122,6 +122,14 @@ func (inst *instance) drain(timeout time.Duration) int {
 	return cut
 }
 
+// cut closes every connection of every server, as the drain does at its
+// timeout; a drain in progress then finishes.
+func (inst *instance) cut() {
+	for _, r := range inst.servers {
+		r.srv.Close()
+	}
+}
+
 // close stops everything at once.
 func (inst *instance) close() {
 	for _, r := range inst.servers {
