@@ -152,8 +152,10 @@ type TicketRatchet struct {
 }
 
 // NewTicketRatchet returns a ratchet for the current period with random
-// secrets, turning every period and keeping older periods accepted.
+// secrets, turning every period (at least a second) and keeping older
+// periods accepted (at least 0).
 func NewTicketRatchet(period time.Duration, older int) *TicketRatchet {
+	period, older = max(period, time.Second), max(older, 0)
 	t := &TicketRatchet{Period: period, Index: time.Now().UnixNano() / int64(period)}
 	for range older + 1 {
 		t.Secrets = append(t.Secrets, newTicketKey())

@@ -248,7 +248,7 @@ func (p *Proxy) connect(ctx context.Context, client net.Conn, rt *route) (net.Co
 			if len(errs) > 0 {
 				p.log.Warn("l4: upstream unreachable; used another",
 					"server", p.name, "client", addrString(client.RemoteAddr()),
-					"upstream", tried[0], "error", errs[0], "used", ep.String())
+					"upstream", strings.Join(tried, ", "), "error", errors.Join(errs...), "used", ep.String())
 			}
 			return c, done, nil
 		}

@@ -43,7 +43,7 @@ func pinProcess(cpu int) error {
 			return nil
 		}
 	}
-	return nil
+	return fmt.Errorf("worker: pinning to CPU %d: threads kept starting unpinned", cpu)
 }
 
 // allowedCPUs lists the CPUs this process may run on, in order, so workers

@@ -3,6 +3,7 @@ package worker
 import (
 	"crypto/tls"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -117,6 +118,9 @@ func readSecrets(f *os.File) (*secrets, error) {
 	var s secrets
 	if err := json.Unmarshal(b, &s); err != nil {
 		return nil, fmt.Errorf("decoding: %w", err)
+	}
+	if t := s.Tickets; t == nil || t.Period <= 0 || len(t.Secrets) == 0 {
+		return nil, errors.New("decoding: no ticket ratchet")
 	}
 	return &s, nil
 }

@@ -4,9 +4,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"golang.org/x/sys/unix"
 	"log/slog"
 	"net"
+	"os"
 	"path/filepath"
 
 	"github.com/monolake-go/monolake/proxy"
@@ -79,10 +79,11 @@ func Check(cfg *config.Config) error {
 	for _, key := range cfg.ServerNames {
 		s := *cfg.Servers[key]
 		// The access log is checked, not opened: opening creates the
-		// file, maybe as another user than the one the proxy runs as.
+		// file, maybe as another user than the one the proxy runs as,
+		// who may also be the only one allowed to write there.
 		if s.AccessLog != "" && s.AccessLog != "-" {
-			if err := unix.Access(filepath.Dir(s.AccessLog), unix.W_OK); err != nil {
-				errs = append(errs, fmt.Errorf("%s: server %q: access_log %s: its directory is not writable: %w", cfg.Source, key, s.AccessLog, err))
+			if fi, err := os.Stat(filepath.Dir(s.AccessLog)); err != nil || !fi.IsDir() {
+				errs = append(errs, fmt.Errorf("%s: server %q: access_log %s: no such directory", cfg.Source, key, s.AccessLog))
 			}
 			s.AccessLog = ""
 		}
