@@ -171,8 +171,8 @@ func (t *TicketRatchet) Clone() *TicketRatchet {
 }
 
 // Advance moves the ratchet to now's period, one step per period; the
-// secrets that leave the window are overwritten. A clock that went back
-// moves nothing.
+// secrets that leave the window are dropped (their array slots reused). A
+// clock that went back moves nothing.
 func (t *TicketRatchet) Advance(now time.Time) {
 	target := now.UnixNano() / int64(t.Period)
 	for t.Index < target {

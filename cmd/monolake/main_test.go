@@ -367,7 +367,7 @@ func TestCheckLeavesNoFiles(t *testing.T) {
 	}
 	os.WriteFile(path, []byte("[servers.a]\nlistener = { type = \"socket\", value = \"127.0.0.1:8080\" }\naccess_log = \"/nonexistent-dir/a.log\"\n"+
 		"[[servers.a.routes]]\npath = \"/\"\nupstreams = [{ endpoint = { type = \"uri\", value = \"http://127.0.0.1:1\" } }]\n"), 0o644)
-	if out, err := monolake(t, "check", "--config", path); err == nil || !strings.Contains(out, "no such directory") {
+	if out, err := monolake(t, "check", "--config", path); err == nil || !strings.Contains(out, "no such file or directory") {
 		t.Fatalf("check passed an access log in a missing directory: %v\n%s", err, out)
 	}
 }

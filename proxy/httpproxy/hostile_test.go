@@ -520,10 +520,11 @@ func TestCopiedResponse(t *testing.T) {
 	}
 }
 
-// TestCopiedResponseLeaseKept: the connection's own Response, left holding
-// the upstream connection a layer's copy already gave back, is reset at the
-// client's next request; by then another client may have the connection
-// from the pool: its exchange is left alone.
+// TestCopiedResponseLeaseKept: with a layer answering copies, the
+// connection's own Response holds the upstream connection the copy gave
+// back; releasing it must not touch the connection once another client
+// has it from the pool (here while that client reads a slow response, and
+// the first client sends its next request).
 func TestCopiedResponseLeaseKept(t *testing.T) {
 	up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.URL.Path == "/slow" {
@@ -605,5 +606,20 @@ func TestUpstreamHTTP2Said(t *testing.T) {
 	p := startProxy(t, serverTOML(`upstream_http_version = "http2"`, routeTOML("/{*p}", "", up.addr())), Options{})
 	if !strings.Contains(strings.Join(p.Logs.Lines(), "\n"), "not implemented yet") {
 		t.Fatalf("no warning logged: %q", p.Logs.Lines())
+	}
+}
+
+// TestReleaseAfterFailedExchange: a connection whose exchange failed (Call
+// closed it and cleared its request) may still be released by a stale
+// holder: nothing happens, no panic.
+func TestReleaseAfterFailedExchange(t *testing.T) {
+	a, b := net.Pipe()
+	defer b.Close()
+	uc := &upConn{Conn: a}
+	uc.lease.Add(1) // lent, then the exchange failed and Call cleared it
+	uc.Release(false)
+	uc.releaseLease(1, false)
+	if l := uc.lease.Load(); l != 2 {
+		t.Errorf("lease %d after a release of a dead connection, want 2 (idle)", l)
 	}
 }

@@ -586,6 +586,7 @@ func (s *Server) one(ctx context.Context, cs *conn) (bool, error) {
 		// ("/a//../b"), so it gets the path that was routed.
 		if np, changed, dots := route.NormalizePath(req.Path, req.scratch); changed {
 			req.scratch = np
+			np = np[:len(np):len(np)] // a layer appending to it must not write into the arena
 			req.Path = np
 			if dots {
 				if len(req.Query) > 0 {
@@ -655,8 +656,10 @@ func (s *Server) one(ctx context.Context, cs *conn) (bool, error) {
 	if resp != &cs.resp {
 		// A layer answered with a Response of its own (or a copy) over
 		// the connection's: what that one holds goes back now that the
-		// answer was written; for a copy, or one a layer's Releaser
-		// released, its lease makes this a no-op.
+		// answer was written (not before: the layer's body may read the
+		// inner one), holding its balancer slot until then; for a copy,
+		// or one a layer's Releaser released, its lease makes this a
+		// no-op.
 		cs.resp.release(false)
 	}
 	if werr != nil {

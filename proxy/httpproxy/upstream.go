@@ -183,6 +183,9 @@ func (c *upConn) releaseLease(lease uint64, ok bool) {
 
 // release ends the lease its caller won.
 func (c *upConn) release(ok bool) {
+	if c.info == nil {
+		return // the exchange failed and Call closed it
+	}
 	c.info.upstream.CompareAndSwap(c, nil)
 	c.info = nil
 	if c.done != nil {
@@ -301,14 +304,16 @@ func (u *Upstream) Call(ctx context.Context, req *Request) (*Response, error) {
 		}
 		uc := c.(*upConn)
 		uc.u, uc.key, uc.done, uc.info = u, t.key, done, req.Conn
-		uc.lease.Add(1) // lent: odd; the responses of this request carry it
+		lease := uc.lease.Add(1) // lent: odd; the response carries it
 		uc.timeout = u.readTimeout
 		uc.aborted.Store(false)
 		req.Conn.upstream.Store(uc)
 		resp, retry, err := u.exchange(ctx, uc, req, t)
 		if err == nil {
+			resp.lease = lease
 			return resp, nil
 		}
+		uc.lease.Add(1) // the lease ends here: closed, never pooled
 		req.Conn.upstream.Store(nil)
 		uc.done, uc.info = nil, nil
 		uc.Close()
@@ -430,7 +435,7 @@ func (u *Upstream) exchange(ctx context.Context, uc *upConn, req *Request, t *ta
 	resp := req.resp()
 	resp.Status, resp.Reason, resp.Version = r.Status, r.Reason, r.Version
 	resp.Headers = r.Headers
-	resp.Releaser, resp.lease = uc, uc.lease.Load()
+	resp.Releaser = uc // and its lease, set by Call
 	if r.Status == 101 {
 		resp.Tunnel = uc
 		resp.Buffered = uc.rd

@@ -72,13 +72,9 @@ func NormalizePath(p, buf []byte) (out []byte, changed, dots bool) {
 		r = end
 	}
 	if len(segs) == 0 || trailing {
-		if w < len(dec) {
-			dec[w] = '/'
-			w++
-		} else {
-			dec = append(dec, '/')
-			w++
-		}
+		// Room: the input had a slash this output does not use.
+		dec[w] = '/'
+		w++
 	}
 	dec = dec[:w]
 	if bytes.Equal(dec, p) {

@@ -9,6 +9,7 @@ import (
 	"os/signal"
 	"runtime"
 	"syscall"
+	"time"
 
 	"github.com/monolake-go/monolake/proxy/config"
 	"github.com/monolake-go/monolake/proxy/demo"
@@ -127,8 +128,14 @@ func runSingle(ctx context.Context, o Options, force <-chan struct{}) error {
 		o.Log.Info("stopped", "connections_cut", cut)
 	case <-force:
 		o.Log.Warn("asked again: stopping without waiting for the drain")
-		inst.cut() // the drain then ends at once and closes the rest
-		<-drained
+		inst.cut() // the drain then ends and closes the rest, unless a
+		// service ignores its context: do not wait for that long
+		t := time.NewTimer(cutUnwind)
+		select {
+		case <-drained:
+		case <-t.C:
+		}
+		t.Stop()
 	}
 	return err
 }

@@ -82,8 +82,10 @@ func Check(cfg *config.Config) error {
 		// file, maybe as another user than the one the proxy runs as,
 		// who may also be the only one allowed to write there.
 		if s.AccessLog != "" && s.AccessLog != "-" {
-			if fi, err := os.Stat(filepath.Dir(s.AccessLog)); err != nil || !fi.IsDir() {
-				errs = append(errs, fmt.Errorf("%s: server %q: access_log %s: no such directory", cfg.Source, key, s.AccessLog))
+			if fi, err := os.Stat(filepath.Dir(s.AccessLog)); err != nil {
+				errs = append(errs, fmt.Errorf("%s: server %q: access_log %s: %w", cfg.Source, key, s.AccessLog, err))
+			} else if !fi.IsDir() {
+				errs = append(errs, fmt.Errorf("%s: server %q: access_log %s: %s is no directory", cfg.Source, key, s.AccessLog, filepath.Dir(s.AccessLog)))
 			}
 			s.AccessLog = ""
 		}
