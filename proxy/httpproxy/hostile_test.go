@@ -490,22 +490,25 @@ func TestNoContentFraming(t *testing.T) {
 	}
 }
 
+// copyLayer answers with a copy of the inner Response, as a layer that
+// builds its own from the one it got might.
+func copyLayer(inner Service) Service {
+	return proxy.ServiceFunc[*Request, *Response](func(ctx context.Context, req *Request) (*Response, error) {
+		resp, err := inner.Call(ctx, req)
+		if err != nil {
+			return resp, err
+		}
+		out := *resp
+		return &out, nil
+	})
+}
+
 // TestCopiedResponse: a layer that returns a copy of the proxied response
 // (both copies hold the upstream connection) releases it once: the
 // connection goes back to the pool and is reused, nothing panics, and no
 // later request loses its connection to a second release.
 func TestCopiedResponse(t *testing.T) {
 	up := newEchoUpstream(t, "up")
-	copyLayer := func(inner Service) Service {
-		return proxy.ServiceFunc[*Request, *Response](func(ctx context.Context, req *Request) (*Response, error) {
-			resp, err := inner.Call(ctx, req)
-			if err != nil {
-				return resp, err
-			}
-			out := *resp
-			return &out, nil
-		})
-	}
 	p := startProxy(t, serverTOML("", routeTOML("/{*p}", `load_balancer = "least_conn"`, up.addr())), Options{Layers: []Middleware{copyLayer}})
 	c := dialRaw(t, p.Addr) // one client connection: a panic would end it
 	for i := range 20 {
@@ -538,16 +541,6 @@ func TestCopiedResponseLeaseKept(t *testing.T) {
 		io.WriteString(w, "fast")
 	}))
 	defer up.Close()
-	copyLayer := func(inner Service) Service {
-		return proxy.ServiceFunc[*Request, *Response](func(ctx context.Context, req *Request) (*Response, error) {
-			resp, err := inner.Call(ctx, req)
-			if err != nil {
-				return resp, err
-			}
-			out := *resp
-			return &out, nil
-		})
-	}
 	p := startProxy(t, serverTOML("", routeTOML("/{*p}", "", up.Listener.Addr().String())), Options{Layers: []Middleware{copyLayer}})
 	a, b := dialRaw(t, p.Addr), dialRaw(t, p.Addr)
 	get := func(c *rawConn, path, want string) {
