@@ -127,18 +127,12 @@ func runMaster(ctx context.Context, o Options, force <-chan struct{}) error {
 // prepare writes the config into a memfd and binds the Unix listeners,
 // which workers share (SO_REUSEPORT does not spread Unix sockets).
 func (m *master) prepare() error {
-	fd, err := unix.MemfdCreate("monolake-config", unix.MFD_CLOEXEC|unix.MFD_ALLOW_SEALING)
-	if err != nil {
-		return fmt.Errorf("worker: memfd for config: %w", err)
-	}
-	m.cfgFile = os.NewFile(uintptr(fd), "monolake-config")
-	if _, err := m.cfgFile.Write(m.o.Config.Raw); err != nil {
-		return fmt.Errorf("worker: writing config memfd: %w", err)
-	}
 	// Workers read it; none may change it under the others.
-	if _, err := unix.FcntlInt(m.cfgFile.Fd(), unix.F_ADD_SEALS, unix.F_SEAL_WRITE|unix.F_SEAL_GROW|unix.F_SEAL_SHRINK|unix.F_SEAL_SEAL); err != nil {
-		return fmt.Errorf("worker: sealing config memfd: %w", err)
+	cf, err := sealedFile("monolake-config", m.o.Config.Raw)
+	if err != nil {
+		return fmt.Errorf("worker: config memfd: %w", err)
 	}
+	m.cfgFile = cf
 	// One ticket ratchet for the master's life, so that a client resumes
 	// its session on any worker, also one restarted since.
 	m.secrets.Tickets = newTickets()
@@ -349,6 +343,26 @@ func (m *master) stopAll(grace time.Duration, force <-chan struct{}) {
 			p.Kill()
 		}
 	}
+}
+
+// sealedFile returns a memfd holding data, sealed against any change, for
+// workers to inherit: unlike an argument or the environment, it is not
+// shown by ps nor passed on to other children.
+func sealedFile(name string, data []byte) (*os.File, error) {
+	fd, err := unix.MemfdCreate(name, unix.MFD_CLOEXEC|unix.MFD_ALLOW_SEALING)
+	if err != nil {
+		return nil, err
+	}
+	f := os.NewFile(uintptr(fd), name)
+	if _, err := f.Write(data); err != nil {
+		f.Close()
+		return nil, err
+	}
+	if _, err := unix.FcntlInt(f.Fd(), unix.F_ADD_SEALS, unix.F_SEAL_WRITE|unix.F_SEAL_GROW|unix.F_SEAL_SHRINK|unix.F_SEAL_SEAL); err != nil {
+		f.Close()
+		return nil, err
+	}
+	return f, nil
 }
 
 // isZombieOrGone tells whether pid has exited (reaped or not yet reaped).
