@@ -276,11 +276,7 @@ func (s rewriteService) Call(ctx context.Context, req *Request) (*Response, erro
 		}
 	}
 	if rt := req.Route; rt != nil && rt.rewrite != nil {
-		p := rt.rewritten(req)
-		if len(req.Query) > 0 {
-			p = req.Scratch(p, []byte("?"), req.Query)
-		}
-		req.OutTarget = p
+		req.OutTarget = req.targetFor(rt.rewritten(req))
 	}
 	resp, err := s.inner.Call(ctx, req)
 	if err == nil && s.cfg.RequestID && resp != nil && req.requestID != nil && !resp.Headers.Has("X-Request-Id") {

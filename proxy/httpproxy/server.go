@@ -589,11 +589,7 @@ func (s *Server) one(ctx context.Context, cs *conn) (bool, error) {
 			np = np[:len(np):len(np)] // a layer appending to it must not write into the arena
 			req.Path = np
 			if dots {
-				if len(req.Query) > 0 {
-					req.OutTarget = req.Scratch(np, []byte("?"), req.Query)
-				} else {
-					req.OutTarget = np
-				}
+				req.OutTarget = req.targetFor(np)
 			}
 		}
 	}

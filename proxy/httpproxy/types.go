@@ -89,6 +89,15 @@ type Request struct {
 	bodySrc     *http1.Reader // the client's reader when Body is the raw *http1.Body
 }
 
+// targetFor returns the request-target of path with the request's query,
+// in the scratch arena when there is one.
+func (r *Request) targetFor(path []byte) []byte {
+	if len(r.Query) == 0 {
+		return path
+	}
+	return r.Scratch(path, []byte("?"), r.Query)
+}
+
 // Scratch appends b to the request's scratch arena and returns the copy,
 // valid until the next request of the connection.
 func (r *Request) Scratch(parts ...[]byte) []byte {
