@@ -9,8 +9,10 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"strconv"
 	"sync"
 	"sync/atomic"
+	"time"
 )
 
 // queueLen is how many lines may wait for the writer.
@@ -89,4 +91,21 @@ func (l *Writer) Close() error {
 		return l.closer.Close()
 	}
 	return nil
+}
+
+// AppendStart appends the start of a line in the common log format, the
+// client and the time up to the opening quote of the request:
+// `CLIENT - - [02/Jan/2006:15:04:05 -0700] "`.
+func AppendStart(b []byte, client string, t time.Time) []byte {
+	b = append(b, client...)
+	b = append(b, " - - ["...)
+	b = t.AppendFormat(b, "02/Jan/2006:15:04:05 -0700")
+	return append(b, `] "`...)
+}
+
+// AppendEnd appends the seconds since start, six decimals, and the
+// newline that end a line.
+func AppendEnd(b []byte, start time.Time) []byte {
+	b = strconv.AppendFloat(b, time.Since(start).Seconds(), 'f', 6, 64)
+	return append(b, '\n')
 }

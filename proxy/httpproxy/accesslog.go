@@ -52,11 +52,7 @@ func (s accessLogService) Call(ctx context.Context, req *Request) (*Response, er
 		}
 	}
 	h := req.Head
-	b := make([]byte, 0, 160)
-	b = append(b, req.Conn.RemoteIP...)
-	b = append(b, " - - ["...)
-	b = start.AppendFormat(b, "02/Jan/2006:15:04:05 -0700")
-	b = append(b, "] \""...)
+	b := accesslog.AppendStart(make([]byte, 0, 160), req.Conn.RemoteIP, start)
 	b = append(b, h.Method...)
 	b = append(b, ' ')
 	b = append(b, h.Target...)
@@ -71,8 +67,6 @@ func (s accessLogService) Call(ctx context.Context, req *Request) (*Response, er
 		b = append(b, '-')
 	}
 	b = append(b, ' ')
-	b = strconv.AppendFloat(b, time.Since(start).Seconds(), 'f', 6, 64)
-	b = append(b, '\n')
-	s.l.Log(b)
+	s.l.Log(accesslog.AppendEnd(b, start))
 	return resp, err
 }

@@ -4,6 +4,8 @@ import (
 	"net"
 	"strconv"
 	"time"
+
+	"github.com/monolake-go/monolake/proxy/accesslog"
 )
 
 // Status codes of an access-log line, as nginx's stream module logs them.
@@ -29,15 +31,12 @@ type entry struct {
 // the HTTP proxy's line with the upstream for the request line and the
 // bytes received from the client added, as nginx's stream log has them.
 func (e *entry) line(client net.Addr) []byte {
-	b := make([]byte, 0, 128)
 	host := addrString(client)
 	if h, _, err := net.SplitHostPort(host); err == nil {
 		host = h
 	}
-	b = append(b, host...)
-	b = append(b, " - - ["...)
-	b = e.start.AppendFormat(b, "02/Jan/2006:15:04:05 -0700")
-	b = append(b, `] "TCP `...)
+	b := accesslog.AppendStart(make([]byte, 0, 128), host, e.start)
+	b = append(b, "TCP "...)
 	if e.upstream == "" {
 		b = append(b, '-')
 	} else {
@@ -50,6 +49,5 @@ func (e *entry) line(client net.Addr) []byte {
 	b = append(b, ' ')
 	b = strconv.AppendInt(b, e.received, 10)
 	b = append(b, ' ')
-	b = strconv.AppendFloat(b, time.Since(e.start).Seconds(), 'f', 6, 64)
-	return append(b, '\n')
+	return accesslog.AppendEnd(b, e.start)
 }
