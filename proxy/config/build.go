@@ -355,18 +355,10 @@ func (b *builder) server(key, name string, r *rawServer) *Server {
 	}
 	switch s.ProxyType {
 	case ProxyTCP:
-		for _, f := range []struct {
-			name string
-			set  bool
-		}{
-			{"routes", r.Routes != nil}, {"upstream_http_version", r.UpstreamHTTPVersion != nil},
-			{"http_opt_handlers", r.HTTPOptHandlers != nil}, {"preserve_host", r.PreserveHost != nil},
-			{"via", r.Via != nil}, {"forwarded", r.Forwarded != nil}, {"client_max_body_size", r.ClientMaxBodySize != nil},
-		} {
-			if f.set {
-				b.errorf(key+"."+f.name, "%s is for http servers; a tcp server takes route = { load_balancer, upstreams }", f.name)
-			}
-		}
+		b.refuseSet(key, "a tcp server takes route = { load_balancer, upstreams }",
+			setKey{"routes", r.Routes != nil}, setKey{"upstream_http_version", r.UpstreamHTTPVersion != nil},
+			setKey{"http_opt_handlers", r.HTTPOptHandlers != nil}, setKey{"preserve_host", r.PreserveHost != nil},
+			setKey{"via", r.Via != nil}, setKey{"forwarded", r.Forwarded != nil}, setKey{"client_max_body_size", r.ClientMaxBodySize != nil})
 		if r.Route == nil && r.SNIRoutes == nil {
 			b.errorf(key, "a tcp server needs route = { load_balancer, upstreams = [...] }")
 		} else if r.Route != nil {
@@ -553,6 +545,22 @@ func (b *builder) tls(key string, r *rawTLS) *TLS {
 	return t
 }
 
+// setKey is a key of a table and whether the file set it.
+type setKey struct {
+	name string
+	set  bool
+}
+
+// refuseSet reports each key of table that was set, in order, as one that
+// only http servers take; instead says what a tcp server takes.
+func (b *builder) refuseSet(table, instead string, keys ...setKey) {
+	for _, k := range keys {
+		if k.set {
+			b.errorf(table+"."+k.name, "%s is for http servers; %s", k.name, instead)
+		}
+	}
+}
+
 // timeouts reads a server's timeout table. A tcp server refuses the
 // timeouts only HTTP has rather than ignore them.
 func (b *builder) timeouts(key string, r *rawServer, tcp bool) Timeout {
@@ -592,20 +600,12 @@ func (b *builder) timeouts(key string, r *rawServer, tcp bool) Timeout {
 		t.UpstreamConnect = sec("upstream_connect_timeout_sec", raw.UpstreamConnect)
 		t.UpstreamRead = sec("upstream_read_timeout_sec", raw.UpstreamRead)
 		if tcp {
-			for _, f := range []struct {
-				name string
-				set  bool
-			}{
-				{"server_read_body_timeout_sec", raw.ServerReadBody != nil},
-				{"server_message_timeout_sec", raw.ServerMessage != nil},
-				{"upstream_read_timeout_sec", raw.UpstreamRead != nil},
-				{"server_keepalive_park_ms", raw.ServerPark != nil},
-			} {
-				if f.set {
-					b.errorf(tkey+"."+f.name, "%s is for http servers; a tcp server takes server_keepalive_timeout_sec (idle relay), "+
-						"server_read_header_timeout_sec (TLS handshake or ClientHello) and upstream_connect_timeout_sec", f.name)
-				}
-			}
+			b.refuseSet(tkey, "a tcp server takes server_keepalive_timeout_sec (idle relay), "+
+				"server_read_header_timeout_sec (TLS handshake or ClientHello) and upstream_connect_timeout_sec",
+				setKey{"server_read_body_timeout_sec", raw.ServerReadBody != nil},
+				setKey{"server_message_timeout_sec", raw.ServerMessage != nil},
+				setKey{"upstream_read_timeout_sec", raw.UpstreamRead != nil},
+				setKey{"server_keepalive_park_ms", raw.ServerPark != nil})
 		}
 	}
 	if r.HTTPTimeoutSec != nil || r.HTTPTimeoutNano != nil {
