@@ -94,13 +94,14 @@ func WatchServerConfig(t *config.TLS, alpn []string, o WatchOptions) (*Reloader,
 		return nil, err
 	}
 	r.cur.Store(&sc)
-	go r.watch(seen, fallback)
+	// The ticket keys follow the clock for as long as the files are
+	// watched.
+	ctx, cancel := context.WithCancel(context.Background())
+	go func() {
+		defer cancel()
+		r.watch(seen, fallback)
+	}()
 	if tickets != nil {
-		ctx, cancel := context.WithCancel(context.Background())
-		go func() {
-			<-r.done
-			cancel()
-		}()
 		go tickets.Follow(ctx)
 	}
 	return r, nil
