@@ -312,10 +312,10 @@ func (r *Runner) runGroup(ctx context.Context, w int, mode Mode, cases []Case) e
 				if c.H2() {
 					// HTTP/2 is not served yet: not a failure.
 					r.progress("  %s w=%d %s: unsupported: %s", c.Name(), w, t.name, why)
-					r.unsupported(c, t.name, w, why)
+					r.skip(c, t.name, w, StatusUnsupported, why)
 				} else {
 					r.progress("  %s w=%d %s: FAILED the probe: %s", c.Name(), w, t.name, why)
-					r.failed(c, t.name, w, why)
+					r.skip(c, t.name, w, StatusFailed, why)
 				}
 				continue
 			}
@@ -383,13 +383,7 @@ func (r *Runner) startTargets(ctx context.Context, w int, mode Mode, cases []Cas
 			}
 			t := &live{name: name, cpus: cpus, workers: w, probed: map[Proto]string{}}
 			if why := r.missing(rt, stack); why != "" {
-				if why != r.lastWhy {
-					r.progress("  %s w=%d %s: unsupported: %s", mode, w, name, why)
-				}
-				r.lastWhy = why
-				for _, c := range cases {
-					r.unsupported(c, name, w, why)
-				}
+				r.skipVariant(mode, w, name, cases, StatusUnsupported, "unsupported", why)
 				continue
 			}
 			listen := next()
@@ -405,13 +399,7 @@ func (r *Runner) startTargets(ctx context.Context, w int, mode Mode, cases []Cas
 			if why != "" {
 				// The runtime and backend are ones the binary lists
 				// (monolake version): not starting is a failure.
-				if why != r.lastWhy {
-					r.progress("  %s w=%d %s: FAILED to start: %s", mode, w, name, why)
-				}
-				r.lastWhy = why
-				for _, c := range cases {
-					r.failed(c, name, w, why)
-				}
+				r.skipVariant(mode, w, name, cases, StatusFailed, "FAILED to start", why)
 				if p != nil {
 					r.procs.Remove(p)
 					started = slices.DeleteFunc(started, func(q *Proc) bool { return q == p })
@@ -424,16 +412,26 @@ func (r *Runner) startTargets(ctx context.Context, w int, mode Mode, cases []Cas
 	return targets, started, nil
 }
 
-func (r *Runner) unsupported(c Case, target string, w int, why string) {
+// skip records a target that did not run on a case: unsupported, or
+// failed (it should have run and could not).
+func (r *Runner) skip(c Case, target string, w int, status, why string) {
 	r.steps -= r.opt.Reps
-	r.known = append(r.known, skipped(c, target, w, StatusUnsupported, why))
+	if status == StatusFailed {
+		r.Failures++
+	}
+	r.known = append(r.known, skipped(c, target, w, status, why))
 }
 
-// failed records a target that should have run on a case and could not.
-func (r *Runner) failed(c Case, target string, w int, why string) {
-	r.steps -= r.opt.Reps
-	r.Failures++
-	r.known = append(r.known, skipped(c, target, w, StatusFailed, why))
+// skipVariant skips a Monolake variant on every case of its mode, saying
+// so (label) once per reason.
+func (r *Runner) skipVariant(mode Mode, w int, name string, cases []Case, status, label, why string) {
+	if why != r.lastWhy {
+		r.progress("  %s w=%d %s: %s: %s", mode, w, name, label, why)
+	}
+	r.lastWhy = why
+	for _, c := range cases {
+		r.skip(c, name, w, status, why)
+	}
 }
 
 // skipped is the summary of a target that did not run on a case.
