@@ -15,7 +15,7 @@ func TestRenderOrigin(t *testing.T) {
 	c := OriginConfig{
 		Dir: "/w/origin", WWW: "/w/www", Workers: 1, NoFile: 20000,
 		HTTP: "127.0.0.1:18000", HTTPS: "127.0.0.1:18001", H2: "127.0.0.1:18002",
-		Cert: "/w/cert.pem", Key: "/w/key.pem",
+		Cert: "/w/cert.pem", Key: "/w/key.pem", Sendfile: []string{"64k"},
 	}
 	got, err := RenderOrigin(c)
 	if err != nil {
@@ -31,10 +31,15 @@ func TestRenderOrigin(t *testing.T) {
 		"listen 127.0.0.1:18002 ssl http2 backlog=4096;",
 		"ssl_conf_command Ciphersuites TLS_AES_128_GCM_SHA256;",
 		"root /w/www;",
+		"sendfile off;",
+		"location = /64k {\n            sendfile on;\n            tcp_nopush on;",
 	} {
 		if !strings.Contains(got, want) {
 			t.Errorf("origin config lacks %q:\n%s", want, got)
 		}
+	}
+	if n := strings.Count(got, "sendfile on;"); n != 1 {
+		t.Errorf("origin config turns sendfile on %d times, want once (for /64k):\n%s", n, got)
 	}
 	c.HTTPS, c.H2 = "", ""
 	got, err = RenderOrigin(c)
@@ -125,7 +130,7 @@ func TestNginxConfigsValid(t *testing.T) {
 		t.Fatal(err)
 	}
 	origin, _ := RenderOrigin(OriginConfig{Dir: dir, WWW: dir, Workers: 1,
-		HTTP: "127.0.0.1:18000", HTTPS: "127.0.0.1:18001", H2: "127.0.0.1:18002", Cert: cert, Key: key})
+		HTTP: "127.0.0.1:18000", HTTPS: "127.0.0.1:18001", H2: "127.0.0.1:18002", Cert: cert, Key: key, Sendfile: []string{"16k", "64k"}})
 	configs := map[string]string{"origin": origin}
 	for _, m := range []Mode{ModeHTTP, ModeHTTPS, ModeTCP} {
 		if m == ModeTCP {

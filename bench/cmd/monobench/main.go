@@ -50,6 +50,7 @@ func run() int {
 		portBase    = flag.Int("port-base", 27000, "first TCP port the suite listens on")
 		out         = flag.String("out", "bench/results", "results directory: a timestamped run directory and latest/ go here")
 		smoke       = flag.Bool("smoke", false, "smoke mode: ~10 s of load, 1 repetition, few cases, results in OUT/smoke (for CI)")
+		sendfile    = flag.String("origin-sendfile", "64k", "smallest body the origin serves with sendfile and TCP_CORK (0: every body, as runs before 2026-11-30)")
 		direct      = flag.Bool("direct", true, "measure the direct run (client to origin) as the reference")
 		dryRun      = flag.Bool("n", false, "print the cases and the time the suite would take, and exit")
 	)
@@ -107,6 +108,10 @@ func run() int {
 	}
 	if m.L4Bodies, err = parseBodies(*l4Bodies); err != nil {
 		return fail(err)
+	}
+	sendfileFrom, err := bench.ParseBody(*sendfile)
+	if err != nil {
+		return fail(fmt.Errorf("-origin-sendfile: %w", err))
 	}
 	if *cases != "" {
 		if m.Filter, err = regexp.Compile(*cases); err != nil {
@@ -168,7 +173,8 @@ func run() int {
 		Runtimes: splitList(*runtimes), TLSBackends: splitList(*tlsBackends),
 		Duration: *duration, Warmup: *warmup, Reps: *reps, H2Streams: *h2Streams,
 		ProxyCPUs: pool, LoadCPUs: load, PortBase: *portBase, Dir: dir, NoDirect: !*direct,
-		IdleConns: idle, IdleModes: idleModes, Progress: os.Stdout,
+		OriginSendfileFrom: bench.Bodies[sendfileFrom],
+		IdleConns:          idle, IdleModes: idleModes, Progress: os.Stdout,
 	}
 	if _, err := os.Stat(*monolake); err != nil {
 		if *smoke {
