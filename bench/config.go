@@ -38,8 +38,8 @@ type OriginConfig struct {
 	Cert    string
 	Key     string
 	// Sendfile names the bodies served with sendfile(2) and TCP_CORK
-	// (tcp_nopush); the others are read from the open file cache and
-	// written. For small bodies sendfile and the cork toggles cost the
+	// (tcp_nopush); the others are read into nginx's buffers (from
+	// descriptors its open file cache keeps) and written. For small bodies sendfile and the cork toggles cost the
 	// origin more than the copy (on the suite's 2-core VM, 26k req/s
 	// direct with 1 KiB against 36k without), and the origin shares its
 	// CPU with the client: it held both proxies under test half idle.
