@@ -52,6 +52,31 @@ func ParseProto(s string) (Proto, error) {
 // Bodies maps a body name to its size; the origin serves each at /NAME.
 var Bodies = map[string]int{"0": 0, "1k": 1 << 10, "16k": 16 << 10, "64k": 64 << 10}
 
+// DefaultOriginSendfile is the smallest body the origin serves with
+// sendfile(2); see OriginConfig.Sendfile.
+const DefaultOriginSendfile = "64k"
+
+// SendfileBodies returns, sorted, the bodies at least as large as the body
+// from names ("" is DefaultOriginSendfile): those the origin serves with
+// sendfile(2).
+func SendfileBodies(from string) ([]string, error) {
+	if from == "" {
+		from = DefaultOriginSendfile
+	}
+	from, err := ParseBody(from)
+	if err != nil {
+		return nil, err
+	}
+	var out []string
+	for name, size := range Bodies {
+		if size >= Bodies[from] {
+			out = append(out, name)
+		}
+	}
+	slices.SortFunc(out, func(a, b string) int { return Bodies[a] - Bodies[b] })
+	return out, nil
+}
+
 // ParseBody checks a body name; "1KiB", "1024" and "1k" are the same body.
 func ParseBody(s string) (string, error) {
 	s = strings.ToLower(strings.TrimSuffix(strings.TrimSuffix(s, "iB"), "B"))

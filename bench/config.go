@@ -38,11 +38,13 @@ type OriginConfig struct {
 	Cert    string
 	Key     string
 	// Sendfile names the bodies served with sendfile(2) and TCP_CORK
-	// (tcp_nopush); the others are read into nginx's buffers (from
-	// descriptors its open file cache keeps) and written. For small bodies sendfile and the cork toggles cost the
-	// origin more than the copy (on the suite's 2-core VM, 26k req/s
-	// direct with 1 KiB against 36k without), and the origin shares its
-	// CPU with the client: it held both proxies under test half idle.
+	// (tcp_nopush) on the plain HTTP listener; the others are read into
+	// nginx's buffers (from descriptors its open file cache keeps) and
+	// written. TLS listeners never use sendfile (nginx does not without
+	// kernel TLS). For small bodies sendfile and the cork toggles cost the
+	// origin more than the copy (26k against 36k req/s in direct 1 KiB
+	// runs side by side on the suite's 2-core VM), and the origin shares
+	// its CPU with the client: it held both proxies under test half idle.
 	Sendfile []string
 }
 

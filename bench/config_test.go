@@ -4,6 +4,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -38,8 +39,14 @@ func TestRenderOrigin(t *testing.T) {
 			t.Errorf("origin config lacks %q:\n%s", want, got)
 		}
 	}
-	if n := strings.Count(got, "sendfile on;"); n != 1 {
-		t.Errorf("origin config turns sendfile on %d times, want once (for /64k):\n%s", n, got)
+	for _, on := range []string{"sendfile on;", "tcp_nopush on;"} {
+		if n := strings.Count(got, on); n != 1 {
+			t.Errorf("origin config has %q %d times, want once (for /64k):\n%s", on, n, got)
+		}
+	}
+	server := got[strings.Index(got, "server {"):]
+	if i, j := strings.Index(server, "location = /64k {"), strings.LastIndex(server, "}\n}"); i < 0 || i > j {
+		t.Errorf("the /64k location is not inside the server block:\n%s", got)
 	}
 	c.HTTPS, c.H2 = "", ""
 	got, err = RenderOrigin(c)
@@ -48,6 +55,27 @@ func TestRenderOrigin(t *testing.T) {
 	}
 	if strings.Contains(got, "ssl") {
 		t.Errorf("plain origin config mentions ssl:\n%s", got)
+	}
+}
+
+func TestSendfileBodies(t *testing.T) {
+	for _, tt := range []struct {
+		from string
+		want []string
+	}{
+		{"", []string{"64k"}},
+		{"64k", []string{"64k"}},
+		{"16KiB", []string{"16k", "64k"}},
+		{"1024", []string{"1k", "16k", "64k"}},
+		{"0", []string{"0", "1k", "16k", "64k"}},
+	} {
+		got, err := SendfileBodies(tt.from)
+		if err != nil || !slices.Equal(got, tt.want) {
+			t.Errorf("SendfileBodies(%q) = %v, %v; want %v", tt.from, got, err, tt.want)
+		}
+	}
+	if _, err := SendfileBodies("2k"); err == nil {
+		t.Error("SendfileBodies(\"2k\") gave no error")
 	}
 }
 

@@ -50,10 +50,10 @@ type Options struct {
 	ProxyCPUs   []int
 	LoadCPUs    []int
 	PortBase    int
-	// OriginSendfileFrom is the smallest body the origin serves with
-	// sendfile(2) (see OriginConfig.Sendfile); 0 serves every body so, as
-	// the runs before 2026-11-30 did.
-	OriginSendfileFrom int
+	// OriginSendfile names the smallest body the origin serves with
+	// sendfile(2) (see OriginConfig.Sendfile): "" is DefaultOriginSendfile;
+	// "0" serves every body so, as the runs before 155a698 did.
+	OriginSendfile string
 	// NoDirect skips measuring the direct run (the origin is still probed).
 	NoDirect bool
 	// Dir is where configs and logs are written (the results directory);
@@ -687,12 +687,9 @@ func (r *Runner) startOrigin(ctx context.Context) error {
 	r.originH2 = fmt.Sprintf("127.0.0.1:%d", b+2)
 	oc := OriginConfig{Dir: filepath.Join(r.work, "origin"), Log: r.logPath("origin-error"), NoFile: noFile(), WWW: www, Workers: len(r.opt.LoadCPUs),
 		HTTP: r.originHTTP, HTTPS: r.originHTTPS, H2: r.originH2, Cert: r.cert, Key: r.key}
-	for name, size := range Bodies {
-		if size >= r.opt.OriginSendfileFrom {
-			oc.Sendfile = append(oc.Sendfile, name)
-		}
+	if oc.Sendfile, err = SendfileBodies(r.opt.OriginSendfile); err != nil {
+		return err
 	}
-	slices.Sort(oc.Sendfile)
 	text, err := RenderOrigin(oc)
 	if err != nil {
 		return err

@@ -50,7 +50,7 @@ func run() int {
 		portBase    = flag.Int("port-base", 27000, "first TCP port the suite listens on")
 		out         = flag.String("out", "bench/results", "results directory: a timestamped run directory and latest/ go here")
 		smoke       = flag.Bool("smoke", false, "smoke mode: ~10 s of load, 1 repetition, few cases, results in OUT/smoke (for CI)")
-		sendfile    = flag.String("origin-sendfile", "64k", "smallest body the origin serves with sendfile and TCP_CORK (0: every body, as runs before 2026-11-30)")
+		sendfile    = flag.String("origin-sendfile", bench.DefaultOriginSendfile, "smallest body the origin serves with sendfile and TCP_CORK on plain HTTP (0: every body, as runs before 155a698)")
 		direct      = flag.Bool("direct", true, "measure the direct run (client to origin) as the reference")
 		dryRun      = flag.Bool("n", false, "print the cases and the time the suite would take, and exit")
 	)
@@ -109,8 +109,7 @@ func run() int {
 	if m.L4Bodies, err = parseBodies(*l4Bodies); err != nil {
 		return fail(err)
 	}
-	sendfileFrom, err := bench.ParseBody(*sendfile)
-	if err != nil {
+	if _, err := bench.SendfileBodies(*sendfile); err != nil {
 		return fail(fmt.Errorf("-origin-sendfile: %w", err))
 	}
 	if *cases != "" {
@@ -173,8 +172,8 @@ func run() int {
 		Runtimes: splitList(*runtimes), TLSBackends: splitList(*tlsBackends),
 		Duration: *duration, Warmup: *warmup, Reps: *reps, H2Streams: *h2Streams,
 		ProxyCPUs: pool, LoadCPUs: load, PortBase: *portBase, Dir: dir, NoDirect: !*direct,
-		OriginSendfileFrom: bench.Bodies[sendfileFrom],
-		IdleConns:          idle, IdleModes: idleModes, Progress: os.Stdout,
+		OriginSendfile: *sendfile,
+		IdleConns:      idle, IdleModes: idleModes, Progress: os.Stdout,
 	}
 	if _, err := os.Stat(*monolake); err != nil {
 		if *smoke {
@@ -208,7 +207,7 @@ func run() int {
 			"duration": duration.String(), "warmup": warmup.String(), "reps": strconv.Itoa(*reps),
 			"conns": *conns, "bodies": *bodies, "l4_bodies": *l4Bodies, "workers": fmt.Sprint(ws),
 			"protos": *protos, "cases": *cases, "runtimes": *runtimes, "tls_backends": *tlsBackends,
-			"h2_streams": strconv.Itoa(*h2Streams), "direct": strconv.FormatBool(*direct), "proxy_cpus": bench.FormatCPUs(pool),
+			"h2_streams": strconv.Itoa(*h2Streams), "direct": strconv.FormatBool(*direct), "origin_sendfile": *sendfile, "proxy_cpus": bench.FormatCPUs(pool),
 			"load_cpus": bench.FormatCPUs(load), "idle_conns": strconv.Itoa(idle), "tls": bench.TLSSuite + " " + bench.TLSCurve + " ECDSA-P256",
 			"args": strings.Join(os.Args[1:], " "),
 		},
