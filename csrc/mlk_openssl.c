@@ -124,7 +124,7 @@ static int mlk_ticket_cb(SSL *s, unsigned char key_name[16], unsigned char *iv,
 {
 	struct mlk_ctx *m = SSL_CTX_get_app_data(SSL_get_SSL_CTX(s));
 	struct mlk_tkey k;
-	int i, idx = -1;
+	int i, idx = -1, ret;
 	char digest[] = "SHA256";
 	OSSL_PARAM params[3];
 
@@ -145,20 +145,24 @@ static int mlk_ticket_cb(SSL *s, unsigned char key_name[16], unsigned char *iv,
 	pthread_mutex_unlock(m->tk_mu);
 	if (idx < 0)
 		return 0; /* enc: no ticket; dec: unknown key, full handshake */
+	ret = (enc || idx == 0) ? 1 : 2;
 	if (enc) {
 		memcpy(key_name, k.name, 16);
 		if (RAND_bytes(iv, 16) <= 0)
-			return -1;
+			ret = -1;
 	}
-	if (!EVP_CipherInit_ex(cctx, EVP_aes_256_cbc(), NULL, k.aes, iv, enc))
-		return -1;
-	params[0] = OSSL_PARAM_construct_octet_string(OSSL_MAC_PARAM_KEY, k.hmac, sizeof(k.hmac));
-	params[1] = OSSL_PARAM_construct_utf8_string(OSSL_MAC_PARAM_DIGEST, digest, 0);
-	params[2] = OSSL_PARAM_construct_end();
-	if (!EVP_MAC_CTX_set_params(hctx, params))
-		return -1;
+	if (ret > 0 && !EVP_CipherInit_ex(cctx, EVP_aes_256_cbc(), NULL, k.aes, iv, enc))
+		ret = -1;
+	if (ret > 0) {
+		params[0] = OSSL_PARAM_construct_octet_string(OSSL_MAC_PARAM_KEY, k.hmac, sizeof(k.hmac));
+		params[1] = OSSL_PARAM_construct_utf8_string(OSSL_MAC_PARAM_DIGEST, digest, 0);
+		params[2] = OSSL_PARAM_construct_end();
+		if (!EVP_MAC_CTX_set_params(hctx, params))
+			ret = -1;
+	}
+	/* the copy of the keys goes on every path: fastcall stacks persist */
 	OPENSSL_cleanse(&k, sizeof(k));
-	return (enc || idx == 0) ? 1 : 2;
+	return ret;
 }
 
 /* Client: keep the latest session, serialized, for Go to cache. */
@@ -680,6 +684,13 @@ int mlk_shutdown(struct mlk_conn *c)
 {
 	int r;
 
+	/*
+	 * After a fatal error (an alert sent or received) the state machine is
+	 * back "in init" and SSL_shutdown fails: there is no close_notify to
+	 * send, which is not a failure of Close.
+	 */
+	if (SSL_in_init(c->ssl))
+		return MLK_DONE;
 	ERR_clear_error();
 	r = SSL_shutdown(c->ssl);
 	mlk_pending(c);

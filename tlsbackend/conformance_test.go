@@ -546,6 +546,44 @@ func TestCloseNotify(t *testing.T) {
 				t.Errorf("server read: %v; want the data then io.EOF", err)
 			}
 		})
+		t.Run("after-fatal-error", func(t *testing.T) {
+			// A record that does not decrypt ends the conn with a fatal
+			// alert; Close then has no close_notify to send and must not
+			// report one as failed (OpenSSL refuses SSL_shutdown there).
+			got := make(chan [2]error, 1)
+			srv := startServer(t, sb, p.serverConfig(), func(c tlsbackend.Conn) {
+				_, rerr := c.Read(make([]byte, 16))
+				got <- [2]error{rerr, c.Close()}
+			})
+			nc, err := net.Dial("tcp", srv.addr)
+			if err != nil {
+				t.Fatal(err)
+			}
+			c := newClient(t, cb, p.clientConfig()).Client(nc, "")
+			defer c.Close()
+			c.SetDeadline(time.Now().Add(5 * time.Second))
+			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			defer cancel()
+			if err := c.Handshake(ctx); err != nil {
+				t.Fatal(err)
+			}
+			// An application-data record of 32 bytes that is not ciphertext.
+			bogus := append([]byte{23, 3, 3, 0, 32}, bytes.Repeat([]byte{0x5a}, 32)...)
+			if _, err := nc.Write(bogus); err != nil {
+				t.Fatal(err)
+			}
+			select {
+			case errs := <-got:
+				if errs[0] == nil {
+					t.Error("server Read of a bogus record succeeded")
+				}
+				if errs[1] != nil {
+					t.Errorf("server Close after the fatal error: %v; want nil", errs[1])
+				}
+			case <-time.After(5 * time.Second):
+				t.Fatal("server did not finish")
+			}
+		})
 		t.Run("close-write", func(t *testing.T) {
 			srv := startServer(t, sb, p.serverConfig(), func(c tlsbackend.Conn) {
 				b, err := io.ReadAll(c) // until the client's close_notify

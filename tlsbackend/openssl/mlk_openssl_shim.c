@@ -10,6 +10,6 @@
  * it is updated, and updating it changes this file, which makes go rebuild
  * the C.
  *
- * csrc-sha256: 8697bd9e7dd39c73350e98c86a9b56321acf0e584b3f2d59bf63349bd48e20a1
+ * csrc-sha256: 6c209991c3cb5f5a0b47d55de8f99b19b3212cb98d55a132b7c142d49eb21c39
  */
 #include "../../csrc/mlk_openssl.c"
