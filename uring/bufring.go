@@ -3,6 +3,7 @@ package uring
 import (
 	"errors"
 	"fmt"
+	"slices"
 	"sync/atomic"
 	"syscall"
 	"unsafe"
@@ -193,8 +194,8 @@ func (b *BufRing) publish() {
 	atomic.StoreUint32(w, bid0|uint32(b.tail)<<16)
 }
 
-// Close unregisters the group and unmaps its memory. No recv may be using it
-// and no borrowed buffer may be in use. One io_uring_register(2), two
+// Close unregisters the group and unmaps its memory. No recv may be using it;
+// buffers still handed out stay mapped (see unmap). One io_uring_register(2), two
 // munmaps.
 func (b *BufRing) Close() error {
 	if b.ring == nil {
@@ -207,11 +208,18 @@ func (b *BufRing) Close() error {
 	return b.unmap()
 }
 
+// unmap frees the ring and the buffers, except that buffers still handed
+// out (claimed, not released) stay mapped, all of them: a reader that has
+// not yet noticed the close may be copying from one, and would fault. That
+// memory is leaked, which only a close with a reader in flight costs.
 func (b *BufRing) unmap() error {
 	if b.ring == nil {
 		return nil
 	}
-	err := errors.Join(Free(b.ring), Free(b.bufs))
+	err := Free(b.ring)
+	if !slices.Contains(b.lent, true) {
+		err = errors.Join(err, Free(b.bufs))
+	}
 	b.ring, b.bufs = nil, nil
 	return err
 }

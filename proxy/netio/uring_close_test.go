@@ -243,3 +243,25 @@ func TestUringDeadlineMovedAfterCancel(t *testing.T) {
 		}
 	}
 }
+
+// TestUringCloseKeepsLentBuffers closes the driver while a reader still
+// holds a received buffer: the buffer stays mapped (leaked) rather than
+// unmapped under the reader, which would fault on its next access.
+func TestUringCloseKeepsLentBuffers(t *testing.T) {
+	d := newDriver(t, UringParams{})
+	a, b := ringPair(t, d)
+	if _, err := b.Write([]byte("still here")); err != nil {
+		t.Fatal(err)
+	}
+	buf, release, err := a.(Borrower).ReadBorrow()
+	if err != nil || string(buf) != "still here" {
+		t.Fatalf("ReadBorrow = %q, %v", buf, err)
+	}
+	if err := d.Close(); err != nil {
+		t.Fatalf("Close: %v", err)
+	}
+	if string(buf) != "still here" {
+		t.Errorf("borrowed buffer after Close = %q", buf)
+	}
+	release() // after Close: nothing to give back to
+}

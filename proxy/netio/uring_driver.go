@@ -160,8 +160,10 @@ func (d *Uring) Stats() uring.Stats {
 
 // Close closes every listener and connection of the driver (cancelling
 // their operations and waiting for the kernel to finish with them), stops
-// the loop and tears the ring down. Buffers borrowed with ReadBorrow must be
-// released before Close: their memory is unmapped.
+// the loop and tears the ring down. Buffers borrowed with ReadBorrow should
+// be released before Close; those that are not (or that a reader is still
+// copying from) stay mapped, and are leaked, so that their reader does not
+// fault.
 func (d *Uring) Close() error {
 	d.mu.Lock()
 	if d.closed {
