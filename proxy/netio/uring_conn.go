@@ -654,8 +654,9 @@ func (c *uringConn) Close() error {
 		// A SEND_ZC whose bytes the peer has not acknowledged: the
 		// socket can be closed (the kernel keeps sending them), but the
 		// writer still waits for the notification before its buffer is
-		// free.
+		// free. The driver's Close does not wait for that.
 		c.orphan = true
+		d.checkGoneLocked()
 	} else {
 		d.forgetLocked(c.id)
 	}

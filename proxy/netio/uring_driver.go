@@ -212,6 +212,12 @@ func (d *Uring) Close() error {
 // forgetLocked removes an object whose last completion has come.
 func (d *Uring) forgetLocked(id uint64) {
 	delete(d.objs, id)
+	d.checkGoneLocked()
+}
+
+// checkGoneLocked lets a Close waiting for the objects that still expect
+// completions go on once none is left (SEND_ZC orphans do not count).
+func (d *Uring) checkGoneLocked() {
 	if d.gone != nil && d.liveLocked() == 0 {
 		close(d.gone)
 		d.gone = nil
