@@ -265,3 +265,44 @@ func TestUringCloseKeepsLentBuffers(t *testing.T) {
 	}
 	release() // after Close: nothing to give back to
 }
+
+// TestUringStaleWhileReading asks Stale (a pool's check of an idle conn,
+// under the driver's lock) while a reader takes the rest of partly read
+// buffers: the race detector flags the conn's current-buffer fields if a
+// reader changes them without the driver's lock.
+func TestUringStaleWhileReading(t *testing.T) {
+	d := newDriver(t, UringParams{})
+	a, b := ringPair(t, d)
+	stop := make(chan struct{})
+	asked := make(chan struct{})
+	go func() {
+		defer close(asked)
+		for {
+			select {
+			case <-stop:
+				return
+			default:
+				a.(interface{ Stale() bool }).Stale()
+			}
+		}
+	}()
+	p := make([]byte, 4)
+	for i := 0; i < 200; i++ {
+		if _, err := b.Write([]byte("0123456789")); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := io.ReadFull(a, p); err != nil {
+			t.Fatal(err)
+		}
+		for got := 4; got < 10; {
+			buf, release, err := a.(Borrower).ReadBorrow()
+			if err != nil {
+				t.Fatal(err)
+			}
+			got += len(buf)
+			release()
+		}
+	}
+	close(stop)
+	<-asked
+}

@@ -52,7 +52,7 @@ type uringConn struct {
 
 	rmu   sync.Mutex // held by Read, ReadBorrow, SpliceTo, WriteTo
 	cur   []byte     // rmu: unread rest of buffer curID
-	curID int        // rmu: -1 for none
+	curID int        // rmu to read; rmu and d.mu to change (Stale reads it under d.mu): -1 for none
 	rpin  runtime.Pinner
 
 	wmu  sync.Mutex // held by Write, CloseWrite, and SpliceTo into this conn
@@ -420,12 +420,14 @@ func (c *uringConn) ReadBorrow() ([]byte, func(), error) {
 	if expired(&c.rdl) {
 		return nil, noRelease, c.opErr("read", os.ErrDeadlineExceeded)
 	}
+	d := c.d
 	if c.curID >= 0 {
 		buf, id := c.cur, c.curID
+		d.mu.Lock() // Stale reads curID under d.mu alone
 		c.cur, c.curID = nil, -1
+		d.mu.Unlock()
 		return buf, c.releaser(id), nil
 	}
-	d := c.d
 	d.mu.Lock()
 	err := c.waitDataLocked()
 	if err == errOneShot {
@@ -474,8 +476,8 @@ func (c *uringConn) dropCurIfClosed() {
 	}
 	c.d.mu.Lock()
 	c.d.br.Release(uint16(c.curID))
-	c.d.mu.Unlock()
 	c.cur, c.curID = nil, -1
+	c.d.mu.Unlock()
 }
 
 // Write sends p with as many sends as it takes (each one asks the kernel for
@@ -970,8 +972,8 @@ func (c *uringConn) SpliceTo(dst net.Conn, n int64) (int64, error) {
 		if len(c.cur) == 0 {
 			d.mu.Lock()
 			d.br.Release(uint16(c.curID))
-			d.mu.Unlock()
 			c.cur, c.curID = nil, -1
+			d.mu.Unlock()
 		}
 		if err != nil {
 			return total, err
