@@ -145,21 +145,21 @@ static int mlk_ticket_cb(SSL *s, unsigned char key_name[16], unsigned char *iv,
 	pthread_mutex_unlock(m->tk_mu);
 	if (idx < 0)
 		return 0; /* enc: no ticket; dec: unknown key, full handshake */
-	ret = (enc || idx == 0) ? 1 : 2;
+	ret = -1;
 	if (enc) {
 		memcpy(key_name, k.name, 16);
 		if (RAND_bytes(iv, 16) <= 0)
-			ret = -1;
+			goto out;
 	}
-	if (ret > 0 && !EVP_CipherInit_ex(cctx, EVP_aes_256_cbc(), NULL, k.aes, iv, enc))
-		ret = -1;
-	if (ret > 0) {
-		params[0] = OSSL_PARAM_construct_octet_string(OSSL_MAC_PARAM_KEY, k.hmac, sizeof(k.hmac));
-		params[1] = OSSL_PARAM_construct_utf8_string(OSSL_MAC_PARAM_DIGEST, digest, 0);
-		params[2] = OSSL_PARAM_construct_end();
-		if (!EVP_MAC_CTX_set_params(hctx, params))
-			ret = -1;
-	}
+	if (!EVP_CipherInit_ex(cctx, EVP_aes_256_cbc(), NULL, k.aes, iv, enc))
+		goto out;
+	params[0] = OSSL_PARAM_construct_octet_string(OSSL_MAC_PARAM_KEY, k.hmac, sizeof(k.hmac));
+	params[1] = OSSL_PARAM_construct_utf8_string(OSSL_MAC_PARAM_DIGEST, digest, 0);
+	params[2] = OSSL_PARAM_construct_end();
+	if (!EVP_MAC_CTX_set_params(hctx, params))
+		goto out;
+	ret = (enc || idx == 0) ? 1 : 2;
+out:
 	/* the copy of the keys goes on every path: fastcall stacks persist */
 	OPENSSL_cleanse(&k, sizeof(k));
 	return ret;

@@ -10,6 +10,6 @@
  * it is updated, and updating it changes this file, which makes go rebuild
  * the C.
  *
- * csrc-sha256: 6c209991c3cb5f5a0b47d55de8f99b19b3212cb98d55a132b7c142d49eb21c39
+ * csrc-sha256: adc1901b40afc24af164e330766f3682b0296ada940e21d04513a2ffbdeee67c
  */
 #include "../../csrc/mlk_openssl.c"
