@@ -72,6 +72,7 @@ func (b *builder) runtime(r *rawRuntime) Runtime {
 		CPUAffinity:  true,
 		Entries:      1024,
 		DrainTimeout: 30 * time.Second,
+		GCMinHeap:    DefaultGCMinHeap,
 	}
 	if r == nil {
 		return rt
@@ -133,6 +134,13 @@ func (b *builder) runtime(r *rawRuntime) Runtime {
 			b.errorf("runtime.max_connections", "%d connections: want 0 (no cap) to 1073741824", *r.MaxConns)
 		} else {
 			rt.MaxConns = int(*r.MaxConns)
+		}
+	}
+	if r.GCMinHeap != nil {
+		if *r.GCMinHeap < 0 || *r.GCMinHeap > 1<<20 {
+			b.errorf("runtime.gc_min_heap_mib", "%d MiB: want 0 (Go's default pacing) to 1048576 (1 TiB)", *r.GCMinHeap)
+		} else {
+			rt.GCMinHeap = uint64(*r.GCMinHeap) << 20
 		}
 	}
 	return rt

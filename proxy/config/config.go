@@ -35,6 +35,9 @@ const (
 	RuntimeLegacy  = "legacy" // Go's netpoller (epoll)
 )
 
+// DefaultGCMinHeap is runtime.gc_min_heap_mib's default, in bytes.
+const DefaultGCMinHeap = 16 << 20
+
 // Proxy types.
 const (
 	ProxyHTTP = "http"
@@ -120,6 +123,11 @@ type Runtime struct {
 	// over all its servers (ours: max_connections, as nginx's
 	// worker_connections but counting clients only); 0 means no cap.
 	MaxConns int
+	// GCMinHeap is the heap size, in bytes, below which a worker's garbage
+	// collector does not start a cycle (ours: gc_min_heap_mib, default
+	// 16 MiB); above it the collector paces as Go's default does. 0 leaves
+	// the collector to GOGC, as does GOGC set in the environment.
+	GCMinHeap uint64
 }
 
 // Listener is where a server accepts connections.

@@ -20,7 +20,7 @@ func TestDefaultConfig(t *testing.T) {
 	if s == nil || s.Listener.Value != "127.0.0.1:8080" {
 		t.Fatalf("default server: %+v", s)
 	}
-	if c.Runtime.Workers != DefaultWorkers() || !c.Runtime.CPUAffinity {
+	if c.Runtime.Workers != DefaultWorkers() || !c.Runtime.CPUAffinity || c.Runtime.GCMinHeap != DefaultGCMinHeap {
 		t.Fatalf("default runtime: %+v", c.Runtime)
 	}
 }
@@ -188,6 +188,26 @@ func TestErrors(t *testing.T) {
 				t.Errorf("error %q at line %d, want line %d", msg, ce.Line, tt.line)
 			}
 		})
+	}
+}
+
+// TestGCMinHeap: gc_min_heap_mib in MiB, 0 for Go's own pacing.
+func TestGCMinHeap(t *testing.T) {
+	for _, tt := range []struct {
+		value string
+		want  uint64
+	}{{"24", 24 << 20}, {"0", 0}} {
+		c, err := Parse("t.toml", []byte(strings.Replace(base, "worker_threads = 1", "worker_threads = 1\ngc_min_heap_mib = "+tt.value, 1)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if c.Runtime.GCMinHeap != tt.want {
+			t.Errorf("gc_min_heap_mib = %s: %d bytes, want %d", tt.value, c.Runtime.GCMinHeap, tt.want)
+		}
+	}
+	_, err := Parse("t.toml", []byte(strings.Replace(base, "worker_threads = 1", "worker_threads = 1\ngc_min_heap_mib = -1", 1)))
+	if err == nil || !strings.Contains(err.Error(), "t.toml:3: runtime.gc_min_heap_mib: -1 MiB") {
+		t.Fatalf("gc_min_heap_mib = -1: got %v", err)
 	}
 }
 

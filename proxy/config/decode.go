@@ -29,6 +29,7 @@ type rawRuntime struct {
 	SQPollIdle    *int64  `toml:"sqpoll_idle"` // milliseconds
 	DrainTimeout  *int64  `toml:"drain_timeout_sec"`
 	MaxConns      *int64  `toml:"max_connections"` // ours: per worker
+	GCMinHeap     *int64  `toml:"gc_min_heap_mib"` // ours
 }
 
 type rawEndpoint struct {

@@ -96,6 +96,7 @@ func ChildMain(args []string) int {
 
 	defer startProfile(log)()
 	defer startIdleRelease()()
+	defer startHeapFloor(cfg.Runtime.GCMinHeap)()
 	sig := make(chan os.Signal, 1)
 	signal.Notify(sig, syscall.SIGTERM, syscall.SIGINT)
 	inst, err := startServers(cfg, drv, inherited, fmt.Sprintf("worker %d, pid %d", *id, os.Getpid()), sec, log)

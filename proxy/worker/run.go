@@ -107,6 +107,7 @@ func runSingle(ctx context.Context, o Options, force <-chan struct{}) error {
 	runtime.GOMAXPROCS(1)
 	defer startProfile(o.Log)()
 	defer startIdleRelease()()
+	defer startHeapFloor(o.Config.Runtime.GCMinHeap)()
 	inst, err := startServers(o.Config, newDriver(o.Config, o.Log), nil, fmt.Sprintf("pid %d", os.Getpid()), &secrets{Tickets: newTickets()}, o.Log)
 	if err != nil {
 		return err
