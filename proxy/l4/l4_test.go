@@ -559,6 +559,7 @@ func TestLargeTransfer(t *testing.T) {
 				upSum <- [32]byte(h.Sum(nil))
 			})
 			addr, _ := startProxy(t, opts{listen: pa.client}, ep)
+			copied := l4.CopiedBytes()
 			c := dial(t, addr)
 			c.SetDeadline(time.Now().Add(4 * ceiling))
 			data := make([]byte, size)
@@ -578,6 +579,21 @@ func TestLargeTransfer(t *testing.T) {
 			}
 			if got := wait(t, upSum, "the upstream's checksum"); got != want {
 				t.Fatal("client -> upstream: checksum differs")
+			}
+			// Bulk skips Go memory (splice, or the io_uring driver's
+			// relay), except between two unix sockets on epoll, which
+			// the Go runtime does not splice.
+			copied = l4.CopiedBytes() - copied
+			d, err := netio.DriverForTests()
+			if err != nil {
+				t.Fatal(err)
+			}
+			if d.Name() == netio.RuntimeEpoll && pa.client == "unix" && pa.up == "unix" {
+				if copied != 2*size {
+					t.Errorf("%s: %d bytes through a Go buffer, want %d (both ways)", d.Name(), copied, 2*size)
+				}
+			} else if copied != 0 {
+				t.Errorf("%s: %d bytes went through a Go buffer, want none", d.Name(), copied)
 			}
 		})
 	}

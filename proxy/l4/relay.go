@@ -23,8 +23,10 @@ import (
 // Between two *net.TCPConn, and between a TCP and a unix stream socket, a
 // direction is one (*net.TCPConn).ReadFrom or WriteTo call, which the Go
 // runtime runs as splice(2) through a pipe: the bytes never enter user
-// space. Anything else (a TLS conn, unix to unix) is copied through a pooled
-// 32 KiB buffer.
+// space. Between two conns of the io_uring driver it is one ReadFrom too,
+// which relays: small chunks go from the buffers the kernel filled straight
+// to the other socket, bulk is spliced (netio.SpliceToer). Anything else (a
+// TLS conn, unix to unix) is copied through a pooled 32 KiB buffer.
 //
 // # Idle timeout
 //
@@ -236,9 +238,21 @@ func (p *pair) copy(dst, src net.Conn) (int64, error) {
 		if s, ok := src.(*net.TCPConn); ok {
 			return s.WriteTo(d) // splice
 		}
+	case netio.SpliceToer:
+		// The io_uring driver's conns: ReadFrom relays between two of
+		// them without a copy into Go memory.
+		if _, ok := src.(netio.SpliceToer); ok {
+			if rf, ok := dst.(io.ReaderFrom); ok {
+				return rf.ReadFrom(src)
+			}
+		}
 	}
 	return p.copyBuffer(dst, src)
 }
+
+// copiedBytes counts the bytes relays moved through copyBuffer, that is
+// through Go memory; tests check that bulk between sockets does not.
+var copiedBytes atomic.Int64
 
 // copyBuffer is io.Copy with a pooled buffer, recording progress on every
 // read and write so the other direction sees it without a poke.
@@ -253,6 +267,7 @@ func (p *pair) copyBuffer(dst io.Writer, src io.Reader) (int64, error) {
 			p.touch()
 			nw, ew := dst.Write(buf[:nr])
 			written += int64(nw)
+			copiedBytes.Add(int64(nw))
 			if ew != nil {
 				return written, ew
 			}
