@@ -547,6 +547,55 @@ func TestIdleTimeoutSparesOneWayTraffic(t *testing.T) {
 	}
 }
 
+// TestIdleTimeoutSparesOneWayBulk: an upstream that always has more to
+// send than a slow client takes, for several idle timeouts, with nothing
+// the other way. The relay's idle check interrupts the busy direction to
+// learn that bytes moved (a read deadline in the past); a splice that never
+// waits for the source must still notice it, or the relay is closed as
+// idle mid-transfer.
+func TestIdleTimeoutSparesOneWayBulk(t *testing.T) {
+	const idle = 300 * time.Millisecond
+	const sendFor = 5 * idle
+	for _, pa := range paths {
+		t.Run(pa.String(), func(t *testing.T) {
+			sent := make(chan int64, 1)
+			sendErr := make(chan error, 1)
+			ep := upstream(t, pa.up, func(c net.Conn) {
+				chunk := make([]byte, 64<<10)
+				var n int64
+				var err error
+				for end := time.Now().Add(sendFor); time.Now().Before(end) && err == nil; {
+					var m int
+					m, err = c.Write(chunk)
+					n += int64(m)
+				}
+				sent <- n
+				sendErr <- err
+				closeWrite(c)
+			})
+			addr, _ := startProxy(t, opts{listen: pa.client, idle: idle}, ep)
+			c := dial(t, addr)
+			c.SetDeadline(time.Now().Add(4 * ceiling))
+			buf := make([]byte, 64<<10)
+			var got int64
+			for {
+				n, err := c.Read(buf)
+				got += int64(n)
+				if err != nil {
+					break
+				}
+				time.Sleep(500 * time.Microsecond) // slower than the upstream
+			}
+			if err := wait(t, sendErr, "the upstream to finish sending"); err != nil {
+				t.Fatalf("the upstream's write failed after %d bytes: %v (relay closed as idle?)", <-sent, err)
+			}
+			if want := <-sent; got != want {
+				t.Fatalf("client got %d bytes, upstream sent %d", got, want)
+			}
+		})
+	}
+}
+
 func TestLargeTransfer(t *testing.T) {
 	const size = 8 << 20
 	for _, pa := range paths {

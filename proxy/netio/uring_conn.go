@@ -1098,9 +1098,15 @@ func (c *uringConn) rawUnref() {
 
 // spliceReady splices up to n bytes from fdIn to fdOut, one of them c's
 // socket, waiting in slot s of c for events on it (bounded by dl) while it
-// is not ready.
+// is not ready. dl is checked before each splice too, as net.TCPConn checks
+// its deadline before each read or write: a socket that is always ready
+// (a fast sender) would otherwise never see a deadline, which is also how
+// the L4 relay's idle check interrupts a splice (a deadline in the past).
 func (c *uringConn) spliceReady(s *slot, events uint32, dl *atomic.Int64, op string, fdIn, fdOut, n int) (int, error) {
 	for {
+		if expired(dl) {
+			return 0, c.opErr(op, os.ErrDeadlineExceeded)
+		}
 		if !c.rawRef() {
 			return 0, c.opErr(op, net.ErrClosed)
 		}
