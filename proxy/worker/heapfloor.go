@@ -6,6 +6,7 @@ import (
 	"runtime/debug"
 	"runtime/metrics"
 	"sync"
+	"sync/atomic"
 )
 
 // A floor under the collector's heap goal.
@@ -57,10 +58,12 @@ func floorPercent(floor, live, scan uint64, base int) int {
 // function is called, which puts the GC percent back. A floor of 0, or GOGC
 // set in the environment, leaves the collector alone.
 func startHeapFloor(floor uint64) func() {
-	if floor == 0 {
+	if floor == 0 || os.Getenv("GOGC") != "" {
 		return func() {}
 	}
-	if _, set := os.LookupEnv("GOGC"); set {
+	// One floor per process: a second one would save the first's percent
+	// as the one to restore.
+	if !floorRunning.CompareAndSwap(false, true) {
 		return func() {}
 	}
 	f := &heapFloor{
@@ -79,6 +82,9 @@ func startHeapFloor(floor uint64) func() {
 	return f.stop
 }
 
+// floorRunning is set while a floor runs in this process.
+var floorRunning atomic.Bool
+
 type heapFloor struct {
 	floor   uint64
 	base    int
@@ -93,6 +99,8 @@ type heapFloor struct {
 // arm puts a finalizer on a fresh object: it runs once a collection finds
 // the object garbage, that is about once per cycle, and arms the next.
 func (f *heapFloor) arm() {
+	// 16 bytes: the tiny allocator packs smaller pointer-free objects
+	// together, and one of those may never be freed on its own.
 	s := new([16]byte)
 	runtime.SetFinalizer(s, func(*[16]byte) {
 		if f.tune() {
@@ -132,5 +140,6 @@ func (f *heapFloor) stop() {
 	if !f.stopped {
 		f.stopped = true
 		debug.SetGCPercent(f.prev)
+		floorRunning.Store(false)
 	}
 }

@@ -80,6 +80,13 @@ func TestHeapFloor(t *testing.T) {
 	stop := startHeapFloor(floor)
 	defer stop()
 	waitPercent(t, func(p int) bool { return p > 200 }, "above 200 with a small live heap")
+	// A second floor in the process does nothing, and stopping it leaves
+	// the first one's percent.
+	p1, _ := gcState()
+	startHeapFloor(floor)()
+	if p2, _ := gcState(); p2 != p1 {
+		t.Fatalf("a second floor's stop changed the percent from %d to %d", p1, p2)
+	}
 	floored := churn(256 << 20)
 	t.Logf("collections for 256 MiB of garbage: %d at GOGC=100, %d with a 48 MiB floor", plain, floored)
 	if floored == 0 || floored*4 > plain {
