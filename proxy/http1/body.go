@@ -109,6 +109,25 @@ func (b *Body) SetLimit(n int64) {
 	b.limit, b.left = max(n, 0), max(n, 0)
 }
 
+// Unread returns how many bytes of a body framed by Content-Length are
+// left to read, and false for other framings or with a limit set.
+func (b *Body) Unread() (int64, bool) {
+	if b.kind != BodyLength || b.limit != 0 {
+		return 0, false
+	}
+	return b.cl.N, true
+}
+
+// Moved records that n bytes of a body framed by Content-Length went from
+// the connection to their destination past the Reader (a splice), which
+// must hold none of the body buffered: Read goes on after them. n beyond
+// what is unread counts as the whole rest.
+func (b *Body) Moved(n int64) {
+	if b.kind == BodyLength {
+		b.cl.N -= min(max(n, 0), b.cl.N)
+	}
+}
+
 // Read reads body bytes (decoded, for chunked). At the end of the body it
 // returns io.EOF; a body cut short gives io.ErrUnexpectedEOF, one longer
 // than the limit (SetLimit) ErrBodyTooLarge.

@@ -133,3 +133,46 @@ func TestReaderReleaseBuffer(t *testing.T) {
 	}()
 	rd.UseBuffer(make([]byte, 10), 0)
 }
+
+// TestBodyUnreadMoved: Unread follows a length body's reads, Moved skips
+// bytes taken past the Reader, and other framings or a limit report false.
+func TestBodyUnreadMoved(t *testing.T) {
+	// The "moved" bytes stand for ones a splice took from the socket.
+	src := strings.NewReader("0123456789" + "NEXT")
+	r := NewReader(src)
+	var b Body
+	b.Reset(r, BodyLength, 10)
+	if n, ok := b.Unread(); !ok || n != 10 {
+		t.Fatalf("Unread() = %d, %v; want 10, true", n, ok)
+	}
+	p := make([]byte, 3)
+	if n, err := b.Read(p); n != 3 || err != nil || string(p) != "012" {
+		t.Fatalf("Read = %d, %v, %q", n, err, p[:n])
+	}
+	if n, _ := b.Unread(); n != 7 {
+		t.Fatalf("Unread() after 3 = %d, want 7", n)
+	}
+	io.CopyN(io.Discard, src, 5) // a splice takes "34567" past r
+	b.Moved(5)
+	rest, err := io.ReadAll(&b)
+	if err != nil || string(rest) != "89" {
+		t.Fatalf("after Moved(5): %q, %v; want \"89\"", rest, err)
+	}
+	if n, _ := b.Unread(); n != 0 {
+		t.Fatalf("Unread() at the end = %d", n)
+	}
+	b.Moved(3) // past the end: nothing left, no underflow
+	if n, _ := b.Unread(); n != 0 {
+		t.Fatalf("Unread() after Moved past the end = %d", n)
+	}
+
+	b.Reset(r, BodyChunked, 0)
+	if _, ok := b.Unread(); ok {
+		t.Error("Unread() reported a chunked body")
+	}
+	b.Reset(r, BodyLength, 10)
+	b.SetLimit(5)
+	if _, ok := b.Unread(); ok {
+		t.Error("Unread() reported a body with a limit")
+	}
+}

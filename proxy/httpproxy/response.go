@@ -6,7 +6,9 @@ import (
 	"errors"
 	"io"
 	"net"
+	"os"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/monolake-go/monolake/proxy/http1"
@@ -106,7 +108,13 @@ func (s *Server) writeResponse(cs *conn, resp *Response) (ok bool, err error) {
 		case out == http1.BodyChunked:
 			cs.sw.chunked = true
 		}
-		_, err = cs.cp.Copy(&cs.sw, b, out)
+		var spliced bool
+		if out == http1.BodyLength {
+			spliced, err = spliceBody(cs, resp, b)
+		}
+		if !spliced {
+			_, err = cs.cp.Copy(&cs.sw, b, out)
+		}
 	} else {
 		err = copyGeneric(cs, resp.Body, out)
 	}
@@ -124,6 +132,97 @@ func (s *Server) writeResponse(cs *conn, resp *Response) (ok bool, err error) {
 	releaseEarly(resp)
 	if err := cs.bw.Flush(); err != nil {
 		return true, err
+	}
+	return true, nil
+}
+
+// spliceMin is the smallest body, past what the upstream's reader holds,
+// that goes socket to socket; copying a smaller one costs less than the
+// splice's pipe and polls.
+const spliceMin = 64 << 10
+
+// spliceStep is the most of a spliced body one SpliceTo moves. The
+// upstream read timeout and the client write timeout are renewed before
+// each step, so the client has the write timeout for each 64 KiB (a copied
+// body: for each 32 KiB write). A step's reads share their timeout with
+// its writes; when a step that moved bytes runs out of it while reading
+// (the pipe is then empty, so nothing is lost) the next step goes on, so
+// an upstream is cut after one to two read timeouts without a byte.
+const spliceStep = 64 << 10
+
+// spliceToer is netio.SpliceToer.
+type spliceToer interface {
+	SpliceTo(dst net.Conn, n int64) (int64, error)
+}
+
+// splicedBodies counts the bodies spliceBody took, for tests.
+var splicedBodies atomic.Int64
+
+// spliceBody sends a body framed by Content-Length from a plain upstream
+// connection to a plain client connection, both of the io_uring driver,
+// socket to socket (netio.SpliceToer): what the upstream's reader holds
+// goes first, after the head in the client's buffered writer, and the
+// rest never enters Go memory. It reports false, having done nothing,
+// where that does not apply: the epoll driver, TLS on either side, a body
+// under spliceMin. Errors are as for Copier.Copy: a failed client write is
+// a *http1.WriteError.
+func spliceBody(cs *conn, resp *Response, b *http1.Body) (bool, error) {
+	left, ok := b.Unread()
+	uc, isUp := resp.Releaser.(*upConn)
+	if !ok || !isUp || resp.bodySrc == nil || left-int64(resp.bodySrc.Buffered()) < spliceMin {
+		return false, nil
+	}
+	src, ok := uc.Conn.(spliceToer)
+	if !ok {
+		return false, nil
+	}
+	if _, ok := cs.c.(spliceToer); !ok {
+		return false, nil
+	}
+	splicedBodies.Add(1)
+	if len(cs.cp.Buf) < 4<<10 {
+		cs.cp.Buf = make([]byte, http1.DefaultCopyBufferSize)
+	}
+	for rd := resp.bodySrc; rd.Buffered() > 0; {
+		n, err := b.Read(cs.cp.Buf[:min(len(cs.cp.Buf), rd.Buffered())])
+		if _, werr := cs.bw.Write(cs.cp.Buf[:n]); werr != nil {
+			return true, &http1.WriteError{Err: werr}
+		}
+		if err != nil {
+			return true, err // not io.EOF: more than spliceMin is left
+		}
+	}
+	if err := cs.bw.Flush(); err != nil {
+		return true, &http1.WriteError{Err: err}
+	}
+	for left, _ = b.Unread(); left > 0; {
+		step := min(left, spliceStep)
+		if uc.timeout > 0 {
+			uc.Conn.SetReadDeadline(time.Now().Add(uc.timeout))
+		}
+		cs.c.SetWriteDeadline(time.Now().Add(cs.writeTimeout))
+		// Checked after renewing, as upReader and clientWriter do.
+		if uc.aborted.Load() {
+			return true, os.ErrDeadlineExceeded
+		}
+		if cs.aborted.Load() {
+			return true, &http1.WriteError{Err: os.ErrDeadlineExceeded}
+		}
+		n, err := src.SpliceTo(cs.c, step)
+		b.Moved(n)
+		left -= n
+		if err != nil {
+			if oe, ok := errors.AsType[*net.OpError](err); ok && oe.Op == "write" {
+				return true, &http1.WriteError{Err: err}
+			}
+			if n > 0 && errors.Is(err, os.ErrDeadlineExceeded) && !uc.aborted.Load() {
+				continue // the step's writes used up the read timeout
+			}
+			return true, err
+		}
+		if n < step {
+			return true, io.ErrUnexpectedEOF // the upstream ended the stream
+		}
 	}
 	return true, nil
 }

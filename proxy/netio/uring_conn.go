@@ -948,6 +948,7 @@ func (c *uringConn) SpliceTo(dst net.Conn, n int64) (int64, error) {
 		<-c.rs.ch
 		d.mu.Lock()
 	}
+	c.nobufs = false // the splice reads the socket itself
 	d.mu.Unlock()
 
 	// Bytes already received go first.
@@ -1201,12 +1202,29 @@ type readerOnly struct{ io.Reader }
 
 // Stale reports whether an idle connection can no longer carry a request
 // and response: its peer ended or broke the stream, or sent bytes nobody
-// asked for, or its receive is not running, so that neither would be
-// noticed. A connection pool's answer to a MSG_PEEK; no syscall.
+// asked for. A connection pool's answer to a MSG_PEEK; no syscall while
+// the multishot receive runs, which sees all of that as it happens. A
+// splice stops that receive (an upstream connection whose response body
+// was spliced); then Stale peeks at the socket, as the epoll driver's pool
+// does, and re-arms the receive to watch from here on. After the buffer
+// ring ran dry (ENOBUFS) the connection counts as stale.
 func (c *uringConn) Stale() bool {
 	c.d.mu.Lock()
 	defer c.d.mu.Unlock()
-	return c.rerr != nil || len(c.rq) > 0 || c.curID >= 0 || !c.armed || c.closed.Load()
+	if c.rerr != nil || len(c.rq) > 0 || c.curID >= 0 || c.closed.Load() || c.nobufs {
+		return true
+	}
+	if c.armed {
+		return false
+	}
+	// Not closed, with d.mu held: the descriptor is still c's.
+	var b [1]byte
+	n, _, err := unix.Recvfrom(c.fd, b[:], unix.MSG_PEEK|unix.MSG_DONTWAIT)
+	if n > 0 || err != unix.EAGAIN {
+		return true // bytes nobody asked for, EOF, or an error
+	}
+	c.armLocked()
+	return false
 }
 
 // PeerGone reports whether the receive side has seen the peer end the
