@@ -141,18 +141,9 @@ func (s *Server) writeResponse(cs *conn, resp *Response) (ok bool, err error) {
 // splice's pipe and polls.
 const spliceMin = 64 << 10
 
-// spliceStep is the most of a spliced body one SpliceTo moves. The
-// upstream read timeout and the client write timeout are renewed before
-// each step, so the client has the write timeout for each 64 KiB (a copied
-// body: for each 32 KiB write). A step's reads share their timeout with
-// its writes; when a step that moved bytes runs out of it while reading
-// (the pipe is then empty, so nothing is lost) the next step goes on, so
-// an upstream is cut after one to two read timeouts without a byte.
-const spliceStep = 64 << 10
-
-// spliceToer is netio.SpliceToer.
-type spliceToer interface {
-	SpliceTo(dst net.Conn, n int64) (int64, error)
+// spliceIdler is the io_uring driver's conns' SpliceToIdle.
+type spliceIdler interface {
+	SpliceToIdle(dst net.Conn, n int64, rto, wto time.Duration, stop func() error) (int64, error)
 }
 
 // splicedBodies counts the bodies spliceBody took, for tests.
@@ -172,11 +163,11 @@ func spliceBody(cs *conn, resp *Response, b *http1.Body) (bool, error) {
 	if !ok || !isUp || resp.bodySrc == nil || left-int64(resp.bodySrc.Buffered()) < spliceMin {
 		return false, nil
 	}
-	src, ok := uc.Conn.(spliceToer)
+	src, ok := uc.Conn.(spliceIdler)
 	if !ok {
 		return false, nil
 	}
-	if _, ok := cs.c.(spliceToer); !ok {
+	if _, ok := cs.c.(spliceIdler); !ok {
 		return false, nil
 	}
 	splicedBodies.Add(1)
@@ -195,34 +186,27 @@ func spliceBody(cs *conn, resp *Response, b *http1.Body) (bool, error) {
 	if err := cs.bw.Flush(); err != nil {
 		return true, &http1.WriteError{Err: err}
 	}
-	for left, _ = b.Unread(); left > 0; {
-		step := min(left, spliceStep)
-		if uc.timeout > 0 {
-			uc.Conn.SetReadDeadline(time.Now().Add(uc.timeout))
-		}
-		cs.c.SetWriteDeadline(time.Now().Add(cs.writeTimeout))
-		// Checked after renewing, as upReader and clientWriter do.
+	// The timeouts bound each splice round (up to 256 KiB) as they bound
+	// each read and write of a copied body.
+	left, _ = b.Unread()
+	n, err := src.SpliceToIdle(cs.c, left, uc.timeout, cs.writeTimeout, func() error {
 		if uc.aborted.Load() {
-			return true, os.ErrDeadlineExceeded
+			return os.ErrDeadlineExceeded
 		}
 		if cs.aborted.Load() {
-			return true, &http1.WriteError{Err: os.ErrDeadlineExceeded}
+			return &http1.WriteError{Err: os.ErrDeadlineExceeded}
 		}
-		n, err := src.SpliceTo(cs.c, step)
-		b.Moved(n)
-		left -= n
-		if err != nil {
-			if oe, ok := errors.AsType[*net.OpError](err); ok && oe.Op == "write" {
-				return true, &http1.WriteError{Err: err}
-			}
-			if n > 0 && errors.Is(err, os.ErrDeadlineExceeded) && !uc.aborted.Load() {
-				continue // the step's writes used up the read timeout
-			}
-			return true, err
+		return nil
+	})
+	b.Moved(n)
+	switch {
+	case err != nil:
+		if oe, ok := errors.AsType[*net.OpError](err); ok && oe.Op == "write" {
+			return true, &http1.WriteError{Err: err}
 		}
-		if n < step {
-			return true, io.ErrUnexpectedEOF // the upstream ended the stream
-		}
+		return true, err
+	case n < left:
+		return true, io.ErrUnexpectedEOF // the upstream ended the stream
 	}
 	return true, nil
 }

@@ -16,9 +16,10 @@ import (
 	"github.com/monolake-go/monolake/proxy/netio"
 )
 
-// largeBody is a body well past spliceMin, not a multiple of spliceStep.
+// largeBody is a body well past spliceMin, over three splice rounds (256
+// KiB each) and not a multiple of one.
 func largeBody(seed uint64) []byte {
-	b := make([]byte, 3*spliceStep+12345)
+	b := make([]byte, 3<<18+12345)
 	r := rand.New(rand.NewPCG(seed, seed))
 	for i := range b {
 		b[i] = byte(r.Uint32())
@@ -152,5 +153,33 @@ func TestLargeBodyCut(t *testing.T) {
 				t.Fatalf("next client: status %d, %d bytes", resp.StatusCode, len(body))
 			}
 		})
+	}
+}
+
+// TestLargeBodySlowUpstream: an upstream that sends a large body for longer
+// than the upstream read timeout, never pausing that long, is passed on
+// whole: the timeout bounds each wait for bytes, spliced or copied, not
+// the whole body.
+func TestLargeBodySlowUpstream(t *testing.T) {
+	body := largeBody(3)
+	addr := rawUpstream(t, func(c net.Conn) {
+		if _, _, err := readRequest(bufio.NewReader(c)); err != nil {
+			return
+		}
+		fmt.Fprintf(c, "HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n", len(body))
+		const piece = 64 << 10
+		for rest := body; len(rest) > 0; rest = rest[min(piece, len(rest)):] {
+			if _, err := c.Write(rest[:min(piece, len(rest))]); err != nil {
+				return
+			}
+			time.Sleep(250 * time.Millisecond) // 13 pieces: over 3 s in all
+		}
+	})
+	p := startProxy(t, serverTOML("timeout = { upstream_read_timeout_sec = 1 }", routeTOML("/{*p}", "", addr)), Options{})
+	c := dialRaw(t, p.Addr)
+	c.send(t, "GET /slow HTTP/1.1\r\nHost: a\r\n\r\n")
+	resp, got := c.response(t, "GET")
+	if resp.StatusCode != 200 || !bytes.Equal(got, body) {
+		t.Fatalf("status %d, %d of %d bytes", resp.StatusCode, len(got), len(body))
 	}
 }

@@ -113,7 +113,8 @@ type ReadNotifier interface {
 // into the buffer ring are written first. Any other dst gets a copy through
 // borrowed buffers. It holds the connection's read side and dst's write side
 // for its whole duration; the read deadline bounds its receives and dst's
-// write deadline its sends.
+// write deadline its sends. The conns also have SpliceToIdle, which renews
+// those deadlines before each receive and send, as a copy loop would.
 type SpliceToer interface {
 	SpliceTo(dst net.Conn, n int64) (int64, error)
 }

@@ -926,6 +926,19 @@ type writerOnly struct{ io.Writer }
 
 // SpliceTo implements SpliceToer.
 func (c *uringConn) SpliceTo(dst net.Conn, n int64) (int64, error) {
+	return c.SpliceToIdle(dst, n, 0, 0, nil)
+}
+
+// SpliceToIdle is SpliceTo with the timeouts of a copy loop that renews its
+// deadlines before each read and write (as nginx's proxy_read_timeout and
+// send_timeout): before each receive, when rto is positive, the read
+// deadline is set to rto from now; before each send, when wto is positive,
+// dst's write deadline to wto from now. stop, when set, is asked after each
+// renewal whether to give up, since the renewal replaced any deadline in
+// the past that an abort had set; its non-nil error ends the splice. To a
+// conn of another driver it copies, with the deadlines as they are.
+func (c *uringConn) SpliceToIdle(dst net.Conn, n int64, rto, wto time.Duration, stop func() error) (int64, error) {
+	idle := idleTimeouts{rto, wto, stop}
 	dc, ok := dst.(*uringConn)
 	if !ok || dc.d != c.d || dc == c {
 		return c.copyTo(dst, n)
@@ -966,6 +979,9 @@ func (c *uringConn) SpliceTo(dst net.Conn, n int64) (int64, error) {
 		lim := len(c.cur)
 		if n >= 0 && int64(lim) > n-total {
 			lim = int(n - total)
+		}
+		if err := idle.renew(nil, dc); err != nil {
+			return total, err
 		}
 		m, err := dc.writeLocked(c.cur[:lim])
 		total += int64(m)
@@ -1016,6 +1032,9 @@ func (c *uringConn) SpliceTo(dst net.Conn, n int64) (int64, error) {
 		if n >= 0 {
 			want = min(want, n-total)
 		}
+		if err := idle.renew(c, nil); err != nil {
+			return total, err
+		}
 		k, err := c.spliceReady(&c.rs, unix.POLLIN, &c.rdl, "read", c.fd, p.w, int(want))
 		if err != nil {
 			return total, err
@@ -1028,6 +1047,9 @@ func (c *uringConn) SpliceTo(dst net.Conn, n int64) (int64, error) {
 		}
 		empty = false
 		for k > 0 {
+			if err := idle.renew(nil, dc); err != nil {
+				return total, err
+			}
 			m, err := dc.spliceReady(&dc.ws, unix.POLLOUT, &dc.wdl, "write", p.r, dc.fd, k)
 			if err != nil {
 				return total, err
@@ -1038,6 +1060,27 @@ func (c *uringConn) SpliceTo(dst net.Conn, n int64) (int64, error) {
 		empty = true
 	}
 	return total, nil
+}
+
+// idleTimeouts are SpliceToIdle's rto, wto and stop.
+type idleTimeouts struct {
+	read, write time.Duration
+	stop        func() error
+}
+
+// renew sets src's read deadline or dst's write deadline from now, as i
+// says, then asks i.stop.
+func (i *idleTimeouts) renew(src, dst *uringConn) error {
+	switch {
+	case src != nil && i.read > 0:
+		src.SetReadDeadline(time.Now().Add(i.read))
+	case dst != nil && i.write > 0:
+		dst.SetWriteDeadline(time.Now().Add(i.write))
+	}
+	if i.stop != nil {
+		return i.stop()
+	}
+	return nil
 }
 
 // setNonblock makes the socket non-blocking, once: splice(2) must not block
