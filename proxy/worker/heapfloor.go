@@ -68,15 +68,14 @@ func startHeapFloor(floor uint64) func() {
 	}
 	f := &heapFloor{
 		floor: floor,
-		base:  basePercent,
 		samples: []metrics.Sample{
 			{Name: "/gc/heap/live:bytes"},
 			{Name: "/gc/scan/stack:bytes"},
 			{Name: "/gc/scan/globals:bytes"},
 		},
 	}
-	f.prev = debug.SetGCPercent(f.base)
-	f.set = f.base
+	f.prev = debug.SetGCPercent(basePercent)
+	f.set = basePercent
 	f.tune()
 	f.arm()
 	return f.stop
@@ -87,7 +86,6 @@ var floorRunning atomic.Bool
 
 type heapFloor struct {
 	floor   uint64
-	base    int
 	prev    int // GOGC before the floor, restored by stop
 	samples []metrics.Sample
 
@@ -126,8 +124,8 @@ func (f *heapFloor) tune() bool {
 		}
 		v[i] = s.Value.Uint64()
 	}
-	p := floorPercent(f.floor, v[0], v[1]+v[2], f.base)
-	if d := p - f.set; d != 0 && (p == f.base || d >= f.set/8 || -d >= f.set/8) {
+	p := floorPercent(f.floor, v[0], v[1]+v[2], basePercent)
+	if d := p - f.set; d != 0 && (p == basePercent || d >= f.set/8 || -d >= f.set/8) {
 		debug.SetGCPercent(p)
 		f.set = p
 	}
