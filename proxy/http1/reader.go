@@ -31,6 +31,14 @@ const (
 // The buffer starts at 4 KiB on first use and grows (doubling) only when a
 // head, chunk line or trailer section needs more room, so in steady state a
 // Reader does not allocate.
+//
+// When its source is a Lender (the io_uring runtime's connections), a
+// Reader with nothing buffered reads the next head from a lent buffer, the
+// one the kernel received into, and parses it there without copying it. A
+// head that does not arrive whole in one lent buffer, and whatever must be
+// read after the lent buffer's bytes, go through the Reader's own buffer as
+// usual. The lent buffer goes back to the Lender at the next head read,
+// Reset, ReleaseBuffer or GiveBack.
 type Reader struct {
 	// MaxHeadSize caps a head: start line, field lines and the empty line,
 	// including empty lines skipped before a request line. It caps a chunked
@@ -46,17 +54,108 @@ type Reader struct {
 	r, w int   // buf[r:w] is buffered and unread
 	pin  int   // buf[:pin] holds the last head; not overwritten until the next head read
 	err  error // from rd, returned once the buffered bytes are consumed
+
+	// Lent buffers (see Lender): lend is rd as a Lender, or nil. While lent
+	// is set, buf is a lent buffer and own the Reader's own (or nil).
+	// release gives back the lent buffer that buf is, or that the last head
+	// (buf[:pin] before the switch to own) still lives in; nil when none.
+	lend    Lender
+	lent    bool
+	inPlace bool // the last head was parsed in a lent buffer
+	own     []byte
+	release func()
+}
+
+// Lender is a source whose received bytes can be parsed where they arrived:
+// netio.Borrower, the io_uring driver's connections. ReadBorrow waits like
+// Read and returns the next received bytes in place; they stay valid until
+// release is called, which must happen exactly once. On an error buf is
+// empty.
+type Lender interface {
+	ReadBorrow() (buf []byte, release func(), err error)
 }
 
 // NewReader returns a Reader over rd. The buffer is allocated on first read.
-func NewReader(rd io.Reader) *Reader { return &Reader{rd: rd} }
+// If rd is a Lender, heads are read from its buffers in place.
+func NewReader(rd io.Reader) *Reader {
+	r := &Reader{}
+	r.Reset(rd)
+	return r
+}
 
 // Reset discards buffered bytes and reads from rd from now on, keeping the
-// buffer, so a Reader can be pooled across connections.
+// buffer, so a Reader can be pooled across connections. A lent buffer goes
+// back to its Lender. If rd is a Lender, heads are read from its buffers.
 func (r *Reader) Reset(rd io.Reader) {
+	r.giveBack()
 	r.rd = rd
+	r.lend, _ = rd.(Lender)
 	r.r, r.w, r.pin = 0, 0, 0
 	r.err = nil
+	r.inPlace = false
+}
+
+// GiveBack returns a lent buffer to its Lender now rather than at the next
+// head read: unread bytes move to the Reader's own buffer, and the slices
+// of the last head become invalid. A caller that keeps a Reader between
+// messages without reading (a pooled upstream connection) calls it, so an
+// idle connection holds none of the Lender's buffers. It does nothing when
+// no buffer is lent.
+func (r *Reader) GiveBack() {
+	if r.lent {
+		r.pin = 0
+		r.unlend()
+	}
+	r.giveBack()
+}
+
+// giveBack calls a pending release. buf must no longer be lent.
+func (r *Reader) giveBack() {
+	if r.lent {
+		r.buf, r.own, r.lent = r.own, nil, false
+	}
+	if f := r.release; f != nil {
+		r.release = nil
+		f()
+	}
+}
+
+// unlend switches from the lent buffer to the Reader's own, moving the
+// unread bytes there. The lent buffer is given back at once unless the
+// last head lives in it (pin > 0).
+func (r *Reader) unlend() {
+	n := r.w - r.r
+	own := r.own
+	if len(own) < n {
+		size := max(len(own), initialBufSize)
+		for size < n {
+			size *= 2
+		}
+		own = make([]byte, size)
+	}
+	copy(own, r.buf[r.r:r.w])
+	pinned := r.pin > 0
+	r.buf, r.own, r.lent = own, nil, false
+	r.r, r.w, r.pin = 0, n, 0
+	if !pinned {
+		r.giveBack()
+	}
+}
+
+// borrow makes the Lender's next received buffer the Reader's buffer. The
+// Reader has nothing buffered, no head pinned and no lent buffer. An empty
+// buffer without an error lends nothing: the caller reads as usual.
+func (r *Reader) borrow() error {
+	b, release, err := r.lend.ReadBorrow()
+	if len(b) == 0 {
+		release()
+		return err
+	}
+	r.UseLent(b, release)
+	if err != nil { // the contract says this does not happen; keep both
+		r.err = err
+	}
+	return nil
 }
 
 // ReleaseBuffer gives up the buffer when nothing is buffered and no read
@@ -70,6 +169,7 @@ func (r *Reader) ReleaseBuffer() []byte {
 	if r.r != r.w || r.err != nil || r.buf == nil {
 		return nil
 	}
+	r.giveBack()
 	b := r.buf
 	r.buf = nil
 	r.r, r.w, r.pin = 0, 0, 0
@@ -86,6 +186,23 @@ func (r *Reader) UseBuffer(b []byte, n int) {
 	}
 	r.buf = b
 	r.r, r.w, r.pin = 0, n, 0
+}
+
+// InPlace reports whether the last head read was parsed in a buffer its
+// source lent, where it was received, rather than in the Reader's own.
+func (r *Reader) InPlace() bool { return r.inPlace }
+
+// UseLent makes b, lent by the Reader's source with release, the next
+// bytes to read, as if the Reader had borrowed it itself: a caller that
+// waited for input on its own (the first read of a parked connection) hands
+// it over without a copy. The Reader must have nothing buffered and no
+// buffer lent, and b must not be empty; UseLent panics otherwise.
+func (r *Reader) UseLent(b []byte, release func()) {
+	if r.r != r.w || r.lent || r.release != nil || len(b) == 0 {
+		panic("http1: UseLent on a Reader with bytes or a lent buffer, or with no bytes")
+	}
+	r.own, r.buf, r.lent, r.release = r.buf, b, true, release
+	r.r, r.w, r.pin = 0, len(b), 0
 }
 
 // Buffered returns how many bytes are buffered and not yet consumed.
@@ -136,6 +253,9 @@ func (r *Reader) readErr() error {
 func (r *Reader) fill() error {
 	if r.err != nil {
 		return r.readErr()
+	}
+	if r.lent {
+		r.unlend()
 	}
 	if r.r == r.w {
 		r.r, r.w = r.pin, r.pin
@@ -191,9 +311,22 @@ func (r *Reader) grow() {
 // io.ErrUnexpectedEOF.
 func (r *Reader) readHead(skipEmpty bool, tooLarge, malformed error, parse func(b []byte) (int, error)) error {
 	limit := r.maxHead()
+	r.inPlace = false
+	if r.lent && r.pin > 0 {
+		r.pin = 0
+		r.unlend() // the last head's buffer: given back, as nothing is pinned now
+	}
 	r.pin = 0
+	if !r.lent {
+		r.giveBack() // the last head's buffer, if it was lent
+	}
 	if r.r == r.w {
 		r.r, r.w = 0, 0
+		if r.lend != nil && r.err == nil && !r.lent {
+			if err := r.borrow(); err != nil {
+				return err
+			}
+		}
 	}
 	off, skipped := 0, 0 // off: bytes of buf[r.r:r.w] headEnd already searched
 	tried := false
@@ -226,6 +359,7 @@ func (r *Reader) readHead(skipEmpty bool, tooLarge, malformed error, parse func(
 				}
 				r.r += n
 				r.pin = r.r
+				r.inPlace = r.lent
 				return nil
 			}
 			if complete {
