@@ -69,6 +69,7 @@ type BufRing struct {
 	// and could be filled by two receives at once: Release refuses it.
 	lent    []bool
 	refused int
+	out     int // buffers claimed and not released
 }
 
 // NewBufRing maps entries buffers of size bytes, hands them all to the
@@ -137,6 +138,10 @@ func (b *BufRing) Get(c CQE) (data []byte, id uint16, ok bool) {
 // Refused counts the releases refused as double (see Release).
 func (b *BufRing) Refused() int { return b.refused }
 
+// Out counts the buffers claimed and not yet released: the kernel filled
+// them and their users hold them.
+func (b *BufRing) Out() int { return b.out }
+
 // Claim records that the kernel handed out the buffer c carries, if any,
 // and returns its ID. Every CQE of a receive with this buffer group must be
 // claimed before its buffer is released.
@@ -145,7 +150,10 @@ func (b *BufRing) Claim(c CQE) (id uint16, ok bool) {
 	if !ok || int(id) >= b.entries {
 		return 0, false
 	}
-	b.lent[id] = true
+	if !b.lent[id] {
+		b.lent[id] = true
+		b.out++
+	}
 	return id, true
 }
 
@@ -164,6 +172,7 @@ func (b *BufRing) Release(id uint16) {
 		return
 	}
 	b.lent[id] = false
+	b.out--
 	b.add(id)
 	b.publish()
 }

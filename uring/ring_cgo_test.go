@@ -251,10 +251,13 @@ func TestBufRingDoubleRelease(t *testing.T) {
 	if !ok {
 		t.Fatalf("CQE without a buffer: %+v", c)
 	}
+	if br.Out() != 1 {
+		t.Fatalf("%d buffers out after a claim, want 1", br.Out())
+	}
 	br.Release(id)
 	br.Release(id)
-	if br.Refused() != 2 {
-		t.Fatalf("refused %d after a second release, want 2", br.Refused())
+	if br.Refused() != 2 || br.Out() != 0 {
+		t.Fatalf("refused %d after a second release, want 2; %d out, want 0", br.Refused(), br.Out())
 	}
 	// Three more receives with 2 buffers: two get a buffer each, which
 	// must differ; the third finds none (ENOBUFS), not a buffer twice.

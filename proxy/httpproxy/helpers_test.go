@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"github.com/monolake-go/monolake/proxy/config"
+	"github.com/monolake-go/monolake/proxy/netio"
 	"github.com/monolake-go/monolake/proxy/server"
 )
 
@@ -58,11 +59,16 @@ func parseServer(t testing.TB, text string) *config.Server {
 // startProxy builds the proxy for the config text and serves it.
 func startProxy(t testing.TB, text string, o Options) *testProxy {
 	t.Helper()
+	return startProxyOn(t, testDriver(t), text, o)
+}
+
+// startProxyOn is startProxy on the driver drv.
+func startProxyOn(t testing.TB, drv netio.Driver, text string, o Options) *testProxy {
+	t.Helper()
 	logs := &logBuffer{}
 	if o.Log == nil {
 		o.Log = slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelInfo}))
 	}
-	drv := testDriver(t)
 	if o.Dial == nil {
 		o.Dial = drv.Dial
 	}

@@ -170,6 +170,14 @@ type clientWriter struct{ cs *conn }
 type clientReader struct{ cs *conn }
 
 func (r clientReader) Read(p []byte) (int, error) {
+	if err := r.renew(); err != nil {
+		return 0, err
+	}
+	return r.cs.c.Read(p)
+}
+
+// renew sets the read deadline for the next read of a body.
+func (r clientReader) renew() error {
 	if d := r.cs.bodyTimeout; d > 0 {
 		now := time.Now()
 		dl := now.Add(d)
@@ -183,10 +191,34 @@ func (r clientReader) Read(p []byte) (int, error) {
 		}
 		r.cs.c.SetReadDeadline(dl)
 		if r.cs.aborted.Load() { // as in clientWriter
-			return 0, os.ErrDeadlineExceeded
+			return os.ErrDeadlineExceeded
 		}
 	}
-	return r.cs.c.Read(p)
+	return nil
+}
+
+// lentRequestHeads and lentResponseHeads count the heads parsed in the
+// buffers the connection received them in, for tests.
+var lentRequestHeads, lentResponseHeads atomic.Int64
+
+// clientLender is clientReader over a connection that lends the buffers it
+// received into (http1.Lender: the io_uring runtime's), so that the request
+// reader parses heads where they arrived.
+type clientLender struct{ clientReader }
+
+func (r clientLender) ReadBorrow() ([]byte, func(), error) {
+	if err := r.renew(); err != nil {
+		return nil, func() {}, err
+	}
+	return r.cs.c.(http1.Lender).ReadBorrow()
+}
+
+// source returns the request reader's source for cs.
+func (cs *conn) source() io.Reader {
+	if _, ok := cs.c.(http1.Lender); ok {
+		return clientLender{clientReader{cs}}
+	}
+	return clientReader{cs}
 }
 
 func (w clientWriter) Write(p []byte) (int, error) {
@@ -264,7 +296,7 @@ func (cs *conn) releaseBuffers() {
 func (s *Server) Call(ctx context.Context, c net.Conn) (struct{}, error) {
 	cs := connPool.Get().(*conn)
 	cs.c = c
-	cs.rd.Reset(clientReader{cs})
+	cs.rd.Reset(cs.source())
 	cs.rd.MaxHeadSize = s.cfg.MaxHeadSize
 	cs.writeTimeout = s.cfg.WriteTimeout
 	cs.takeBuffers(nil)
@@ -402,6 +434,7 @@ func (s *Server) resume(ctx context.Context, cs *conn) {
 	defer func() {
 		if r := recover(); r != nil {
 			s.log.Error("httpproxy: panic serving a resumed connection", "client", cs.info.RemoteIP, "panic", r)
+			cs.rd.Reset(nil) // gives back a lent buffer
 			cs.c.Close()
 			if cs.done != nil {
 				cs.done()
@@ -412,13 +445,25 @@ func (s *Server) resume(ctx context.Context, cs *conn) {
 		s.end(cs)
 		return
 	}
-	n, _ := cs.c.Read(cs.one[:])
-	if n == 0 {
-		// EOF, the keep-alive's end, a drain, a reset: nothing to answer.
-		s.end(cs)
-		return
+	// The first bytes: in place where the connection lends its buffers,
+	// else one byte, so that a buffer is taken only once a request comes.
+	if l, ok := cs.c.(http1.Lender); ok {
+		b, release, _ := l.ReadBorrow()
+		if len(b) == 0 {
+			release()
+			s.end(cs) // EOF, the keep-alive's end, a drain, a reset: nothing to answer
+			return
+		}
+		cs.takeBuffers(nil)
+		cs.rd.UseLent(b, release)
+	} else {
+		n, _ := cs.c.Read(cs.one[:])
+		if n == 0 {
+			s.end(cs)
+			return
+		}
+		cs.takeBuffers(cs.one[:n])
 	}
-	cs.takeBuffers(cs.one[:n])
 	s.watchForced(ctx, cs)
 	s.run(ctx, cs)
 }
@@ -476,6 +521,9 @@ func (s *Server) serve(ctx context.Context, cs *conn) error {
 			err = cs.rd.ReadRequest(&cs.head)
 		}
 		cs.idle.Store(false)
+		if err == nil && cs.rd.InPlace() {
+			lentRequestHeads.Add(1)
+		}
 		if err != nil {
 			if cs.stopping() && cs.rd.Buffered() == 0 {
 				return nil

@@ -158,6 +158,15 @@ func (d *Uring) Stats() uring.Stats {
 	return d.ring.Stats()
 }
 
+// BuffersOut counts the received buffers out of the buffer ring: queued
+// on connections for their readers, or lent (ReadBorrow). With no bytes
+// received and unread, a count above zero is a buffer never given back.
+func (d *Uring) BuffersOut() int {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.br.Out()
+}
+
 // Close closes every listener and connection of the driver (cancelling
 // their operations and waiting for the kernel to finish with them), stops
 // the loop and tears the ring down. Buffers borrowed with ReadBorrow should
