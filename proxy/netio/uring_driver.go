@@ -101,6 +101,8 @@ type Uring struct {
 	// conns whose multishot recv the next Enter submits (see armLocked).
 	tid   uintptr
 	armed []*uringConn
+	// armedLn lists the listeners whose multishot accept was queued since.
+	armedLn []*uringListener
 	// wbufs are free write buffers (see copyWriteMax).
 	wbufs [][]byte
 }
@@ -301,6 +303,11 @@ func (d *Uring) run() {
 		}
 		clear(d.armed)
 		d.armed = d.armed[:0]
+		for _, l := range d.armedLn {
+			l.armTid = tid
+		}
+		clear(d.armedLn)
+		d.armedLn = d.armedLn[:0]
 		for _, c := range cqes {
 			d.dispatchLocked(c)
 		}

@@ -33,6 +33,8 @@ type uringListener struct {
 	q        []int32 // accepted descriptors not yet taken
 	err      error   // the error that ended the multishot accept, reported once
 	armed    bool
+	armTid   uintptr // the thread that submitted the accept (0: not yet submitted)
+	mcancel  bool    // its cancel is queued
 	inflight int
 	drained  chan struct{} // closed when inflight drops to 0 after Close
 }
@@ -50,7 +52,7 @@ func (l *uringListener) completeLocked(kind uint64, c uring.CQE) {
 		}
 	}
 	if !c.More() {
-		l.armed = false
+		l.armed, l.mcancel = false, false
 		l.inflight--
 		if c.Res < 0 && c.Res != -int32(syscall.ECANCELED) {
 			l.err = os.NewSyscallError("accept", syscall.Errno(-c.Res))
@@ -101,8 +103,18 @@ func (l *uringListener) Accept() (net.Conn, error) {
 		}
 		if !l.armed {
 			d.ring.AcceptMultishot(l.ud(), l.fd, syscall.SOCK_CLOEXEC)
-			l.armed = true
+			l.armed, l.armTid = true, 0
 			l.inflight++
+			d.armedLn = append(d.armedLn, l)
+			d.kickLocked()
+		} else if !l.mcancel && l.armTid != 0 && l.armTid != d.tid {
+			// As a conn's receive (see rearmIfMovedLocked): the kernel
+			// accepts in task work of the thread that submitted the
+			// accept, which Go may have left idle since; each connection
+			// would first wake it. The cancel's completion wakes this
+			// Accept, which re-arms from the loop's thread.
+			d.ring.Cancel(0, l.ud(), false)
+			l.mcancel = true
 			d.kickLocked()
 		}
 		d.mu.Unlock()

@@ -1102,3 +1102,62 @@ func TestUringDeadlinesDoNotAllocate(t *testing.T) {
 		t.Fatalf("%v allocations per round of deadline renewals, want 0", n)
 	}
 }
+
+// TestUringAcceptRearmsOnMovedLoop: a multishot accept submitted from
+// another thread than the one the loop now runs on is cancelled and
+// submitted again from the loop's thread when Accept next waits, and
+// connections keep coming through. (The kernel accepts in task work of
+// the submitting thread: a stale one would be woken for every connection.)
+func TestUringAcceptRearmsOnMovedLoop(t *testing.T) {
+	d := newDriver(t, UringParams{})
+	ln, err := d.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	l := ln.(*uringListener)
+	accept := func() {
+		t.Helper()
+		done := make(chan error, 1)
+		go func() {
+			c, err := ln.Accept()
+			if err == nil {
+				c.Close()
+			}
+			done <- err
+		}()
+		time.Sleep(20 * time.Millisecond) // let Accept wait first
+		c, err := net.Dial("tcp", ln.Addr().String())
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		select {
+		case err := <-done:
+			if err != nil {
+				t.Fatal(err)
+			}
+		case <-time.After(5 * time.Second):
+			t.Fatal("Accept did not return")
+		}
+	}
+	accept()
+	d.mu.Lock()
+	first := l.armTid
+	d.mu.Unlock()
+	if first == 0 {
+		t.Fatal("the accept's submitting thread was not recorded")
+	}
+	// Pretend the accept went in from a thread the loop has left.
+	d.mu.Lock()
+	l.armTid = ^uintptr(0)
+	d.mu.Unlock()
+	accept()
+	accept()
+	d.mu.Lock()
+	tid, armed, loopTid := l.armTid, l.armed, d.tid
+	d.mu.Unlock()
+	if !armed || tid == ^uintptr(0) || tid == 0 {
+		t.Fatalf("accept not re-armed from the loop's thread: armed %v, thread %#x (loop's %#x)", armed, tid, loopTid)
+	}
+}
