@@ -75,12 +75,17 @@ func (p plainSource) Read(b []byte) (int, error) { return p.s.Read(b) }
 
 // transcript reads up to 8 requests with their bodies and describes them,
 // each head described after its body was read (the head must outlive it).
-func transcript(r *Reader) string {
+// check, if not nil, runs after each ReadRequest.
+func transcript(r *Reader, check func()) string {
 	var sb strings.Builder
 	var req Request
 	var b Body
 	for range 8 {
-		if err := r.ReadRequest(&req); err != nil {
+		err := r.ReadRequest(&req)
+		if check != nil {
+			check()
+		}
+		if err != nil {
 			fmt.Fprintf(&sb, "error %v\n", err)
 			break
 		}
@@ -123,10 +128,10 @@ func TestReaderLent(t *testing.T) {
 	for _, sizes := range [][]int{{len(in)}, {1}, {7}, {29}, {30}, {31}, {64}, {100, 3}, {2, 50}, {13, 200}, {len(in) - 20},
 		cuts(c, cEnd+2), cuts(c, cEnd+8), cuts(c, cEnd+12), cuts(c, cEnd+20), cuts(c, cEnd+23), cuts(c, cEnd+30),
 		cuts(b, bEnd+3), cuts(b, bEnd+11)} {
-		plain := transcript(NewReader(plainSource{newChunkSource(t, in, sizes...)}))
+		plain := transcript(NewReader(plainSource{newChunkSource(t, in, sizes...)}), nil)
 		src := newChunkSource(t, in, sizes...)
 		r := NewReader(src)
-		lent := transcript(r)
+		lent := transcript(r, nil)
 		if lent != plain {
 			t.Errorf("chunks %v: read from lent buffers:\n%s\nfrom the Reader's own:\n%s", sizes, lent, plain)
 		}
@@ -206,7 +211,7 @@ func FuzzReaderLent(f *testing.F) {
 		src := newChunkSource(t, in, int(a), int(b))
 		r := NewReader(src)
 		r.MaxHeadSize = 256
-		if lent, plain := transcript(r), transcript(plainR); lent != plain {
+		if lent, plain := transcript(r, nil), transcript(plainR, nil); lent != plain {
 			t.Fatalf("read from lent buffers:\n%s\nfrom the Reader's own:\n%s", lent, plain)
 		}
 		r.Reset(nil)
@@ -246,4 +251,33 @@ func TestReaderUseLent(t *testing.T) {
 		}
 	}()
 	r.UseLent(nil, func() {})
+}
+
+// stingySource is a chunkSource that, as a Keeper, lets the Reader keep
+// none of its buffers.
+type stingySource struct{ *chunkSource }
+
+func (stingySource) KeepLent() bool { return false }
+
+// TestReaderLentNotKept: a Lender that says not to keep its buffers gets
+// each back before the head in it is parsed, which is parsed in the
+// Reader's own buffer, to the same result.
+func TestReaderLentNotKept(t *testing.T) {
+	in := []byte(lendStream)
+	for _, sizes := range [][]int{{len(in)}, {7}, {64}, {100, 3}} {
+		plain := transcript(NewReader(plainSource{newChunkSource(t, in, sizes...)}), nil)
+		src := newChunkSource(t, in, sizes...)
+		r := NewReader(stingySource{src})
+		got := transcript(r, func() {
+			if src.out != 0 || r.InPlace() {
+				t.Fatalf("chunks %v: %d buffers kept after a head, in place: %v", sizes, src.out, r.InPlace())
+			}
+		})
+		if got != plain {
+			t.Errorf("chunks %v: lent but not kept:\n%s\nfrom the Reader's own:\n%s", sizes, got, plain)
+		}
+		if src.lends == 0 {
+			t.Errorf("chunks %v: nothing was lent", sizes)
+		}
+	}
 }

@@ -24,7 +24,7 @@ const (
 //
 // Slices returned by ReadRequest and ReadResponse (and a ChunkedReader's
 // trailers) point into the buffer. They stay valid until the next
-// ReadRequest, ReadResponse or Reset call; body reads in between keep them
+// ReadRequest, ReadResponse, Reset, ReleaseBuffer or GiveBack call; body reads in between keep them
 // intact (the buffer is never overwritten below the last head, and when it
 // must grow the old array is left to the old slices).
 //
@@ -70,9 +70,21 @@ type Reader struct {
 // netio.Borrower, the io_uring driver's connections. ReadBorrow waits like
 // Read and returns the next received bytes in place; they stay valid until
 // release is called, which must happen exactly once. On an error buf is
-// empty.
+// empty. It may also lend nothing, with an empty buf and a nil error: the
+// Reader then reads into its own buffer.
+//
+// A Lender that is also a Keeper is asked, for each buffer it lends, whether
+// the Reader may keep it while the head parsed in it is in use (until the
+// next head, for a whole exchange): when not (the Lender's buffers run
+// short), the Reader copies the bytes into its own buffer and gives the lent
+// one back at once.
 type Lender interface {
 	ReadBorrow() (buf []byte, release func(), err error)
+}
+
+// Keeper is the optional part of a Lender (see Lender).
+type Keeper interface {
+	KeepLent() bool
 }
 
 // NewReader returns a Reader over rd. The buffer is allocated on first read.
@@ -162,8 +174,8 @@ func (r *Reader) borrow() error {
 // error is pending, so that a connection idle between requests need not
 // hold one, and returns it; otherwise, or when the Reader has no buffer,
 // it returns nil and keeps what it has. Slices the last head handed out
-// point into the returned array: the caller must be done with them before
-// it reuses the array. A Reader without a buffer allocates one on its next
+// point into the returned array, or into a lent buffer it gives back: the
+// caller must be done with them before it reuses the array. A Reader without a buffer allocates one on its next
 // read, or takes one from UseBuffer.
 func (r *Reader) ReleaseBuffer() []byte {
 	if r.r != r.w || r.err != nil || r.buf == nil {
@@ -326,6 +338,11 @@ func (r *Reader) readHead(skipEmpty bool, tooLarge, malformed error, parse func(
 			if err := r.borrow(); err != nil {
 				return err
 			}
+		}
+	}
+	if r.lent {
+		if k, ok := r.lend.(Keeper); ok && !k.KeepLent() {
+			r.unlend() // gives it back: nothing is pinned
 		}
 	}
 	off, skipped := 0, 0 // off: bytes of buf[r.r:r.w] headEnd already searched

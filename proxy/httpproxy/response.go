@@ -315,6 +315,10 @@ func tunnel(cs *conn, resp *Response) {
 	cs.bodyTimeout = 0 // clientReader: a tunnel may idle
 	client.SetDeadline(time.Time{})
 	up.SetDeadline(time.Time{})
+	// The heads are written and a tunnel may last for hours: the client's
+	// reader keeps no buffer the connection lent it (on io_uring the
+	// kernel's, out of a ring the other connections receive into).
+	cs.rd.GiveBack()
 	if uc, ok := up.(*upConn); ok {
 		uc.timeout = 0 // a tunnel may idle; it ends when either side closes
 	}

@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/monolake-go/monolake/proxy/http1"
+	"github.com/monolake-go/monolake/proxy/netio"
 	"github.com/monolake-go/monolake/proxy/route"
 	"github.com/monolake-go/monolake/proxy/server"
 )
@@ -197,9 +198,9 @@ func (r clientReader) renew() error {
 	return nil
 }
 
-// lentRequestHeads and lentResponseHeads count the heads parsed in the
-// buffers the connection received them in, for tests.
-var lentRequestHeads, lentResponseHeads atomic.Int64
+// lentRequestHeads counts the request heads parsed in the buffers the
+// connection received them in, for tests.
+var lentRequestHeads atomic.Int64
 
 // clientLender is clientReader over a connection that lends the buffers it
 // received into (http1.Lender: the io_uring runtime's), so that the request
@@ -207,11 +208,36 @@ var lentRequestHeads, lentResponseHeads atomic.Int64
 type clientLender struct{ clientReader }
 
 func (r clientLender) ReadBorrow() ([]byte, func(), error) {
-	if err := r.renew(); err != nil {
-		return nil, func() {}, err
-	}
-	return r.cs.c.(http1.Lender).ReadBorrow()
+	return lendHead(r.cs.c, r.renew)
 }
+
+// KeepLent implements http1.Keeper: see keepLent.
+func (r clientLender) KeepLent() bool { return keepLent(r.cs.c) }
+
+// lendHead borrows c's next received buffer for a head, after renew. When
+// c's driver runs short of receive buffers it lends nothing and the reader
+// reads into its own buffer (the driver may then be receiving without its
+// ring, and a lent buffer would be one allocated to be copied).
+func lendHead(c net.Conn, renew func() error) ([]byte, func(), error) {
+	if err := renew(); err != nil {
+		return nil, noRelease, err
+	}
+	if !keepLent(c) {
+		return nil, noRelease, nil
+	}
+	return c.(http1.Lender).ReadBorrow()
+}
+
+// keepLent reports whether a reader of c may keep a buffer c lent it for
+// the head parsed in it, which lives as long as its exchange (a tunnel's,
+// a long response's, hours maybe): not once c's driver has half of its
+// receive buffers out, so that kept heads cannot starve the receives.
+func keepLent(c net.Conn) bool {
+	g, ok := c.(netio.BufferGauge)
+	return !ok || !g.BuffersScarce()
+}
+
+func noRelease() {}
 
 // source returns the request reader's source for cs.
 func (cs *conn) source() io.Reader {
@@ -351,12 +377,33 @@ func (cs *conn) unwatchForced() {
 // run serves cs until it ends, then cleans up; or until it parks, and then
 // it returns nil at once.
 func (s *Server) run(ctx context.Context, cs *conn) (struct{}, error) {
+	served := false
+	defer func() {
+		if !served {
+			cs.abandon()
+		}
+	}()
 	err := s.serve(ctx, cs)
+	served = true
 	if err == errParked {
 		return struct{}{}, nil
 	}
 	s.end(cs)
 	return struct{}{}, err
+}
+
+// abandon gives back what cs holds of its connection's buffers and of its
+// upstream exchange when a panic (a Layer's, say) ends serve: the caller
+// that recovers drops cs and closes the connection, but a buffer lent by
+// the connection (the kernel's, on io_uring) would never go back to its
+// ring, nor the upstream connection to its pool. A panic on the way is
+// swallowed: the first one is the one to report.
+func (cs *conn) abandon() {
+	defer func() { recover() }()
+	cs.rd.Reset(nil)
+	if cs.exchange != nil {
+		cs.resp.release(false)
+	}
 }
 
 // end closes cs's connection and puts cs back in the pool.
@@ -447,7 +494,7 @@ func (s *Server) resume(ctx context.Context, cs *conn) {
 	}
 	// The first bytes: in place where the connection lends its buffers,
 	// else one byte, so that a buffer is taken only once a request comes.
-	if l, ok := cs.c.(http1.Lender); ok {
+	if l, ok := cs.c.(http1.Lender); ok && keepLent(cs.c) {
 		b, release, _ := l.ReadBorrow()
 		if len(b) == 0 {
 			release()

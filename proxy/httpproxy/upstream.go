@@ -152,11 +152,7 @@ func wrapDial(dial func(ctx context.Context, network, addr string) (net.Conn, er
 			}
 		}
 		uc := &upConn{Conn: c}
-		if _, ok := c.(http1.Lender); ok {
-			uc.rd = http1.NewReader(upLender{upReader{uc}})
-		} else {
-			uc.rd = http1.NewReader(upReader{uc})
-		}
+		uc.rd = http1.NewReader(upReader{uc})
 		uc.bw = bufio.NewWriterSize(upWriter{uc}, 8<<10)
 		uc.cp.Buf = make([]byte, 16<<10)
 		uc.watch = newClientWatch(uc)
@@ -199,9 +195,7 @@ func (c *upConn) release(ok bool) {
 	// Bytes after the response (more than its Content-Length, a body
 	// after a 204 or a HEAD response) would be read as the next request's
 	// response, maybe another client's: such a connection is closed.
-	keep := ok && c.head.KeepAlive && c.rd.Buffered() == 0
-	c.rd.GiveBack() // the head is done with; a pooled connection holds no lent buffer
-	if keep {
+	if ok && c.head.KeepAlive && c.rd.Buffered() == 0 {
 		c.SetDeadline(time.Time{})
 		c.u.pool.Put(c.key, c)
 		return
@@ -232,19 +226,6 @@ func (r upReader) renew() error {
 		return os.ErrDeadlineExceeded
 	}
 	return nil
-}
-
-// upLender is upReader over a connection that lends the buffers it
-// received into (http1.Lender: the io_uring runtime's), so that the
-// response reader parses heads where they arrived. The reader gives its
-// buffer back when the connection goes back to the pool or is closed.
-type upLender struct{ upReader }
-
-func (r upLender) ReadBorrow() ([]byte, func(), error) {
-	if err := r.renew(); err != nil {
-		return nil, func() {}, err
-	}
-	return r.uc.Conn.(http1.Lender).ReadBorrow()
 }
 
 // upWriter writes to an upstream connection with the same timeout renewed
@@ -342,7 +323,6 @@ func (u *Upstream) Call(ctx context.Context, req *Request) (*Response, error) {
 		uc.lease.Add(1) // the lease ends here: closed, never pooled
 		req.Conn.upstream.Store(nil)
 		uc.done, uc.info = nil, nil
-		uc.rd.GiveBack()
 		uc.Close()
 		if retry && canRetry && reused && !fresh && ctx.Err() == nil {
 			fresh = true
@@ -416,9 +396,6 @@ func (u *Upstream) exchange(ctx context.Context, uc *upConn, req *Request, t *ta
 	interim := 0
 	for {
 		err := uc.rd.ReadResponse(&uc.head, h.Method)
-		if err == nil && uc.rd.InPlace() {
-			lentResponseHeads.Add(1)
-		}
 		if err != nil {
 			if uc.watch.disarm() {
 				return nil, false, &StatusError{Status: StatusClientClosed, Err: errClientGone}

@@ -87,6 +87,16 @@ type Borrower interface {
 	ReadBorrow() (buf []byte, release func(), err error)
 }
 
+// BufferGauge is the io_uring driver's connections' view of their driver's
+// receive buffers, found by type assertion. BuffersScarce reports whether
+// at least half of them are out of the ring (queued for readers or lent):
+// a reader that would keep a lent buffer for long (a parsed HTTP head, for
+// its whole exchange) reads into its own memory instead, so that what it
+// keeps cannot take the buffers the receives need.
+type BufferGauge interface {
+	BuffersScarce() bool
+}
+
 // ReadNotifier is the io_uring driver's connections' way to wait for input
 // without a goroutine, found by type assertion: a protocol parks an idle
 // connection with it (HTTP keep-alive), so the connection costs no

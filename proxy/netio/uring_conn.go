@@ -93,6 +93,7 @@ type slot struct {
 var (
 	_ net.Conn      = (*uringConn)(nil)
 	_ Borrower      = (*uringConn)(nil)
+	_ BufferGauge   = (*uringConn)(nil)
 	_ SpliceToer    = (*uringConn)(nil)
 	_ io.ReaderFrom = (*uringConn)(nil)
 	_ io.WriterTo   = (*uringConn)(nil)
@@ -445,6 +446,15 @@ func (c *uringConn) ReadBorrow() ([]byte, func(), error) {
 }
 
 func noRelease() {}
+
+// BuffersScarce implements BufferGauge.
+func (c *uringConn) BuffersScarce() bool {
+	d := c.d
+	d.mu.Lock()
+	scarce := 2*d.br.Out() >= d.br.Len()
+	d.mu.Unlock()
+	return scarce
+}
 
 func (c *uringConn) releaser(id int) func() {
 	d := c.d
