@@ -24,9 +24,10 @@ const (
 //
 // Slices returned by ReadRequest and ReadResponse (and a ChunkedReader's
 // trailers) point into the buffer. They stay valid until the next
-// ReadRequest, ReadResponse, Reset, ReleaseBuffer or GiveBack call; body reads in between keep them
-// intact (the buffer is never overwritten below the last head, and when it
-// must grow the old array is left to the old slices).
+// ReadRequest, ReadResponse, Reset, ReleaseBuffer or GiveBack call; body
+// reads in between keep them intact (the buffer is never overwritten below
+// the last head, and when it must grow the old array is left to the old
+// slices).
 //
 // The buffer starts at 4 KiB on first use and grows (doubling) only when a
 // head, chunk line or trailer section needs more room, so in steady state a
@@ -109,10 +110,10 @@ func (r *Reader) Reset(rd io.Reader) {
 
 // GiveBack returns a lent buffer to its Lender now rather than at the next
 // head read: unread bytes move to the Reader's own buffer, and the slices
-// of the last head become invalid. A caller that keeps a Reader between
-// messages without reading (a pooled upstream connection) calls it, so an
-// idle connection holds none of the Lender's buffers. It does nothing when
-// no buffer is lent.
+// of the last head become invalid. A caller done with the head that may
+// not read again for long (a tunnel, after its 101) calls it, so that the
+// connection holds none of the Lender's buffers meanwhile. It does nothing
+// when no buffer is lent.
 func (r *Reader) GiveBack() {
 	if r.lent {
 		r.pin = 0
@@ -175,8 +176,9 @@ func (r *Reader) borrow() error {
 // hold one, and returns it; otherwise, or when the Reader has no buffer,
 // it returns nil and keeps what it has. Slices the last head handed out
 // point into the returned array, or into a lent buffer it gives back: the
-// caller must be done with them before it reuses the array. A Reader without a buffer allocates one on its next
-// read, or takes one from UseBuffer.
+// caller must be done with them before it reuses the array. A Reader
+// without a buffer allocates one on its next read, or takes one from
+// UseBuffer.
 func (r *Reader) ReleaseBuffer() []byte {
 	if r.r != r.w || r.err != nil || r.buf == nil {
 		return nil

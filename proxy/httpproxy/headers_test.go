@@ -1,7 +1,6 @@
 package httpproxy
 
 import (
-	"bufio"
 	"net"
 	"net/http"
 	"regexp"
@@ -13,17 +12,10 @@ import (
 // dropped both ways; end-to-end ones pass.
 func TestHopByHop(t *testing.T) {
 	seen := make(chan http.Header, 1)
-	addr := rawUpstream(t, func(c net.Conn) {
-		br := bufio.NewReader(c)
-		for {
-			r, _, err := readRequest(br)
-			if err != nil {
-				return
-			}
-			seen <- r.Header
-			c.Write([]byte("HTTP/1.1 200 OK\r\nConnection: X-Resp-Hop, keep-alive\r\nX-Resp-Hop: 1\r\nKeep-Alive: timeout=5\r\n" +
-				"Proxy-Authenticate: Basic\r\nUpgrade: foo\r\nX-End: 2\r\nContent-Length: 2\r\n\r\nok"))
-		}
+	addr := rawRequests(t, func(c net.Conn, r *http.Request, _ []byte) {
+		seen <- r.Header
+		c.Write([]byte("HTTP/1.1 200 OK\r\nConnection: X-Resp-Hop, keep-alive\r\nX-Resp-Hop: 1\r\nKeep-Alive: timeout=5\r\n" +
+			"Proxy-Authenticate: Basic\r\nUpgrade: foo\r\nX-End: 2\r\nContent-Length: 2\r\n\r\nok"))
 	})
 	p := startProxy(t, serverTOML("", routeTOML("/{*p}", "", addr)), Options{})
 	c := dialRaw(t, p.Addr)

@@ -323,6 +323,23 @@ func rawUpstream(t testing.TB, serve func(c net.Conn)) string {
 	return ln.Addr().String()
 }
 
+// rawRequests is a rawUpstream that reads each request of a connection
+// (its body too) and has answer write the response, until the proxy ends
+// the connection or a request does not parse.
+func rawRequests(t testing.TB, answer func(c net.Conn, r *http.Request, body []byte)) string {
+	t.Helper()
+	return rawUpstream(t, func(c net.Conn) {
+		br := bufio.NewReader(c)
+		for {
+			r, body, err := readRequest(br)
+			if err != nil {
+				return
+			}
+			answer(c, r, body)
+		}
+	})
+}
+
 // readRequest reads one request from br and its body.
 func readRequest(br *bufio.Reader) (*http.Request, []byte, error) {
 	r, err := http.ReadRequest(br)

@@ -1,11 +1,11 @@
 package httpproxy
 
 import (
-	"bufio"
 	"context"
 	"fmt"
 	"io"
 	"net"
+	"net/http"
 	"strings"
 	"testing"
 	"time"
@@ -24,25 +24,18 @@ import (
 // not count).
 func TestHeadsInPlace(t *testing.T) {
 	drv, ud := ownDriver(t, 0)
-	addr := rawUpstream(t, func(c net.Conn) {
-		br := bufio.NewReader(c)
-		for {
-			r, body, err := readRequest(br)
-			if err != nil {
-				return
-			}
-			echo := r.Method + " " + r.URL.Path + " " + string(body) + " " + r.Header.Get("X-Seq")
-			head := fmt.Sprintf("HTTP/1.1 200 OK\r\nContent-Length: %d\r\nX-Up: %s\r\n\r\n", len(echo), r.URL.Path)
-			if r.URL.Path == "/split" {
-				// The response head in two pieces: the proxy's reader
-				// cannot parse it in the first buffer.
-				c.Write([]byte(head[:20]))
-				time.Sleep(50 * time.Millisecond)
-				c.Write([]byte(head[20:] + echo))
-				continue
-			}
-			c.Write([]byte(head + echo))
+	addr := rawRequests(t, func(c net.Conn, r *http.Request, body []byte) {
+		echo := r.Method + " " + r.URL.Path + " " + string(body) + " " + r.Header.Get("X-Seq")
+		head := fmt.Sprintf("HTTP/1.1 200 OK\r\nContent-Length: %d\r\nX-Up: %s\r\n\r\n", len(echo), r.URL.Path)
+		if r.URL.Path == "/split" {
+			// The response head in two pieces: the proxy's reader
+			// cannot parse it in the first buffer.
+			c.Write([]byte(head[:20]))
+			time.Sleep(50 * time.Millisecond)
+			c.Write([]byte(head[20:] + echo))
+			return
 		}
+		c.Write([]byte(head + echo))
 	})
 	p := startProxyOn(t, drv, serverTOML("timeout = { server_keepalive_park_ms = 100 }", routeTOML("/{*p}", "", addr)), Options{})
 	reqBefore := lentRequestHeads.Load()
@@ -152,14 +145,8 @@ func TestLentBuffersBounded(t *testing.T) {
 				return inner.Call(ctx, req)
 			})
 		}
-		addr := rawUpstream(t, func(c net.Conn) {
-			br := bufio.NewReader(c)
-			for {
-				if _, _, err := readRequest(br); err != nil {
-					return
-				}
-				io.WriteString(c, "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
-			}
+		addr := rawRequests(t, func(c net.Conn, _ *http.Request, _ []byte) {
+			io.WriteString(c, "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
 		})
 		p := startProxyOn(t, drv, serverTOML("", routeTOML("/{*p}", "", addr)), Options{Layers: []Middleware{boom}})
 		for range 3 {
@@ -195,21 +182,14 @@ func TestLentBuffersBounded(t *testing.T) {
 	t.Run("stalled responses", func(t *testing.T) {
 		drv, ud := ownDriver(t, ring)
 		release := make(chan struct{})
-		addr := rawUpstream(t, func(c net.Conn) {
-			br := bufio.NewReader(c)
-			for {
-				r, _, err := readRequest(br)
-				if err != nil {
-					return
-				}
-				if r.URL.Path != "/slow" {
-					io.WriteString(c, "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
-					continue
-				}
-				io.WriteString(c, "HTTP/1.1 200 OK\r\nContent-Length: 2000\r\n\r\n"+strings.Repeat("a", 1000))
-				<-release
-				io.WriteString(c, strings.Repeat("b", 1000))
+		addr := rawRequests(t, func(c net.Conn, r *http.Request, _ []byte) {
+			if r.URL.Path != "/slow" {
+				io.WriteString(c, "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
+				return
 			}
+			io.WriteString(c, "HTTP/1.1 200 OK\r\nContent-Length: 2000\r\n\r\n"+strings.Repeat("a", 1000))
+			<-release
+			io.WriteString(c, strings.Repeat("b", 1000))
 		})
 		p := startProxyOn(t, drv, serverTOML("", routeTOML("/{*p}", "", addr)), Options{})
 		type stalled struct {
