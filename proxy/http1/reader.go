@@ -55,6 +55,9 @@ type Reader struct {
 	r, w int   // buf[r:w] is buffered and unread
 	pin  int   // buf[:pin] holds the last head; not overwritten until the next head read
 	err  error // from rd, returned once the buffered bytes are consumed
+	// more: the last read from rd filled all the room it was given (or
+	// was a lent buffer), so rd may hold more bytes already (see Ready).
+	more bool
 
 	// Lent buffers (see Lender): lend is rd as a Lender, or nil. While lent
 	// is set, buf is a lent buffer and own the Reader's own (or nil).
@@ -106,6 +109,7 @@ func (r *Reader) Reset(rd io.Reader) {
 	r.r, r.w, r.pin = 0, 0, 0
 	r.err = nil
 	r.inPlace = false
+	r.more = false
 }
 
 // GiveBack returns a lent buffer to its Lender now rather than at the next
@@ -217,10 +221,35 @@ func (r *Reader) UseLent(b []byte, release func()) {
 	}
 	r.own, r.buf, r.lent, r.release = r.buf, b, true, release
 	r.r, r.w, r.pin = 0, len(b), 0
+	r.more = true
 }
 
 // Buffered returns how many bytes are buffered and not yet consumed.
 func (r *Reader) Buffered() int { return r.w - r.r }
+
+// BufferedSource is a source that can tell, cheaply and without waiting,
+// how many bytes it holds that its next Read returns at once: a connection
+// counting what its kernel or its driver already received.
+type BufferedSource interface {
+	Buffered() int
+}
+
+// Ready reports how many bytes a Read would return without waiting, as far
+// as the Reader can tell: the buffered bytes or, when there are none, what
+// the source holds, if it is a BufferedSource and the last read from it
+// filled all the room it was given (otherwise it had no more then, and 0 is
+// returned without asking). A writer that passes a body on flushes when
+// Ready is 0 and holds its bytes for the next write otherwise, so a body
+// that arrived whole leaves in one send.
+func (r *Reader) Ready() int {
+	if n := r.w - r.r; n > 0 || !r.more || r.err != nil {
+		return n
+	}
+	if bs, ok := r.rd.(BufferedSource); ok {
+		return bs.Buffered()
+	}
+	return 0
+}
 
 // Read reads raw bytes: buffered ones first; when none are buffered it reads
 // from the underlying reader straight into p (one Read call), so a body
@@ -238,7 +267,9 @@ func (r *Reader) Read(p []byte) (int, error) {
 	if r.err != nil {
 		return 0, r.readErr()
 	}
-	return r.rd.Read(p)
+	n, err := r.rd.Read(p)
+	r.more = n == len(p)
+	return n, err
 }
 
 func (r *Reader) maxHead() int {
@@ -283,8 +314,10 @@ func (r *Reader) fill() error {
 		}
 	}
 	for range maxEmptyReads {
+		room := len(r.buf) - r.w
 		n, err := r.rd.Read(r.buf[r.w:])
 		r.w += n
+		r.more = n == room
 		if err != nil {
 			if n > 0 {
 				r.err = err

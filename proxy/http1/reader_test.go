@@ -176,3 +176,61 @@ func TestBodyUnreadMoved(t *testing.T) {
 		t.Error("Unread() reported a body with a limit")
 	}
 }
+
+// heldSource is a BufferedSource over a string that hands out at most step
+// bytes per Read and counts the Buffered calls.
+type heldSource struct {
+	s     string
+	step  int
+	calls int
+}
+
+func (h *heldSource) Read(p []byte) (int, error) {
+	if h.s == "" {
+		return 0, io.EOF
+	}
+	n := copy(p[:min(len(p), h.step)], h.s)
+	h.s = h.s[n:]
+	return n, nil
+}
+
+func (h *heldSource) Buffered() int { h.calls++; return len(h.s) }
+
+// Ready counts buffered bytes, and the source's only when the last read
+// filled the room it was given: a short read means the source had no more.
+func TestReaderReady(t *testing.T) {
+	head := "HTTP/1.1 200 OK\r\nContent-Length: 10000\r\n\r\n"
+	src := &heldSource{s: head + strings.Repeat("x", 10000), step: 1 << 20}
+	r := NewReader(src)
+	var resp Response
+	if err := r.ReadResponse(&resp, []byte("GET")); err != nil {
+		t.Fatal(err)
+	}
+	// The head's read filled the 4 KiB buffer.
+	if got, want := r.Ready(), initialBufSize-len(head); got != want || src.calls != 0 {
+		t.Fatalf("Ready = %d (%d source calls), want %d buffered", got, src.calls, want)
+	}
+	io.ReadFull(r, make([]byte, r.Buffered()))
+	if got, want := r.Ready(), len(src.s); got != want || src.calls != 1 {
+		t.Fatalf("Ready after a full read = %d (%d source calls), want %d from the source", got, src.calls, want)
+	}
+	// A read that did not fill p: the source is not asked.
+	n, _ := r.Read(make([]byte, 20000))
+	if got := r.Ready(); n == 0 || got != 0 || src.calls != 1 {
+		t.Fatalf("Ready after a short read = %d (%d source calls), want 0 without asking", got, src.calls)
+	}
+	// A read that filled p: asked again.
+	src.s, src.step = "yyyy", 2
+	if n, _ := r.Read(make([]byte, 2)); n != 2 || r.Ready() != 2 || src.calls != 2 {
+		t.Fatalf("Ready after a full raw read: %d source calls", src.calls)
+	}
+	// Not a BufferedSource: buffered bytes only.
+	r.Reset(strings.NewReader(head + "abc"))
+	if err := r.ReadResponse(&resp, []byte("GET")); err != nil || r.Ready() != 3 {
+		t.Fatalf("Ready = %d, %v, want 3", r.Ready(), err)
+	}
+	io.ReadFull(r, make([]byte, 3))
+	if r.Ready() != 0 {
+		t.Fatalf("Ready = %d with nothing buffered from a plain reader", r.Ready())
+	}
+}

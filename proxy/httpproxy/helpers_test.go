@@ -65,6 +65,13 @@ func startProxy(t testing.TB, text string, o Options) *testProxy {
 // startProxyOn is startProxy on the driver drv.
 func startProxyOn(t testing.TB, drv netio.Driver, text string, o Options) *testProxy {
 	t.Helper()
+	return startProxyWrapped(t, drv, text, o, nil)
+}
+
+// startProxyWrapped is startProxyOn serving on wrap(the listener), when wrap
+// is not nil.
+func startProxyWrapped(t testing.TB, drv netio.Driver, text string, o Options, wrap func(net.Listener) net.Listener) *testProxy {
+	t.Helper()
 	logs := &logBuffer{}
 	if o.Log == nil {
 		o.Log = slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelInfo}))
@@ -80,6 +87,9 @@ func startProxyOn(t testing.TB, drv netio.Driver, text string, o Options) *testP
 	ln, err := drv.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
+	}
+	if wrap != nil {
+		ln = wrap(ln)
 	}
 	go srv.Serve(ln)
 	t.Cleanup(func() {

@@ -246,7 +246,8 @@ func copyGeneric(cs *conn, body io.Reader, out http1.BodyKind) error {
 }
 
 // streamWriter writes to a connection's buffered writer and flushes it
-// whenever src (the reader the body comes from) has nothing more buffered,
+// whenever src (the reader the body comes from) has nothing more ready
+// (http1.Reader.Ready: buffered, or already received by its connection),
 // or after every write when src is nil. A body that arrived whole thus
 // leaves with its head in one write, and one that trickles in is passed on
 // as it comes instead of waiting for the buffer to fill. It lives in the
@@ -276,7 +277,7 @@ func (w *streamWriter) Write(p []byte) (int, error) {
 	} else if w.chunked {
 		last = len(p) >= 3 && p[0] == '0' && p[1] == '\r'
 	}
-	if !last && (w.src == nil || w.src.Buffered() == 0) {
+	if !last && (w.src == nil || w.src.Ready() == 0) {
 		err = w.bw.Flush()
 	}
 	return n, err

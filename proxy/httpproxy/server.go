@@ -177,6 +177,9 @@ func (r clientReader) Read(p []byte) (int, error) {
 	return r.cs.c.Read(p)
 }
 
+// Buffered implements http1.BufferedSource (see streamWriter).
+func (r clientReader) Buffered() int { return netio.Buffered(r.cs.c) }
+
 // renew sets the read deadline for the next read of a body.
 func (r clientReader) renew() error {
 	if d := r.cs.bodyTimeout; d > 0 {
@@ -276,7 +279,7 @@ var connPool = sync.Pool{New: func() any { return &conn{rd: http1.NewReader(nil)
 // The buffers a connection holds only while it is not parked.
 const (
 	readBufSize  = 4 << 10  // the request reader's buffer (it grows for larger heads)
-	writeBufSize = 16 << 10 // the response writer's
+	writeBufSize = 32 << 10 // the response writer's
 	copyBufSize  = 32 << 10 // body copies that cannot write in place
 )
 

@@ -15,6 +15,7 @@ import (
 
 	"github.com/monolake-go/monolake/proxy/balance"
 	"github.com/monolake-go/monolake/proxy/http1"
+	"github.com/monolake-go/monolake/proxy/netio"
 	"github.com/monolake-go/monolake/proxy/upstream"
 )
 
@@ -214,6 +215,9 @@ func (r upReader) Read(p []byte) (int, error) {
 	}
 	return r.uc.Conn.Read(p)
 }
+
+// Buffered implements http1.BufferedSource (see streamWriter).
+func (r upReader) Buffered() int { return netio.Buffered(r.uc.Conn) }
 
 func (r upReader) renew() error {
 	uc := r.uc

@@ -447,6 +447,22 @@ func (c *uringConn) ReadBorrow() ([]byte, func(), error) {
 
 func noRelease() {}
 
+// Buffered reports how many received bytes the next Read returns without
+// waiting: the rest of a partly read buffer and the buffers queued. See
+// netio.Buffered.
+func (c *uringConn) Buffered() int {
+	c.rmu.Lock()
+	defer c.rmu.Unlock()
+	n := len(c.cur)
+	d := c.d
+	d.mu.Lock()
+	for _, cqe := range c.rq {
+		n += int(cqe.Res)
+	}
+	d.mu.Unlock()
+	return n
+}
+
 // BuffersScarce implements BufferGauge.
 func (c *uringConn) BuffersScarce() bool {
 	d := c.d

@@ -674,24 +674,6 @@ func TestUringBorrowAndSplice(t *testing.T) {
 	})
 }
 
-func netPair(t *testing.T) (a, b net.Conn) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	a, err = net.Dial("tcp", ln.Addr().String())
-	if err != nil {
-		t.Fatal(err)
-	}
-	b, err = ln.Accept()
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { a.Close(); b.Close() })
-	return a, b
-}
-
 func selfSigned(t *testing.T) tls.Certificate {
 	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {
@@ -1160,4 +1142,12 @@ func TestUringAcceptRearmsOnMovedLoop(t *testing.T) {
 	if !armed || tid == ^uintptr(0) || tid == 0 {
 		t.Fatalf("accept not re-armed from the loop's thread: armed %v, thread %#x (loop's %#x)", armed, tid, loopTid)
 	}
+}
+
+// Buffered on the driver's conns counts the rest of a partly read buffer
+// and the buffers queued, without a system call.
+func TestUringBuffered(t *testing.T) {
+	d := newDriver(t, UringParams{})
+	a, b := ringPair(t, d)
+	testBuffered(t, a, b)
 }
