@@ -1,12 +1,14 @@
 package http1
 
 import (
+	"bufio"
 	"bytes"
 	"errors"
 	"io"
 	"strings"
 	"testing"
 	"testing/iotest"
+	"unsafe"
 )
 
 var chunkedTests = []struct {
@@ -246,6 +248,54 @@ func TestCopierStreams(t *testing.T) {
 	got, err := io.ReadAll(&back)
 	if err != nil || string(got) != body {
 		t.Fatalf("decoded %d bytes, %v", len(got), err)
+	}
+}
+
+// readSpy records the slices it is asked to read into.
+type readSpy struct {
+	r    io.Reader
+	into [][]byte
+}
+
+func (s *readSpy) Read(p []byte) (int, error) {
+	s.into = append(s.into, p)
+	return s.r.Read(p)
+}
+
+// Into a bufio.Writer (a writer showing its free space), Copy reads each
+// part of a body straight into the writer's buffer while at least 4 KiB of
+// it are free, and the body arrives whole through every size of writer.
+func TestCopierReadsIntoWriter(t *testing.T) {
+	body := make([]byte, 100<<10)
+	for i := range body {
+		body[i] = byte(i * 7)
+	}
+	for _, size := range []int{16, 4 << 10, 5 << 10, 32 << 10, 200 << 10} {
+		var wire bytes.Buffer
+		bw := bufio.NewWriterSize(&wire, size)
+		wbuf := bw.AvailableBuffer()[:bw.Available()]
+		spy := &readSpy{r: iotest.HalfReader(bytes.NewReader(body))}
+		var b Body
+		b.Reset(NewReader(spy), BodyLength, int64(len(body)))
+		c := Copier{Buf: make([]byte, 1<<10)}
+		if n, err := c.Copy(bw, &b, BodyLength); err != nil || n != int64(len(body)) {
+			t.Fatalf("writer of %d: Copy = %d, %v", size, n, err)
+		}
+		bw.Flush()
+		if !bytes.Equal(wire.Bytes(), body) {
+			t.Fatalf("writer of %d: body differs", size)
+		}
+		direct := 0
+		for _, p := range spy.into {
+			at, lo := uintptr(unsafe.Pointer(unsafe.SliceData(p))), uintptr(unsafe.Pointer(unsafe.SliceData(wbuf)))
+			if at >= lo && at < lo+uintptr(len(wbuf)) {
+				direct++
+			}
+		}
+		reads := len(spy.into)
+		if size > len(body) && direct != reads || size >= 32<<10 && direct == 0 || size < minDirectRead && direct != 0 {
+			t.Errorf("writer of %d: %d of %d body reads into its buffer", size, direct, reads)
+		}
 	}
 }
 

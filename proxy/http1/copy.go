@@ -12,6 +12,18 @@ const chunkHeadroom = 17
 
 const minCopyBufferSize = 64
 
+// minDirectRead is the least free space of a buffered destination that
+// Copy reads into directly; with less, it reads into its own buffer and the
+// destination copies (and flushes) as it needs.
+const minDirectRead = 4 << 10
+
+// availableBufferer is a buffered writer that shows its free space: the
+// empty slice AvailableBuffer returns has it as capacity, and a Write of
+// bytes put there right after is meant to take them without a copy.
+type availableBufferer interface {
+	AvailableBuffer() []byte
+}
+
 // Copier streams message bodies through one fixed buffer, never holding a
 // body whole. It belongs to one connection (or one goroutine) and is reused
 // for each body, so copying does not allocate.
@@ -34,6 +46,12 @@ type Copier struct {
 // read, when not chunked) is one Write call on dst. Copy returns the number
 // of body bytes written; an error from dst is wrapped in *WriteError, an
 // error reading src is returned as it is.
+//
+// When dst is a buffered writer that shows its free space (an
+// AvailableBuffer method, as bufio.Writer has) and not chunked, each read
+// goes straight into that space while it holds at least 4 KiB, and the
+// Write that follows costs no copy: the body is copied once in user
+// memory, from the connection into the writer.
 func (c *Copier) Copy(dst io.Writer, src *Body, as BodyKind) (int64, error) {
 	switch {
 	case as == src.Kind(), as == BodyChunked, as == BodyClose:
@@ -49,11 +67,18 @@ func (c *Copier) Copy(dst io.Writer, src *Body, as BodyKind) (int64, error) {
 	if as == BodyChunked {
 		return c.copyChunked(dst, src)
 	}
+	free, _ := dst.(availableBufferer)
 	var written int64
 	for {
-		n, rerr := src.Read(c.Buf)
+		buf := c.Buf
+		if free != nil {
+			if b := free.AvailableBuffer(); cap(b) >= minDirectRead {
+				buf = b[:cap(b)]
+			}
+		}
+		n, rerr := src.Read(buf)
 		if n > 0 {
-			if _, err := dst.Write(c.Buf[:n]); err != nil {
+			if _, err := dst.Write(buf[:n]); err != nil {
 				return written, &WriteError{err}
 			}
 			written += int64(n)

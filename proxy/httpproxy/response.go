@@ -283,6 +283,10 @@ func (w *streamWriter) Write(p []byte) (int, error) {
 	return n, err
 }
 
+// AvailableBuffer is the buffered writer's: a body copied byte for byte is
+// read straight into it (http1.Copier.Copy).
+func (w *streamWriter) AvailableBuffer() []byte { return w.bw.AvailableBuffer() }
+
 // tagWriter marks write errors as *http1.WriteError, so a failed client
 // write is told apart from a failed body read; it also hides ReadFrom so
 // io.CopyBuffer uses the connection's buffer.
