@@ -8,8 +8,10 @@ import (
 	"errors"
 	"io"
 	"net"
+	"os"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -912,4 +914,135 @@ func TestIntermediateChain(t *testing.T) {
 			})
 		})
 	}
+}
+
+// countWrites counts the writes on a conn under TLS.
+type countWrites struct {
+	net.Conn
+	mu     sync.Mutex
+	writes int
+}
+
+func (c *countWrites) Write(p []byte) (int, error) {
+	c.mu.Lock()
+	c.writes++
+	c.mu.Unlock()
+	return c.Conn.Write(p)
+}
+
+func (c *countWrites) count() int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.writes
+}
+
+// TestWriteGathered: one Write of up to 64 KiB reaches the connection
+// under TLS as one write, on both sides of every pairing, although it
+// takes several records (16 KiB each at most, smaller early in a
+// connection with crypto/tls): one send and one TCP segment, not one per
+// record. NetConn is still the conn the TLS conn was made on.
+func TestWriteGathered(t *testing.T) {
+	p := testPKI(t)
+	forPairs(t, func(t *testing.T, sb, cb tlsbackend.Backend) {
+		sc, err := sb.NewServerConfig(p.serverConfig())
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer sc.Close()
+		cc := newClient(t, cb, p.clientConfig())
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer ln.Close()
+		rawCli, err := net.Dial("tcp", ln.Addr().String())
+		if err != nil {
+			t.Fatal(err)
+		}
+		rawSrv, err := ln.Accept()
+		if err != nil {
+			t.Fatal(err)
+		}
+		cw, sw := &countWrites{Conn: rawCli}, &countWrites{Conn: rawSrv}
+		cli, srv := cc.Client(cw, ""), sc.Server(sw)
+		defer cli.Close()
+		defer srv.Close()
+		cli.SetDeadline(time.Now().Add(10 * time.Second))
+		srv.SetDeadline(time.Now().Add(10 * time.Second))
+		if cli.NetConn() != cw || srv.NetConn() != sw {
+			t.Fatalf("NetConn is not the conn under TLS")
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		herr := make(chan error, 1)
+		go func() { herr <- srv.Handshake(ctx) }()
+		if err := cli.Handshake(ctx); err != nil {
+			t.Fatal(err)
+		}
+		if err := <-herr; err != nil {
+			t.Fatal(err)
+		}
+		for _, side := range []struct {
+			name     string
+			from, to tlsbackend.Conn
+			raw      *countWrites
+		}{{"server", srv, cli, sw}, {"client", cli, srv, cw}} {
+			for _, size := range []int{3000, 16<<10 + 300, 64 << 10} {
+				data := make([]byte, size)
+				rand.Read(data)
+				got := make([]byte, size)
+				rerr := make(chan error, 1)
+				go func() { _, err := io.ReadFull(side.to, got); rerr <- err }()
+				before := side.raw.count()
+				if _, err := side.from.Write(data); err != nil {
+					t.Fatalf("%s Write(%d): %v", side.name, size, err)
+				}
+				writes := side.raw.count() - before
+				if err := <-rerr; err != nil || !bytes.Equal(got, data) {
+					t.Fatalf("%s Write(%d): peer read %v, equal %v", side.name, size, err, bytes.Equal(got, data))
+				}
+				if writes != 1 {
+					t.Errorf("%s Write(%d) took %d writes on the connection, want 1", side.name, size, writes)
+				}
+			}
+		}
+	})
+}
+
+// TestWriteTimeoutBreaks: a Write cut by its deadline may have sent part of
+// a record, so the conn stays broken: a later Write fails too, even with
+// the deadline lifted, rather than send records the peer cannot decrypt.
+func TestWriteTimeoutBreaks(t *testing.T) {
+	p := testPKI(t)
+	forBackends(t, func(t *testing.T, b tlsbackend.Backend) {
+		stalled, resume := make(chan struct{}), make(chan struct{})
+		srv := startServer(t, b, p.serverConfig(), func(c tlsbackend.Conn) {
+			close(stalled)
+			<-resume // reads nothing meanwhile
+			io.Copy(io.Discard, c)
+		})
+		c, err := dial(t, newClient(t, b, p.clientConfig()), srv.addr, "")
+		if err != nil {
+			t.Fatal(err)
+		}
+		<-stalled
+		c.SetWriteDeadline(time.Now().Add(200 * time.Millisecond))
+		data := make([]byte, 32<<10)
+		var werr error
+		for range 1000 { // until the socket buffers are full
+			if _, werr = c.Write(data); werr != nil {
+				break
+			}
+		}
+		if !errors.Is(werr, os.ErrDeadlineExceeded) {
+			t.Fatalf("Write to a peer that does not read: %v, want a deadline error", werr)
+		}
+		// The server reads again: the socket takes more.
+		close(resume)
+		time.Sleep(100 * time.Millisecond)
+		c.SetWriteDeadline(time.Now().Add(2 * time.Second))
+		if _, err := c.Write([]byte("more")); err == nil {
+			t.Fatal("a Write after a timed-out one succeeded")
+		}
+	})
 }

@@ -77,7 +77,10 @@ type serverConfig struct {
 	cancel func()
 }
 
-func (s *serverConfig) Server(c net.Conn) tlsbackend.Conn { return &conn{tls.Server(c, s.tc)} }
+func (s *serverConfig) Server(c net.Conn) tlsbackend.Conn {
+	k := &gather{Conn: c}
+	return &conn{Conn: tls.Server(k, s.tc), g: k}
+}
 
 func (s *serverConfig) Close() error {
 	s.once.Do(func() {
@@ -128,13 +131,104 @@ func (cc *clientConfig) Client(c net.Conn, serverName string) tlsbackend.Conn {
 			tc = v.(*tls.Config)
 		}
 	}
-	return &conn{tls.Client(c, tc)}
+	k := &gather{Conn: c}
+	return &conn{Conn: tls.Client(k, tc), g: k}
 }
 
 func (cc *clientConfig) Close() error { return nil }
 
-// conn adapts *tls.Conn to tlsbackend.Conn.
-type conn struct{ *tls.Conn }
+// conn adapts *tls.Conn to tlsbackend.Conn. Under the *tls.Conn, g gathers
+// the records of one Write into one write to the connection.
+type conn struct {
+	*tls.Conn
+	g *gather
+}
+
+// NetConn is the connection under TLS (not the gatherer).
+func (c *conn) NetConn() net.Conn { return c.g.Conn }
+
+// Write encrypts p and sends its records together: crypto/tls writes each
+// record (up to 16 KiB, and smaller ones early in a connection) to the
+// connection on its own, one send and one TCP segment each.
+func (c *conn) Write(p []byte) (int, error) {
+	if len(p) <= gatherMin || len(p) > gatherMax {
+		return c.Conn.Write(p)
+	}
+	c.g.hold()
+	n, err := c.Conn.Write(p)
+	if ferr := c.g.release(); err == nil && ferr != nil {
+		err = ferr
+	}
+	return n, err
+}
+
+// Writes from gatherMin to gatherMax bytes have their records gathered.
+// Under gatherMin a Write is one record (crypto/tls makes its first records
+// about one TCP segment, 1.2 kB, long); over gatherMax the records are
+// large enough to go one by one, and the gathering buffer stays bounded.
+const (
+	gatherMin = 1 << 10
+	gatherMax = 64 << 10
+)
+
+// gather is the connection under a *tls.Conn. While held, it keeps what
+// the *tls.Conn writes and sends it in one write on release. Its buffer
+// comes from a pool for each hold, so an idle connection keeps none.
+type gather struct {
+	net.Conn
+	mu    sync.Mutex
+	holds int
+	buf   *[]byte
+	// err is the error of a release's write. The *tls.Conn took the
+	// records it gathered as sent, so the stream may be cut in a record:
+	// every later write fails with it, as *tls.Conn does after a write
+	// timeout.
+	err error
+}
+
+var gatherBufs = sync.Pool{New: func() any { b := make([]byte, 0, 20<<10); return &b }}
+
+func (g *gather) hold() {
+	g.mu.Lock()
+	g.holds++
+	g.mu.Unlock()
+}
+
+// release ends a hold; the last one sends what was gathered and returns
+// the error of that write.
+func (g *gather) release() error {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if g.holds--; g.holds > 0 || g.buf == nil {
+		return nil
+	}
+	b := g.buf
+	g.buf = nil
+	if g.err == nil {
+		_, g.err = g.Conn.Write(*b)
+	}
+	if cap(*b) <= gatherMax+gatherMax/8 {
+		*b = (*b)[:0]
+		gatherBufs.Put(b)
+	}
+	return g.err
+}
+
+func (g *gather) Write(p []byte) (int, error) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if g.err != nil {
+		return 0, g.err
+	}
+	if g.holds == 0 {
+		return g.Conn.Write(p)
+	}
+	if g.buf == nil {
+		g.buf = gatherBufs.Get().(*[]byte)
+	}
+	*g.buf = append(*g.buf, p...)
+	return len(p), nil
+}
 
 var _ tlsbackend.Conn = (*conn)(nil)
 
