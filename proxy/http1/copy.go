@@ -24,6 +24,10 @@ type availableBufferer interface {
 	AvailableBuffer() []byte
 }
 
+type flusher interface {
+	Flush() error
+}
+
 // Copier streams message bodies through one fixed buffer, never holding a
 // body whole. It belongs to one connection (or one goroutine) and is reused
 // for each body, so copying does not allocate.
@@ -49,9 +53,10 @@ type Copier struct {
 //
 // When dst is a buffered writer that shows its free space (an
 // AvailableBuffer method, as bufio.Writer has) and not chunked, each read
-// goes straight into that space while it holds at least 4 KiB, and the
-// Write that follows costs no copy: the body is copied once in user
-// memory, from the connection into the writer.
+// goes straight into that space while it holds at least 4 KiB (a dst with
+// a Flush method is flushed when it holds less), and the Write that
+// follows costs no copy: the body is copied once in user memory, from the
+// connection into the writer.
 func (c *Copier) Copy(dst io.Writer, src *Body, as BodyKind) (int64, error) {
 	switch {
 	case as == src.Kind(), as == BodyChunked, as == BodyClose:
@@ -72,7 +77,14 @@ func (c *Copier) Copy(dst io.Writer, src *Body, as BodyKind) (int64, error) {
 	for {
 		buf := c.Buf
 		if free != nil {
-			if b := free.AvailableBuffer(); cap(b) >= minDirectRead {
+			b := free.AvailableBuffer()
+			if f, ok := dst.(flusher); ok && cap(b) < minDirectRead {
+				if err := f.Flush(); err != nil {
+					return written, &WriteError{err}
+				}
+				b = free.AvailableBuffer()
+			}
+			if cap(b) >= minDirectRead {
 				buf = b[:cap(b)]
 			}
 		}

@@ -284,8 +284,11 @@ func (w *streamWriter) Write(p []byte) (int, error) {
 }
 
 // AvailableBuffer is the buffered writer's: a body copied byte for byte is
-// read straight into it (http1.Copier.Copy).
+// read straight into it (http1.Copier.Copy), which flushes it to make room.
 func (w *streamWriter) AvailableBuffer() []byte { return w.bw.AvailableBuffer() }
+
+// Flush flushes the buffered writer: Copy makes room to read into.
+func (w *streamWriter) Flush() error { return w.bw.Flush() }
 
 // tagWriter marks write errors as *http1.WriteError, so a failed client
 // write is told apart from a failed body read; it also hides ReadFrom so
