@@ -162,6 +162,24 @@ func (b *Body) read(p []byte) (int, error) {
 	return 0, io.EOF
 }
 
+// Ready reports whether Read would return body bytes without waiting, as
+// far as the Reader can tell (Reader.Ready), or the end of a chunked body
+// whose trailer section is buffered. Framing does not count: a chunked
+// body's CRLF after a chunk, or a size line without data after it, is not
+// ready. A writer passing the body on flushes what it holds when Ready is
+// false, so that the bytes do not wait for the next ones.
+func (b *Body) Ready() bool {
+	switch b.kind {
+	case BodyLength:
+		return b.cl.N > 0 && b.src.Ready() > 0
+	case BodyChunked:
+		return b.ch.ready()
+	case BodyClose:
+		return b.src.Ready() > 0
+	}
+	return false
+}
+
 // Trailers returns a chunked body's trailer fields once Read has returned
 // io.EOF, nil otherwise. They borrow the Reader's buffer like a head does.
 func (b *Body) Trailers() Headers {

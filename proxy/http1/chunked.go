@@ -1,6 +1,9 @@
 package http1
 
-import "io"
+import (
+	"bytes"
+	"io"
+)
 
 // ChunkedReader decodes a chunked body (RFC 9112 7.1) from a Reader. Chunk
 // extensions are checked for control characters and otherwise ignored; a
@@ -106,6 +109,40 @@ func (c *ChunkedReader) Read(p []byte) (int, error) {
 			c.state = chunkSize
 		}
 	}
+}
+
+// ready reports whether Read returns without waiting (see Body.Ready):
+// data of the current chunk is at hand, or the buffered bytes hold the
+// framing up to some data of the next chunk, or up to the end of the body.
+// It only looks; Read parses.
+func (c *ChunkedReader) ready() bool {
+	if c.err != nil {
+		return false
+	}
+	if c.state == chunkData {
+		return c.r.Ready() > 0
+	}
+	b := c.r.buf[c.r.r:c.r.w]
+	if c.state == chunkCRLF {
+		if len(b) < 2 {
+			return false
+		}
+		b = b[2:]
+	}
+	i := bytes.IndexByte(b, '\n')
+	if i < 0 {
+		return false
+	}
+	n, ok := parseChunkSize(bytes.TrimSuffix(b[:i], []byte("\r")))
+	if !ok {
+		return true // Read fails at once
+	}
+	rest := b[i+1:]
+	if n > 0 {
+		return len(rest) > 0
+	}
+	// The last chunk: ready once its trailer section ends in the buffer.
+	return bytes.HasPrefix(rest, []byte("\r\n")) || bytes.Contains(rest, []byte("\r\n\r\n"))
 }
 
 func (c *ChunkedReader) fail(err error) error {

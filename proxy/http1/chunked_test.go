@@ -394,3 +394,35 @@ func TestBodyLimit(t *testing.T) {
 		}
 	}
 }
+
+// Body.Ready on a chunked body counts data and the body's end, not the
+// framing between chunks.
+func TestBodyReadyChunked(t *testing.T) {
+	for _, tt := range []struct {
+		in    string // all there is; "hello" is read first
+		ready bool
+	}{
+		{"5\r\nhello\r\n", false},                   // CRLF only
+		{"5\r\nhello\r\n3\r\n", false},              // a size line, no data
+		{"5\r\nhello\r\n3\r\na", true},              // data of the next chunk
+		{"5\r\nhello\r\n0\r\n", false},              // the last chunk, no end yet
+		{"5\r\nhello\r\n0\r\n\r\n", true},           // the end
+		{"5\r\nhello\r\n0\r\nX-A: 1\r\n", false},    // trailers, not all there
+		{"5\r\nhello\r\n0\r\nX-A: 1\r\n\r\n", true}, // the end after trailers
+		{"5\r\nhello\r\nzz\r\n", true},              // Read fails at once
+		{"5\r\nhello", true},                        // "hel" read, "lo" at hand
+	} {
+		var b Body
+		b.Reset(NewReader(strings.NewReader(tt.in)), BodyChunked, -1)
+		first := 5
+		if tt.in == "5\r\nhello" {
+			first = 3
+		}
+		if _, err := io.ReadFull(&b, make([]byte, first)); err != nil {
+			t.Fatalf("%q: %v", tt.in, err)
+		}
+		if got := b.Ready(); got != tt.ready {
+			t.Errorf("%q: Ready = %v, want %v", tt.in, got, tt.ready)
+		}
+	}
+}

@@ -101,7 +101,7 @@ func (s *Server) writeResponse(cs *conn, resp *Response) (ok bool, err error) {
 		return ok, nil
 	}
 	if b, isBody := resp.Body.(*http1.Body); isBody {
-		cs.sw = streamWriter{bw: cs.bw, src: resp.bodySrc, remain: -1}
+		cs.sw = streamWriter{bw: cs.bw, body: b, remain: -1}
 		switch {
 		case out == http1.BodyLength && b.Kind() == http1.BodyLength:
 			cs.sw.remain = resp.ContentLength
@@ -246,9 +246,9 @@ func copyGeneric(cs *conn, body io.Reader, out http1.BodyKind) error {
 }
 
 // streamWriter writes to a connection's buffered writer and flushes it
-// whenever src (the reader the body comes from) has nothing more ready
-// (http1.Reader.Ready: buffered, or already received by its connection),
-// or after every write when src is nil. A body that arrived whole thus
+// whenever the body it passes on has nothing more ready (http1.Body.Ready:
+// buffered, or already received by its connection), or after every write
+// when body is nil. A body that arrived whole thus
 // leaves with its head in one write, and one that trickles in is passed on
 // as it comes instead of waiting for the buffer to fill. It lives in the
 // connection's state so passing it as an io.Writer does not allocate.
@@ -260,7 +260,7 @@ func copyGeneric(cs *conn, body io.Reader, out http1.BodyKind) error {
 // '0' otherwise, as sizes have no leading zeros).
 type streamWriter struct {
 	bw      *bufio.Writer
-	src     *http1.Reader
+	body    *http1.Body
 	remain  int64 // bytes still to come, -1 when not counted
 	chunked bool
 }
@@ -277,7 +277,7 @@ func (w *streamWriter) Write(p []byte) (int, error) {
 	} else if w.chunked {
 		last = len(p) >= 3 && p[0] == '0' && p[1] == '\r'
 	}
-	if !last && (w.src == nil || w.src.Ready() == 0) {
+	if !last && (w.body == nil || !w.body.Ready()) {
 		err = w.bw.Flush()
 	}
 	return n, err

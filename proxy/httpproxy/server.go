@@ -693,7 +693,6 @@ func (s *Server) one(ctx context.Context, cs *conn) (bool, error) {
 	}
 	cs.body.Reset(cs.rd, h.BodyKind, h.ContentLength)
 	cs.body.SetLimit(s.cfg.MaxBodySize)
-	req.bodySrc = nil
 	if h.BodyKind != http1.BodyNone {
 		cs.bodyTimeout = s.cfg.ReadBodyTimeout // see clientReader
 		cs.msgTimeout = s.cfg.MessageTimeout
@@ -705,7 +704,6 @@ func (s *Server) one(ctx context.Context, cs *conn) (bool, error) {
 		req.Body = &cs.cont
 	} else {
 		req.Body = &cs.body
-		req.bodySrc = cs.rd
 	}
 	resp := &cs.resp
 	resp.reset()

@@ -85,8 +85,7 @@ type Request struct {
 	Add         http1.Headers
 	scratch     []byte
 	requestID   []byte
-	response    *Response     // the connection's reusable Response
-	bodySrc     *http1.Reader // the client's reader when Body is the raw *http1.Body
+	response    *Response // the connection's reusable Response
 }
 
 // targetFor returns the request-target of path with the request's query,

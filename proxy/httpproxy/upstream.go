@@ -370,7 +370,7 @@ func (u *Upstream) exchange(ctx context.Context, uc *upConn, req *Request, t *ta
 	if h.BodyKind != http1.BodyNone {
 		var err error
 		if b, ok := req.Body.(*http1.Body); ok {
-			uc.sw = streamWriter{bw: uc.bw, src: req.bodySrc, remain: -1}
+			uc.sw = streamWriter{bw: uc.bw, body: b, remain: -1}
 			_, err = uc.cp.Copy(&uc.sw, b, h.BodyKind)
 		} else {
 			err = copyBody(uc, req.Body, h.BodyKind)
