@@ -820,7 +820,9 @@ func TestCloseUnblocks(t *testing.T) {
 		hold := make(chan struct{})
 		defer close(hold)
 		srv := startServer(t, sb, p.serverConfig(), func(c tlsbackend.Conn) { <-hold }) // never reads or writes
-		for _, op := range []string{"read", "write"} {
+		// "write 32k": a Write whose records gotls gathers and sends after
+		// *tls.Conn's Write returned; Close must not wait for it.
+		for _, op := range []string{"read", "write", "write 32k"} {
 			t.Run(op, func(t *testing.T) {
 				c, err := dial(t, newClient(t, cb, p.clientConfig()), srv.addr, "")
 				if err != nil {
@@ -835,6 +837,9 @@ func TestCloseUnblocks(t *testing.T) {
 						return
 					}
 					big := make([]byte, 1<<20)
+					if op == "write 32k" {
+						big = big[:32<<10]
+					}
 					for {
 						if _, err := c.Write(big); err != nil {
 							done <- err
@@ -843,7 +848,11 @@ func TestCloseUnblocks(t *testing.T) {
 					}
 				}()
 				time.Sleep(100 * time.Millisecond)
+				start := time.Now()
 				c.Close()
+				if d := time.Since(start); d > 3*time.Second {
+					t.Errorf("Close took %v", d)
+				}
 				select {
 				case err := <-done:
 					if err == nil {
@@ -916,6 +925,67 @@ func TestIntermediateChain(t *testing.T) {
 	}
 }
 
+// TestFirstWriteHandshakes: a Write as the first call on a conn runs the
+// handshake, for every size (gotls gathers the records of Writes of 1 to
+// 64 KiB, and the handshake must not be held with them).
+func TestFirstWriteHandshakes(t *testing.T) {
+	p := testPKI(t)
+	forPairs(t, func(t *testing.T, sb, cb tlsbackend.Backend) {
+		for _, size := range []int{100, 20 << 10, 100 << 10} {
+			sc, err := sb.NewServerConfig(p.serverConfig())
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer sc.Close()
+			cli, srv := rawPair(t)
+			tc, ts := newClient(t, cb, p.clientConfig()).Client(cli, ""), sc.Server(srv)
+			defer tc.Close()
+			defer ts.Close()
+			tc.SetDeadline(time.Now().Add(5 * time.Second))
+			ts.SetDeadline(time.Now().Add(5 * time.Second))
+			data := make([]byte, size)
+			rand.Read(data)
+			// Both sides write first: each Write must get the
+			// handshake through before its records.
+			errs := make(chan error, 2)
+			for _, w := range []tlsbackend.Conn{tc, ts} {
+				go func() { _, err := w.Write(data); errs <- err }()
+			}
+			for _, r := range []tlsbackend.Conn{ts, tc} {
+				got := make([]byte, size)
+				if _, err := io.ReadFull(r, got); err != nil || !bytes.Equal(got, data) {
+					t.Fatalf("Write(%d) as the first call: read %v, equal %v", size, err, bytes.Equal(got, data))
+				}
+			}
+			for range 2 {
+				if err := <-errs; err != nil {
+					t.Fatalf("Write(%d) as the first call: %v", size, err)
+				}
+			}
+		}
+	})
+}
+
+// rawPair is a connected pair of TCP conns on loopback.
+func rawPair(t *testing.T) (cli, srv net.Conn) {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	cli, err = net.Dial("tcp", ln.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv, err = ln.Accept()
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { cli.Close(); srv.Close() })
+	return cli, srv
+}
+
 // countWrites counts the writes on a conn under TLS.
 type countWrites struct {
 	net.Conn
@@ -950,19 +1020,7 @@ func TestWriteGathered(t *testing.T) {
 		}
 		defer sc.Close()
 		cc := newClient(t, cb, p.clientConfig())
-		ln, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer ln.Close()
-		rawCli, err := net.Dial("tcp", ln.Addr().String())
-		if err != nil {
-			t.Fatal(err)
-		}
-		rawSrv, err := ln.Accept()
-		if err != nil {
-			t.Fatal(err)
-		}
+		rawCli, rawSrv := rawPair(t)
 		cw, sw := &countWrites{Conn: rawCli}, &countWrites{Conn: rawSrv}
 		cli, srv := cc.Client(cw, ""), sc.Server(sw)
 		defer cli.Close()

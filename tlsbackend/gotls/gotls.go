@@ -9,6 +9,7 @@ import (
 	"net"
 	"runtime"
 	"sync"
+	"sync/atomic"
 
 	"github.com/monolake-go/monolake/tlsbackend"
 )
@@ -142,6 +143,8 @@ func (cc *clientConfig) Close() error { return nil }
 type conn struct {
 	*tls.Conn
 	g *gather
+	// gathering counts the Writes whose records are gathered (see Close).
+	gathering atomic.Int32
 }
 
 // NetConn is the connection under TLS (not the gatherer).
@@ -150,16 +153,39 @@ func (c *conn) NetConn() net.Conn { return c.g.Conn }
 // Write encrypts p and sends its records together: crypto/tls writes each
 // record (up to 16 KiB, and smaller ones early in a connection) to the
 // connection on its own, one send and one TCP segment each.
+//
+// The handshake, when a Write runs it, goes out before: what it sends must
+// not wait for the Write's records. A Write whose gathered records could
+// not all be sent returns 0 written, as the bytes that left cannot be told.
 func (c *conn) Write(p []byte) (int, error) {
 	if len(p) <= gatherMin || len(p) > gatherMax {
 		return c.Conn.Write(p)
 	}
+	if err := c.Conn.Handshake(); err != nil {
+		return 0, err
+	}
+	c.gathering.Add(1)
+	defer c.gathering.Add(-1)
 	c.g.hold()
 	n, err := c.Conn.Write(p)
 	if ferr := c.g.release(); err == nil && ferr != nil {
-		err = ferr
+		return 0, ferr
 	}
 	return n, err
+}
+
+// Close closes the conn under TLS at once, without close_notify, when a
+// Write is gathering, as *tls.Conn does during its own Writes: a Close
+// used to break a Write stuck on a peer that does not read must not wait
+// behind it (a gathered Write sends after *tls.Conn's Write returned, so
+// *tls.Conn cannot tell).
+func (c *conn) Close() error {
+	if c.gathering.Load() > 0 {
+		err := c.g.Conn.Close()
+		c.Conn.Close() // marks it closed; its close_notify fails at once
+		return err
+	}
+	return c.Conn.Close()
 }
 
 // Writes from gatherMin to gatherMax bytes have their records gathered.
