@@ -3,6 +3,7 @@ package httpproxy
 import (
 	"bufio"
 	"bytes"
+	"context"
 	"fmt"
 	"io"
 	"net"
@@ -204,5 +205,37 @@ func TestTrickleFlushed(t *testing.T) {
 				t.Fatalf("status %d: %q", resp.StatusCode, b)
 			}
 		})
+	}
+}
+
+// TestRequestOneWrite: a request body that reached the proxy whole goes to
+// the upstream with its head in one write, past the upstream conn's own
+// 8 KiB writer (bodies take a larger one from a pool).
+func TestRequestOneWrite(t *testing.T) {
+	up := rawRequests(t, func(c net.Conn, r *http.Request, body []byte) {
+		fmt.Fprintf(c, "HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n%d", len(fmt.Sprint(len(body))), len(body))
+	})
+	drv := testDriver(t)
+	var writes atomic.Int64
+	o := Options{Dial: func(ctx context.Context, network, addr string) (net.Conn, error) {
+		c, err := drv.Dial(ctx, network, addr)
+		if err != nil {
+			return nil, err
+		}
+		return countedConn{c, &writes}, nil
+	}}
+	p := startProxyOn(t, drv, serverTOML("", routeTOML("/{*p}", "", up)), o)
+	c := dialRaw(t, p.Addr)
+	body := strings.Repeat("x", 12<<10)
+	const n = 3
+	for i := range n {
+		c.send(t, fmt.Sprintf("POST /x HTTP/1.1\r\nHost: a\r\nContent-Length: %d\r\n\r\n%s", len(body), body))
+		resp, got := c.response(t, "POST")
+		if resp.StatusCode != 200 || string(got) != fmt.Sprint(len(body)) {
+			t.Fatalf("request %d: status %d, %q", i, resp.StatusCode, got)
+		}
+	}
+	if w := writes.Load(); w != n {
+		t.Errorf("%d requests took %d writes to the upstream, want one each", n, w)
 	}
 }

@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"net"
 	"os"
+	"sync"
 	"sync/atomic"
 	"syscall"
 	"time"
@@ -362,18 +363,29 @@ const maxInterim = 16
 // failure happened before the upstream could have acted on the request.
 func (u *Upstream) exchange(ctx context.Context, uc *upConn, req *Request, t *target) (*Response, bool, error) {
 	h := req.Head
-	hb := writeRequestHead(uc.bw.AvailableBuffer(), req, t)
-	if _, err := uc.bw.Write(hb); err != nil {
+	bw := uc.bw
+	if h.BodyKind != http1.BodyNone {
+		// A body goes through a writer as large as the client's, so that
+		// one that arrived whole leaves with the head in one send.
+		bw = bodyWriters.Get().(*bufio.Writer)
+		bw.Reset(upWriter{uc})
+		defer func() {
+			bw.Reset(nil)
+			bodyWriters.Put(bw)
+		}()
+	}
+	hb := writeRequestHead(bw.AvailableBuffer(), req, t)
+	if _, err := bw.Write(hb); err != nil {
 		return nil, true, &StatusError{Status: 502, Err: err}
 	}
 	bodySent := false
 	if h.BodyKind != http1.BodyNone {
 		var err error
 		if b, ok := req.Body.(*http1.Body); ok {
-			uc.sw = streamWriter{bw: uc.bw, body: b, remain: -1}
+			uc.sw = streamWriter{bw: bw, body: b, remain: -1}
 			_, err = uc.cp.Copy(&uc.sw, b, h.BodyKind)
 		} else {
-			err = copyBody(uc, req.Body, h.BodyKind)
+			err = copyBody(uc, bw, req.Body, h.BodyKind)
 		}
 		bodySent = true
 		if err != nil {
@@ -393,7 +405,7 @@ func (u *Upstream) exchange(ctx context.Context, uc *upConn, req *Request, t *ta
 			return nil, false, &StatusError{Status: 400, Err: err}
 		}
 	}
-	if err := uc.bw.Flush(); err != nil {
+	if err := bw.Flush(); err != nil {
 		return nil, !bodySent, upWriteError(err)
 	}
 	uc.watch.arm(req.Conn.Conn)
@@ -470,16 +482,21 @@ func upWriteError(err error) error {
 	return &StatusError{Status: 502, Err: err}
 }
 
-func copyBody(uc *upConn, body io.Reader, kind http1.BodyKind) error {
+// bodyWriters are the writers of requests with a body (an upstream conn's
+// own writer is for heads): a conn holds one only while it sends a body.
+var bodyWriters = sync.Pool{New: func() any { return bufio.NewWriterSize(nil, writeBufSize) }}
+
+// copyBody sends a body that is not the client's *http1.Body through bw.
+func copyBody(uc *upConn, bw *bufio.Writer, body io.Reader, kind http1.BodyKind) error {
 	if kind == http1.BodyChunked {
 		var cw http1.ChunkedWriter
-		cw.Reset(uc.bw)
+		cw.Reset(bw)
 		if _, err := io.CopyBuffer(tagWriter{&cw}, body, uc.cp.Buf); err != nil {
 			return err
 		}
 		return cw.Finish(nil)
 	}
-	_, err := io.CopyBuffer(tagWriter{uc.bw}, body, uc.cp.Buf)
+	_, err := io.CopyBuffer(tagWriter{bw}, body, uc.cp.Buf)
 	return err
 }
 
