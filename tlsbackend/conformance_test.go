@@ -1045,7 +1045,10 @@ func TestWriteGathered(t *testing.T) {
 			from, to tlsbackend.Conn
 			raw      *countWrites
 		}{{"server", srv, cli, sw}, {"client", cli, srv, cw}} {
-			for _, size := range []int{3000, 16<<10 + 300, 64 << 10} {
+			// 200 KiB in the middle (not gathered, over 64 KiB) takes
+			// crypto/tls past its small first records: the sizes after
+			// it check the conn's later records.
+			for _, size := range []int{3000, 3000, 16<<10 + 300, 64 << 10, 200 << 10, 3000, 16<<10 + 300} {
 				data := make([]byte, size)
 				rand.Read(data)
 				got := make([]byte, size)
@@ -1059,7 +1062,7 @@ func TestWriteGathered(t *testing.T) {
 				if err := <-rerr; err != nil || !bytes.Equal(got, data) {
 					t.Fatalf("%s Write(%d): peer read %v, equal %v", side.name, size, err, bytes.Equal(got, data))
 				}
-				if writes != 1 {
+				if writes != 1 && size <= 64<<10 {
 					t.Errorf("%s Write(%d) took %d writes on the connection, want 1", side.name, size, writes)
 				}
 			}

@@ -145,6 +145,8 @@ type conn struct {
 	g *gather
 	// gathering counts the Writes whose records are gathered (see Close).
 	gathering atomic.Int32
+	// sent counts the bytes Written, up to boostAfter.
+	sent atomic.Int64
 }
 
 // NetConn is the connection under TLS (not the gatherer).
@@ -158,7 +160,13 @@ func (c *conn) NetConn() net.Conn { return c.g.Conn }
 // not wait for the Write's records. A Write whose gathered records could
 // not all be sent returns 0 written, as the bytes that left cannot be told.
 func (c *conn) Write(p []byte) (int, error) {
-	if len(p) <= gatherMin || len(p) > gatherMax {
+	small := c.sent.Load() < boostAfter
+	if small {
+		c.sent.Add(int64(len(p)))
+	}
+	// One record (16 KiB at most, and smaller while small) needs no
+	// gathering.
+	if len(p) <= gatherMin || len(p) > gatherMax || !small && len(p) <= maxRecord {
 		return c.Conn.Write(p)
 	}
 	if err := c.Conn.Handshake(); err != nil {
@@ -195,6 +203,11 @@ func (c *conn) Close() error {
 const (
 	gatherMin = 1 << 10
 	gatherMax = 64 << 10
+	// maxRecord is a TLS record's most plaintext; crypto/tls makes its
+	// records that long once a conn has sent boostAfter bytes (more
+	// than the plaintext Written: the handshake counts too).
+	maxRecord  = 16 << 10
+	boostAfter = 128 << 10
 )
 
 // gather is the connection under a *tls.Conn. While held, it keeps what
