@@ -449,15 +449,18 @@ func noRelease() {}
 
 // Buffered reports how many received bytes the next Read returns without
 // waiting: the rest of a partly read buffer and the buffers queued. See
-// netio.Buffered.
+// netio.Buffered. While a Read is at work (another goroutine's) it reports
+// 0 rather than wait for it.
 func (c *uringConn) Buffered() int {
-	c.rmu.Lock()
+	if !c.rmu.TryLock() {
+		return 0
+	}
 	defer c.rmu.Unlock()
 	n := len(c.cur)
 	d := c.d
 	d.mu.Lock()
 	for _, cqe := range c.rq {
-		n += int(cqe.Res)
+		n += max(int(cqe.Res), 0)
 	}
 	d.mu.Unlock()
 	return n
