@@ -89,8 +89,12 @@ func TestHeapFloor(t *testing.T) {
 	}
 	floored := churn(256 << 20)
 	t.Logf("collections for 256 MiB of garbage: %d at GOGC=100, %d with a 48 MiB floor", plain, floored)
-	if floored == 0 || floored*4 > plain {
-		t.Errorf("%d collections with the floor, %d without: want at most a quarter", floored, plain)
+	// 256 MiB through a 48 MiB goal is 5-6 cycles. The count at GOGC=100
+	// varies with the machine's load and what else the test binary holds
+	// (64-83 alone, 21 once in a full CI run), so the floor is held to an
+	// absolute bound, and to fewer than without it.
+	if floored == 0 || floored > 12 || floored >= plain {
+		t.Errorf("%d collections with the floor, %d without: want at most 12, and fewer", floored, plain)
 	}
 
 	// A live heap above the floor: back to the base percent.
