@@ -937,7 +937,7 @@ func TestFirstWriteHandshakes(t *testing.T) {
 				t.Fatal(err)
 			}
 			defer sc.Close()
-			cli, srv := rawPair(t)
+			srv, cli := tlstest.TCPPair(t)
 			tc, ts := newClient(t, cb, p.clientConfig()).Client(cli, ""), sc.Server(srv)
 			defer tc.Close()
 			defer ts.Close()
@@ -964,26 +964,6 @@ func TestFirstWriteHandshakes(t *testing.T) {
 			}
 		}
 	})
-}
-
-// rawPair is a connected pair of TCP conns on loopback.
-func rawPair(t *testing.T) (cli, srv net.Conn) {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	cli, err = net.Dial("tcp", ln.Addr().String())
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv, err = ln.Accept()
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { cli.Close(); srv.Close() })
-	return cli, srv
 }
 
 // countWrites counts the writes on a conn under TLS.
@@ -1020,7 +1000,7 @@ func TestWriteGathered(t *testing.T) {
 		}
 		defer sc.Close()
 		cc := newClient(t, cb, p.clientConfig())
-		rawCli, rawSrv := rawPair(t)
+		rawSrv, rawCli := tlstest.TCPPair(t)
 		cw, sw := &countWrites{Conn: rawCli}, &countWrites{Conn: rawSrv}
 		cli, srv := cc.Client(cw, ""), sc.Server(sw)
 		defer cli.Close()

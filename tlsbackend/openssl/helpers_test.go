@@ -35,30 +35,4 @@ func testConfigs(t *testing.T) (tlsbackend.ServerConfig, tlsbackend.ClientConfig
 
 // tcpPair returns the two ends of a loopback TCP connection, closed at the
 // end of the test.
-func tcpPair(t *testing.T) (server, client net.Conn) {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	accepted := make(chan net.Conn, 1)
-	go func() {
-		c, _ := ln.Accept()
-		accepted <- c
-	}()
-	client, err = net.Dial("tcp", ln.Addr().String())
-	if err != nil {
-		t.Fatal(err)
-	}
-	server = <-accepted
-	if server == nil {
-		client.Close()
-		t.Fatal("accept failed")
-	}
-	t.Cleanup(func() {
-		server.Close()
-		client.Close()
-	})
-	return server, client
-}
+func tcpPair(t *testing.T) (server, client net.Conn) { return tlstest.TCPPair(t) }

@@ -1,6 +1,7 @@
 // Package tlstest makes certificates for tests of TLS code: a CA and leaf
 // certificates signed by it (ECDSA P-256), as PEM ready for a
-// tlsbackend.Config. It is for tests only.
+// tlsbackend.Config, and loopback TCP pairs to run TLS over. It is for
+// tests only.
 package tlstest
 
 import (
@@ -14,6 +15,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"testing"
 	"time"
 
 	"github.com/monolake-go/monolake/tlsbackend"
@@ -150,4 +152,34 @@ func (ca *CA) Leaf(opts LeafOptions, names ...string) (*Leaf, error) {
 func WriteFile(dir, name string, data []byte) (string, error) {
 	p := filepath.Join(dir, name)
 	return p, os.WriteFile(p, data, 0o600)
+}
+
+// TCPPair returns the two ends of a loopback TCP connection, closed at the
+// end of the test.
+func TCPPair(t testing.TB) (server, client net.Conn) {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	accepted := make(chan net.Conn, 1)
+	go func() {
+		c, _ := ln.Accept()
+		accepted <- c
+	}()
+	client, err = net.Dial("tcp", ln.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	server = <-accepted
+	if server == nil {
+		client.Close()
+		t.Fatal("accept failed")
+	}
+	t.Cleanup(func() {
+		server.Close()
+		client.Close()
+	})
+	return server, client
 }
