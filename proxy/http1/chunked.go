@@ -114,7 +114,10 @@ func (c *ChunkedReader) Read(p []byte) (int, error) {
 // ready reports whether Read returns without waiting (see Body.Ready):
 // data of the current chunk is at hand, or the buffered bytes hold the
 // framing up to some data of the next chunk, or up to the end of the body.
-// It only looks; Read parses.
+// When the buffered bytes do not reach that far but the source holds more
+// (the framing after a chunk read straight from the connection), it takes
+// them into the buffer first, which does not wait. Otherwise it only
+// looks; Read parses.
 func (c *ChunkedReader) ready() bool {
 	if c.err != nil {
 		return false
@@ -122,6 +125,11 @@ func (c *ChunkedReader) ready() bool {
 	if c.state == chunkData {
 		return c.r.Ready() > 0
 	}
+	return c.framedReady() || c.r.fillNoWait() && c.framedReady()
+}
+
+// framedReady is ready between chunks, on the buffered bytes alone.
+func (c *ChunkedReader) framedReady() bool {
 	b := c.r.buf[c.r.r:c.r.w]
 	if c.state == chunkCRLF {
 		if len(b) < 2 {

@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"bytes"
 	"errors"
+	"fmt"
 	"io"
 	"strings"
 	"testing"
@@ -423,6 +424,31 @@ func TestBodyReadyChunked(t *testing.T) {
 		}
 		if got := b.Ready(); got != tt.ready {
 			t.Errorf("%q: Ready = %v, want %v", tt.in, got, tt.ready)
+		}
+	}
+}
+
+// A chunk read past the Reader's buffer leaves the framing after it in the
+// source: Ready takes it from a source that holds it (without waiting) and
+// says the end is there; a source that holds nothing more is not ready.
+func TestBodyReadyChunkedFromSource(t *testing.T) {
+	data := strings.Repeat("d", 5000)
+	for _, tt := range []struct {
+		after string
+		ready bool
+	}{
+		{"\r\n0\r\n\r\n", true},
+		{"\r\n", false},
+		{"", false},
+	} {
+		src := &heldSource{s: fmt.Sprintf("%x\r\n%s%s", len(data), data, tt.after), step: 1 << 20}
+		var b Body
+		b.Reset(NewReader(src), BodyChunked, -1)
+		if got, err := io.ReadAll(io.LimitReader(&b, int64(len(data)))); err != nil || string(got) != data {
+			t.Fatalf("read %d bytes, %v", len(got), err)
+		}
+		if got := b.Ready(); got != tt.ready {
+			t.Errorf("framing %q left in the source: Ready = %v, want %v", tt.after, got, tt.ready)
 		}
 	}
 }

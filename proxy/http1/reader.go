@@ -251,6 +251,19 @@ func (r *Reader) Ready() int {
 	return 0
 }
 
+// fillNoWait reads once more from the source into the buffer when the
+// source holds bytes (as Ready asks it), so that the read does not wait,
+// and reports whether it read.
+func (r *Reader) fillNoWait() bool {
+	if r.err != nil || !r.more {
+		return false
+	}
+	if bs, ok := r.rd.(BufferedSource); !ok || bs.Buffered() == 0 {
+		return false
+	}
+	return r.fill() == nil
+}
+
 // Read reads raw bytes: buffered ones first; when none are buffered it reads
 // from the underlying reader straight into p (one Read call), so a body
 // copied through a large p costs no extra copy. Read is how a

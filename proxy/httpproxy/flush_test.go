@@ -50,8 +50,12 @@ func TestResponseOneWrite(t *testing.T) {
 	body := bytes.Repeat([]byte("0123456789abcdef"), 12<<10/16) // well past the reader's 4 KiB
 	up := rawRequests(t, func(c net.Conn, r *http.Request, _ []byte) {
 		// One write, so the proxy receives it at once.
-		if r.URL.Path == "/chunked" { // within the reader's buffer
+		switch r.URL.Path {
+		case "/chunked": // within the reader's buffer
 			c.Write([]byte("HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n6\r\n world\r\n0\r\n\r\n"))
+			return
+		case "/chunked-big": // past it: the framing after the chunk stays in the conn
+			c.Write(fmt.Appendf(nil, "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n%x\r\n%s\r\n0\r\n\r\n", len(body), body))
 			return
 		}
 		c.Write(append(fmt.Appendf(nil, "HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n", len(body)), body...))
@@ -79,6 +83,13 @@ func TestResponseOneWrite(t *testing.T) {
 	}
 	if w := ln.writes.Load(); w != n+1 {
 		t.Errorf("a chunked response that arrived whole took %d writes to the client, want one", w-n)
+	}
+	c.send(t, "GET /chunked-big HTTP/1.1\r\nHost: a\r\n\r\n")
+	if resp, got := c.response(t, "GET"); resp.StatusCode != 200 || !bytes.Equal(got, body) {
+		t.Fatalf("chunked response of %d bytes: status %d, %d bytes", len(body), resp.StatusCode, len(got))
+	}
+	if w := ln.writes.Load(); w != n+2 {
+		t.Errorf("a 12 KiB chunked response that arrived whole took %d writes to the client, want one", w-n-1)
 	}
 }
 
