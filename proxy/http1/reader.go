@@ -242,8 +242,17 @@ type BufferedSource interface {
 // Ready is 0 and holds its bytes for the next write otherwise, so a body
 // that arrived whole leaves in one send.
 func (r *Reader) Ready() int {
-	if n := r.w - r.r; n > 0 || !r.more || r.err != nil {
+	if n := r.w - r.r; n > 0 {
 		return n
+	}
+	return r.held()
+}
+
+// held is what the source holds past the buffer, when it is a
+// BufferedSource and may hold any (the last read filled its room); else 0.
+func (r *Reader) held() int {
+	if r.err != nil || !r.more {
+		return 0
 	}
 	if bs, ok := r.rd.(BufferedSource); ok {
 		return bs.Buffered()
@@ -252,16 +261,10 @@ func (r *Reader) Ready() int {
 }
 
 // fillNoWait reads once more from the source into the buffer when the
-// source holds bytes (as Ready asks it), so that the read does not wait,
-// and reports whether it read.
+// source holds bytes (held), so that the read does not wait, and reports
+// whether it read.
 func (r *Reader) fillNoWait() bool {
-	if r.err != nil || !r.more {
-		return false
-	}
-	if bs, ok := r.rd.(BufferedSource); !ok || bs.Buffered() == 0 {
-		return false
-	}
-	return r.fill() == nil
+	return r.held() > 0 && r.fill() == nil
 }
 
 // Read reads raw bytes: buffered ones first; when none are buffered it reads
