@@ -183,7 +183,7 @@ func (r clientReader) Buffered() int { return netio.Buffered(r.cs.c) }
 // renew sets the read deadline for the next read of a body.
 func (r clientReader) renew() error {
 	if d := r.cs.bodyTimeout; d > 0 {
-		now := time.Now()
+		now := netio.Now()
 		dl := now.Add(d)
 		if m := r.cs.msgTimeout; m > 0 {
 			if r.cs.bodyDeadline.IsZero() {
@@ -251,7 +251,7 @@ func (cs *conn) source() io.Reader {
 }
 
 func (w clientWriter) Write(p []byte) (int, error) {
-	w.cs.c.SetWriteDeadline(time.Now().Add(w.cs.writeTimeout))
+	w.cs.c.SetWriteDeadline(netio.Now().Add(w.cs.writeTimeout))
 	// Checked after renewing: a forced close that set its past deadline
 	// before the renewal is seen here, one after it fails the Write.
 	if w.cs.aborted.Load() {
@@ -545,7 +545,7 @@ func (s *Server) serve(ctx context.Context, cs *conn) error {
 			// the deadline, then look at draining. A drain that starts
 			// after the look sees idle and cuts the read short.
 			cs.idle.Store(true)
-			cs.idleAt = time.Now()
+			cs.idleAt = netio.Now()
 			wait := s.cfg.KeepAliveTimeout
 			if park = !cs.noPark && s.cfg.ParkAfter > 0 && s.cfg.ParkAfter < wait; park {
 				wait = s.cfg.ParkAfter
@@ -555,7 +555,7 @@ func (s *Server) serve(ctx context.Context, cs *conn) error {
 				return nil
 			}
 		} else {
-			c.SetReadDeadline(time.Now().Add(s.cfg.ReadHeaderTimeout))
+			c.SetReadDeadline(netio.Now().Add(s.cfg.ReadHeaderTimeout))
 		}
 		cs.bodyTimeout, cs.msgTimeout, cs.bodyDeadline = 0, 0, time.Time{}
 		err := cs.rd.ReadRequest(&cs.head)

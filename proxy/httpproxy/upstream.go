@@ -223,7 +223,7 @@ func (r upReader) Buffered() int { return netio.Buffered(r.uc.Conn) }
 func (r upReader) renew() error {
 	uc := r.uc
 	if uc.timeout > 0 {
-		uc.Conn.SetReadDeadline(time.Now().Add(uc.timeout))
+		uc.Conn.SetReadDeadline(netio.Now().Add(uc.timeout))
 	}
 	// Checked after renewing the deadline: an abort that set its past
 	// deadline before the renewal is seen here, one after it wakes Read.
@@ -241,7 +241,7 @@ type upWriter struct{ uc *upConn }
 func (w upWriter) Write(p []byte) (int, error) {
 	uc := w.uc
 	if uc.timeout > 0 {
-		uc.Conn.SetWriteDeadline(time.Now().Add(uc.timeout))
+		uc.Conn.SetWriteDeadline(netio.Now().Add(uc.timeout))
 	}
 	if uc.aborted.Load() {
 		return 0, os.ErrDeadlineExceeded

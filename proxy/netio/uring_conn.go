@@ -62,7 +62,7 @@ type uringConn struct {
 	tmu          sync.Mutex // guards the timers and the instants they are armed for
 	rArmed       int64      // tmu: the deadline rtimer is armed for (monoOf), 0 when it is not
 	wArmed       int64      // tmu: the same for wtim
-	rdl, wdl     atomic.Int64
+	rdl, wdl     deadline
 	rtimer, wtim *time.Timer
 
 	// Guarded by d.mu.
@@ -203,7 +203,7 @@ func (c *uringConn) signalDrainedLocked() {
 // the operation, and it still waits for the completion: the kernel may use
 // the operation's buffer until then. d.mu is held on entry and released on
 // return.
-func (c *uringConn) waitLocked(s *slot, dl *atomic.Int64) int32 {
+func (c *uringConn) waitLocked(s *slot, dl *deadline) int32 {
 	d := c.d
 	for s.busy {
 		if !s.cancelled && (c.closed.Load() || expired(dl)) {
@@ -225,7 +225,7 @@ func (c *uringConn) waitLocked(s *slot, dl *atomic.Int64) int32 {
 // passed fails with os.ErrDeadlineExceeded even if the deadline was moved
 // later before the cancel completed, as on net.TCPConn, where the wait has
 // ended by then.
-func (c *uringConn) resultErr(op, call string, s *slot, res int32, dl *atomic.Int64) error {
+func (c *uringConn) resultErr(op, call string, s *slot, res int32, dl *deadline) error {
 	switch {
 	case c.closed.Load():
 		return c.opErr(op, net.ErrClosed)
@@ -246,25 +246,16 @@ func interrupted(res int32) bool {
 	return false
 }
 
-func expired(dl *atomic.Int64) bool {
-	if dl == nil {
-		return false
-	}
-	v := dl.Load()
-	return v != 0 && monoNow() >= v
+// deadline is one of a conn's deadlines. Waiters look at passed, not at
+// the clock: it is set when a deadline is set in the past, and when the
+// deadline's timer finds it due, which then wakes them (as Go's netpoller
+// marks a deadline that passed). Both are changed under the conn's tmu.
+type deadline struct {
+	at     atomic.Int64 // monoOf the deadline, 0 for none
+	passed atomic.Bool
 }
 
-// Deadlines are kept on the monotonic clock, in nanoseconds since monoBase:
-// reading it (time.Since of a time with a monotonic reading) is one clock
-// read where time.Now is two, and converting a deadline made from
-// time.Now (time.Time.Sub of two monotonic readings) is none.
-var monoBase = time.Now()
-
-func monoNow() int64 { return int64(time.Since(monoBase)) }
-
-// monoOf returns t on that clock; at least 1, so that a deadline in the
-// past is never 0, which means none.
-func monoOf(t time.Time) int64 { return max(int64(t.Sub(monoBase)), 1) }
+func expired(dl *deadline) bool { return dl != nil && dl.passed.Load() }
 
 // armLocked arms the multishot recv if it is not in flight.
 func (c *uringConn) armLocked() {
@@ -562,7 +553,7 @@ func (c *uringConn) writeLocked(p []byte) (int, error) {
 			return n, c.opErr("write", os.ErrDeadlineExceeded)
 		}
 		chunk := buf[n:]
-		if c.ws.zc = d.zcMin > 0 && len(chunk) >= d.zcMin && c.wdl.Load() == 0 && c.zcAllowed(); c.ws.zc {
+		if c.ws.zc = d.zcMin > 0 && len(chunk) >= d.zcMin && c.wdl.at.Load() == 0 && c.zcAllowed(); c.ws.zc {
 			d.ring.SendZC(c.ud(kindWrite), c.fd, chunk, syscall.MSG_WAITALL)
 		} else {
 			d.ring.Send(c.ud(kindWrite), c.fd, chunk, syscall.MSG_WAITALL)
@@ -788,9 +779,14 @@ func (c *uringConn) SetReadDeadline(t time.Time) error {
 
 // readDeadlinePassed runs on the read deadline's timer.
 func (c *uringConn) readDeadlinePassed() {
-	if !c.timerDue(&c.rdl, &c.rtimer, &c.rArmed) {
-		return
+	if c.timerDue(&c.rdl, &c.rtimer, &c.rArmed) {
+		c.wakeReader()
 	}
+}
+
+// wakeReader wakes a reader waiting, and the NotifyReadable callback, for
+// the read deadline passed.
+func (c *uringConn) wakeReader() {
 	wake(c.rs.ch)
 	c.d.mu.Lock()
 	c.fireLocked()
@@ -835,30 +831,55 @@ func (c *uringConn) writeDeadlinePassed() {
 	}
 }
 
-// setDeadline stores the deadline, which waiters check, and arms the
-// timer that wakes them only when it is not armed already for an earlier
-// instant: a deadline pushed later (the keep-alive or write timeout renewed
-// for every request) costs no timer operation; the earlier timer, when it
-// fires, re-arms for the deadline then in force (timerDue).
+// setDeadline stores the deadline and arms the timer that wakes waiters
+// only when it is not armed already for an earlier instant: a deadline
+// pushed later (the keep-alive or write timeout renewed for every request)
+// costs no timer operation and no clock read (roundMono); the earlier
+// timer, when it fires, re-arms for the deadline then in force (timerDue).
+// A deadline in the past is marked passed at once, so the next operation
+// fails without waiting: one before the round's reading at once, one after
+// it when arming its timer finds it due.
 //
 // read picks the timer's callback; the method value is made only when the
 // timer is, so a call does not allocate.
-func (c *uringConn) setDeadline(dl *atomic.Int64, tm **time.Timer, armed *int64, read bool, t time.Time) error {
+func (c *uringConn) setDeadline(dl *deadline, tm **time.Timer, armed *int64, read bool, t time.Time) error {
 	if c.closed.Load() {
 		return c.opErr("set", net.ErrClosed)
 	}
-	if t.IsZero() {
-		dl.Store(0) // a timer still armed finds no deadline and does nothing
-		return nil
+	var ns int64
+	if !t.IsZero() {
+		ns = monoOf(t)
 	}
-	ns := monoOf(t)
-	dl.Store(ns)
+	if c.armDeadline(dl, tm, armed, read, ns) {
+		// Passed: wake the waiters, as the timer would.
+		if read {
+			c.wakeReader()
+		} else {
+			wake(c.ws.ch)
+		}
+	}
+	return nil
+}
+
+// armDeadline is setDeadline's part under tmu; it reports whether the
+// deadline has passed.
+func (c *uringConn) armDeadline(dl *deadline, tm **time.Timer, armed *int64, read bool, ns int64) bool {
 	c.tmu.Lock()
 	defer c.tmu.Unlock()
+	dl.at.Store(ns) // 0: a timer still armed finds no deadline and does nothing
+	if ns == 0 || ns <= roundMono() {
+		dl.passed.Store(ns != 0)
+		return ns != 0
+	}
+	dl.passed.Store(false)
 	if *armed != 0 && *armed <= ns {
-		return nil
+		return false
 	}
 	wait := time.Duration(ns - monoNow())
+	if wait <= 0 {
+		dl.passed.Store(true)
+		return true
+	}
 	if *tm == nil {
 		passed := c.writeDeadlinePassed
 		if read {
@@ -869,18 +890,18 @@ func (c *uringConn) setDeadline(dl *atomic.Int64, tm **time.Timer, armed *int64,
 		(*tm).Reset(wait)
 	}
 	*armed = ns
-	return nil
+	return false
 }
 
 // timerDue runs when a deadline timer fires: it reports whether the
-// deadline in force has passed, and re-arms the timer when the deadline
-// was moved later meanwhile. The timer is read under tmu: it can fire
-// before setDeadline has stored it.
-func (c *uringConn) timerDue(dl *atomic.Int64, tm **time.Timer, armed *int64) bool {
+// deadline in force has passed, marking it so, and re-arms the timer when
+// the deadline was moved later meanwhile. The timer is read under tmu: it
+// can fire before setDeadline has stored it.
+func (c *uringConn) timerDue(dl *deadline, tm **time.Timer, armed *int64) bool {
 	c.tmu.Lock()
 	defer c.tmu.Unlock()
 	*armed = 0
-	ns := dl.Load()
+	ns := dl.at.Load()
 	if ns == 0 || c.closed.Load() {
 		return ns != 0
 	}
@@ -889,6 +910,7 @@ func (c *uringConn) timerDue(dl *atomic.Int64, tm **time.Timer, armed *int64) bo
 		*armed = ns
 		return false
 	}
+	dl.passed.Store(true)
 	return true
 }
 
@@ -1102,9 +1124,9 @@ type idleTimeouts struct {
 func (i *idleTimeouts) renew(src, dst *uringConn) error {
 	switch {
 	case src != nil && i.read > 0:
-		src.SetReadDeadline(time.Now().Add(i.read))
+		src.SetReadDeadline(Now().Add(i.read))
 	case dst != nil && i.write > 0:
-		dst.SetWriteDeadline(time.Now().Add(i.write))
+		dst.SetWriteDeadline(Now().Add(i.write))
 	}
 	if i.stop != nil {
 		return i.stop()
@@ -1175,7 +1197,7 @@ func (c *uringConn) rawUnref() {
 // its deadline before each read or write: a socket that is always ready
 // (a fast sender) would otherwise never see a deadline, which is also how
 // the L4 relay's idle check interrupts a splice (a deadline in the past).
-func (c *uringConn) spliceReady(s *slot, events uint32, dl *atomic.Int64, op string, fdIn, fdOut, n int) (int, error) {
+func (c *uringConn) spliceReady(s *slot, events uint32, dl *deadline, op string, fdIn, fdOut, n int) (int, error) {
 	for {
 		if expired(dl) {
 			return 0, c.opErr(op, os.ErrDeadlineExceeded)
@@ -1208,7 +1230,7 @@ func spliceNonblock(fdIn, fdOut, n int) (int, syscall.Errno) {
 }
 
 // poll waits, in slot s of c, until c's socket has one of events ready.
-func (c *uringConn) poll(s *slot, events uint32, dl *atomic.Int64, op string) error {
+func (c *uringConn) poll(s *slot, events uint32, dl *deadline, op string) error {
 	d := c.d
 	d.mu.Lock()
 	if c.closed.Load() {

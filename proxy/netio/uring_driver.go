@@ -290,13 +290,18 @@ func (d *Uring) loop() {
 // harvest. Before each entry it yields, so that the goroutines it woke (and
 // any others that are runnable) queue their next operations first: with one
 // P the loop runs last in a scheduling round and submits the whole round's
-// operations in one io_uring_enter(2).
+// operations in one io_uring_enter(2). After each entry it reads the clock
+// for the round (roundClock).
 func (d *Uring) run() {
+	tick()
+	roundClock.loops.Add(1)
+	defer roundClock.loops.Add(-1)
 	for {
 		runtime.Gosched()
 		tid := thread.ID()
 		d.mu.Lock()
 		cqes, err := d.ring.Enter(0, 0)
+		tick()
 		d.tid = tid
 		for _, c := range d.armed {
 			c.armTid = tid

@@ -374,6 +374,38 @@ func TestUringDeadlines(t *testing.T) {
 		}
 	})
 
+	// A deadline set in the past fails the next Read even with data at
+	// hand, also when the round's clock reading (see roundClock) is older
+	// than the deadline: the deadline is then found passed when its timer
+	// would be armed.
+	t.Run("past-data", func(t *testing.T) {
+		a, b := ringPair(t, d)
+		b.Write([]byte("x")) // a first Read arms the receive
+		if _, err := a.Read(make([]byte, 1)); err != nil {
+			t.Fatal(err)
+		}
+		b.Write([]byte("y"))
+		for i := 0; Buffered(a) == 0; i++ {
+			if i == 100 {
+				t.Fatal("the byte written never arrived")
+			}
+			time.Sleep(time.Millisecond)
+		}
+		time.Sleep(10 * time.Millisecond) // the loop is idle again
+		roundClock.loops.Add(1)
+		defer roundClock.loops.Add(-1)
+		roundClock.mono.Store(monoNow() - int64(time.Minute))
+		a.SetReadDeadline(time.Now().Add(-time.Millisecond))
+		tick() // a fresh reading again
+		if _, err := a.Read(make([]byte, 1)); !isTimeout(err) {
+			t.Fatalf("Read past deadline, with data at hand: %v, want a timeout", err)
+		}
+		a.SetReadDeadline(time.Time{})
+		if _, err := a.Read(make([]byte, 1)); err != nil {
+			t.Fatalf("Read after clearing the deadline: %v", err)
+		}
+	})
+
 	t.Run("expires-while-parked", func(t *testing.T) {
 		a, b := ringPair(t, d)
 		a.SetReadDeadline(time.Now().Add(50 * time.Millisecond))

@@ -14,6 +14,8 @@ import (
 	"sync"
 	"syscall"
 	"time"
+
+	"github.com/monolake-go/monolake/proxy/netio"
 )
 
 // Defaults for a zero PoolConfig.
@@ -103,7 +105,7 @@ func (p *Pool) get(ctx context.Context, k Key, verify bool) (c net.Conn, reused 
 		ic := list[len(list)-1]
 		p.idle[k] = list[:len(list)-1]
 		p.mu.Unlock()
-		idle := time.Since(ic.since)
+		idle := netio.Now().Sub(ic.since)
 		// A connection back in the pool for less than checkAfter is handed
 		// out without the peek: the caller retries on a fresh connection
 		// when a reused one fails before any response byte, which covers
@@ -147,7 +149,7 @@ func (p *Pool) Put(k Key, c net.Conn) {
 		c.Close()
 		return
 	}
-	p.idle[k] = append(p.idle[k], idleConn{c: c, since: time.Now()})
+	p.idle[k] = append(p.idle[k], idleConn{c: c, since: netio.Now()})
 	p.mu.Unlock()
 }
 

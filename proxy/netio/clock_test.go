@@ -1,0 +1,38 @@
+package netio
+
+import (
+	"testing"
+	"time"
+)
+
+// TestNowRoundClock: while a loop runs rounds, Now is the reading of the
+// latest round and does not move between rounds; otherwise it is the clock.
+func TestNowRoundClock(t *testing.T) {
+	for i := 0; roundClock.loops.Load() != 0; i++ {
+		if i == 100 {
+			t.Fatalf("%d io_uring loops still running rounds", roundClock.loops.Load())
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	roundClock.loops.Add(1)
+	tick()
+	a := Now()
+	time.Sleep(5 * time.Millisecond)
+	b := Now()
+	if !a.Equal(b) {
+		t.Errorf("Now moved by %v with no round between", b.Sub(a))
+	}
+	if now := time.Now(); b.After(now) {
+		t.Errorf("Now is %v ahead of the clock", b.Sub(now))
+	}
+	tick()
+	if c := Now(); c.Sub(b) < 5*time.Millisecond {
+		t.Errorf("the next round's Now is %v after the last, want at least 5ms", c.Sub(b))
+	}
+	roundClock.loops.Add(-1)
+	before := time.Now()
+	time.Sleep(time.Millisecond)
+	if d := Now(); d.Sub(before) < time.Millisecond {
+		t.Errorf("with no loop running, Now is %v after a reading 1ms before, want the clock", d.Sub(before))
+	}
+}
