@@ -269,6 +269,46 @@ func (r *Ring) RegisterEventfd() (*os.File, error) {
 	return os.NewFile(fd, "uring-eventfd"), nil
 }
 
+// SetEventfdSignals turns the registered eventfd's signals off (on false)
+// or back on (IORING_CQ_EVENTFD_DISABLED in the CQ ring's flags). A loop
+// that harvests anyway turns them off, so that each completion posted does
+// not also signal a file nobody waits on; it turns them on before it
+// sleeps and asks Ready then, as a completion posted meanwhile signalled
+// nothing. It reports false, doing nothing, where the kernel has no CQ
+// flags (before 5.8). No syscall.
+//
+// Ready cannot see completions held as task work without TaskrunFlag;
+// under DeferTaskrun nothing else posts them, so leave the signals on there.
+func (r *Ring) SetEventfdSignals(on bool) bool {
+	if r.c == nil || r.c.ring.cq.kflags == nil {
+		return false
+	}
+	p := (*uint32)(unsafe.Pointer(r.c.ring.cq.kflags))
+	f := atomic.LoadUint32(p)
+	if on {
+		f &^= C.IORING_CQ_EVENTFD_DISABLED
+	} else {
+		f |= C.IORING_CQ_EVENTFD_DISABLED
+	}
+	atomic.StoreUint32(p, f) // an exchange on amd64: later loads wait for it
+	return true
+}
+
+// Ready reports whether Enter would harvest something: CQEs posted since
+// the last Enter, completions held as task work for the ring's thread
+// (IORING_SQ_TASKRUN, with TaskrunFlag), or an overflowed CQ ring. No
+// syscall.
+func (r *Ring) Ready() bool {
+	if r.c == nil {
+		return false
+	}
+	cq, sq := &r.c.ring.cq, &r.c.ring.sq
+	if atomic.LoadUint32((*uint32)(unsafe.Pointer(cq.ktail))) != atomic.LoadUint32((*uint32)(unsafe.Pointer(cq.khead))) {
+		return true
+	}
+	return atomic.LoadUint32((*uint32)(unsafe.Pointer(sq.kflags)))&(C.IORING_SQ_CQ_OVERFLOW|C.IORING_SQ_TASKRUN) != 0
+}
+
 // RegisterBuffers registers bufs as the ring's fixed buffers, index i being
 // bufs[i], for SendZCFixed. The kernel pins their pages until Close, so they
 // must not be freed or reused for anything else before then: take them from

@@ -7,6 +7,7 @@ import (
 	"crypto/rand"
 	"errors"
 	"fmt"
+	"os"
 	"path/filepath"
 	"runtime"
 	"syscall"
@@ -667,6 +668,61 @@ func TestEventfd(t *testing.T) {
 				t.Fatalf("after wake-up Enter = %+v, %v", cqes, err)
 			}
 		})
+	}
+}
+
+// TestEventfdSignals: with the signals off a completion leaves the eventfd
+// quiet and shows in Ready; turned on again, the next one signals it.
+func TestEventfdSignals(t *testing.T) {
+	r := newRing(t, Params{Entries: 8})
+	defer r.Close()
+	ev, err := r.RegisterEventfd()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ev.Close()
+	signalled := func(wait time.Duration) bool {
+		t.Helper()
+		ev.SetReadDeadline(time.Now().Add(wait))
+		var n [8]byte
+		_, err := ev.Read(n[:])
+		if err != nil && !errors.Is(err, os.ErrDeadlineExceeded) {
+			t.Fatal(err)
+		}
+		return err == nil
+	}
+	a, b := socketpair(t)
+	if !r.SetEventfdSignals(false) {
+		t.Fatal("SetEventfdSignals(false) = false: no CQ flags on this kernel")
+	}
+	r.Recv(1, a, alloc(t, 64), 0)
+	if cqes, err := r.Enter(0, 0); err != nil || len(cqes) != 0 || r.Ready() {
+		t.Fatalf("Enter: %v %v, Ready %v", cqes, err, r.Ready())
+	}
+	writeAll(b, []byte("one"))
+	for i := 0; !r.Ready(); i++ {
+		if i == 500 {
+			t.Fatal("Ready never reported the completion")
+		}
+		time.Sleep(time.Millisecond)
+	}
+	if signalled(50 * time.Millisecond) {
+		t.Error("the eventfd was signalled with its signals off")
+	}
+	r.SetEventfdSignals(true)
+	if cqes, err := r.Enter(0, 0); err != nil || len(cqes) != 1 || cqes[0].Res != 3 {
+		t.Fatalf("Enter = %+v, %v", cqes, err)
+	}
+	if r.Ready() {
+		t.Error("Ready after harvesting everything")
+	}
+	r.Recv(2, a, alloc(t, 64), 0)
+	if _, err := r.Enter(0, 0); err != nil {
+		t.Fatal(err)
+	}
+	writeAll(b, []byte("two"))
+	if !signalled(5 * time.Second) {
+		t.Fatal("the eventfd was not signalled with its signals back on")
 	}
 }
 

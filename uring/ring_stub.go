@@ -38,6 +38,8 @@ func (r *Ring) Enter(minComplete int, timeout time.Duration) ([]CQE, error) {
 	return nil, errUnsupported
 }
 func (r *Ring) RegisterEventfd() (*os.File, error)  { return nil, errUnsupported }
+func (r *Ring) SetEventfdSignals(on bool) bool      { return false }
+func (r *Ring) Ready() bool                         { return false }
 func (r *Ring) RegisterBuffers(bufs [][]byte) error { return errUnsupported }
 func (r *Ring) Probe() (*ProbeInfo, error)          { return nil, errUnsupported }
 

@@ -130,6 +130,8 @@ type ringAPI interface {
 	Pending() int
 	Enter(minComplete int, timeout time.Duration) ([]CQE, error)
 	RegisterEventfd() (*os.File, error)
+	SetEventfdSignals(on bool) bool
+	Ready() bool
 	RegisterBuffers(bufs [][]byte) error
 	Probe() (*ProbeInfo, error)
 	NewBufRing(group uint16, entries, size int) (*BufRing, error)

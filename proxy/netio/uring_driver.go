@@ -69,8 +69,11 @@ type ringObject interface {
 //
 // A Uring is safe for concurrent use.
 type Uring struct {
-	evf   *os.File
-	zcMin int // smallest SEND_ZC write; 0 is off
+	evf *os.File
+	// quietEventfd: the loop turns the eventfd's signals off while it
+	// runs (see run); not under DEFER_TASKRUN without TASKRUN_FLAG.
+	quietEventfd bool
+	zcMin        int // smallest SEND_ZC write; 0 is off
 	// zcLocal allows SEND_ZC to loopback and Unix peers (tests only): their
 	// notification waits for the peer application to read the bytes.
 	zcLocal bool
@@ -125,20 +128,22 @@ func NewUring(p UringParams) (*Uring, error) {
 		r.Close()
 		return nil, fmt.Errorf("netio: setting up io_uring: %w", err)
 	}
+	fl := r.Flags()
 	d := &Uring{
-		evf:        evf,
-		zcMin:      max(p.ZCThreshold, 0),
-		bufSize:    p.BufSize,
-		spliceCopy: p.SpliceCopy,
-		maxQueued:  max(2, min(8, p.BufCount/16)),
-		kick:       make(chan struct{}, 1),
-		evch:       make(chan struct{}, 1),
-		quit:       make(chan struct{}),
-		loopDone:   make(chan struct{}),
-		evDone:     make(chan struct{}),
-		ring:       r,
-		br:         br,
-		objs:       make(map[uint64]ringObject),
+		evf:          evf,
+		quietEventfd: fl&uring.SetupDeferTaskrun == 0 || fl&uring.SetupTaskrunFlag != 0,
+		zcMin:        max(p.ZCThreshold, 0),
+		bufSize:      p.BufSize,
+		spliceCopy:   p.SpliceCopy,
+		maxQueued:    max(2, min(8, p.BufCount/16)),
+		kick:         make(chan struct{}, 1),
+		evch:         make(chan struct{}, 1),
+		quit:         make(chan struct{}),
+		loopDone:     make(chan struct{}),
+		evDone:       make(chan struct{}),
+		ring:         r,
+		br:           br,
+		objs:         make(map[uint64]ringObject),
 	}
 	go d.loop()
 	go d.watchEventfd()
@@ -291,11 +296,16 @@ func (d *Uring) loop() {
 // any others that are runnable) queue their next operations first: with one
 // P the loop runs last in a scheduling round and submits the whole round's
 // operations in one io_uring_enter(2). After each entry it reads the clock
-// for the round (roundClock).
+// for the round (roundClock). While it runs, the ring's eventfd is not
+// signalled: each completion posted would signal it for nobody (0.8 % of
+// the worker's CPU at full load).
 func (d *Uring) run() {
 	tick()
 	roundClock.loops.Add(1)
 	defer roundClock.loops.Add(-1)
+	d.mu.Lock()
+	quiet := d.quietEventfd && d.ring.SetEventfdSignals(false)
+	d.mu.Unlock()
 	for {
 		runtime.Gosched()
 		tid := thread.ID()
@@ -325,9 +335,26 @@ func (d *Uring) run() {
 			time.Sleep(time.Millisecond)
 		}
 		if len(cqes) == 0 && pending == 0 {
-			return
+			if !quiet || d.wakeable() {
+				return
+			}
 		}
 	}
+}
+
+// wakeable turns the eventfd's signals back on before the loop waits for
+// it, and reports whether the ring has nothing to harvest, which a
+// completion posted while they were off would not have signalled; when it
+// has, it turns them off again.
+func (d *Uring) wakeable() bool {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	d.ring.SetEventfdSignals(true)
+	if d.ring.Ready() {
+		d.ring.SetEventfdSignals(false)
+		return false
+	}
+	return true
 }
 
 func (d *Uring) dispatchLocked(c uring.CQE) {
