@@ -24,7 +24,7 @@ func forBackends(t *testing.T, f func(t *testing.T, b tlsbackend.Backend)) {
 		t.Run("backend="+name, func(t *testing.T) {
 			b, err := tlsbackend.Get(name)
 			if err != nil {
-				t.Skip(err)
+				tlstest.Unavailable(t, "%v", err)
 			}
 			f(t, b)
 		})
@@ -39,11 +39,11 @@ func forPairs(t *testing.T, f func(t *testing.T, srv, cli tlsbackend.Backend)) {
 			t.Run("server="+sn+",client="+cn, func(t *testing.T) {
 				srv, err := tlsbackend.Get(sn)
 				if err != nil {
-					t.Skip(err)
+					tlstest.Unavailable(t, "%v", err)
 				}
 				cli, err := tlsbackend.Get(cn)
 				if err != nil {
-					t.Skip(err)
+					tlstest.Unavailable(t, "%v", err)
 				}
 				f(t, srv, cli)
 			})

@@ -19,7 +19,7 @@ func lookTool(t *testing.T, name string) string {
 	t.Helper()
 	p, err := exec.LookPath(name)
 	if err != nil {
-		t.Skipf("%s not installed: %v", name, err)
+		tlstest.Unavailable(t, "%s not installed: %v", name, err)
 	}
 	return p
 }

@@ -4,17 +4,31 @@ package uring
 
 import (
 	"errors"
+	"os"
 	"syscall"
 	"testing"
 	"time"
 )
+
+// strictEnv, set by make test's cgo runs, makes a test fail where it would
+// skip for want of io_uring: CI must run these tests, not skip them.
+const strictEnv = "MONOLAKE_TEST_STRICT"
+
+// missing skips t for a missing facility, or fails it under strictEnv.
+func missing(t testing.TB, format string, args ...any) {
+	t.Helper()
+	if os.Getenv(strictEnv) != "" {
+		t.Fatalf(format+" (%s is set: this run must have it)", append(args, strictEnv)...)
+	}
+	t.Skipf(format, args...)
+}
 
 // newRing sets up a ring for a test, skipping with the reason when io_uring
 // cannot be used here.
 func newRing(t testing.TB, p Params) *Ring {
 	t.Helper()
 	if err := Check(); err != nil {
-		t.Skipf("io_uring unusable: %v", err)
+		missing(t, "io_uring unusable: %v", err)
 	}
 	r, err := New(p)
 	if err != nil {

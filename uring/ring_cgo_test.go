@@ -17,7 +17,7 @@ import (
 
 func TestCheckAndProbe(t *testing.T) {
 	if err := Check(); err != nil {
-		t.Skipf("io_uring unusable: %v", err)
+		missing(t, "io_uring unusable: %v", err)
 	}
 	p, err := Probe()
 	if err != nil {

@@ -183,3 +183,18 @@ func TCPPair(t testing.TB) (server, client net.Conn) {
 	})
 	return server, client
 }
+
+// StrictEnv, set by make test's cgo runs, makes Unavailable fail a test
+// instead of skipping it: CI must run the tests that need OpenSSL and the
+// real clients, not skip them.
+const StrictEnv = "MONOLAKE_TEST_STRICT"
+
+// Unavailable skips t for a facility this build or machine lacks (a
+// backend, a client program), or fails it when StrictEnv is set.
+func Unavailable(t testing.TB, format string, args ...any) {
+	t.Helper()
+	if os.Getenv(StrictEnv) != "" {
+		t.Fatalf(format+" (%s is set: this run must have it)", append(args, StrictEnv)...)
+	}
+	t.Skipf(format, args...)
+}
