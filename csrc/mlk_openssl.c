@@ -523,7 +523,7 @@ static void mlk_pending(struct mlk_conn *c)
 	c->wpending = BIO_ctrl_pending(c->wbio);
 	c->rpending = BIO_ctrl_pending(c->rbio);
 	c->plain_pending = SSL_pending(c->ssl);
-	c->has_pending = SSL_has_pending(c->ssl);
+	c->has_pending = SSL_has_pending(c->ssl) || c->read_end != 0;
 }
 
 /*
@@ -630,11 +630,39 @@ int mlk_read(struct mlk_conn *c, const void *in, size_t in_len, void *out, size_
 	int r, ret;
 
 	ERR_clear_error();
+	if (c->read_end)
+		return c->read_end; /* for MLK_ERR, c->err holds why */
 	if (mlk_feed(c, in, in_len) < 0)
 		return MLK_ERR;
-	r = SSL_read(c->ssl, out, cap > INT_MAX ? INT_MAX : (int)cap);
+	if (cap > INT_MAX)
+		cap = INT_MAX;
+	r = SSL_read(c->ssl, out, (int)cap);
 	if (r > 0) {
+		/*
+		 * One SSL_read yields one record at most: go on while records
+		 * are at hand (no read-ahead: what the read BIO holds is the
+		 * next records'), so that a reader is given everything
+		 * that came (and can tell a short read from a drained conn).
+		 * What ends the loop other than WANT_READ (close_notify, an
+		 * error) is the next call's result, read_end, which counts
+		 * as pending meanwhile.
+		 */
 		ret = r;
+		while ((size_t)ret < cap && BIO_ctrl_pending(c->rbio) > 0 &&
+		       (r = SSL_read(c->ssl, (char *)out + ret, (int)(cap - (size_t)ret))) > 0)
+			ret += r;
+		if (r <= 0) {
+			switch (SSL_get_error(c->ssl, r)) {
+			case SSL_ERROR_WANT_READ:
+				break;
+			case SSL_ERROR_ZERO_RETURN:
+				c->read_end = MLK_EOF;
+				break;
+			default:
+				mlk_errq(c->err, "read", c->ssl);
+				c->read_end = MLK_ERR;
+			}
+		}
 	} else {
 		switch (SSL_get_error(c->ssl, r)) {
 		case SSL_ERROR_WANT_READ:

@@ -89,6 +89,11 @@ struct mlk_conn {
 	unsigned char *sess;
 	int sess_len;
 
+	/* mlk_read: close_notify (MLK_EOF) or an error (MLK_ERR, why in
+	 * err) came after the plaintext it returned; the next call
+	 * returns it, and has_pending is set until then. */
+	int read_end;
+
 	char err[MLK_ERRLEN];
 };
 

@@ -1,6 +1,8 @@
 package httpproxy
 
 import (
+	"bufio"
+	"bytes"
 	"crypto/tls"
 	"crypto/x509"
 	"fmt"
@@ -9,6 +11,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"slices"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -211,4 +214,63 @@ func contains(xs []string, x string) bool {
 		}
 	}
 	return false
+}
+
+// TestHTTPSUpstreamResponseOneWrite: a response that arrived whole from an
+// HTTPS upstream leaves in one write to the client, as from a plain one
+// (TestResponseOneWrite), with the openssl backend, which tells the proxy
+// what it holds. (crypto/tls cannot tell, so with gotls such a response may
+// leave in two.) The origin is gotls, which sends a Write's records at once.
+func TestHTTPSUpstreamResponseOneWrite(t *testing.T) {
+	if !slices.Contains(tlsBackends(t), config.TLSOpenSSL) {
+		tlstest.Unavailable(t, "openssl backend not in this build")
+	}
+	ca, err := tlstest.NewCA("one-write CA")
+	if err != nil {
+		t.Fatal(err)
+	}
+	leaf, err := ca.Leaf(tlstest.LeafOptions{}, "127.0.0.1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	be, err := tlsbackend.Get(config.TLSGo)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sc, err := be.NewServerConfig(&tlsbackend.Config{Certificates: []tlsbackend.Certificate{leaf.Certificate()}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { sc.Close() })
+	body := bytes.Repeat([]byte("0123456789abcdef"), 12<<10/16) // past the reader's 4 KiB
+	up := rawUpstream(t, func(c net.Conn) {
+		tc := sc.Server(c)
+		defer tc.Close()
+		br := bufio.NewReader(tc)
+		for {
+			if _, _, err := readRequest(br); err != nil {
+				return
+			}
+			tc.Write(append(fmt.Appendf(nil, "HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n", len(body)), body...))
+		}
+	})
+	routes := fmt.Sprintf("[[servers.p.routes]]\npath = \"/{*p}\"\nupstreams = [{ endpoint = { type = \"uri\", value = \"https://%s\" } }]\nupstream_tls = { insecure_skip_verify = true, stack = %q }\n",
+		up, config.TLSOpenSSL)
+	var ln *writeCounter
+	p := startProxyWrapped(t, testDriver(t), serverTOML("", routes), Options{}, func(l net.Listener) net.Listener {
+		ln = &writeCounter{Listener: l}
+		return ln
+	})
+	c := dialRaw(t, p.Addr)
+	const n = 5
+	for i := range n {
+		c.send(t, "GET /x HTTP/1.1\r\nHost: a\r\n\r\n")
+		resp, got := c.response(t, "GET")
+		if resp.StatusCode != 200 || !bytes.Equal(got, body) {
+			t.Fatalf("response %d: status %d, %d bytes", i, resp.StatusCode, len(got))
+		}
+	}
+	if w := ln.writes.Load(); w != n {
+		t.Errorf("%d responses from an HTTPS upstream took %d writes to the client, want one each", n, w)
+	}
 }

@@ -380,6 +380,32 @@ func (c *conn) Read(p []byte) (int, error) {
 	}
 }
 
+// Buffered tells a reader between its Reads whether the next one returns
+// without waiting for the network, as the HTTP proxy asks its upstream
+// connections before it flushes what it passed on (http1.BufferedSource):
+// the plaintext the SSL holds, the ciphertext its read BIO holds, and what
+// nc reports received and not yet read (the io_uring runtime's conns, no
+// system call). Bytes of ciphertext count as if they were plaintext: the
+// count is a guide, and 0 means a Read would wait. 0 also while a Read is
+// at work.
+func (c *conn) Buffered() int {
+	if !c.hsDone.Load() || !c.rmu.TryLock() {
+		return 0
+	}
+	defer c.rmu.Unlock()
+	n := 0
+	c.mu.Lock()
+	if h := c.b.h; h != nil {
+		n = max(int(h.plain_pending), 0) + int(h.rpending)
+	}
+	c.mu.Unlock()
+	runtime.KeepAlive(c)
+	if nb, ok := c.nc.(interface{ Buffered() int }); ok {
+		n += nb.Buffered()
+	}
+	return n
+}
+
 // readNotifier is the io_uring runtime's wait for input without a
 // goroutine (netio.ReadNotifier).
 type readNotifier interface{ NotifyReadable(f func()) bool }

@@ -10,6 +10,6 @@
  * it is updated, and updating it changes this file, which makes go rebuild
  * the C.
  *
- * csrc-sha256: adc1901b40afc24af164e330766f3682b0296ada940e21d04513a2ffbdeee67c
+ * csrc-sha256: e72cb296464d2568566c8b3b1ab06ceddc9b9ed4bfd87907a8b76bec2dbde12f
  */
 #include "../../csrc/mlk_openssl.c"
