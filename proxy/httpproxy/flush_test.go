@@ -67,14 +67,7 @@ func TestResponseOneWrite(t *testing.T) {
 	})
 	c := dialRaw(t, p.Addr)
 	const n = 5
-	for i := range n {
-		c.send(t, "GET /x HTTP/1.1\r\nHost: a\r\n\r\n")
-		resp, got := c.response(t, "GET")
-		if resp.StatusCode != 200 || !bytes.Equal(got, body) {
-			t.Fatalf("response %d: status %d, %d bytes", i, resp.StatusCode, len(got))
-		}
-	}
-	if w := ln.writes.Load(); w != n {
+	if w := getWrites(t, c, ln, n, body); w != n {
 		t.Errorf("%d responses took %d writes to the client, want one each", n, w)
 	}
 	c.send(t, "GET /chunked HTTP/1.1\r\nHost: a\r\n\r\n")
@@ -91,6 +84,20 @@ func TestResponseOneWrite(t *testing.T) {
 	if w := ln.writes.Load(); w != n+2 {
 		t.Errorf("a 12 KiB chunked response that arrived whole took %d writes to the client, want one", w-n-1)
 	}
+}
+
+// getWrites sends n GETs of /x on c, checks each response is body, and
+// returns the writes to the client counted on ln so far.
+func getWrites(t *testing.T, c *rawConn, ln *writeCounter, n int, body []byte) int64 {
+	t.Helper()
+	for i := range n {
+		c.send(t, "GET /x HTTP/1.1\r\nHost: a\r\n\r\n")
+		resp, got := c.response(t, "GET")
+		if resp.StatusCode != 200 || !bytes.Equal(got, body) {
+			t.Fatalf("response %d: status %d, %d bytes", i, resp.StatusCode, len(got))
+		}
+	}
+	return ln.writes.Load()
 }
 
 // TestTrickleFlushed: a body part is passed on as soon as nothing more has

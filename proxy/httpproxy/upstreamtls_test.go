@@ -261,16 +261,8 @@ func TestHTTPSUpstreamResponseOneWrite(t *testing.T) {
 		ln = &writeCounter{Listener: l}
 		return ln
 	})
-	c := dialRaw(t, p.Addr)
 	const n = 5
-	for i := range n {
-		c.send(t, "GET /x HTTP/1.1\r\nHost: a\r\n\r\n")
-		resp, got := c.response(t, "GET")
-		if resp.StatusCode != 200 || !bytes.Equal(got, body) {
-			t.Fatalf("response %d: status %d, %d bytes", i, resp.StatusCode, len(got))
-		}
-	}
-	if w := ln.writes.Load(); w != n {
+	if w := getWrites(t, dialRaw(t, p.Addr), ln, n, body); w != n {
 		t.Errorf("%d responses from an HTTPS upstream took %d writes to the client, want one each", n, w)
 	}
 }
