@@ -176,7 +176,7 @@ func (r *Ring) goRound() bool {
 	submit := tail - atomic.LoadUint32(v.sqHead)
 	r.goHarvest()
 	var flags uint32
-	if atomic.LoadUint32(v.sqFlags)&(C.IORING_SQ_CQ_OVERFLOW|C.IORING_SQ_TASKRUN) != 0 {
+	if cqNeedsFlush(v.sqFlags) {
 		flags |= C.IORING_ENTER_GETEVENTS
 	}
 	r.c.enter_submit, r.c.enter_flags = C.uint(submit), C.uint(flags)

@@ -306,7 +306,15 @@ func (r *Ring) Ready() bool {
 	if atomic.LoadUint32((*uint32)(unsafe.Pointer(cq.ktail))) != atomic.LoadUint32((*uint32)(unsafe.Pointer(cq.khead))) {
 		return true
 	}
-	return atomic.LoadUint32((*uint32)(unsafe.Pointer(sq.kflags)))&(C.IORING_SQ_CQ_OVERFLOW|C.IORING_SQ_TASKRUN) != 0
+	return cqNeedsFlush((*uint32)(unsafe.Pointer(sq.kflags)))
+}
+
+// cqNeedsFlush reports whether the SQ ring's flags (at sqFlags) say the
+// kernel holds completions that only an entry posts: an overflowed CQ
+// ring, or task work (IORING_SQ_TASKRUN). mlk_cq_needs_flush in csrc is
+// the C side's.
+func cqNeedsFlush(sqFlags *uint32) bool {
+	return atomic.LoadUint32(sqFlags)&(C.IORING_SQ_CQ_OVERFLOW|C.IORING_SQ_TASKRUN) != 0
 }
 
 // RegisterBuffers registers bufs as the ring's fixed buffers, index i being

@@ -73,13 +73,14 @@ func (c *Copier) Copy(dst io.Writer, src *Body, as BodyKind) (int64, error) {
 		return c.copyChunked(dst, src)
 	}
 	free, _ := dst.(availableBufferer)
+	fl, _ := dst.(flusher)
 	var written int64
 	for {
 		buf := c.Buf
 		if free != nil {
 			b := free.AvailableBuffer()
-			if f, ok := dst.(flusher); ok && cap(b) < minDirectRead {
-				if err := f.Flush(); err != nil {
+			if fl != nil && cap(b) < minDirectRead {
+				if err := fl.Flush(); err != nil {
 					return written, &WriteError{err}
 				}
 				b = free.AvailableBuffer()
