@@ -1,0 +1,77 @@
+#!/usr/bin/env bash
+# costsplit.sh: where a proxied HTTP/1.1 request's CPU goes, Monolake (each
+# runtime) against nginx: microseconds of the proxy worker's CPU per request,
+# split by perf samples into user space, the kernel's send path, its receive
+# path and the rest of the kernel. Keep-alive, wrk on CPU 1 with the origin,
+# the proxy on CPU 0.
+#
+#   scripts/costsplit.sh [SECONDS [CONNS [PATH [ROUNDS]]]]   # 5 50 /0 3
+#
+# The send path is everything under tcp_sendmsg: on loopback it includes the
+# receiving socket's processing (tcp_v4_rcv in the softirq the send raises)
+# and waking its reader, which the kernel charges to the sender. The receive
+# path is everything under tcp_recvmsg. Both are the kernel's TCP work for
+# the same bytes whichever proxy asks for it: what is left to a proxy to win
+# is user space and the rest of the kernel (system call entries, epoll or
+# io_uring). Rounds alternate the proxies; the figures are medians.
+#
+# Needs bin/monolake (make uring), nginx, wrk (scripts/install-deps.sh) and
+# perf (Debian: linux-perf) allowed to sample other processes.
+set -euo pipefail
+
+secs=${1:-5} conns=${2:-50} path=${3:-/0} rounds=${4:-3}
+name=costsplit.sh
+# shellcheck source=scripts/rig.sh
+source "$(dirname "$0")/rig.sh"
+command -v perf >/dev/null || { echo "$name: perf not found (Debian: linux-perf)" >&2; exit 1; }
+perf record -o /dev/null -F 100 -- true 2>/dev/null || { echo "$name: perf cannot sample (kernel.perf_event_paranoid?)" >&2; exit 1; }
+start_origin
+
+# sample NAME: perf the worker over a wrk run and append a line to
+# $work/rows: name, requests, samples in all and in user space (1 sample =
+# 500 us of CPU at 2000 Hz), and the percent of samples under tcp_sendmsg
+# and under tcp_recvmsg.
+sample() {
+	local data=$work/perf.data reqs
+	taskset -c 1 wrk -t1 -c"$conns" -d1s "http://127.0.0.1:$port$path" >/dev/null # warm up
+	perf record -F 2000 -g -p "$worker" -o "$data" 2>/dev/null >/dev/null &
+	local rec=$!
+	sleep 0.2
+	reqs=$(taskset -c 1 wrk -t1 -c"$conns" -d"${secs}s" "http://127.0.0.1:$port$path" | awk '/requests in/ {print $1}')
+	kill -INT "$rec"
+	wait "$rec" 2>/dev/null || true
+	local total user send recv
+	total=$(perf report -i "$data" -n --no-children --sort dso -g none 2>/dev/null | awk '/^ +[0-9.]+%/ {n += $2} END {print n + 0}')
+	user=$(perf report -i "$data" -n --no-children --sort dso -g none 2>/dev/null | awk '/^ +[0-9.]+%/ && $3 != "[kernel.kallsyms]" {n += $2} END {print n + 0}')
+	# Children's share (percent of all samples) of the two TCP entries.
+	read -r send recv < <(perf report -i "$data" --children --sort sym -g none 2>/dev/null |
+		awk '$NF == "tcp_sendmsg" {s = $1} $NF == "tcp_recvmsg" {r = $1} END {sub("%", "", s); sub("%", "", r); print s + 0, r + 0}')
+	echo "$1 $reqs $total $user $send $recv" >>"$work/rows"
+}
+
+: >"$work/rows"
+for _ in $(seq "$rounds"); do
+	start_nginx
+	sample nginx
+	stop_proxy
+	for rt in uring epoll; do
+		start_monolake "$rt"
+		sample "monolake/$rt"
+		stop_proxy
+	done
+done
+
+echo "HTTP/1.1 keep-alive, $conns connections, $path, $rounds rounds of ${secs}s: proxy worker CPU, us per request (medians)"
+python3 - "$work/rows" <<'PY'
+import statistics, sys
+rows = {}
+for line in open(sys.argv[1]):
+    name, reqs, total, user, send, recv = line.split()
+    per = 500.0 / float(reqs)  # us of CPU per sample, per request
+    t = float(total) * per
+    rows.setdefault(name, []).append([t, float(user) * per, t * float(send) / 100, t * float(recv) / 100])
+print(f"{'proxy':16} {'total':>7} {'user':>7} {'send':>7} {'recv':>7} {'other kernel':>13}")
+for name, rs in rows.items():
+    t, u, s, r = (statistics.median(col) for col in zip(*rs))
+    print(f"{name:16} {t:7.2f} {u:7.2f} {s:7.2f} {r:7.2f} {t - u - s - r:13.2f}")
+PY

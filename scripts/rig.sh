@@ -1,0 +1,111 @@
+# rig.sh: the loopback rig shared by syscalls.sh and costsplit.sh, sourced
+# by them. It sets up, under a temporary directory $work:
+#   - an nginx origin on 127.0.0.1:29500 (CPU 1) serving /0 (empty) and /1k;
+#   - nginx.conf for nginx as the proxy under test on 127.0.0.1:29501;
+#   - monolake.toml for Monolake (one worker) on 127.0.0.1:29502;
+# and gives wait_port and start_* helpers. Everything it starts is stopped
+# on exit. Callers set `name` (for messages) before sourcing it.
+
+root=$(cd "$(dirname "$0")/.." && pwd)
+bin=$root/bin/monolake
+for tool in nginx wrk taskset; do
+	command -v "$tool" >/dev/null || { echo "$name: $tool not found; run scripts/install-deps.sh" >&2; exit 1; }
+done
+[ -x "$bin" ] || { echo "$name: no $bin; run make uring" >&2; exit 1; }
+
+work=$(mktemp -d)
+pids=()
+cleanup() {
+	for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
+	wait 2>/dev/null || true
+	rm -rf "$work"
+}
+trap cleanup EXIT
+
+mkdir -p "$work/www" "$work/origin" "$work/proxy"
+: >"$work/www/0"
+head -c 1024 /dev/zero | tr '\0' a >"$work/www/1k"
+
+# nginx_conf DIR HTTP-BODY: a one-worker nginx config in DIR/nginx.conf,
+# its pid and temp files in DIR, HTTP-BODY inside the http block.
+nginx_conf() {
+	local dir=$1 body=$2 temps=""
+	for t in client_body proxy fastcgi uwsgi scgi; do temps+="${t}_temp_path $dir/$t; "; done
+	cat >"$dir/nginx.conf" <<NGINX
+worker_processes 1;
+pid $dir/nginx.pid;
+events { worker_connections 4096; }
+http {
+    access_log off; keepalive_requests 100000000; $temps
+    $body
+}
+NGINX
+}
+
+nginx_conf "$work/origin" "server { listen 127.0.0.1:29500; root $work/www; }"
+# nginx does what Monolake does by default, as in the benchmark suite: the
+# client's Host and the X-Forwarded fields upstream, X-Request-Id both ways.
+nginx_conf "$work/proxy" 'map $http_x_request_id $req_id { "" $request_id; default $http_x_request_id; }
+    upstream origin { server 127.0.0.1:29500; keepalive 256; }
+    server {
+        listen 127.0.0.1:29501;
+        location / {
+            proxy_pass http://origin; proxy_http_version 1.1; proxy_set_header Connection "";
+            proxy_set_header Host $http_host;
+            proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for;
+            proxy_set_header X-Forwarded-Proto $scheme;
+            proxy_set_header X-Forwarded-Host $http_host;
+            proxy_set_header X-Request-Id $req_id;
+            add_header X-Request-Id $req_id always;
+        }
+    }'
+cat >"$work/monolake.toml" <<TOML
+[runtime]
+worker_threads = 1
+cpu_affinity = false
+[servers.p]
+name = "p"
+listener = { type = "socket", value = "127.0.0.1:29502" }
+[[servers.p.routes]]
+path = "/{*p}"
+upstreams = [{ endpoint = { type = "uri", value = "http://127.0.0.1:29500" } }]
+TOML
+
+wait_port() {
+	for _ in $(seq 100); do
+		(exec 3<>/dev/tcp/127.0.0.1/"$1") 2>/dev/null && return 0
+		sleep 0.05
+	done
+	echo "$name: nothing listens on port $1" >&2
+	return 1
+}
+
+# start_origin: the origin, pinned to CPU 1 with the load generator.
+start_origin() {
+	taskset -c 1 nginx -p "$work/origin" -c "$work/origin/nginx.conf" -e "$work/origin/error.log" -g "daemon off;" &
+	pids+=($!)
+	wait_port 29500
+}
+
+# start_nginx, start_monolake RUNTIME: the proxy under test on CPU 0; the
+# worker's pid is left in $worker, the port in $port. stop_proxy ends it.
+start_nginx() {
+	taskset -c 0 nginx -p "$work/proxy" -c "$work/proxy/nginx.conf" -e "$work/proxy/error.log" -g "daemon off; master_process on;" &
+	pids+=($!)
+	port=29501
+	wait_port $port
+	sleep 0.3
+	worker=$(pgrep -P "${pids[-1]}" | head -1)
+}
+start_monolake() {
+	taskset -c 0 "$bin" run --config "$work/monolake.toml" --runtime "$1" 2>"$work/monolake-$1.log" &
+	pids+=($!)
+	port=29502
+	wait_port $port
+	sleep 0.3
+	worker=$(pgrep -P "${pids[-1]}" | head -1)
+}
+stop_proxy() {
+	kill "${pids[-1]}"
+	wait "${pids[-1]}" 2>/dev/null || true
+}
