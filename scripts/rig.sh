@@ -90,18 +90,19 @@ start_origin() {
 # start_nginx, start_monolake RUNTIME: the proxy under test on CPU 0; the
 # worker's pid is left in $worker, the port in $port. stop_proxy ends it.
 start_nginx() {
-	taskset -c 0 nginx -p "$work/proxy" -c "$work/proxy/nginx.conf" -e "$work/proxy/error.log" -g "daemon off; master_process on;" &
-	pids+=($!)
-	port=29501
-	wait_port $port
-	sleep 0.3
-	worker=$(pgrep -P "${pids[-1]}" | head -1)
+	start_proxy 29501 "$work/proxy/stderr.log" nginx -p "$work/proxy" -c "$work/proxy/nginx.conf" -e "$work/proxy/error.log" -g "daemon off; master_process on;"
 }
 start_monolake() {
-	taskset -c 0 "$bin" run --config "$work/monolake.toml" --runtime "$1" 2>"$work/monolake-$1.log" &
+	start_proxy 29502 "$work/monolake-$1.log" "$bin" run --config "$work/monolake.toml" --runtime "$1"
+}
+# start_proxy PORT LOG CMD...: CMD on CPU 0, its stderr in LOG.
+start_proxy() {
+	port=$1
+	local log=$2
+	shift 2
+	taskset -c 0 "$@" 2>"$log" &
 	pids+=($!)
-	port=29502
-	wait_port $port
+	wait_port "$port"
 	sleep 0.3
 	worker=$(pgrep -P "${pids[-1]}" | head -1)
 }
