@@ -14,8 +14,16 @@ var monoBase = time.Now()
 func monoNow() int64 { return int64(time.Since(monoBase)) }
 
 // monoOf returns t on that clock; at least 1, so that a deadline in the
-// past is never 0, which means none.
-func monoOf(t time.Time) int64 { return max(int64(t.Sub(monoBase)), 1) }
+// past is never 0, which means none. A t without a monotonic reading (from
+// time.Unix, or through UTC, In, Round(0)) is taken as net.TCPConn takes
+// it, relative to the wall clock now: measured against monoBase's wall
+// reading it would move by every step of the system clock since start.
+func monoOf(t time.Time) int64 {
+	if t.Round(0) == t { // no monotonic reading
+		return max(monoNow()+int64(time.Until(t)), 1)
+	}
+	return max(int64(t.Sub(monoBase)), 1)
+}
 
 // roundClock is the monotonic clock as the io_uring loops read it once per
 // round, as nginx caches the time once per turn of its event loop. A

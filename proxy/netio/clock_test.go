@@ -36,3 +36,27 @@ func TestNowRoundClock(t *testing.T) {
 		t.Errorf("with no loop running, Now is %v after a reading 1ms before, want the clock", d.Sub(before))
 	}
 }
+
+// TestMonoOfWallOnly: a deadline without a monotonic reading (time.Unix,
+// UTC, Round(0)) is taken relative to the wall clock now, as net.TCPConn
+// takes it; one with a reading converts exactly.
+func TestMonoOfWallOnly(t *testing.T) {
+	now := time.Now()
+	for _, tc := range []struct {
+		name string
+		t    time.Time
+	}{
+		{"monotonic", now.Add(2 * time.Second)},
+		{"UTC", now.UTC().Add(2 * time.Second)},
+		{"Round(0)", now.Round(0).Add(2 * time.Second)},
+		{"Unix", time.Unix(0, now.UnixNano()).Add(2 * time.Second)},
+	} {
+		want := int64(now.Add(2*time.Second).Sub(monoBase))
+		if d := time.Duration(monoOf(tc.t) - want).Abs(); d > 50*time.Millisecond {
+			t.Errorf("%s: monoOf is %v off", tc.name, d)
+		}
+	}
+	if got := monoOf(time.Unix(1, 0)); got != 1 {
+		t.Errorf("monoOf(1970) = %d, want 1 (passed)", got)
+	}
+}

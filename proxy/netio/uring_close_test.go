@@ -306,3 +306,36 @@ func TestUringStaleWhileReading(t *testing.T) {
 	close(stop)
 	<-asked
 }
+
+// TestUringBufferedCloseRace: a Close while another goroutine is in
+// Buffered (which holds the reader's lock) leaves the partly read buffer to
+// it, and it must give the buffer back on its way out, as a Read does.
+// Without that, each such race took a buffer from the ring for good.
+func TestUringBufferedCloseRace(t *testing.T) {
+	d := newDriver(t, UringParams{})
+	for round := range 100 {
+		a, b := ringPair(t, d)
+		if _, err := b.Write(make([]byte, 100)); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := a.Read(make([]byte, 10)); err != nil { // 90 bytes stay in the buffer
+			t.Fatal(err)
+		}
+		var stop atomic.Bool
+		done := make(chan struct{})
+		go func() {
+			defer close(done)
+			for !stop.Load() {
+				Buffered(a)
+			}
+		}()
+		time.Sleep(time.Duration(round%5) * 10 * time.Microsecond)
+		a.Close()
+		stop.Store(true)
+		<-done
+		b.Close()
+	}
+	if n := d.BuffersOut(); n != 0 {
+		t.Fatalf("%d received buffers still out after every conn closed, want 0", n)
+	}
+}

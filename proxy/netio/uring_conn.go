@@ -446,7 +446,7 @@ func (c *uringConn) Buffered() int {
 	if !c.rmu.TryLock() {
 		return 0
 	}
-	defer c.rmu.Unlock()
+	defer c.unlockReader() // a Close meanwhile leaves cur to us
 	n := len(c.cur)
 	d := c.d
 	d.mu.Lock()
@@ -517,8 +517,11 @@ func (c *uringConn) Write(p []byte) (int, error) {
 
 func (c *uringConn) writeLocked(p []byte) (int, error) {
 	if len(p) == 0 {
-		if c.closed.Load() {
+		switch {
+		case c.closed.Load():
 			return 0, c.opErr("write", net.ErrClosed)
+		case expired(&c.wdl):
+			return 0, c.opErr("write", os.ErrDeadlineExceeded)
 		}
 		return 0, nil
 	}

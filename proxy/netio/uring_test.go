@@ -363,6 +363,20 @@ func isTimeout(err error) bool {
 func TestUringDeadlines(t *testing.T) {
 	d := newDriver(t, UringParams{})
 
+	t.Run("empty-write", func(t *testing.T) {
+		// As on net.TCPConn: a Write of nothing still reports a passed
+		// deadline.
+		a, _ := ringPair(t, d)
+		a.SetWriteDeadline(time.Now().Add(-time.Second))
+		if _, err := a.Write(nil); !isTimeout(err) {
+			t.Fatalf("Write(nil) past deadline: %v, want a timeout", err)
+		}
+		a.SetWriteDeadline(time.Time{})
+		if n, err := a.Write(nil); n != 0 || err != nil {
+			t.Fatalf("Write(nil) = %d, %v, want 0, nil", n, err)
+		}
+	})
+
 	t.Run("past", func(t *testing.T) {
 		a, _ := ringPair(t, d)
 		a.SetReadDeadline(time.Now().Add(-time.Second))
