@@ -51,7 +51,7 @@ func TestMonoOfWallOnly(t *testing.T) {
 		{"Round(0)", now.Round(0).Add(2 * time.Second)},
 		{"Unix", time.Unix(0, now.UnixNano()).Add(2 * time.Second)},
 	} {
-		want := int64(now.Add(2*time.Second).Sub(monoBase))
+		want := int64(now.Add(2 * time.Second).Sub(monoBase))
 		if d := time.Duration(monoOf(tc.t) - want).Abs(); d > 50*time.Millisecond {
 			t.Errorf("%s: monoOf is %v off", tc.name, d)
 		}
