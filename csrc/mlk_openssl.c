@@ -190,6 +190,34 @@ static int mlk_new_sess_cb(SSL *s, SSL_SESSION *sess)
 
 /* ---- contexts ---- */
 
+/* mlk_sid_ctx names a server's client-certificate policy (verify mode and
+ * client CAs) as its session ID context. OpenSSL resumes a session only
+ * under the context it was issued in, and checks the context, not the
+ * policy: with one context for all, a ticket issued where no client
+ * certificate was asked for would resume, certificate-less, on a server
+ * sharing the ticket keys that requires one. */
+static int mlk_sid_ctx(struct mlk_ctx *m, int mode, unsigned char out[32])
+{
+	EVP_MD_CTX *h = EVP_MD_CTX_new();
+	unsigned char tag[4] = {'m', 'l', 'k', (unsigned char)mode};
+	unsigned int n = 0;
+	int i, ok;
+
+	if (!h)
+		return 0;
+	ok = EVP_DigestInit_ex(h, EVP_sha256(), NULL) && EVP_DigestUpdate(h, tag, sizeof(tag));
+	for (i = 0; ok && i < sk_X509_num(m->cas); i++) {
+		unsigned char *der = NULL;
+		int len = i2d_X509(sk_X509_value(m->cas, i), &der);
+
+		ok = len > 0 && EVP_DigestUpdate(h, der, (size_t)len);
+		OPENSSL_free(der);
+	}
+	ok = ok && EVP_DigestFinal_ex(h, out, &n) && n == 32;
+	EVP_MD_CTX_free(h);
+	return ok;
+}
+
 static SSL_CTX *mlk_new_child(struct mlk_ctx *m, char *err)
 {
 	const struct mlk_opts *o = &m->o;
@@ -232,8 +260,8 @@ static SSL_CTX *mlk_new_child(struct mlk_ctx *m, char *err)
 	SSL_CTX_set_app_data(ctx, m);
 	if (m->is_server) {
 		int mode = SSL_VERIFY_NONE;
+		unsigned char sid[32];
 
-		SSL_CTX_set_session_id_context(ctx, (const unsigned char *)"monolake", 8);
 		/* Stateless tickets only: no server-side cache to grow. With
 		 * tickets off, none at all: OpenSSL would still send TLS 1.3
 		 * tickets that no cache can resume. */
@@ -250,6 +278,10 @@ static SSL_CTX *mlk_new_child(struct mlk_ctx *m, char *err)
 		else if (o->verify == 2)
 			mode = SSL_VERIFY_PEER | SSL_VERIFY_FAIL_IF_NO_PEER_CERT;
 		SSL_CTX_set_verify(ctx, mode, NULL);
+		if (!mlk_sid_ctx(m, mode, sid) || !SSL_CTX_set_session_id_context(ctx, sid, sizeof(sid))) {
+			mlk_errq(err, "setting the session ID context", NULL);
+			goto fail;
+		}
 		for (i = 0; i < sk_X509_num(m->cas); i++)
 			if (!SSL_CTX_add_client_CA(ctx, sk_X509_value(m->cas, i))) {
 				mlk_errq(err, "adding client CA name", NULL);
@@ -314,6 +346,9 @@ struct mlk_ctx *mlk_ctx_new(const struct mlk_opts *o, char *err)
 		return NULL;
 	}
 	pthread_mutex_init(m->tk_mu, NULL);
+	/* Every configured CA is a trust anchor, as in crypto/tls's pools:
+	 * a chain may end at an intermediate, not only at a self-signed root. */
+	X509_STORE_set_flags(m->store, X509_V_FLAG_PARTIAL_CHAIN);
 	if (!m->is_server && o->system_roots && !X509_STORE_set_default_paths(m->store)) {
 		mlk_errq(err, "loading system roots", NULL);
 		mlk_ctx_free(m);

@@ -10,6 +10,6 @@
  * it is updated, and updating it changes this file, which makes go rebuild
  * the C.
  *
- * csrc-sha256: e72cb296464d2568566c8b3b1ab06ceddc9b9ed4bfd87907a8b76bec2dbde12f
+ * csrc-sha256: cc6456ca85b889f1e86f92ce4fe368024dd3d50a44312261b8496ea6cf6e0f2b
  */
 #include "../../csrc/mlk_openssl.c"
