@@ -102,33 +102,36 @@ func (c *conn) Handshake(ctx context.Context) error {
 	if c.hsDone.Load() {
 		return nil
 	}
-	c.hsMu.Lock()
-	defer c.hsMu.Unlock()
-	if c.hsDone.Load() {
-		return nil
-	}
-	if c.hsErr != nil {
-		return c.hsErr
-	}
-	if c.closed.Load() {
-		return net.ErrClosed
-	}
 	var stop func() bool
 	if ctx.Done() != nil {
 		// As crypto/tls: an ended context closes the conn, which
-		// interrupts the socket I/O of the handshake.
+		// interrupts the socket I/O of the handshake, whether this call
+		// runs it or waits for one under way (a first Read's).
 		stop = context.AfterFunc(ctx, func() { c.nc.Close() })
 	}
-	err := c.handshake()
+	c.hsMu.Lock()
+	defer c.hsMu.Unlock()
+	var err error
+	switch {
+	case c.hsDone.Load():
+	case c.hsErr != nil:
+		err = c.hsErr
+	case c.closed.Load():
+		err = net.ErrClosed
+	default:
+		if err = c.handshake(); err != nil {
+			c.hsErr = err
+		} else {
+			c.hsDone.Store(true)
+		}
+	}
 	if stop != nil && !stop() {
 		err = fmt.Errorf("openssl: handshake: %w", ctx.Err())
+		if !c.hsDone.Load() {
+			c.hsErr = err
+		}
 	}
-	if err != nil {
-		c.hsErr = err
-		return err
-	}
-	c.hsDone.Store(true)
-	return nil
+	return err
 }
 
 func (c *conn) handshake() error {
