@@ -190,9 +190,11 @@ func (c *Config) Load(server bool) (*Loaded, error) {
 		l.MaxVersion < VersionTLS12 || l.MaxVersion > VersionTLS13 || l.MinVersion > l.MaxVersion {
 		return nil, fmt.Errorf("tlsbackend: versions %#04x..%#04x: only TLS 1.2 and TLS 1.3 are supported", l.MinVersion, l.MaxVersion)
 	}
-	l.CipherSuites = c.CipherSuites
-	if l.CipherSuites == nil {
-		l.CipherSuites = DefaultCipherSuites
+	// Copies: a backend keeps the list for its handshakes, and the
+	// Config (or DefaultCipherSuites) may change afterwards.
+	l.CipherSuites = slices.Clone(c.CipherSuites)
+	if c.CipherSuites == nil {
+		l.CipherSuites = slices.Clone(DefaultCipherSuites)
 	}
 	for _, id := range l.CipherSuites {
 		if _, ok := cipherSuites[id]; !ok {

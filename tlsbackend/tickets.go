@@ -35,12 +35,18 @@ type TicketKeyRotator struct {
 	label   string
 }
 
+// MaxTicketKeys is how many ticket keys a rotator holds at most, the
+// current one included: what the openssl backend's context has room for,
+// so that both backends accept the same tickets.
+const MaxTicketKeys = 8
+
 // NewTicketKeyRotator returns a rotator with one fresh random key, keeping
-// keep keys in all (at least 1; 0 means 3).
+// keep keys in all (at least 1, at most MaxTicketKeys; 0 means 3).
 func NewTicketKeyRotator(keep int) *TicketKeyRotator {
 	if keep <= 0 {
 		keep = 3
 	}
+	keep = min(keep, MaxTicketKeys)
 	r := &TicketKeyRotator{keep: keep, subs: map[int]func([]TicketKey){}}
 	r.keys = []TicketKey{newTicketKey()}
 	return r
@@ -153,9 +159,10 @@ type TicketRatchet struct {
 
 // NewTicketRatchet returns a ratchet for the current period with random
 // secrets, turning every period (at least a second) and keeping older
-// periods accepted (at least 0).
+// periods accepted (0 to MaxTicketKeys-2: its keys are the current
+// period's, the next one's and the older ones').
 func NewTicketRatchet(period time.Duration, older int) *TicketRatchet {
-	period, older = max(period, time.Second), max(older, 0)
+	period, older = max(period, time.Second), min(max(older, 0), MaxTicketKeys-2)
 	t := &TicketRatchet{Period: period, Index: time.Now().UnixNano() / int64(period)}
 	for range older + 1 {
 		t.Secrets = append(t.Secrets, newTicketKey())
@@ -194,7 +201,9 @@ func ratchetStep(k TicketKey) TicketKey {
 // open no ticket of another) for the current period: its key (which issues
 // tickets), the next period's (accepted, for a process whose clock turned
 // first), then those of the older periods in the window, newest first. A
-// ticket stays valid for len(Secrets) periods at most.
+// ticket stays valid for len(Secrets) periods at most. The list stops at
+// MaxTicketKeys: the oldest periods of a larger window (a state made by
+// hand) are not accepted.
 func (t *TicketRatchet) Keys(label string) []TicketKey {
 	derive := func(k TicketKey) TicketKey {
 		m := hmac.New(sha256.New, k[:])
@@ -203,7 +212,7 @@ func (t *TicketRatchet) Keys(label string) []TicketKey {
 	}
 	n := len(t.Secrets)
 	keys := []TicketKey{derive(t.Secrets[n-1]), derive(ratchetStep(t.Secrets[n-1]))}
-	for i := n - 2; i >= 0; i-- {
+	for i := n - 2; i >= 0 && len(keys) < MaxTicketKeys; i-- {
 		keys = append(keys, derive(t.Secrets[i]))
 	}
 	return keys

@@ -110,3 +110,23 @@ func TestFollow(t *testing.T) {
 	<-done
 	NewTicketKeyRotator(1).Follow(ctx) // not a ratchet's: returns at once
 }
+
+// TestTicketKeysCapped: no rotator holds more than MaxTicketKeys keys (the
+// openssl backend's room), so both backends accept the same tickets.
+func TestTicketKeysCapped(t *testing.T) {
+	r := NewTicketKeyRotator(20)
+	for range 20 {
+		r.Rotate()
+	}
+	if n := len(r.Keys()); n != MaxTicketKeys {
+		t.Errorf("rotator asked to keep 20 holds %d keys, want %d", n, MaxTicketKeys)
+	}
+	if n := len(NewRatchetTicketKeyRotator(NewTicketRatchet(time.Hour, 20), "s").Keys()); n != MaxTicketKeys {
+		t.Errorf("ratchet rotator keeping 20 older periods holds %d keys, want %d", n, MaxTicketKeys)
+	}
+	big := NewTicketRatchet(time.Hour, 0)
+	big.Secrets = make([]TicketKey, 12) // a state written by hand
+	if n := len(big.Keys("s")); n != MaxTicketKeys {
+		t.Errorf("ratchet with 12 secrets gives %d keys, want %d", n, MaxTicketKeys)
+	}
+}

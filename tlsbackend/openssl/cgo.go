@@ -16,6 +16,7 @@ import (
 	"bytes"
 	"crypto/x509"
 	"errors"
+	"fmt"
 	"net"
 	"os"
 	"runtime"
@@ -37,6 +38,12 @@ const (
 	mlkWantRead = int(C.MLK_WANT_READ)
 	mlkEOF      = int(C.MLK_EOF)
 	mlkErr      = int(C.MLK_ERR)
+)
+
+// The context holds as many ticket keys as a rotator does.
+var (
+	_ [C.MLK_MAXTKEYS - tlsbackend.MaxTicketKeys]byte
+	_ [tlsbackend.MaxTicketKeys - C.MLK_MAXTKEYS]byte
 )
 
 // handle is one connection's C state; see mlk_openssl.h for its fields.
@@ -174,7 +181,7 @@ func newCtx(l *tlsbackend.Loaded, c *tlsbackend.Config, server bool) (*ctxRef, e
 
 // setTicketKeys installs keys derived from the rotator's secrets.
 func (r *ctxRef) setTicketKeys(keys []tlsbackend.TicketKey) {
-	if len(keys) > C.MLK_MAXTKEYS {
+	if len(keys) > C.MLK_MAXTKEYS { // not from a rotator (MaxTicketKeys)
 		keys = keys[:C.MLK_MAXTKEYS]
 	}
 	ks := make([]C.struct_mlk_tkey, len(keys))
@@ -202,6 +209,10 @@ func (r *ctxRef) newHandle(host string, isIP bool, sess []byte) (handle, error) 
 			return nil, eb.err()
 		}
 		return a.c, nil
+	}
+	if strings.IndexByte(host, 0) >= 0 {
+		// C would read a shorter name, and verify that one.
+		return nil, fmt.Errorf("openssl: server name %q contains a NUL byte", host)
 	}
 	var chost *C.char
 	if host != "" {
