@@ -455,6 +455,49 @@ func TestSharedTicketKeys(t *testing.T) {
 	})
 }
 
+// TestTicketKeepsClientAuth: a ticket from a server that asks for no
+// client certificate does not let a client without one into a server that
+// requires one, though both share the ticket keys: the second refuses the
+// connection (crypto/tls checks the session; OpenSSL checks the session ID
+// context, which names the client-certificate policy).
+func TestTicketKeepsClientAuth(t *testing.T) {
+	p := testPKI(t)
+	for _, v := range []uint16{tls.VersionTLS13, tls.VersionTLS12} {
+		t.Run(tls.VersionName(v), func(t *testing.T) {
+			forPairs(t, func(t *testing.T, sb, cb tlsbackend.Backend) {
+				rot := tlsbackend.NewTicketKeyRotator(2)
+				openCfg := p.serverConfig()
+				openCfg.SessionTickets = rot
+				open := startServer(t, sb, openCfg, echo)
+				mtlsCfg := mtlsServer(tlsbackend.RequireAndVerifyClientCert)(p)
+				mtlsCfg.SessionTickets = rot
+				mtls := startServer(t, sb, mtlsCfg, echo)
+				ccfg := p.clientConfig() // no client certificate
+				ccfg.MaxVersion = v
+				cc := newClient(t, cb, ccfg)
+
+				c, err := dial(t, cc, open.addr, "")
+				if err == nil {
+					err = roundTrip(c, "ticket please")
+				}
+				if r := open.result(t); err != nil || r.err != nil {
+					t.Fatalf("server without client auth: client %v, server %v", err, r.err)
+				}
+				c.Close()
+
+				c, err = dial(t, cc, mtls.addr, "")
+				if err == nil {
+					err = roundTrip(c, "let me in")
+					c.Close()
+				}
+				if r := mtls.result(t); err == nil && r.err == nil {
+					t.Fatalf("a client without a certificate got in (resumed: %v, peer certificates: %d)", r.st.DidResume, len(r.st.PeerCertificates))
+				}
+			})
+		})
+	}
+}
+
 // TestResumptionDisabled: no tickets, no resumption.
 func TestResumptionDisabled(t *testing.T) {
 	p := testPKI(t)
@@ -719,6 +762,69 @@ func TestHandshakeDeadline(t *testing.T) {
 			}()
 			check(t, newClient(t, b, p.clientConfig()).Client(nc, ""))
 		})
+		// A handshake already under way, started by a Read with no
+		// deadline: Handshake's context still ends the wait for it.
+		t.Run("under-way", func(t *testing.T) {
+			go func() {
+				nc, err := ln.Accept()
+				if err == nil {
+					silent <- nc
+				}
+			}()
+			nc, err := net.Dial("tcp", ln.Addr().String())
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer func() {
+				select {
+				case s := <-silent:
+					s.Close()
+				case <-time.After(time.Second):
+				}
+			}()
+			c := newClient(t, b, p.clientConfig()).Client(nc, "")
+			defer c.Close()
+			read := make(chan struct{})
+			go func() {
+				defer close(read)
+				c.Read(make([]byte, 1))
+			}()
+			time.Sleep(50 * time.Millisecond) // the Read holds the handshake
+			ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
+			defer cancel()
+			hs := make(chan error, 1)
+			go func() { hs <- c.Handshake(ctx) }()
+			select {
+			case err := <-hs:
+				if !errors.Is(err, context.DeadlineExceeded) {
+					t.Errorf("Handshake = %v; want an error wrapping context.DeadlineExceeded", err)
+				}
+			case <-time.After(3 * time.Second):
+				nc.Close() // end the Read's handshake, and with it the wait
+				t.Error("Handshake waited on past its context for the handshake under way")
+			}
+			<-read
+		})
+	})
+}
+
+// TestServerNameNUL: a server name with a NUL byte in it is refused, not
+// cut at the NUL and verified as the shorter name.
+func TestServerNameNUL(t *testing.T) {
+	p := testPKI(t)
+	forPairs(t, func(t *testing.T, sb, cb tlsbackend.Backend) {
+		srv := startServer(t, sb, p.serverConfig(), echo)
+		ccfg := p.clientConfig()
+		ccfg.ServerName = ""
+		c, err := dial(t, newClient(t, cb, ccfg), srv.addr, "a.test\x00.evil")
+		if err == nil {
+			err = roundTrip(c, "ping")
+		}
+		c.Close() // the openssl client fails before it sends anything
+		srv.result(t)
+		if err == nil {
+			t.Fatal("handshake with the server name \"a.test\\x00.evil\" succeeded")
+		}
 	})
 }
 
@@ -879,7 +985,8 @@ func TestCloseUnblocks(t *testing.T) {
 // leaf first, and nothing else: with its intermediate a client that trusts
 // only the root verifies it and sees both certificates; with the leaf
 // alone the same client refuses it (neither backend completes a chain
-// from anything else).
+// from anything else); a client that trusts the intermediate alone
+// verifies the full chain.
 func TestIntermediateChain(t *testing.T) {
 	p := testPKI(t)
 	inter, err := p.ca.Intermediate("Monolake Test Intermediate")
@@ -890,24 +997,29 @@ func TestIntermediateChain(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, full := range []bool{true, false} {
-		name := "leaf-only"
-		chain := leaf.CertPEM
-		if full {
-			name = "leaf+intermediate"
-			chain = append(append([]byte(nil), leaf.CertPEM...), inter.CertPEM...)
-		}
-		t.Run(name, func(t *testing.T) {
+	full := append(append([]byte(nil), leaf.CertPEM...), inter.CertPEM...)
+	for _, tc := range []struct {
+		name        string
+		chain, root []byte
+		ok          bool
+	}{
+		{"leaf+intermediate", full, p.ca.CertPEM, true},
+		{"leaf-only", leaf.CertPEM, p.ca.CertPEM, false},
+		// Every configured CA is a trust anchor, as in a crypto/x509
+		// pool: trusting the intermediate alone is enough.
+		{"intermediate-trusted", full, inter.CertPEM, true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
 			forPairs(t, func(t *testing.T, sb, cb tlsbackend.Backend) {
-				scfg := &tlsbackend.Config{Certificates: []tlsbackend.Certificate{{CertPEM: chain, KeyPEM: leaf.KeyPEM}}}
-				ccfg := &tlsbackend.Config{RootCAPEM: p.ca.CertPEM, ServerName: "chain.test"}
+				scfg := &tlsbackend.Config{Certificates: []tlsbackend.Certificate{{CertPEM: tc.chain, KeyPEM: leaf.KeyPEM}}}
+				ccfg := &tlsbackend.Config{RootCAPEM: tc.root, ServerName: "chain.test"}
 				srv := startServer(t, sb, scfg, echo)
 				c, err := dial(t, newClient(t, cb, ccfg), srv.addr, "")
 				if err == nil {
 					err = roundTrip(c, "ping")
 				}
 				srv.result(t)
-				if !full {
+				if !tc.ok {
 					if err == nil {
 						t.Fatal("client verified a leaf sent without its intermediate")
 					}
