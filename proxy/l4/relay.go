@@ -50,15 +50,20 @@ import (
 //     timeout, every call of both directions since the last progress
 //     moved nothing: the relay is idle and both connections are closed.
 //     If the other direction has not returned yet (not scheduled yet, or
-//     blocked writing to a peer that does not read), the prober pokes
-//     again and waits another grace, for at most one more idle timeout;
-//     then it closes anyway.
+//     blocked writing to a peer that reads slowly or not at all), the
+//     prober pokes again and waits another grace, for at most one more
+//     idle timeout. Then, if that peer is a TCP peer that acknowledged
+//     bytes since the first poke (TCP_INFO), it is reading: that counts as
+//     progress and the probing starts over (a splice pushes up to a pipe's
+//     worth, 1 MiB, before it can report, which a slow client takes long
+//     to read). Otherwise it closes.
 //   - A direction whose other side has already ended decides alone.
 //
 // So an idle relay is closed between idle+grace and about 2*idle+grace
 // after its last byte (a splice that moved bytes early in its call reports
 // them as fresh when it returns), and one blocked writing to a stuck peer
-// after about 2*idle. Decisions rest on what the directions reported, not
+// after about 2*idle (a unix socket peer that reads slowly too: it has no
+// acknowledgement count). Decisions rest on what the directions reported, not
 // on how fast the scheduler runs them.
 
 // bufSize is the copy buffer of the non-splice path.
@@ -89,6 +94,8 @@ type pair struct {
 	probe [2]struct {
 		returns uint64 // the other's return count at the first poke
 		at      int64  // offset of the first poke
+		acked   uint64 // bytes the peer of conns[d] had acknowledged then
+		ackedOK bool   // conns[d] is TCP and told
 	}
 
 	stopOnce sync.Once
@@ -203,6 +210,16 @@ func (p *pair) idleAfterDeadline(d int) bool {
 			return true // the other side reported since the poke: nothing moved
 		}
 		if now-p.probe[d].at >= int64(p.idle) {
+			// The other side is still in its call: writing into
+			// src, whose peer reads slowly or not at all. A peer
+			// that acknowledged bytes since the poke is reading:
+			// that is progress, and the probing starts over.
+			if acked, ok := netio.BytesAcked(src); ok && p.probe[d].ackedOK && acked != p.probe[d].acked {
+				p.touch()
+				p.prober.CompareAndSwap(int32(d), -1)
+				src.SetReadDeadline(time.Now().Add(p.idle))
+				return false
+			}
 			return true // stuck for another idle timeout
 		}
 		// Not back yet: poke again, in case the poke raced with the other
@@ -220,6 +237,7 @@ func (p *pair) idleAfterDeadline(d int) bool {
 		return false
 	}
 	p.probe[d].returns, p.probe[d].at = otherReturns, now
+	p.probe[d].acked, p.probe[d].ackedOK = netio.BytesAcked(src)
 	p.conns[other].SetReadDeadline(aLongTimeAgo)
 	src.SetReadDeadline(time.Now().Add(p.grace))
 	return false

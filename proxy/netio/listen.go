@@ -170,6 +170,36 @@ func SetTCPUserTimeout(c net.Conn, d time.Duration) error {
 	return nil
 }
 
+// BytesAcked returns how many bytes of c's stream its TCP peer has
+// acknowledged (TCP_INFO's tcpi_bytes_acked): a writer blocked on a slow
+// reader moves it while its own call reports nothing yet. ok is false for
+// a conn that is not TCP, or when the kernel does not tell.
+func BytesAcked(c net.Conn) (n uint64, ok bool) {
+	if nc, isTLS := c.(interface{ NetConn() net.Conn }); isTLS {
+		c = nc.NetConn()
+	}
+	switch x := c.(type) {
+	case *net.TCPConn:
+		rc, err := x.SyscallConn()
+		if err != nil {
+			return 0, false
+		}
+		rc.Control(func(fd uintptr) { n, ok = bytesAcked(int(fd)) })
+		return n, ok
+	case interface{ BytesAcked() (uint64, bool) }: // io_uring conns
+		return x.BytesAcked()
+	}
+	return 0, false
+}
+
+func bytesAcked(fd int) (uint64, bool) {
+	info, err := unix.GetsockoptTCPInfo(fd, unix.IPPROTO_TCP, unix.TCP_INFO)
+	if err != nil {
+		return 0, false
+	}
+	return info.Bytes_acked, true
+}
+
 func setUserTimeout(fd int, d time.Duration) error {
 	ms := int(min(d/time.Millisecond, math.MaxInt32))
 	if err := unix.SetsockoptInt(fd, unix.IPPROTO_TCP, unix.TCP_USER_TIMEOUT, ms); err != nil {

@@ -1155,6 +1155,15 @@ func (c *uringConn) setNonblock() error {
 	return nil
 }
 
+// BytesAcked is netio.BytesAcked for conns of the driver.
+func (c *uringConn) BytesAcked() (uint64, bool) {
+	if !strings.HasPrefix(c.network, "tcp") || !c.rawRef() {
+		return 0, false
+	}
+	defer c.rawUnref()
+	return bytesAcked(c.fd)
+}
+
 // SetTCPUserTimeout sets TCP_USER_TIMEOUT on a TCP connection (see the
 // package's SetTCPUserTimeout). Nothing on other sockets.
 func (c *uringConn) SetTCPUserTimeout(d time.Duration) error {
