@@ -217,3 +217,27 @@ func TestParkConfig(t *testing.T) {
 		}
 	}
 }
+
+// TestHeadSplitAcrossIdleDeadline: a request head whose first part comes
+// before the idle (park) deadline and the rest after it is read whole with
+// the header timeout, on a new connection and between keep-alive
+// requests; it got 408.
+func TestHeadSplitAcrossIdleDeadline(t *testing.T) {
+	addr := rawRequests(t, func(c net.Conn, r *http.Request, body []byte) {
+		io.WriteString(c, "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
+	})
+	p := startProxy(t, serverTOML("", routeTOML("/{*p}", "", addr)), Options{})
+	for _, first := range []bool{true, false} {
+		c := dialRaw(t, p.Addr)
+		if !first {
+			c.send(t, "GET /0 HTTP/1.1\r\nHost: a\r\n\r\n")
+			c.response(t, "GET")
+		}
+		c.send(t, "GET /1 HTTP/1.1\r\n")
+		time.Sleep(300 * time.Millisecond) // past the default park_after (200 ms)
+		c.send(t, "Host: a\r\n\r\n")
+		if resp, body := c.response(t, "GET"); resp.StatusCode != 200 || string(body) != "ok" {
+			t.Fatalf("first request %v: %d %q, want 200 \"ok\"", first, resp.StatusCode, body)
+		}
+	}
+}

@@ -539,8 +539,8 @@ func (s *Server) serve(ctx context.Context, cs *conn) error {
 	for {
 		// Idle between requests: the keep-alive timeout (or first the
 		// park timeout); once a request has started, the header timeout.
-		park := false
-		if cs.rd.Buffered() == 0 {
+		park, idle := false, cs.rd.Buffered() == 0
+		if idle {
 			// Order matters against the drain callback: mark idle and set
 			// the deadline, then look at draining. A drain that starts
 			// after the look sees idle and cuts the read short.
@@ -568,6 +568,15 @@ func (s *Server) serve(ctx context.Context, cs *conn) error {
 			if s.restOfKeepAlive(cs) {
 				return nil
 			}
+			err = cs.rd.ReadRequest(&cs.head)
+		}
+		if idle && err != nil && cs.rd.Buffered() > 0 && errors.Is(err, os.ErrDeadlineExceeded) &&
+			!cs.stopping() && ctx.Err() == nil {
+			// The idle (or park) deadline cut a head that had started
+			// meanwhile: from here it has the header timeout, as a head
+			// found started when the wait began. What came stays
+			// buffered and is parsed again.
+			c.SetReadDeadline(netio.Now().Add(s.cfg.ReadHeaderTimeout))
 			err = cs.rd.ReadRequest(&cs.head)
 		}
 		cs.idle.Store(false)
