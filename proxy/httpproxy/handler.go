@@ -1,6 +1,7 @@
 package httpproxy
 
 import (
+	"bytes"
 	"context"
 	"crypto/tls"
 	"errors"
@@ -62,8 +63,13 @@ func (s handlerService) Call(ctx context.Context, req *Request) (*Response, erro
 	resp := req.resp()
 	resp.Status = x.status
 	for k, vs := range x.snapshot {
+		if !http1.ValidFieldName([]byte(k)) {
+			continue // as net/http: a name that is no token is not sent
+		}
 		for _, v := range vs {
-			resp.Headers = append(resp.Headers, http1.Header{Name: []byte(k), Value: []byte(v)})
+			if val, ok := handlerFieldValue(v); ok {
+				resp.Headers = append(resp.Headers, http1.Header{Name: []byte(k), Value: val})
+			}
 		}
 	}
 	resp.Releaser = x
@@ -173,12 +179,30 @@ var (
 func (x *handlerExchange) Header() http.Header { return x.header }
 
 func (x *handlerExchange) WriteHeader(code int) {
+	if code < 100 || code > 999 {
+		panic(fmt.Sprintf("httpproxy: invalid WriteHeader code %v", code)) // as net/http
+	}
 	if x.isReady || code < 200 {
 		return // late, or an interim response: not supported
 	}
 	if x.status == 0 {
 		x.status = code
 	}
+}
+
+// handlerFieldValue is a handler's header value as it may be sent: CR, LF
+// and NUL become spaces (as net/http turns line breaks into spaces, so a
+// value built from request data cannot add fields or a response), the
+// ends are trimmed; ok is false for a value with other control bytes.
+func handlerFieldValue(v string) ([]byte, bool) {
+	b := []byte(v)
+	for i, c := range b {
+		if c == '\r' || c == '\n' || c == 0 {
+			b[i] = ' '
+		}
+	}
+	b = bytes.Trim(b, " \t")
+	return b, http1.ValidFieldValue(b)
 }
 
 // sendHead fixes the head and wakes the server.

@@ -161,3 +161,33 @@ func TestHandlerSeesRewrite(t *testing.T) {
 		t.Errorf("X-Request-Id %q, Host %q, TLS %v", r.Header.Get("X-Request-Id"), r.Host, r.TLS)
 	}
 }
+
+// TestHandlerHeaderSanitized: line breaks in a handler's header value (say
+// one built from request data) become spaces, as in net/http, so they add
+// no field and no response; a name that is no token is dropped; a status
+// outside 100..999 is the handler's panic (500).
+func TestHandlerHeaderSanitized(t *testing.T) {
+	h := HandlerService(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/bad-status" {
+			w.WriteHeader(1000)
+			return
+		}
+		w.Header().Set("Location", "/x\r\nSet-Cookie: evil=1\r\nContent-Length: 0\r\n\r\nHTTP/1.1 200 OK\r\nContent-Length: 4\r\n\r\nevil")
+		w.Header()["Bad Name"] = []string{"v"}
+		w.WriteHeader(302)
+	}))
+	addr, _ := serveHandler(t, ServerConfig{}, h)
+	c := dialRaw(t, addr)
+	c.send(t, "GET /a HTTP/1.1\r\nHost: a\r\n\r\n")
+	resp, _ := c.response(t, "GET")
+	if resp.StatusCode != 302 || resp.Header.Get("Set-Cookie") != "" || resp.Header.Get("Bad Name") != "" {
+		t.Fatalf("status %d, header %v: a field was injected or a bad name sent", resp.StatusCode, resp.Header)
+	}
+	if loc := resp.Header.Get("Location"); !strings.HasPrefix(loc, "/x  Set-Cookie: evil=1") {
+		t.Errorf("Location = %q, want its line breaks as spaces", loc)
+	}
+	c.send(t, "GET /bad-status HTTP/1.1\r\nHost: a\r\n\r\n")
+	if resp, body := c.response(t, "GET"); resp.StatusCode != 500 {
+		t.Errorf("WriteHeader(1000): %d %q, want 500", resp.StatusCode, body)
+	}
+}
