@@ -96,25 +96,36 @@ func TestFramingIsOurs(t *testing.T) {
 // response goes back to no pool: the next request, maybe another client's,
 // must not read them as its response.
 func TestUpstreamExtraBytes(t *testing.T) {
-	for _, tc := range []struct{ name, method, first string }{
-		{"past content-length", "GET", "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nhi" +
-			"HTTP/1.1 200 OK\r\nContent-Length: 4\r\n\r\nevil"},
-		{"body after 204", "GET", "HTTP/1.1 204 No Content\r\n\r\n" +
-			"HTTP/1.1 200 OK\r\nContent-Length: 4\r\n\r\nevil"},
-		{"body after HEAD response", "HEAD", "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nhi" +
-			"HTTP/1.1 200 OK\r\nContent-Length: 4\r\n\r\nevil"},
+	const evil = "HTTP/1.1 200 OK\r\nContent-Length: 4\r\n\r\nevil"
+	for _, tc := range []struct {
+		name, method, first string
+		late                bool // the extra bytes come 10 ms after the response
+	}{
+		{"past content-length", "GET", "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nhi", false},
+		{"body after 204", "GET", "HTTP/1.1 204 No Content\r\n\r\n", false},
+		{"body after HEAD response", "HEAD", "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nhi", false},
+		// Later than the response, but before the pooled connection's
+		// reuse: the pool peeks at it first (PutVerify).
+		{"late body after 204", "GET", "HTTP/1.1 204 No Content\r\n\r\n", true},
+		{"late body after HEAD response", "HEAD", "HTTP/1.1 200 OK\r\nContent-Length: 45\r\n\r\n", true},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			var conns atomic.Int32
 			addr := rawUpstream(t, func(c net.Conn) {
-				conns.Add(1)
+				first := conns.Add(1) == 1 // only the first connection misbehaves
 				br := bufio.NewReader(c)
 				for i := 0; ; i++ {
 					if _, _, err := readRequest(br); err != nil {
 						return
 					}
-					if i == 0 {
-						io.WriteString(c, tc.first) // one write: the extra bytes arrive with the response
+					if i == 0 && !first {
+						io.WriteString(c, "HTTP/1.1 200 OK\r\nContent-Length: 4\r\n\r\ngood")
+					} else if i == 0 && tc.late {
+						io.WriteString(c, tc.first)
+						time.Sleep(10 * time.Millisecond)
+						io.WriteString(c, evil)
+					} else if i == 0 {
+						io.WriteString(c, tc.first+evil) // one write: the extra bytes arrive with the response
 					} else {
 						io.WriteString(c, "HTTP/1.1 200 OK\r\nContent-Length: 4\r\n\r\ngood")
 					}

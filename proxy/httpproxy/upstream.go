@@ -199,6 +199,13 @@ func (c *upConn) release(ok bool) {
 	// response, maybe another client's: such a connection is closed.
 	if ok && c.head.KeepAlive && c.rd.Buffered() == 0 {
 		c.SetDeadline(time.Time{})
+		if c.head.BodyKind == http1.BodyNone && c.head.ContentLength != 0 {
+			// No body by rule (HEAD, 204, 304) but a length or a
+			// coding declared, or none: a body sent anyway may still be
+			// on its way, later than the window Get does not peek in.
+			c.u.pool.PutVerify(c.key, c)
+			return
+		}
 		c.u.pool.Put(c.key, c)
 		return
 	}

@@ -40,8 +40,9 @@ type Key struct{ Network, Addr string }
 func (k Key) String() string { return k.Network + "://" + k.Addr }
 
 type idleConn struct {
-	c     net.Conn
-	since time.Time
+	c      net.Conn
+	since  time.Time
+	verify bool // peek before reuse, however short its idle time (PutVerify)
 }
 
 // Pool is a set of idle connections by Key. It is safe for concurrent use.
@@ -110,7 +111,7 @@ func (p *Pool) get(ctx context.Context, k Key, verify bool) (c net.Conn, reused 
 		// out without the peek: the caller retries on a fresh connection
 		// when a reused one fails before any response byte, which covers
 		// that window, and busy pools then pay no extra syscall.
-		if idle < p.cfg.IdleTimeout && (idle < checkAfter && !verify || alive(ic.c)) {
+		if idle < p.cfg.IdleTimeout && (idle < checkAfter && !verify && !ic.verify || alive(ic.c)) {
 			return ic.c, true, nil
 		}
 		ic.c.Close()
@@ -142,14 +143,22 @@ func (p *Pool) Dial(ctx context.Context, k Key) (net.Conn, error) { return p.dia
 // Put returns c to the pool for reuse. The caller must only Put a
 // connection whose last exchange ended cleanly (response read whole, no
 // Connection: close). Over the cap, or on a closed pool, c is closed.
-func (p *Pool) Put(k Key, c net.Conn) {
+func (p *Pool) Put(k Key, c net.Conn) { p.put(k, c, false) }
+
+// PutVerify is Put for a connection whose peer may still send something
+// unasked (a response that declared a body it was not to send, as to HEAD):
+// the next Get peeks at it first, whenever that is, and closes it if bytes
+// arrived meanwhile, which would be read as the next response.
+func (p *Pool) PutVerify(k Key, c net.Conn) { p.put(k, c, true) }
+
+func (p *Pool) put(k Key, c net.Conn, verify bool) {
 	p.mu.Lock()
 	if p.closed || len(p.idle[k]) >= p.cfg.MaxIdlePerHost {
 		p.mu.Unlock()
 		c.Close()
 		return
 	}
-	p.idle[k] = append(p.idle[k], idleConn{c: c, since: netio.Now()})
+	p.idle[k] = append(p.idle[k], idleConn{c: c, since: netio.Now(), verify: verify})
 	p.mu.Unlock()
 }
 
