@@ -180,6 +180,21 @@ func (b *Body) Ready() bool {
 	return false
 }
 
+// Ended reports whether the body was read to its end: Read would return
+// io.EOF. It only looks; a body whose end is received but not yet read is
+// not ended (Ready tells that it would not wait).
+func (b *Body) Ended() bool {
+	switch b.kind {
+	case BodyNone:
+		return true
+	case BodyLength:
+		return b.cl.N <= 0
+	case BodyChunked:
+		return b.ch.err == io.EOF
+	}
+	return false
+}
+
 // Trailers returns a chunked body's trailer fields once Read has returned
 // io.EOF, nil otherwise. They borrow the Reader's buffer like a head does.
 func (b *Body) Trailers() Headers {

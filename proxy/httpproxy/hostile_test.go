@@ -234,6 +234,27 @@ func TestErrorBeforeContinue(t *testing.T) {
 	}
 }
 
+// TestErrorBeforeBody: without Expect either, a failed exchange's error
+// response does not wait for a body the client has not sent yet (it waited
+// for a chunked body's first size line, up to the body timeout); the
+// connection then closes.
+func TestErrorBeforeBody(t *testing.T) {
+	p := startProxy(t, serverTOML("", routeTOML("/{*p}", "", refusedAddr(t))), Options{})
+	for _, framing := range []string{"Transfer-Encoding: chunked", "Content-Length: 5"} {
+		c := dialRaw(t, p.Addr)
+		c.SetReadDeadline(time.Now().Add(5 * time.Second))
+		start := time.Now()
+		c.send(t, "POST /u HTTP/1.1\r\nHost: a\r\n"+framing+"\r\n\r\n")
+		resp, body := c.response(t, "POST")
+		if resp.StatusCode != 502 || !resp.Close {
+			t.Fatalf("%s: status %d (close %v) %q, want 502 and close", framing, resp.StatusCode, resp.Close, body)
+		}
+		if d := time.Since(start); d > 2*time.Second {
+			t.Fatalf("%s: the 502 came after %v", framing, d)
+		}
+	}
+}
+
 // TestBodyTimeoutPerRead: the body read timeout bounds each wait for the
 // client's next bytes, not the whole upload; a client that stops sending
 // for longer still fails.

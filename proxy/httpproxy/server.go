@@ -742,7 +742,7 @@ func (s *Server) one(ctx context.Context, cs *conn) (bool, error) {
 		resp = &cs.resp
 		resp.reset()
 		resp.SetText(status, strconv.Itoa(status)+" "+http1.StatusText(status)+"\n")
-		resp.Close = !bodyDone(cs)
+		resp.Close = !bodyDoneNoWait(cs)
 	}
 	if h.ExpectContinue && h.BodyKind != http1.BodyNone && !cs.cont.sent {
 		// The client waits for a 100 that will not come and may or may
@@ -770,7 +770,7 @@ func (s *Server) one(ctx context.Context, cs *conn) (bool, error) {
 		return false, nil
 	}
 	keep := h.KeepAlive && !resp.Close && ok
-	if !keep && !bodyDone(cs) {
+	if !keep && !bodyDoneNoWait(cs) {
 		// The client may still be sending the body: read some of it
 		// before closing, so the response is not lost to a reset.
 		lingerClose(cs.c)
@@ -803,6 +803,20 @@ func bodyDone(cs *conn) bool {
 	var b [1]byte
 	n, err := cs.body.Read(b[:0])
 	return n == 0 && err == io.EOF
+}
+
+// bodyDoneNoWait is bodyDone without waiting for the client: a body whose
+// end has not been received counts as not done. An error response must not
+// wait for a client that has not started its body (a chunked one whose
+// first size line is to come, say).
+func bodyDoneNoWait(cs *conn) bool {
+	switch {
+	case cs.head.BodyKind == http1.BodyNone || cs.body.Ended():
+		return true
+	case cs.head.ExpectContinue && !cs.cont.sent, !cs.body.Ready():
+		return false
+	}
+	return bodyDone(cs)
 }
 
 // splitTarget splits a request-target into path and query. An
