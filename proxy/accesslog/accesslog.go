@@ -103,6 +103,21 @@ func AppendStart(b []byte, client string, t time.Time) []byte {
 	return append(b, `] "`...)
 }
 
+// AppendEscaped appends s for a quoted field, as nginx escapes it: a
+// quote, a backslash, a control byte and any byte from 0x7f as \xHH, so
+// the field cannot end early or break the line.
+func AppendEscaped(b, s []byte) []byte {
+	const hex = "0123456789ABCDEF"
+	for _, c := range s {
+		if c == '"' || c == '\\' || c < 0x20 || c >= 0x7f {
+			b = append(b, '\\', 'x', hex[c>>4], hex[c&15])
+			continue
+		}
+		b = append(b, c)
+	}
+	return b
+}
+
 // AppendEnd appends the seconds since start, six decimals, and the
 // newline that end a line.
 func AppendEnd(b []byte, start time.Time) []byte {

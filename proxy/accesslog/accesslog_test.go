@@ -48,3 +48,10 @@ func TestWriter(t *testing.T) {
 		t.Error("opened a log in a directory that does not exist")
 	}
 }
+
+func TestAppendEscaped(t *testing.T) {
+	got := string(AppendEscaped(nil, []byte("/a\"b\\c\x01d\x7fé ok")))
+	if want := `/a\x22b\x5Cc\x01d\x7F\xC3\xA9 ok`; got != want {
+		t.Fatalf("AppendEscaped = %s, want %s", got, want)
+	}
+}

@@ -53,9 +53,9 @@ func (s accessLogService) Call(ctx context.Context, req *Request) (*Response, er
 	}
 	h := req.Head
 	b := accesslog.AppendStart(make([]byte, 0, 160), req.Conn.RemoteIP, start)
-	b = append(b, h.Method...)
+	b = accesslog.AppendEscaped(b, h.Method)
 	b = append(b, ' ')
-	b = append(b, h.Target...)
+	b = accesslog.AppendEscaped(b, h.Target)
 	b = append(b, ' ')
 	b = append(b, h.Version.String()...)
 	b = append(b, "\" "...)

@@ -16,7 +16,10 @@ func TestAccessLog(t *testing.T) {
 	do(t, c, "GET", "http://"+p.Addr+"/a?b=1", "", nil, nil)
 	do(t, c, "POST", "http://"+p.Addr+"/c", "", nil, strings.NewReader("body"))
 	do(t, c, "GET", "http://"+p.Addr+"/", "", nil, nil) // 404: no route for "/"
-	p.Srv.Close()                                       // flushes the log
+	raw := dialRaw(t, p.Addr)                           // a quote in the target, escaped in the log
+	raw.send(t, "GET /q\"x HTTP/1.1\r\nHost: a\r\n\r\n")
+	raw.response(t, "GET")
+	p.Srv.Close() // flushes the log
 	b, err := os.ReadFile(path)
 	if err != nil {
 		t.Fatal(err)
@@ -26,6 +29,7 @@ func TestAccessLog(t *testing.T) {
 		regexp.MustCompile(`^127\.0\.0\.1 - - \[\d{2}/\w{3}/\d{4}:\d{2}:\d{2}:\d{2} [+-]\d{4}\] "GET /a\?b=1 HTTP/1\.1" 200 \d+ \d+\.\d{6}$`),
 		regexp.MustCompile(`^127\.0\.0\.1 - - \[[^]]+\] "POST /c HTTP/1\.1" 200 \d+ \d+\.\d{6}$`),
 		regexp.MustCompile(`^127\.0\.0\.1 - - \[[^]]+\] "GET / HTTP/1\.1" 404 \d+ \d+\.\d{6}$`),
+		regexp.MustCompile(`^127\.0\.0\.1 - - \[[^]]+\] "GET /q\\x22x HTTP/1\.1" 200 \d+ \d+\.\d{6}$`),
 	}
 	if len(lines) != len(want) {
 		t.Fatalf("%d lines: %q", len(lines), lines)
