@@ -130,10 +130,14 @@ func (inst *instance) cut() {
 	}
 }
 
-// close stops everything at once.
+// close stops everything at once. It also closes each listener itself: a
+// server whose Serve has not run yet (startServers failing on a later one)
+// does not know it, and a bound listener nobody accepts from would take
+// its share of the port's connections and never answer them.
 func (inst *instance) close() {
 	for _, r := range inst.servers {
 		r.srv.Close()
+		r.ln.Close()
 		proxy.CloseService(r.svc)
 	}
 	inst.drv.Close()

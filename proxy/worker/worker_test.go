@@ -358,6 +358,51 @@ func TestStartFailureIsReported(t *testing.T) {
 	}
 }
 
+// TestStartFailureClosesListeners: when a later server cannot bind, the
+// listener an earlier one bound is closed too: a bound listener nobody
+// accepts from would queue its share of the port's connections forever.
+func TestStartFailureClosesListeners(t *testing.T) {
+	up := echoUpstream(t)
+	busy, err := net.Listen("tcp", "127.0.0.1:0") // no SO_REUSEPORT: b's bind fails
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer busy.Close()
+	for _, rt := range []string{"legacy", "io_uring"} {
+		t.Run(rt, func(t *testing.T) { startFailureClosesListeners(t, rt, up.Addr().String(), busy.Addr().String()) })
+	}
+}
+
+func startFailureClosesListeners(t *testing.T, rt, up, busy string) {
+	addrA := freePort(t)
+	text := fmt.Sprintf(`[runtime]
+runtime_type = %q
+worker_threads = 0
+[servers.a]
+proxy_type = "tcp"
+listener = { type = "socket", value = %q }
+route = { upstreams = [{ endpoint = { type = "socket", value = %q } }] }
+[servers.b]
+proxy_type = "tcp"
+listener = { type = "socket", value = %q }
+route = { upstreams = [{ endpoint = { type = "socket", value = %q } }] }
+`, rt, addrA, up, busy, up)
+	cfg, err := config.Parse("test.toml", []byte(text))
+	if err != nil {
+		t.Fatal(err)
+	}
+	log := slog.New(slog.DiscardHandler)
+	inst, err := startServers(cfg, newDriver(cfg, log), nil, "test", &secrets{Tickets: newTickets()}, log)
+	if err == nil {
+		inst.close()
+		t.Fatal("startServers succeeded with b's port taken")
+	}
+	if c, err := net.DialTimeout("tcp", addrA, time.Second); err == nil {
+		c.Close()
+		t.Errorf("server a's listener %s still accepts connections after the failed start", addrA)
+	}
+}
+
 func TestUnixListenerSharedByWorkers(t *testing.T) {
 	up := echoUpstream(t)
 	sock := filepath.Join(t.TempDir(), "proxy.sock")
