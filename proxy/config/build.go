@@ -287,7 +287,10 @@ func (b *builder) endpoint(key string, r *rawEndpoint, allowURI bool) Endpoint {
 	return e
 }
 
-func (b *builder) upstreams(key string, rs []rawUpstream, allowURI bool) []Upstream {
+// upstreams builds a route's upstreams. lb is its load balancer: random
+// and first treat every upstream of weight above 0 alike, so different
+// weights under them are an error, not ignored.
+func (b *builder) upstreams(key string, rs []rawUpstream, allowURI bool, lb string) []Upstream {
 	if len(rs) == 0 {
 		b.errorf(key, "no upstreams: give at least one")
 		return nil
@@ -310,6 +313,20 @@ func (b *builder) upstreams(key string, rs []rawUpstream, allowURI bool) []Upstr
 	}
 	if total == 0 {
 		b.errorf(key, "every upstream has weight 0: nothing could be chosen")
+	}
+	if lb == LBRandom || lb == LBFirst {
+		w := 0
+		for i, u := range out {
+			switch {
+			case u.Weight == 0:
+			case w == 0:
+				w = u.Weight
+			case u.Weight != w:
+				b.errorf(fmt.Sprintf("%s.%d.weight", key, i), "weight %d: load_balancer %q ignores weights (0 only leaves an upstream out); use %q, %q or %q",
+					u.Weight, lb, LBWeightedRandom, LBRoundRobin, LBLeastConn)
+				return out
+			}
+		}
 	}
 	return out
 }
@@ -370,10 +387,8 @@ func (b *builder) server(key, name string, r *rawServer) *Server {
 		if r.Route == nil && r.SNIRoutes == nil {
 			b.errorf(key, "a tcp server needs route = { load_balancer, upstreams = [...] }")
 		} else if r.Route != nil {
-			s.Route = &L4Route{
-				LoadBalancer: b.loadBalancer(key+".route.load_balancer", r.Route.LoadBalancer),
-				Upstreams:    b.upstreams(key+".route.upstreams", r.Route.Upstreams, false),
-			}
+			lb := b.loadBalancer(key+".route.load_balancer", r.Route.LoadBalancer)
+			s.Route = &L4Route{LoadBalancer: lb, Upstreams: b.upstreams(key+".route.upstreams", r.Route.Upstreams, false, lb)}
 		}
 		if r.SNIRoutes != nil {
 			s.SNIRoutes = b.sniRoutes(key, r)
@@ -461,7 +476,7 @@ func (b *builder) sniRoutes(key string, r *rawServer) []SNIRoute {
 			sr.ServerNames = append(sr.ServerNames, n)
 		}
 		sr.LoadBalancer = b.loadBalancer(k+".load_balancer", rr.LoadBalancer)
-		sr.Upstreams = b.upstreams(k+".upstreams", rr.Upstreams, false)
+		sr.Upstreams = b.upstreams(k+".upstreams", rr.Upstreams, false, sr.LoadBalancer)
 		out[i] = sr
 	}
 	return out
@@ -656,7 +671,7 @@ func (b *builder) route(key string, r *rawRoute, tlsStack string) Route {
 		rt.Hosts = append(rt.Hosts, strings.TrimSuffix(strings.ToLower(h), "."))
 	}
 	rt.LoadBalancer = b.loadBalancer(key+".load_balancer", r.LoadBalancer)
-	rt.Upstreams = b.upstreams(key+".upstreams", r.Upstreams, true)
+	rt.Upstreams = b.upstreams(key+".upstreams", r.Upstreams, true, rt.LoadBalancer)
 	if r.RewritePath != nil {
 		if err := checkRewrite(*r.RewritePath, rt.Path); err != nil {
 			b.errorf(key+".rewrite_path", "%v", err)
