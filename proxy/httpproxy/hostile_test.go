@@ -255,6 +255,33 @@ func TestErrorBeforeBody(t *testing.T) {
 	}
 }
 
+// TestEarlyResponse: an upstream that answers before it has read the
+// request body (413 here) and resets the connection: the client gets that
+// answer, not a 502 for the failed body write.
+func TestEarlyResponse(t *testing.T) {
+	addr := rawUpstream(t, func(c net.Conn) {
+		bufio.NewReader(c).ReadString('\n')
+		io.WriteString(c, "HTTP/1.1 413 Content Too Large\r\nContent-Length: 3\r\nConnection: close\r\n\r\nbig")
+		time.Sleep(50 * time.Millisecond)
+		c.(*net.TCPConn).SetLinger(0) // the close resets
+	})
+	p := startProxy(t, serverTOML("", routeTOML("/{*p}", "", addr)), Options{})
+	c := dialRaw(t, p.Addr)
+	c.SetDeadline(time.Now().Add(10 * time.Second))
+	c.send(t, "POST /u HTTP/1.1\r\nHost: a\r\nContent-Length: 33554432\r\n\r\n")
+	go func() {
+		buf := make([]byte, 64<<10)
+		for range 512 {
+			if _, err := c.Write(buf); err != nil {
+				return
+			}
+		}
+	}()
+	if resp, body := c.response(t, "POST"); resp.StatusCode != 413 || string(body) != "big" || !resp.Close {
+		t.Fatalf("status %d %q (close %v), want the upstream's 413 \"big\" and close", resp.StatusCode, body, resp.Close)
+	}
+}
+
 // TestBodyTimeoutPerRead: the body read timeout bounds each wait for the
 // client's next bytes, not the whole upload; a client that stops sending
 // for longer still fails.

@@ -363,6 +363,10 @@ func dialStatus(err error) error {
 	return &StatusError{Status: 502, Err: err}
 }
 
+// earlyResponseWait is how long a response that came before the request
+// body was sent whole may take to be read, once the body's write failed.
+const earlyResponseWait = 250 * time.Millisecond
+
 // maxInterim bounds the 1xx responses before the final one.
 const maxInterim = 16
 
@@ -386,6 +390,7 @@ func (u *Upstream) exchange(ctx context.Context, uc *upConn, req *Request, t *ta
 		return nil, true, &StatusError{Status: 502, Err: err}
 	}
 	bodySent := false
+	var early error // the body's write failed: a response may have come first
 	if h.BodyKind != http1.BodyNone {
 		var err error
 		if b, ok := req.Body.(*http1.Body); ok {
@@ -397,22 +402,34 @@ func (u *Upstream) exchange(ctx context.Context, uc *upConn, req *Request, t *ta
 		bodySent = true
 		if err != nil {
 			var we *http1.WriteError
-			if errors.As(err, &we) {
-				return nil, false, upWriteError(err)
-			}
-			if errors.Is(err, http1.ErrBodyTooLarge) {
+			switch {
+			case errors.As(err, &we):
+				// The upstream stopped taking the body. It may have
+				// answered early (a 413, a 401) and closed, or left the
+				// body unread: its answer, if one is at hand within
+				// earlyResponseWait, is the client's (as net/http's
+				// transport gives it), on a connection not reused.
+				early = upWriteError(err)
+				if uc.aborted.Load() || ctx.Err() != nil {
+					return nil, false, early
+				}
+			case errors.Is(err, http1.ErrBodyTooLarge):
 				return nil, false, &StatusError{Status: 413, Err: err}
-			}
-			if errors.Is(err, os.ErrDeadlineExceeded) {
+			case errors.Is(err, os.ErrDeadlineExceeded):
 				// server_read_body_timeout_sec or
 				// server_message_timeout_sec ran out.
 				return nil, false, &StatusError{Status: 408, Err: err}
+			default:
+				// The client's body broke off: nobody to answer.
+				return nil, false, &StatusError{Status: 400, Err: err}
 			}
-			// The client's body broke off: nobody to answer.
-			return nil, false, &StatusError{Status: 400, Err: err}
 		}
 	}
-	if err := bw.Flush(); err != nil {
+	if early != nil {
+		timeout := uc.timeout
+		uc.timeout = earlyResponseWait
+		defer func() { uc.timeout = timeout }()
+	} else if err := bw.Flush(); err != nil {
 		return nil, !bodySent, upWriteError(err)
 	}
 	uc.watch.arm(req.Conn.Conn)
@@ -422,6 +439,9 @@ func (u *Upstream) exchange(ctx context.Context, uc *upConn, req *Request, t *ta
 		if err != nil {
 			if uc.watch.disarm() {
 				return nil, false, &StatusError{Status: StatusClientClosed, Err: errClientGone}
+			}
+			if early != nil {
+				return nil, false, early
 			}
 			retry := !bodySent && (errors.Is(err, io.EOF) || errors.Is(err, syscall.ECONNRESET))
 			if errors.Is(err, os.ErrDeadlineExceeded) {
@@ -447,6 +467,12 @@ func (u *Upstream) exchange(ctx context.Context, uc *upConn, req *Request, t *ta
 	if uc.watch.disarm() {
 		return nil, false, &StatusError{Status: StatusClientClosed, Err: errClientGone}
 	}
+	if early != nil {
+		uc.head.KeepAlive = false // the body's rest may follow the response
+		if uc.head.Status == 101 {
+			return nil, false, early
+		}
+	}
 	if uc.head.Status == 101 && !h.Upgrade {
 		// Switching protocols is the client's request to make: a tunnel
 		// it did not ask for would bypass every layer.
@@ -465,6 +491,9 @@ func (u *Upstream) exchange(ctx context.Context, uc *upConn, req *Request, t *ta
 	resp := req.resp()
 	resp.Status, resp.Reason, resp.Version = r.Status, r.Reason, r.Version
 	resp.Headers = r.Headers
+	// An early response leaves the client's body unread: its connection
+	// ends after it, and says so.
+	resp.Close = early != nil
 	resp.Releaser = uc // and its lease, set by Call
 	if r.Status == 101 {
 		resp.Tunnel = uc
