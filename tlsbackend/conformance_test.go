@@ -742,29 +742,9 @@ func TestHandshakeDeadline(t *testing.T) {
 			defer quiet.Close()
 			check(t, sc.Server(<-silent))
 		})
-		t.Run("client", func(t *testing.T) {
-			go func() {
-				nc, err := ln.Accept() // accepts, never answers
-				if err == nil {
-					silent <- nc
-				}
-			}()
-			nc, err := net.Dial("tcp", ln.Addr().String())
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer func() {
-				select {
-				case s := <-silent:
-					s.Close()
-				case <-time.After(time.Second):
-				}
-			}()
-			check(t, newClient(t, b, p.clientConfig()).Client(nc, ""))
-		})
-		// A handshake already under way, started by a Read with no
-		// deadline: Handshake's context still ends the wait for it.
-		t.Run("under-way", func(t *testing.T) {
+		// dialSilent connects to a peer that accepts and never answers,
+		// closed at the end of t.
+		dialSilent := func(t *testing.T) net.Conn {
 			go func() {
 				nc, err := ln.Accept()
 				if err == nil {
@@ -775,13 +755,22 @@ func TestHandshakeDeadline(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			defer func() {
+			t.Cleanup(func() {
 				select {
 				case s := <-silent:
 					s.Close()
 				case <-time.After(time.Second):
 				}
-			}()
+			})
+			return nc
+		}
+		t.Run("client", func(t *testing.T) {
+			check(t, newClient(t, b, p.clientConfig()).Client(dialSilent(t), ""))
+		})
+		// A handshake already under way, started by a Read with no
+		// deadline: Handshake's context still ends the wait for it.
+		t.Run("under-way", func(t *testing.T) {
+			nc := dialSilent(t)
 			c := newClient(t, b, p.clientConfig()).Client(nc, "")
 			defer c.Close()
 			read := make(chan struct{})

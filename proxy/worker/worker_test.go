@@ -358,6 +358,22 @@ func TestStartFailureIsReported(t *testing.T) {
 	}
 }
 
+// twoTCPServers is a config of runtime settings and two tcp servers, a on
+// addrA and b on addrB, both to up.
+func twoTCPServers(runtime, addrA, addrB, up string) string {
+	return fmt.Sprintf(`[runtime]
+%s
+[servers.a]
+proxy_type = "tcp"
+listener = { type = "socket", value = %q }
+route = { upstreams = [{ endpoint = { type = "socket", value = %q } }] }
+[servers.b]
+proxy_type = "tcp"
+listener = { type = "socket", value = %q }
+route = { upstreams = [{ endpoint = { type = "socket", value = %q } }] }
+`, runtime, addrA, up, addrB, up)
+}
+
 // TestStartFailureClosesListeners: when a later server cannot bind, the
 // listener an earlier one bound is closed too: a bound listener nobody
 // accepts from would queue its share of the port's connections forever.
@@ -375,18 +391,7 @@ func TestStartFailureClosesListeners(t *testing.T) {
 
 func startFailureClosesListeners(t *testing.T, rt, up, busy string) {
 	addrA := freePort(t)
-	text := fmt.Sprintf(`[runtime]
-runtime_type = %q
-worker_threads = 0
-[servers.a]
-proxy_type = "tcp"
-listener = { type = "socket", value = %q }
-route = { upstreams = [{ endpoint = { type = "socket", value = %q } }] }
-[servers.b]
-proxy_type = "tcp"
-listener = { type = "socket", value = %q }
-route = { upstreams = [{ endpoint = { type = "socket", value = %q } }] }
-`, rt, addrA, up, busy, up)
+	text := twoTCPServers(fmt.Sprintf("runtime_type = %q\nworker_threads = 0", rt), addrA, busy, up)
 	cfg, err := config.Parse("test.toml", []byte(text))
 	if err != nil {
 		t.Fatal(err)
@@ -558,19 +563,7 @@ func startInProcess(t *testing.T, text string) *instance {
 func TestMaxConnections(t *testing.T) {
 	up := echoUpstream(t)
 	addr1, addr2 := freePort(t), freePort(t)
-	text := fmt.Sprintf(`[runtime]
-worker_threads = 0
-max_connections = 1
-[servers.a]
-proxy_type = "tcp"
-listener = { type = "socket", value = %q }
-route = { upstreams = [{ endpoint = { type = "socket", value = %q } }] }
-[servers.b]
-proxy_type = "tcp"
-listener = { type = "socket", value = %q }
-route = { upstreams = [{ endpoint = { type = "socket", value = %q } }] }
-`, addr1, up.Addr(), addr2, up.Addr())
-	inst := startInProcess(t, text)
+	inst := startInProcess(t, twoTCPServers("worker_threads = 0\nmax_connections = 1", addr1, addr2, up.Addr().String()))
 	defer inst.close()
 	c1, err := net.Dial("tcp", addr1)
 	if err != nil {
