@@ -225,7 +225,7 @@ func (cw *ChunkedWriter) Write(p []byte) (int, error) {
 // ValidFieldName).
 func (cw *ChunkedWriter) Finish(trailers Headers) error {
 	cw.buf = append(cw.buf[:0], "0\r\n"...)
-	cw.buf = trailers.appendTrailerFields(cw.buf)
+	cw.buf = trailers.appendTrailerFields(cw.buf, nil)
 	cw.buf = append(cw.buf, "\r\n"...)
 	_, err := cw.w.Write(cw.buf)
 	return err

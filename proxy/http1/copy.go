@@ -35,6 +35,11 @@ type Copier struct {
 	// Buf is the copy buffer. Nil, or shorter than 64 bytes, means one of
 	// DefaultCopyBufferSize allocated on first use.
 	Buf []byte
+	// SkipTrailer, when set, leaves out the trailer fields it names, on
+	// top of those no trailer may carry: a proxy passes the fields it set
+	// in the head itself (X-Forwarded-For, say), which a trailer must not
+	// add to.
+	SkipTrailer func(name []byte) bool
 }
 
 // Copy reads the body from src and writes it to dst framed as as:
@@ -129,7 +134,7 @@ func (c *Copier) copyChunked(dst io.Writer, src *Body) (int64, error) {
 			// The trailers borrow the Reader's buffer, not c.Buf; an
 			// oversized trailer section grows a temporary copy.
 			last := append(buf[:0], "0\r\n"...)
-			last = src.Trailers().appendTrailerFields(last)
+			last = src.Trailers().appendTrailerFields(last, c.SkipTrailer)
 			last = append(last, "\r\n"...)
 			if _, err := dst.Write(last); err != nil {
 				return written, &WriteError{err}

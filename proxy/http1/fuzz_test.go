@@ -98,7 +98,7 @@ func FuzzChunked(f *testing.F) {
 		if err != nil {
 			return
 		}
-		trailers := string(b.Trailers().appendTrailerFields(nil)) // what a copy forwards
+		trailers := string(b.Trailers().appendTrailerFields(nil, nil)) // what a copy forwards
 		rest, _ := io.ReadAll(r)
 
 		// Re-chunk through a small Copier buffer and decode again.

@@ -57,6 +57,9 @@ func isFixedHopByHop(name []byte) bool {
 		return equalFold(name, "te")
 	case 7:
 		return equalFold(name, "trailer") || equalFold(name, "upgrade")
+	case 14:
+		// The h2c upgrade's, which a proxy never makes (Request.Upgrade).
+		return equalFold(name, "http2-settings")
 	case 10:
 		return equalFold(name, "connection") || equalFold(name, "keep-alive")
 	case 16:
@@ -165,12 +168,12 @@ func (hs Headers) AppendTo(dst []byte) []byte {
 // appendTrailerFields appends the fields of a trailer section that may be
 // forwarded in one: not hop-by-hop, and none of the fields a sender must
 // not put in a trailer because they frame, route or authenticate the
-// message (RFC 9110, section 6.5.1).
-func (hs Headers) appendTrailerFields(dst []byte) []byte {
+// message (RFC 9110, section 6.5.1), nor those skip names (nil: none).
+func (hs Headers) appendTrailerFields(dst []byte, skip func([]byte) bool) []byte {
 	hop := hs.HopByHop()
 	for i := range hs {
 		n := hs[i].Name
-		if hop.Has(n) || equalFold(n, "content-length") || equalFold(n, "host") ||
+		if hop.Has(n) || skip != nil && skip(n) || equalFold(n, "content-length") || equalFold(n, "host") ||
 			equalFold(n, "content-encoding") || equalFold(n, "content-type") ||
 			equalFold(n, "content-range") || equalFold(n, "authorization") ||
 			equalFold(n, "set-cookie") || equalFold(n, "cache-control") || equalFold(n, "expect") {

@@ -30,6 +30,9 @@ type Request struct {
 	ExpectContinue bool
 	// Upgrade: an HTTP/1.1 request with an Upgrade field named in
 	// Connection ("Connection: upgrade"), e.g. a WebSocket handshake.
+	// Never one that offers h2c: an HTTP/2 connection to the upstream
+	// through a tunnel would carry requests past the proxy's routes and
+	// layers (h2c smuggling); such a request goes on without its upgrade.
 	Upgrade bool
 }
 
@@ -119,7 +122,7 @@ func (req *Request) derive() error {
 	req.ExpectContinue = false
 	hosts := 0
 	var conn connFlags
-	var upgradeField bool
+	var upgradeField, h2c bool
 	var te teState
 	for i := range req.Headers {
 		h := &req.Headers[i]
@@ -136,6 +139,7 @@ func (req *Request) derive() error {
 		case 7:
 			if equalFold(h.Name, "upgrade") && len(h.Value) > 0 {
 				upgradeField = true
+				h2c = h2c || listHas(h.Value, "h2c")
 			}
 		case 10:
 			if equalFold(h.Name, "connection") {
@@ -196,7 +200,7 @@ func (req *Request) derive() error {
 		// RFC 9110 10.1.1 and 7.8: ignored in HTTP/1.0.
 		req.ExpectContinue = false
 	}
-	req.Upgrade = req.Version == HTTP11 && conn.upgrade && upgradeField
+	req.Upgrade = req.Version == HTTP11 && conn.upgrade && upgradeField && !h2c
 	return nil
 }
 

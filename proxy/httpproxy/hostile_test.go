@@ -264,6 +264,58 @@ func TestEarlyResponse(t *testing.T) {
 	}
 }
 
+// TestRequestTrailersKeepProxyFields: a client's request trailer cannot
+// add a value to a field the proxy set in the head (X-Forwarded-For and
+// the like, a second value an upstream may take for the real one); other
+// trailers go through.
+func TestRequestTrailersKeepProxyFields(t *testing.T) {
+	trailers := make(chan http.Header, 1)
+	addr := rawRequests(t, func(c net.Conn, r *http.Request, body []byte) {
+		trailers <- r.Trailer
+		io.WriteString(c, "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
+	})
+	p := startProxy(t, serverTOML("", routeTOML("/{*p}", "", addr)), Options{})
+	c := dialRaw(t, p.Addr)
+	c.send(t, "POST /u HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n0\r\n"+
+		"X-Forwarded-For: 6.6.6.6\r\nX-Forwarded-Proto: https\r\nX-Forwarded-Host: admin.internal\r\n"+
+		"X-Request-Id: evil\r\nX-Checksum: abc\r\n\r\n")
+	if resp, body := c.response(t, "POST"); resp.StatusCode != 200 {
+		t.Fatalf("status %d %q", resp.StatusCode, body)
+	}
+	tr := <-trailers
+	for _, name := range []string{"X-Forwarded-For", "X-Forwarded-Proto", "X-Forwarded-Host", "X-Request-Id"} {
+		if v := tr.Get(name); v != "" {
+			t.Errorf("the upstream got the client's trailer %s: %s", name, v)
+		}
+	}
+	if tr.Get("X-Checksum") != "abc" {
+		t.Errorf("trailers %v: X-Checksum did not go through", tr)
+	}
+}
+
+// TestNoH2CUpgrade: a request offering an h2c upgrade is passed on without
+// it (and without HTTP2-Settings): an HTTP/2 tunnel to the upstream would
+// carry requests past the proxy's routes and layers.
+func TestNoH2CUpgrade(t *testing.T) {
+	got := make(chan http.Header, 1)
+	addr := rawRequests(t, func(c net.Conn, r *http.Request, body []byte) {
+		got <- r.Header
+		io.WriteString(c, "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
+	})
+	p := startProxy(t, serverTOML("", routeTOML("/public", "", addr)), Options{})
+	c := dialRaw(t, p.Addr)
+	c.send(t, "GET /public HTTP/1.1\r\nHost: a\r\nUpgrade: h2c\r\nConnection: Upgrade\r\nHTTP2-Settings: AAMAAABkAARAAAAAAAIAAAAA\r\n\r\n")
+	if resp, body := c.response(t, "GET"); resp.StatusCode != 200 || string(body) != "ok" {
+		t.Fatalf("status %d %q", resp.StatusCode, body)
+	}
+	h := <-got
+	for _, name := range []string{"Upgrade", "Http2-Settings", "Connection"} {
+		if v := h.Get(name); v != "" {
+			t.Errorf("the upstream got %s: %s", name, v)
+		}
+	}
+}
+
 // TestBodyTimeoutPerRead: the body read timeout bounds each wait for the
 // client's next bytes, not the whole upload; a client that stops sending
 // for longer still fails.

@@ -2,6 +2,7 @@ package httpproxy
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -96,6 +97,28 @@ type upConn struct {
 	key  upstream.Key
 	done func()
 	info *ConnInfo
+	// sending is the request whose body is being sent (for cp's
+	// SkipTrailer, setByProxy).
+	sending *Request
+}
+
+// setByProxy reports whether the request being sent has the field name set
+// by the proxy's layers (dropped from the client's head, or added): a
+// client's trailer must not add its own value (a second X-Forwarded-For).
+func (c *upConn) setByProxy(name []byte) bool {
+	r := c.sending
+	if r == nil {
+		return false
+	}
+	if dropped(r.Drop, name) {
+		return true
+	}
+	for _, f := range r.Add {
+		if bytes.EqualFold(f.Name, name) {
+			return true
+		}
+	}
+	return false
 }
 
 // socket is the connection under TLS, if any: what the pool looks at.
@@ -157,6 +180,7 @@ func wrapDial(dial func(ctx context.Context, network, addr string) (net.Conn, er
 		uc.rd = http1.NewReader(upReader{uc})
 		uc.bw = bufio.NewWriterSize(upWriter{uc}, 8<<10)
 		uc.cp.Buf = make([]byte, 16<<10)
+		uc.cp.SkipTrailer = uc.setByProxy
 		uc.watch = newClientWatch(uc)
 		return uc, nil
 	}
@@ -395,7 +419,9 @@ func (u *Upstream) exchange(ctx context.Context, uc *upConn, req *Request, t *ta
 		var err error
 		if b, ok := req.Body.(*http1.Body); ok {
 			uc.sw = streamWriter{bw: bw, body: b, remain: -1}
+			uc.sending = req
 			_, err = uc.cp.Copy(&uc.sw, b, h.BodyKind)
+			uc.sending = nil
 		} else {
 			err = copyBody(uc, bw, req.Body, h.BodyKind)
 		}
