@@ -100,9 +100,10 @@ func newHTTPRequest(ctx context.Context, req *Request) (*http.Request, error) {
 		return nil, fmt.Errorf("parsing the request target: %w", err)
 	}
 	hdr := make(http.Header, len(h.Headers)+len(req.Add))
+	hop := h.Headers.HopByHop() // not for the handler, as not for an upstream
 	for _, f := range h.Headers {
 		k := http.CanonicalHeaderKey(string(f.Name))
-		if k == "Host" || dropped(req.Drop, f.Name) {
+		if k == "Host" || hop.Has(f.Name) || dropped(req.Drop, f.Name) {
 			continue
 		}
 		hdr[k] = append(hdr[k], string(f.Value))
@@ -247,8 +248,8 @@ func (x *handlerExchange) serve(h http.Handler, r *http.Request) {
 	defer close(x.done)
 	defer func() {
 		if p := recover(); p != nil {
-			x.panicked = p
 			if !x.isReady {
+				x.panicked = p // Call reads it once ready is closed
 				x.finished = true
 				x.isReady = true
 				close(x.ready)

@@ -191,3 +191,29 @@ func TestHandlerHeaderSanitized(t *testing.T) {
 		t.Errorf("WriteHeader(1000): %d %q, want 500", resp.StatusCode, body)
 	}
 }
+
+// TestHandlerNoHopByHop: a handler sees the request as an upstream would
+// get it: without the hop-by-hop fields, nor those Connection names.
+func TestHandlerNoHopByHop(t *testing.T) {
+	seen := make(chan http.Header, 1)
+	h := HandlerService(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		seen <- r.Header.Clone()
+		io.WriteString(w, "ok")
+	}))
+	addr, _ := serveHandler(t, ServerConfig{}, h)
+	c := dialRaw(t, addr)
+	c.send(t, "GET / HTTP/1.1\r\nHost: a\r\nConnection: keep-alive, X-Internal-Auth\r\nX-Internal-Auth: yes\r\n"+
+		"Keep-Alive: 5\r\nTE: gzip\r\nProxy-Authorization: Basic Zm9vOmJhcg==\r\nX-Kept: 1\r\n\r\n")
+	if resp, body := c.response(t, "GET"); resp.StatusCode != 200 {
+		t.Fatalf("status %d %q", resp.StatusCode, body)
+	}
+	hd := <-seen
+	for _, name := range []string{"Connection", "X-Internal-Auth", "Keep-Alive", "Te", "Proxy-Authorization"} {
+		if v, ok := hd[name]; ok {
+			t.Errorf("the handler got %s: %v", name, v)
+		}
+	}
+	if hd.Get("X-Kept") != "1" {
+		t.Errorf("X-Kept missing from %v", hd)
+	}
+}
