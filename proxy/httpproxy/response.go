@@ -316,39 +316,103 @@ func equalFold(b []byte, s string) bool {
 	return true
 }
 
-// tunnel relays bytes both ways after a 101 until both directions end.
+// tunnel relays bytes both ways after a 101 until both directions end, or
+// the tunnel idles: nothing moved either way for the upstream read timeout
+// (as nginx's proxy_read_timeout ends an idle WebSocket), or a write waited
+// that long for a peer that does not read. A side that half-closes ends its
+// direction; the other goes on until it ends or idles too.
 func tunnel(cs *conn, resp *Response) {
 	up := resp.Tunnel
 	client := cs.c
-	cs.bodyTimeout = 0 // clientReader: a tunnel may idle
+	cs.bodyTimeout = 0 // clientReader: the tunnel sets its own deadlines
 	client.SetDeadline(time.Time{})
 	up.SetDeadline(time.Time{})
 	// The heads are written and a tunnel may last for hours: the client's
 	// reader keeps no buffer the connection lent it (on io_uring the
 	// kernel's, out of a ring the other connections receive into).
 	cs.rd.GiveBack()
+	t := &tunnelState{conns: [2]net.Conn{client, up}}
 	if uc, ok := up.(*upConn); ok {
-		uc.timeout = 0 // a tunnel may idle; it ends when either side closes
+		t.idle = uc.timeout
+		uc.timeout = 0 // its reader renews no deadline: the tunnel's own hold
 	}
-	var wg sync.WaitGroup
-	wg.Add(2)
+	t.touch()
+	src := io.Reader(up)
+	if resp.Buffered != nil {
+		src = resp.Buffered
+	}
+	done := make(chan struct{})
 	go func() {
-		defer wg.Done()
-		// Client to upstream: first what the client's reader holds.
-		io.Copy(up, cs.rd)
-		closeWrite(up)
+		defer close(done)
+		t.copy(client, src, up) // upstream to client
 	}()
-	go func() {
-		defer wg.Done()
-		src := io.Reader(up)
-		if resp.Buffered != nil {
-			src = resp.Buffered
-		}
-		io.Copy(client, src)
-		closeWrite(client)
-	}()
-	wg.Wait()
+	t.copy(up, cs.rd, client) // client to upstream: first what the client's reader holds
+	<-done
 }
+
+// tunnelState is what a tunnel's two directions share.
+type tunnelState struct {
+	conns   [2]net.Conn // client, upstream
+	idle    time.Duration
+	last    atomic.Int64 // the last progress, in nanoseconds since tunnelEpoch
+	stopped atomic.Bool
+	once    sync.Once
+}
+
+var tunnelEpoch = time.Now()
+
+func (t *tunnelState) touch() { t.last.Store(int64(time.Since(tunnelEpoch))) }
+
+func (t *tunnelState) sinceLast() time.Duration {
+	return time.Since(tunnelEpoch) - time.Duration(t.last.Load())
+}
+
+// stop closes both sides; the other direction's blocked call returns.
+func (t *tunnelState) stop() {
+	t.once.Do(func() {
+		t.stopped.Store(true)
+		t.conns[0].Close()
+		t.conns[1].Close()
+	})
+}
+
+// copy moves src (read from srcConn) to dst until src ends, which
+// half-closes dst, or the tunnel stops or idles.
+func (t *tunnelState) copy(dst net.Conn, src io.Reader, srcConn net.Conn) {
+	bp := tunnelBufs.Get().(*[]byte)
+	defer tunnelBufs.Put(bp)
+	buf := *bp
+	for {
+		if t.idle > 0 {
+			srcConn.SetReadDeadline(time.Now().Add(t.idle))
+		}
+		n, err := src.Read(buf)
+		if n > 0 {
+			t.touch()
+			if t.idle > 0 {
+				dst.SetWriteDeadline(time.Now().Add(t.idle))
+			}
+			if _, werr := dst.Write(buf[:n]); werr != nil {
+				t.stop()
+				return
+			}
+			t.touch()
+		}
+		switch {
+		case err == nil:
+		case errors.Is(err, os.ErrDeadlineExceeded) && !t.stopped.Load() && t.sinceLast() < t.idle:
+			// Quiet this way, but the other direction moved: wait on.
+		case err == io.EOF:
+			closeWrite(dst)
+			return
+		default: // idle both ways, stopped, or broken
+			t.stop()
+			return
+		}
+	}
+}
+
+var tunnelBufs = sync.Pool{New: func() any { b := make([]byte, 32<<10); return &b }}
 
 func closeWrite(c net.Conn) {
 	if cw, ok := c.(interface{ CloseWrite() error }); ok {

@@ -13,6 +13,7 @@ import (
 	"net"
 	"strings"
 	"testing"
+	"time"
 )
 
 // A minimal RFC 6455 implementation: enough for a real handshake and real
@@ -161,4 +162,57 @@ func TestWebSocket(t *testing.T) {
 		t.Fatalf("close: op %d %v", op, err)
 	}
 	c.expectClosed(t)
+}
+
+// TestTunnelIdleTimeout: a tunnel ends once nothing moved either way for
+// the upstream read timeout (here the upstream half-closed at once and the
+// client stays silent without closing: the tunnel held both connections
+// for good), but traffic one way keeps it open past that.
+func TestTunnelIdleTimeout(t *testing.T) {
+	const switched = "HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\r\n"
+	upgrade := func(t *testing.T, up string) *rawConn {
+		p := startProxy(t, serverTOML("timeout = { upstream_read_timeout_sec = 1 }", routeTOML("/", "", up)), Options{})
+		c := dialRaw(t, p.Addr)
+		c.send(t, "GET / HTTP/1.1\r\nHost: a\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\n")
+		if resp, err := readResponseHead(c.br); err != nil || resp.StatusCode != 101 {
+			t.Fatalf("upgrade: %v %v", resp, err)
+		}
+		return c
+	}
+	t.Run("idle", func(t *testing.T) {
+		released := make(chan struct{})
+		up := rawUpstream(t, func(c net.Conn) {
+			c.Read(make([]byte, 4096))
+			io.WriteString(c, switched)
+			c.(*net.TCPConn).CloseWrite()
+			io.Copy(io.Discard, c) // until the proxy closes its side
+			close(released)
+		})
+		upgrade(t, up)
+		select {
+		case <-released:
+		case <-time.After(5 * time.Second):
+			t.Fatal("the tunnel still holds the upstream connection 5s after it went quiet (timeout 1s)")
+		}
+	})
+	t.Run("one-way", func(t *testing.T) {
+		got := make(chan int, 1)
+		up := rawUpstream(t, func(c net.Conn) {
+			c.Read(make([]byte, 4096))
+			io.WriteString(c, switched)
+			n, _ := io.Copy(io.Discard, c) // reads, never answers
+			got <- int(n)
+		})
+		c := upgrade(t, up)
+		for range 8 { // 2.4s of a byte every 300ms, past the 1s timeout
+			if _, err := c.Write([]byte{1}); err != nil {
+				t.Fatalf("the tunnel ended under one-way traffic: %v", err)
+			}
+			time.Sleep(300 * time.Millisecond)
+		}
+		c.Close()
+		if n := <-got; n != 8 {
+			t.Fatalf("the upstream got %d bytes, want 8", n)
+		}
+	})
 }
