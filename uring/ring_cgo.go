@@ -18,6 +18,8 @@ import (
 	"syscall"
 	"time"
 	"unsafe"
+
+	"golang.org/x/sys/unix"
 )
 
 // Available reports that this build has the io_uring binding.
@@ -55,6 +57,9 @@ type Ring struct {
 // back to fewer when the kernel answers EINVAL; Flags tells what it settled
 // on. It makes one io_uring_setup(2) per attempt, plus the mmaps of the rings.
 func New(p Params) (*Ring, error) {
+	if err := p.check(); err != nil {
+		return nil, err
+	}
 	c := (*C.struct_mlk_ring)(C.calloc(1, C.sizeof_struct_mlk_ring))
 	if c == nil {
 		return nil, fmt.Errorf("uring: allocating ring: %w", syscall.ENOMEM)
@@ -238,9 +243,8 @@ func (r *Ring) submit() C.int {
 	return -C.int(e)
 }
 
-// sysIOUringEnter is io_uring_enter(2)'s number on every Linux architecture
-// Go supports except alpha and mips, which Go does not run on.
-const sysIOUringEnter = 426
+// sysIOUringEnter is io_uring_enter(2)'s number (426 but on mips).
+const sysIOUringEnter = unix.SYS_IO_URING_ENTER
 
 // RegisterEventfd creates a non-blocking eventfd, registers it with the ring
 // and returns it as an *os.File, which is in Go's netpoller: a goroutine

@@ -597,7 +597,9 @@ func TestTimeouts(t *testing.T) {
 		}
 	})
 	t.Run("link-beaten", func(t *testing.T) {
-		r := newRing(t, Params{Entries: 8})
+		// Entries 1 is taken as 2: an operation and its link timeout
+		// go in one submission (with 1 they never fitted, EBUSY for good).
+		r := newRing(t, Params{Entries: 1})
 		r.Nop(1)
 		r.LinkTimeout(2, time.Second)
 		got := byUD(collectN(t, r, 2))
@@ -763,5 +765,18 @@ func TestCloseAndShutdown(t *testing.T) {
 	}
 	if r.Fd() != -1 {
 		t.Errorf("Fd after Close = %d", r.Fd())
+	}
+}
+
+// TestUnknownSetupFlags: New refuses setup flags the binding cannot honour
+// (SQE128 would double the SQE stride its side table indexes by).
+func TestUnknownSetupFlags(t *testing.T) {
+	r, err := New(Params{Entries: 4, Flags: 1 << 10}) // IORING_SETUP_SQE128
+	if err == nil {
+		r.Close()
+		t.Fatal("New accepted SQE128")
+	}
+	if !errors.Is(err, syscall.EINVAL) {
+		t.Fatalf("New = %v, want EINVAL", err)
 	}
 }

@@ -34,6 +34,10 @@ type Params struct {
 
 	// Flags are extra IORING_SETUP_* flags added to every attempt, for
 	// experiments; New still falls back by dropping only its own flags.
+	// Only the flags named by the Setup constants are allowed: the batch
+	// and the side table assume 64-byte SQEs, 16-byte CQEs and an SQ
+	// array (New refuses SQE128, CQE32, NO_SQARRAY and the like with
+	// EINVAL).
 	Flags SetupFlags
 
 	// MaxCompletions caps the CQEs one Enter returns. Zero means the
@@ -41,11 +45,25 @@ type Params struct {
 	MaxCompletions int
 }
 
+// entries is the SQ size asked for: at least 2, so that an operation and
+// its linked timeout fit in one submission.
 func (p Params) entries() uint32 {
 	if p.Entries == 0 {
 		return 256
 	}
-	return p.Entries
+	return max(p.Entries, 2)
+}
+
+// knownFlags are the setup flags the binding handles.
+const knownFlags = SetupIOPoll | SetupSQPoll | SetupCQSize | SetupClamp | SetupSubmitAll |
+	SetupCoopTaskrun | SetupTaskrunFlag | SetupSingleIssuer | SetupDeferTaskrun
+
+// check refuses Params New cannot honour.
+func (p Params) check() error {
+	if extra := p.Flags &^ knownFlags; extra != 0 {
+		return fmt.Errorf("uring: setup flags %#x are not supported by this binding: %w", uint32(extra), syscall.EINVAL)
+	}
+	return nil
 }
 
 // SetupFlags are IORING_SETUP_* flags.
