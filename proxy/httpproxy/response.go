@@ -331,10 +331,11 @@ func tunnel(cs *conn, resp *Response) {
 	// reader keeps no buffer the connection lent it (on io_uring the
 	// kernel's, out of a ring the other connections receive into).
 	cs.rd.GiveBack()
-	t := &tunnelState{conns: [2]net.Conn{client, up}}
+	t := &tunnelState{conns: [2]net.Conn{client, up}, aborted: cs.aborted.Load}
 	if uc, ok := up.(*upConn); ok {
 		t.idle = uc.timeout
 		uc.timeout = 0 // its reader renews no deadline: the tunnel's own hold
+		t.aborted = func() bool { return cs.aborted.Load() || uc.aborted.Load() }
 	}
 	t.touch()
 	src := io.Reader(up)
@@ -354,6 +355,9 @@ func tunnel(cs *conn, resp *Response) {
 type tunnelState struct {
 	conns   [2]net.Conn // client, upstream
 	idle    time.Duration
+	// aborted reports a forced close (watchForced, upConn.abort): it sets
+	// past deadlines, which the tunnel's renewals must not undo.
+	aborted func() bool
 	last    atomic.Int64 // the last progress, in nanoseconds since tunnelEpoch
 	stopped atomic.Bool
 	once    sync.Once
@@ -386,11 +390,21 @@ func (t *tunnelState) copy(dst net.Conn, src io.Reader, srcConn net.Conn) {
 		if t.idle > 0 {
 			srcConn.SetReadDeadline(time.Now().Add(t.idle))
 		}
+		// Checked after each renewal: an abort before it is seen here,
+		// one after it set its past deadline over the renewal.
+		if t.aborted() {
+			t.stop()
+			return
+		}
 		n, err := src.Read(buf)
 		if n > 0 {
 			t.touch()
 			if t.idle > 0 {
 				dst.SetWriteDeadline(time.Now().Add(t.idle))
+			}
+			if t.aborted() {
+				t.stop()
+				return
 			}
 			if _, werr := dst.Write(buf[:n]); werr != nil {
 				t.stop()
