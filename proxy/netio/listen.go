@@ -121,13 +121,31 @@ func ListenUnix(path string) (*UnixListener, error) {
 }
 
 // File returns a dup of the listener's socket, to hand to a child process.
+//
+// The copy is made with fcntl(F_DUPFD_CLOEXEC), not the listener's File
+// method: os/exec hands a child its ExtraFiles through File.Fd, which puts
+// a file that os made non-blocking back into blocking mode, and that mode
+// belongs to the socket every process shares. A worker already running
+// on the epoll runtime would then block in accept(2) and never get out of
+// its listener's Close. A file os finds already non-blocking is left so.
 func File(ln net.Listener) (*os.File, error) {
-	type filer interface{ File() (*os.File, error) }
-	f, ok := ln.(filer)
+	sc, ok := ln.(syscall.Conn)
 	if !ok {
 		return nil, fmt.Errorf("netio: %T cannot give its file: %w", ln, errors.ErrUnsupported)
 	}
-	return f.File()
+	rc, err := sc.SyscallConn()
+	if err != nil {
+		return nil, fmt.Errorf("netio: listener's file: %w", err)
+	}
+	var nfd int
+	var derr error
+	if err := rc.Control(func(fd uintptr) { nfd, derr = unix.FcntlInt(fd, unix.F_DUPFD_CLOEXEC, 0) }); err != nil {
+		return nil, fmt.Errorf("netio: listener's file: %w", err)
+	}
+	if derr != nil {
+		return nil, fmt.Errorf("netio: listener's file: %w", os.NewSyscallError("fcntl", derr))
+	}
+	return os.NewFile(uintptr(nfd), ln.Addr().String()), nil
 }
 
 // FromFile turns an inherited socket back into a listener. The listener

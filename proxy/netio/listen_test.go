@@ -7,6 +7,8 @@ import (
 	"os"
 	"path/filepath"
 	"testing"
+
+	"golang.org/x/sys/unix"
 )
 
 func TestReusePortTwoListeners(t *testing.T) {
@@ -88,6 +90,36 @@ func TestFileRoundTrip(t *testing.T) {
 		t.Fatalf("inherited listener does not accept: %v", err)
 	}
 	c.Close()
+}
+
+// TestFileKeepsNonblocking: handing File's copy to a child (os/exec calls
+// its Fd) leaves the shared socket non-blocking. With the listener's own
+// File method it turned blocking, and a worker on the epoll runtime then
+// slept in accept(2) and could not close its listener to drain.
+func TestFileKeepsNonblocking(t *testing.T) {
+	ln, err := ListenUnix(filepath.Join(t.TempDir(), "s.sock"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	f, err := File(ln)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	f.Fd() // what exec.Cmd.Start does with ExtraFiles
+	rc, err := ln.SyscallConn()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var flags int
+	rc.Control(func(fd uintptr) { flags, err = unix.FcntlInt(fd, unix.F_GETFL, 0) })
+	if err != nil {
+		t.Fatal(err)
+	}
+	if flags&unix.O_NONBLOCK == 0 {
+		t.Fatal("the listener's socket turned blocking once its file was handed out")
+	}
 }
 
 // TestUnixCloseKeepsAnotherSocket: a listener whose socket file was
