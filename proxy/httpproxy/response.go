@@ -353,8 +353,8 @@ func tunnel(cs *conn, resp *Response) {
 
 // tunnelState is what a tunnel's two directions share.
 type tunnelState struct {
-	conns   [2]net.Conn // client, upstream
-	idle    time.Duration
+	conns [2]net.Conn // client, upstream
+	idle  time.Duration
 	// aborted reports a forced close (watchForced, upConn.abort): it sets
 	// past deadlines, which the tunnel's renewals must not undo.
 	aborted func() bool

@@ -100,6 +100,7 @@ type upConn struct {
 	// sending is the request whose body is being sent (for cp's
 	// SkipTrailer, setByProxy).
 	sending *Request
+	tls     bool // an HTTPS upstream (see tlsHolds)
 }
 
 // setByProxy reports whether the request being sent has the field name set
@@ -176,7 +177,7 @@ func wrapDial(dial func(ctx context.Context, network, addr string) (net.Conn, er
 				return nil, err
 			}
 		}
-		uc := &upConn{Conn: c}
+		uc := &upConn{Conn: c, tls: tls}
 		uc.rd = http1.NewReader(upReader{uc})
 		uc.bw = bufio.NewWriterSize(upWriter{uc}, 8<<10)
 		uc.cp.Buf = make([]byte, 16<<10)
@@ -221,7 +222,7 @@ func (c *upConn) release(ok bool) {
 	// Bytes after the response (more than its Content-Length, a body
 	// after a 204 or a HEAD response) would be read as the next request's
 	// response, maybe another client's: such a connection is closed.
-	if ok && c.head.KeepAlive && c.rd.Buffered() == 0 {
+	if ok && c.head.KeepAlive && c.rd.Buffered() == 0 && !c.tlsHolds() {
 		c.SetDeadline(time.Time{})
 		if c.head.BodyKind == http1.BodyNone && c.head.ContentLength != 0 {
 			// No body by rule (HEAD, 204, 304) but a length or a
@@ -234,6 +235,26 @@ func (c *upConn) release(ok bool) {
 		return
 	}
 	c.Close()
+}
+
+// tlsHolds reports whether the TLS layer of an HTTPS upstream connection
+// holds bytes past the response. crypto/tls takes what the socket has into
+// its own buffer and returns one record per Read: a record sent after the
+// response is then neither in the HTTP reader's buffer nor in the socket,
+// where the pool peeks. A Read with its deadline in the past returns such
+// bytes at once, and otherwise times out, which leaves a TLS conn usable.
+// The openssl backend tells what it holds (Buffered).
+func (c *upConn) tlsHolds() bool {
+	if !c.tls {
+		return false
+	}
+	if b, ok := c.Conn.(interface{ Buffered() int }); ok {
+		return b.Buffered() > 0
+	}
+	c.Conn.SetReadDeadline(aLongTimeAgo)
+	var one [1]byte
+	n, err := c.Conn.Read(one[:])
+	return n > 0 || !errors.Is(err, os.ErrDeadlineExceeded)
 }
 
 // upReader reads an upstream connection with the read timeout renewed on

@@ -13,8 +13,10 @@ import (
 	"net/http/httptest"
 	"slices"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/monolake-go/monolake/proxy/config"
 	"github.com/monolake-go/monolake/tlsbackend"
@@ -264,5 +266,98 @@ func TestHTTPSUpstreamResponseOneWrite(t *testing.T) {
 	const n = 5
 	if w := getWrites(t, dialRaw(t, p.Addr), ln, n, body); w != n {
 		t.Errorf("%d responses from an HTTPS upstream took %d writes to the client, want one each", n, w)
+	}
+}
+
+// holdConn queues its writes while hold is set, so that several TLS
+// records go out in one TCP write.
+type holdConn struct {
+	net.Conn
+	mu   sync.Mutex
+	hold bool
+	buf  bytes.Buffer
+}
+
+func (h *holdConn) Write(p []byte) (int, error) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.hold {
+		return h.buf.Write(p)
+	}
+	return h.Conn.Write(p)
+}
+
+func (h *holdConn) flush() {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.hold = false
+	h.Conn.Write(h.buf.Bytes())
+	h.buf.Reset()
+}
+
+// TestHTTPSUpstreamExtraBytes: an HTTPS upstream's bytes after a response,
+// in a record of their own that arrives with it, close the connection as
+// over plain HTTP. Under crypto/tls they sat in the TLS layer's buffer,
+// seen neither by the HTTP reader nor by the pool's peek, and the next
+// request (maybe another client's) read them as its response.
+func TestHTTPSUpstreamExtraBytes(t *testing.T) {
+	ca, err := tlstest.NewCA("Monolake Test Upstream CA")
+	if err != nil {
+		t.Fatal(err)
+	}
+	caFile, err := tlstest.WriteFile(t.TempDir(), "ca.pem", ca.CertPEM)
+	if err != nil {
+		t.Fatal(err)
+	}
+	leaf, err := ca.Leaf(tlstest.LeafOptions{}, "localhost", "127.0.0.1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	crt, err := tls.X509KeyPair(leaf.CertPEM, leaf.KeyPEM)
+	if err != nil {
+		t.Fatal(err)
+	}
+	const evil = "HTTP/1.1 200 OK\r\nContent-Length: 4\r\n\r\nevil"
+	for _, backend := range tlsBackends(t) {
+		for _, tc := range []struct{ name, first string }{
+			{"past content-length", "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nhi"},
+			{"body after 204", "HTTP/1.1 204 No Content\r\n\r\n"},
+		} {
+			t.Run(backend+"/"+tc.name, func(t *testing.T) {
+				var conns atomic.Int32
+				addr := rawUpstream(t, func(raw net.Conn) {
+					first := conns.Add(1) == 1
+					hc := &holdConn{Conn: raw}
+					c := tls.Server(hc, &tls.Config{Certificates: []tls.Certificate{crt}})
+					br := bufio.NewReader(c)
+					for i := 0; ; i++ {
+						if _, _, err := readRequest(br); err != nil {
+							return
+						}
+						if i == 0 && first {
+							hc.mu.Lock()
+							hc.hold = true
+							hc.mu.Unlock()
+							io.WriteString(c, tc.first) // two records,
+							io.WriteString(c, evil)
+							hc.flush() // one TCP write
+						} else {
+							io.WriteString(c, "HTTP/1.1 200 OK\r\nContent-Length: 4\r\n\r\ngood")
+						}
+					}
+				})
+				_, port, _ := net.SplitHostPort(addr)
+				routes := fmt.Sprintf("[[servers.p.routes]]\npath = \"/{*p}\"\nupstreams = [{ endpoint = { type = \"uri\", value = \"https://localhost:%s\" } }]\nupstream_tls = { ca = %q, stack = %q }\n", port, caFile, backend)
+				p := startProxy(t, serverTOML("", routes), Options{})
+				c := dialRaw(t, p.Addr)
+				c.send(t, "GET /1 HTTP/1.1\r\nHost: a\r\n\r\n")
+				c.response(t, "GET")
+				time.Sleep(50 * time.Millisecond)
+				c.send(t, "GET /2 HTTP/1.1\r\nHost: a\r\n\r\n")
+				if _, body := c.response(t, "GET"); string(body) != "good" {
+					t.Fatalf("the second request got %q, want \"good\" from a new connection (upstream connections: %d)", body, conns.Load())
+				}
+			})
+		}
 	}
 }
