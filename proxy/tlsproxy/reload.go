@@ -2,6 +2,8 @@ package tlsproxy
 
 import (
 	"context"
+	"crypto/x509"
+	"encoding/pem"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -93,6 +95,11 @@ func WatchServerConfig(t *config.TLS, alpn []string, o WatchOptions) (*Reloader,
 	if err != nil {
 		return nil, err
 	}
+	if !fallback {
+		if why := notValidNow(t.Chain, time.Now()); why != "" {
+			log.Warn("tls: serving a certificate that "+why, "chain", t.Chain)
+		}
+	}
 	r.cur.Store(&sc)
 	// The ticket keys follow the clock for as long as the files are
 	// watched.
@@ -120,6 +127,37 @@ func (r *Reloader) Close() error {
 	r.stopOnce.Do(func() { close(r.stop) })
 	<-r.done
 	return (*r.cur.Load()).Close()
+}
+
+// notValidNow says why the first certificate of the chain file is not
+// valid at now ("has expired on ...", "is not valid before ..."), or ""
+// when it is, or when the file cannot be read or parsed (the load that
+// just worked read it, so that is a race with a writer; the next poll
+// sees it).
+func notValidNow(chain string, now time.Time) string {
+	b, err := os.ReadFile(chain)
+	if err != nil {
+		return ""
+	}
+	for {
+		var blk *pem.Block
+		if blk, b = pem.Decode(b); blk == nil {
+			return ""
+		}
+		if blk.Type != "CERTIFICATE" {
+			continue
+		}
+		leaf, err := x509.ParseCertificate(blk.Bytes)
+		switch {
+		case err != nil:
+			return ""
+		case now.After(leaf.NotAfter):
+			return "has expired (" + leaf.NotAfter.UTC().Format(time.RFC3339) + ")"
+		case now.Before(leaf.NotBefore):
+			return "is not valid before " + leaf.NotBefore.UTC().Format(time.RFC3339)
+		}
+		return ""
+	}
 }
 
 // fileStamp is what a poll compares: a file's size and modification time,
@@ -178,6 +216,17 @@ func (r *Reloader) watch(seen stamp, fallback bool) {
 				r.log.Error("tls: certificate files changed but do not load; still serving the previous certificate",
 					"chain", r.t.Chain, "key", r.t.Key, "err", err)
 			}
+			continue
+		}
+		if why := notValidNow(r.t.Chain, time.Now()); why != "" {
+			// A restored backup, a renewal that rewrote old files: the
+			// certificate in service is kept, as the master keeps its
+			// copy (refreshCerts).
+			if !quiet {
+				r.log.Error("tls: certificate files changed to a certificate that "+why+"; still serving the previous one",
+					"chain", r.t.Chain)
+			}
+			sc.Close()
 			continue
 		}
 		fallback = false

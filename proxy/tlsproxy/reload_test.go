@@ -65,8 +65,8 @@ func waitFor(t *testing.T, what string, cond func() bool) {
 // TestCertificateReload serves TLS through the Layer with a Reloader and
 // replaces the certificate files under it, for each backend: new
 // connections get the new certificate, an old connection goes on working,
-// and pairs that do not load (garbage, a key that does not match) are
-// logged while the previous certificate stays in service.
+// and pairs that do not load (garbage, a key that does not match) or have
+// expired are logged while the previous certificate stays in service.
 func TestCertificateReload(t *testing.T) {
 	ca, err := tlstest.NewCA("reload CA")
 	if err != nil {
@@ -156,7 +156,21 @@ func TestCertificateReload(t *testing.T) {
 					t.Fatalf("after %s: serial %v, want the previous %v", bad.name, s, second.Cert.SerialNumber)
 				}
 			}
+			// A pair that loads but has expired does not replace the
+			// certificate in service either.
+			expired, err := ca.Leaf(tlstest.LeafOptions{Expired: true}, "proxy.test")
+			if err != nil {
+				t.Fatal(err)
+			}
+			const stale = "has expired"
+			write(chain, expired.CertPEM)
+			write(key, expired.KeyPEM)
+			waitFor(t, "the log line for the expired pair", func() bool { return logs.count(stale) > 0 })
+			if s := serial(); s.Cmp(second.Cert.SerialNumber) != 0 {
+				t.Fatalf("after the expired pair: serial %v, want the previous %v", s, second.Cert.SerialNumber)
+			}
 			// A good pair again is picked up.
+			write(chain, third.CertPEM)
 			write(key, third.KeyPEM)
 			waitFor(t, "the second reload", func() bool { return r.Reloads() == 2 })
 			if s := serial(); s.Cmp(third.Cert.SerialNumber) != 0 {
