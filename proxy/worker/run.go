@@ -43,6 +43,7 @@ func Run(ctx context.Context, o Options) error {
 	returned := make(chan struct{})
 	defer close(returned)
 	ctx, force := stopSignals(ctx, returned)
+	keepOnHangup(o.Log, returned)
 
 	var d *demo.Server
 	if cfg.Demo != nil {
@@ -87,6 +88,27 @@ func stopSignals(parent context.Context, returned <-chan struct{}) (context.Cont
 		}
 	}()
 	return ctx, force
+}
+
+// keepOnHangup takes SIGHUP until returned is closed. nginx reloads its
+// configuration on it; here that is not implemented yet, and Go's default
+// (exit, skipping the cleanup that removes Unix socket files) would take
+// the proxy down with the terminal it was started from. So it says so and
+// goes on. Workers ignore the signal (child.go).
+func keepOnHangup(log *slog.Logger, returned <-chan struct{}) {
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	go func() {
+		defer signal.Stop(hup)
+		for {
+			select {
+			case <-hup:
+				log.Warn("SIGHUP: reloading the configuration is not supported yet; still running with the one loaded at start")
+			case <-returned:
+				return
+			}
+		}
+	}()
 }
 
 func listen(l config.Listener, reuse bool) (net.Listener, error) {

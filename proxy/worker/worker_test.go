@@ -248,6 +248,27 @@ func TestSingleProcessServesAndDrains(t *testing.T) {
 	}
 }
 
+// TestHangupKeepsRunning: SIGHUP (a closed terminal, an operator used to
+// nginx's reload) does not take the proxy down; it keeps serving. By Go's
+// default it exited, skipping the cleanup of Unix socket files (here it
+// would end the test binary).
+func TestHangupKeepsRunning(t *testing.T) {
+	up := echoUpstream(t)
+	addr := freePort(t)
+	r := start(t, tcpConfig(t, 0, addr, up.Addr().String(), 10))
+	dialEcho(t, addr, "before")
+	if err := syscall.Kill(os.Getpid(), syscall.SIGHUP); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(100 * time.Millisecond)
+	dialEcho(t, addr, "after SIGHUP")
+	select {
+	case <-r.done:
+		t.Fatalf("Run returned on SIGHUP: %v", r.err)
+	default:
+	}
+}
+
 func TestDrainTimeoutCutsConnections(t *testing.T) {
 	up := echoUpstream(t)
 	addr := freePort(t)
