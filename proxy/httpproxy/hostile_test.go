@@ -495,6 +495,34 @@ func TestPathNormalized(t *testing.T) {
 	}
 }
 
+// TestPathEscapesRefused: a path with a "%" that is no escape, or with an
+// encoded slash or backslash, is answered 400 and reaches no upstream.
+// "%%32%65%%32%65" went through normalizing as "%2e%2e": a ".." segment
+// for an upstream that decodes, behind the route's prefix and rewrite.
+func TestPathEscapesRefused(t *testing.T) {
+	up := newEchoUpstream(t, "static")
+	p := startProxy(t, serverTOML("", routeTOML("/static/{*rest}", `rewrite_path = "/files/{rest}"`, up.addr())), Options{})
+	for _, target := range []string{
+		"/static/%%32%65%%32%65/secret",
+		"/static/..%2F..%2Fadmin",
+		"/static/a%5Cb",
+		"/static/100%",
+	} {
+		c := dialRaw(t, p.Addr)
+		c.send(t, "GET "+target+" HTTP/1.1\r\nHost: a\r\n\r\n")
+		if resp, body := c.response(t, "GET"); resp.StatusCode != 400 {
+			t.Errorf("%s: status %d %q, want 400", target, resp.StatusCode, body)
+		}
+	}
+	c := dialRaw(t, p.Addr)
+	c.send(t, "GET /static/a%20b/%7e HTTP/1.1\r\nHost: a\r\n\r\n")
+	resp, body := c.response(t, "GET")
+	var e echo
+	if resp.StatusCode != 200 || json.Unmarshal(body, &e) != nil || e.Target != "/files/a%20b/~" {
+		t.Errorf("a path with good escapes: %d, upstream got %q", resp.StatusCode, e.Target)
+	}
+}
+
 // TestReplacedResponseReleased: a layer that replaces a proxied response
 // with its own (Request.Response), or fails after the upstream answered,
 // gives the upstream connection back (closed): it used to stay open and

@@ -595,6 +595,14 @@ func (s *Server) serve(ctx context.Context, cs *conn) error {
 			lingerClose(cs.c)
 			return nil
 		}
+		if path, _ := splitTarget(cs.head.Target); len(path) > 0 && path[0] == '/' {
+			if err := route.CheckPath(path); err != nil {
+				s.log.Info("bad request", "client", cs.info.RemoteIP, "status", 400, "reason", err.Error())
+				s.writeError(cs, 400, err.Error())
+				lingerClose(cs.c)
+				return nil
+			}
+		}
 		cs.info.Requests++
 		keep, err := s.one(ctx, cs)
 		if err != nil || !keep {

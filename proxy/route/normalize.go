@@ -1,13 +1,17 @@
 package route
 
-import "bytes"
+import (
+	"bytes"
+	"errors"
+)
 
 // NormalizePath returns the form of an origin-form path that routes are
 // matched on, as nginx matches locations on its normalized URI:
 // percent-encoded unreserved characters decoded ("%7e" is "~", "%2E" is
 // "."), the other escapes' hex digits in upper case, "." and ".." segments
 // resolved (never above the root), and runs of slashes merged. An encoded
-// slash ("%2F") stays encoded: it is not a separator. A path needing none
+// slash ("%2F") stays encoded: it is not a separator (the HTTP proxy
+// refuses such paths first, see CheckPath). A path needing none
 // of this is returned as it is, without copying; otherwise the result is
 // appended to buf and shares its array: append to the result, not to buf
 // at its old length. dots reports that "." or ".." segments were resolved.
@@ -111,6 +115,34 @@ func needsNormalizing(p []byte) bool {
 	}
 	return false
 }
+
+// CheckPath refuses what a path must not hold for its normalized form to
+// say where it goes: a "%" not followed by two hex digits ("%%32%65" would
+// decode to "%2e", a dot that normalizing did not see, as nginx refuses
+// such a URI), and an encoded slash or backslash ("%2F", "%5C"), which an
+// upstream that decodes before it resolves dot segments or routes would
+// take for a separator the proxy did not see (as Apache refuses them by
+// default). The proxy answers such a request 400.
+func CheckPath(p []byte) error {
+	for i := 0; i < len(p); i++ {
+		if p[i] != '%' {
+			continue
+		}
+		if i+2 >= len(p) || !isHex(p[i+1]) || !isHex(p[i+2]) {
+			return errBadEscape
+		}
+		if b := unhex(p[i+1])<<4 | unhex(p[i+2]); b == '/' || b == '\\' {
+			return errEncodedSlash
+		}
+		i += 2
+	}
+	return nil
+}
+
+var (
+	errBadEscape    = errors.New("a \"%\" in the path is not followed by two hex digits")
+	errEncodedSlash = errors.New("an encoded slash or backslash (%2F, %5C) in the path")
+)
 
 func isHex(c byte) bool { return '0' <= c && c <= '9' || 'a' <= c && c <= 'f' || 'A' <= c && c <= 'F' }
 

@@ -57,3 +57,45 @@ func TestNormalizePathAllocs(t *testing.T) {
 		t.Errorf("got %q", got)
 	}
 }
+
+// TestCheckPath: the paths the proxy refuses before normalizing are those
+// whose normalized form would not say where they go.
+func TestCheckPath(t *testing.T) {
+	for _, tc := range []struct {
+		in string
+		ok bool
+	}{
+		{"/a/b", true},
+		{"/a%20b/%7euser/%C3%A9", true},
+		{"/a/%2e%2e/b", true}, // normalizing resolves it
+		{"/100%", false},
+		{"/a%2", false},
+		{"/%%32%65%%32%65/secret", false}, // would decode to "%2e%2e"
+		{"/%zz", false},
+		{"/internal%2Fsecret", false},
+		{"/a%2fb", false},
+		{"/..%5C..%5Cadmin", false},
+	} {
+		if err := CheckPath([]byte(tc.in)); (err == nil) != tc.ok {
+			t.Errorf("CheckPath(%q) = %v, want ok %v", tc.in, err, tc.ok)
+		}
+	}
+}
+
+// FuzzNormalizePath: a path CheckPath lets through normalizes to a form
+// that normalizing again does not change.
+func FuzzNormalizePath(f *testing.F) {
+	for _, s := range []string{"/", "/a/../b", "/%61/%2e%2e/x", "//a//./b/", "/%7E%41"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, p string) {
+		if CheckPath([]byte(p)) != nil {
+			return
+		}
+		once, _, _ := NormalizePath([]byte(p), nil)
+		once = append([]byte(nil), once...)
+		if twice, _, _ := NormalizePath(once, nil); string(twice) != string(once) {
+			t.Fatalf("NormalizePath(%q) = %q, and again %q", p, once, twice)
+		}
+	})
+}
