@@ -745,6 +745,43 @@ func checkHostPattern(h string) error {
 	return nil
 }
 
+// unmatchedSegment says why a static segment of a route path can never
+// equal a segment of a normalized request path (see route.NormalizePath and
+// route.CheckPath), or "". last: the path's last segment, which may be
+// empty (a trailing slash).
+func unmatchedSegment(s string, last bool) string {
+	switch {
+	case s == "" && !last:
+		return "runs of slashes are merged"
+	case s == "." || s == "..":
+		return "dot segments are resolved"
+	}
+	for i := 0; i < len(s); i++ {
+		if s[i] != '%' {
+			continue
+		}
+		if i+2 >= len(s) || !isHexDigit(s[i+1]) || !isHexDigit(s[i+2]) {
+			return fmt.Sprintf("%q is no escape (such requests are refused)", s[i:min(i+3, len(s))])
+		}
+		esc := s[i : i+3]
+		b, _ := strconv.ParseUint(esc[1:], 16, 8)
+		switch c := byte(b); {
+		case c == '/' || c == '\\':
+			return fmt.Sprintf("%s is an encoded slash (such requests are refused)", esc)
+		case 'a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' || strings.IndexByte("-._~", c) >= 0:
+			return fmt.Sprintf("%s is decoded (write %q)", esc, string(c))
+		case esc != strings.ToUpper(esc):
+			return fmt.Sprintf("escapes are in upper case (write %s)", strings.ToUpper(esc))
+		}
+		i += 2
+	}
+	return ""
+}
+
+func isHexDigit(c byte) bool {
+	return '0' <= c && c <= '9' || 'a' <= c && c <= 'f' || 'A' <= c && c <= 'F'
+}
+
 // NormalizePath checks a route path in either matchit syntax and returns it
 // in the newer one: "/:id" becomes "/{id}", "/*rest" becomes "/{*rest}".
 // A catch-all must be the last segment; parameter names must be unique.
@@ -769,6 +806,9 @@ func NormalizePath(p string) (string, error) {
 		case strings.ContainsAny(s, "{}"):
 			return p, fmt.Errorf("route path %q: segment %q mixes text and a {parameter}", p, s)
 		default:
+			if why := unmatchedSegment(s, i == len(segs)-1); why != "" {
+				return p, fmt.Errorf("route path %q never matches: requests are matched normalized, and %s", p, why)
+			}
 			continue
 		}
 		if name == "" || strings.ContainsAny(name, "{}*:") {
