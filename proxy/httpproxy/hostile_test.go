@@ -264,16 +264,22 @@ func TestEarlyResponse(t *testing.T) {
 	}
 }
 
+// capturingUpstream answers every request 200 "ok" and hands it over,
+// its body read (so its trailers are in).
+func capturingUpstream(t *testing.T) (string, <-chan *http.Request) {
+	got := make(chan *http.Request, 4)
+	return rawRequests(t, func(c net.Conn, r *http.Request, body []byte) {
+		got <- r
+		io.WriteString(c, "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
+	}), got
+}
+
 // TestRequestTrailersKeepProxyFields: a client's request trailer cannot
 // add a value to a field the proxy set in the head (X-Forwarded-For and
 // the like, a second value an upstream may take for the real one); other
 // trailers go through.
 func TestRequestTrailersKeepProxyFields(t *testing.T) {
-	trailers := make(chan http.Header, 1)
-	addr := rawRequests(t, func(c net.Conn, r *http.Request, body []byte) {
-		trailers <- r.Trailer
-		io.WriteString(c, "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
-	})
+	addr, got := capturingUpstream(t)
 	p := startProxy(t, serverTOML("", routeTOML("/{*p}", "", addr)), Options{})
 	c := dialRaw(t, p.Addr)
 	c.send(t, "POST /u HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n0\r\n"+
@@ -282,7 +288,7 @@ func TestRequestTrailersKeepProxyFields(t *testing.T) {
 	if resp, body := c.response(t, "POST"); resp.StatusCode != 200 {
 		t.Fatalf("status %d %q", resp.StatusCode, body)
 	}
-	tr := <-trailers
+	tr := (<-got).Trailer
 	for _, name := range []string{"X-Forwarded-For", "X-Forwarded-Proto", "X-Forwarded-Host", "X-Request-Id"} {
 		if v := tr.Get(name); v != "" {
 			t.Errorf("the upstream got the client's trailer %s: %s", name, v)
@@ -297,18 +303,14 @@ func TestRequestTrailersKeepProxyFields(t *testing.T) {
 // it (and without HTTP2-Settings): an HTTP/2 tunnel to the upstream would
 // carry requests past the proxy's routes and layers.
 func TestNoH2CUpgrade(t *testing.T) {
-	got := make(chan http.Header, 1)
-	addr := rawRequests(t, func(c net.Conn, r *http.Request, body []byte) {
-		got <- r.Header
-		io.WriteString(c, "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
-	})
+	addr, got := capturingUpstream(t)
 	p := startProxy(t, serverTOML("", routeTOML("/public", "", addr)), Options{})
 	c := dialRaw(t, p.Addr)
 	c.send(t, "GET /public HTTP/1.1\r\nHost: a\r\nUpgrade: h2c\r\nConnection: Upgrade\r\nHTTP2-Settings: AAMAAABkAARAAAAAAAIAAAAA\r\n\r\n")
 	if resp, body := c.response(t, "GET"); resp.StatusCode != 200 || string(body) != "ok" {
 		t.Fatalf("status %d %q", resp.StatusCode, body)
 	}
-	h := <-got
+	h := (<-got).Header
 	for _, name := range []string{"Upgrade", "Http2-Settings", "Connection"} {
 		if v := h.Get(name); v != "" {
 			t.Errorf("the upstream got %s: %s", name, v)

@@ -47,14 +47,7 @@ type tlsOrigin struct {
 // certificate verifying against them.
 func newTLSOrigin(t *testing.T, ca *tlstest.CA, clientCAs *x509.CertPool) *tlsOrigin {
 	t.Helper()
-	leaf, err := ca.Leaf(tlstest.LeafOptions{}, "localhost", "127.0.0.1")
-	if err != nil {
-		t.Fatal(err)
-	}
-	crt, err := tls.X509KeyPair(leaf.CertPEM, leaf.KeyPEM)
-	if err != nil {
-		t.Fatal(err)
-	}
+	crt := localhostPair(t, ca)
 	o := &tlsOrigin{}
 	o.Server = httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		client := "-"
@@ -80,6 +73,20 @@ func newTLSOrigin(t *testing.T, ca *tlstest.CA, clientCAs *x509.CertPool) *tlsOr
 }
 
 func (o *tlsOrigin) port() string { _, p, _ := net.SplitHostPort(o.Listener.Addr().String()); return p }
+
+// localhostPair is a key pair for localhost and 127.0.0.1 signed by ca.
+func localhostPair(t *testing.T, ca *tlstest.CA) tls.Certificate {
+	t.Helper()
+	leaf, err := ca.Leaf(tlstest.LeafOptions{}, "localhost", "127.0.0.1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	crt, err := tls.X509KeyPair(leaf.CertPEM, leaf.KeyPEM)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return crt
+}
 
 // TestHTTPSUpstream runs requests through the proxy to HTTPS origins with
 // each backend: verification against a configured CA with SNI and ALPN,
@@ -309,14 +316,7 @@ func TestHTTPSUpstreamExtraBytes(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	leaf, err := ca.Leaf(tlstest.LeafOptions{}, "localhost", "127.0.0.1")
-	if err != nil {
-		t.Fatal(err)
-	}
-	crt, err := tls.X509KeyPair(leaf.CertPEM, leaf.KeyPEM)
-	if err != nil {
-		t.Fatal(err)
-	}
+	crt := localhostPair(t, ca)
 	const evil = "HTTP/1.1 200 OK\r\nContent-Length: 4\r\n\r\nevil"
 	for _, backend := range tlsBackends(t) {
 		for _, tc := range []struct{ name, first string }{
