@@ -595,15 +595,6 @@ func (s *Server) serve(ctx context.Context, cs *conn) error {
 			lingerClose(cs.c)
 			return nil
 		}
-		if path, _ := splitTarget(cs.head.Target); len(path) > 0 && path[0] == '/' {
-			if err := route.CheckPath(path); err != nil {
-				s.log.Info("bad request", "client", cs.info.RemoteIP, "status", 400, "reason", err.Error())
-				s.writeError(cs, 400, err.Error())
-				lingerClose(cs.c)
-				return nil
-			}
-		}
-		cs.info.Requests++
 		keep, err := s.one(ctx, cs)
 		if err != nil || !keep {
 			return err
@@ -689,6 +680,13 @@ func (s *Server) one(ctx context.Context, cs *conn) (bool, error) {
 	req.OutHost, req.OutTarget, req.ReplaceHost = nil, nil, false
 	req.Drop, req.Add, req.scratch, req.requestID = req.Drop[:0], req.Add[:0], req.scratch[:0], nil
 	req.Path, req.Query = splitTarget(h.Target)
+	if len(req.Path) > 0 && req.Path[0] == '/' {
+		if err := route.CheckPath(req.Path); err != nil {
+			// Refused as a malformed head is: 400, then the end.
+			return false, s.readError(cs, &http1.ProtocolError{Status: 400, Reason: err.Error()})
+		}
+	}
+	cs.info.Requests++
 	if len(h.Target) > 0 && h.Target[0] != '/' && len(req.Path) > 0 && req.Path[0] == '/' {
 		// Absolute form: the upstream gets the origin form.
 		req.OutTarget = originForm(h.Target)
