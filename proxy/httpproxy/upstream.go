@@ -100,7 +100,6 @@ type upConn struct {
 	// sending is the request whose body is being sent (for cp's
 	// SkipTrailer, setByProxy).
 	sending *Request
-	tls     bool // an HTTPS upstream (see tlsHolds)
 }
 
 // setByProxy reports whether the request being sent has the field name set
@@ -177,7 +176,7 @@ func wrapDial(dial func(ctx context.Context, network, addr string) (net.Conn, er
 				return nil, err
 			}
 		}
-		uc := &upConn{Conn: c, tls: tls}
+		uc := &upConn{Conn: c}
 		uc.rd = http1.NewReader(upReader{uc})
 		uc.bw = bufio.NewWriterSize(upWriter{uc}, 8<<10)
 		uc.cp.Buf = make([]byte, 16<<10)
@@ -245,8 +244,8 @@ func (c *upConn) release(ok bool) {
 // bytes at once, and otherwise times out, which leaves a TLS conn usable.
 // The openssl backend tells what it holds (Buffered).
 func (c *upConn) tlsHolds() bool {
-	if !c.tls {
-		return false
+	if c.socket() == c.Conn {
+		return false // no TLS layer
 	}
 	if b, ok := c.Conn.(interface{ Buffered() int }); ok {
 		return b.Buffered() > 0
