@@ -57,11 +57,11 @@ func isFixedHopByHop(name []byte) bool {
 		return equalFold(name, "te")
 	case 7:
 		return equalFold(name, "trailer") || equalFold(name, "upgrade")
+	case 10:
+		return equalFold(name, "connection") || equalFold(name, "keep-alive")
 	case 14:
 		// The h2c upgrade's, which a proxy never makes (Request.Upgrade).
 		return equalFold(name, "http2-settings")
-	case 10:
-		return equalFold(name, "connection") || equalFold(name, "keep-alive")
 	case 16:
 		return equalFold(name, "proxy-connection")
 	case 17:
@@ -77,7 +77,8 @@ func isFixedHopByHop(name []byte) bool {
 // IsHopByHop reports whether the field name is hop-by-hop in a message with
 // these headers: one of the fixed set (Connection, Keep-Alive,
 // Proxy-Connection, Proxy-Authenticate, Proxy-Authorization, TE, Trailer,
-// Transfer-Encoding, Upgrade) or a name listed in a Connection field. It
+// Transfer-Encoding, Upgrade, HTTP2-Settings) or a name listed in a
+// Connection field. It
 // scans the Connection fields on every call; to test every field of a head,
 // use HopByHop.
 //
