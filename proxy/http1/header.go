@@ -78,9 +78,8 @@ func isFixedHopByHop(name []byte) bool {
 // these headers: one of the fixed set (Connection, Keep-Alive,
 // Proxy-Connection, Proxy-Authenticate, Proxy-Authorization, TE, Trailer,
 // Transfer-Encoding, Upgrade, HTTP2-Settings) or a name listed in a
-// Connection field. It
-// scans the Connection fields on every call; to test every field of a head,
-// use HopByHop.
+// Connection field. It scans the Connection fields on every call; to test
+// every field of a head, use HopByHop.
 //
 // A proxy that tunnels an upgrade, or forwards trailers and wants the
 // upstream to send them ("TE: trailers"), adds those fields back itself.
