@@ -54,9 +54,13 @@ func (p Params) entries() uint32 {
 	return max(p.Entries, 2)
 }
 
-// knownFlags are the setup flags the binding handles.
-const knownFlags = SetupIOPoll | SetupSQPoll | SetupCQSize | SetupClamp | SetupSubmitAll |
-	SetupCoopTaskrun | SetupTaskrunFlag | SetupSingleIssuer | SetupDeferTaskrun
+// knownFlags are the setup flags the binding handles: those it names.
+var knownFlags = func() (f SetupFlags) {
+	for _, n := range setupFlagNames {
+		f |= n.f
+	}
+	return f
+}()
 
 // check refuses Params New cannot honour.
 func (p Params) check() error {
