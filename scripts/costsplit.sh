@@ -41,8 +41,8 @@ sample() {
 	kill -INT "$rec"
 	wait "$rec" 2>/dev/null || true
 	local total user send recv
-	total=$(perf report -i "$data" -n --no-children --sort dso -g none 2>/dev/null | awk '/^ +[0-9.]+%/ {n += $2} END {print n + 0}')
-	user=$(perf report -i "$data" -n --no-children --sort dso -g none 2>/dev/null | awk '/^ +[0-9.]+%/ && $3 != "[kernel.kallsyms]" {n += $2} END {print n + 0}')
+	read -r total user < <(perf report -i "$data" -n --no-children --sort dso -g none 2>/dev/null |
+		awk '/^ +[0-9.]+%/ {n += $2; if ($3 != "[kernel.kallsyms]") u += $2} END {print n + 0, u + 0}')
 	# Children's share (percent of all samples) of the two TCP entries.
 	read -r send recv < <(perf report -i "$data" --children --sort sym -g none 2>/dev/null |
 		awk '$NF == "tcp_sendmsg" {s = $1} $NF == "tcp_recvmsg" {r = $1} END {sub("%", "", s); sub("%", "", r); print s + 0, r + 0}')
