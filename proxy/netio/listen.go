@@ -10,6 +10,7 @@ import (
 	"math"
 	"net"
 	"os"
+	"path/filepath"
 	"syscall"
 	"time"
 
@@ -62,37 +63,50 @@ func (l *UnixListener) Close() error {
 }
 
 // SocketFile is a socket file as it was bound: its path and identity
-// (device, inode, and change time, since a freed inode number can come
-// back for the next file).
+// (device, inode, and birth time, since a freed inode number can come back
+// for the next file; the change time where the file system keeps no birth
+// time, which a chmod then changes too).
 type SocketFile struct {
 	Path     string
 	dev, ino uint64
-	ctime    unix.Timespec
+	born     unix.StatxTimestamp
 }
 
-func (s *SocketFile) stamp(st *unix.Stat_t) {
-	s.dev, s.ino, s.ctime = uint64(st.Dev), st.Ino, st.Ctim
+// identify reads the identity of the file at path.
+func identify(path string) (SocketFile, bool) {
+	var st unix.Statx_t
+	if unix.Statx(unix.AT_FDCWD, path, unix.AT_SYMLINK_NOFOLLOW, unix.STATX_INO|unix.STATX_BTIME|unix.STATX_CTIME, &st) != nil {
+		return SocketFile{}, false
+	}
+	f := SocketFile{Path: path, dev: unix.Mkdev(st.Dev_major, st.Dev_minor), ino: st.Ino, born: st.Btime}
+	if st.Mask&unix.STATX_BTIME == 0 {
+		f.born = st.Ctime
+	}
+	return f, true
 }
 
 // Remove removes the file if the path still names the same file.
 func (s SocketFile) Remove() {
-	var st unix.Stat_t
-	if s.Path == "" || unix.Lstat(s.Path, &st) != nil {
+	if s.Path == "" {
 		return
 	}
-	var now SocketFile
-	now.stamp(&st)
-	if now.dev != s.dev || now.ino != s.ino || now.ctime != s.ctime {
-		return
+	if now, ok := identify(s.Path); ok && now == s {
+		os.Remove(s.Path)
 	}
-	os.Remove(s.Path)
 }
 
 // ListenUnix binds a Unix stream socket at path, replacing a stale socket
 // file left by a process that is gone (a connect refused). A path in use by
 // a live listener, or one that cannot be told apart from one (a full
 // backlog), is an error. The file is removed when the listener is closed.
+//
+// Processes starting at once on the same stale file take turns, under a
+// lock on the file's directory: otherwise each could take the file for
+// stale, and the second remove the first's fresh socket.
 func ListenUnix(path string) (*UnixListener, error) {
+	if unlock := lockDir(filepath.Dir(path)); unlock != nil {
+		defer unlock()
+	}
 	if fi, err := os.Lstat(path); err == nil {
 		if fi.Mode()&os.ModeSocket == 0 {
 			return nil, fmt.Errorf("netio: %s exists and is not a socket", path)
@@ -113,11 +127,33 @@ func ListenUnix(path string) (*UnixListener, error) {
 	}
 	ln.SetUnlinkOnClose(false) // ours does, if the file is still ours
 	l := &UnixListener{UnixListener: ln, file: SocketFile{Path: path}, unlink: true}
-	var st unix.Stat_t
-	if err := unix.Lstat(path, &st); err == nil {
-		l.file.stamp(&st)
+	if f, ok := identify(path); ok {
+		l.file = f
 	}
 	return l, nil
+}
+
+// lockDir takes an exclusive flock on dir and returns its release, or nil
+// where dir cannot be opened or locked within a few seconds (the caller
+// goes on unserialised: the lock only closes a race between two starts,
+// and another program may hold a lock on the directory for its own ends).
+func lockDir(dir string) func() {
+	fd, err := unix.Open(dir, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return nil
+	}
+	for deadline := time.Now().Add(3 * time.Second); ; {
+		err = unix.Flock(fd, unix.LOCK_EX|unix.LOCK_NB)
+		if err != unix.EWOULDBLOCK && err != unix.EINTR || time.Now().After(deadline) {
+			break
+		}
+		time.Sleep(time.Millisecond)
+	}
+	if err != nil {
+		unix.Close(fd)
+		return nil
+	}
+	return func() { unix.Close(fd) } // closing releases the lock
 }
 
 // File returns a dup of the listener's socket, to hand to a child process.

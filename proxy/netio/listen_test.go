@@ -148,3 +148,86 @@ func TestUnixCloseKeepsAnotherSocket(t *testing.T) {
 		t.Errorf("own socket file left after Close: %v", err)
 	}
 }
+
+// TestUnixStaleRace: two processes starting at once on a stale socket
+// file must not both take it for stale. Without serialising, the second
+// removes the first's fresh socket and binds its own, and the first then
+// listens on a socket no path reaches.
+func TestUnixStaleRace(t *testing.T) {
+	dir := t.TempDir()
+	for round := range 200 {
+		path := filepath.Join(dir, "s.sock")
+		stale, err := ListenUnix(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		stale.SetUnlinkOnClose(false)
+		stale.Close()
+		var lns [2]*UnixListener
+		var errs [2]error
+		done := make(chan int)
+		for i := range 2 {
+			go func() { lns[i], errs[i] = ListenUnix(path); done <- i }()
+		}
+		<-done
+		<-done
+		won := 0
+		for i := range lns {
+			if errs[i] == nil {
+				won++
+			}
+		}
+		if won != 1 {
+			for _, ln := range lns {
+				if ln != nil {
+					ln.Close()
+				}
+			}
+			t.Fatalf("round %d: %d of 2 listeners bound the stale path (errors %v)", round, won, errs)
+		}
+		for i, ln := range lns {
+			if ln == nil {
+				continue
+			}
+			// Accept in a loop: the loser's probe may sit in the backlog.
+			go func() {
+				for {
+					c, err := ln.Accept()
+					if err != nil {
+						return
+					}
+					c.Write([]byte{byte('0' + i)})
+					c.Close()
+				}
+			}()
+			c, err := net.Dial("unix", path)
+			if err != nil {
+				t.Fatalf("round %d: the path reaches no listener: %v", round, err)
+			}
+			b, _ := io.ReadAll(c)
+			c.Close()
+			if string(b) != string(rune('0'+i)) {
+				t.Fatalf("round %d: the path reaches %q, not the listener that bound it (%d)", round, b, i)
+			}
+			ln.Close()
+		}
+	}
+}
+
+// TestUnixCloseAfterChmod: a socket file whose mode was changed after
+// start (to let another group in) is still the listener's own, and goes
+// with it.
+func TestUnixCloseAfterChmod(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "s.sock")
+	ln, err := ListenUnix(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chmod(path, 0o666); err != nil {
+		t.Fatal(err)
+	}
+	ln.Close()
+	if _, err := os.Lstat(path); !os.IsNotExist(err) {
+		t.Errorf("socket file left after Close, once chmod'ed: %v", err)
+	}
+}
