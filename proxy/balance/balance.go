@@ -88,11 +88,34 @@ type random[T any] struct{ items []T }
 
 func (r *random[T]) Pick() (T, func()) { return r.items[rand.IntN(len(r.items))], noop }
 func (r *random[T]) Len() int          { return len(r.items) }
-func (r *random[T]) all() []T          { return r.items }
+
+func (r *random[T]) pickSkip(skip func(T) bool, _ bool) (T, func(), bool) {
+	n := 0
+	for _, it := range r.items {
+		if !skip(it) {
+			n++
+		}
+	}
+	var zero T
+	if n == 0 {
+		return zero, nil, false
+	}
+	k := rand.IntN(n)
+	for _, it := range r.items {
+		if !skip(it) {
+			if k == 0 {
+				return it, noop, true
+			}
+			k--
+		}
+	}
+	return zero, nil, false
+}
 
 // weighted picks by binary search over cumulative weights.
 type weighted[T any] struct {
 	items []T
+	w     []int
 	cum   []int
 	total int
 }
@@ -104,7 +127,7 @@ func newWeighted[T any](items []T, w []int, total int) *weighted[T] {
 		sum += x
 		cum[i] = sum
 	}
-	return &weighted[T]{items: items, cum: cum, total: total}
+	return &weighted[T]{items: items, w: w, cum: cum, total: total}
 }
 
 func (b *weighted[T]) Pick() (T, func()) {
@@ -121,12 +144,41 @@ func (b *weighted[T]) Pick() (T, func()) {
 	return b.items[lo], noop
 }
 func (b *weighted[T]) Len() int { return len(b.items) }
-func (b *weighted[T]) all() []T { return b.items }
+
+func (b *weighted[T]) pickSkip(skip func(T) bool, _ bool) (T, func(), bool) {
+	return drawSkip(b.items, b.w, skip)
+}
+
+// drawSkip draws one of the items skip leaves, by weight.
+func drawSkip[T any](items []T, w []int, skip func(T) bool) (T, func(), bool) {
+	total := 0
+	for i, it := range items {
+		if !skip(it) {
+			total += w[i]
+		}
+	}
+	var zero T
+	if total == 0 {
+		return zero, nil, false
+	}
+	n := rand.IntN(total)
+	for i, it := range items {
+		if skip(it) {
+			continue
+		}
+		if n < w[i] {
+			return it, noop, true
+		}
+		n -= w[i]
+	}
+	return zero, nil, false
+}
 
 // roundRobin walks a precomputed smooth weighted sequence (nginx's smooth
 // weighted round robin), so weights spread evenly instead of in bursts.
 type roundRobin[T any] struct {
 	items []T
+	w     []int // the weights seq was made of
 	seq   []int
 	next  atomic.Uint64
 }
@@ -161,7 +213,7 @@ func newRoundRobin[T any](items []T, w []int) *roundRobin[T] {
 		cur[best] -= total
 		seq = append(seq, best)
 	}
-	return &roundRobin[T]{items: items, seq: seq}
+	return &roundRobin[T]{items: items, w: w, seq: seq}
 }
 
 func sumInts(xs []int) int {
@@ -177,16 +229,43 @@ func (b *roundRobin[T]) Pick() (T, func()) {
 	return b.items[b.seq[i%uint64(len(b.seq))]], noop
 }
 func (b *roundRobin[T]) Len() int { return len(b.items) }
-func (b *roundRobin[T]) all() []T { return b.items }
+
+// pickSkip takes the item at the next request's place in the sequence if
+// it is not skipped; a new pick takes that place, a retry does not (or the
+// next request would start where the failed one did). A skipped item's
+// turn goes to one of the others drawn by weight, so they keep their
+// shares among themselves (the next in the sequence would take it all).
+func (b *roundRobin[T]) pickSkip(skip func(T) bool, retry bool) (T, func(), bool) {
+	var i uint64
+	if retry {
+		i = b.next.Load()
+	} else {
+		i = b.next.Add(1) - 1
+	}
+	if it := b.items[b.seq[i%uint64(len(b.seq))]]; !skip(it) {
+		return it, noop, true
+	}
+	return drawSkip(b.items, b.w, skip)
+}
 
 type first[T any] struct{ items []T }
 
 func (b *first[T]) Pick() (T, func()) { return b.items[0], noop }
 func (b *first[T]) Len() int          { return len(b.items) }
-func (b *first[T]) all() []T          { return b.items }
+
+func (b *first[T]) pickSkip(skip func(T) bool, _ bool) (T, func(), bool) {
+	for _, it := range b.items {
+		if !skip(it) {
+			return it, noop, true
+		}
+	}
+	var zero T
+	return zero, nil, false
+}
 
 // leastConn picks the item with the fewest picks in use relative to its
-// weight; ties go to a random one of the tied, so equal loads spread.
+// weight; ties go to one of the tied at random, in proportion to their
+// weights, so equal loads spread as the weights say.
 type leastConn[T any] struct {
 	mu      sync.Mutex
 	items   []T
@@ -212,37 +291,78 @@ func (b *leastConn[T]) releaseFuncs() {
 }
 
 func (b *leastConn[T]) Pick() (T, func()) {
+	it, done, _ := b.pickSkip(nil, false)
+	return it, done
+}
+
+func (b *leastConn[T]) pickSkip(skip func(T) bool, _ bool) (T, func(), bool) {
 	b.mu.Lock()
-	best, ties := -1, 0
-	for i := range b.items {
+	best, tied := -1, 0 // tied: the weight of the items tied with best
+	for i, it := range b.items {
+		if skip != nil && skip(it) {
+			continue
+		}
 		if best < 0 {
-			best, ties = i, 1
+			best, tied = i, b.weights[i]
 			continue
 		}
 		// active[i]/w[i] < active[best]/w[best], without division.
 		l, r := b.active[i]*int64(b.weights[best]), b.active[best]*int64(b.weights[i])
 		switch {
 		case l < r:
-			best, ties = i, 1
+			best, tied = i, b.weights[i]
 		case l == r:
-			ties++
-			if rand.IntN(ties) == 0 {
+			tied += b.weights[i]
+			if rand.IntN(tied) < b.weights[i] {
 				best = i
 			}
 		}
 	}
+	if best < 0 {
+		b.mu.Unlock()
+		var zero T
+		return zero, nil, false
+	}
 	b.active[best]++
 	b.mu.Unlock()
-	return b.items[best], b.release[best]
+	return b.items[best], b.release[best], true
 }
 func (b *leastConn[T]) Len() int { return len(b.items) }
-func (b *leastConn[T]) all() []T { return b.items }
+
+// skipPicker is a Balancer of this package: it picks among the items a
+// predicate leaves, in its own way. retry says the pick replaces one that
+// failed: round robin then does not move on a place.
+type skipPicker[T any] interface {
+	pickSkip(skip func(T) bool, retry bool) (T, func(), bool)
+}
+
+// PickFunc picks an item for which skip is false, the balancer's way among
+// those (round robin walks on to the next one, least_conn compares those
+// only, weighted random draws among their weights). ok is false when skip
+// holds for every item; skip must not block.
+func PickFunc[T any](b Balancer[T], skip func(T) bool) (T, func(), bool) {
+	return pickSkip(b, skip, false)
+}
+
+func pickSkip[T any](b Balancer[T], skip func(T) bool, retry bool) (T, func(), bool) {
+	if sp, ok := b.(skipPicker[T]); ok {
+		return sp.pickSkip(skip, retry)
+	}
+	// Not ours: its own picks, a few times.
+	for range 2 * b.Len() {
+		it, done := b.Pick()
+		if !skip(it) {
+			return it, done, true
+		}
+		done()
+	}
+	var zero T
+	return zero, nil, false
+}
 
 // PickOther picks an item of b other than not, for a retry after not
-// failed: the balancer's own choice if it offers one within a few picks
-// (random may repeat itself, first never moves), else the item after not
-// among b's (its done does nothing). It reports false when b has no other
-// item (or, for a Balancer not made by New, offers none).
+// failed. It reports false when b has no other item (or, for a Balancer not
+// made by New, offers none within a few picks).
 func PickOther[T comparable](b Balancer[T], not T) (T, func(), bool) {
 	return PickExcept(b, []T{not})
 }
@@ -251,25 +371,19 @@ func PickOther[T comparable](b Balancer[T], not T) (T, func(), bool) {
 // already): a failover that goes on until every item was tried, as nginx's
 // proxy_next_upstream does. ok is false when none is left.
 func PickExcept[T comparable](b Balancer[T], tried []T) (T, func(), bool) {
-	var zero T
 	if b.Len() <= len(tried) {
+		var zero T
 		return zero, nil, false
 	}
-	for range 2 * b.Len() {
-		it, done := b.Pick()
-		if !slices.Contains(tried, it) {
-			return it, done, true
-		}
-		done()
+	return pickSkip(b, func(it T) bool { return slices.Contains(tried, it) }, true)
+}
+
+// PickExceptFunc is PickExcept that also avoids the items skip names
+// (those down, say) while others are left, and falls back to them when
+// only they are.
+func PickExceptFunc[T comparable](b Balancer[T], tried []T, skip func(T) bool) (T, func(), bool) {
+	if it, done, ok := pickSkip(b, func(it T) bool { return skip(it) || slices.Contains(tried, it) }, true); ok {
+		return it, done, true
 	}
-	a, ok := b.(interface{ all() []T })
-	if !ok {
-		return zero, nil, false
-	}
-	for _, it := range a.all() {
-		if !slices.Contains(tried, it) {
-			return it, noop, true
-		}
-	}
-	return zero, nil, false
+	return PickExcept(b, tried)
 }

@@ -150,3 +150,99 @@ func TestPickAllocs(t *testing.T) {
 		}
 	}
 }
+
+// TestRoundRobinRetryKeepsPlace: a failover pick does not take the next
+// request's place, so with [dead, live] every other request, not every
+// one, starts on the dead item.
+func TestRoundRobinRetryKeepsPlace(t *testing.T) {
+	b, _ := New(RoundRobin, []string{"dead", "live"}, nil)
+	firstDead := 0
+	for range 100 {
+		it, done := b.Pick()
+		if it == "dead" {
+			firstDead++
+			done()
+			if it, done, _ = PickExcept(b, []string{"dead"}); it != "live" {
+				t.Fatalf("failover picked %q", it)
+			}
+		}
+		done()
+	}
+	if firstDead != 50 {
+		t.Fatalf("dead picked first by %d of 100 requests, want 50", firstDead)
+	}
+}
+
+// TestLeastConnFailover: least_conn's failover picks are its own: the
+// least loaded of the untried items, counted while in use. (They went to
+// the first untried item in config order, uncounted.)
+func TestLeastConnFailover(t *testing.T) {
+	b, _ := New(LeastConn, []string{"dead", "a", "b"}, nil)
+	c := map[string]int{}
+	for range 100 {
+		it, done := b.Pick()
+		if it == "dead" { // refused
+			done()
+			it, done, _ = PickExcept(b, []string{"dead"})
+		}
+		c[it]++
+		_ = done // held: requests stay in flight
+	}
+	if c["a"]+c["b"]+c["dead"] != 100 || c["a"] < 20 || c["b"] < 20 || c["a"]-c["b"] > 1 || c["b"]-c["a"] > 1 {
+		t.Fatalf("picks %v; want a and b even (held picks count)", c)
+	}
+}
+
+// TestLeastConnTiesByWeight: with no pick in use every item ties; the ties
+// go by weight, as the weights promise.
+func TestLeastConnTiesByWeight(t *testing.T) {
+	b, _ := New(LeastConn, []string{"heavy", "light"}, []int{3, 1})
+	got := counts(t, b, 8000)
+	if got["heavy"] < 5700 || got["heavy"] > 6300 {
+		t.Fatalf("weights 3:1 gave %v sequential picks, want about 6000:2000", got)
+	}
+}
+
+// TestPickFunc: every policy picks among the items skip leaves, its own
+// way (round robin in turn, weighted by weight), and reports none left.
+func TestPickFunc(t *testing.T) {
+	items := []string{"a", "b", "c", "d"}
+	skipB := func(s string) bool { return s == "b" }
+	for _, p := range []string{RoundRobin, Random, WeightedRandom, First, LeastConn} {
+		b, err := New(p, items, []int{1, 1, 2, 1})
+		if err != nil {
+			t.Fatal(err)
+		}
+		c := map[string]int{}
+		for range 5000 {
+			it, done, ok := PickFunc(b, skipB)
+			if !ok {
+				t.Fatalf("%s: nothing picked", p)
+			}
+			c[it]++
+			done()
+		}
+		if c["b"] != 0 {
+			t.Fatalf("%s: skipped item picked %d times", p, c["b"])
+		}
+		switch p {
+		case First:
+			if c["a"] != 5000 {
+				t.Fatalf("first: %v", c)
+			}
+		case Random:
+			for _, k := range []string{"a", "c", "d"} {
+				if c[k] < 1400 || c[k] > 1950 {
+					t.Fatalf("%s: %v, want a, c, d even", p, c)
+				}
+			}
+		default: // weights 1, 2, 1 among a, c, d
+			if c["c"] < 2200 || c["c"] > 2800 || c["a"] < 1000 || c["d"] < 1000 {
+				t.Fatalf("%s: %v, want a:c:d about 1:2:1", p, c)
+			}
+		}
+		if _, _, ok := PickFunc(b, func(string) bool { return true }); ok {
+			t.Fatalf("%s: a pick with every item skipped", p)
+		}
+	}
+}
