@@ -349,6 +349,26 @@ func (b *builder) loadBalancer(key string, v *string) string {
 	return ""
 }
 
+// health reads a route's max_fails and fail_timeout_sec.
+func (b *builder) health(key string, maxFails, failTimeout *int64) Health {
+	h := Health{MaxFails: DefaultMaxFails, FailTimeout: DefaultFailTimeout}
+	if maxFails != nil {
+		if *maxFails < 0 || *maxFails > 1000 {
+			b.errorf(key+".max_fails", "%d: want 0 (no health check) to 1000", *maxFails)
+		} else {
+			h.MaxFails = int(*maxFails)
+		}
+	}
+	if failTimeout != nil {
+		if *failTimeout < 1 || *failTimeout > 86400 {
+			b.errorf(key+".fail_timeout_sec", "%d seconds: want 1 to 86400", *failTimeout)
+		} else {
+			h.FailTimeout = time.Duration(*failTimeout) * time.Second
+		}
+	}
+	return h
+}
+
 func (b *builder) server(key, name string, r *rawServer) *Server {
 	s := &Server{Key: name, ProxyType: ProxyHTTP, UpstreamHTTPVersion: "http11", PreserveHost: true}
 	if r.Name != nil {
@@ -388,7 +408,8 @@ func (b *builder) server(key, name string, r *rawServer) *Server {
 			b.errorf(key, "a tcp server needs route = { load_balancer, upstreams = [...] }")
 		} else if r.Route != nil {
 			lb := b.loadBalancer(key+".route.load_balancer", r.Route.LoadBalancer)
-			s.Route = &L4Route{LoadBalancer: lb, Upstreams: b.upstreams(key+".route.upstreams", r.Route.Upstreams, false, lb)}
+			s.Route = &L4Route{LoadBalancer: lb, Upstreams: b.upstreams(key+".route.upstreams", r.Route.Upstreams, false, lb),
+				Health: b.health(key+".route", r.Route.MaxFails, r.Route.FailTimeout)}
 		}
 		if r.SNIRoutes != nil {
 			s.SNIRoutes = b.sniRoutes(key, r)
@@ -477,6 +498,7 @@ func (b *builder) sniRoutes(key string, r *rawServer) []SNIRoute {
 		}
 		sr.LoadBalancer = b.loadBalancer(k+".load_balancer", rr.LoadBalancer)
 		sr.Upstreams = b.upstreams(k+".upstreams", rr.Upstreams, false, sr.LoadBalancer)
+		sr.Health = b.health(k, rr.MaxFails, rr.FailTimeout)
 		out[i] = sr
 	}
 	return out
@@ -672,6 +694,7 @@ func (b *builder) route(key string, r *rawRoute, tlsStack string) Route {
 	}
 	rt.LoadBalancer = b.loadBalancer(key+".load_balancer", r.LoadBalancer)
 	rt.Upstreams = b.upstreams(key+".upstreams", r.Upstreams, true, rt.LoadBalancer)
+	rt.Health = b.health(key, r.MaxFails, r.FailTimeout)
 	if r.RewritePath != nil {
 		if err := checkRewrite(*r.RewritePath, rt.Path); err != nil {
 			b.errorf(key+".rewrite_path", "%v", err)

@@ -204,6 +204,8 @@ type Route struct {
 	Upstreams    []Upstream
 	// RewritePath, when set, replaces the request path (ours).
 	RewritePath string
+	// Health takes failing upstreams out of the choice for a while.
+	Health Health
 	// UpstreamTLS says how the route's https upstreams are dialled (ours:
 	// upstream_tls). It is set, with defaults filled in, exactly when the
 	// route has an https upstream.
@@ -248,7 +250,24 @@ type SNIRoute struct {
 type L4Route struct {
 	LoadBalancer string
 	Upstreams    []Upstream
+	Health       Health
 }
+
+// Health is a route's passive health check, nginx's max_fails and
+// fail_timeout: MaxFails failures to connect or to get a response head,
+// none further than FailTimeout from the one before, take an upstream out
+// of the balancer's choice for FailTimeout (while the route has others up).
+// MaxFails 0 turns it off.
+type Health struct {
+	MaxFails    int
+	FailTimeout time.Duration
+}
+
+// Defaults of Health, nginx's.
+const (
+	DefaultMaxFails    = 1
+	DefaultFailTimeout = 10 * time.Second
+)
 
 // TLS is a server's tls = { chain, key, stack }.
 type TLS struct {

@@ -172,6 +172,9 @@ func TestErrors(t *testing.T) {
 		{"rewrite stray brace", strings.Replace(base, `path = "/"`, "path = \"/{*rest}\"\nrewrite_path = \"/x}/{rest}\"", 1), 10, "without its {"},
 		{"huge sqpoll idle", strings.Replace(base, "worker_threads = 1", "worker_threads = 1\nsqpoll_idle = 4294967296", 1), 3, "want 0 to 3600000"},
 		{"timeout zero", strings.Replace(base, `name = "a"`, "name = \"a\"\ntimeout = { upstream_connect_timeout_sec = 0 }", 1), 6, "0 seconds"},
+		{"negative max_fails", strings.Replace(base, `path = "/"`, "path = \"/\"\nmax_fails = -1", 1), 10, "want 0 (no health check) to 1000"},
+		{"zero fail_timeout", strings.Replace(base, `path = "/"`, "path = \"/\"\nfail_timeout_sec = 0", 1), 10, "0 seconds: want 1 to 86400"},
+		{"tcp route max_fails", "[servers.t]\nproxy_type = \"tcp\"\nlistener = { type = \"socket\", value = \"127.0.0.1:1\" }\nroute = { max_fails = 5000, upstreams = [{ endpoint = { type = \"socket\", value = \"127.0.0.1:2\" } }] }\n", 4, "5000: want 0"},
 		{"park zero", strings.Replace(base, `name = "a"`, "name = \"a\"\ntimeout = { server_keepalive_park_ms = 0 }", 1), 6, "want -1 (never park)"},
 	}
 	for _, tt := range tests {
@@ -299,5 +302,40 @@ upstream_tls = { stack = "gotls" }
 	s := c.Servers["a"]
 	if s.TLS.Stack != TLSOpenSSL || s.Routes[0].UpstreamTLS.Stack != TLSOpenSSL || c.TLSStack != TLSOpenSSL {
 		t.Errorf("server %q, upstream %q, config %q", s.TLS.Stack, s.Routes[0].UpstreamTLS.Stack, c.TLSStack)
+	}
+}
+
+// TestHealth: max_fails and fail_timeout_sec per route, nginx's defaults
+// (1, 10 s) where unset, for http routes, tcp routes and sni_routes.
+func TestHealth(t *testing.T) {
+	c, err := Parse("t.toml", []byte(base+`
+[[servers.a.routes]]
+path = "/x"
+max_fails = 3
+fail_timeout_sec = 30
+upstreams = [{ endpoint = { type = "uri", value = "http://127.0.0.1:9000" } }]
+
+[servers.t]
+proxy_type = "tcp"
+listener = { type = "socket", value = "127.0.0.1:1" }
+route = { max_fails = 0, upstreams = [{ endpoint = { type = "socket", value = "127.0.0.1:2" } }] }
+sni_routes = [{ server_names = ["a.example"], fail_timeout_sec = 5, upstreams = [{ endpoint = { type = "socket", value = "127.0.0.1:3" } }] }]
+`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	a, tcp := c.Servers["a"], c.Servers["t"]
+	for _, tt := range []struct {
+		name      string
+		got, want Health
+	}{
+		{"default", a.Routes[0].Health, Health{1, 10 * time.Second}},
+		{"set", a.Routes[1].Health, Health{3, 30 * time.Second}},
+		{"tcp off", tcp.Route.Health, Health{0, 10 * time.Second}},
+		{"sni", tcp.SNIRoutes[0].Health, Health{1, 5 * time.Second}},
+	} {
+		if tt.got != tt.want {
+			t.Errorf("%s: %+v, want %+v", tt.name, tt.got, tt.want)
+		}
 	}
 }

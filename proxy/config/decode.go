@@ -49,6 +49,8 @@ type rawRoute struct {
 	Upstreams    []rawUpstream   `toml:"upstreams"`
 	RewritePath  *string         `toml:"rewrite_path"`
 	UpstreamTLS  *rawUpstreamTLS `toml:"upstream_tls"`
+	MaxFails     *int64          `toml:"max_fails"`
+	FailTimeout  *int64          `toml:"fail_timeout_sec"`
 }
 
 type rawUpstreamTLS struct {
@@ -64,11 +66,15 @@ type rawSNIRoute struct {
 	ServerNames  []string      `toml:"server_names"`
 	LoadBalancer *string       `toml:"load_balancer"`
 	Upstreams    []rawUpstream `toml:"upstreams"`
+	MaxFails     *int64        `toml:"max_fails"`
+	FailTimeout  *int64        `toml:"fail_timeout_sec"`
 }
 
 type rawL4Route struct {
 	LoadBalancer *string       `toml:"load_balancer"`
 	Upstreams    []rawUpstream `toml:"upstreams"`
+	MaxFails     *int64        `toml:"max_fails"`
+	FailTimeout  *int64        `toml:"fail_timeout_sec"`
 }
 
 type rawTLS struct {

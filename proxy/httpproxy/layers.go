@@ -26,6 +26,8 @@ type Route struct {
 	rewrite []rewritePart
 	// tls dials the route's https upstreams; nil when it has none.
 	tls *upstreamTLS
+	// health takes failing upstreams out of bal's choice for a while.
+	health balance.HealthPolicy
 }
 
 // NewRoute makes a Route from its config. For https upstreams it builds the
@@ -34,7 +36,7 @@ type Route struct {
 func NewRoute(rc *config.Route) (*Route, error) {
 	targets := make([]*target, len(rc.Upstreams))
 	weights := make([]int, len(rc.Upstreams))
-	r := &Route{Config: rc}
+	r := &Route{Config: rc, health: balance.HealthPolicy{MaxFails: rc.Health.MaxFails, FailTimeout: rc.Health.FailTimeout}}
 	for i, u := range rc.Upstreams {
 		ep := u.Endpoint
 		t := &target{key: upstream.Key{Network: ep.Network(), Addr: ep.Address()}, name: ep.String()}
@@ -72,6 +74,9 @@ func NewRoute(rc *config.Route) (*Route, error) {
 		return nil, fmt.Errorf("httpproxy: route %s: %w", rc.Path, err)
 	}
 	r.bal = b
+	if b.Len() < 2 {
+		r.health.MaxFails = 0 // no other to turn to: never marked down (nginx's rule too)
+	}
 	if rc.RewritePath != "" {
 		r.rewrite = parseRewrite(rc.RewritePath)
 	}

@@ -30,7 +30,10 @@ type target struct {
 	// as SNI and verified (the URI's host unless configured).
 	tls        *upstreamTLS
 	serverName string
+	health     balance.Health
 }
+
+func (t *target) down() bool { return t.health.Down() }
 
 // Upstream is the terminal Service: it forwards the request to one of the
 // route's upstreams over a pooled keep-alive connection and returns the
@@ -321,21 +324,37 @@ var errNoRoute = errors.New("httpproxy: no route chosen (is the route layer in t
 
 // Call forwards req. It retries once on a fresh connection when a reused
 // one turns out to be closed before any byte of the response arrived and
-// the request body was not consumed; and when connecting to the upstream
-// it picked fails (nothing was sent), it tries another one of the route's,
-// as nginx's proxy_next_upstream error does.
+// the request body was not consumed. When connecting to the upstream it
+// picked fails (nothing was sent), it tries another one of the route's, as
+// nginx's proxy_next_upstream error does; so does a request without a body
+// and of an idempotent method that got no response head (a reset, a
+// timeout), as proxy_next_upstream error timeout does. Failures count
+// toward the route's health check, which leaves an upstream marked down
+// out of the choice while others are up.
 func (u *Upstream) Call(ctx context.Context, req *Request) (*Response, error) {
 	rt := req.Route
 	if rt == nil {
 		return nil, errNoRoute
 	}
-	t, done := rt.bal.Pick()
+	t, done, ok := balance.PickFunc(rt.bal, (*target).down)
+	if !ok {
+		t, done = rt.bal.Pick() // all down: try anyway
+	}
 	// A request may go out again on a fresh connection only if it is
 	// idempotent (RFC 9110 9.2.2: the upstream may have acted on it
 	// before closing) and has no body (it was consumed).
 	canRetry := req.Head.BodyKind == http1.BodyNone && idempotent(req.Head.Method)
 	fresh := false
-	var tried []*target // upstreams that could not be reached
+	var tried []*target   // upstreams that failed
+	next := func() bool { // to the route's next upstream, if one is left
+		tried = append(tried, t)
+		nt, ndone, ok := balance.PickExceptFunc(rt.bal, tried, (*target).down)
+		if ok {
+			done()
+			t, done, fresh = nt, ndone, false
+		}
+		return ok
+	}
 	for {
 		var c net.Conn
 		var reused bool
@@ -355,10 +374,8 @@ func (u *Upstream) Call(ctx context.Context, req *Request) (*Response, error) {
 			if ctx.Err() == nil {
 				// Nothing was sent: try the route's next upstream, until
 				// every one was tried.
-				tried = append(tried, t)
-				if nt, ndone, ok := balance.PickExcept(rt.bal, tried); ok {
-					done()
-					t, done, fresh = nt, ndone, false
+				u.failed(rt, t, err)
+				if next() {
 					continue
 				}
 			}
@@ -373,6 +390,7 @@ func (u *Upstream) Call(ctx context.Context, req *Request) (*Response, error) {
 		req.Conn.upstream.Store(uc)
 		resp, retry, err := u.exchange(ctx, uc, req, t)
 		if err == nil {
+			t.health.Succeeded()
 			resp.lease = lease
 			return resp, nil
 		}
@@ -380,12 +398,40 @@ func (u *Upstream) Call(ctx context.Context, req *Request) (*Response, error) {
 		req.Conn.upstream.Store(nil)
 		uc.done, uc.info = nil, nil
 		uc.Close()
-		if retry && canRetry && reused && !fresh && ctx.Err() == nil {
-			fresh = true
-			continue
+		if ctx.Err() == nil && upstreamFault(err) {
+			if retry && canRetry && reused && !fresh {
+				// A pooled connection the upstream had closed: not its
+				// fault; again on a new one.
+				fresh = true
+				continue
+			}
+			u.failed(rt, t, err)
+			if canRetry && (retry || isStatus(err, 504)) && next() {
+				continue
+			}
 		}
 		done()
 		return nil, err
+	}
+}
+
+// upstreamFault tells whether an exchange's error is the upstream's: a
+// 502 or 504, not the client's body or departure.
+func upstreamFault(err error) bool {
+	return isStatus(err, 502) || isStatus(err, 504)
+}
+
+func isStatus(err error, status int) bool {
+	var se *StatusError
+	return errors.As(err, &se) && se.Status == status
+}
+
+// failed counts a failure of t toward rt's health check, with a log line
+// when it marks t down.
+func (u *Upstream) failed(rt *Route, t *target, err error) {
+	if rt.health.Failed(&t.health) && u.log != nil {
+		u.log.Warn("upstream marked down", "route", rt.Config.Path, "upstream", t.name,
+			"for", rt.health.FailTimeout, "failures", rt.health.MaxFails, "error", err)
 	}
 }
 
@@ -649,4 +695,3 @@ func (r *Request) resp() *Response {
 }
 
 var _ Releaser = (*upConn)(nil)
-var _ = balance.Random

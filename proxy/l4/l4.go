@@ -218,20 +218,22 @@ func (p *Proxy) connect(ctx context.Context, client net.Conn, rt *route) (net.Co
 	d := net.Dialer{Timeout: p.connectTimeout}
 	var tried []string
 	var errs []error
-	var failed []config.Endpoint
+	var failed []*upstream
 	// Every upstream of the route is tried once until one connects, as
-	// nginx's proxy_next_upstream does.
+	// nginx's proxy_next_upstream does; those marked down last, and only
+	// when no other is left.
 	for range bal.Len() {
-		var ep config.Endpoint
+		var up *upstream
 		var done func()
+		var ok bool
 		if failed == nil {
-			ep, done = bal.Pick()
-		} else { // a retry wants an upstream not tried yet
-			var ok bool
-			if ep, done, ok = balance.PickExcept(bal, failed); !ok {
-				break
+			if up, done, ok = balance.PickFunc(bal, (*upstream).down); !ok {
+				up, done = bal.Pick() // all down: try anyway
 			}
+		} else if up, done, ok = balance.PickExceptFunc(bal, failed, (*upstream).down); !ok {
+			break
 		}
+		ep := up.ep
 		var c net.Conn
 		var err error
 		if p.dial != nil {
@@ -245,6 +247,7 @@ func (p *Proxy) connect(ctx context.Context, client net.Conn, rt *route) (net.Co
 			c, err = d.DialContext(ctx, ep.Network(), ep.Address())
 		}
 		if err == nil {
+			up.health.Succeeded()
 			if len(errs) > 0 {
 				p.log.Warn("l4: upstream unreachable; used another",
 					"server", p.name, "client", addrString(client.RemoteAddr()),
@@ -257,9 +260,13 @@ func (p *Proxy) connect(ctx context.Context, client net.Conn, rt *route) (net.Co
 			// The server is closing this connection; not the upstream's fault.
 			return nil, nil, ctx.Err()
 		}
+		if rt.health.Failed(&up.health) {
+			p.log.Warn("l4: upstream marked down", "server", p.name, "upstream", ep.String(),
+				"for", rt.health.FailTimeout, "failures", rt.health.MaxFails, "error", err)
+		}
 		tried = append(tried, ep.String())
 		errs = append(errs, err)
-		failed = append(failed, ep)
+		failed = append(failed, up)
 	}
 	err := errors.Join(errs...)
 	p.log.Warn("l4: upstream unreachable; closing client",

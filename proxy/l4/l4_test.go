@@ -139,7 +139,19 @@ func tcpServer(o opts, eps ...config.Endpoint) *config.Server {
 // proxy/server and returns its address.
 func startProxy(t testing.TB, o opts, eps ...config.Endpoint) (net.Addr, *server.Server) {
 	t.Helper()
-	p, err := l4.New(tcpServer(o, eps...), o.log)
+	return startServerSrv(t, o, tcpServer(o, eps...))
+}
+
+// startServer starts a proxy of the server config s.
+func startServer(t testing.TB, o opts, s *config.Server) net.Addr {
+	t.Helper()
+	addr, _ := startServerSrv(t, o, s)
+	return addr
+}
+
+func startServerSrv(t testing.TB, o opts, s *config.Server) (net.Addr, *server.Server) {
+	t.Helper()
+	p, err := l4.New(s, o.log)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -353,21 +365,34 @@ func TestUnreachableUpstream(t *testing.T) {
 }
 
 func TestRetryNextUpstream(t *testing.T) {
-	var logs syncBuffer
 	dead := closedPort(t)
 	live := upstream(t, "tcp", func(c net.Conn) { io.WriteString(c, "live") })
-	addr, _ := startProxy(t, opts{lb: config.LBRoundRobin, log: slog.New(slog.NewTextHandler(&logs, nil))}, dead, live)
-	// Round robin alternates and the retry takes a turn too, so every
-	// connection tries dead first, then live.
-	for range 2 {
-		c := dial(t, addr)
-		b, err := io.ReadAll(c)
-		if err != nil || string(b) != "live" {
-			t.Fatalf("got %q, %v; want the live upstream after a retry", b, err)
+	for _, tt := range []struct {
+		maxFails     int
+		retries, off int // lines: "used another", "marked down"
+	}{
+		// Round robin alternates, and a retry does not take the next
+		// connection's turn: every other connection tries dead first.
+		{maxFails: 0, retries: 2, off: 0},
+		// With the health check, the first failure takes dead out.
+		{maxFails: 1, retries: 1, off: 1},
+	} {
+		var logs syncBuffer
+		o := opts{lb: config.LBRoundRobin, log: slog.New(slog.NewTextHandler(&logs, nil))}
+		s := tcpServer(o, dead, live)
+		s.Route.Health = config.Health{MaxFails: tt.maxFails, FailTimeout: time.Minute}
+		addr := startServer(t, o, s)
+		for range 4 {
+			c := dial(t, addr)
+			b, err := io.ReadAll(c)
+			if err != nil || string(b) != "live" {
+				t.Fatalf("got %q, %v; want the live upstream", b, err)
+			}
 		}
-	}
-	if n := strings.Count(logs.String(), "used another"); n != 2 {
-		t.Fatalf("%d retry lines logged, want 2:\n%s", n, logs.String())
+		if n, m := strings.Count(logs.String(), "used another"), strings.Count(logs.String(), "marked down"); n != tt.retries || m != tt.off {
+			t.Fatalf("max_fails %d: %d retry and %d marked-down lines logged, want %d and %d:\n%s",
+				tt.maxFails, n, m, tt.retries, tt.off, logs.String())
+		}
 	}
 }
 

@@ -20,12 +20,21 @@ const DefaultHelloTimeout = 10 * time.Second
 
 // route is one upstream set: a server's route or one of its sni_routes.
 type route struct {
-	name string // for logs: "default" or the first server name
-	bal  balance.Balancer[config.Endpoint]
+	name   string // for logs: "default" or the first server name
+	bal    balance.Balancer[*upstream]
+	health balance.HealthPolicy
 }
 
+// upstream is an endpoint of a route, with its passive health.
+type upstream struct {
+	ep     config.Endpoint
+	health balance.Health
+}
+
+func (u *upstream) down() bool { return u.health.Down() }
+
 func newRoute(server, name string, r *config.L4Route) (*route, error) {
-	eps := make([]config.Endpoint, len(r.Upstreams))
+	ups := make([]*upstream, len(r.Upstreams))
 	weights := make([]int, len(r.Upstreams))
 	for i, u := range r.Upstreams {
 		switch u.Endpoint.Type {
@@ -34,17 +43,21 @@ func newRoute(server, name string, r *config.L4Route) (*route, error) {
 			return nil, fmt.Errorf("l4: server %q: upstream %d: endpoint type %q, want %q or %q",
 				server, i, u.Endpoint.Type, config.TypeSocket, config.TypeUnix)
 		}
-		eps[i], weights[i] = u.Endpoint, u.Weight
+		ups[i], weights[i] = &upstream{ep: u.Endpoint}, u.Weight
 	}
 	policy := r.LoadBalancer
 	if policy == "" {
 		policy = config.LBRandom // the config's default
 	}
-	bal, err := balance.New(policy, eps, weights)
+	bal, err := balance.New(policy, ups, weights)
 	if err != nil {
 		return nil, fmt.Errorf("l4: server %q: %w", server, err)
 	}
-	return &route{name: name, bal: bal}, nil
+	rt := &route{name: name, bal: bal, health: balance.HealthPolicy{MaxFails: r.Health.MaxFails, FailTimeout: r.Health.FailTimeout}}
+	if bal.Len() < 2 {
+		rt.health.MaxFails = 0 // no other to turn to: never marked down (nginx's rule too)
+	}
+	return rt, nil
 }
 
 // sniTable maps SNI names to routes: exact names first, then "*.suffix"
