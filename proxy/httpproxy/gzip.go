@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"compress/gzip"
 	"context"
+	"fmt"
 	"io"
 	"sync"
 
@@ -22,10 +23,17 @@ type GzipConfig struct {
 // GzipLayer compresses responses with gzip when the client accepts it, the
 // upstream did not encode the body, and the type is text-like. It streams:
 // each read of the upstream body is compressed and sent on as a chunk, never
-// holding the body whole.
+// holding the body whole. A compressed response loses the upstream's
+// trailers, as nginx drops them.
+//
+// It panics when cfg.Level is not a level of compress/gzip (-2 to 9), as a
+// mistake found at build time rather than by the first response.
 func GzipLayer(cfg GzipConfig) Middleware {
 	if cfg.Level == 0 {
 		cfg.Level = gzip.BestSpeed
+	}
+	if _, err := gzip.NewWriterLevel(nil, cfg.Level); err != nil {
+		panic(fmt.Sprintf("httpproxy: GzipLayer: level %d: want %d to %d", cfg.Level, gzip.HuffmanOnly, gzip.BestCompression))
 	}
 	if cfg.MinLength == 0 {
 		cfg.MinLength = 256

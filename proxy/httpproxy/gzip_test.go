@@ -3,6 +3,7 @@ package httpproxy
 import (
 	"bytes"
 	"compress/gzip"
+	"fmt"
 	"io"
 	"net/http"
 	"strconv"
@@ -184,4 +185,20 @@ func TestGzipOff(t *testing.T) {
 	if resp.Header.Get("Content-Encoding") != "" || string(body) != gzipText {
 		t.Fatalf("Content-Encoding %q", resp.Header.Get("Content-Encoding"))
 	}
+}
+
+// TestGzipLevelChecked: a level compress/gzip refuses fails when the layer
+// is built, not as a nil writer at the first compressed response.
+func TestGzipLevelChecked(t *testing.T) {
+	for _, level := range []int{10, -3} {
+		func() {
+			defer func() {
+				if r := recover(); r == nil || !strings.Contains(fmt.Sprint(r), "want -2 to 9") {
+					t.Errorf("level %d: recovered %v, want a panic naming the range", level, r)
+				}
+			}()
+			GzipLayer(GzipConfig{Level: level})
+		}()
+	}
+	GzipLayer(GzipConfig{Level: gzip.BestCompression}) // fine
 }
