@@ -403,7 +403,8 @@ func (b *builder) server(key, name string, r *rawServer) *Server {
 		b.refuseSet(key, "a tcp server takes route = { load_balancer, upstreams }",
 			setKey{"routes", r.Routes != nil}, setKey{"upstream_http_version", r.UpstreamHTTPVersion != nil},
 			setKey{"http_opt_handlers", r.HTTPOptHandlers != nil}, setKey{"preserve_host", r.PreserveHost != nil},
-			setKey{"via", r.Via != nil}, setKey{"forwarded", r.Forwarded != nil}, setKey{"client_max_body_size", r.ClientMaxBodySize != nil})
+			setKey{"via", r.Via != nil}, setKey{"forwarded", r.Forwarded != nil}, setKey{"client_max_body_size", r.ClientMaxBodySize != nil},
+			setKey{"upstream_keepalive", r.UpstreamKeepalive != nil})
 		if r.Route == nil && r.SNIRoutes == nil {
 			b.errorf(key, "a tcp server needs route = { load_balancer, upstreams = [...] }")
 		} else if r.Route != nil {
@@ -457,6 +458,13 @@ func (b *builder) server(key, name string, r *rawServer) *Server {
 				b.errorf(key+".client_max_body_size", "%d bytes: want 0 (no limit) or more", *v)
 			} else {
 				s.ClientMaxBodySize = *v
+			}
+		}
+		if v := r.UpstreamKeepalive; v != nil {
+			if *v < 1 || *v > 65536 {
+				b.errorf(key+".upstream_keepalive", "%d: want 1 to 65536 idle connections per upstream and worker", *v)
+			} else {
+				s.UpstreamKeepalive = int(*v)
 			}
 		}
 	}
@@ -644,12 +652,14 @@ func (b *builder) timeouts(key string, r *rawServer, tcp bool) Timeout {
 		}
 		t.UpstreamConnect = sec("upstream_connect_timeout_sec", raw.UpstreamConnect)
 		t.UpstreamRead = sec("upstream_read_timeout_sec", raw.UpstreamRead)
+		t.UpstreamKeepalive = sec("upstream_keepalive_timeout_sec", raw.UpstreamKeepalive)
 		if tcp {
 			b.refuseSet(tkey, "a tcp server takes server_keepalive_timeout_sec (idle relay), "+
 				"server_read_header_timeout_sec (TLS handshake or ClientHello) and upstream_connect_timeout_sec",
 				setKey{"server_read_body_timeout_sec", raw.ServerReadBody != nil},
 				setKey{"server_message_timeout_sec", raw.ServerMessage != nil},
 				setKey{"upstream_read_timeout_sec", raw.UpstreamRead != nil},
+				setKey{"upstream_keepalive_timeout_sec", raw.UpstreamKeepalive != nil},
 				setKey{"server_keepalive_park_ms", raw.ServerPark != nil})
 		}
 	}

@@ -289,6 +289,10 @@ type Timeout struct {
 	ServerMessage    time.Duration
 	UpstreamConnect  time.Duration
 	UpstreamRead     time.Duration
+	// UpstreamKeepalive is how long a pooled upstream connection may stay
+	// idle (HTTP; ours: upstream_keepalive_timeout_sec, nginx's
+	// keepalive_timeout in an upstream block).
+	UpstreamKeepalive time.Duration
 	// ServerPark is how long an idle HTTP keep-alive connection waits
 	// before it is parked (httpproxy.ServerConfig.ParkAfter); negative:
 	// never.
@@ -313,6 +317,10 @@ type Server struct {
 	// ClientMaxBodySize caps a request body in bytes (ours:
 	// client_max_body_size, as nginx's but in bytes; 0: no cap).
 	ClientMaxBodySize int64
+	// UpstreamKeepalive caps the idle connections kept per upstream in
+	// each worker's pool (ours: upstream_keepalive, as nginx's keepalive;
+	// 0: the pool's default, 256).
+	UpstreamKeepalive int
 	// PreserveHost keeps the client's Host header upstream (ours; default true).
 	PreserveHost bool
 	// Via adds a Via field naming this proxy (ours; default false).

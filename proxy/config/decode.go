@@ -91,6 +91,8 @@ type rawTimeout struct {
 	ServerMessage    *int64 `toml:"server_message_timeout_sec"`
 	UpstreamConnect  *int64 `toml:"upstream_connect_timeout_sec"`
 	UpstreamRead     *int64 `toml:"upstream_read_timeout_sec"`
+	// Ours: how long a pooled upstream connection may stay idle.
+	UpstreamKeepalive *int64 `toml:"upstream_keepalive_timeout_sec"`
 	// Ours: how long an idle keep-alive connection waits before it is
 	// parked (ms; -1: never).
 	ServerPark *int64 `toml:"server_keepalive_park_ms"`
@@ -116,6 +118,7 @@ type rawServer struct {
 	HTTPOptHandlers     *rawOptHandlers `toml:"http_opt_handlers"`
 	AccessLog           *string         `toml:"access_log"`
 	ClientMaxBodySize   *int64          `toml:"client_max_body_size"` // ours: bytes
+	UpstreamKeepalive   *int64          `toml:"upstream_keepalive"`   // idle connections per upstream and worker
 	PreserveHost        *bool           `toml:"preserve_host"`
 	Via                 *bool           `toml:"via"`
 	Forwarded           *bool           `toml:"forwarded"`

@@ -82,6 +82,8 @@ func New(s *config.Server, o Options) (*Server, error) {
 		terminal = NewUpstream(UpstreamConfig{
 			ConnectTimeout: s.Timeout.UpstreamConnect,
 			ReadTimeout:    s.Timeout.UpstreamRead,
+			IdleTimeout:    s.Timeout.UpstreamKeepalive,
+			MaxIdlePerHost: s.UpstreamKeepalive,
 			Dial:           o.Dial,
 		}, log)
 	}

@@ -9,6 +9,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/monolake-go/monolake/proxy/config"
 )
 
 // TestPoolReuse: sequential requests, even from different client
@@ -217,5 +219,33 @@ func TestFailover(t *testing.T) {
 				t.Fatalf("%s: request %d: %d %q", lb, i, resp.StatusCode, body)
 			}
 		}
+	}
+}
+
+// TestUpstreamKeepaliveConfig: upstream_keepalive_timeout_sec ends pooled
+// connections idle longer (for an upstream whose own keep-alive is
+// shorter than the pool's default minute), and upstream_keepalive caps
+// the idle connections kept.
+func TestUpstreamKeepaliveConfig(t *testing.T) {
+	up := newEchoUpstream(t, "up")
+	p := startProxy(t, serverTOML("timeout = { upstream_keepalive_timeout_sec = 1 }", routeTOML("/{*p}", "", up.addr())), Options{})
+	c := client(t)
+	do(t, c, "GET", "http://"+p.Addr+"/a", "", nil, nil)
+	do(t, c, "GET", "http://"+p.Addr+"/b", "", nil, nil)
+	if n := up.conns.Load(); n != 1 {
+		t.Fatalf("%d upstream connections for two requests in a row, want 1", n)
+	}
+	time.Sleep(1200 * time.Millisecond)
+	do(t, c, "GET", "http://"+p.Addr+"/c", "", nil, nil)
+	if n := up.conns.Load(); n != 2 {
+		t.Fatalf("%d upstream connections after the pool's idle timeout, want 2 (a new one)", n)
+	}
+
+	s := parseServer(t, serverTOML("upstream_keepalive = 3\ntimeout = { upstream_keepalive_timeout_sec = 7 }", routeTOML("/", "", up.addr())))
+	if s.UpstreamKeepalive != 3 || s.Timeout.UpstreamKeepalive != 7*time.Second {
+		t.Fatalf("upstream_keepalive %d, timeout %v", s.UpstreamKeepalive, s.Timeout.UpstreamKeepalive)
+	}
+	if _, err := config.Parse("t.toml", []byte(serverTOML("upstream_keepalive = 0", routeTOML("/", "", up.addr())))); err == nil || !strings.Contains(err.Error(), "want 1 to 65536") {
+		t.Fatalf("upstream_keepalive = 0: %v", err)
 	}
 }
