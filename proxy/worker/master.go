@@ -46,13 +46,38 @@ type master struct {
 
 	mu       sync.Mutex
 	stopping bool
-	procs    []*os.Process // by worker id; nil while restarting
-	exited   chan int      // worker id whose process was reaped
+	procs    []*proc  // by worker id; nil while restarting
+	exited   chan int // worker id whose process was reaped
+}
+
+// proc is a started worker process.
+type proc struct {
+	process *os.Process
+	// done is closed once the process was reaped: from then on its pid
+	// may name another process.
+	done chan struct{}
+}
+
+// reaped tells whether p's process was reaped.
+func (p *proc) reaped() bool {
+	select {
+	case <-p.done:
+		return true
+	default:
+		return false
+	}
+}
+
+// signal sends sig to p's process unless it was reaped.
+func (p *proc) signal(sig os.Signal) {
+	if !p.reaped() {
+		p.process.Signal(sig)
+	}
 }
 
 func runMaster(ctx context.Context, o Options, force <-chan struct{}) error {
 	cfg := o.Config
-	m := &master{o: o, log: o.Log, procs: make([]*os.Process, cfg.Runtime.Workers), exited: make(chan int, cfg.Runtime.Workers)}
+	m := &master{o: o, log: o.Log, procs: make([]*proc, cfg.Runtime.Workers), exited: make(chan int, cfg.Runtime.Workers)}
 	if cfg.Runtime.CPUAffinity {
 		m.cpus = allowedCPUs()
 	}
@@ -237,15 +262,19 @@ func (m *master) spawn(id int) error {
 	}
 	readyW.Close()
 	aliveR.Close()
+	p := &proc{process: cmd.Process, done: make(chan struct{})}
 	m.mu.Lock()
-	m.procs[id] = cmd.Process
+	m.procs[id] = p
 	m.mu.Unlock()
 
 	go func() {
 		err := cmd.Wait()
+		close(p.done)
 		aliveW.Close()
 		m.mu.Lock()
-		m.procs[id] = nil
+		if m.procs[id] == p {
+			m.procs[id] = nil
+		}
 		stopping := m.stopping
 		m.mu.Unlock()
 		if stopping {
@@ -306,41 +335,40 @@ func exitStatus(err error) string {
 }
 
 // stopAll sends SIGTERM to every worker and waits up to grace for them to
-// exit, then kills the rest.
+// exit, then kills the rest. It waits on the workers' Wait goroutines, not
+// on their pids: a pid already reaped may name another process.
 func (m *master) stopAll(grace time.Duration, force <-chan struct{}) {
 	m.mu.Lock()
 	m.stopping = true
-	procs := append([]*os.Process(nil), m.procs...)
+	procs := slices.Clone(m.procs)
 	m.mu.Unlock()
 	for _, p := range procs {
 		if p != nil {
-			p.Signal(syscall.SIGTERM)
+			p.signal(syscall.SIGTERM)
 		}
 	}
 	m.closeUnix()
-	deadline := time.Now().Add(grace)
-	forced := false
+	deadline := time.NewTimer(grace)
+	defer deadline.Stop()
+	late := false // past the deadline or forced: kill the rest at once
 	for _, p := range procs {
 		if p == nil {
 			continue
 		}
-		for syscall.Kill(p.Pid, 0) == nil && time.Now().Before(deadline) {
-			if isZombieOrGone(p.Pid) {
-				break
-			}
+		if !late {
 			select {
+			case <-p.done:
+				continue
+			case <-deadline.C:
+				late = true
 			case <-force:
-				if !forced {
-					m.log.Warn("asked again: killing workers without waiting for the drain")
-					forced = true
-				}
-				deadline = time.Now() // and the rest too
-			case <-time.After(20 * time.Millisecond):
+				m.log.Warn("asked again: killing workers without waiting for the drain")
+				late = true
 			}
 		}
-		if !isZombieOrGone(p.Pid) {
-			m.log.Warn("worker did not stop in time; killing", "pid", p.Pid)
-			p.Kill()
+		if !p.reaped() {
+			m.log.Warn("worker did not stop in time; killing", "pid", p.process.Pid)
+			p.signal(os.Kill)
 		}
 	}
 }
@@ -363,17 +391,4 @@ func sealedFile(name string, data []byte) (*os.File, error) {
 		return nil, err
 	}
 	return f, nil
-}
-
-// isZombieOrGone tells whether pid has exited (reaped or not yet reaped).
-func isZombieOrGone(pid int) bool {
-	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
-	if err != nil {
-		return true
-	}
-	s := string(b)
-	if i := strings.LastIndexByte(s, ')'); i >= 0 && i+2 < len(s) {
-		return s[i+2] == 'Z' || s[i+2] == 'X'
-	}
-	return false
 }

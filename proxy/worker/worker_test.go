@@ -11,6 +11,7 @@ import (
 	"log/slog"
 	"net"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -201,6 +202,19 @@ func children(t *testing.T) []int {
 		}
 	}
 	return pids
+}
+
+// isZombieOrGone tells whether pid has exited (reaped or not yet reaped).
+func isZombieOrGone(pid int) bool {
+	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
+	if err != nil {
+		return true
+	}
+	s := string(b)
+	if i := strings.LastIndexByte(s, ')'); i >= 0 && i+2 < len(s) {
+		return s[i+2] == 'Z' || s[i+2] == 'X'
+	}
+	return false
 }
 
 func waitFor(t *testing.T, what string, cond func() bool) {
@@ -536,6 +550,69 @@ func TestMasterFailingRestarts(t *testing.T) {
 		}
 	case <-time.After(15 * time.Second):
 		t.Fatalf("the master did not stop\n%s", logs)
+	}
+}
+
+// TestStopAllWaitsOnlyForUnreaped: stopAll waits on the workers' Wait
+// goroutines, not on their pids. A worker reaped before the stop is not
+// waited for, and its pid, which another process may have taken since, is
+// not signalled. It used to poll kill(pid, 0) and /proc: a pid taken again
+// made it wait out the whole grace, then kill (with a Go that signals by
+// pid) the process that took it.
+func TestStopAllWaitsOnlyForUnreaped(t *testing.T) {
+	sleep := func() *exec.Cmd {
+		t.Helper()
+		cmd := exec.Command("sleep", "60")
+		if err := cmd.Start(); err != nil {
+			t.Skipf("no sleep to stand in for a worker: %v", err)
+		}
+		t.Cleanup(func() { cmd.Process.Kill() })
+		return cmd
+	}
+	// reaped returns a proc for cmd, reaped by its Wait goroutine.
+	reaped := func(cmd *exec.Cmd) *proc {
+		cmd.Process.Kill()
+		cmd.Wait()
+		p := &proc{process: cmd.Process, done: make(chan struct{})}
+		close(p.done)
+		return p
+	}
+
+	// A worker that drains on SIGTERM: stopAll waits for it.
+	live := sleep()
+	liveP := &proc{process: live.Process, done: make(chan struct{})}
+	var liveErr error
+	go func() {
+		liveErr = live.Wait()
+		close(liveP.done)
+	}()
+	// A worker reaped before the stop.
+	gone := reaped(sleep())
+	// A worker reaped before the stop whose pid another process took: the
+	// number the master kept now names that process.
+	stranger := sleep()
+	taken := reaped(sleep())
+	taken.process.Pid = stranger.Process.Pid
+
+	logs := &syncBuffer{}
+	m := &master{log: slog.New(slog.NewTextHandler(logs, nil)), procs: []*proc{liveP, gone, taken}}
+	const grace = 10 * time.Second
+	begin := time.Now()
+	m.stopAll(grace, nil)
+	if d := time.Since(begin); d > grace/2 {
+		t.Errorf("stopAll took %v with a grace of %v: it waited for a reaped worker\nlogs:\n%s", d, grace, logs)
+	}
+	<-liveP.done
+	if s := exitStatus(liveErr); !strings.Contains(s, "signal 15") {
+		t.Errorf("the live worker ended with %s, want SIGTERM", s)
+	}
+	// The stranger is still running: the first signal it gets is ours.
+	stranger.Process.Signal(syscall.SIGUSR1)
+	if s := exitStatus(stranger.Wait()); !strings.Contains(s, "signal 10") {
+		t.Errorf("the process that took a reaped worker's pid ended with %s, want our SIGUSR1: stopAll signalled it", s)
+	}
+	if strings.Contains(logs.String(), "killing") {
+		t.Errorf("stopAll killed something:\n%s", logs)
 	}
 }
 
