@@ -8,6 +8,7 @@ import (
 	"crypto/x509"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
 	"os"
@@ -34,6 +35,15 @@ func TestMain(m *testing.M) {
 		// A worker that cannot start, once the test created this file.
 		if f := os.Getenv("MONOLAKE_WORKER_TEST_FAIL"); f != "" {
 			if _, err := os.Stat(f); err == nil {
+				os.Exit(3)
+			}
+		}
+		// A worker that hangs before it reports ready, until a signal or
+		// its master's end: the first one started once the test created
+		// this file, which it removes.
+		if f := os.Getenv("MONOLAKE_WORKER_TEST_HANG"); f != "" {
+			if os.Remove(f) == nil {
+				io.Copy(io.Discard, os.NewFile(fdAlive, "alive"))
 				os.Exit(3)
 			}
 		}
@@ -123,6 +133,12 @@ type runner struct {
 
 func start(t *testing.T, cfg *config.Config) *runner {
 	t.Helper()
+	return startEnv(t, cfg)
+}
+
+// startEnv is start with env added to the workers' environment.
+func startEnv(t *testing.T, cfg *config.Config, env ...string) *runner {
+	t.Helper()
 	exe, err := os.Executable()
 	if err != nil {
 		t.Fatal(err)
@@ -132,7 +148,7 @@ func start(t *testing.T, cfg *config.Config) *runner {
 	r := &runner{cancel: cancel, done: make(chan struct{}), logs: &syncBuffer{}}
 	log := slog.New(slog.NewTextHandler(r.logs, nil))
 	go func() {
-		r.err = Run(ctx, Options{Config: cfg, Log: log, Exe: exe, ChildEnv: []string{childEnv}, Ready: ready})
+		r.err = Run(ctx, Options{Config: cfg, Log: log, Exe: exe, ChildEnv: append([]string{childEnv}, env...), Ready: ready})
 		close(r.done)
 	}()
 	select {
@@ -219,7 +235,12 @@ func isZombieOrGone(pid int) bool {
 
 func waitFor(t *testing.T, what string, cond func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(15 * time.Second)
+	waitWithin(t, 15*time.Second, what, cond)
+}
+
+func waitWithin(t *testing.T, d time.Duration, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(d)
 	for !cond() {
 		if time.Now().After(deadline) {
 			t.Fatalf("timed out waiting for %s", what)
@@ -614,6 +635,41 @@ func TestStopAllWaitsOnlyForUnreaped(t *testing.T) {
 	if strings.Contains(logs.String(), "killing") {
 		t.Errorf("stopAll killed something:\n%s", logs)
 	}
+}
+
+// TestHangingRestartHoldsNoOther: while a restarted worker hangs before it
+// reports ready, another that dies meanwhile is restarted, and the master
+// still stops at once. The restart used to run in the master's loop: the
+// rest waited up to startTimeout behind it.
+func TestHangingRestartHoldsNoOther(t *testing.T) {
+	up := echoUpstream(t)
+	addr := freePort(t)
+	hang := filepath.Join(t.TempDir(), "hang")
+	r := startEnv(t, tcpConfig(t, 2, addr, up.Addr().String(), 1), "MONOLAKE_WORKER_TEST_HANG="+hang)
+	pids := children(t)
+	if len(pids) != 2 {
+		t.Fatalf("want 2 worker processes, have %v", pids)
+	}
+	if err := os.WriteFile(hang, nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	syscall.Kill(pids[0], syscall.SIGKILL)
+	waitFor(t, "a restarted worker to hang", func() bool {
+		_, err := os.Stat(hang)
+		return os.IsNotExist(err)
+	})
+	syscall.Kill(pids[1], syscall.SIGKILL)
+	waitWithin(t, startTimeout/3, "the other worker's replacement", func() bool {
+		return strings.Count(r.logs.String(), "worker serving") >= 3
+	})
+	dialEcho(t, addr, "while a restart hangs")
+	if err := r.stop(t, startTimeout/3); err != nil {
+		t.Fatalf("Run: %v", err)
+	}
+	if strings.Contains(r.logs.String(), "restarting worker failed") {
+		t.Errorf("a stop during a restart logged a failure:\n%s", r.logs)
+	}
+	waitFor(t, "workers to exit", func() bool { return len(children(t)) == 0 })
 }
 
 // TestServerFailureEndsInstance: a server whose listener stops accepting
