@@ -95,7 +95,12 @@ func runMaster(ctx context.Context, o Options, force <-chan struct{}) error {
 	// Start every worker and wait for each to serve; a worker that cannot
 	// start (a port in use, a bad certificate) stops the whole start.
 	for id := range cfg.Runtime.Workers {
-		if err := m.spawn(ctx, id); err != nil {
+		err := m.spawn(ctx, id)
+		if ctx.Err() != nil {
+			m.stop(force) // those that serve drain
+			return nil
+		}
+		if err != nil {
 			m.stopAll(time.Second, force)
 			return err
 		}
@@ -243,8 +248,9 @@ var errNotStarted = errors.New("not started")
 // errStopping is why spawn starts no worker once stopAll began.
 var errStopping = errors.New("stopping")
 
-// spawn starts worker id and waits until it serves or fails to. It
-// starts none once stopAll began or ctx is done.
+// spawn starts worker id and waits until it serves or fails to, or ctx is
+// done: a worker started then is stopAll's to end. It starts none once
+// stopAll began.
 func (m *master) spawn(ctx context.Context, id int) error {
 	cpu := -1
 	if len(m.cpus) > 0 {
@@ -313,8 +319,14 @@ func (m *master) spawn(ctx context.Context, id int) error {
 		m.reportExit(id)
 	}()
 
-	line, err := readLine(readyR, startTimeout)
+	readyR.SetReadDeadline(time.Now().Add(startTimeout))
+	// A stop does not wait for the report.
+	cancel := context.AfterFunc(ctx, func() { readyR.SetReadDeadline(time.Now()) })
+	line, err := readLine(readyR)
+	cancel()
 	switch {
+	case err != nil && ctx.Err() != nil:
+		return fmt.Errorf("worker %d (pid %d): start cut short: %w", id, cmd.Process.Pid, ctx.Err())
 	case err != nil:
 		p.signal(os.Kill)
 		return fmt.Errorf("worker %d (pid %d) did not start: %w", id, cmd.Process.Pid, err)
@@ -365,8 +377,8 @@ func overrideArgs(c *config.Config) []string {
 	return []string{"--tls-backend", c.TLSStack}
 }
 
-func readLine(r *os.File, timeout time.Duration) (string, error) {
-	r.SetReadDeadline(time.Now().Add(timeout))
+// readLine reads a line from r, by r's read deadline.
+func readLine(r *os.File) (string, error) {
 	line, err := bufio.NewReader(r).ReadString('\n')
 	if err != nil {
 		if errors.Is(err, io.EOF) {

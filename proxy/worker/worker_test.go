@@ -637,6 +637,52 @@ func TestStopAllWaitsOnlyForUnreaped(t *testing.T) {
 	}
 }
 
+// TestStopWhileWorkerStarts: a stop asked while the master starts its
+// workers, one of which hangs before it reports ready, ends the start at
+// once instead of waiting up to startTimeout for the report.
+func TestStopWhileWorkerStarts(t *testing.T) {
+	up := echoUpstream(t)
+	exe, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	hang := filepath.Join(t.TempDir(), "hang")
+	if err := os.WriteFile(hang, nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	logs := &syncBuffer{}
+	done := make(chan struct{})
+	var runErr error // once done is closed
+	go func() {
+		runErr = Run(ctx, Options{Config: tcpConfig(t, 1, freePort(t), up.Addr().String(), 1),
+			Log: slog.New(slog.NewTextHandler(logs, nil)), Exe: exe,
+			ChildEnv: []string{childEnv, "MONOLAKE_WORKER_TEST_HANG=" + hang}})
+		close(done)
+	}()
+	t.Cleanup(func() {
+		cancel()
+		select {
+		case <-done:
+		case <-time.After(30 * time.Second):
+		}
+	})
+	waitFor(t, "the worker to hang", func() bool {
+		_, err := os.Stat(hang)
+		return os.IsNotExist(err)
+	})
+	cancel()
+	select {
+	case <-done:
+		if runErr != nil {
+			t.Errorf("Run: %v", runErr)
+		}
+	case <-time.After(startTimeout / 3):
+		t.Fatalf("Run did not return within %v of the stop, with startTimeout %v\n%s", startTimeout/3, startTimeout, logs)
+	}
+	waitFor(t, "the worker to exit", func() bool { return len(children(t)) == 0 })
+}
+
 // TestHangingRestartHoldsNoOther: while a restarted worker hangs before it
 // reports ready, another that dies meanwhile is restarted, and the master
 // still stops at once. The restart used to run in the master's loop: the
