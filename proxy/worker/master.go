@@ -35,24 +35,55 @@ const (
 const startTimeout = 15 * time.Second
 
 type master struct {
-	o         Options
-	log       *slog.Logger
-	cfgFile   *os.File
-	secrets   secrets  // what workers get in fdSecrets
-	unixIdx   []string // indexes in ServerNames of the Unix listeners' servers, for --inherit
+	o       Options
+	log     *slog.Logger
+	cfgFile *os.File
+	unixIdx []string // indexes in ServerNames of the Unix listeners' servers, for --inherit
+	// unixFiles are read by spawn under mu until stopping is set.
 	unixFiles []*os.File
 	unixSocks []netio.SocketFile // removed by cleanup, if still ours
 	cpus      []int
+	done      chan struct{} // closed when runMaster returns
+
+	// Restarts run in goroutines of their own, beside runMaster's loop.
+	secretsMu sync.Mutex
+	secrets   secrets // what workers get in fdSecrets
 
 	mu       sync.Mutex
-	stopping bool
-	procs    []*os.Process // by worker id; nil while restarting
-	exited   chan int      // worker id whose process was reaped
+	stopping bool     // set by stopAll: no worker starts after it
+	procs    []*proc  // by worker id; nil while restarting
+	exited   chan int // worker id whose process was reaped
+}
+
+// proc is a started worker process.
+type proc struct {
+	process *os.Process
+	// done is closed once the process was reaped: from then on its pid
+	// may name another process.
+	done chan struct{}
+}
+
+// reaped tells whether p's process was reaped.
+func (p *proc) reaped() bool {
+	select {
+	case <-p.done:
+		return true
+	default:
+		return false
+	}
+}
+
+// signal sends sig to p's process unless it was reaped.
+func (p *proc) signal(sig os.Signal) {
+	if !p.reaped() {
+		p.process.Signal(sig)
+	}
 }
 
 func runMaster(ctx context.Context, o Options, force <-chan struct{}) error {
 	cfg := o.Config
-	m := &master{o: o, log: o.Log, procs: make([]*os.Process, cfg.Runtime.Workers), exited: make(chan int, cfg.Runtime.Workers)}
+	m := &master{o: o, log: o.Log, done: make(chan struct{}), procs: make([]*proc, cfg.Runtime.Workers), exited: make(chan int, cfg.Runtime.Workers)}
+	defer close(m.done)
 	if cfg.Runtime.CPUAffinity {
 		m.cpus = allowedCPUs()
 	}
@@ -64,7 +95,12 @@ func runMaster(ctx context.Context, o Options, force <-chan struct{}) error {
 	// Start every worker and wait for each to serve; a worker that cannot
 	// start (a port in use, a bad certificate) stops the whole start.
 	for id := range cfg.Runtime.Workers {
-		if err := m.spawn(id); err != nil {
+		err := m.spawn(ctx, id)
+		if ctx.Err() != nil {
+			m.stop(force) // those that serve drain
+			return nil
+		}
+		if err != nil {
 			m.stopAll(time.Second, force)
 			return err
 		}
@@ -85,14 +121,14 @@ func runMaster(ctx context.Context, o Options, force <-chan struct{}) error {
 	for {
 		select {
 		case <-refresh.C:
+			m.secretsMu.Lock()
 			m.secrets.refreshCerts(cfg, m.log)
 			// Drop the secrets of periods gone by: the master keeps no
 			// more than a worker.
 			m.secrets.Tickets.Advance(time.Now())
+			m.secretsMu.Unlock()
 		case <-ctx.Done():
-			m.log.Info("stopping: asking workers to drain", "timeout", cfg.Runtime.DrainTimeout)
-			m.stopAll(cfg.Runtime.DrainTimeout+5*time.Second, force)
-			m.log.Info("stopped")
+			m.stop(force)
 			return nil
 		case id := <-m.exited:
 			if ctx.Err() != nil {
@@ -111,17 +147,42 @@ func runMaster(ctx context.Context, o Options, force <-chan struct{}) error {
 				continue
 			}
 			started[id] = time.Now()
-			if err := m.spawn(id); err != nil {
-				m.log.Error("restarting worker failed; will retry", "worker", id, "err", err)
-				// A worker that started and then failed is reported by
-				// its Wait goroutine; one that never started, here. Not
-				// from this goroutine: it is exited's only reader.
-				if errors.Is(err, errNotStarted) {
-					go func() { m.exited <- id }()
-				}
-			}
+			// Not in this loop: a worker may take up to startTimeout to
+			// start, and meanwhile a stop, a refresh and the other
+			// workers' exits are served.
+			go m.restart(ctx, id)
 		}
 	}
+}
+
+// restart starts worker id again; runMaster runs it in a goroutine.
+func (m *master) restart(ctx context.Context, id int) {
+	err := m.spawn(ctx, id)
+	if err == nil || ctx.Err() != nil {
+		return // stopping: stopAll ends what started
+	}
+	m.log.Error("restarting worker failed; will retry", "worker", id, "err", err)
+	// A worker that started and then failed is reported by its Wait
+	// goroutine; one that never started, here.
+	if errors.Is(err, errNotStarted) {
+		m.reportExit(id)
+	}
+}
+
+// reportExit tells runMaster's loop that worker id is down, unless
+// runMaster returned.
+func (m *master) reportExit(id int) {
+	select {
+	case m.exited <- id:
+	case <-m.done:
+	}
+}
+
+// stop drains the workers.
+func (m *master) stop(force <-chan struct{}) {
+	m.log.Info("stopping: asking workers to drain", "timeout", m.o.Config.Runtime.DrainTimeout)
+	m.stopAll(m.o.Config.Runtime.DrainTimeout+5*time.Second, force)
+	m.log.Info("stopped")
 }
 
 // prepare writes the config into a memfd and binds the Unix listeners,
@@ -184,8 +245,13 @@ func (m *master) cleanup() {
 // started: no Wait goroutine reports its exit.
 var errNotStarted = errors.New("not started")
 
-// spawn starts worker id and waits until it serves or fails to.
-func (m *master) spawn(id int) error {
+// errStopping is why spawn starts no worker once stopAll began.
+var errStopping = errors.New("stopping")
+
+// spawn starts worker id and waits until it serves or fails to, or ctx is
+// done: a worker started then is stopAll's to end. It starts none once
+// stopAll began.
+func (m *master) spawn(ctx context.Context, id int) error {
 	cpu := -1
 	if len(m.cpus) > 0 {
 		cpu = m.cpus[id%len(m.cpus)]
@@ -198,6 +264,12 @@ func (m *master) spawn(id int) error {
 	aliveR, aliveW, err := os.Pipe()
 	if err != nil {
 		readyW.Close()
+		return fmt.Errorf("worker %d: %w: %w", id, errNotStarted, err)
+	}
+	notStarted := func(err error) error {
+		readyW.Close()
+		aliveR.Close()
+		aliveW.Close()
 		return fmt.Errorf("worker %d: %w: %w", id, errNotStarted, err)
 	}
 	// aliveW stays open in the master for the worker's life: it is never
@@ -218,57 +290,83 @@ func (m *master) spawn(id int) error {
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	cmd.Stdout, cmd.Stderr = os.Stdout, os.Stderr
 	cmd.Env = append(append(os.Environ(), "GOMAXPROCS=1"), m.o.ChildEnv...)
-	m.secrets.refreshCerts(m.o.Config, m.log)
-	m.secrets.Tickets.Advance(time.Now()) // a new worker starts from now
-	sf, err := m.secrets.file()
+	sf, err := m.secretsFile()
 	if err != nil {
-		readyW.Close()
-		aliveR.Close()
-		aliveW.Close()
-		return fmt.Errorf("worker %d: %w: secrets: %w", id, errNotStarted, err)
+		return notStarted(fmt.Errorf("secrets: %w", err))
 	}
 	defer sf.Close() // the worker has its copy once started
-	cmd.ExtraFiles = append([]*os.File{m.cfgFile, readyW, aliveR, sf}, m.unixFiles...)
-	if err := cmd.Start(); err != nil {
-		readyW.Close()
-		aliveR.Close()
-		aliveW.Close()
-		return fmt.Errorf("worker %d: %w: starting %s: %w", id, errNotStarted, m.o.Exe, err)
+	p, err := m.startRegistered(ctx, id, cmd, m.cfgFile, readyW, aliveR, sf)
+	if err != nil {
+		return notStarted(err)
 	}
 	readyW.Close()
 	aliveR.Close()
-	m.mu.Lock()
-	m.procs[id] = cmd.Process
-	m.mu.Unlock()
 
 	go func() {
 		err := cmd.Wait()
+		close(p.done)
 		aliveW.Close()
 		m.mu.Lock()
-		m.procs[id] = nil
+		if m.procs[id] == p {
+			m.procs[id] = nil
+		}
 		stopping := m.stopping
 		m.mu.Unlock()
 		if stopping {
 			return
 		}
 		m.log.Error("worker exited; restarting", "worker", id, "pid", cmd.Process.Pid, "status", exitStatus(err))
-		m.exited <- id
+		m.reportExit(id)
 	}()
 
-	line, err := readLine(readyR, startTimeout)
+	readyR.SetReadDeadline(time.Now().Add(startTimeout))
+	// A stop does not wait for the report.
+	cancel := context.AfterFunc(ctx, func() { readyR.SetReadDeadline(time.Now()) })
+	line, err := readLine(readyR)
+	cancel()
 	switch {
+	case err != nil && ctx.Err() != nil:
+		return fmt.Errorf("worker %d (pid %d): start cut short: %w", id, cmd.Process.Pid, ctx.Err())
 	case err != nil:
-		cmd.Process.Kill()
+		p.signal(os.Kill)
 		return fmt.Errorf("worker %d (pid %d) did not start: %w", id, cmd.Process.Pid, err)
 	case strings.HasPrefix(line, "err "):
-		cmd.Process.Kill()
+		p.signal(os.Kill)
 		return fmt.Errorf("worker %d: %s", id, strings.TrimPrefix(line, "err "))
 	case line != "ok":
-		cmd.Process.Kill()
+		p.signal(os.Kill)
 		return fmt.Errorf("worker %d: unexpected start report %q", id, line)
 	}
 	m.log.Info("worker serving", "worker", id, "pid", cmd.Process.Pid, "cpu", cpu)
 	return nil
+}
+
+// secretsFile refreshes the secrets and writes them for a new worker.
+func (m *master) secretsFile() (*os.File, error) {
+	m.secretsMu.Lock()
+	defer m.secretsMu.Unlock()
+	m.secrets.refreshCerts(m.o.Config, m.log)
+	m.secrets.Tickets.Advance(time.Now()) // a new worker starts from now
+	return m.secrets.file()
+}
+
+// startRegistered starts cmd as worker id, with files and the Unix
+// listeners from fd 3 on, and registers it in procs, in one step under
+// mu: every process started is in the snapshot stopAll takes, and none
+// starts after it (nor once ctx is done).
+func (m *master) startRegistered(ctx context.Context, id int, cmd *exec.Cmd, files ...*os.File) (*proc, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.stopping || ctx.Err() != nil {
+		return nil, errStopping
+	}
+	cmd.ExtraFiles = append(files, m.unixFiles...)
+	if err := cmd.Start(); err != nil {
+		return nil, fmt.Errorf("starting %s: %w", m.o.Exe, err)
+	}
+	p := &proc{process: cmd.Process, done: make(chan struct{})}
+	m.procs[id] = p
+	return p, nil
 }
 
 // overrideArgs passes settings that flags may have changed after parsing.
@@ -279,8 +377,8 @@ func overrideArgs(c *config.Config) []string {
 	return []string{"--tls-backend", c.TLSStack}
 }
 
-func readLine(r *os.File, timeout time.Duration) (string, error) {
-	r.SetReadDeadline(time.Now().Add(timeout))
+// readLine reads a line from r, by r's read deadline.
+func readLine(r *os.File) (string, error) {
 	line, err := bufio.NewReader(r).ReadString('\n')
 	if err != nil {
 		if errors.Is(err, io.EOF) {
@@ -306,41 +404,40 @@ func exitStatus(err error) string {
 }
 
 // stopAll sends SIGTERM to every worker and waits up to grace for them to
-// exit, then kills the rest.
+// exit, then kills the rest. It waits on the workers' Wait goroutines, not
+// on their pids: a pid already reaped may name another process.
 func (m *master) stopAll(grace time.Duration, force <-chan struct{}) {
 	m.mu.Lock()
 	m.stopping = true
-	procs := append([]*os.Process(nil), m.procs...)
+	procs := slices.Clone(m.procs)
 	m.mu.Unlock()
 	for _, p := range procs {
 		if p != nil {
-			p.Signal(syscall.SIGTERM)
+			p.signal(syscall.SIGTERM)
 		}
 	}
 	m.closeUnix()
-	deadline := time.Now().Add(grace)
-	forced := false
+	deadline := time.NewTimer(grace)
+	defer deadline.Stop()
+	late := false // past the deadline or forced: kill the rest at once
 	for _, p := range procs {
 		if p == nil {
 			continue
 		}
-		for syscall.Kill(p.Pid, 0) == nil && time.Now().Before(deadline) {
-			if isZombieOrGone(p.Pid) {
-				break
-			}
+		if !late {
 			select {
+			case <-p.done:
+				continue
+			case <-deadline.C:
+				late = true
 			case <-force:
-				if !forced {
-					m.log.Warn("asked again: killing workers without waiting for the drain")
-					forced = true
-				}
-				deadline = time.Now() // and the rest too
-			case <-time.After(20 * time.Millisecond):
+				m.log.Warn("asked again: killing workers without waiting for the drain")
+				late = true
 			}
 		}
-		if !isZombieOrGone(p.Pid) {
-			m.log.Warn("worker did not stop in time; killing", "pid", p.Pid)
-			p.Kill()
+		if !p.reaped() {
+			m.log.Warn("worker did not stop in time; killing", "pid", p.process.Pid)
+			p.signal(os.Kill)
 		}
 	}
 }
@@ -363,17 +460,4 @@ func sealedFile(name string, data []byte) (*os.File, error) {
 		return nil, err
 	}
 	return f, nil
-}
-
-// isZombieOrGone tells whether pid has exited (reaped or not yet reaped).
-func isZombieOrGone(pid int) bool {
-	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
-	if err != nil {
-		return true
-	}
-	s := string(b)
-	if i := strings.LastIndexByte(s, ')'); i >= 0 && i+2 < len(s) {
-		return s[i+2] == 'Z' || s[i+2] == 'X'
-	}
-	return false
 }

@@ -8,9 +8,11 @@ import (
 	"crypto/x509"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -33,6 +35,15 @@ func TestMain(m *testing.M) {
 		// A worker that cannot start, once the test created this file.
 		if f := os.Getenv("MONOLAKE_WORKER_TEST_FAIL"); f != "" {
 			if _, err := os.Stat(f); err == nil {
+				os.Exit(3)
+			}
+		}
+		// A worker that hangs before it reports ready, until a signal or
+		// its master's end: the first one started once the test created
+		// this file, which it removes.
+		if f := os.Getenv("MONOLAKE_WORKER_TEST_HANG"); f != "" {
+			if os.Remove(f) == nil {
+				io.Copy(io.Discard, os.NewFile(fdAlive, "alive"))
 				os.Exit(3)
 			}
 		}
@@ -122,6 +133,12 @@ type runner struct {
 
 func start(t *testing.T, cfg *config.Config) *runner {
 	t.Helper()
+	return startEnv(t, cfg)
+}
+
+// startEnv is start with env added to the workers' environment.
+func startEnv(t *testing.T, cfg *config.Config, env ...string) *runner {
+	t.Helper()
 	exe, err := os.Executable()
 	if err != nil {
 		t.Fatal(err)
@@ -131,7 +148,7 @@ func start(t *testing.T, cfg *config.Config) *runner {
 	r := &runner{cancel: cancel, done: make(chan struct{}), logs: &syncBuffer{}}
 	log := slog.New(slog.NewTextHandler(r.logs, nil))
 	go func() {
-		r.err = Run(ctx, Options{Config: cfg, Log: log, Exe: exe, ChildEnv: []string{childEnv}, Ready: ready})
+		r.err = Run(ctx, Options{Config: cfg, Log: log, Exe: exe, ChildEnv: append([]string{childEnv}, env...), Ready: ready})
 		close(r.done)
 	}()
 	select {
@@ -203,9 +220,27 @@ func children(t *testing.T) []int {
 	return pids
 }
 
+// isZombieOrGone tells whether pid has exited (reaped or not yet reaped).
+func isZombieOrGone(pid int) bool {
+	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
+	if err != nil {
+		return true
+	}
+	s := string(b)
+	if i := strings.LastIndexByte(s, ')'); i >= 0 && i+2 < len(s) {
+		return s[i+2] == 'Z' || s[i+2] == 'X'
+	}
+	return false
+}
+
 func waitFor(t *testing.T, what string, cond func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(15 * time.Second)
+	waitWithin(t, 15*time.Second, what, cond)
+}
+
+func waitWithin(t *testing.T, d time.Duration, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(d)
 	for !cond() {
 		if time.Now().After(deadline) {
 			t.Fatalf("timed out waiting for %s", what)
@@ -537,6 +572,150 @@ func TestMasterFailingRestarts(t *testing.T) {
 	case <-time.After(15 * time.Second):
 		t.Fatalf("the master did not stop\n%s", logs)
 	}
+}
+
+// TestStopAllWaitsOnlyForUnreaped: stopAll waits on the workers' Wait
+// goroutines, not on their pids. A worker reaped before the stop is not
+// waited for, and its pid, which another process may have taken since, is
+// not signalled. It used to poll kill(pid, 0) and /proc: a pid taken again
+// made it wait out the whole grace, then kill (with a Go that signals by
+// pid) the process that took it.
+func TestStopAllWaitsOnlyForUnreaped(t *testing.T) {
+	sleep := func() *exec.Cmd {
+		t.Helper()
+		cmd := exec.Command("sleep", "60")
+		if err := cmd.Start(); err != nil {
+			t.Skipf("no sleep to stand in for a worker: %v", err)
+		}
+		t.Cleanup(func() { cmd.Process.Kill() })
+		return cmd
+	}
+	// reaped returns a proc for cmd, reaped by its Wait goroutine.
+	reaped := func(cmd *exec.Cmd) *proc {
+		cmd.Process.Kill()
+		cmd.Wait()
+		p := &proc{process: cmd.Process, done: make(chan struct{})}
+		close(p.done)
+		return p
+	}
+
+	// A worker that drains on SIGTERM: stopAll waits for it.
+	live := sleep()
+	liveP := &proc{process: live.Process, done: make(chan struct{})}
+	var liveErr error
+	go func() {
+		liveErr = live.Wait()
+		close(liveP.done)
+	}()
+	// A worker reaped before the stop.
+	gone := reaped(sleep())
+	// A worker reaped before the stop whose pid another process took: the
+	// number the master kept now names that process.
+	stranger := sleep()
+	taken := reaped(sleep())
+	taken.process.Pid = stranger.Process.Pid
+
+	logs := &syncBuffer{}
+	m := &master{log: slog.New(slog.NewTextHandler(logs, nil)), procs: []*proc{liveP, gone, taken}}
+	const grace = 10 * time.Second
+	begin := time.Now()
+	m.stopAll(grace, nil)
+	if d := time.Since(begin); d > grace/2 {
+		t.Errorf("stopAll took %v with a grace of %v: it waited for a reaped worker\nlogs:\n%s", d, grace, logs)
+	}
+	<-liveP.done
+	if s := exitStatus(liveErr); !strings.Contains(s, "signal 15") {
+		t.Errorf("the live worker ended with %s, want SIGTERM", s)
+	}
+	// The stranger is still running: the first signal it gets is ours.
+	stranger.Process.Signal(syscall.SIGUSR1)
+	if s := exitStatus(stranger.Wait()); !strings.Contains(s, "signal 10") {
+		t.Errorf("the process that took a reaped worker's pid ended with %s, want our SIGUSR1: stopAll signalled it", s)
+	}
+	if strings.Contains(logs.String(), "killing") {
+		t.Errorf("stopAll killed something:\n%s", logs)
+	}
+}
+
+// TestStopWhileWorkerStarts: a stop asked while the master starts its
+// workers, one of which hangs before it reports ready, ends the start at
+// once instead of waiting up to startTimeout for the report.
+func TestStopWhileWorkerStarts(t *testing.T) {
+	up := echoUpstream(t)
+	exe, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	hang := filepath.Join(t.TempDir(), "hang")
+	if err := os.WriteFile(hang, nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	logs := &syncBuffer{}
+	done := make(chan struct{})
+	var runErr error // once done is closed
+	go func() {
+		runErr = Run(ctx, Options{Config: tcpConfig(t, 1, freePort(t), up.Addr().String(), 1),
+			Log: slog.New(slog.NewTextHandler(logs, nil)), Exe: exe,
+			ChildEnv: []string{childEnv, "MONOLAKE_WORKER_TEST_HANG=" + hang}})
+		close(done)
+	}()
+	t.Cleanup(func() {
+		cancel()
+		select {
+		case <-done:
+		case <-time.After(30 * time.Second):
+		}
+	})
+	waitFor(t, "the worker to hang", func() bool {
+		_, err := os.Stat(hang)
+		return os.IsNotExist(err)
+	})
+	cancel()
+	select {
+	case <-done:
+		if runErr != nil {
+			t.Errorf("Run: %v", runErr)
+		}
+	case <-time.After(startTimeout / 3):
+		t.Fatalf("Run did not return within %v of the stop, with startTimeout %v\n%s", startTimeout/3, startTimeout, logs)
+	}
+	waitFor(t, "the worker to exit", func() bool { return len(children(t)) == 0 })
+}
+
+// TestHangingRestartHoldsNoOther: while a restarted worker hangs before it
+// reports ready, another that dies meanwhile is restarted, and the master
+// still stops at once. The restart used to run in the master's loop: the
+// rest waited up to startTimeout behind it.
+func TestHangingRestartHoldsNoOther(t *testing.T) {
+	up := echoUpstream(t)
+	addr := freePort(t)
+	hang := filepath.Join(t.TempDir(), "hang")
+	r := startEnv(t, tcpConfig(t, 2, addr, up.Addr().String(), 1), "MONOLAKE_WORKER_TEST_HANG="+hang)
+	pids := children(t)
+	if len(pids) != 2 {
+		t.Fatalf("want 2 worker processes, have %v", pids)
+	}
+	if err := os.WriteFile(hang, nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	syscall.Kill(pids[0], syscall.SIGKILL)
+	waitFor(t, "a restarted worker to hang", func() bool {
+		_, err := os.Stat(hang)
+		return os.IsNotExist(err)
+	})
+	syscall.Kill(pids[1], syscall.SIGKILL)
+	waitWithin(t, startTimeout/3, "the other worker's replacement", func() bool {
+		return strings.Count(r.logs.String(), "worker serving") >= 3
+	})
+	dialEcho(t, addr, "while a restart hangs")
+	if err := r.stop(t, startTimeout/3); err != nil {
+		t.Fatalf("Run: %v", err)
+	}
+	if strings.Contains(r.logs.String(), "restarting worker failed") {
+		t.Errorf("a stop during a restart logged a failure:\n%s", r.logs)
+	}
+	waitFor(t, "workers to exit", func() bool { return len(children(t)) == 0 })
 }
 
 // TestServerFailureEndsInstance: a server whose listener stops accepting
