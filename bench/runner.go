@@ -29,6 +29,11 @@ const (
 	TargetNginx  = "nginx"
 )
 
+// LoadGrace is how long wrk or h2load may run past its duration before it
+// is killed and the run recorded as failed: both stop on their own, but a
+// hung one must not hang the suite.
+const LoadGrace = 30 * time.Second
+
 // StreamModule is the nginx module the L4 cases load.
 const StreamModule = "/usr/lib/nginx/modules/ngx_stream_module.so"
 
@@ -552,7 +557,7 @@ func (r *Runner) measure(ctx context.Context, c Case, t *live, rep int, d time.D
 	}
 	sysBefore, sysErr := SystemCPU()
 	start := time.Now()
-	res, runErr := RunCommand(ctx, FormatCPUs(r.opt.LoadCPUs), argv...)
+	res, runErr := RunCommand(ctx, d+LoadGrace, FormatCPUs(r.opt.LoadCPUs), argv...)
 	wall := time.Since(start)
 	if ctx.Err() != nil {
 		return run, ctx.Err()
