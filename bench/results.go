@@ -43,10 +43,12 @@ type Run struct {
 	// LoadBound marks a run where the load side was saturated and the proxy
 	// was not: the proxy was not the bottleneck, so its req/s understates it.
 	LoadBound bool `json:"load_bound"`
-	// OtherCPUSec is CPU time spent in the window by processes outside the
-	// run (the machine's busy time less the proxy's and the load side's);
-	// Noisy marks a run where that was more than a fifth of a CPU.
+	// OtherCPUSec is CPU time spent in the window by user processes
+	// outside the run (see OtherCPU); StealCPUSec is the hypervisor's steal
+	// time on the proxy's and the load side's CPUs. Noisy marks a run where
+	// either was more than NoisyShare of a CPU.
 	OtherCPUSec float64 `json:"other_cpu_s"`
+	StealCPUSec float64 `json:"steal_cpu_s"`
 	Noisy       bool    `json:"noisy"`
 	Status      string  `json:"status"`
 }

@@ -519,7 +519,8 @@ func (r *Runner) report(run Run, reps int) {
 		line += " LOAD-BOUND"
 	}
 	if run.Noisy {
-		line += fmt.Sprintf(" NOISY (other processes %.0f%% of a CPU)", 100*run.OtherCPUSec/run.Seconds)
+		line += fmt.Sprintf(" NOISY (other processes %.0f%% of a CPU, steal %.0f%%)",
+			100*run.OtherCPUSec/run.Seconds, 100*run.StealCPUSec/run.Seconds)
 	}
 	if run.Status != StatusOK {
 		line += "  FAILED: " + run.Detail
@@ -545,42 +546,52 @@ func (r *Runner) measure(ctx context.Context, c Case, t *live, rep int, d time.D
 		argv = append([]string{"wrk"}, WrkArgs(url, threads, c.Conns, d, c.Close())...)
 	}
 
-	var proxyBefore, originBefore time.Duration
-	var err error
+	// Every process's times, for the proxy's, the origin's and everyone
+	// else's CPU time over the window.
+	before, err := TakeSnapshot()
+	if err != nil {
+		return run, err
+	}
+	var proxyBefore time.Duration
 	if t.proc != nil {
-		if proxyBefore, err = TreeCPU(t.proc.PID()); err != nil {
+		if proxyBefore, err = before.TreeCPU(t.proc.PID()); err != nil {
 			return r.procGone(run, t, err)
 		}
 	}
-	if originBefore, err = TreeCPU(r.origin.PID()); err != nil {
+	originBefore, err := before.TreeCPU(r.origin.PID())
+	if err != nil {
 		return run, fmt.Errorf("bench: origin: %w", err)
 	}
-	sysBefore, sysErr := SystemCPU()
 	start := time.Now()
 	res, runErr := RunCommand(ctx, d+LoadGrace, FormatCPUs(r.opt.LoadCPUs), argv...)
 	wall := time.Since(start)
 	if ctx.Err() != nil {
 		return run, ctx.Err()
 	}
+	after, err := TakeSnapshot()
+	if err != nil {
+		return run, err
+	}
 	var proxyCPU time.Duration
 	if t.proc != nil {
-		after, err := TreeCPU(t.proc.PID())
+		cpu, err := after.TreeCPU(t.proc.PID())
 		if err != nil {
 			return r.procGone(run, t, err)
 		}
-		proxyCPU = after - proxyBefore
+		proxyCPU = cpu - proxyBefore
 	}
-	originAfter, err := TreeCPU(r.origin.PID())
+	originAfter, err := after.TreeCPU(r.origin.PID())
 	if err != nil {
 		return run, fmt.Errorf("bench: origin: %w", err)
 	}
 	loadCPU := res.CPU + originAfter - originBefore
-	sysAfter, sysErr2 := SystemCPU()
-	if sysErr == nil && sysErr2 == nil {
-		other := sysAfter - sysBefore - proxyCPU - loadCPU
-		run.OtherCPUSec = max(0, other.Seconds())
-		run.Noisy = run.OtherCPUSec > 0.2*wall.Seconds()
+	measured := []int{r.origin.PID()}
+	if t.proc != nil {
+		measured = append(measured, t.proc.PID())
 	}
+	run.markNoise(OtherCPU(before, after, os.Getpid(), measured...),
+		StealBetween(before, after, append(slices.Clone(t.cpus), r.opt.LoadCPUs...)),
+		after.Taken.Sub(before.Taken))
 
 	r.logLoad(run, argv, res.Output)
 	var lr LoadResult
