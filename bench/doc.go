@@ -10,7 +10,8 @@
 //
 // Two figures are kept per run: requests per second, and requests per proxy
 // CPU-second (user+system time of every process of the proxy, from /proc,
-// over the measured window). On a small machine the load side saturates
+// over the measured window and a settle after it, so that work done once
+// the load stops is charged too). On a small machine the load side saturates
 // before a fast proxy does, so the second is the headline there; the load
 // side's CPU use is recorded and a run where the proxy was not the bottleneck
 // is flagged.

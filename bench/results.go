@@ -34,12 +34,15 @@ type Run struct {
 	TLS      string  `json:"tls,omitempty"` // negotiated version, suite and group
 
 	// ProxyCPUSec is the user+system time of all the proxy's processes in
-	// the window; ReqPerCPUSec is Requests over it.
-	ProxyCPUSec  float64 `json:"proxy_cpu_s"`
-	ReqPerCPUSec float64 `json:"req_per_proxy_cpu_s"`
-	ProxyUtil    float64 `json:"proxy_cpu_util"` // share of the proxy's CPUs used
-	LoadCPUSec   float64 `json:"load_cpu_s"`     // load generator and origin
-	LoadUtil     float64 `json:"load_cpu_util"`  // share of the load CPUs used
+	// the window and the settle after it, of which ProxySettleCPUSec in
+	// the settle; ReqPerCPUSec is Requests over it. ProxyUtil is the share
+	// of the proxy's CPUs it used in the window alone.
+	ProxyCPUSec       float64 `json:"proxy_cpu_s"`
+	ProxySettleCPUSec float64 `json:"proxy_settle_cpu_s"`
+	ReqPerCPUSec      float64 `json:"req_per_proxy_cpu_s"`
+	ProxyUtil         float64 `json:"proxy_cpu_util"`
+	LoadCPUSec        float64 `json:"load_cpu_s"`    // load generator and origin
+	LoadUtil          float64 `json:"load_cpu_util"` // share of the load CPUs used
 	// LoadBound marks a run where the load side was saturated and the proxy
 	// was not: the proxy was not the bottleneck, so its req/s understates it.
 	LoadBound bool `json:"load_bound"`

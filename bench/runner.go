@@ -50,11 +50,15 @@ type Options struct {
 	TLSBackends []string
 	Duration    time.Duration
 	Warmup      time.Duration // per case and target, before the repetitions
-	Reps        int
-	H2Streams   int // concurrent streams per h2 connection
-	ProxyCPUs   []int
-	LoadCPUs    []int
-	PortBase    int
+	// Settle is how long after each run's load the proxy's CPU time is
+	// still charged to the run (see DefaultSettle): 0 is DefaultSettle, a
+	// negative value none.
+	Settle    time.Duration
+	Reps      int
+	H2Streams int // concurrent streams per h2 connection
+	ProxyCPUs []int
+	LoadCPUs  []int
+	PortBase  int
 	// OriginSendfile names the smallest body the origin serves with
 	// sendfile(2) (see OriginConfig.Sendfile): "" is DefaultOriginSendfile;
 	// "0" serves every body so, as the runs before 155a698 did.
@@ -265,6 +269,17 @@ func (r *Runner) Run(ctx context.Context) error {
 	return nil
 }
 
+// settle is the wait after each run's load.
+func (r *Runner) settle() time.Duration {
+	switch {
+	case r.opt.Settle == 0:
+		return DefaultSettle
+	case r.opt.Settle < 0:
+		return 0
+	}
+	return r.opt.Settle
+}
+
 // Estimate returns how many measured runs the suite makes and about how long
 // it takes if every target is supported.
 func Estimate(opt Options) (runs int, d time.Duration) {
@@ -281,10 +296,11 @@ func Estimate(opt Options) (runs int, d time.Duration) {
 	}
 	// wrk and h2load run whole seconds; starting them and the proxies adds
 	// a little to each run.
-	run := time.Duration(max(1, int((opt.Duration+time.Second/2)/time.Second)))*time.Second + 300*time.Millisecond
+	settle := (&Runner{opt: opt}).settle()
+	run := time.Duration(max(1, int((opt.Duration+time.Second/2)/time.Second)))*time.Second + 300*time.Millisecond + settle
 	warm := time.Duration(0)
 	if opt.Warmup > 0 {
-		warm = time.Duration(max(1, int((opt.Warmup+time.Second/2)/time.Second)))*time.Second + 300*time.Millisecond
+		warm = time.Duration(max(1, int((opt.Warmup+time.Second/2)/time.Second)))*time.Second + 300*time.Millisecond + settle
 	}
 	return targets * opt.Reps, time.Duration(targets) * (time.Duration(opt.Reps)*run + warm)
 }
@@ -480,9 +496,9 @@ func (r *Runner) measureCase(ctx context.Context, c Case, ts []*live) error {
 	}
 	for rep := 1; rep <= r.opt.Reps; rep++ {
 		// Each repetition starts with another target, so that a machine
-		// that drifts during a case, or one target's after-work (a
-		// collection after its load) falling into the next one's window,
-		// does not favour the same target every time.
+		// that drifts during a case does not favour the same target
+		// every time. A target's after-work (a collection, memory given
+		// back) is charged to its own run: measure waits the settle.
 		for i := range ts {
 			t := ts[(i+rep-1)%len(ts)]
 			if t.dead != "" {
@@ -519,8 +535,7 @@ func (r *Runner) report(run Run, reps int) {
 		line += " LOAD-BOUND"
 	}
 	if run.Noisy {
-		line += fmt.Sprintf(" NOISY (other processes %.0f%% of a CPU, steal %.0f%%)",
-			100*run.OtherCPUSec/run.Seconds, 100*run.StealCPUSec/run.Seconds)
+		line += fmt.Sprintf(" NOISY (other processes %.1f CPU-s, steal %.1f s)", run.OtherCPUSec, run.StealCPUSec)
 	}
 	if run.Status != StatusOK {
 		line += "  FAILED: " + run.Detail
@@ -529,7 +544,8 @@ func (r *Runner) report(run Run, reps int) {
 }
 
 // measure runs the load generator once against t and takes the CPU time of
-// the proxy and the load side over the window. rep 0 is a warm-up.
+// the proxy over the window and the settle after it (see DefaultSettle),
+// and of the load side over the window. rep 0 is a warm-up.
 func (r *Runner) measure(ctx context.Context, c Case, t *live, rep int, d time.Duration) (Run, error) {
 	run := Run{Case: c.Name(), Proto: c.Proto, Conns: c.Conns, Body: c.Body, Target: t.name,
 		Workers: t.workers, Rep: rep}
@@ -546,52 +562,39 @@ func (r *Runner) measure(ctx context.Context, c Case, t *live, rep int, d time.D
 		argv = append([]string{"wrk"}, WrkArgs(url, threads, c.Conns, d, c.Close())...)
 	}
 
-	// Every process's times, for the proxy's, the origin's and everyone
-	// else's CPU time over the window.
-	before, err := TakeSnapshot()
+	var (
+		res    RunResult
+		runErr error
+		wall   time.Duration
+	)
+	w, err := watch(ctx, r.settle(), func() {
+		start := time.Now()
+		res, runErr = RunCommand(ctx, d+LoadGrace, FormatCPUs(r.opt.LoadCPUs), argv...)
+		wall = time.Since(start)
+	})
 	if err != nil {
 		return run, err
 	}
-	var proxyBefore time.Duration
+	var proxyCPU, proxyLoadCPU time.Duration
 	if t.proc != nil {
-		if proxyBefore, err = before.TreeCPU(t.proc.PID()); err != nil {
+		if proxyCPU, proxyLoadCPU, err = w.treeCPU(t.proc.PID()); err != nil {
 			return r.procGone(run, t, err)
 		}
 	}
-	originBefore, err := before.TreeCPU(r.origin.PID())
+	// The origin's share of the load side is taken over the load alone:
+	// it idles in the settle.
+	_, originCPU, err := w.treeCPU(r.origin.PID())
 	if err != nil {
 		return run, fmt.Errorf("bench: origin: %w", err)
 	}
-	start := time.Now()
-	res, runErr := RunCommand(ctx, d+LoadGrace, FormatCPUs(r.opt.LoadCPUs), argv...)
-	wall := time.Since(start)
-	if ctx.Err() != nil {
-		return run, ctx.Err()
-	}
-	after, err := TakeSnapshot()
-	if err != nil {
-		return run, err
-	}
-	var proxyCPU time.Duration
-	if t.proc != nil {
-		cpu, err := after.TreeCPU(t.proc.PID())
-		if err != nil {
-			return r.procGone(run, t, err)
-		}
-		proxyCPU = cpu - proxyBefore
-	}
-	originAfter, err := after.TreeCPU(r.origin.PID())
-	if err != nil {
-		return run, fmt.Errorf("bench: origin: %w", err)
-	}
-	loadCPU := res.CPU + originAfter - originBefore
+	loadCPU := res.CPU + originCPU
 	measured := []int{r.origin.PID()}
 	if t.proc != nil {
 		measured = append(measured, t.proc.PID())
 	}
-	run.markNoise(OtherCPU(before, after, os.Getpid(), measured...),
-		StealBetween(before, after, append(slices.Clone(t.cpus), r.opt.LoadCPUs...)),
-		after.Taken.Sub(before.Taken))
+	run.markNoise(OtherCPU(w.before, w.after, os.Getpid(), measured...),
+		StealBetween(w.before, w.after, append(slices.Clone(t.cpus), r.opt.LoadCPUs...)),
+		w.after.Taken.Sub(w.before.Taken))
 
 	r.logLoad(run, argv, res.Output)
 	var lr LoadResult
@@ -616,7 +619,8 @@ func (r *Runner) measure(ctx context.Context, c Case, t *live, rep int, d time.D
 	run.LoadUtil = run.LoadCPUSec / (wall.Seconds() * float64(len(r.opt.LoadCPUs)))
 	if t.proc != nil {
 		run.ProxyCPUSec = proxyCPU.Seconds()
-		run.ProxyUtil = run.ProxyCPUSec / (wall.Seconds() * float64(len(t.cpus)))
+		run.ProxySettleCPUSec = (proxyCPU - proxyLoadCPU).Seconds()
+		run.ProxyUtil = proxyLoadCPU.Seconds() / (wall.Seconds() * float64(len(t.cpus)))
 		run.ReqPerCPUSec = math.NaN()
 		if run.ProxyCPUSec > 0 {
 			run.ReqPerCPUSec = float64(run.Requests) / run.ProxyCPUSec
