@@ -104,8 +104,9 @@ type Report struct {
 
 // SummarizeRuns builds the summaries from the runs plus the unsupported and
 // failed entries already known (which have no runs), and fills in the
-// ratios to nginx.
-func SummarizeRuns(runs []Run, known []Summary) []Summary {
+// ratios to nginx. reps is the repetitions each target was to run; a ratio
+// needs a majority of them to have succeeded on both sides (MinOK).
+func SummarizeRuns(runs []Run, known []Summary, reps int) []Summary {
 	type key struct {
 		c, t string
 		w    int
@@ -183,18 +184,29 @@ func SummarizeRuns(runs []Run, known []Summary) []Summary {
 		if !ok || out[j].Status == StatusUnsupported {
 			continue
 		}
+		// RPS.N counts the successful runs: a median of one run out of
+		// five is no figure to compare.
+		if s.RPS.N < MinOK(reps) || out[j].RPS.N < MinOK(reps) {
+			continue
+		}
 		s.VsNginxRPS = Ratio(s.RPS.Median, out[j].RPS.Median)
 		s.VsNginxEff = Ratio(s.ReqPerCPUSec.Median, out[j].ReqPerCPUSec.Median)
-		s.VsNginxRPSPaired, s.VsNginxEffPaired = pairedRatios(groups[key{s.Case, s.Target, s.Workers}], groups[nk])
+		rps, eff := pairedRatios(groups[key{s.Case, s.Target, s.Workers}], groups[nk])
+		if rps.N >= MinOK(reps) {
+			s.VsNginxRPSPaired, s.VsNginxEffPaired = rps.Median, eff.Median
+		}
 	}
 	return out
 }
 
-// pairedRatios returns the medians over the repetitions of runs' requests
+// MinOK is the successful repetitions out of reps that a figure needs to
+// be compared with nginx's: a majority.
+func MinOK(reps int) int { return max(reps, 1)/2 + 1 }
+
+// pairedRatios returns the spreads over the repetitions of runs' requests
 // per second and requests per proxy CPU-second divided by those of the
-// nginx run of the same repetition. Failed runs pair with nothing; NaN
-// when no pair is left.
-func pairedRatios(runs, nginx []Run) (rps, eff float64) {
+// nginx run of the same repetition. Failed runs pair with nothing.
+func pairedRatios(runs, nginx []Run) (rps, eff Spread) {
 	byRep := map[int]Run{}
 	for _, n := range nginx {
 		if n.Status == StatusOK {
@@ -210,5 +222,5 @@ func pairedRatios(runs, nginx []Run) (rps, eff float64) {
 		rs = append(rs, Ratio(r.RPS, n.RPS))
 		es = append(es, Ratio(r.ReqPerCPUSec, n.ReqPerCPUSec))
 	}
-	return Summarize(rs).Median, Summarize(es).Median
+	return Summarize(rs), Summarize(es)
 }

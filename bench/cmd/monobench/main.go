@@ -223,7 +223,7 @@ func run() int {
 	for _, c := range m.Cases() {
 		order = append(order, c.Name())
 	}
-	report.Summaries = bench.SummarizeRuns(report.Runs, r.Known())
+	report.Summaries = bench.SummarizeRuns(report.Runs, r.Known(), *reps)
 	bench.SortSummaries(report.Summaries, order)
 
 	if len(report.Summaries) > 0 {
