@@ -30,8 +30,12 @@ type Run struct {
 	MeanMs   float64 `json:"mean_ms"`
 	Errors   int64   `json:"errors"`
 	Non2xx   int64   `json:"non2xx"`
-	Detail   string  `json:"detail,omitempty"`
-	TLS      string  `json:"tls,omitempty"` // negotiated version, suite and group
+	// BytesRead is what the client read (LoadResult.Bytes: wrk with the
+	// headers, rounded; h2load the bodies alone), checked against the
+	// requests and the body size.
+	BytesRead int64  `json:"bytes_read"`
+	Detail    string `json:"detail,omitempty"`
+	TLS       string `json:"tls,omitempty"` // negotiated version, suite and group
 
 	// ProxyCPUSec is the user+system time of all the proxy's processes in
 	// the window and the settle after it, of which ProxySettleCPUSec in

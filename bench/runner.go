@@ -118,9 +118,15 @@ type live struct {
 	h2      string
 	cpus    []int
 	workers int
-	probed  map[Proto]string // probe result per protocol: "" ok, else why unsupported
+	probed  map[probeKey]string // probe result: "" ok, else why it failed
 	tlsInfo string
 	dead    string // why a Monolake target stopped working mid-suite
+}
+
+// probeKey is what a probe depends on: the protocol and the body asked for.
+type probeKey struct {
+	proto Proto
+	body  string
 }
 
 func (t *live) addr(c Case) string {
@@ -224,7 +230,7 @@ func (r *Runner) Run(ctx context.Context) error {
 
 	// The direct run: the client against the origin, once per case.
 	direct := &live{name: TargetDirect, plain: r.originHTTP, tls: r.originHTTPS, h2: r.originH2,
-		cpus: r.opt.LoadCPUs, probed: map[Proto]string{}}
+		cpus: r.opt.LoadCPUs, probed: map[probeKey]string{}}
 	for _, c := range cases {
 		if err := r.probeOrFail(ctx, direct, c); err != nil {
 			return err
@@ -366,7 +372,7 @@ func (r *Runner) startTargets(ctx context.Context, w int, mode Mode, cases []Cas
 	}
 
 	// nginx.
-	nx := &live{name: TargetNginx, cpus: cpus, workers: w, probed: map[Proto]string{}}
+	nx := &live{name: TargetNginx, cpus: cpus, workers: w, probed: map[probeKey]string{}}
 	keepalive := maxConns
 	if mode == ModeHTTPS {
 		// Each h2 stream in flight holds an upstream connection.
@@ -406,7 +412,7 @@ func (r *Runner) startTargets(ctx context.Context, w int, mode Mode, cases []Cas
 			if stack != "" {
 				name += "/" + stack
 			}
-			t := &live{name: name, cpus: cpus, workers: w, probed: map[Proto]string{}}
+			t := &live{name: name, cpus: cpus, workers: w, probed: map[probeKey]string{}}
 			if why := r.missing(rt, stack); why != "" {
 				r.skipVariant(mode, w, name, cases, StatusUnsupported, "unsupported", why)
 				continue
@@ -609,12 +615,20 @@ func (r *Runner) measure(ctx context.Context, c Case, t *live, rep int, d time.D
 	if err != nil {
 		lr.Detail = fmt.Sprintf("%v: %s", err, lastLines(res.Output, 3))
 		lr.Errors = max(lr.Errors, 1)
+	} else if runErr == nil {
+		// wrk and h2load check the status only.
+		inflight := c.Conns
+		if c.H2() {
+			inflight *= max(1, r.opt.H2Streams)
+		}
+		lr.CheckBytes(Bodies[c.Body], inflight)
 	}
 
 	run.Requests, run.RPS = lr.Requests, lr.RPS
 	run.Seconds = wall.Seconds()
 	run.P50Ms, run.P99Ms, run.MeanMs = durMs(lr.P50), durMs(lr.P99), durMs(lr.Mean)
 	run.Errors, run.Non2xx, run.Detail = lr.Errors, lr.Non2xx, lr.Detail
+	run.BytesRead = lr.Bytes
 	run.LoadCPUSec = loadCPU.Seconds()
 	run.LoadUtil = run.LoadCPUSec / (wall.Seconds() * float64(len(r.opt.LoadCPUs)))
 	if t.proc != nil {
@@ -850,15 +864,16 @@ func (r *Runner) probeOrFail(ctx context.Context, t *live, c Case) error {
 	return nil
 }
 
-// probe sends one request for the 1 KiB body through t the way case c does
-// (TLS, h2) and checks the answer. It returns why it failed, or "".
+// probe sends one request for case c's body through t the way c does (TLS,
+// h2) and checks the answer. It returns why it failed, or "".
 func (r *Runner) probe(ctx context.Context, t *live, c Case) string {
-	if why, ok := t.probed[c.Proto]; ok {
+	k := probeKey{c.Proto, c.Body}
+	if why, ok := t.probed[k]; ok {
 		return why
 	}
 	why := r.probeOnce(ctx, t, c)
 	if t.probed != nil {
-		t.probed[c.Proto] = why
+		t.probed[k] = why
 	}
 	return why
 }
@@ -893,7 +908,8 @@ func (r *Runner) probeOnce(ctx context.Context, t *live, c Case) string {
 	}
 	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 	defer cancel()
-	resp, why := probeGet(ctx, tr, scheme+"://"+t.addr(c)+"/1k", c.H2())
+	url := scheme + "://" + t.addr(c) + c.Path()
+	resp, why := probeGet(ctx, tr, url, Bodies[c.Body], c.H2())
 	if why != "" {
 		return why
 	}
@@ -901,7 +917,7 @@ func (r *Runner) probeOnce(ctx context.Context, t *live, c Case) string {
 		// Every target makes full handshakes: wrk resumes a session
 		// whenever it was given a ticket, which would compare
 		// resumptions with nginx's full handshakes.
-		again, why := probeGet(ctx, tr, scheme+"://"+t.addr(c)+"/1k", c.H2())
+		again, why := probeGet(ctx, tr, url, Bodies[c.Body], c.H2())
 		if why != "" {
 			return why
 		}
@@ -930,9 +946,9 @@ func (r *Runner) probeOnce(ctx context.Context, t *live, c Case) string {
 	return ""
 }
 
-// probeGet makes one request for the 1 KiB body and checks the answer: the
-// response (body read and closed) or why it failed.
-func probeGet(ctx context.Context, tr *http.Transport, url string, h2 bool) (*http.Response, string) {
+// probeGet makes one request and checks the answer, a 200 with a body of
+// size bytes: the response (body read and closed) or why it failed.
+func probeGet(ctx context.Context, tr *http.Transport, url string, size int, h2 bool) (*http.Response, string) {
 	req, err := http.NewRequestWithContext(ctx, "GET", url, nil)
 	if err != nil {
 		return nil, err.Error()
@@ -948,8 +964,8 @@ func probeGet(ctx context.Context, tr *http.Transport, url string, h2 bool) (*ht
 		return nil, fmt.Sprintf("probe reading body: %v", err)
 	case resp.StatusCode != http.StatusOK:
 		return nil, fmt.Sprintf("probe got status %d", resp.StatusCode)
-	case len(body) != Bodies["1k"]:
-		return nil, fmt.Sprintf("probe got %d bytes, want %d", len(body), Bodies["1k"])
+	case len(body) != size:
+		return nil, fmt.Sprintf("probe got %d bytes, want %d", len(body), size)
 	case h2 && resp.ProtoMajor != 2:
 		return nil, fmt.Sprintf("no h2 (got %s)", resp.Proto)
 	}
