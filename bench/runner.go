@@ -104,8 +104,8 @@ type Runner struct {
 	tlsSeen map[string]bool // targets whose TLS parameters were printed
 	step    int
 	steps   int
-	// Failures counts failed runs, and cases skipped because a Monolake
-	// target had died on an earlier one.
+	// Failures counts failed runs, cases a Monolake target failed to
+	// start or probe or had died before, and failed idle results.
 	Failures int
 }
 
@@ -314,7 +314,7 @@ func Estimate(opt Options) (runs int, d time.Duration) {
 // runGroup starts nginx and every Monolake variant for one mode and worker
 // count, and measures the cases of that mode on them, interleaved.
 func (r *Runner) runGroup(ctx context.Context, w int, mode Mode, cases []Case) error {
-	targets, started, err := r.startTargets(ctx, w, mode, cases)
+	targets, absent, started, err := r.startTargets(ctx, w, mode)
 	defer func() {
 		for _, p := range started {
 			r.procs.Remove(p)
@@ -322,6 +322,9 @@ func (r *Runner) runGroup(ctx context.Context, w int, mode Mode, cases []Case) e
 	}()
 	if err != nil {
 		return err
+	}
+	for _, v := range absent {
+		r.skipVariant(mode, w, v, cases)
 	}
 
 	for _, c := range cases {
@@ -359,10 +362,18 @@ func (r *Runner) runGroup(ctx context.Context, w int, mode Mode, cases []Case) e
 	return nil
 }
 
+// notStarted is a Monolake variant startTargets did not start: one the
+// build lacks (StatusUnsupported), or one that did not come up
+// (StatusFailed).
+type notStarted struct {
+	name, status, why string
+}
+
 // startTargets starts nginx and every Monolake variant for w workers in
-// mode. Variants the build cannot run are recorded unsupported for cases.
-// The caller removes the started processes, also on an error.
-func (r *Runner) startTargets(ctx context.Context, w int, mode Mode, cases []Case) (targets []*live, started []*Proc, err error) {
+// mode, and says which variants it did not start; the caller records them
+// as its case wants. The caller removes the started processes, also on an
+// error.
+func (r *Runner) startTargets(ctx context.Context, w int, mode Mode) (targets []*live, absent []notStarted, started []*Proc, err error) {
 	port := r.opt.PortBase + 100
 	next := func() string { port++; return "127.0.0.1:" + strconv.Itoa(port) }
 	cpus := ProxyCPUs(r.opt.ProxyCPUs, w)
@@ -391,11 +402,11 @@ func (r *Runner) startTargets(ctx context.Context, w int, mode Mode, cases []Cas
 	}
 	text, err := RenderNginxProxy(nc)
 	if err != nil {
-		return nil, started, err
+		return nil, nil, started, err
 	}
 	p, err := r.startNginx(ctx, nname, nc.Dir, text, cpus, nc.Listen, nc.ListenH2)
 	if err != nil {
-		return nil, started, err
+		return nil, nil, started, err
 	}
 	started = append(started, p)
 	nx.proc = p
@@ -414,14 +425,14 @@ func (r *Runner) startTargets(ctx context.Context, w int, mode Mode, cases []Cas
 			}
 			t := &live{name: name, cpus: cpus, workers: w, probed: map[probeKey]string{}}
 			if why := r.missing(rt, stack); why != "" {
-				r.skipVariant(mode, w, name, cases, StatusUnsupported, "unsupported", why)
+				absent = append(absent, notStarted{name, StatusUnsupported, why})
 				continue
 			}
 			listen := next()
 			t.plain, t.tls, t.h2 = listen, listen, listen
 			why, p, err := r.startMonolake(ctx, t, mode, rt, stack, w, listen, cpus)
 			if err != nil {
-				return nil, started, err
+				return nil, nil, started, err
 			}
 			if p != nil {
 				started = append(started, p)
@@ -430,7 +441,7 @@ func (r *Runner) startTargets(ctx context.Context, w int, mode Mode, cases []Cas
 			if why != "" {
 				// The runtime and backend are ones the binary lists
 				// (monolake version): not starting is a failure.
-				r.skipVariant(mode, w, name, cases, StatusFailed, "FAILED to start", why)
+				absent = append(absent, notStarted{name, StatusFailed, why})
 				if p != nil {
 					r.procs.Remove(p)
 					started = slices.DeleteFunc(started, func(q *Proc) bool { return q == p })
@@ -440,7 +451,7 @@ func (r *Runner) startTargets(ctx context.Context, w int, mode Mode, cases []Cas
 			targets = append(targets, t)
 		}
 	}
-	return targets, started, nil
+	return targets, absent, started, nil
 }
 
 // skip records a target that did not run on a case: unsupported, or
@@ -453,16 +464,25 @@ func (r *Runner) skip(c Case, target string, w int, status, why string) {
 	r.known = append(r.known, skipped(c, target, w, status, why))
 }
 
-// skipVariant skips a Monolake variant on every case of its mode, saying
-// so (label) once per reason.
-func (r *Runner) skipVariant(mode Mode, w int, name string, cases []Case, status, label, why string) {
-	if why != r.lastWhy {
-		r.progress("  %s w=%d %s: %s: %s", mode, w, name, label, why)
-	}
-	r.lastWhy = why
+// skipVariant skips a Monolake variant that did not start on every case
+// of its mode, saying so once per reason.
+func (r *Runner) skipVariant(mode Mode, w int, v notStarted, cases []Case) {
+	r.sayNotStarted(fmt.Sprintf("  %s w=%d", mode, w), v)
 	for _, c := range cases {
-		r.skip(c, name, w, status, why)
+		r.skip(c, v.name, w, v.status, v.why)
 	}
+}
+
+// sayNotStarted prints why a variant did not start, once per reason.
+func (r *Runner) sayNotStarted(where string, v notStarted) {
+	if v.why != r.lastWhy {
+		label := "unsupported"
+		if v.status == StatusFailed {
+			label = "FAILED to start"
+		}
+		r.progress("%s %s: %s: %s", where, v.name, label, v.why)
+	}
+	r.lastWhy = v.why
 }
 
 // skipped is the summary of a target that did not run on a case.
