@@ -201,6 +201,9 @@ func run() int {
 	if err != nil {
 		return fail(err)
 	}
+	// Also on an early return or a panic: a killed nginx master leaves its
+	// workers running, holding the suite's ports.
+	defer r.Close()
 	runErr := r.Run(ctx)
 	r.Close() // every process stopped, the work dir gone, before writing
 	stop()
