@@ -815,6 +815,49 @@ func (r *Runner) missing(rt, stack string) string {
 	return ""
 }
 
+// Lacking lists the Monolake variants the options ask for that this build
+// cannot run, each as "monolake/RUNTIME[/BACKEND]: why": no binary, or a
+// runtime or TLS backend the binary does not list (see missing). The suite
+// reports them unsupported; a caller that publishes results should not take
+// them for a full run.
+func (r *Runner) Lacking() []string {
+	modes := map[Mode]bool{}
+	for _, c := range r.opt.Matrix.Cases() {
+		modes[c.Mode()] = true
+	}
+	if r.opt.IdleConns > 0 {
+		idle := r.opt.IdleModes
+		if len(idle) == 0 {
+			idle = []Mode{ModeHTTP}
+		}
+		for _, m := range idle {
+			modes[m] = true
+		}
+	}
+	stacks := []string{}
+	if modes[ModeHTTP] || modes[ModeTCP] {
+		stacks = append(stacks, "")
+	}
+	if modes[ModeHTTPS] {
+		stacks = append(stacks, r.opt.TLSBackends...)
+	}
+	var out []string
+	for _, rt := range r.opt.Runtimes {
+		for _, stack := range stacks {
+			why := r.missing(rt, stack)
+			if why == "" {
+				continue
+			}
+			name := "monolake/" + rt
+			if stack != "" {
+				name += "/" + stack
+			}
+			out = append(out, name+": "+why)
+		}
+	}
+	return out
+}
+
 // startMonolake starts a variant that missing allows; why says why it did
 // not come up (a failure).
 func (r *Runner) startMonolake(ctx context.Context, t *live, mode Mode, rt, stack string, w int, listen string, cpus []int) (why string, p *Proc, err error) {

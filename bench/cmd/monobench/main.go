@@ -2,9 +2,10 @@
 // nginx: `make bench` (the full suite) and `make bench-smoke` (about ten
 // seconds of load, for CI). See the bench package for the method.
 //
-// Exit status: 0 when every run that could run succeeded (targets the build
-// does not support are skipped), 1 when a run failed or the suite itself
-// could not run, 130 when interrupted.
+// Exit status: 0 when every run succeeded, 1 when a run failed, the suite
+// itself could not run, or the build lacks a Monolake runtime or TLS
+// backend asked for (unless -allow-unsupported), 130 when interrupted. Only
+// a full run that exits 0 replaces OUT/latest.
 package main
 
 import (
@@ -54,6 +55,7 @@ func run() int {
 		sendfile    = flag.String("origin-sendfile", bench.DefaultOriginSendfile, "smallest body the origin serves with sendfile and TCP_CORK on plain HTTP (0: every body, as runs before 155a698)")
 		direct      = flag.Bool("direct", true, "measure the direct run (client to origin) as the reference")
 		dryRun      = flag.Bool("n", false, "print the cases and the time the suite would take, and exit")
+		allowUnsup  = flag.Bool("allow-unsupported", false, "run even when the build lacks a runtime or TLS backend asked for (no binary, a pure-Go build): its targets are reported unsupported, and the results may replace latest/")
 	)
 	flag.Parse()
 	set := map[string]bool{}
@@ -180,12 +182,9 @@ func run() int {
 		OriginSendfile: *sendfile,
 		IdleConns:      idle, IdleModes: idleModes, Progress: os.Stdout,
 	}
-	if _, err := os.Stat(*monolake); err != nil {
-		if *smoke {
-			// The smoke run is CI's check that the suite runs Monolake.
-			return fail(fmt.Errorf("no monolake binary at %q: the smoke run needs one", *monolake))
-		}
-		fmt.Printf("monobench: no monolake binary at %s: its targets are reported unsupported\n", *monolake)
+	if _, err := os.Stat(*monolake); err != nil && *smoke {
+		// The smoke run is CI's check that the suite runs Monolake.
+		return fail(fmt.Errorf("no monolake binary at %q: the smoke run needs one", *monolake))
 	}
 	for _, w := range ws {
 		if bench.Overlaps(bench.ProxyCPUs(pool, w), load) {
@@ -204,6 +203,15 @@ func run() int {
 	// Also on an early return or a panic: a killed nginx master leaves its
 	// workers running, holding the suite's ports.
 	defer r.Close()
+	// A pure-Go build (the cgo one failed) or none at all must not pass
+	// for a full run: say so before hours of load, and fail.
+	lacking := r.Lacking()
+	for _, l := range lacking {
+		fmt.Printf("monobench: unsupported: %s\n", l)
+	}
+	if len(lacking) > 0 && !*allowUnsup {
+		return fail(fmt.Errorf("this build lacks %d Monolake variant(s) asked for: build with `make uring`, narrow -runtimes or -tls-backends, or pass -allow-unsupported", len(lacking)))
+	}
 	runErr := r.Run(ctx)
 	r.Close() // every process stopped, the work dir gone, before writing
 	stop()
@@ -255,7 +263,8 @@ func run() int {
 	if err := writeResults(dir, report, order, headline); err != nil {
 		return fail(err)
 	}
-	if !*smoke && runErr == nil && r.Failures == 0 {
+	code, err := verdict(runErr, r.Failures, len(lacking), *allowUnsup)
+	if code == 0 && !*smoke {
 		latest := filepath.Join(*out, "latest")
 		if err := copyDir(dir, latest); err != nil {
 			return fail(err)
@@ -264,17 +273,29 @@ func run() int {
 	} else {
 		fmt.Printf("results: %s\n", dir)
 	}
+	if code == 130 {
+		fmt.Fprintln(os.Stderr, "monobench: interrupted; partial results written")
+	} else if err != nil {
+		fmt.Fprintln(os.Stderr, "monobench:", err)
+	}
+	return code
+}
 
+// verdict is the exit status of a run: 130 when interrupted, 1 when the
+// suite could not run, a run failed, or variants asked for were lacking
+// without allowUnsupported; 0 otherwise. Only a 0 may replace latest/.
+func verdict(runErr error, failures, lacking int, allowUnsupported bool) (int, error) {
 	switch {
 	case errors.Is(runErr, context.Canceled):
-		fmt.Fprintln(os.Stderr, "monobench: interrupted; partial results written")
-		return 130
+		return 130, runErr
 	case runErr != nil:
-		return fail(runErr)
-	case r.Failures > 0:
-		return fail(fmt.Errorf("%d run(s) failed (errors or non-2xx responses); see the table", r.Failures))
+		return 1, runErr
+	case failures > 0:
+		return 1, fmt.Errorf("%d run(s) failed (errors, non-2xx responses, wrong bodies, or targets that did not start); see the table", failures)
+	case lacking > 0 && !allowUnsupported:
+		return 1, fmt.Errorf("the build lacks %d Monolake variant(s) asked for (see above); -allow-unsupported accepts that", lacking)
 	}
-	return 0
+	return 0, nil
 }
 
 func writeResults(dir string, report bench.Report, order []string, headline int) error {
