@@ -23,6 +23,8 @@ import (
 	"syscall"
 	"time"
 
+	"golang.org/x/sys/unix"
+
 	"github.com/monolake-go/monolake/bench"
 )
 
@@ -266,7 +268,7 @@ func run() int {
 	code, err := verdict(runErr, r.Failures, len(lacking), *allowUnsup)
 	if code == 0 && !*smoke {
 		latest := filepath.Join(*out, "latest")
-		if err := copyDir(dir, latest); err != nil {
+		if err := replaceDir(dir, latest); err != nil {
 			return fail(err)
 		}
 		fmt.Printf("results: %s (and %s)\n", dir, latest)
@@ -332,19 +334,56 @@ func writeResults(dir string, report bench.Report, order []string, headline int)
 	return nil
 }
 
-// copyDir replaces dst with a copy of src (regular files only).
-func copyDir(src, dst string) error {
-	if err := os.RemoveAll(dst); err != nil {
+// replaceDir replaces dst with a copy of src (regular files only) so that
+// no reader, and no crash, ever finds dst half-written: the copy is made in
+// a directory beside dst, swapped in with one rename(2) (renameat2's
+// RENAME_EXCHANGE; two renames where the filesystem lacks it), and the old
+// dst removed after.
+func replaceDir(src, dst string) error {
+	tmp, err := os.MkdirTemp(filepath.Dir(dst), "."+filepath.Base(dst)+"-new-")
+	if err != nil {
 		return err
 	}
+	// After the swap tmp holds the old dst; on an error, the partial copy.
+	defer os.RemoveAll(tmp)
+	if err := os.Chmod(tmp, 0o755); err != nil { // MkdirTemp's is 0700
+		return err
+	}
+	if err := copyTree(src, tmp); err != nil {
+		return fmt.Errorf("copying %s: %w", src, err)
+	}
+	err = unix.Renameat2(unix.AT_FDCWD, tmp, unix.AT_FDCWD, dst, unix.RENAME_EXCHANGE)
+	switch {
+	case err == nil:
+		return nil
+	case errors.Is(err, unix.ENOENT): // no dst yet
+		return os.Rename(tmp, dst)
+	}
+	old := tmp + "-old"
+	if err := os.Rename(dst, old); err != nil {
+		return err
+	}
+	if err := os.Rename(tmp, dst); err != nil {
+		os.Rename(old, dst)
+		return err
+	}
+	return os.RemoveAll(old)
+}
+
+// copyTree copies the directories and regular files of src into dst,
+// which exists.
+func copyTree(src, dst string) error {
 	return filepath.WalkDir(src, func(p string, d os.DirEntry, err error) error {
 		if err != nil {
 			return err
 		}
-		rel, _ := filepath.Rel(src, p)
+		rel, err := filepath.Rel(src, p)
+		if err != nil || rel == "." {
+			return err
+		}
 		target := filepath.Join(dst, rel)
 		if d.IsDir() {
-			return os.MkdirAll(target, 0o755)
+			return os.Mkdir(target, 0o755)
 		}
 		b, err := os.ReadFile(p)
 		if err != nil {

@@ -4,6 +4,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
+	"os"
+	"path/filepath"
+	"slices"
 	"testing"
 )
 
@@ -31,5 +35,80 @@ func TestVerdict(t *testing.T) {
 				t.Errorf("verdict = %d, %v; want %d", code, err, tt.want)
 			}
 		})
+	}
+}
+
+func writeFiles(t *testing.T, dir string, files map[string]string) {
+	t.Helper()
+	for name, text := range files {
+		p := filepath.Join(dir, name)
+		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(p, []byte(text), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+func readFiles(t *testing.T, dir string) map[string]string {
+	t.Helper()
+	got := map[string]string{}
+	err := filepath.WalkDir(dir, func(p string, d os.DirEntry, err error) error {
+		if err != nil || d.IsDir() {
+			return err
+		}
+		b, err := os.ReadFile(p)
+		rel, _ := filepath.Rel(dir, p)
+		got[rel] = string(b)
+		return err
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return got
+}
+
+// TestReplaceDir checks that latest/ is replaced whole, or not at all: a
+// copy that fails midway leaves the old one as it was, and nothing is left
+// beside it.
+func TestReplaceDir(t *testing.T) {
+	root := t.TempDir()
+	latest := filepath.Join(root, "latest")
+	run1, run2, broken := filepath.Join(root, "run1"), filepath.Join(root, "run2"), filepath.Join(root, "broken")
+	writeFiles(t, run1, map[string]string{"table.txt": "one", "charts/a.png": "A", "stale.csv": "old"})
+	writeFiles(t, run2, map[string]string{"table.txt": "two", "charts/b.png": "B"})
+	writeFiles(t, broken, map[string]string{"table.txt": "three"})
+	// A file that cannot be read, as root too: the copy fails after
+	// table.txt.
+	if err := os.Symlink(filepath.Join(root, "nowhere"), filepath.Join(broken, "z-dangling")); err != nil {
+		t.Fatal(err)
+	}
+
+	if err := replaceDir(run1, latest); err != nil {
+		t.Fatalf("first copy: %v", err)
+	}
+	if got := readFiles(t, latest); !maps.Equal(got, map[string]string{"table.txt": "one", "charts/a.png": "A", "stale.csv": "old"}) {
+		t.Errorf("latest after the first run: %v", got)
+	}
+	if err := replaceDir(run2, latest); err != nil {
+		t.Fatalf("replacing: %v", err)
+	}
+	if got := readFiles(t, latest); !maps.Equal(got, map[string]string{"table.txt": "two", "charts/b.png": "B"}) {
+		t.Errorf("latest after the second run: %v", got)
+	}
+	if err := replaceDir(broken, latest); err == nil {
+		t.Fatal("copying a run with an unreadable file succeeded")
+	}
+	if got := readFiles(t, latest); !maps.Equal(got, map[string]string{"table.txt": "two", "charts/b.png": "B"}) {
+		t.Errorf("latest after a failed copy: %v, want the second run's", got)
+	}
+	entries, _ := os.ReadDir(root)
+	var names []string
+	for _, e := range entries {
+		names = append(names, e.Name())
+	}
+	if want := []string{"broken", "latest", "run1", "run2"}; !slices.Equal(names, want) {
+		t.Errorf("beside latest: %v, want %v", names, want)
 	}
 }
