@@ -5,8 +5,10 @@
 // then, per case and worker count, nginx as the reverse proxy (or as an L4
 // stream proxy) and Monolake in each runtime and TLS backend the build has.
 // wrk (HTTP/1.1) or h2load (h2) drives them in interleaved repetitions
-// (nginx, ours, nginx, ours, …) after a warm-up; the direct run (client to
-// origin) is the reference for what a transparent proxy could reach.
+// after a warm-up: each repetition runs every target once, starting one
+// target further along than the last (nginx, A, B; A, B, nginx; …). The
+// direct run (client to origin) is the reference for what a transparent
+// proxy could reach.
 //
 // Two figures are kept per run: requests per second, and requests per proxy
 // CPU-second (user+system time of every process of the proxy, from /proc,
