@@ -635,7 +635,7 @@ func (r *Runner) measure(ctx context.Context, c Case, t *live, rep int, d time.D
 	if err != nil {
 		lr.Detail = fmt.Sprintf("%v: %s", err, lastLines(res.Output, 3))
 		lr.Errors = max(lr.Errors, 1)
-	} else if runErr == nil {
+	} else if !lr.Failed() {
 		// wrk and h2load check the status only.
 		inflight := c.Conns
 		if c.H2() {
