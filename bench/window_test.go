@@ -30,7 +30,7 @@ func TestWatchChargesAfterWork(t *testing.T) {
 		syscall.Kill(-proxy.Process.Pid, syscall.SIGKILL)
 		proxy.Wait()
 	}()
-	w, err := watch(context.Background(), DefaultSettle, func() { time.Sleep(200 * time.Millisecond) })
+	w, err := watch(context.Background(), time.Second, func() { time.Sleep(200 * time.Millisecond) })
 	if err != nil {
 		t.Fatal(err)
 	}
