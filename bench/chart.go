@@ -61,7 +61,7 @@ func WriteCharts(dir string, sums []Summary, caseOrder []string, headline int) (
 	for _, c := range caseOrder {
 		var cs []Summary
 		for _, s := range sums {
-			if s.Case == c && s.Status != StatusUnsupported && s.RPS.N > 0 {
+			if s.Case == c && charted(s) {
 				cs = append(cs, s)
 			}
 		}
@@ -91,6 +91,11 @@ func WriteCharts(dir string, sums []Summary, caseOrder []string, headline int) (
 	}
 	return files, nil
 }
+
+// charted reports whether a summary goes into the charts: only those whose
+// every run succeeded. A failed one is in table.txt, marked; drawn, its
+// median of the runs left would pass for a result.
+func charted(s Summary) bool { return s.Status == StatusOK && s.RPS.N > 0 }
 
 // workerAxis sets integer ticks at the worker counts and pads the range.
 func workerAxis(p *plot.Plot, cs []Summary) {
@@ -240,7 +245,7 @@ func overviewChart(file string, sums []Summary, caseOrder []string, targets []st
 	for _, c := range caseOrder {
 		best := map[string]Summary{}
 		for _, s := range sums {
-			if s.Case != c || !strings.HasPrefix(s.Target, "monolake") || math.IsNaN(s.VsNginxRPS) {
+			if s.Case != c || !strings.HasPrefix(s.Target, "monolake") || !charted(s) || math.IsNaN(s.VsNginxRPS) {
 				continue
 			}
 			if cur, ok := best[s.Target]; !ok || s.Workers == headline ||

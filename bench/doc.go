@@ -5,12 +5,15 @@
 // then, per case and worker count, nginx as the reverse proxy (or as an L4
 // stream proxy) and Monolake in each runtime and TLS backend the build has.
 // wrk (HTTP/1.1) or h2load (h2) drives them in interleaved repetitions
-// (nginx, ours, nginx, ours, …) after a warm-up; the direct run (client to
-// origin) is the reference for what a transparent proxy could reach.
+// after a warm-up: each repetition runs every target once, starting one
+// target further along than the last (nginx, A, B; A, B, nginx; …). The
+// direct run (client to origin) is the reference for what a transparent
+// proxy could reach.
 //
 // Two figures are kept per run: requests per second, and requests per proxy
 // CPU-second (user+system time of every process of the proxy, from /proc,
-// over the measured window). On a small machine the load side saturates
+// over the measured window and a settle after it, so that work done once
+// the load stops is charged too). On a small machine the load side saturates
 // before a fast proxy does, so the second is the headline there; the load
 // side's CPU use is recorded and a run where the proxy was not the bottleneck
 // is flagged.

@@ -76,6 +76,19 @@ func ParseH2load(out string) (LoadResult, error) {
 			if r.Non2xx > 0 {
 				errs = append(errs, fmt.Sprintf("non-2xx %d", r.Non2xx))
 			}
+		case strings.HasPrefix(line, "traffic:"):
+			// traffic: 29.20MB (30613444) total, 2.99MB (3137792) headers (space savings 38.34%), 25.75MB (27000832) data
+			for part := range strings.SplitSeq(strings.TrimPrefix(line, "traffic:"), ",") {
+				f := strings.Fields(part)
+				if len(f) != 3 || f[2] != "data" {
+					continue
+				}
+				n, err := strconv.ParseInt(strings.Trim(f[1], "()"), 10, 64)
+				if err != nil {
+					return r, fmt.Errorf("bench: h2load traffic line %q: %w", line, err)
+				}
+				r.Bytes = n
+			}
 		case strings.HasPrefix(line, "time for request:"):
 			// time for request:  min  max  mean  sd  +/- sd
 			f := strings.Fields(strings.TrimPrefix(line, "time for request:"))

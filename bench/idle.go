@@ -218,7 +218,9 @@ func IdleTLSConfig(roots *x509.CertPool) *tls.Config {
 // RunIdle measures n idle keep-alive connections through nginx and each
 // Monolake runtime (and, with ModeHTTPS, each TLS backend), one worker
 // each, one after the other. The origin must be running (Run starts it;
-// RunIdle does too when it is not).
+// RunIdle does too when it is not). Every target, also one that did not
+// start, has a result; a failed one counts in Failures. nginx failing its
+// probe is an error: the comparison has no base.
 func (r *Runner) RunIdle(ctx context.Context, n int, mode Mode) ([]IdleResult, error) {
 	if r.origin == nil {
 		if err := r.startOrigin(ctx); err != nil {
@@ -229,7 +231,7 @@ func (r *Runner) RunIdle(ctx context.Context, n int, mode Mode) ([]IdleResult, e
 	if mode == ModeHTTPS {
 		c.Proto = ProtoHTTPS
 	}
-	targets, started, err := r.startTargets(ctx, 1, mode, []Case{c})
+	targets, absent, started, err := r.startTargets(ctx, 1, mode)
 	defer func() {
 		for _, p := range started {
 			r.procs.Remove(p)
@@ -239,20 +241,40 @@ func (r *Runner) RunIdle(ctx context.Context, n int, mode Mode) ([]IdleResult, e
 		return nil, err
 	}
 	var out []IdleResult
+	for _, v := range absent {
+		r.sayNotStarted("idle "+string(mode), v)
+		out = append(out, r.idleResult(IdleResult{Target: v.name, Mode: mode, Conns: n, Status: v.status, Detail: v.why}))
+	}
 	for _, t := range targets {
-		if why := r.probe(ctx, t, c); why != "" {
-			out = append(out, IdleResult{Target: t.name, Mode: mode, Conns: n, Status: StatusUnsupported, Detail: why})
-			continue
-		}
-		res, err := r.measureIdle(ctx, t, c, n)
+		res, err := r.idleTarget(ctx, t, c, n)
 		if err != nil {
 			return out, err
 		}
 		r.progress("idle %-5s %-24s %6d conns  RSS %s -> %s  %s per connection%s", mode, res.Target, res.Opened,
 			fmtBytes(float64(res.BaseRSS)), fmtBytes(float64(res.IdleRSS)), fmtBytes(res.PerConn), failNote(res))
-		out = append(out, res)
+		out = append(out, r.idleResult(res))
 	}
 	return out, nil
+}
+
+// idleTarget probes t and measures it on the idle case c. A probe that
+// fails is an error for nginx and a failed result for Monolake.
+func (r *Runner) idleTarget(ctx context.Context, t *live, c Case, n int) (IdleResult, error) {
+	if why := r.probe(ctx, t, c); why != "" {
+		if t.name == TargetNginx {
+			return IdleResult{}, fmt.Errorf("bench: nginx on the idle case (%s) does not work: %s", c.Mode(), why)
+		}
+		return IdleResult{Target: t.name, Mode: c.Mode(), Conns: n, Status: StatusFailed, Detail: "probe: " + why}, nil
+	}
+	return r.measureIdle(ctx, t, c, n)
+}
+
+// idleResult counts res in Failures when it failed, and returns it.
+func (r *Runner) idleResult(res IdleResult) IdleResult {
+	if res.Status == StatusFailed {
+		r.Failures++
+	}
+	return res
 }
 
 func failNote(res IdleResult) string {

@@ -93,3 +93,39 @@ func TestOpenIdleTLS(t *testing.T) {
 		t.Fatal("no error from a server the roots do not know")
 	}
 }
+
+// TestIdleTargetProbe checks what a failed probe on the idle case is: an
+// error for nginx, the comparison's base; a failed result, counted, for a
+// Monolake target; never a row of the main table.
+func TestIdleTargetProbe(t *testing.T) {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		http.Error(w, "no", http.StatusServiceUnavailable)
+	}))
+	defer srv.Close()
+	addr := srv.Listener.Addr().String()
+	c := Case{Proto: ProtoHTTP1, Conns: 10, Body: "0"}
+	var r Runner
+
+	nginx := &live{name: TargetNginx, plain: addr, probed: map[probeKey]string{}}
+	if _, err := r.idleTarget(context.Background(), nginx, c, 10); err == nil {
+		t.Error("nginx failing the idle probe: no error")
+	}
+
+	ours := &live{name: "monolake/epoll", plain: addr, probed: map[probeKey]string{}}
+	res, err := r.idleTarget(context.Background(), ours, c, 10)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Status != StatusFailed || res.Target != ours.name || res.Mode != ModeHTTP || res.Detail == "" {
+		t.Errorf("Monolake failing the idle probe: %+v, want a failed http result saying why", res)
+	}
+	r.idleResult(res)
+	r.idleResult(IdleResult{Target: "monolake/uring", Status: StatusUnsupported})
+	r.idleResult(IdleResult{Target: TargetNginx, Status: StatusOK})
+	if r.Failures != 1 {
+		t.Errorf("Failures = %d after a failed, an unsupported and a good idle result; want 1", r.Failures)
+	}
+	if len(r.Known()) != 0 {
+		t.Errorf("idle results in the main table: %+v", r.Known())
+	}
+}

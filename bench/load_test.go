@@ -66,14 +66,14 @@ func TestParseWrk(t *testing.T) {
 			in:   wrkOK,
 			want: LoadResult{Requests: 32780, Elapsed: 1100 * time.Millisecond, RPS: 29807.80,
 				P50: 331 * time.Microsecond, P90: 413 * time.Microsecond, P99: 544 * time.Microsecond,
-				Mean: 326110 * time.Nanosecond},
+				Mean: 326110 * time.Nanosecond, Bytes: 41890611, HeadersCounted: true},
 		},
 		{
 			name: "non-2xx",
 			in:   wrkNon2xx,
 			want: LoadResult{Requests: 33799, Elapsed: time.Second, RPS: 33774.21,
 				P50: 289 * time.Microsecond, P90: 396 * time.Microsecond, P99: 494 * time.Microsecond,
-				Mean: 273300 * time.Nanosecond, Non2xx: 33799, Detail: "non-2xx 33799"},
+				Mean: 273300 * time.Nanosecond, Non2xx: 33799, Bytes: 10412359, HeadersCounted: true, Detail: "non-2xx 33799"},
 			failed: true,
 		},
 		{
@@ -81,7 +81,7 @@ func TestParseWrk(t *testing.T) {
 			in:   wrkErrors,
 			want: LoadResult{Requests: 160100, Elapsed: 10 * time.Second, RPS: 16008.55,
 				P50: 11900 * time.Microsecond, P90: 15500 * time.Microsecond, P99: 1010 * time.Millisecond,
-				Mean: 12500 * time.Microsecond, Errors: 15, Detail: "read 12, timeout 3"},
+				Mean: 12500 * time.Microsecond, Errors: 15, Bytes: 2695091978, HeadersCounted: true, Detail: "read 12, timeout 3"},
 			failed: true,
 		},
 	}
@@ -104,6 +104,8 @@ func TestParseWrk(t *testing.T) {
 		"unable to connect to 127.0.0.1:1 Connection refused\n",
 		strings.Replace(wrkOK, "Requests/sec:  29807.80", "Requests/sec:  x", 1),
 		strings.Replace(wrkErrors, "read 12", "read twelve", 1),
+		strings.Replace(wrkOK, "39.95MB read", "39.95XB read", 1),
+		strings.Replace(wrkOK, ", 39.95MB read", "", 1),
 	} {
 		if _, err := ParseWrk(bad); err == nil {
 			t.Errorf("ParseWrk(%q) succeeded", bad)
@@ -149,9 +151,10 @@ func TestParseH2load(t *testing.T) {
 		want   LoadResult
 		failed bool
 	}{
-		{"ok", h2loadOK, LoadResult{Requests: 26368, Elapsed: time.Second, RPS: 26368, Mean: 273 * time.Microsecond}, false},
+		{"ok", h2loadOK, LoadResult{Requests: 26368, Elapsed: time.Second, RPS: 26368, Mean: 273 * time.Microsecond,
+			Bytes: 27000832}, false},
 		{"404", h2load404, LoadResult{Requests: 0, Elapsed: time.Second, RPS: 26351, Mean: 136 * time.Microsecond,
-			Non2xx: 26351, Detail: "non-2xx 26351"}, true},
+			Bytes: 4031703, Non2xx: 26351, Detail: "non-2xx 26351"}, true},
 		{"errored", h2loadErrored, LoadResult{Requests: 1801, Elapsed: 2 * time.Second, RPS: 900.5,
 			Mean: 10500 * time.Microsecond, Errors: 199, Detail: "errored 99, timeout 100"}, true},
 	}
@@ -171,6 +174,73 @@ func TestParseH2load(t *testing.T) {
 	}
 	if _, err := ParseH2load("connect to 127.0.0.1:1 failed\n"); err == nil {
 		t.Error("ParseH2load of a failed connect succeeded")
+	}
+}
+
+func TestParseBinary(t *testing.T) {
+	tests := []struct {
+		in   string
+		want int64
+	}{
+		{"850.00B", 850},
+		{"0.88KB", 901},
+		{"39.95MB", 41890611},
+		{"2.51GB", 2695091978},
+	}
+	for _, tt := range tests {
+		if got, err := parseBinary(tt.in); err != nil || got != tt.want {
+			t.Errorf("parseBinary(%q) = %d, %v; want %d", tt.in, got, err, tt.want)
+		}
+	}
+	for _, bad := range []string{"", "12", "MB", "1.2XB", "-1KB"} {
+		if _, err := parseBinary(bad); err == nil {
+			t.Errorf("parseBinary(%q) succeeded", bad)
+		}
+	}
+}
+
+// TestCheckBytes checks the bytes a run read against its requests and body
+// size, with wrk's and h2load's samples: right for the body they asked
+// for, wrong for a body a proxy could have cut short or padded.
+func TestCheckBytes(t *testing.T) {
+	wrk, err := ParseWrk(wrkOK) // 32780 responses of a 1 KiB body, ~1278 bytes each
+	if err != nil {
+		t.Fatal(err)
+	}
+	h2, err := ParseH2load(h2loadOK) // 26368 bodies of 1 KiB, exactly
+	if err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		name     string
+		r        LoadResult
+		body     int
+		inflight int
+		bad      bool
+	}{
+		{"wrk 1k", wrk, 1 << 10, 10, false},
+		{"wrk 16k answered with 1k", wrk, 16 << 10, 10, true},
+		{"wrk 0 answered with 1k", wrk, 0, 10, true},
+		{"wrk rounded down", LoadResult{Requests: 1000, Bytes: 1000 * (1024 + 19) * 995 / 1000, HeadersCounted: true}, 1 << 10, 10, false},
+		{"wrk body 0", LoadResult{Requests: 1000, Bytes: 1000 * 200, HeadersCounted: true}, 0, 10, false},
+		{"wrk no bytes", LoadResult{Requests: 1000, HeadersCounted: true}, 0, 10, true},
+		{"h2load 1k", h2, 1 << 10, 40, false},
+		{"h2load 1k with streams in flight", LoadResult{Requests: 100, Bytes: 100<<10 + 512}, 1 << 10, 40, false},
+		{"h2load 16k answered with 1k", h2, 16 << 10, 40, true},
+		{"h2load body 0", LoadResult{Requests: 100}, 0, 40, false},
+		{"h2load 0 answered with 1k", h2, 0, 40, true},
+		{"h2load one body short", LoadResult{Requests: 100, Bytes: 100<<10 - 1}, 1 << 10, 40, true},
+		{"no request", LoadResult{}, 1 << 10, 40, false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			r := tt.r
+			r.CheckBytes(tt.body, tt.inflight)
+			if r.BadBytes != tt.bad || (tt.bad && (!r.Failed() || r.Detail == "")) {
+				t.Errorf("CheckBytes(%d, %d) on %d bytes for %d requests: bad %v, failed %v, detail %q; want bad %v",
+					tt.body, tt.inflight, tt.r.Bytes, tt.r.Requests, r.BadBytes, r.Failed(), r.Detail, tt.bad)
+			}
+		})
 	}
 }
 

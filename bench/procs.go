@@ -141,10 +141,19 @@ type RunResult struct {
 }
 
 // RunCommand runs argv pinned to cpus in its own process group and returns its
-// output. Cancelling ctx kills the whole group.
-func RunCommand(ctx context.Context, cpus string, argv ...string) (RunResult, error) {
+// output. Cancelling ctx kills the whole group, and so does timeout passing
+// (0: no limit): the error then wraps context.DeadlineExceeded while ctx
+// itself is still live, so a caller can tell a hung run from an interrupted
+// suite.
+func RunCommand(ctx context.Context, timeout time.Duration, cpus string, argv ...string) (RunResult, error) {
+	runCtx := ctx
+	if timeout > 0 {
+		var cancel context.CancelFunc
+		runCtx, cancel = context.WithTimeout(ctx, timeout)
+		defer cancel()
+	}
 	args := append([]string{"-c", cpus}, argv...)
-	cmd := exec.CommandContext(ctx, "taskset", args...)
+	cmd := exec.CommandContext(runCtx, "taskset", args...)
 	var out strings.Builder
 	cmd.Stdout = &out
 	cmd.Stderr = &out
@@ -157,13 +166,15 @@ func RunCommand(ctx context.Context, cpus string, argv ...string) (RunResult, er
 	if cmd.ProcessState != nil {
 		r.CPU = cmd.ProcessState.UserTime() + cmd.ProcessState.SystemTime()
 	}
-	if err != nil {
-		if ctx.Err() != nil {
-			return r, ctx.Err()
-		}
-		return r, fmt.Errorf("bench: %s: %w: %s", argv[0], err, lastLines(r.Output, 5))
+	switch {
+	case err == nil:
+		return r, nil
+	case ctx.Err() != nil:
+		return r, ctx.Err()
+	case runCtx.Err() != nil:
+		return r, fmt.Errorf("bench: %s did not finish within %v (killed): %w", argv[0], timeout, runCtx.Err())
 	}
-	return r, nil
+	return r, fmt.Errorf("bench: %s: %w: %s", argv[0], err, lastLines(r.Output, 5))
 }
 
 func lastLines(s string, n int) string {

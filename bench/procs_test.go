@@ -2,6 +2,7 @@ package bench
 
 import (
 	"context"
+	"errors"
 	"os/exec"
 	"path/filepath"
 	"strconv"
@@ -71,18 +72,42 @@ func TestRunCommandCancel(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
 	defer cancel()
 	start := time.Now()
-	_, err := RunCommand(ctx, "0", "sh", "-c", "sleep 60 & sleep 60")
+	_, err := RunCommand(ctx, 0, "0", "sh", "-c", "sleep 60 & sleep 60")
 	if err == nil {
 		t.Fatal("RunCommand of a cancelled command succeeded")
 	}
 	if d := time.Since(start); d > 5*time.Second {
 		t.Errorf("RunCommand returned after %v, want soon after the cancel", d)
 	}
-	res, err := RunCommand(context.Background(), "0", "sh", "-c", "echo hello")
+	res, err := RunCommand(context.Background(), 0, "0", "sh", "-c", "echo hello")
 	if err != nil || strings.TrimSpace(res.Output) != "hello" {
 		t.Errorf("RunCommand(echo) = %q, %v", res.Output, err)
 	}
-	if _, err := RunCommand(context.Background(), "0", "sh", "-c", "echo oops; exit 3"); err == nil || !strings.Contains(err.Error(), "oops") {
+	if _, err := RunCommand(context.Background(), 0, "0", "sh", "-c", "echo oops; exit 3"); err == nil || !strings.Contains(err.Error(), "oops") {
 		t.Errorf("RunCommand of a failing command: %v, want an error with its output", err)
+	}
+}
+
+// TestRunCommandTimeout checks that a command outliving its timeout is
+// killed with its process group and reported as timed out, not as the
+// caller's context ending.
+func TestRunCommandTimeout(t *testing.T) {
+	if _, err := exec.LookPath("taskset"); err != nil {
+		t.Skip("taskset not installed:", err)
+	}
+	ctx := context.Background()
+	start := time.Now()
+	_, err := RunCommand(ctx, 200*time.Millisecond, "0", "sh", "-c", "sleep 60 & sleep 60")
+	if !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("RunCommand past its timeout: %v, want an error wrapping context.DeadlineExceeded", err)
+	}
+	if ctx.Err() != nil {
+		t.Fatal("the caller's context ended")
+	}
+	if d := time.Since(start); d > 5*time.Second {
+		t.Errorf("RunCommand returned after %v, want soon after the timeout", d)
+	}
+	if _, err := RunCommand(ctx, 5*time.Second, "0", "true"); err != nil {
+		t.Errorf("RunCommand within its timeout: %v", err)
 	}
 }

@@ -20,10 +20,18 @@ type ProcStat struct {
 	PID, PPID int
 	Comm      string
 	State     byte
+	Flags     uint64 // PF_* flags of the kernel's task_struct
 	// Times in clock ticks: user and system time of the process (all its
 	// threads), and of its waited-for children.
 	UTime, STime, CUTime, CSTime uint64
 }
+
+// pfKThread is PF_KTHREAD in the flags of /proc/PID/stat.
+const pfKThread = 0x00200000
+
+// KernelThread reports whether the process is a kernel thread (kthreadd and
+// its children: ksoftirqd, kworkers, RCU threads, …).
+func (s ProcStat) KernelThread() bool { return s.Flags&pfKThread != 0 }
 
 // CPU returns the process's user+system time including waited-for
 // children.
@@ -58,6 +66,9 @@ func ParseStat(b []byte) (ProcStat, error) {
 	s.State = f[0][0]
 	if s.PPID, err = strconv.Atoi(string(f[1])); err != nil {
 		return s, fmt.Errorf("bench: /proc stat ppid: %w", err)
+	}
+	if s.Flags, err = strconv.ParseUint(string(f[6]), 10, 64); err != nil {
+		return s, fmt.Errorf("bench: /proc stat flags: %w", err)
 	}
 	dst := []*uint64{&s.UTime, &s.STime, &s.CUTime, &s.CSTime}
 	for i, p := range dst {
@@ -125,6 +136,10 @@ func TreeCPU(root int) (time.Duration, error) {
 	if err != nil {
 		return 0, err
 	}
+	return treeCPU(stats, root)
+}
+
+func treeCPU(stats map[int]ProcStat, root int) (time.Duration, error) {
 	tree := Tree(stats, root)
 	if len(tree) == 0 {
 		return 0, fmt.Errorf("bench: process %d is gone", root)
@@ -149,32 +164,32 @@ func TreePIDs(root int) []int {
 	return pids
 }
 
-// ParseSystemCPU reads the first line of /proc/stat and returns the time all
-// CPUs spent running processes (user, nice, system). Interrupt time is left
-// out: the kernel keeps it out of the processes' own times too, so counting
-// it would make the suite's own network traffic look like other work.
-func ParseSystemCPU(b []byte) (time.Duration, error) {
-	line, _, _ := bytes.Cut(b, []byte("\n"))
-	f := bytes.Fields(line)
-	if len(f) < 9 || string(f[0]) != "cpu" {
-		return 0, errors.New("bench: /proc/stat: no cpu line")
-	}
-	var busy uint64
-	for _, i := range []int{1, 2, 3} { // user nice system
-		v, err := strconv.ParseUint(string(f[i]), 10, 64)
-		if err != nil {
-			return 0, fmt.Errorf("bench: /proc/stat field %d: %w", i, err)
+// ParseCPUSteal reads the per-CPU lines of /proc/stat ("cpu0 …", "cpu1 …")
+// and returns each CPU's steal time since boot: time the hypervisor ran
+// something else while this guest had work for the CPU.
+func ParseCPUSteal(b []byte) (map[int]time.Duration, error) {
+	steal := map[int]time.Duration{}
+	for line := range bytes.Lines(b) {
+		f := bytes.Fields(line)
+		if len(f) == 0 || !bytes.HasPrefix(f[0], []byte("cpu")) || len(f[0]) == 3 {
+			continue // not a CPU line, or the machine-wide one
 		}
-		busy += v
+		cpu, err := strconv.Atoi(string(f[0][3:]))
+		if err != nil {
+			return nil, fmt.Errorf("bench: /proc/stat line %q", bytes.TrimSpace(line))
+		}
+		// cpuN user nice system idle iowait irq softirq steal …
+		if len(f) < 9 {
+			return nil, fmt.Errorf("bench: /proc/stat line %q has no steal field", bytes.TrimSpace(line))
+		}
+		v, err := strconv.ParseUint(string(f[8]), 10, 64)
+		if err != nil {
+			return nil, fmt.Errorf("bench: /proc/stat %s steal: %w", f[0], err)
+		}
+		steal[cpu] = time.Duration(v) * clockTick
 	}
-	return time.Duration(busy) * clockTick, nil
-}
-
-// SystemCPU returns the busy time of all CPUs since boot.
-func SystemCPU() (time.Duration, error) {
-	b, err := os.ReadFile("/proc/stat")
-	if err != nil {
-		return 0, fmt.Errorf("bench: %w", err)
+	if len(steal) == 0 {
+		return nil, errors.New("bench: /proc/stat: no per-CPU line")
 	}
-	return ParseSystemCPU(b)
+	return steal, nil
 }

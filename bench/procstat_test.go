@@ -15,7 +15,7 @@ func TestParseStat(t *testing.T) {
 		{
 			name: "nginx worker",
 			in:   "4242 (nginx) S 4241 4241 4241 0 -1 4194624 1093 0 0 0 1234 567 8 9 20 0 1 0 123456 12345678 1234 18446744073709551615 1 1 0 0 0 0 0 1073745920 402745863 0 0 0 17 0 0 0 0 0 0 0 0 0 0 0 0 0 0\n",
-			want: ProcStat{PID: 4242, PPID: 4241, Comm: "nginx", State: 'S', UTime: 1234, STime: 567, CUTime: 8, CSTime: 9},
+			want: ProcStat{PID: 4242, PPID: 4241, Comm: "nginx", State: 'S', Flags: 4194624, UTime: 1234, STime: 567, CUTime: 8, CSTime: 9},
 		},
 		{
 			name: "comm with spaces and parens",
@@ -46,6 +46,7 @@ func TestParseStat(t *testing.T) {
 		"x (nginx) S 1 1 1 0 -1 0 0 0 0 0 1 2 3 4 20",
 		"12 (nginx) S 1 1 1 0 -1 0 0 0 0 0 1 x 3 4 20",
 		"12 (nginx) S 1 1 1 0 -1 0 0 0 0 0 1 2 -3 4 20",
+		"12 (nginx) S 1 1 1 0 -1 x 0 0 0 0 1 2 3 4 20",
 	}
 	for _, in := range bad {
 		if _, err := ParseStat([]byte(in)); err == nil {
@@ -108,19 +109,37 @@ func TestTreeCPUSelf(t *testing.T) {
 	}
 }
 
-func TestParseSystemCPU(t *testing.T) {
-	in := "cpu  100 20 30 4000 50 6 7 8 9 10\ncpu0 50 10 15 2000 25 3 3 4 4 5\n"
-	got, err := ParseSystemCPU([]byte(in))
+func TestKernelThread(t *testing.T) {
+	for _, tt := range []struct {
+		in   string
+		want bool
+	}{
+		{"14 (ksoftirqd/0) S 2 0 0 0 -1 69238848 0 0 0 0 10 2000 0 0 20 0 1 0 5", true},
+		{"4242 (nginx) S 4241 4241 4241 0 -1 4194624 1093 0 0 0 1234 567 8 9 20 0 1 0 1", false},
+	} {
+		s, err := ParseStat([]byte(tt.in))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if s.KernelThread() != tt.want {
+			t.Errorf("%s: KernelThread() = %v, want %v", s.Comm, !tt.want, tt.want)
+		}
+	}
+}
+
+func TestParseCPUSteal(t *testing.T) {
+	in := "cpu  100 20 30 4000 50 6 7 8 9 10\ncpu0 50 10 15 2000 25 3 3 4 4 5\ncpu1 50 10 15 2000 25 3 4 300 5 5\nintr 1 2 3\nctxt 5\n"
+	got, err := ParseCPUSteal([]byte(in))
 	if err != nil {
 		t.Fatal(err)
 	}
-	// user 100 + nice 20 + system 30 = 150 ticks
-	if want := 1500 * time.Millisecond; got != want {
-		t.Errorf("ParseSystemCPU = %v, want %v", got, want)
+	want := map[int]time.Duration{0: 40 * time.Millisecond, 1: 3 * time.Second}
+	if len(got) != len(want) || got[0] != want[0] || got[1] != want[1] {
+		t.Errorf("ParseCPUSteal = %v, want %v", got, want)
 	}
-	for _, bad := range []string{"", "intr 1 2 3 4 5 6 7 8 9", "cpu 1 2 x 4 5 6 7 8"} {
-		if _, err := ParseSystemCPU([]byte(bad)); err == nil {
-			t.Errorf("ParseSystemCPU(%q) succeeded", bad)
+	for _, bad := range []string{"", "cpu 1 2 3 4 5 6 7 8 9\n", "cpu0 1 2 3 4 5 6 7\n", "cpu0 1 2 3 4 5 6 7 x\n", "cpux 1 2 3 4 5 6 7 8\n"} {
+		if _, err := ParseCPUSteal([]byte(bad)); err == nil {
+			t.Errorf("ParseCPUSteal(%q) succeeded", bad)
 		}
 	}
 }

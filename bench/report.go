@@ -244,7 +244,7 @@ func WriteRunsCSV(path string, runs []Run) error {
 	rows := [][]string{{"case", "proto", "conns", "body", "target", "workers", "rep", "status",
 		"requests", "seconds", "rps", "p50_ms", "p99_ms", "mean_ms", "errors", "non2xx",
 		"proxy_cpu_s", "req_per_proxy_cpu_s", "proxy_cpu_util", "load_cpu_s", "load_cpu_util", "load_bound",
-		"other_cpu_s", "noisy", "tls", "detail"}}
+		"other_cpu_s", "noisy", "tls", "detail", "steal_cpu_s", "proxy_settle_cpu_s", "bytes_read"}}
 	for _, r := range runs {
 		rows = append(rows, []string{r.Case, string(r.Proto), strconv.Itoa(r.Conns), r.Body, r.Target,
 			strconv.Itoa(r.Workers), strconv.Itoa(r.Rep), r.Status,
@@ -253,7 +253,9 @@ func WriteRunsCSV(path string, runs []Run) error {
 			strconv.FormatInt(r.Errors, 10), strconv.FormatInt(r.Non2xx, 10),
 			csvFloat(r.ProxyCPUSec), csvFloat(r.ReqPerCPUSec), csvFloat(r.ProxyUtil),
 			csvFloat(r.LoadCPUSec), csvFloat(r.LoadUtil), strconv.FormatBool(r.LoadBound),
-			csvFloat(r.OtherCPUSec), strconv.FormatBool(r.Noisy), r.TLS, r.Detail})
+			csvFloat(r.OtherCPUSec), strconv.FormatBool(r.Noisy), r.TLS, r.Detail,
+			// New columns go last, so readers by position keep working.
+			csvFloat(r.StealCPUSec), csvFloat(r.ProxySettleCPUSec), strconv.FormatInt(r.BytesRead, 10)})
 	}
 	return writeCSV(path, rows)
 }

@@ -31,7 +31,7 @@ func testRuns() []Run {
 func TestSummarizeRuns(t *testing.T) {
 	known := []Summary{{Case: "http1/c=50/body=1k", Target: "monolake/uring", Workers: 1,
 		Status: StatusUnsupported, Reason: "no io_uring"}}
-	sums := SummarizeRuns(testRuns(), known)
+	sums := SummarizeRuns(testRuns(), known, 3)
 	by := map[string]Summary{}
 	for _, s := range sums {
 		by[s.Target] = s
@@ -86,7 +86,7 @@ func TestSummarizeRuns(t *testing.T) {
 func TestWriteOutputs(t *testing.T) {
 	dir := t.TempDir()
 	runs := testRuns()
-	sums := SummarizeRuns(runs, nil)
+	sums := SummarizeRuns(runs, nil, 3)
 	SortSummaries(sums, []string{"http1/c=50/body=1k"})
 	if sums[0].Target != TargetDirect || sums[1].Target != TargetNginx {
 		t.Errorf("order: %s, %s; want direct, nginx first", sums[0].Target, sums[1].Target)
@@ -138,11 +138,12 @@ func TestWriteOutputs(t *testing.T) {
 		t.Errorf("ratios:\n%s", rb.String())
 	}
 
+	// Monolake's summary failed (one repetition of three): no overview.
 	files, err := WriteCharts(dir, sums, []string{"http1/c=50/body=1k"}, 1)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(files) != 4 { // rps, cpu, latency, overview
+	if len(files) != 3 { // rps, cpu, latency
 		t.Errorf("charts: %v", files)
 	}
 	for _, f := range files {
@@ -150,5 +151,78 @@ func TestWriteOutputs(t *testing.T) {
 		if err != nil || len(b) < 8 || string(b[1:4]) != "PNG" {
 			t.Errorf("%s is not a PNG (%v)", f, err)
 		}
+	}
+}
+
+// TestSummarizeRunsMajority checks that a ratio to nginx needs a majority
+// of successful repetitions on both sides.
+func TestSummarizeRunsMajority(t *testing.T) {
+	run := func(target string, rep int, rps float64, status string) Run {
+		return Run{Case: "l4/c=50/body=64k", Proto: ProtoL4, Conns: 50, Body: "64k", Target: target,
+			Workers: 1, Rep: rep, RPS: rps, ReqPerCPUSec: 10 * rps, P50Ms: 1, P99Ms: 2, Status: status}
+	}
+	tests := []struct {
+		name      string
+		okNginx   int // of 5 repetitions, the first ones succeed
+		okOurs    int
+		wantRatio bool
+	}{
+		{"all succeeded", 5, 5, true},
+		{"3 of 5 ours", 5, 3, true},
+		{"2 of 5 ours", 5, 2, false},
+		{"1 of 5 ours", 5, 1, false},
+		{"2 of 5 nginx", 2, 5, false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var runs []Run
+			for rep := 1; rep <= 5; rep++ {
+				status := func(ok int) string {
+					if rep <= ok {
+						return StatusOK
+					}
+					return StatusFailed
+				}
+				runs = append(runs, run(TargetNginx, rep, 100, status(tt.okNginx)), run("monolake/epoll", rep, 150, status(tt.okOurs)))
+			}
+			for _, s := range SummarizeRuns(runs, nil, 5) {
+				if s.Target != "monolake/epoll" {
+					continue
+				}
+				ratios := []float64{s.VsNginxRPS, s.VsNginxEff, s.VsNginxRPSPaired, s.VsNginxEffPaired}
+				for i, r := range ratios {
+					if got := !math.IsNaN(r); got != tt.wantRatio {
+						t.Errorf("ratio %d = %v, want one: %v", i, r, tt.wantRatio)
+					}
+				}
+			}
+		})
+	}
+}
+
+// TestChartsLeaveOutFailed checks that failed summaries are not drawn: a
+// case whose every summary failed has no chart, and a failed Monolake
+// summary no bar in the overview.
+func TestChartsLeaveOutFailed(t *testing.T) {
+	runs := testRuns()
+	runs[len(runs)-1].Status = StatusOK // every run succeeded
+	sums := SummarizeRuns(runs, nil, 3)
+	cases := []string{"http1/c=50/body=1k"}
+	files, err := WriteCharts(t.TempDir(), sums, cases, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(files) != 4 { // rps, cpu, latency, overview
+		t.Errorf("charts of a suite that succeeded: %v", files)
+	}
+	for i := range sums {
+		sums[i].Status = StatusFailed
+	}
+	files, err = WriteCharts(t.TempDir(), sums, cases, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(files) != 0 {
+		t.Errorf("charts of failed summaries: %v", files)
 	}
 }

@@ -30,23 +30,32 @@ type Run struct {
 	MeanMs   float64 `json:"mean_ms"`
 	Errors   int64   `json:"errors"`
 	Non2xx   int64   `json:"non2xx"`
-	Detail   string  `json:"detail,omitempty"`
-	TLS      string  `json:"tls,omitempty"` // negotiated version, suite and group
+	// BytesRead is what the client read (LoadResult.Bytes: wrk with the
+	// headers, rounded; h2load the bodies alone), checked against the
+	// requests and the body size.
+	BytesRead int64  `json:"bytes_read"`
+	Detail    string `json:"detail,omitempty"`
+	TLS       string `json:"tls,omitempty"` // negotiated version, suite and group
 
 	// ProxyCPUSec is the user+system time of all the proxy's processes in
-	// the window; ReqPerCPUSec is Requests over it.
-	ProxyCPUSec  float64 `json:"proxy_cpu_s"`
-	ReqPerCPUSec float64 `json:"req_per_proxy_cpu_s"`
-	ProxyUtil    float64 `json:"proxy_cpu_util"` // share of the proxy's CPUs used
-	LoadCPUSec   float64 `json:"load_cpu_s"`     // load generator and origin
-	LoadUtil     float64 `json:"load_cpu_util"`  // share of the load CPUs used
+	// the window and the settle after it, of which ProxySettleCPUSec in
+	// the settle; ReqPerCPUSec is Requests over it. ProxyUtil is the share
+	// of the proxy's CPUs it used in the window alone.
+	ProxyCPUSec       float64 `json:"proxy_cpu_s"`
+	ProxySettleCPUSec float64 `json:"proxy_settle_cpu_s"`
+	ReqPerCPUSec      float64 `json:"req_per_proxy_cpu_s"`
+	ProxyUtil         float64 `json:"proxy_cpu_util"`
+	LoadCPUSec        float64 `json:"load_cpu_s"`    // load generator and origin
+	LoadUtil          float64 `json:"load_cpu_util"` // share of the load CPUs used
 	// LoadBound marks a run where the load side was saturated and the proxy
 	// was not: the proxy was not the bottleneck, so its req/s understates it.
 	LoadBound bool `json:"load_bound"`
-	// OtherCPUSec is CPU time spent in the window by processes outside the
-	// run (the machine's busy time less the proxy's and the load side's);
-	// Noisy marks a run where that was more than a fifth of a CPU.
+	// OtherCPUSec is CPU time spent in the window by user processes
+	// outside the run (see OtherCPU); StealCPUSec is the hypervisor's steal
+	// time on the proxy's and the load side's CPUs. Noisy marks a run where
+	// either was more than NoisyShare of a CPU.
 	OtherCPUSec float64 `json:"other_cpu_s"`
+	StealCPUSec float64 `json:"steal_cpu_s"`
 	Noisy       bool    `json:"noisy"`
 	Status      string  `json:"status"`
 }
@@ -99,8 +108,9 @@ type Report struct {
 
 // SummarizeRuns builds the summaries from the runs plus the unsupported and
 // failed entries already known (which have no runs), and fills in the
-// ratios to nginx.
-func SummarizeRuns(runs []Run, known []Summary) []Summary {
+// ratios to nginx. reps is the repetitions each target was to run; a ratio
+// needs a majority of them to have succeeded on both sides (MinOK).
+func SummarizeRuns(runs []Run, known []Summary, reps int) []Summary {
 	type key struct {
 		c, t string
 		w    int
@@ -178,18 +188,29 @@ func SummarizeRuns(runs []Run, known []Summary) []Summary {
 		if !ok || out[j].Status == StatusUnsupported {
 			continue
 		}
+		// RPS.N counts the successful runs: a median of one run out of
+		// five is no figure to compare.
+		if s.RPS.N < MinOK(reps) || out[j].RPS.N < MinOK(reps) {
+			continue
+		}
 		s.VsNginxRPS = Ratio(s.RPS.Median, out[j].RPS.Median)
 		s.VsNginxEff = Ratio(s.ReqPerCPUSec.Median, out[j].ReqPerCPUSec.Median)
-		s.VsNginxRPSPaired, s.VsNginxEffPaired = pairedRatios(groups[key{s.Case, s.Target, s.Workers}], groups[nk])
+		rps, eff := pairedRatios(groups[key{s.Case, s.Target, s.Workers}], groups[nk])
+		if rps.N >= MinOK(reps) {
+			s.VsNginxRPSPaired, s.VsNginxEffPaired = rps.Median, eff.Median
+		}
 	}
 	return out
 }
 
-// pairedRatios returns the medians over the repetitions of runs' requests
+// MinOK is the successful repetitions out of reps that a figure needs to
+// be compared with nginx's: a majority.
+func MinOK(reps int) int { return max(reps, 1)/2 + 1 }
+
+// pairedRatios returns the spreads over the repetitions of runs' requests
 // per second and requests per proxy CPU-second divided by those of the
-// nginx run of the same repetition. Failed runs pair with nothing; NaN
-// when no pair is left.
-func pairedRatios(runs, nginx []Run) (rps, eff float64) {
+// nginx run of the same repetition. Failed runs pair with nothing.
+func pairedRatios(runs, nginx []Run) (rps, eff Spread) {
 	byRep := map[int]Run{}
 	for _, n := range nginx {
 		if n.Status == StatusOK {
@@ -205,5 +226,5 @@ func pairedRatios(runs, nginx []Run) (rps, eff float64) {
 		rs = append(rs, Ratio(r.RPS, n.RPS))
 		es = append(es, Ratio(r.ReqPerCPUSec, n.ReqPerCPUSec))
 	}
-	return Summarize(rs).Median, Summarize(es).Median
+	return Summarize(rs), Summarize(es)
 }

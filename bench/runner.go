@@ -29,6 +29,11 @@ const (
 	TargetNginx  = "nginx"
 )
 
+// LoadGrace is how long wrk or h2load may run past its duration before it
+// is killed and the run recorded as failed: both stop on their own, but a
+// hung one must not hang the suite.
+const LoadGrace = 30 * time.Second
+
 // StreamModule is the nginx module the L4 cases load.
 const StreamModule = "/usr/lib/nginx/modules/ngx_stream_module.so"
 
@@ -45,11 +50,15 @@ type Options struct {
 	TLSBackends []string
 	Duration    time.Duration
 	Warmup      time.Duration // per case and target, before the repetitions
-	Reps        int
-	H2Streams   int // concurrent streams per h2 connection
-	ProxyCPUs   []int
-	LoadCPUs    []int
-	PortBase    int
+	// Settle is how long after each run's load the proxy's CPU time is
+	// still charged to the run (see DefaultSettle): 0 is DefaultSettle, a
+	// negative value none.
+	Settle    time.Duration
+	Reps      int
+	H2Streams int // concurrent streams per h2 connection
+	ProxyCPUs []int
+	LoadCPUs  []int
+	PortBase  int
 	// OriginSendfile names the smallest body the origin serves with
 	// sendfile(2) (see OriginConfig.Sendfile): "" is DefaultOriginSendfile;
 	// "0" serves every body so, as the runs before 155a698 did.
@@ -95,8 +104,8 @@ type Runner struct {
 	tlsSeen map[string]bool // targets whose TLS parameters were printed
 	step    int
 	steps   int
-	// Failures counts failed runs, and cases skipped because a Monolake
-	// target had died on an earlier one.
+	// Failures counts failed runs, cases a Monolake target failed to
+	// start or probe or had died before, and failed idle results.
 	Failures int
 }
 
@@ -109,9 +118,15 @@ type live struct {
 	h2      string
 	cpus    []int
 	workers int
-	probed  map[Proto]string // probe result per protocol: "" ok, else why unsupported
+	probed  map[probeKey]string // probe result: "" ok, else why it failed
 	tlsInfo string
 	dead    string // why a Monolake target stopped working mid-suite
+}
+
+// probeKey is what a probe depends on: the protocol and the body asked for.
+type probeKey struct {
+	proto Proto
+	body  string
 }
 
 func (t *live) addr(c Case) string {
@@ -215,7 +230,7 @@ func (r *Runner) Run(ctx context.Context) error {
 
 	// The direct run: the client against the origin, once per case.
 	direct := &live{name: TargetDirect, plain: r.originHTTP, tls: r.originHTTPS, h2: r.originH2,
-		cpus: r.opt.LoadCPUs, probed: map[Proto]string{}}
+		cpus: r.opt.LoadCPUs, probed: map[probeKey]string{}}
 	for _, c := range cases {
 		if err := r.probeOrFail(ctx, direct, c); err != nil {
 			return err
@@ -260,6 +275,17 @@ func (r *Runner) Run(ctx context.Context) error {
 	return nil
 }
 
+// settle is the wait after each run's load.
+func (r *Runner) settle() time.Duration {
+	switch {
+	case r.opt.Settle == 0:
+		return DefaultSettle
+	case r.opt.Settle < 0:
+		return 0
+	}
+	return r.opt.Settle
+}
+
 // Estimate returns how many measured runs the suite makes and about how long
 // it takes if every target is supported.
 func Estimate(opt Options) (runs int, d time.Duration) {
@@ -276,10 +302,11 @@ func Estimate(opt Options) (runs int, d time.Duration) {
 	}
 	// wrk and h2load run whole seconds; starting them and the proxies adds
 	// a little to each run.
-	run := time.Duration(max(1, int((opt.Duration+time.Second/2)/time.Second)))*time.Second + 300*time.Millisecond
+	settle := (&Runner{opt: opt}).settle()
+	run := time.Duration(max(1, int((opt.Duration+time.Second/2)/time.Second)))*time.Second + 300*time.Millisecond + settle
 	warm := time.Duration(0)
 	if opt.Warmup > 0 {
-		warm = time.Duration(max(1, int((opt.Warmup+time.Second/2)/time.Second)))*time.Second + 300*time.Millisecond
+		warm = time.Duration(max(1, int((opt.Warmup+time.Second/2)/time.Second)))*time.Second + 300*time.Millisecond + settle
 	}
 	return targets * opt.Reps, time.Duration(targets) * (time.Duration(opt.Reps)*run + warm)
 }
@@ -287,7 +314,7 @@ func Estimate(opt Options) (runs int, d time.Duration) {
 // runGroup starts nginx and every Monolake variant for one mode and worker
 // count, and measures the cases of that mode on them, interleaved.
 func (r *Runner) runGroup(ctx context.Context, w int, mode Mode, cases []Case) error {
-	targets, started, err := r.startTargets(ctx, w, mode, cases)
+	targets, absent, started, err := r.startTargets(ctx, w, mode)
 	defer func() {
 		for _, p := range started {
 			r.procs.Remove(p)
@@ -295,6 +322,9 @@ func (r *Runner) runGroup(ctx context.Context, w int, mode Mode, cases []Case) e
 	}()
 	if err != nil {
 		return err
+	}
+	for _, v := range absent {
+		r.skipVariant(mode, w, v, cases)
 	}
 
 	for _, c := range cases {
@@ -332,10 +362,18 @@ func (r *Runner) runGroup(ctx context.Context, w int, mode Mode, cases []Case) e
 	return nil
 }
 
+// notStarted is a Monolake variant startTargets did not start: one the
+// build lacks (StatusUnsupported), or one that did not come up
+// (StatusFailed).
+type notStarted struct {
+	name, status, why string
+}
+
 // startTargets starts nginx and every Monolake variant for w workers in
-// mode. Variants the build cannot run are recorded unsupported for cases.
-// The caller removes the started processes, also on an error.
-func (r *Runner) startTargets(ctx context.Context, w int, mode Mode, cases []Case) (targets []*live, started []*Proc, err error) {
+// mode, and says which variants it did not start; the caller records them
+// as its case wants. The caller removes the started processes, also on an
+// error.
+func (r *Runner) startTargets(ctx context.Context, w int, mode Mode) (targets []*live, absent []notStarted, started []*Proc, err error) {
 	port := r.opt.PortBase + 100
 	next := func() string { port++; return "127.0.0.1:" + strconv.Itoa(port) }
 	cpus := ProxyCPUs(r.opt.ProxyCPUs, w)
@@ -345,7 +383,7 @@ func (r *Runner) startTargets(ctx context.Context, w int, mode Mode, cases []Cas
 	}
 
 	// nginx.
-	nx := &live{name: TargetNginx, cpus: cpus, workers: w, probed: map[Proto]string{}}
+	nx := &live{name: TargetNginx, cpus: cpus, workers: w, probed: map[probeKey]string{}}
 	keepalive := maxConns
 	if mode == ModeHTTPS {
 		// Each h2 stream in flight holds an upstream connection.
@@ -364,11 +402,11 @@ func (r *Runner) startTargets(ctx context.Context, w int, mode Mode, cases []Cas
 	}
 	text, err := RenderNginxProxy(nc)
 	if err != nil {
-		return nil, started, err
+		return nil, nil, started, err
 	}
 	p, err := r.startNginx(ctx, nname, nc.Dir, text, cpus, nc.Listen, nc.ListenH2)
 	if err != nil {
-		return nil, started, err
+		return nil, nil, started, err
 	}
 	started = append(started, p)
 	nx.proc = p
@@ -385,16 +423,16 @@ func (r *Runner) startTargets(ctx context.Context, w int, mode Mode, cases []Cas
 			if stack != "" {
 				name += "/" + stack
 			}
-			t := &live{name: name, cpus: cpus, workers: w, probed: map[Proto]string{}}
+			t := &live{name: name, cpus: cpus, workers: w, probed: map[probeKey]string{}}
 			if why := r.missing(rt, stack); why != "" {
-				r.skipVariant(mode, w, name, cases, StatusUnsupported, "unsupported", why)
+				absent = append(absent, notStarted{name, StatusUnsupported, why})
 				continue
 			}
 			listen := next()
 			t.plain, t.tls, t.h2 = listen, listen, listen
 			why, p, err := r.startMonolake(ctx, t, mode, rt, stack, w, listen, cpus)
 			if err != nil {
-				return nil, started, err
+				return nil, nil, started, err
 			}
 			if p != nil {
 				started = append(started, p)
@@ -403,7 +441,7 @@ func (r *Runner) startTargets(ctx context.Context, w int, mode Mode, cases []Cas
 			if why != "" {
 				// The runtime and backend are ones the binary lists
 				// (monolake version): not starting is a failure.
-				r.skipVariant(mode, w, name, cases, StatusFailed, "FAILED to start", why)
+				absent = append(absent, notStarted{name, StatusFailed, why})
 				if p != nil {
 					r.procs.Remove(p)
 					started = slices.DeleteFunc(started, func(q *Proc) bool { return q == p })
@@ -413,7 +451,7 @@ func (r *Runner) startTargets(ctx context.Context, w int, mode Mode, cases []Cas
 			targets = append(targets, t)
 		}
 	}
-	return targets, started, nil
+	return targets, absent, started, nil
 }
 
 // skip records a target that did not run on a case: unsupported, or
@@ -426,16 +464,25 @@ func (r *Runner) skip(c Case, target string, w int, status, why string) {
 	r.known = append(r.known, skipped(c, target, w, status, why))
 }
 
-// skipVariant skips a Monolake variant on every case of its mode, saying
-// so (label) once per reason.
-func (r *Runner) skipVariant(mode Mode, w int, name string, cases []Case, status, label, why string) {
-	if why != r.lastWhy {
-		r.progress("  %s w=%d %s: %s: %s", mode, w, name, label, why)
-	}
-	r.lastWhy = why
+// skipVariant skips a Monolake variant that did not start on every case
+// of its mode, saying so once per reason.
+func (r *Runner) skipVariant(mode Mode, w int, v notStarted, cases []Case) {
+	r.sayNotStarted(fmt.Sprintf("  %s w=%d", mode, w), v)
 	for _, c := range cases {
-		r.skip(c, name, w, status, why)
+		r.skip(c, v.name, w, v.status, v.why)
 	}
+}
+
+// sayNotStarted prints why a variant did not start, once per reason.
+func (r *Runner) sayNotStarted(where string, v notStarted) {
+	if v.why != r.lastWhy {
+		label := "unsupported"
+		if v.status == StatusFailed {
+			label = "FAILED to start"
+		}
+		r.progress("%s %s: %s: %s", where, v.name, label, v.why)
+	}
+	r.lastWhy = v.why
 }
 
 // skipped is the summary of a target that did not run on a case.
@@ -475,9 +522,9 @@ func (r *Runner) measureCase(ctx context.Context, c Case, ts []*live) error {
 	}
 	for rep := 1; rep <= r.opt.Reps; rep++ {
 		// Each repetition starts with another target, so that a machine
-		// that drifts during a case, or one target's after-work (a
-		// collection after its load) falling into the next one's window,
-		// does not favour the same target every time.
+		// that drifts during a case does not favour the same target
+		// every time. A target's after-work (a collection, memory given
+		// back) is charged to its own run: measure waits the settle.
 		for i := range ts {
 			t := ts[(i+rep-1)%len(ts)]
 			if t.dead != "" {
@@ -514,7 +561,7 @@ func (r *Runner) report(run Run, reps int) {
 		line += " LOAD-BOUND"
 	}
 	if run.Noisy {
-		line += fmt.Sprintf(" NOISY (other processes %.0f%% of a CPU)", 100*run.OtherCPUSec/run.Seconds)
+		line += fmt.Sprintf(" NOISY (other processes %.1f CPU-s, steal %.1f s)", run.OtherCPUSec, run.StealCPUSec)
 	}
 	if run.Status != StatusOK {
 		line += "  FAILED: " + run.Detail
@@ -523,7 +570,8 @@ func (r *Runner) report(run Run, reps int) {
 }
 
 // measure runs the load generator once against t and takes the CPU time of
-// the proxy and the load side over the window. rep 0 is a warm-up.
+// the proxy over the window and the settle after it (see DefaultSettle),
+// and of the load side over the window. rep 0 is a warm-up.
 func (r *Runner) measure(ctx context.Context, c Case, t *live, rep int, d time.Duration) (Run, error) {
 	run := Run{Case: c.Name(), Proto: c.Proto, Conns: c.Conns, Body: c.Body, Target: t.name,
 		Workers: t.workers, Rep: rep}
@@ -540,42 +588,39 @@ func (r *Runner) measure(ctx context.Context, c Case, t *live, rep int, d time.D
 		argv = append([]string{"wrk"}, WrkArgs(url, threads, c.Conns, d, c.Close())...)
 	}
 
-	var proxyBefore, originBefore time.Duration
-	var err error
+	var (
+		res    RunResult
+		runErr error
+		wall   time.Duration
+	)
+	w, err := watch(ctx, r.settle(), func() {
+		start := time.Now()
+		res, runErr = RunCommand(ctx, d+LoadGrace, FormatCPUs(r.opt.LoadCPUs), argv...)
+		wall = time.Since(start)
+	})
+	if err != nil {
+		return run, err
+	}
+	var proxyCPU, proxyLoadCPU time.Duration
 	if t.proc != nil {
-		if proxyBefore, err = TreeCPU(t.proc.PID()); err != nil {
+		if proxyCPU, proxyLoadCPU, err = w.treeCPU(t.proc.PID()); err != nil {
 			return r.procGone(run, t, err)
 		}
 	}
-	if originBefore, err = TreeCPU(r.origin.PID()); err != nil {
-		return run, fmt.Errorf("bench: origin: %w", err)
-	}
-	sysBefore, sysErr := SystemCPU()
-	start := time.Now()
-	res, runErr := RunCommand(ctx, FormatCPUs(r.opt.LoadCPUs), argv...)
-	wall := time.Since(start)
-	if ctx.Err() != nil {
-		return run, ctx.Err()
-	}
-	var proxyCPU time.Duration
-	if t.proc != nil {
-		after, err := TreeCPU(t.proc.PID())
-		if err != nil {
-			return r.procGone(run, t, err)
-		}
-		proxyCPU = after - proxyBefore
-	}
-	originAfter, err := TreeCPU(r.origin.PID())
+	// The origin's share of the load side is taken over the load alone:
+	// it idles in the settle.
+	_, originCPU, err := w.treeCPU(r.origin.PID())
 	if err != nil {
 		return run, fmt.Errorf("bench: origin: %w", err)
 	}
-	loadCPU := res.CPU + originAfter - originBefore
-	sysAfter, sysErr2 := SystemCPU()
-	if sysErr == nil && sysErr2 == nil {
-		other := sysAfter - sysBefore - proxyCPU - loadCPU
-		run.OtherCPUSec = max(0, other.Seconds())
-		run.Noisy = run.OtherCPUSec > 0.2*wall.Seconds()
+	loadCPU := res.CPU + originCPU
+	measured := []int{r.origin.PID()}
+	if t.proc != nil {
+		measured = append(measured, t.proc.PID())
 	}
+	run.markNoise(OtherCPU(w.before, w.after, os.Getpid(), measured...),
+		StealBetween(w.before, w.after, append(slices.Clone(t.cpus), r.opt.LoadCPUs...)),
+		w.after.Taken.Sub(w.before.Taken))
 
 	r.logLoad(run, argv, res.Output)
 	var lr LoadResult
@@ -590,17 +635,26 @@ func (r *Runner) measure(ctx context.Context, c Case, t *live, rep int, d time.D
 	if err != nil {
 		lr.Detail = fmt.Sprintf("%v: %s", err, lastLines(res.Output, 3))
 		lr.Errors = max(lr.Errors, 1)
+	} else if !lr.Failed() {
+		// wrk and h2load check the status only.
+		inflight := c.Conns
+		if c.H2() {
+			inflight *= max(1, r.opt.H2Streams)
+		}
+		lr.CheckBytes(Bodies[c.Body], inflight)
 	}
 
 	run.Requests, run.RPS = lr.Requests, lr.RPS
 	run.Seconds = wall.Seconds()
 	run.P50Ms, run.P99Ms, run.MeanMs = durMs(lr.P50), durMs(lr.P99), durMs(lr.Mean)
 	run.Errors, run.Non2xx, run.Detail = lr.Errors, lr.Non2xx, lr.Detail
+	run.BytesRead = lr.Bytes
 	run.LoadCPUSec = loadCPU.Seconds()
 	run.LoadUtil = run.LoadCPUSec / (wall.Seconds() * float64(len(r.opt.LoadCPUs)))
 	if t.proc != nil {
 		run.ProxyCPUSec = proxyCPU.Seconds()
-		run.ProxyUtil = run.ProxyCPUSec / (wall.Seconds() * float64(len(t.cpus)))
+		run.ProxySettleCPUSec = (proxyCPU - proxyLoadCPU).Seconds()
+		run.ProxyUtil = proxyLoadCPU.Seconds() / (wall.Seconds() * float64(len(t.cpus)))
 		run.ReqPerCPUSec = math.NaN()
 		if run.ProxyCPUSec > 0 {
 			run.ReqPerCPUSec = float64(run.Requests) / run.ProxyCPUSec
@@ -761,6 +815,49 @@ func (r *Runner) missing(rt, stack string) string {
 	return ""
 }
 
+// Lacking lists the Monolake variants the options ask for that this build
+// cannot run, each as "monolake/RUNTIME[/BACKEND]: why": no binary, or a
+// runtime or TLS backend the binary does not list (see missing). The suite
+// reports them unsupported; a caller that publishes results should not take
+// them for a full run.
+func (r *Runner) Lacking() []string {
+	modes := map[Mode]bool{}
+	for _, c := range r.opt.Matrix.Cases() {
+		modes[c.Mode()] = true
+	}
+	if r.opt.IdleConns > 0 {
+		idle := r.opt.IdleModes
+		if len(idle) == 0 {
+			idle = []Mode{ModeHTTP}
+		}
+		for _, m := range idle {
+			modes[m] = true
+		}
+	}
+	stacks := []string{}
+	if modes[ModeHTTP] || modes[ModeTCP] {
+		stacks = append(stacks, "")
+	}
+	if modes[ModeHTTPS] {
+		stacks = append(stacks, r.opt.TLSBackends...)
+	}
+	var out []string
+	for _, rt := range r.opt.Runtimes {
+		for _, stack := range stacks {
+			why := r.missing(rt, stack)
+			if why == "" {
+				continue
+			}
+			name := "monolake/" + rt
+			if stack != "" {
+				name += "/" + stack
+			}
+			out = append(out, name+": "+why)
+		}
+	}
+	return out
+}
+
 // startMonolake starts a variant that missing allows; why says why it did
 // not come up (a failure).
 func (r *Runner) startMonolake(ctx context.Context, t *live, mode Mode, rt, stack string, w int, listen string, cpus []int) (why string, p *Proc, err error) {
@@ -830,15 +927,16 @@ func (r *Runner) probeOrFail(ctx context.Context, t *live, c Case) error {
 	return nil
 }
 
-// probe sends one request for the 1 KiB body through t the way case c does
-// (TLS, h2) and checks the answer. It returns why it failed, or "".
+// probe sends one request for case c's body through t the way c does (TLS,
+// h2) and checks the answer. It returns why it failed, or "".
 func (r *Runner) probe(ctx context.Context, t *live, c Case) string {
-	if why, ok := t.probed[c.Proto]; ok {
+	k := probeKey{c.Proto, c.Body}
+	if why, ok := t.probed[k]; ok {
 		return why
 	}
 	why := r.probeOnce(ctx, t, c)
 	if t.probed != nil {
-		t.probed[c.Proto] = why
+		t.probed[k] = why
 	}
 	return why
 }
@@ -873,7 +971,8 @@ func (r *Runner) probeOnce(ctx context.Context, t *live, c Case) string {
 	}
 	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 	defer cancel()
-	resp, why := probeGet(ctx, tr, scheme+"://"+t.addr(c)+"/1k", c.H2())
+	url := scheme + "://" + t.addr(c) + c.Path()
+	resp, why := probeGet(ctx, tr, url, Bodies[c.Body], c.H2())
 	if why != "" {
 		return why
 	}
@@ -881,7 +980,7 @@ func (r *Runner) probeOnce(ctx context.Context, t *live, c Case) string {
 		// Every target makes full handshakes: wrk resumes a session
 		// whenever it was given a ticket, which would compare
 		// resumptions with nginx's full handshakes.
-		again, why := probeGet(ctx, tr, scheme+"://"+t.addr(c)+"/1k", c.H2())
+		again, why := probeGet(ctx, tr, url, Bodies[c.Body], c.H2())
 		if why != "" {
 			return why
 		}
@@ -910,9 +1009,9 @@ func (r *Runner) probeOnce(ctx context.Context, t *live, c Case) string {
 	return ""
 }
 
-// probeGet makes one request for the 1 KiB body and checks the answer: the
-// response (body read and closed) or why it failed.
-func probeGet(ctx context.Context, tr *http.Transport, url string, h2 bool) (*http.Response, string) {
+// probeGet makes one request and checks the answer, a 200 with a body of
+// size bytes: the response (body read and closed) or why it failed.
+func probeGet(ctx context.Context, tr *http.Transport, url string, size int, h2 bool) (*http.Response, string) {
 	req, err := http.NewRequestWithContext(ctx, "GET", url, nil)
 	if err != nil {
 		return nil, err.Error()
@@ -928,8 +1027,8 @@ func probeGet(ctx context.Context, tr *http.Transport, url string, h2 bool) (*ht
 		return nil, fmt.Sprintf("probe reading body: %v", err)
 	case resp.StatusCode != http.StatusOK:
 		return nil, fmt.Sprintf("probe got status %d", resp.StatusCode)
-	case len(body) != Bodies["1k"]:
-		return nil, fmt.Sprintf("probe got %d bytes, want %d", len(body), Bodies["1k"])
+	case len(body) != size:
+		return nil, fmt.Sprintf("probe got %d bytes, want %d", len(body), size)
 	case h2 && resp.ProtoMajor != 2:
 		return nil, fmt.Sprintf("no h2 (got %s)", resp.Proto)
 	}

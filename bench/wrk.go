@@ -60,7 +60,11 @@ func ParseWrk(out string) (LoadResult, error) {
 				r.Mean = d
 			}
 		case len(f) >= 5 && f[1] == "requests" && f[2] == "in":
+			// 32780 requests in 1.10s, 39.95MB read
 			inDist = false
+			if len(f) != 6 || f[5] != "read" {
+				return r, fmt.Errorf("bench: wrk requests line %q", line)
+			}
 			n, err := strconv.ParseInt(f[0], 10, 64)
 			if err != nil {
 				return r, fmt.Errorf("bench: wrk requests line %q: %w", line, err)
@@ -69,7 +73,12 @@ func ParseWrk(out string) (LoadResult, error) {
 			if err != nil {
 				return r, fmt.Errorf("bench: wrk requests line %q: %w", line, err)
 			}
-			r.Requests, r.Elapsed, haveRequests = n, d, true
+			b, err := parseBinary(f[4])
+			if err != nil {
+				return r, fmt.Errorf("bench: wrk requests line %q: %w", line, err)
+			}
+			r.Requests, r.Elapsed, r.Bytes, haveRequests = n, d, b, true
+			r.HeadersCounted = true
 		case strings.HasPrefix(line, "Socket errors:"):
 			// Socket errors: connect 0, read 3, write 0, timeout 0
 			rest := strings.TrimPrefix(line, "Socket errors:")

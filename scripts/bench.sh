@@ -13,6 +13,11 @@
 # Results land in bench/results/<UTC timestamp>/ and bench/results/latest/
 # (smoke: bench/results/smoke/). Environment: BENCH_SKIP_DEPS=1 skips the
 # package install, BENCH_SKIP_BUILD=1 uses bin/monolake as it is.
+#
+# Without liburing and OpenSSL (or when the cgo build fails) the binary is
+# the pure-Go one, and monobench stops on the io_uring and OpenSSL variants
+# it lacks unless given -allow-unsupported (or narrower -runtimes and
+# -tls-backends): a downgraded build never passes for a full run.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 GO=${GO:-go}
@@ -25,13 +30,16 @@ monolake=bin/monolake
 if [ "${BENCH_SKIP_BUILD:-0}" != 1 ]; then
 	built=0
 	if pkg-config --exists liburing 2>/dev/null && pkg-config --exists libssl 2>/dev/null; then
-		make --no-print-directory uring && built=1 || echo "bench: the cgo build failed; trying the pure-Go one" >&2
+		make --no-print-directory uring && built=1 ||
+			echo "bench: the cgo build FAILED; trying the pure-Go one (no io_uring, no OpenSSL)" >&2
+	else
+		echo "bench: no liburing or libssl headers (scripts/install-deps.sh); building the pure-Go binary (no io_uring, no OpenSSL)" >&2
 	fi
 	if [ "$built" = 0 ]; then
 		make --no-print-directory build && built=1 || true
 	fi
 	if [ "$built" = 0 ]; then
-		echo "bench: monolake does not build; its targets are reported unsupported" >&2
+		echo "bench: monolake does not build; monobench will stop unless given -allow-unsupported" >&2
 		monolake=
 	fi
 fi

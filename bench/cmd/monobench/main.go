@@ -2,9 +2,10 @@
 // nginx: `make bench` (the full suite) and `make bench-smoke` (about ten
 // seconds of load, for CI). See the bench package for the method.
 //
-// Exit status: 0 when every run that could run succeeded (targets the build
-// does not support are skipped), 1 when a run failed or the suite itself
-// could not run, 130 when interrupted.
+// Exit status: 0 when every run succeeded, 1 when a run failed, the suite
+// itself could not run, or the build lacks a Monolake runtime or TLS
+// backend asked for (unless -allow-unsupported), 130 when interrupted. Only
+// a full run that exits 0 replaces OUT/latest.
 package main
 
 import (
@@ -22,6 +23,8 @@ import (
 	"syscall"
 	"time"
 
+	"golang.org/x/sys/unix"
+
 	"github.com/monolake-go/monolake/bench"
 )
 
@@ -34,6 +37,7 @@ func run() int {
 		monolake    = flag.String("monolake", "bin/monolake", "path of the monolake binary (missing: its targets are unsupported)")
 		duration    = flag.Duration("duration", 5*time.Second, "length of each measured run (whole seconds)")
 		warmup      = flag.Duration("warmup", time.Second, "warm-up per case and target before the repetitions (0: none)")
+		settle      = flag.Duration("settle", bench.DefaultSettle, "wait after each run's load in which the proxy's CPU time still counts (its after-work: collections, memory given back)")
 		reps        = flag.Int("reps", 3, "repetitions per case, target and worker count (median reported)")
 		conns       = flag.String("conns", "50,200", "client connection counts")
 		bodies      = flag.String("bodies", "0,1k,16k", "response body sizes (0, 1k, 16k, 64k)")
@@ -53,14 +57,19 @@ func run() int {
 		sendfile    = flag.String("origin-sendfile", bench.DefaultOriginSendfile, "smallest body the origin serves with sendfile and TCP_CORK on plain HTTP (0: every body, as runs before 155a698)")
 		direct      = flag.Bool("direct", true, "measure the direct run (client to origin) as the reference")
 		dryRun      = flag.Bool("n", false, "print the cases and the time the suite would take, and exit")
+		allowUnsup  = flag.Bool("allow-unsupported", false, "run even when the build lacks a runtime or TLS backend asked for (no binary, a pure-Go build): its targets are reported unsupported, and the results may replace latest/")
 	)
 	flag.Parse()
 	set := map[string]bool{}
 	flag.Visit(func(f *flag.Flag) { set[f.Name] = true })
 	if *smoke {
+		// The settle is shorter than Monolake's idle-memory release
+		// takes: smoke figures are never quoted, and CI waits for it
+		// after every run.
 		defaults := map[string]func(){
 			"duration":   func() { *duration = time.Second },
 			"warmup":     func() { *warmup = 0 },
+			"settle":     func() { *settle = 500 * time.Millisecond },
 			"reps":       func() { *reps = 1 },
 			"conns":      func() { *conns = "50" },
 			"bodies":     func() { *bodies = "1k" },
@@ -139,7 +148,7 @@ func run() int {
 
 	if *dryRun {
 		opt := bench.Options{Matrix: m, Workers: ws, Runtimes: splitList(*runtimes), NoDirect: !*direct,
-			TLSBackends: splitList(*tlsBackends), Duration: *duration, Warmup: *warmup, Reps: *reps}
+			TLSBackends: splitList(*tlsBackends), Duration: *duration, Warmup: *warmup, Settle: settleOpt(*settle), Reps: *reps}
 		for _, c := range m.Cases() {
 			fmt.Println(c.Name())
 		}
@@ -170,17 +179,14 @@ func run() int {
 	opt := bench.Options{
 		Monolake: *monolake, Matrix: m, Workers: ws,
 		Runtimes: splitList(*runtimes), TLSBackends: splitList(*tlsBackends),
-		Duration: *duration, Warmup: *warmup, Reps: *reps, H2Streams: *h2Streams,
+		Duration: *duration, Warmup: *warmup, Settle: settleOpt(*settle), Reps: *reps, H2Streams: *h2Streams,
 		ProxyCPUs: pool, LoadCPUs: load, PortBase: *portBase, Dir: dir, NoDirect: !*direct,
 		OriginSendfile: *sendfile,
 		IdleConns:      idle, IdleModes: idleModes, Progress: os.Stdout,
 	}
-	if _, err := os.Stat(*monolake); err != nil {
-		if *smoke {
-			// The smoke run is CI's check that the suite runs Monolake.
-			return fail(fmt.Errorf("no monolake binary at %q: the smoke run needs one", *monolake))
-		}
-		fmt.Printf("monobench: no monolake binary at %s: its targets are reported unsupported\n", *monolake)
+	if _, err := os.Stat(*monolake); err != nil && *smoke {
+		// The smoke run is CI's check that the suite runs Monolake.
+		return fail(fmt.Errorf("no monolake binary at %q: the smoke run needs one", *monolake))
 	}
 	for _, w := range ws {
 		if bench.Overlaps(bench.ProxyCPUs(pool, w), load) {
@@ -196,6 +202,18 @@ func run() int {
 	if err != nil {
 		return fail(err)
 	}
+	// Also on an early return or a panic: a killed nginx master leaves its
+	// workers running, holding the suite's ports.
+	defer r.Close()
+	// A pure-Go build (the cgo one failed) or none at all must not pass
+	// for a full run: say so before hours of load, and fail.
+	lacking := r.Lacking()
+	for _, l := range lacking {
+		fmt.Printf("monobench: unsupported: %s\n", l)
+	}
+	if len(lacking) > 0 && !*allowUnsup {
+		return fail(fmt.Errorf("this build lacks %d Monolake variant(s) asked for: build with `make uring`, narrow -runtimes or -tls-backends, or pass -allow-unsupported", len(lacking)))
+	}
 	runErr := r.Run(ctx)
 	r.Close() // every process stopped, the work dir gone, before writing
 	stop()
@@ -204,7 +222,7 @@ func run() int {
 		Started: started, Finished: time.Now().UTC(), Smoke: *smoke,
 		Env: bench.Environment(*monolake),
 		Settings: map[string]string{
-			"duration": duration.String(), "warmup": warmup.String(), "reps": strconv.Itoa(*reps),
+			"duration": duration.String(), "warmup": warmup.String(), "settle": settle.String(), "reps": strconv.Itoa(*reps),
 			"conns": *conns, "bodies": *bodies, "l4_bodies": *l4Bodies, "workers": fmt.Sprint(ws),
 			"protos": *protos, "cases": *cases, "runtimes": *runtimes, "tls_backends": *tlsBackends,
 			"h2_streams": strconv.Itoa(*h2Streams), "direct": strconv.FormatBool(*direct), "origin_sendfile": *sendfile, "proxy_cpus": bench.FormatCPUs(pool),
@@ -218,7 +236,7 @@ func run() int {
 	for _, c := range m.Cases() {
 		order = append(order, c.Name())
 	}
-	report.Summaries = bench.SummarizeRuns(report.Runs, r.Known())
+	report.Summaries = bench.SummarizeRuns(report.Runs, r.Known(), *reps)
 	bench.SortSummaries(report.Summaries, order)
 
 	if len(report.Summaries) > 0 {
@@ -247,26 +265,39 @@ func run() int {
 	if err := writeResults(dir, report, order, headline); err != nil {
 		return fail(err)
 	}
-	if !*smoke && runErr == nil && r.Failures == 0 {
+	code, err := verdict(runErr, r.Failures, len(lacking), *allowUnsup)
+	if code == 0 && !*smoke {
 		latest := filepath.Join(*out, "latest")
-		if err := copyDir(dir, latest); err != nil {
+		if err := replaceDir(dir, latest); err != nil {
 			return fail(err)
 		}
 		fmt.Printf("results: %s (and %s)\n", dir, latest)
 	} else {
 		fmt.Printf("results: %s\n", dir)
 	}
+	if code == 130 {
+		fmt.Fprintln(os.Stderr, "monobench: interrupted; partial results written")
+	} else if err != nil {
+		fmt.Fprintln(os.Stderr, "monobench:", err)
+	}
+	return code
+}
 
+// verdict is the exit status of a run: 130 when interrupted, 1 when the
+// suite could not run, a run failed, or variants asked for were lacking
+// without allowUnsupported; 0 otherwise. Only a 0 may replace latest/.
+func verdict(runErr error, failures, lacking int, allowUnsupported bool) (int, error) {
 	switch {
 	case errors.Is(runErr, context.Canceled):
-		fmt.Fprintln(os.Stderr, "monobench: interrupted; partial results written")
-		return 130
+		return 130, runErr
 	case runErr != nil:
-		return fail(runErr)
-	case r.Failures > 0:
-		return fail(fmt.Errorf("%d run(s) failed (errors or non-2xx responses); see the table", r.Failures))
+		return 1, runErr
+	case failures > 0:
+		return 1, fmt.Errorf("%d run(s) failed (errors, non-2xx responses, wrong bodies, or targets that did not start); see the table", failures)
+	case lacking > 0 && !allowUnsupported:
+		return 1, fmt.Errorf("the build lacks %d Monolake variant(s) asked for (see above); -allow-unsupported accepts that", lacking)
 	}
-	return 0
+	return 0, nil
 }
 
 func writeResults(dir string, report bench.Report, order []string, headline int) error {
@@ -303,19 +334,56 @@ func writeResults(dir string, report bench.Report, order []string, headline int)
 	return nil
 }
 
-// copyDir replaces dst with a copy of src (regular files only).
-func copyDir(src, dst string) error {
-	if err := os.RemoveAll(dst); err != nil {
+// replaceDir replaces dst with a copy of src (regular files only) so that
+// no reader, and no crash, ever finds dst half-written: the copy is made in
+// a directory beside dst, swapped in with one rename(2) (renameat2's
+// RENAME_EXCHANGE; two renames where the filesystem lacks it), and the old
+// dst removed after.
+func replaceDir(src, dst string) error {
+	tmp, err := os.MkdirTemp(filepath.Dir(dst), "."+filepath.Base(dst)+"-new-")
+	if err != nil {
 		return err
 	}
+	// After the swap tmp holds the old dst; on an error, the partial copy.
+	defer os.RemoveAll(tmp)
+	if err := os.Chmod(tmp, 0o755); err != nil { // MkdirTemp's is 0700
+		return err
+	}
+	if err := copyTree(src, tmp); err != nil {
+		return fmt.Errorf("copying %s: %w", src, err)
+	}
+	err = unix.Renameat2(unix.AT_FDCWD, tmp, unix.AT_FDCWD, dst, unix.RENAME_EXCHANGE)
+	switch {
+	case err == nil:
+		return nil
+	case errors.Is(err, unix.ENOENT): // no dst yet
+		return os.Rename(tmp, dst)
+	}
+	old := tmp + "-old"
+	if err := os.Rename(dst, old); err != nil {
+		return err
+	}
+	if err := os.Rename(tmp, dst); err != nil {
+		os.Rename(old, dst)
+		return err
+	}
+	return os.RemoveAll(old)
+}
+
+// copyTree copies the directories and regular files of src into dst,
+// which exists.
+func copyTree(src, dst string) error {
 	return filepath.WalkDir(src, func(p string, d os.DirEntry, err error) error {
 		if err != nil {
 			return err
 		}
-		rel, _ := filepath.Rel(src, p)
+		rel, err := filepath.Rel(src, p)
+		if err != nil || rel == "." {
+			return err
+		}
 		target := filepath.Join(dst, rel)
 		if d.IsDir() {
-			return os.MkdirAll(target, 0o755)
+			return os.Mkdir(target, 0o755)
 		}
 		b, err := os.ReadFile(p)
 		if err != nil {
@@ -323,6 +391,15 @@ func copyDir(src, dst string) error {
 		}
 		return os.WriteFile(target, b, 0o644)
 	})
+}
+
+// settleOpt turns the -settle flag into Options.Settle, where 0 is the
+// default: -settle 0 asks for none.
+func settleOpt(d time.Duration) time.Duration {
+	if d <= 0 {
+		return -1
+	}
+	return d
 }
 
 func splitList(s string) []string {
