@@ -231,21 +231,33 @@ func (b *roundRobin[T]) Pick() (T, func()) {
 func (b *roundRobin[T]) Len() int { return len(b.items) }
 
 // pickSkip takes the item at the next request's place in the sequence if
-// it is not skipped; a new pick takes that place, a retry does not (or the
-// next request would start where the failed one did). A skipped item's
-// turn goes to one of the others drawn by weight, so they keep their
-// shares among themselves (the next in the sequence would take it all).
+// it is not skipped. A skipped item's turn goes to one of the others drawn
+// by weight, so they keep their shares among themselves (the next in the
+// sequence would take it all). A retry takes no place (the next request
+// would start where the failed one did) and draws among the others.
 func (b *roundRobin[T]) pickSkip(skip func(T) bool, retry bool) (T, func(), bool) {
-	var i uint64
 	if retry {
-		i = b.next.Load()
-	} else {
-		i = b.next.Add(1) - 1
+		return drawSkip(b.items, b.w, skip)
 	}
+	i := b.next.Add(1) - 1
 	if it := b.items[b.seq[i%uint64(len(b.seq))]]; !skip(it) {
 		return it, noop, true
 	}
 	return drawSkip(b.items, b.w, skip)
+}
+
+// pickAvoiding is pickSkip for a new pick that, when every item is
+// skipped, returns the item of its turn: one turn taken either way.
+func (b *roundRobin[T]) pickAvoiding(skip func(T) bool) (T, func()) {
+	i := b.next.Add(1) - 1
+	it := b.items[b.seq[i%uint64(len(b.seq))]]
+	if !skip(it) {
+		return it, noop
+	}
+	if other, done, ok := drawSkip(b.items, b.w, skip); ok {
+		return other, done
+	}
+	return it, noop
 }
 
 type first[T any] struct{ items []T }
@@ -378,12 +390,25 @@ func PickExcept[T comparable](b Balancer[T], tried []T) (T, func(), bool) {
 	return pickSkip(b, func(it T) bool { return slices.Contains(tried, it) }, true)
 }
 
-// PickExceptFunc is PickExcept that also avoids the items skip names
-// (those down, say) while others are left, and falls back to them when
-// only they are.
-func PickExceptFunc[T comparable](b Balancer[T], tried []T, skip func(T) bool) (T, func(), bool) {
-	if it, done, ok := pickSkip(b, func(it T) bool { return skip(it) || slices.Contains(tried, it) }, true); ok {
-		return it, done, true
+// PickAvoiding picks as PickFunc does, and when skip holds for every item
+// makes the balancer's own pick instead: it never fails. Round robin takes
+// one turn either way.
+func PickAvoiding[T any](b Balancer[T], skip func(T) bool) (T, func()) {
+	if rr, ok := b.(*roundRobin[T]); ok {
+		return rr.pickAvoiding(skip)
 	}
-	return PickExcept(b, tried)
+	if it, done, ok := PickFunc(b, skip); ok {
+		return it, done
+	}
+	return b.Pick()
+}
+
+// PickExceptFunc is PickExcept that also avoids the items skip names
+// (those marked down, say): ok is false when only those are left.
+func PickExceptFunc[T comparable](b Balancer[T], tried []T, skip func(T) bool) (T, func(), bool) {
+	if b.Len() <= len(tried) {
+		var zero T
+		return zero, nil, false
+	}
+	return pickSkip(b, func(it T) bool { return skip(it) || slices.Contains(tried, it) }, true)
 }

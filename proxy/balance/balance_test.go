@@ -246,3 +246,52 @@ func TestPickFunc(t *testing.T) {
 		}
 	}
 }
+
+// TestRoundRobinRetryShares: a retry after a failed item gives its turn to
+// the others by weight, not all to the next one in the sequence.
+func TestRoundRobinRetryShares(t *testing.T) {
+	b, _ := New(RoundRobin, []string{"dead", "b", "c"}, nil)
+	c := map[string]int{}
+	for range 6000 {
+		it, done := b.Pick()
+		if it == "dead" {
+			done()
+			it, done, _ = PickExcept(b, []string{"dead"})
+		}
+		c[it]++
+		done()
+	}
+	if c["b"] < 2700 || c["c"] < 2700 {
+		t.Fatalf("served by %v; want b and c about even", c)
+	}
+}
+
+// TestPickAvoiding: with every item skipped the pick is the balancer's
+// own, and round robin takes one turn, so the items still alternate.
+func TestPickAvoiding(t *testing.T) {
+	b, _ := New(RoundRobin, []string{"a", "b"}, nil)
+	c := map[string]int{}
+	for range 100 {
+		it, done := PickAvoiding(b, func(string) bool { return true })
+		c[it]++
+		done()
+	}
+	if c["a"] != 50 {
+		t.Fatalf("all skipped, round robin: %v, want 50/50", c)
+	}
+	for _, p := range []string{Random, WeightedRandom, First, LeastConn} {
+		b, _ := New(p, []string{"a", "b"}, nil)
+		for range 20 {
+			if it, done := PickAvoiding(b, func(s string) bool { return s == "a" }); it != "b" {
+				t.Fatalf("%s: picked skipped %q with b left", p, it)
+			} else {
+				done()
+			}
+		}
+		it, done := PickAvoiding(b, func(string) bool { return true })
+		if it != "a" && it != "b" {
+			t.Fatalf("%s: all skipped: %q", p, it)
+		}
+		done()
+	}
+}

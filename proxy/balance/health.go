@@ -15,9 +15,12 @@ const (
 // HealthPolicy says when failures take an item out of the balancer's
 // choice, as nginx's max_fails and fail_timeout do: MaxFails failures, none
 // further apart than FailTimeout from the one before, mark the item down
-// for FailTimeout. Once that has passed the item is tried again, and one
-// failure more (before a success) marks it down again. MaxFails 0 turns
-// the checks off.
+// for FailTimeout. A success forgets the failures only once FailTimeout has
+// passed since the last (an item failing every other request still goes
+// down, and a success on a connection opened before the fall does not lift
+// it). Once the time is up the item is tried again: one failure more marks
+// it down again, a success restores it. A failure while down extends the
+// time. MaxFails 0 turns the checks off.
 type HealthPolicy struct {
 	MaxFails    int
 	FailTimeout time.Duration
@@ -38,7 +41,8 @@ type Health struct {
 // epoch makes clock monotonic: time.Since reads the monotonic clock.
 var epoch = time.Now()
 
-func clock() int64 { return int64(time.Since(epoch)) + 1 } // never 0
+// clock is the time in nanoseconds, never 0; a variable for tests.
+var clock = func() int64 { return int64(time.Since(epoch)) + 1 }
 
 // Down reports whether the item is marked down now.
 func (h *Health) Down() bool {
@@ -62,20 +66,25 @@ func (p HealthPolicy) Failed(h *Health) bool {
 	fails++
 	h.fails.Store(fails)
 	h.lastFail = now
-	if fails < int64(p.MaxFails) || h.Down() {
+	if fails < int64(p.MaxFails) {
 		return false
 	}
+	wasDown := h.Down()
 	h.downUntil.Store(now + int64(p.FailTimeout))
-	return true
+	return !wasDown
 }
 
-// Succeeded records a success: the item is up, its failures forgotten.
-func (h *Health) Succeeded() {
-	if h.fails.Load() == 0 && h.downUntil.Load() == 0 {
-		return // the common case: no write
+// Succeeded records a success under p: once FailTimeout has passed since
+// the last failure, the item is up and its failures forgotten.
+func (p HealthPolicy) Succeeded(h *Health) {
+	if h.fails.Load() == 0 {
+		return // the common case: no lock, no write
 	}
+	now := clock()
 	h.mu.Lock()
-	h.fails.Store(0)
-	h.downUntil.Store(0)
+	if now-h.lastFail > int64(p.FailTimeout) {
+		h.fails.Store(0)
+		h.downUntil.Store(0)
+	}
 	h.mu.Unlock()
 }

@@ -400,7 +400,7 @@ func (b *builder) server(key, name string, r *rawServer) *Server {
 	}
 	switch s.ProxyType {
 	case ProxyTCP:
-		b.refuseSet(key, "a tcp server takes route = { load_balancer, upstreams }",
+		b.refuseSet(key, "a tcp server takes route = { load_balancer, upstreams, max_fails, fail_timeout_sec }",
 			setKey{"routes", r.Routes != nil}, setKey{"upstream_http_version", r.UpstreamHTTPVersion != nil},
 			setKey{"http_opt_handlers", r.HTTPOptHandlers != nil}, setKey{"preserve_host", r.PreserveHost != nil},
 			setKey{"via", r.Via != nil}, setKey{"forwarded", r.Forwarded != nil}, setKey{"client_max_body_size", r.ClientMaxBodySize != nil},

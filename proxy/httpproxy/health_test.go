@@ -3,6 +3,7 @@ package httpproxy
 import (
 	"bufio"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"strings"
@@ -91,5 +92,52 @@ func TestPassiveHealth(t *testing.T) {
 	}
 	if hits.Load()+hits2.Load() < 4 {
 		t.Fatalf("upstreams all down got %d+%d connections in 4 requests: they must still be tried", hits.Load(), hits2.Load())
+	}
+}
+
+// TestStalePooledNotCounted: a pooled connection the upstream closes as
+// the next request arrives (its keep-alive timer ran out just then) does
+// not count as the upstream's failure: the GET goes again on a new
+// connection, the POST fails, and the upstream stays in the choice.
+func TestStalePooledNotCounted(t *testing.T) {
+	for _, method := range []string{"GET", "POST"} {
+		t.Run(method, func(t *testing.T) {
+			var answered atomic.Int64
+			a := rawUpstream(t, func(c net.Conn) {
+				br := bufio.NewReader(c)
+				if _, _, err := readRequest(br); err != nil {
+					return
+				}
+				answered.Add(1)
+				io.WriteString(c, "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
+				br.Peek(1) // the next request comes: reset
+				c.(*net.TCPConn).SetLinger(0)
+			})
+			b := newEchoUpstream(t, "b")
+			route := fmt.Sprintf("[[servers.p.routes]]\npath = \"/{*p}\"\nload_balancer = \"round_robin\"\nmax_fails = 1\nfail_timeout_sec = 60\n"+
+				"upstreams = [{ endpoint = { type = \"socket\", value = %q } }, { endpoint = { type = \"socket\", value = %q } }]\n", a, b.addr())
+			p := startProxy(t, serverTOML("", route), Options{})
+			c := client(t)
+			do(t, c, "GET", "http://"+p.Addr+"/1", "", nil, nil) // a, pooled
+			do(t, c, "GET", "http://"+p.Addr+"/2", "", nil, nil) // b
+			var body io.Reader
+			want := 200
+			if method == "POST" {
+				body, want = strings.NewReader("x"), 502
+			}
+			if resp, _ := do(t, c, method, "http://"+p.Addr+"/3", "", nil, body); resp.StatusCode != want {
+				t.Fatalf("%s on a's stale pooled connection: %d, want %d", method, resp.StatusCode, want)
+			}
+			before := answered.Load()
+			for i := range 10 {
+				do(t, c, "GET", fmt.Sprintf("http://%s/x%d", p.Addr, i), "", nil, nil)
+			}
+			if n := answered.Load() - before; n < 4 {
+				t.Errorf("a answered %d of the next 10 GETs, want 5: taken out of the choice", n)
+			}
+			if l := strings.Join(p.Logs.Lines(), "\n"); strings.Contains(l, "marked down") {
+				t.Errorf("a stale pooled connection marked its upstream down:\n%s", l)
+			}
+		})
 	}
 }

@@ -336,10 +336,9 @@ func (u *Upstream) Call(ctx context.Context, req *Request) (*Response, error) {
 	if rt == nil {
 		return nil, errNoRoute
 	}
-	t, done, ok := balance.PickFunc(rt.bal, (*target).down)
-	if !ok {
-		t, done = rt.bal.Pick() // all down: try anyway
-	}
+	// Upstreams marked down are left out while others are up; when all
+	// are down, the balancer's pick is tried (and no other after it).
+	t, done := balance.PickAvoiding(rt.bal, (*target).down)
 	// A request may go out again on a fresh connection only if it is
 	// idempotent (RFC 9110 9.2.2: the upstream may have acted on it
 	// before closing) and has no body (it was consumed).
@@ -388,9 +387,9 @@ func (u *Upstream) Call(ctx context.Context, req *Request) (*Response, error) {
 		uc.timeout = u.readTimeout
 		uc.aborted.Store(false)
 		req.Conn.upstream.Store(uc)
-		resp, retry, err := u.exchange(ctx, uc, req, t)
+		resp, closed, err := u.exchange(ctx, uc, req, t)
 		if err == nil {
-			t.health.Succeeded()
+			rt.health.Succeeded(&t.health)
 			resp.lease = lease
 			return resp, nil
 		}
@@ -399,14 +398,18 @@ func (u *Upstream) Call(ctx context.Context, req *Request) (*Response, error) {
 		uc.done, uc.info = nil, nil
 		uc.Close()
 		if ctx.Err() == nil && upstreamFault(err) {
-			if retry && canRetry && reused && !fresh {
+			if closed && reused && !fresh {
 				// A pooled connection the upstream had closed: not its
-				// fault; again on a new one.
-				fresh = true
-				continue
+				// fault. Again on a new one, if the request may go again.
+				if canRetry {
+					fresh = true
+					continue
+				}
+				done()
+				return nil, err
 			}
 			u.failed(rt, t, err)
-			if canRetry && (retry || isStatus(err, 504)) && next() {
+			if canRetry && (closed || isStatus(err, 504)) && next() {
 				continue
 			}
 		}
@@ -460,8 +463,10 @@ const earlyResponseWait = 250 * time.Millisecond
 // maxInterim bounds the 1xx responses before the final one.
 const maxInterim = 16
 
-// exchange writes the request and reads the response head. retry says the
-// failure happened before the upstream could have acted on the request.
+// exchange writes the request and reads the response head. closed says
+// the exchange failed, before any byte of a response, on a connection the
+// upstream had closed or reset: a stale pooled one, or an upstream that
+// went away. A request without a body could not have been acted on then.
 func (u *Upstream) exchange(ctx context.Context, uc *upConn, req *Request, t *target) (*Response, bool, error) {
 	h := req.Head
 	bw := uc.bw
@@ -477,9 +482,8 @@ func (u *Upstream) exchange(ctx context.Context, uc *upConn, req *Request, t *ta
 	}
 	hb := writeRequestHead(bw.AvailableBuffer(), req, t)
 	if _, err := bw.Write(hb); err != nil {
-		return nil, true, &StatusError{Status: 502, Err: err}
+		return nil, true, &StatusError{Status: 502, Err: err} // nothing went out
 	}
-	bodySent := false
 	var early error // the body's write failed: a response may have come first
 	if h.BodyKind != http1.BodyNone {
 		var err error
@@ -491,7 +495,6 @@ func (u *Upstream) exchange(ctx context.Context, uc *upConn, req *Request, t *ta
 		} else {
 			err = copyBody(uc, bw, req.Body, h.BodyKind)
 		}
-		bodySent = true
 		if err != nil {
 			var we *http1.WriteError
 			switch {
@@ -522,7 +525,7 @@ func (u *Upstream) exchange(ctx context.Context, uc *upConn, req *Request, t *ta
 		uc.timeout = earlyResponseWait
 		defer func() { uc.timeout = timeout }()
 	} else if err := bw.Flush(); err != nil {
-		return nil, !bodySent, upWriteError(err)
+		return nil, closedByPeer(err), upWriteError(err)
 	}
 	uc.watch.arm(req.Conn.Conn)
 	interim := 0
@@ -533,16 +536,15 @@ func (u *Upstream) exchange(ctx context.Context, uc *upConn, req *Request, t *ta
 				return nil, false, &StatusError{Status: StatusClientClosed, Err: errClientGone}
 			}
 			if early != nil {
-				return nil, false, early
+				return nil, closedByPeer(early), early
 			}
-			retry := !bodySent && (errors.Is(err, io.EOF) || errors.Is(err, syscall.ECONNRESET))
 			if errors.Is(err, os.ErrDeadlineExceeded) {
 				if ctx.Err() != nil {
 					return nil, false, ctx.Err()
 				}
 				return nil, false, &StatusError{Status: 504, Err: errors.New("upstream read timeout")}
 			}
-			return nil, retry, &StatusError{Status: 502, Err: err}
+			return nil, closedByPeer(err), &StatusError{Status: 502, Err: err}
 		}
 		if uc.head.Status >= 100 && uc.head.Status < 200 && uc.head.Status != 101 {
 			// Interim responses: 100 was answered by us; drop 103 and
@@ -599,6 +601,12 @@ func (u *Upstream) exchange(ctx context.Context, uc *upConn, req *Request, t *ta
 	resp.BodyKind = r.BodyKind
 	resp.ContentLength = r.ContentLength
 	return resp, false, nil
+}
+
+// closedByPeer tells whether err says the upstream closed or reset the
+// connection.
+func closedByPeer(err error) bool {
+	return errors.Is(err, io.EOF) || errors.Is(err, syscall.ECONNRESET) || errors.Is(err, syscall.EPIPE)
 }
 
 // upWriteError is the error for a failed write of the request upstream:

@@ -219,17 +219,15 @@ func (p *Proxy) connect(ctx context.Context, client net.Conn, rt *route) (net.Co
 	var tried []string
 	var errs []error
 	var failed []*upstream
-	// Every upstream of the route is tried once until one connects, as
-	// nginx's proxy_next_upstream does; those marked down last, and only
-	// when no other is left.
+	// Every upstream of the route not marked down is tried once until one
+	// connects, as nginx's proxy_next_upstream does. When all are down,
+	// the balancer's pick is tried, and no other after it.
 	for range bal.Len() {
 		var up *upstream
 		var done func()
 		var ok bool
 		if failed == nil {
-			if up, done, ok = balance.PickFunc(bal, (*upstream).down); !ok {
-				up, done = bal.Pick() // all down: try anyway
-			}
+			up, done = balance.PickAvoiding(bal, (*upstream).down)
 		} else if up, done, ok = balance.PickExceptFunc(bal, failed, (*upstream).down); !ok {
 			break
 		}
@@ -247,7 +245,7 @@ func (p *Proxy) connect(ctx context.Context, client net.Conn, rt *route) (net.Co
 			c, err = d.DialContext(ctx, ep.Network(), ep.Address())
 		}
 		if err == nil {
-			up.health.Succeeded()
+			rt.health.Succeeded(&up.health)
 			if len(errs) > 0 {
 				p.log.Warn("l4: upstream unreachable; used another",
 					"server", p.name, "client", addrString(client.RemoteAddr()),
