@@ -45,8 +45,10 @@ test-short:
 
 run:
 	@bash scripts/install-deps.sh || echo "make run: could not install system packages; building the pure-Go binary"
-	@if pkg-config --exists liburing 2>/dev/null && pkg-config --exists libssl 2>/dev/null; then \
-		$(MAKE) --no-print-directory uring; else $(MAKE) --no-print-directory build; fi
+	@if pkg-config --exists liburing 2>/dev/null && pkg-config --exists libssl 2>/dev/null && \
+		$(MAKE) --no-print-directory uring; then :; else \
+		echo "make run: no cgo build here (liburing 2.3+ and OpenSSL headers); building the pure-Go binary"; \
+		$(MAKE) --no-print-directory build; fi
 	./$(BIN) run
 
 # The benchmark suite against nginx (bench/README.md). Flags for monobench go in

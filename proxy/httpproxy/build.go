@@ -39,9 +39,9 @@ func New(s *config.Server, o Options) (*Server, error) {
 	if log == nil {
 		log = slog.Default()
 	}
-	if s.UpstreamHTTPVersion == "http2" {
+	if v := s.UpstreamHTTPVersion; v == "http2" || v == "auto" {
 		// Monolake's own example config asks for it: accepted, but said.
-		log.Warn("httpproxy: upstream_http_version = \"http2\" is not implemented yet; upstreams are spoken to in HTTP/1.1",
+		log.Warn("httpproxy: upstream_http_version = \""+v+"\": HTTP/2 upstreams are not implemented yet; upstreams are spoken to in HTTP/1.1",
 			"server", s.Key)
 	}
 	router := route.New[*Route]()

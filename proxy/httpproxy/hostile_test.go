@@ -719,9 +719,11 @@ func serveHandler(t *testing.T, cfg ServerConfig, h Service) (string, *server.Se
 // yet is not taken silently.
 func TestUpstreamHTTP2Said(t *testing.T) {
 	up := newEchoUpstream(t, "up")
-	p := startProxy(t, serverTOML(`upstream_http_version = "http2"`, routeTOML("/{*p}", "", up.addr())), Options{})
-	if !strings.Contains(strings.Join(p.Logs.Lines(), "\n"), "not implemented yet") {
-		t.Fatalf("no warning logged: %q", p.Logs.Lines())
+	for _, v := range []string{"http2", "auto"} {
+		p := startProxy(t, serverTOML(`upstream_http_version = "`+v+`"`, routeTOML("/{*p}", "", up.addr())), Options{})
+		if !strings.Contains(strings.Join(p.Logs.Lines(), "\n"), "not implemented yet") {
+			t.Fatalf("%s: no warning logged: %q", v, p.Logs.Lines())
+		}
 	}
 }
 
