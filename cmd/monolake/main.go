@@ -77,6 +77,9 @@ connections in flight finish (runtime.drain_timeout_sec, default 30) and exits 0
 				ArgsUsage: " ",
 				Flags:     []cli.Flag{configFlag},
 				Action: func(c *cli.Context) error {
+					if err := noArgs(c); err != nil {
+						return err
+					}
 					cfg, err := config.Load(c.String("config"))
 					if err != nil {
 						return err
@@ -116,7 +119,20 @@ func runtimes() []string {
 // tlsBackends lists the TLS backends compiled in, with their versions.
 func tlsBackends() []string { return tlsbackend.Names() }
 
+// noArgs refuses arguments after the command: "check FILE" would
+// otherwise check the embedded default and say OK, and flags after a
+// stray argument are not read at all.
+func noArgs(c *cli.Context) error {
+	if c.Args().Present() {
+		return fmt.Errorf("unexpected argument %q: give the config as --config FILE, flags before it too", c.Args().First())
+	}
+	return nil
+}
+
 func runCmd(c *cli.Context) error {
+	if err := noArgs(c); err != nil {
+		return err
+	}
 	var level slog.Level
 	if err := level.UnmarshalText([]byte(c.String("log-level"))); err != nil {
 		return fmt.Errorf("--log-level: %w", err)

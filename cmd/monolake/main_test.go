@@ -120,6 +120,20 @@ func TestCheckBadConfig(t *testing.T) {
 	}
 }
 
+// TestStrayArgument: a config given as an argument, not with --config, is
+// refused, not passed over for the embedded default (which check said was
+// OK and run served).
+func TestStrayArgument(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "bad.toml")
+	os.WriteFile(path, []byte("[servers.a]\nporxy_type = 1\n"), 0o644)
+	for _, args := range [][]string{{"check", path}, {"run", path, "--workers", "0"}} {
+		out, err := monolake(t, args...)
+		if err == nil || !strings.Contains(out, "unexpected argument") {
+			t.Fatalf("%q: %v\n%s", args, err, out)
+		}
+	}
+}
+
 func TestVersion(t *testing.T) {
 	out, err := monolake(t, "version")
 	if err != nil || !strings.Contains(out, "tls backends: gotls") || !strings.Contains(out, "runtimes:") {
