@@ -97,7 +97,17 @@ func WatchServerConfig(t *config.TLS, alpn []string, o WatchOptions) (*Reloader,
 	}
 	if !fallback {
 		if why := notValidNow(t.Chain, time.Now()); why != "" {
-			log.Warn("tls: serving a certificate that "+why, "chain", t.Chain)
+			// Workers already running keep the master's copy rather
+			// than take such a pair; a worker (re)started now serves it
+			// too, not what they refuse.
+			if fb, ferr := fallbackConfig(o.Fallback, t, alpn, tickets); ferr == nil {
+				log.Warn("tls: certificate files hold a certificate that "+why+"; serving the last pair the master read, until they hold a valid one",
+					"chain", t.Chain)
+				sc.Close()
+				sc, fallback = fb, true
+			} else {
+				log.Warn("tls: serving a certificate that "+why, "chain", t.Chain)
+			}
 		}
 	}
 	r.cur.Store(&sc)
@@ -112,6 +122,18 @@ func WatchServerConfig(t *config.TLS, alpn []string, o WatchOptions) (*Reloader,
 		go tickets.Follow(ctx)
 	}
 	return r, nil
+}
+
+// fallbackConfig builds the server config of the master's copy, if there
+// is one and it is valid now.
+func fallbackConfig(fb *tlsbackend.Certificate, t *config.TLS, alpn []string, tickets *tlsbackend.TicketKeyRotator) (tlsbackend.ServerConfig, error) {
+	if fb == nil {
+		return nil, errors.New("no copy")
+	}
+	if why := notValidPEM(fb.CertPEM, time.Now()); why != "" {
+		return nil, errors.New("the copy " + why)
+	}
+	return serverConfig(t, *fb, alpn, tickets)
 }
 
 // Server wraps c with the current config.
@@ -139,6 +161,11 @@ func notValidNow(chain string, now time.Time) string {
 	if err != nil {
 		return ""
 	}
+	return notValidPEM(b, now)
+}
+
+// notValidPEM is notValidNow for a chain's PEM text.
+func notValidPEM(b []byte, now time.Time) string {
 	for {
 		var blk *pem.Block
 		if blk, b = pem.Decode(b); blk == nil {
@@ -182,14 +209,18 @@ func (r *Reloader) stat() stamp { return stamp{statFile(r.t.Chain), statFile(r.t
 
 // watch polls the files until Close. seen is the stamp of the pair in
 // service (or the last pair tried); pending a changed stamp waiting one
-// interval to settle. While the master's copy is served (fallback), the
-// files are tried at every tick, changed or not: what kept them from
-// loading (a permission, a passing I/O error) may be mended in place.
+// interval to settle. While the master's copy is served (fallback), and
+// after a pair failed to load or was refused (retry), the files are tried
+// at every tick, changed or not, logging only the first failure: what kept
+// them from loading (a permission, a passing I/O error, too many open
+// files, a certificate valid a few seconds from now) may pass without the
+// files changing again.
 func (r *Reloader) watch(seen stamp, fallback bool) {
 	defer close(r.done)
 	tick := time.NewTicker(r.every)
 	defer tick.Stop()
 	var pending *stamp
+	retry := false
 	for {
 		select {
 		case <-r.stop:
@@ -198,7 +229,7 @@ func (r *Reloader) watch(seen stamp, fallback bool) {
 		}
 		s := r.stat()
 		switch {
-		case fallback && s == seen:
+		case (fallback || retry) && s == seen:
 			// Try anyway; say nothing unless it works.
 			pending = nil
 		case s == seen:
@@ -208,14 +239,15 @@ func (r *Reloader) watch(seen stamp, fallback bool) {
 			pending = &s // changed: wait for it to hold still
 			continue
 		}
-		quiet := fallback && s == seen
+		quiet := (fallback || retry) && s == seen
 		seen, pending = s, nil
 		sc, err := ServerConfig(&r.t, r.alpn, r.tickets)
 		if err != nil {
 			if !quiet {
-				r.log.Error("tls: certificate files changed but do not load; still serving the previous certificate",
+				r.log.Error("tls: certificate files changed but do not load; still serving the previous certificate (trying again every poll)",
 					"chain", r.t.Chain, "key", r.t.Key, "err", err)
 			}
+			retry = true
 			continue
 		}
 		if why := notValidNow(r.t.Chain, time.Now()); why != "" {
@@ -223,13 +255,14 @@ func (r *Reloader) watch(seen stamp, fallback bool) {
 			// certificate in service is kept, as the master keeps its
 			// copy (refreshCerts).
 			if !quiet {
-				r.log.Error("tls: certificate files changed to a certificate that "+why+"; still serving the previous one",
+				r.log.Error("tls: certificate files changed to a certificate that "+why+"; still serving the previous one (trying again every poll)",
 					"chain", r.t.Chain)
 			}
 			sc.Close()
+			retry = true
 			continue
 		}
-		fallback = false
+		fallback, retry = false, false
 		old := r.cur.Swap(&sc)
 		// A Server call that loaded old just before the swap may still be
 		// using it: both backends allow that after Close (Close only

@@ -20,6 +20,7 @@ import (
 	"github.com/monolake-go/monolake/proxy/config"
 	"github.com/monolake-go/monolake/proxy/server"
 	"github.com/monolake-go/monolake/proxy/tlsproxy"
+	"github.com/monolake-go/monolake/tlsbackend"
 	"github.com/monolake-go/monolake/tlsbackend/tlstest"
 )
 
@@ -289,4 +290,96 @@ func serveReloader(tb testing.TB, t *config.TLS, o tlsproxy.WatchOptions) (*tlsp
 		r.Close()
 	})
 	return r, ln.Addr().String()
+}
+
+// writePair writes a leaf's chain and key files, each by a rename.
+func writePair(t *testing.T, chain, key string, l *tlstest.Leaf) {
+	t.Helper()
+	for file, data := range map[string][]byte{chain: l.CertPEM, key: l.KeyPEM} {
+		if err := os.WriteFile(file+".tmp", data, 0o600); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Rename(file+".tmp", file); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+// servedSerial dials addr and returns the serial of the certificate served.
+func servedSerial(t *testing.T, addr string) *big.Int {
+	t.Helper()
+	c, err := tls.Dial("tcp", addr, &tls.Config{InsecureSkipVerify: true, ServerName: "proxy.test"})
+	if err != nil {
+		t.Fatalf("dial: %v", err)
+	}
+	defer c.Close()
+	return c.ConnectionState().PeerCertificates[0].SerialNumber
+}
+
+// TestReloadRetriesUnchangedFiles: a pair refused for a reason that passes
+// without the files changing again (here a certificate valid two seconds
+// from now, as a CA whose clock runs ahead issues) is tried at every poll,
+// and taken once it is valid; it was never looked at again.
+func TestReloadRetriesUnchangedFiles(t *testing.T) {
+	ca, err := tlstest.NewCA("retry CA")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, backend := range backends(t) {
+		t.Run("backend="+backend, func(t *testing.T) {
+			dir := t.TempDir()
+			chain, key := dir+"/chain.pem", dir+"/key.pem"
+			first, _ := ca.Leaf(tlstest.LeafOptions{}, "proxy.test")
+			writePair(t, chain, key, first)
+			logs := &syncBuffer{}
+			r, addr := serveReloader(t, &config.TLS{Chain: chain, Key: key, Stack: backend},
+				tlsproxy.WatchOptions{Every: 20 * time.Millisecond, Log: slog.New(slog.NewTextHandler(logs, nil))})
+			early, err := ca.Leaf(tlstest.LeafOptions{NotBefore: time.Now().Add(2 * time.Second)}, "proxy.test")
+			if err != nil {
+				t.Fatal(err)
+			}
+			writePair(t, chain, key, early)
+			waitFor(t, "the not-yet-valid log line", func() bool { return logs.count("is not valid before") > 0 })
+			if s := servedSerial(t, addr); s.Cmp(first.Cert.SerialNumber) != 0 {
+				t.Fatalf("a not-yet-valid pair is served (serial %v)", s)
+			}
+			waitFor(t, "the reload once the pair is valid", func() bool { return r.Reloads() == 1 })
+			if s := servedSerial(t, addr); s.Cmp(early.Cert.SerialNumber) != 0 {
+				t.Fatalf("after the reload: serial %v, want %v", s, early.Cert.SerialNumber)
+			}
+			if n := logs.count("is not valid before"); n != 1 {
+				t.Fatalf("%d log lines for one refused pair, want 1", n)
+			}
+		})
+	}
+}
+
+// TestStartOnInvalidFilesServesCopy: a worker (re)started while the files
+// hold an expired certificate serves the master's valid copy, as the
+// workers already running do, and takes the files once they are valid.
+func TestStartOnInvalidFilesServesCopy(t *testing.T) {
+	ca, err := tlstest.NewCA("copy CA")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, backend := range backends(t) {
+		t.Run("backend="+backend, func(t *testing.T) {
+			dir := t.TempDir()
+			chain, key := dir+"/chain.pem", dir+"/key.pem"
+			good, _ := ca.Leaf(tlstest.LeafOptions{}, "proxy.test")
+			expired, _ := ca.Leaf(tlstest.LeafOptions{Expired: true}, "proxy.test")
+			writePair(t, chain, key, expired)
+			r, addr := serveReloader(t, &config.TLS{Chain: chain, Key: key, Stack: backend}, tlsproxy.WatchOptions{
+				Every: 20 * time.Millisecond, Fallback: &tlsbackend.Certificate{CertPEM: good.CertPEM, KeyPEM: good.KeyPEM}})
+			if s := servedSerial(t, addr); s.Cmp(good.Cert.SerialNumber) != 0 {
+				t.Fatalf("serial %v served, want the master's valid copy %v", s, good.Cert.SerialNumber)
+			}
+			renewed, _ := ca.Leaf(tlstest.LeafOptions{}, "proxy.test")
+			writePair(t, chain, key, renewed)
+			waitFor(t, "the reload of the renewed pair", func() bool { return r.Reloads() == 1 })
+			if s := servedSerial(t, addr); s.Cmp(renewed.Cert.SerialNumber) != 0 {
+				t.Fatalf("serial %v served, want the renewed %v", s, renewed.Cert.SerialNumber)
+			}
+		})
+	}
 }

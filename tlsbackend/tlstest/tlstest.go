@@ -92,7 +92,10 @@ func newCA(name string, parent *CA, validity time.Duration) (*CA, error) {
 // now.
 type LeafOptions struct {
 	Expired bool // valid for a day, ending an hour ago
-	Client  bool // client authentication instead of server
+	// NotBefore, when set, is when the certificate becomes valid (for
+	// 90 days).
+	NotBefore time.Time
+	Client    bool // client authentication instead of server
 	// CommonNameOnly puts the first name in the subject's common name
 	// only, with no subject alternative names: a legacy certificate,
 	// which verifiers matching names from SANs alone refuse.
@@ -115,6 +118,9 @@ func (ca *CA) Leaf(opts LeafOptions, names ...string) (*Leaf, error) {
 	}
 	if opts.Client {
 		tmpl.ExtKeyUsage = []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth}
+	}
+	if !opts.NotBefore.IsZero() {
+		tmpl.NotBefore, tmpl.NotAfter = opts.NotBefore, opts.NotBefore.Add(90*24*time.Hour)
 	}
 	if opts.Expired {
 		tmpl.NotBefore = time.Now().Add(-25 * time.Hour)
