@@ -7,6 +7,7 @@ import (
 	"io"
 	"net"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/monolake-go/monolake/proxy/balance"
@@ -136,8 +137,9 @@ func (p *Proxy) routeHello(ctx context.Context, client net.Conn) ([]byte, *route
 	if ctx.Err() != nil {
 		return nil, nil, "", ctx.Err()
 	}
-	if len(raw) == 0 && errors.Is(err, io.EOF) {
-		// Closed without a byte (a TCP health check): no route wants it.
+	if len(raw) == 0 && (errors.Is(err, io.EOF) || errors.Is(err, syscall.ECONNRESET)) {
+		// Closed or reset without a byte (a TCP health check): no route
+		// wants it.
 		return nil, nil, "", errEmpty
 	}
 	name := ""

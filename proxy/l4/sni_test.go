@@ -236,8 +236,8 @@ sni_routes = [{ server_names = ["a.example"], upstreams = [{ endpoint = { type =
 	}
 }
 
-// TestSNIEmptyConnection: a connection closed before its first byte (a
-// TCP health check) is not relayed to the default route; one that sends
+// TestSNIEmptyConnection: a connection closed or reset before its first
+// byte (a TCP health check) is not relayed to the default route; one that sends
 // something that is not TLS is.
 func TestSNIEmptyConnection(t *testing.T) {
 	var dialed atomic.Int32
@@ -252,8 +252,12 @@ listener = { type = "socket", value = "127.0.0.1:1" }
 sni_routes = [{ server_names = ["a.example"], upstreams = [{ endpoint = { type = "socket", value = "127.0.0.1:1" } }] }]
 route = { upstreams = [{ endpoint = { type = "socket", value = %q } }] }
 `, def.Value), slog.New(slog.DiscardHandler))
-	for range 3 {
+	for i := range 6 {
 		c := dial(t, addr)
+		if i%2 == 1 {
+			// Reset, not closed, as some health checkers end theirs.
+			c.(*net.TCPConn).SetLinger(0)
+		}
 		c.Close()
 	}
 	time.Sleep(200 * time.Millisecond)

@@ -164,7 +164,12 @@ func TestParseCrafted(t *testing.T) {
 		{"empty name", hello(sniExt("")), "", &MalformedError{}},
 		{"empty sni list", hello(ext(extServerName, []byte{0, 0})), "", &MalformedError{}},
 		{"empty sni extension", hello(ext(extServerName, nil)), "", &MalformedError{}},
-		{"name type 1", hello(ext(extServerName, []byte{0, 4, 1, 0, 1, 'a'})), "", &MalformedError{}},
+		// Entries of other name types are skipped (RFC 6066 3), as
+		// crypto/tls skips them; they made the hello malformed.
+		{"name type 1", hello(ext(extServerName, []byte{0, 4, 1, 0, 1, 'a'})), "", nil},
+		{"name type 1 then host_name", hello(ext(extServerName, cat([]byte{0, 16, 1, 0, 1, 'a', 0, 0, 9}, []byte("b.example")))), "b.example", nil},
+		{"many high extensions", hello(manyExts(4000, false)), "", nil},
+		{"many high extensions, one twice", hello(manyExts(4000, true)), "", &MalformedError{}},
 		{"sni list too long", hello(ext(extServerName, []byte{0, 9, 0, 0, 1, 'a'})), "", &MalformedError{}},
 		{"extension overruns", hello([]byte{0, 0, 0, 9, 'a'}), "", &MalformedError{}},
 		{"bad alpn", hello(ext(extALPN, []byte{0, 1, 0})), "", &MalformedError{}},
@@ -290,4 +295,31 @@ func FuzzClientHello(f *testing.F) {
 			t.Fatalf("accepted bad server name %q", ch.ServerName)
 		}
 	})
+}
+
+// manyExts returns n empty extensions of distinct types from 256 up, the
+// last a repeat of the first when dup.
+func manyExts(n int, dup bool) []byte {
+	var b []byte
+	for i := range n {
+		typ := 256 + i
+		if dup && i == n-1 {
+			typ = 256
+		}
+		b = append(b, ext(typ, nil)...)
+	}
+	return b
+}
+
+// BenchmarkParseManyExtensions: a 16 KiB hello of 4,000 distinct extension
+// types, as a hostile client sends, costs about what an ordinary one does
+// per byte (the duplicate check was quadratic: 2 ms per hello).
+func BenchmarkParseManyExtensions(b *testing.B) {
+	h := hello(manyExts(4000, false))
+	b.SetBytes(int64(len(h)))
+	for b.Loop() {
+		if _, _, err := Parse(h, DefaultMaxSize); err != nil {
+			b.Fatal(err)
+		}
+	}
 }
