@@ -403,3 +403,80 @@ func (l *syncLog) String() string {
 	defer l.mu.Unlock()
 	return l.b.String()
 }
+
+// TestAccessLogReopen: logrotate's create mode renames the access log and
+// sends SIGUSR1 to the master, as with nginx: the workers reopen the path,
+// and the next lines land in the new file, not the renamed one.
+func TestAccessLogReopen(t *testing.T) {
+	dir := t.TempDir()
+	proxyAddr, demoAddr := freeAddr(t), freeAddr(t)
+	logPath := filepath.Join(dir, "access.log")
+	cfg := fmt.Sprintf(`[runtime]
+worker_threads = 2
+[demo]
+listener = { type = "socket", value = %q }
+[servers.web]
+listener = { type = "socket", value = %q }
+access_log = %q
+[[servers.web.routes]]
+path = "/{*p}"
+upstreams = [{ endpoint = { type = "socket", value = %q } }]
+`, demoAddr, proxyAddr, logPath, demoAddr)
+	path := filepath.Join(dir, "m.toml")
+	os.WriteFile(path, []byte(cfg), 0o644)
+	cmd := exec.Command(binary, "run", "--config", path)
+	logs := &syncLog{}
+	cmd.Stderr = logs
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { cmd.Process.Kill() })
+	waitUp(t, proxyAddr)
+	get := func(p string) {
+		t.Helper()
+		resp, err := (&http.Client{Transport: &http.Transport{DisableKeepAlives: true}}).Get("http://" + proxyAddr + p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+	}
+	waitLog := func(file, want string) {
+		t.Helper()
+		deadline := time.Now().Add(10 * time.Second)
+		for {
+			if b, _ := os.ReadFile(file); strings.Contains(string(b), want) {
+				return
+			}
+			if time.Now().After(deadline) {
+				b, _ := os.ReadFile(file)
+				t.Fatalf("%s lacks %q:\n%s\nproxy log:\n%s", filepath.Base(file), want, b, logs.String())
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+	}
+	get("/before")
+	waitLog(logPath, "GET /before")
+	if err := os.Rename(logPath, logPath+".1"); err != nil {
+		t.Fatal(err)
+	}
+	cmd.Process.Signal(syscall.SIGUSR1)
+	deadline := time.Now().Add(10 * time.Second)
+	for strings.Count(logs.String(), "access logs reopened") < 2 {
+		if time.Now().After(deadline) {
+			t.Fatalf("the workers did not say they reopened their logs:\n%s", logs.String())
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	for i := range 4 { // both workers, whichever accepts
+		get(fmt.Sprintf("/after%d", i))
+	}
+	waitLog(logPath, "GET /after")
+	cmd.Process.Signal(syscall.SIGTERM)
+	if err := cmd.Wait(); err != nil {
+		t.Fatalf("exit: %v\n%s", err, logs.String())
+	}
+	if b, _ := os.ReadFile(logPath + ".1"); strings.Contains(string(b), "/after") {
+		t.Fatalf("lines after the reopen went to the renamed file:\n%s", b)
+	}
+}

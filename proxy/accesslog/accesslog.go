@@ -6,6 +6,7 @@
 package accesslog
 
 import (
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -20,39 +21,126 @@ const queueLen = 4096
 
 // Writer queues lines for w.
 type Writer struct {
-	w       io.Writer
-	closer  io.Closer
+	path    string       // the file Reopen opens again; "" for none
 	mu      sync.RWMutex // Log holds it shared, Close exclusive
 	closed  bool
 	lines   chan []byte
+	reopen  chan chan error
 	done    chan struct{}
 	dropped atomic.Int64
+	failed  atomic.Int64
+
+	// Only the writer goroutine uses these (and Close, once it ended).
+	w      io.Writer
+	closer io.Closer
 }
 
-// Open opens path for appending ("-" is stderr).
+// Open opens path for appending ("-" is stderr). The file is opened again
+// by Reopen, and by ReopenAll, as logrotate's create mode wants.
 func Open(path string) (*Writer, error) {
 	if path == "-" {
 		return New(os.Stderr, nil), nil
 	}
+	f, err := openFile(path)
+	if err != nil {
+		return nil, err
+	}
+	l := newWriter(f, f, path)
+	files.Lock()
+	files.m[l] = struct{}{}
+	files.Unlock()
+	return l, nil
+}
+
+func openFile(path string) (*os.File, error) {
 	f, err := os.OpenFile(path, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o644)
 	if err != nil {
 		return nil, fmt.Errorf("opening access log: %w", err)
 	}
-	return New(f, f), nil
+	return f, nil
 }
 
 // New writes lines to w; closer (if any) is closed by Close.
-func New(w io.Writer, closer io.Closer) *Writer {
-	l := &Writer{w: w, closer: closer, lines: make(chan []byte, queueLen), done: make(chan struct{})}
+func New(w io.Writer, closer io.Closer) *Writer { return newWriter(w, closer, "") }
+
+func newWriter(w io.Writer, closer io.Closer, path string) *Writer {
+	l := &Writer{w: w, closer: closer, path: path, lines: make(chan []byte, queueLen),
+		reopen: make(chan chan error), done: make(chan struct{})}
 	go l.run()
 	return l
 }
 
+// files are the Writers of files open, for ReopenAll.
+var files = struct {
+	sync.Mutex
+	m map[*Writer]struct{}
+}{m: map[*Writer]struct{}{}}
+
 func (l *Writer) run() {
 	defer close(l.done)
-	for line := range l.lines {
-		l.w.Write(line)
+	for {
+		select {
+		case line, ok := <-l.lines:
+			if !ok {
+				return
+			}
+			if _, err := l.w.Write(line); err != nil {
+				l.failed.Add(1) // a full disk, an I/O error: lost
+			}
+		case reply := <-l.reopen:
+			reply <- l.reopenFile()
+		}
 	}
+}
+
+// reopenFile opens the path again and swaps the file, in run.
+func (l *Writer) reopenFile() error {
+	f, err := openFile(l.path)
+	if err != nil {
+		return err // the old file goes on taking the lines
+	}
+	if l.closer != nil {
+		l.closer.Close()
+	}
+	l.w, l.closer = f, f
+	return nil
+}
+
+// Reopen opens the log's file again, by its path: after logrotate renamed
+// it (create mode), lines go to the new file, not the renamed one (nor,
+// once that is deleted, to a file no path reaches). Lines queued before
+// go to the old file. A Writer without a path (stderr, New) does nothing;
+// so does one closed. On an error the old file is kept.
+func (l *Writer) Reopen() error {
+	if l.path == "" {
+		return nil
+	}
+	l.mu.RLock()
+	defer l.mu.RUnlock()
+	if l.closed {
+		return nil
+	}
+	reply := make(chan error, 1)
+	l.reopen <- reply
+	return <-reply
+}
+
+// ReopenAll reopens every access-log file open in this process (a worker
+// does on SIGUSR1, as nginx does).
+func ReopenAll() error {
+	files.Lock()
+	ls := make([]*Writer, 0, len(files.m))
+	for l := range files.m {
+		ls = append(ls, l)
+	}
+	files.Unlock()
+	var errs []error
+	for _, l := range ls {
+		if err := l.Reopen(); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	return errors.Join(errs...)
 }
 
 // Log queues line, which must end in a newline and not be changed after.
@@ -72,8 +160,10 @@ func (l *Writer) Log(line []byte) {
 	}
 }
 
-// Dropped returns how many lines were dropped.
-func (l *Writer) Dropped() int64 { return l.dropped.Load() }
+// Dropped returns how many lines were dropped: not queued (the writer
+// lagged, or the Writer was closed) or not written (a full disk, an I/O
+// error).
+func (l *Writer) Dropped() int64 { return l.dropped.Load() + l.failed.Load() }
 
 // Close writes the queued lines and closes the file. Only the first call
 // does anything.
@@ -87,6 +177,9 @@ func (l *Writer) Close() error {
 	close(l.lines)
 	l.mu.Unlock()
 	<-l.done
+	files.Lock()
+	delete(files.m, l)
+	files.Unlock()
 	if l.closer != nil {
 		return l.closer.Close()
 	}

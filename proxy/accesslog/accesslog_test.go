@@ -1,6 +1,7 @@
 package accesslog
 
 import (
+	"io"
 	"os"
 	"path/filepath"
 	"testing"
@@ -53,5 +54,60 @@ func TestAppendEscaped(t *testing.T) {
 	got := string(AppendEscaped(nil, []byte("/a\"b\\c\x01d\x7fé ok")))
 	if want := `/a\x22b\x5Cc\x01d\x7F\xC3\xA9 ok`; got != want {
 		t.Fatalf("AppendEscaped = %s, want %s", got, want)
+	}
+}
+
+// TestReopen: after logrotate renames the file (create mode), Reopen (and
+// ReopenAll, which a worker runs on SIGUSR1) sends the next lines to a
+// new file at the path; they went on to the renamed one.
+func TestReopen(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "access.log")
+	l, err := Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	l.Log([]byte("before\n"))
+	// The line is written before the rename: Reopen waits for the lines
+	// queued before it, Log does not.
+	if err := l.Reopen(); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Rename(path, path+".1"); err != nil {
+		t.Fatal(err)
+	}
+	if err := ReopenAll(); err != nil {
+		t.Fatal(err)
+	}
+	l.Log([]byte("after\n"))
+	l.Close()
+	if err := ReopenAll(); err != nil { // a closed Writer is forgotten
+		t.Fatal(err)
+	}
+	for name, want := range map[string]string{path + ".1": "before\n", path: "after\n"} {
+		if b, _ := os.ReadFile(name); string(b) != want {
+			t.Errorf("%s holds %q, want %q", filepath.Base(name), b, want)
+		}
+	}
+	// No path, nothing to reopen.
+	if err := New(io.Discard, nil).Reopen(); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestWriteFailuresCounted: lines the file does not take (a full disk) are
+// counted as dropped.
+func TestWriteFailuresCounted(t *testing.T) {
+	f, err := os.OpenFile("/dev/full", os.O_WRONLY, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	l := New(f, f)
+	for range 10 {
+		l.Log([]byte("x\n"))
+	}
+	l.Close()
+	if n := l.Dropped(); n != 10 {
+		t.Fatalf("%d lines counted dropped of 10 written to a full disk", n)
 	}
 }

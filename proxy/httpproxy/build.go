@@ -105,7 +105,7 @@ func New(s *config.Server, o Options) (*Server, error) {
 		MessageTimeout:    s.Timeout.ServerMessage,
 		MaxBodySize:       s.ClientMaxBodySize,
 		ParkAfter:         s.Timeout.ServerPark,
-	}, closeAll{Service: svc, closers: append(closers(terminal, alog), routes...)}, log)
+	}, closeAll{Service: svc, closers: append(closers(terminal, alog, s.Key, log), routes...)}, log)
 	return srv, nil
 }
 
@@ -120,13 +120,25 @@ func via(s *config.Server, worker string) string {
 	return s.Name
 }
 
-func closers(terminal Service, alog *AccessLog) []any {
+func closers(terminal Service, alog *AccessLog, server string, log *slog.Logger) []any {
 	out := []any{terminal}
 	if alog != nil {
-		out = append(out, alog)
+		out = append(out, closeFunc(func() error {
+			err := alog.Close()
+			if n := alog.Dropped(); n > 0 {
+				log.Warn("httpproxy: access log lines dropped (the writer lagged, the disk failed, or requests outlived the server)",
+					"server", server, "dropped", n)
+			}
+			return err
+		}))
 	}
 	return out
 }
+
+// closeFunc is a Close method.
+type closeFunc func() error
+
+func (f closeFunc) Close() error { return f() }
 
 // closeAll is the stack with the resources to close when it is retired.
 type closeAll struct {

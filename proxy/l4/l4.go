@@ -284,7 +284,7 @@ func (p *Proxy) Close() error {
 	}
 	err := p.alog.Close()
 	if n := p.alog.Dropped(); n > 0 {
-		p.log.Warn("l4: access log lines dropped (the writer lagged, or connections outlived the server)", "server", p.name, "dropped", n)
+		p.log.Warn("l4: access log lines dropped (the writer lagged, the disk failed, or connections outlived the server)", "server", p.name, "dropped", n)
 	}
 	return err
 }

@@ -104,6 +104,9 @@ func ChildMain(args []string) int {
 	if err != nil {
 		return fail(err)
 	}
+	stopped := make(chan struct{})
+	defer close(stopped)
+	reopenLogsOnUSR1(log, stopped) // before "ok": the master may forward one at once
 	fmt.Fprintln(ready, "ok")
 	ready.Close()
 	log.Info("worker up", "cpu", *cpu, "gomaxprocs", runtime.GOMAXPROCS(0))

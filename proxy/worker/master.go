@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"os"
 	"os/exec"
+	"os/signal"
 	"slices"
 	"strconv"
 	"strings"
@@ -118,8 +119,21 @@ func runMaster(ctx context.Context, o Options, force <-chan struct{}) error {
 	restart := make(chan int, cfg.Runtime.Workers)
 	refresh := time.NewTicker(refreshEvery)
 	defer refresh.Stop()
+	usr1 := make(chan os.Signal, 1)
+	signal.Notify(usr1, syscall.SIGUSR1)
+	defer signal.Stop(usr1)
 	for {
 		select {
+		case <-usr1:
+			// The workers write the access logs: they reopen them.
+			m.mu.Lock()
+			for _, p := range m.procs {
+				if p != nil {
+					p.signal(syscall.SIGUSR1)
+				}
+			}
+			m.mu.Unlock()
+			m.log.Info("SIGUSR1: asked the workers to reopen their access logs")
 		case <-refresh.C:
 			m.secretsMu.Lock()
 			m.secrets.refreshCerts(cfg, m.log)

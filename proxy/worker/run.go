@@ -11,6 +11,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/monolake-go/monolake/proxy/accesslog"
 	"github.com/monolake-go/monolake/proxy/config"
 	"github.com/monolake-go/monolake/proxy/demo"
 	"github.com/monolake-go/monolake/proxy/netio"
@@ -111,6 +112,30 @@ func keepOnHangup(log *slog.Logger, returned <-chan struct{}) {
 	}()
 }
 
+// reopenLogsOnUSR1 reopens this process's access-log files on every
+// SIGUSR1 until returned is closed, as nginx does: logrotate's create mode
+// renames a log and signals, and the lines go to a new file at the path.
+// In a worker and in a single process; the master forwards the signal.
+func reopenLogsOnUSR1(log *slog.Logger, returned <-chan struct{}) {
+	usr1 := make(chan os.Signal, 1)
+	signal.Notify(usr1, syscall.SIGUSR1)
+	go func() {
+		defer signal.Stop(usr1)
+		for {
+			select {
+			case <-usr1:
+				if err := accesslog.ReopenAll(); err != nil {
+					log.Error("SIGUSR1: reopening the access logs", "err", err)
+				} else {
+					log.Info("SIGUSR1: access logs reopened")
+				}
+			case <-returned:
+				return
+			}
+		}
+	}()
+}
+
 func listen(l config.Listener, reuse bool) (net.Listener, error) {
 	if l.Type == config.TypeUnix {
 		ln, err := netio.ListenUnix(l.Value)
@@ -134,6 +159,9 @@ func runSingle(ctx context.Context, o Options, force <-chan struct{}) error {
 	if err != nil {
 		return err
 	}
+	stopped := make(chan struct{})
+	defer close(stopped)
+	reopenLogsOnUSR1(o.Log, stopped)
 	o.Log.Info("running in one process", "pid", os.Getpid(), "gomaxprocs", 1)
 	if o.Ready != nil {
 		close(o.Ready)
