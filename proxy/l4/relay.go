@@ -96,6 +96,8 @@ type pair struct {
 		at      int64  // offset of the first poke
 		acked   uint64 // bytes the peer of conns[d] had acknowledged then
 		ackedOK bool   // conns[d] is TCP and told
+		recv    uint64 // bytes conns[other] had received then
+		recvOK  bool   // conns[other] is TCP and told
 	}
 
 	stopOnce sync.Once
@@ -207,7 +209,17 @@ func (p *pair) idleAfterDeadline(d int) bool {
 	switch p.prober.Load() {
 	case int32(d):
 		if otherReturns != p.probe[d].returns {
-			return true // the other side reported since the poke: nothing moved
+			// The other side reported since the poke: nothing moved then.
+			// But it went back to its call at once, and what arrived
+			// since (a client resuming in the grace) is in a call that
+			// has not reported yet: its socket's received count tells.
+			if recv, ok := netio.BytesReceived(p.conns[other]); ok && p.probe[d].recvOK && recv != p.probe[d].recv {
+				p.touch()
+				p.prober.CompareAndSwap(int32(d), -1)
+				src.SetReadDeadline(time.Now().Add(p.idle))
+				return false
+			}
+			return true
 		}
 		if now-p.probe[d].at >= int64(p.idle) {
 			// The other side is still in its call: writing into
@@ -238,6 +250,7 @@ func (p *pair) idleAfterDeadline(d int) bool {
 	}
 	p.probe[d].returns, p.probe[d].at = otherReturns, now
 	p.probe[d].acked, p.probe[d].ackedOK = netio.BytesAcked(src)
+	p.probe[d].recv, p.probe[d].recvOK = netio.BytesReceived(p.conns[other])
 	p.conns[other].SetReadDeadline(aLongTimeAgo)
 	src.SetReadDeadline(time.Now().Add(p.grace))
 	return false

@@ -229,6 +229,27 @@ func SetTCPUserTimeout(c net.Conn, d time.Duration) error {
 // reader moves it while its own call reports nothing yet. ok is false for
 // a conn that is not TCP, or when the kernel does not tell.
 func BytesAcked(c net.Conn) (n uint64, ok bool) {
+	info, ok := tcpInfo(c)
+	if !ok {
+		return 0, false
+	}
+	return info.Bytes_acked, true
+}
+
+// BytesReceived returns how many bytes of its peer's stream c's socket has
+// received (TCP_INFO's tcpi_bytes_received), read or not: traffic that
+// arrived while a relay's call has not reported it yet. ok is as for
+// BytesAcked.
+func BytesReceived(c net.Conn) (n uint64, ok bool) {
+	info, ok := tcpInfo(c)
+	if !ok {
+		return 0, false
+	}
+	return info.Bytes_received, true
+}
+
+// tcpInfo reads TCP_INFO of c's socket, under TLS too, on either driver.
+func tcpInfo(c net.Conn) (*unix.TCPInfo, bool) {
 	if nc, isTLS := c.(interface{ NetConn() net.Conn }); isTLS {
 		c = nc.NetConn()
 	}
@@ -236,22 +257,24 @@ func BytesAcked(c net.Conn) (n uint64, ok bool) {
 	case *net.TCPConn:
 		rc, err := x.SyscallConn()
 		if err != nil {
-			return 0, false
+			return nil, false
 		}
-		rc.Control(func(fd uintptr) { n, ok = bytesAcked(int(fd)) })
-		return n, ok
-	case interface{ BytesAcked() (uint64, bool) }: // io_uring conns
-		return x.BytesAcked()
+		var info *unix.TCPInfo
+		var ok bool
+		rc.Control(func(fd uintptr) { info, ok = fdTCPInfo(int(fd)) })
+		return info, ok
+	case interface{ TCPInfo() (*unix.TCPInfo, bool) }: // io_uring conns
+		return x.TCPInfo()
 	}
-	return 0, false
+	return nil, false
 }
 
-func bytesAcked(fd int) (uint64, bool) {
+func fdTCPInfo(fd int) (*unix.TCPInfo, bool) {
 	info, err := unix.GetsockoptTCPInfo(fd, unix.IPPROTO_TCP, unix.TCP_INFO)
 	if err != nil {
-		return 0, false
+		return nil, false
 	}
-	return info.Bytes_acked, true
+	return info, true
 }
 
 func setUserTimeout(fd int, d time.Duration) error {

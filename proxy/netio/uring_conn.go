@@ -1155,13 +1155,15 @@ func (c *uringConn) setNonblock() error {
 	return nil
 }
 
-// BytesAcked is netio.BytesAcked for conns of the driver.
-func (c *uringConn) BytesAcked() (uint64, bool) {
+// TCPInfo reads TCP_INFO of the conn's socket (netio.BytesAcked and
+// BytesReceived for conns of the driver); ok is false if it is not TCP or
+// closed.
+func (c *uringConn) TCPInfo() (*unix.TCPInfo, bool) {
 	if !strings.HasPrefix(c.network, "tcp") || !c.rawRef() {
-		return 0, false
+		return nil, false
 	}
 	defer c.rawUnref()
-	return bytesAcked(c.fd)
+	return fdTCPInfo(c.fd)
 }
 
 // SetTCPUserTimeout sets TCP_USER_TIMEOUT on a TCP connection (see the
