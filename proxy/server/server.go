@@ -162,6 +162,7 @@ func (s *Server) Serve(ln net.Listener) error {
 	}()
 
 	var delay time.Duration
+	failedInRow := 0 // connection failures since the last accepted conn
 	for {
 		nc, err := ln.Accept()
 		if err != nil {
@@ -171,8 +172,12 @@ func (s *Server) Serve(ln net.Listener) error {
 			if !isTemporary(err) {
 				return fmt.Errorf("server: accepting on %s: %w", ln.Addr(), err)
 			}
-			if connectionFailed(err) {
-				continue // that connection's own failure: the next one may be fine
+			// That connection's own failure: the next one may be fine.
+			// But a listener that fails every call the same way (one
+			// that is not a stream socket answers EOPNOTSUPP) would spin
+			// here: after a run of them, back off as below.
+			if failedInRow++; connectionFailed(err) && failedInRow < maxFailedInRow {
+				continue
 			}
 			delay = min(max(2*delay, 5*time.Millisecond), time.Second)
 			s.log.Warn("server: accept failed; retrying", "listener", ln.Addr().String(), "retry_in", delay, "error", err)
@@ -185,7 +190,7 @@ func (s *Server) Serve(ln net.Listener) error {
 			}
 			continue
 		}
-		delay = 0
+		delay, failedInRow = 0, 0
 		if !s.limit.acquire() {
 			s.limit.refused(s.log, ln.Addr())
 			nc.Close()
@@ -209,6 +214,10 @@ func (s *Server) isStopping() bool {
 		return false
 	}
 }
+
+// maxFailedInRow is how many accept errors of failed connections in a row
+// are retried at once.
+const maxFailedInRow = 64
 
 // connectionFailed reports whether an accept error is the failure of the
 // one connection it would have returned: accept(2) on Linux passes on the

@@ -3,11 +3,13 @@ package server_test
 import (
 	"bufio"
 	"bytes"
+	"cmp"
 	"context"
 	"errors"
 	"io"
 	"log/slog"
 	"net"
+	"os"
 	"strings"
 	"sync"
 	"syscall"
@@ -334,19 +336,52 @@ func TestPanicIsContained(t *testing.T) {
 // process out of file descriptors would, then accepts for real.
 type flakyListener struct {
 	net.Listener
-	mu sync.Mutex
-	n  int
+	mu    sync.Mutex
+	n     int
+	errno syscall.Errno // EMFILE if 0
+	calls int
 }
 
 func (l *flakyListener) Accept() (net.Conn, error) {
 	l.mu.Lock()
 	fail := l.n > 0
 	l.n--
+	l.calls++
+	errno := cmp.Or(l.errno, syscall.EMFILE)
 	l.mu.Unlock()
 	if fail {
-		return nil, &net.OpError{Op: "accept", Net: "tcp", Err: syscall.EMFILE}
+		return nil, &net.OpError{Op: "accept", Net: "tcp", Err: os.NewSyscallError("accept4", errno)}
 	}
 	return l.Listener.Accept()
+}
+
+// TestAcceptErrorsInRowBackOff: errors of failed connections are retried
+// at once, but a listener that fails every call so (one that is not a
+// stream socket answers EOPNOTSUPP) is backed off from, with a log line;
+// it spun, half a million calls in 200 ms.
+func TestAcceptErrorsInRowBackOff(t *testing.T) {
+	var logBuf syncBuffer
+	srv := server.New(svcFunc(func(ctx context.Context, c net.Conn) (struct{}, error) { return struct{}{}, nil }),
+		slog.New(slog.NewTextHandler(&logBuf, nil)))
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	fl := &flakyListener{Listener: ln, n: 1 << 30, errno: syscall.EOPNOTSUPP}
+	served := make(chan error, 1)
+	go func() { served <- srv.Serve(fl) }()
+	time.Sleep(200 * time.Millisecond)
+	srv.Close()
+	wait(t, served, "Serve")
+	fl.mu.Lock()
+	calls := fl.calls
+	fl.mu.Unlock()
+	if calls > 200 {
+		t.Fatalf("%d accept calls in 200 ms: the loop spins", calls)
+	}
+	if !strings.Contains(logBuf.String(), "accept failed") {
+		t.Fatalf("no log line for the failing listener:\n%s", logBuf.String())
+	}
 }
 
 func TestAcceptBackoff(t *testing.T) {
