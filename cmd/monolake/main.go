@@ -87,7 +87,8 @@ connections in flight finish (runtime.drain_timeout_sec, default 30) and exits 0
 					fmt.Print(cfg.Summary())
 					// Build what the workers would build, without
 					// listening: what only shows then fails here too.
-					if err := worker.Check(cfg); err != nil {
+					warn := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
+					if err := worker.Check(cfg, warn); err != nil {
 						return err
 					}
 					fmt.Println("config OK")

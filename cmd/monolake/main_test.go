@@ -480,3 +480,36 @@ upstreams = [{ endpoint = { type = "socket", value = %q } }]
 		t.Fatalf("lines after the reopen went to the renamed file:\n%s", b)
 	}
 }
+
+// TestCheckShowsWarnings: check prints what a worker would warn of when it
+// builds the servers (here a certificate that has expired), not only the
+// errors; it still passes.
+func TestCheckShowsWarnings(t *testing.T) {
+	ca, err := tlstest.NewCA("check CA")
+	if err != nil {
+		t.Fatal(err)
+	}
+	leaf, err := ca.Leaf(tlstest.LeafOptions{Expired: true}, "proxy.test")
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	chain, key := filepath.Join(dir, "c.pem"), filepath.Join(dir, "k.pem")
+	os.WriteFile(chain, leaf.CertPEM, 0o600)
+	os.WriteFile(key, leaf.KeyPEM, 0o600)
+	path := filepath.Join(dir, "m.toml")
+	os.WriteFile(path, []byte(fmt.Sprintf(`[servers.a]
+listener = { type = "socket", value = "127.0.0.1:8443" }
+tls = { chain = %q, key = %q }
+[[servers.a.routes]]
+path = "/"
+upstreams = [{ endpoint = { type = "uri", value = "http://127.0.0.1:9000" } }]
+`, chain, key)), 0o644)
+	out, err := monolake(t, "check", "--config", path)
+	if err != nil || !strings.Contains(out, "config OK") {
+		t.Fatalf("check: %v\n%s", err, out)
+	}
+	if !strings.Contains(out, "has expired") {
+		t.Fatalf("check says nothing of the expired certificate:\n%s", out)
+	}
+}

@@ -71,9 +71,13 @@ func buildPlain(s *config.Server, worker string, dial dialFunc, log *slog.Logger
 // Check builds the service of every server of cfg, as a worker would
 // before it listens, and closes them: what only shows then (routes that
 // clash, a TLS backend this build lacks, certificate files that do not
-// load, a CA file missing) is an error here, for `monolake check`.
-func Check(cfg *config.Config) error {
-	log := slog.New(slog.DiscardHandler)
+// load, a CA file missing) is an error here, for `monolake check`. What
+// the build logs as warnings (a certificate that has expired, an upstream
+// not verified) goes to log at WARN and above; nil discards it.
+func Check(cfg *config.Config, log *slog.Logger) error {
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
 	sec := &secrets{Tickets: newTickets()}
 	var errs []error
 	for _, key := range cfg.ServerNames {
