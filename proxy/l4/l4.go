@@ -173,6 +173,7 @@ func (p *Proxy) Call(ctx context.Context, client net.Conn) (struct{}, error) {
 			if errors.Is(err, errEmpty) {
 				return struct{}{}, nil
 			}
+			e.received = int64(len(hello)) // read, though routed nowhere
 			e.status = statusBadHello
 			if ctx.Err() != nil {
 				e.status = statusStopping

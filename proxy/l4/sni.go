@@ -159,5 +159,5 @@ func (p *Proxy) routeHello(ctx context.Context, client net.Conn) ([]byte, *route
 	}
 	p.log.Warn("l4: no route for the connection; closing it",
 		"server", p.name, "client", addrString(client.RemoteAddr()), "reason", err)
-	return nil, nil, name, fmt.Errorf("%w: %v", errNoRoute, err)
+	return raw, nil, name, fmt.Errorf("%w: %v", errNoRoute, err)
 }

@@ -9,6 +9,8 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"os"
+	"path/filepath"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -272,5 +274,35 @@ route = { upstreams = [{ endpoint = { type = "socket", value = %q } }] }
 	}
 	if n := dialed.Load(); n != 1 {
 		t.Fatalf("default route dialled %d times, want 1", n)
+	}
+}
+
+// TestSNIAccessLogBytesOfBadHello: a connection routed nowhere is logged
+// 400 with the bytes read from it, as nginx's $bytes_received counts them
+// (it said 0).
+func TestSNIAccessLogBytesOfBadHello(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "access.log")
+	addr := sniProxy(t, fmt.Sprintf(`
+[servers.p]
+proxy_type = "tcp"
+listener = { type = "socket", value = "127.0.0.1:1" }
+access_log = %q
+sni_routes = [{ server_names = ["a.example"], upstreams = [{ endpoint = { type = "socket", value = "127.0.0.1:1" } }] }]
+`, path), slog.New(slog.DiscardHandler))
+	c := dial(t, addr)
+	const req = "GET / HTTP/1.1\r\n\r\n"
+	io.WriteString(c, req)
+	expectEOF(t, c)
+	want := fmt.Sprintf(`"TCP -" 400 0 %d `, len(req))
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		b, _ := os.ReadFile(path)
+		if strings.Contains(string(b), want) {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("access log lacks %q:\n%s", want, b)
+		}
+		time.Sleep(10 * time.Millisecond)
 	}
 }
