@@ -339,3 +339,30 @@ sni_routes = [{ server_names = ["a.example"], fail_timeout_sec = 5, upstreams = 
 		}
 	}
 }
+
+// TestKeysCaseSensitive: a key that matches a known one only ignoring case
+// is an error with its line (go-toml filled the field from it, so "Path"
+// after "path" replaced it silently).
+func TestKeysCaseSensitive(t *testing.T) {
+	for _, tt := range []struct {
+		name, text string
+		line       int
+		key        string
+	}{
+		{"route key", strings.Replace(base, `path = "/"`, "path = \"/admin/{*p}\"\nPath = \"/{*p}\"", 1), 10, "servers.a.routes.0.Path"},
+		{"table", base + "\n[RUNTIME]\nworker_threads = 64\n", 12, "RUNTIME"},
+		{"inline table", strings.Replace(base, `type = "socket"`, `Type = "socket"`, 1), 6, "servers.a.listener.Type"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			_, err := Parse("t.toml", []byte(tt.text))
+			var es Errors
+			if !errors.As(err, &es) || len(es) == 0 {
+				t.Fatalf("accepted: %v", err)
+			}
+			e := es[0]
+			if e.Key != tt.key || e.Line != tt.line || !strings.Contains(e.Reason, "case-sensitive") {
+				t.Fatalf("error %v (key %q line %d), want key %q line %d, case-sensitive", e, e.Key, e.Line, tt.key, tt.line)
+			}
+		})
+	}
+}

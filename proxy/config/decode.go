@@ -2,10 +2,13 @@ package config
 
 import (
 	"bytes"
+	"cmp"
 	"errors"
 	"fmt"
 	"reflect"
 	"regexp"
+	"slices"
+	"strconv"
 	"strings"
 
 	toml "github.com/pelletier/go-toml/v2"
@@ -178,6 +181,9 @@ func decode(name string, data []byte) (*rawFile, error) {
 	dec.DisallowUnknownFields()
 	err := dec.Decode(&f)
 	if err == nil {
+		if es := checkKeyCase(name, data); len(es) > 0 {
+			return nil, es
+		}
 		return &f, nil
 	}
 	var strict *toml.StrictMissingError
@@ -255,4 +261,90 @@ func rawKeys() map[string]string {
 	}
 	walk(reflect.TypeFor[rawFile]())
 	return keys
+}
+
+// checkKeyCase refuses keys that match a known key only ignoring case.
+// TOML keys are case-sensitive, but go-toml fills a field from any case of
+// its key: "Path" after "path" in one table silently replaced it, and
+// "[RUNTIME]" set what "[runtime]" had. data decoded already.
+func checkKeyCase(name string, data []byte) Errors {
+	var doc map[string]any
+	if toml.Unmarshal(data, &doc) != nil {
+		return nil // decode found it fine: nothing to say here
+	}
+	var lines keyLines
+	var es Errors
+	var walk func(v any, t reflect.Type, path string)
+	walk = func(v any, t reflect.Type, path string) {
+		for t.Kind() == reflect.Pointer {
+			t = t.Elem()
+		}
+		switch x := v.(type) {
+		case map[string]any:
+			switch t.Kind() {
+			case reflect.Map: // servers: names are the user's
+				for k, sub := range x {
+					walk(sub, t.Elem(), join(path, k))
+				}
+			case reflect.Struct:
+				for k, sub := range x {
+					f, ok := fieldByTag(t, k)
+					if !ok {
+						if lines == nil {
+							lines = indexLines(data)
+						}
+						key := join(path, k)
+						reason := "unknown key"
+						if f, ok := fieldByTagFold(t, k); ok {
+							reason = fmt.Sprintf("unknown key (keys are case-sensitive: %q)", tagName(f))
+						}
+						es = append(es, &Error{File: name, Line: lines.line(key), Key: key, Reason: reason})
+						continue
+					}
+					walk(sub, f.Type, join(path, k))
+				}
+			}
+		case []any:
+			if t.Kind() == reflect.Slice {
+				for i, sub := range x {
+					walk(sub, t.Elem(), join(path, strconv.Itoa(i)))
+				}
+			}
+		}
+	}
+	walk(doc, reflect.TypeFor[rawFile](), "")
+	slices.SortFunc(es, func(a, b *Error) int { return cmp.Or(a.Line-b.Line, strings.Compare(a.Key, b.Key)) })
+	return es
+}
+
+func join(path, k string) string {
+	if path == "" {
+		return k
+	}
+	return path + "." + k
+}
+
+func tagName(f reflect.StructField) string {
+	tag, _, _ := strings.Cut(f.Tag.Get("toml"), ",")
+	return tag
+}
+
+// fieldByTag finds the field of struct type t whose toml key is k.
+func fieldByTag(t reflect.Type, k string) (reflect.StructField, bool) {
+	for f := range t.Fields() {
+		if tagName(f) == k {
+			return f, true
+		}
+	}
+	return reflect.StructField{}, false
+}
+
+// fieldByTagFold is fieldByTag ignoring case.
+func fieldByTagFold(t reflect.Type, k string) (reflect.StructField, bool) {
+	for f := range t.Fields() {
+		if strings.EqualFold(tagName(f), k) {
+			return f, true
+		}
+	}
+	return reflect.StructField{}, false
 }
