@@ -272,6 +272,20 @@ func (b *builder) endpoint(key string, r *rawEndpoint, allowURI bool) Endpoint {
 		if u.Host == "" {
 			b.errorf(key+".value", "URI %q has no host", e.Value)
 		}
+		// What the proxy would drop, refused rather than ignored.
+		switch {
+		case u.Path != "" && u.Path != "/" || u.RawPath != "":
+			b.errorf(key+".value", "URI %q has a path: the request's path goes upstream; to change it, use the route's rewrite_path", e.Value)
+		case u.RawQuery != "" || u.ForceQuery || u.Fragment != "":
+			b.errorf(key+".value", "URI %q has a query or a fragment: the request's go upstream", e.Value)
+		case u.User != nil:
+			b.errorf(key+".value", "URI %q has user info, which is not sent upstream", e.Value)
+		}
+		if p := u.Port(); p != "" {
+			if n, err := strconv.Atoi(p); err != nil || n < 1 || n > 65535 {
+				b.errorf(key+".value", "URI %q: port %s, want 1 to 65535", e.Value, p)
+			}
+		}
 		e.URL = u
 	case TypeSocket:
 		if err := checkHostPort(e.Value, true); err != nil {

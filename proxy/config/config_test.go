@@ -175,6 +175,11 @@ func TestErrors(t *testing.T) {
 		{"negative max_fails", strings.Replace(base, `path = "/"`, "path = \"/\"\nmax_fails = -1", 1), 10, "want 0 (no health check) to 1000"},
 		{"zero fail_timeout", strings.Replace(base, `path = "/"`, "path = \"/\"\nfail_timeout_sec = 0", 1), 10, "0 seconds: want 1 to 86400"},
 		{"tcp route max_fails", "[servers.t]\nproxy_type = \"tcp\"\nlistener = { type = \"socket\", value = \"127.0.0.1:1\" }\nroute = { max_fails = 5000, upstreams = [{ endpoint = { type = \"socket\", value = \"127.0.0.1:2\" } }] }\n", 4, "5000: want 0"},
+		{"uri with a path", strings.Replace(base, `http://127.0.0.1:9000`, `http://127.0.0.1:9000/base`, 1), 10, "use the route's rewrite_path"},
+		{"uri with a query", strings.Replace(base, `http://127.0.0.1:9000`, `http://127.0.0.1:9000/?x=1`, 1), 10, "has a query"},
+		{"uri with user info", strings.Replace(base, `http://127.0.0.1:9000`, `http://u:p@127.0.0.1:9000`, 1), 10, "user info"},
+		{"uri port zero", strings.Replace(base, `http://127.0.0.1:9000`, `http://127.0.0.1:0`, 1), 10, "want 1 to 65535"},
+		{"uri port too big", strings.Replace(base, `http://127.0.0.1:9000`, `http://127.0.0.1:99999`, 1), 10, "want 1 to 65535"},
 		{"park zero", strings.Replace(base, `name = "a"`, "name = \"a\"\ntimeout = { server_keepalive_park_ms = 0 }", 1), 6, "want -1 (never park)"},
 	}
 	for _, tt := range tests {
