@@ -140,6 +140,24 @@ func TestAbsoluteForm(t *testing.T) {
 	}
 }
 
+// TestAbsoluteFormNoPath: an absolute-form target without a path has the
+// path "/" (RFC 9110 4.2.3); it was answered 404.
+func TestAbsoluteFormNoPath(t *testing.T) {
+	up := newEchoUpstream(t, "up")
+	p := startProxy(t, serverTOML("", routeTOML("/", "", up.addr())), Options{})
+	c := dialRaw(t, p.Addr)
+	for target, want := range map[string]string{"http://example.com": "/", "http://example.com?q=1": "/?q=1"} {
+		c.send(t, "GET "+target+" HTTP/1.1\r\nHost: example.com\r\n\r\n")
+		resp, body := c.response(t, "GET")
+		if resp.StatusCode != 200 {
+			t.Fatalf("%s: status %d %q", target, resp.StatusCode, body)
+		}
+		if e := decodeEcho(t, body); e.Target != want {
+			t.Fatalf("%s: upstream saw %q, want %q", target, e.Target, want)
+		}
+	}
+}
+
 // TestUnixUpstream: upstreams over Unix sockets.
 func TestUnixUpstream(t *testing.T) {
 	path := t.TempDir() + "/up.sock"

@@ -858,9 +858,8 @@ func (r *continueReader) Read(p []byte) (int, error) {
 }
 
 // originForm returns the path and query of an absolute-form target
-// ("http://host/p?q" gives "/p?q"), and t itself for other forms and for
-// an absolute form without a path ("http://host?q"), which is not
-// routable.
+// ("http://host/p?q" gives "/p?q"; an empty path is "/", RFC 9110 4.2.3:
+// "http://host?q" gives "/?q"), and t itself for other forms.
 func originForm(t []byte) []byte {
 	if len(t) == 0 || t[0] == '/' {
 		return t
@@ -875,8 +874,8 @@ func originForm(t []byte) []byte {
 			return rest[j:]
 		}
 		if c == '?' {
-			break
+			return append([]byte{'/'}, rest[j:]...)
 		}
 	}
-	return t
+	return []byte{'/'}
 }
