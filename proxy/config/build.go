@@ -678,6 +678,13 @@ func (b *builder) timeouts(key string, r *rawServer, tcp bool) Timeout {
 		}
 	}
 	if r.HTTPTimeoutSec != nil || r.HTTPTimeoutNano != nil {
+		if raw != nil && raw.ServerKeepalive != nil {
+			k := "http_timeout_sec"
+			if r.HTTPTimeoutSec == nil {
+				k = "http_timeout_nano"
+			}
+			b.errorf(key+"."+k, "%s and %s.server_keepalive_timeout_sec both set; %s is the oldest spelling of the keep-alive timeout, keep one", k, tkey, k)
+		}
 		var d time.Duration
 		if r.HTTPTimeoutSec != nil {
 			if *r.HTTPTimeoutSec < 0 || *r.HTTPTimeoutSec > 86400*365 {
@@ -747,9 +754,19 @@ func checkRewrite(rw, path string) error {
 	if !strings.HasPrefix(rw, "/") {
 		return fmt.Errorf("%q must start with /", rw)
 	}
-	for _, c := range []byte(rw) {
+	for i, c := range []byte(rw) {
 		if c <= ' ' || c >= 0x7f || c == '?' || c == '#' {
 			return fmt.Errorf("%q: a path only, without spaces, control characters, '?' or '#'", rw)
+		}
+		if c == '%' && (i+2 >= len(rw) || !isHexDigit(rw[i+1]) || !isHexDigit(rw[i+2])) {
+			return fmt.Errorf("%q: a %% that is no escape (write %%25)", rw)
+		}
+	}
+	// The proxy refuses such paths from clients; the upstream must not
+	// get them from the config either.
+	for _, seg := range strings.Split(rw, "/") {
+		if seg == "." || seg == ".." {
+			return fmt.Errorf("%q: a %q segment (the upstream would resolve it)", rw, seg)
 		}
 	}
 	params := map[string]bool{}

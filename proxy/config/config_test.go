@@ -180,6 +180,9 @@ func TestErrors(t *testing.T) {
 		{"uri with user info", strings.Replace(base, `http://127.0.0.1:9000`, `http://u:p@127.0.0.1:9000`, 1), 10, "user info"},
 		{"uri port zero", strings.Replace(base, `http://127.0.0.1:9000`, `http://127.0.0.1:0`, 1), 10, "want 1 to 65535"},
 		{"uri port too big", strings.Replace(base, `http://127.0.0.1:9000`, `http://127.0.0.1:99999`, 1), 10, "want 1 to 65535"},
+		{"http_timeout_sec beside timeout", strings.Replace(base, `name = "a"`, "name = \"a\"\nhttp_timeout_sec = 5\ntimeout = { server_keepalive_timeout_sec = 10 }", 1), 6, "keep one"},
+		{"rewrite with dot-dot", strings.Replace(base, `path = "/"`, "path = \"/{*r}\"\nrewrite_path = \"/../{r}\"", 1), 10, `a ".." segment`},
+		{"rewrite with a stray %", strings.Replace(base, `path = "/"`, "path = \"/{*r}\"\nrewrite_path = \"/%zz/{r}\"", 1), 10, "no escape"},
 		{"park zero", strings.Replace(base, `name = "a"`, "name = \"a\"\ntimeout = { server_keepalive_park_ms = 0 }", 1), 6, "want -1 (never park)"},
 	}
 	for _, tt := range tests {
