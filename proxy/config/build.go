@@ -9,6 +9,7 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unicode/utf8"
 )
 
 // builder turns the raw decoded file into a Config, collecting every error
@@ -806,6 +807,22 @@ func checkHostPattern(h string) error {
 	if strings.Contains(name, ":") && net.ParseIP(name) == nil {
 		return fmt.Errorf("host %q: no port: a route's host matches the Host field without its port", h)
 	}
+	if net.ParseIP(name) != nil {
+		return nil
+	}
+	// What a Host field can hold: a pattern with anything else never
+	// matches.
+	for _, c := range name {
+		switch {
+		case c >= utf8.RuneSelf:
+			return fmt.Errorf("host %q: clients send a name that is not ASCII in its punycode form (xn--...): write that", h)
+		case !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '-' || c == '.' || c == '_'):
+			return fmt.Errorf("host %q: %q cannot be in a host name (one name per entry)", h, c)
+		}
+	}
+	if strings.Contains(name, "..") || strings.HasSuffix(name, ".") {
+		return fmt.Errorf("host %q: an empty label", h)
+	}
 	return nil
 }
 
@@ -821,6 +838,12 @@ func unmatchedSegment(s string, last bool) string {
 		return "dot segments are resolved"
 	}
 	for i := 0; i < len(s); i++ {
+		switch c := s[i]; {
+		case c == '?' || c == '#':
+			return fmt.Sprintf("a request's path ends before %q (the query is not matched)", c)
+		case c <= ' ' || c >= 0x7f:
+			return fmt.Sprintf("byte %q cannot be in a request's path (write it escaped, as %%%02X)", c, c)
+		}
 		if s[i] != '%' {
 			continue
 		}

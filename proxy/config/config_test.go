@@ -183,6 +183,12 @@ func TestErrors(t *testing.T) {
 		{"http_timeout_sec beside timeout", strings.Replace(base, `name = "a"`, "name = \"a\"\nhttp_timeout_sec = 5\ntimeout = { server_keepalive_timeout_sec = 10 }", 1), 6, "keep one"},
 		{"rewrite with dot-dot", strings.Replace(base, `path = "/"`, "path = \"/{*r}\"\nrewrite_path = \"/../{r}\"", 1), 10, `a ".." segment`},
 		{"rewrite with a stray %", strings.Replace(base, `path = "/"`, "path = \"/{*r}\"\nrewrite_path = \"/%zz/{r}\"", 1), 10, "no escape"},
+		{"path with a query", strings.Replace(base, `path = "/"`, `path = "/index.php?page=home"`, 1), 9, "the query is not matched"},
+		{"path with a space", strings.Replace(base, `path = "/"`, `path = "/a b"`, 1), 9, "cannot be in a request's path"},
+		{"path with non-ASCII", strings.Replace(base, `path = "/"`, `path = "/café"`, 1), 9, "cannot be in a request's path"},
+		{"route host not ASCII", strings.Replace(base, `path = "/"`, "path = \"/\"\nhost = [\"bücher.de\"]", 1), 10, "punycode"},
+		{"route hosts in one string", strings.Replace(base, `path = "/"`, "path = \"/\"\nhost = [\"a.com,b.com\"]", 1), 10, "one name per entry"},
+		{"route host empty label", strings.Replace(base, `path = "/"`, "path = \"/\"\nhost = [\"a..b\"]", 1), 10, "an empty label"},
 		{"park zero", strings.Replace(base, `name = "a"`, "name = \"a\"\ntimeout = { server_keepalive_park_ms = 0 }", 1), 6, "want -1 (never park)"},
 	}
 	for _, tt := range tests {
