@@ -217,3 +217,36 @@ func TestHandlerNoHopByHop(t *testing.T) {
 		t.Errorf("X-Kept missing from %v", hd)
 	}
 }
+
+// TestContinueNotAfterFinalHead: a service that answers before it reads
+// the body (a handler that writes, then reads) gets its body without a
+// "100 Continue" landing inside the response; the 100 went out straight
+// to the socket mid-body, breaking the chunked framing (and the flag that
+// said so was read and written by two goroutines).
+func TestContinueNotAfterFinalHead(t *testing.T) {
+	read := make(chan struct{})
+	h := HandlerService(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.WriteHeader(200)
+		io.WriteString(w, "start:")
+		w.(http.Flusher).Flush()
+		<-read // the head and the first chunk are out
+		b, _ := io.ReadAll(r.Body)
+		w.Write(b)
+	}))
+	p := startProxy(t, serverTOML("", routeTOML("/{*p}", "", "127.0.0.1:1")), Options{Terminal: h})
+	c := dialRaw(t, p.Addr)
+	c.send(t, "POST /x HTTP/1.1\r\nHost: a\r\nExpect: 100-continue\r\nContent-Length: 5\r\n\r\n")
+	resp, err := http.ReadResponse(c.br, &http.Request{Method: "POST"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if resp.StatusCode != 200 {
+		t.Fatalf("status %d", resp.StatusCode)
+	}
+	close(read)
+	c.send(t, "hello") // the client may send the body without the 100
+	b, err := io.ReadAll(resp.Body)
+	if err != nil || string(b) != "start:hello" {
+		t.Fatalf("body %q, %v: want start:hello", b, err)
+	}
+}

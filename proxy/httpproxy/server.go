@@ -715,7 +715,7 @@ func (s *Server) one(ctx context.Context, cs *conn) (bool, error) {
 	if h.ExpectContinue && h.BodyKind != http1.BodyNone {
 		// Answer 100 Continue ourselves when the body is first read, as
 		// nginx does; the upstream never sees Expect.
-		cs.cont = continueReader{body: &cs.body, cs: cs}
+		cs.cont.reset(&cs.body, cs)
 		req.Body = &cs.cont
 	} else {
 		req.Body = &cs.body
@@ -750,7 +750,7 @@ func (s *Server) one(ctx context.Context, cs *conn) (bool, error) {
 		resp.SetText(status, strconv.Itoa(status)+" "+http1.StatusText(status)+"\n")
 		resp.Close = !bodyDoneNoWait(cs)
 	}
-	if h.ExpectContinue && h.BodyKind != http1.BodyNone && !cs.cont.sent {
+	if h.ExpectContinue && h.BodyKind != http1.BodyNone && !cs.cont.finalHead() {
 		// The client waits for a 100 that will not come and may or may
 		// not send the body: the connection cannot be reused safely.
 		resp.Close = true
@@ -803,7 +803,7 @@ func bodyDone(cs *conn) bool {
 	if cs.head.BodyKind == http1.BodyNone {
 		return true
 	}
-	if cs.head.ExpectContinue && !cs.cont.sent {
+	if cs.head.ExpectContinue && !cs.cont.wasSent() {
 		return false
 	}
 	var b [1]byte
@@ -819,7 +819,7 @@ func bodyDoneNoWait(cs *conn) bool {
 	switch {
 	case cs.head.BodyKind == http1.BodyNone || cs.body.Ended():
 		return true
-	case cs.head.ExpectContinue && !cs.cont.sent, !cs.body.Ready():
+	case cs.head.ExpectContinue && !cs.cont.wasSent(), !cs.body.Ready():
 		return false
 	}
 	return bodyDone(cs)
@@ -840,21 +840,53 @@ func splitTarget(t []byte) (path, query []byte) {
 
 var continueLine = []byte("HTTP/1.1 100 Continue\r\n\r\n")
 
-// continueReader sends "100 Continue" before the first body read.
+// continueReader sends "100 Continue" before the first body read, unless
+// the final response's head went out first (a service that answers
+// before it reads, in a goroutine of its own: a 1xx after it would land
+// in the response's body).
 type continueReader struct {
 	body *http1.Body
 	cs   *conn
-	sent bool
+
+	mu    sync.Mutex // the body's reader and the server's goroutine
+	sent  bool       // the 100 went out
+	final bool       // the final head goes out: no 100 now
+}
+
+// reset readies r for a request on cs.
+func (r *continueReader) reset(body *http1.Body, cs *conn) {
+	r.mu.Lock()
+	r.body, r.cs, r.sent, r.final = body, cs, false, false
+	r.mu.Unlock()
 }
 
 func (r *continueReader) Read(p []byte) (int, error) {
-	if !r.sent {
+	r.mu.Lock()
+	if !r.sent && !r.final {
 		r.sent = true
 		if _, err := (clientWriter{r.cs}).Write(continueLine); err != nil {
+			r.mu.Unlock()
 			return 0, err
 		}
 	}
+	r.mu.Unlock()
 	return r.body.Read(p)
+}
+
+// finalHead marks the final response's head as going out, and reports
+// whether a 100 was sent before it.
+func (r *continueReader) finalHead() bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.final = true
+	return r.sent
+}
+
+// wasSent reports whether the 100 was sent.
+func (r *continueReader) wasSent() bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.sent
 }
 
 // originForm returns the path and query of an absolute-form target
