@@ -13,7 +13,7 @@
 //
 // Parsing follows RFC 9112 strictly. A head that breaks it is answered by a
 // *ProtocolError carrying the status the caller sends before closing: 400,
-// 431 (ErrHeadTooLarge, ErrTooManyHeaders), 501 (a transfer coding other
+// 414 (ErrURITooLong), 431 (ErrHeadTooLarge, ErrTooManyHeaders), 501 (a transfer coding other
 // than chunked) or 505 (a version other than HTTP/1.0 and HTTP/1.1) for a
 // request, and 502 for a response read from an upstream. Choices where the
 // RFC leaves room:

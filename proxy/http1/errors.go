@@ -24,6 +24,9 @@ func respErr(reason string) *ProtocolError {
 var (
 	// ErrHeadTooLarge: the request head exceeds Reader.MaxHeadSize (431).
 	ErrHeadTooLarge = &ProtocolError{Status: 431, Reason: "request head too large"}
+	// ErrURITooLong: the request line alone exceeds Reader.MaxHeadSize
+	// (414).
+	ErrURITooLong = &ProtocolError{Status: 414, Reason: "request target too long"}
 	// ErrVersionNotSupported: a well-formed version other than 1.0 or 1.1 (505).
 	ErrVersionNotSupported = &ProtocolError{Status: 505, Reason: "HTTP version not supported"}
 	// ErrUnsupportedTransferCoding: a transfer coding other than chunked (501).

@@ -47,7 +47,7 @@ func FuzzParseRequest(f *testing.F) {
 			err := r.ReadRequest(&req)
 			if err != nil {
 				var pe *ProtocolError
-				if errors.As(err, &pe) && pe.Status != 400 && pe.Status != 431 && pe.Status != 501 && pe.Status != 505 {
+				if errors.As(err, &pe) && pe.Status != 400 && pe.Status != 414 && pe.Status != 431 && pe.Status != 501 && pe.Status != 505 {
 					t.Fatalf("status %d", pe.Status)
 				}
 				return

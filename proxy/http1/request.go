@@ -48,9 +48,15 @@ type Request struct {
 // reader as they are.
 func (r *Reader) ReadRequest(req *Request) error {
 	maxFields := r.maxHeaders()
-	return r.readHead(true, ErrHeadTooLarge, errHead, func(b []byte) (int, error) {
+	err := r.readHead(true, ErrHeadTooLarge, errHead, func(b []byte) (int, error) {
 		return req.parse(b, maxFields)
 	})
+	if line := bytes.TrimLeft(r.buf[r.r:r.w], "\r\n"); err == ErrHeadTooLarge && len(line) > 0 && bytes.IndexByte(line, '\n') < 0 {
+		// The request line alone is past the limit: its target is
+		// (RFC 9112 3: 414).
+		return ErrURITooLong
+	}
+	return err
 }
 
 // parse parses a request head at the start of b, returning its length, or 0

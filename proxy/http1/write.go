@@ -80,6 +80,8 @@ func StatusText(status int) string {
 		return "Request Timeout"
 	case 413:
 		return "Content Too Large"
+	case 414:
+		return "URI Too Long"
 	case 417:
 		return "Expectation Failed"
 	case 431:
