@@ -419,7 +419,7 @@ func (b *builder) server(key, name string, r *rawServer) *Server {
 			setKey{"routes", r.Routes != nil}, setKey{"upstream_http_version", r.UpstreamHTTPVersion != nil},
 			setKey{"http_opt_handlers", r.HTTPOptHandlers != nil}, setKey{"preserve_host", r.PreserveHost != nil},
 			setKey{"via", r.Via != nil}, setKey{"forwarded", r.Forwarded != nil}, setKey{"client_max_body_size", r.ClientMaxBodySize != nil},
-			setKey{"upstream_keepalive", r.UpstreamKeepalive != nil})
+			setKey{"upstream_keepalive", r.UpstreamKeepalive != nil}, setKey{"underscores_in_headers", r.UnderscoresInHeader != nil})
 		if r.Route == nil && r.SNIRoutes == nil {
 			b.errorf(key, "a tcp server needs route = { load_balancer, upstreams = [...] }")
 		} else if r.Route != nil {
@@ -467,6 +467,9 @@ func (b *builder) server(key, name string, r *rawServer) *Server {
 		}
 		if r.Forwarded != nil {
 			s.Forwarded = *r.Forwarded
+		}
+		if r.UnderscoresInHeader != nil {
+			s.UnderscoresInHeaders = *r.UnderscoresInHeader
 		}
 		if v := r.ClientMaxBodySize; v != nil {
 			if *v < 0 {

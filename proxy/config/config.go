@@ -321,6 +321,9 @@ type Server struct {
 	// each worker's pool (ours: upstream_keepalive, as nginx's keepalive;
 	// 0: the pool's default, 256).
 	UpstreamKeepalive int
+	// UnderscoresInHeaders keeps request fields whose names hold an
+	// underscore (nginx's underscores_in_headers; default false: dropped).
+	UnderscoresInHeaders bool
 	// PreserveHost keeps the client's Host header upstream (ours; default true).
 	PreserveHost bool
 	// Via adds a Via field naming this proxy (ours; default false).

@@ -120,8 +120,9 @@ type rawServer struct {
 	UpstreamHTTPVersion *string         `toml:"upstream_http_version"`
 	HTTPOptHandlers     *rawOptHandlers `toml:"http_opt_handlers"`
 	AccessLog           *string         `toml:"access_log"`
-	ClientMaxBodySize   *int64          `toml:"client_max_body_size"` // ours: bytes
-	UpstreamKeepalive   *int64          `toml:"upstream_keepalive"`   // idle connections per upstream and worker
+	ClientMaxBodySize   *int64          `toml:"client_max_body_size"`   // ours: bytes
+	UpstreamKeepalive   *int64          `toml:"upstream_keepalive"`     // idle connections per upstream and worker
+	UnderscoresInHeader *bool           `toml:"underscores_in_headers"` // nginx's
 	PreserveHost        *bool           `toml:"preserve_host"`
 	Via                 *bool           `toml:"via"`
 	Forwarded           *bool           `toml:"forwarded"`

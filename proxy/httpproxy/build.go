@@ -97,14 +97,15 @@ func New(s *config.Server, o Options) (*Server, error) {
 	layers = append(layers, o.Layers...)
 	svc := proxy.Stack(terminal, layers...)
 	srv := NewServer(ServerConfig{
-		Name:              s.Name,
-		TLS:               s.TLS != nil,
-		KeepAliveTimeout:  s.Timeout.ServerKeepalive,
-		ReadHeaderTimeout: s.Timeout.ServerReadHeader,
-		ReadBodyTimeout:   s.Timeout.ServerReadBody,
-		MessageTimeout:    s.Timeout.ServerMessage,
-		MaxBodySize:       s.ClientMaxBodySize,
-		ParkAfter:         s.Timeout.ServerPark,
+		Name:                 s.Name,
+		TLS:                  s.TLS != nil,
+		KeepAliveTimeout:     s.Timeout.ServerKeepalive,
+		ReadHeaderTimeout:    s.Timeout.ServerReadHeader,
+		ReadBodyTimeout:      s.Timeout.ServerReadBody,
+		MessageTimeout:       s.Timeout.ServerMessage,
+		MaxBodySize:          s.ClientMaxBodySize,
+		ParkAfter:            s.Timeout.ServerPark,
+		UnderscoresInHeaders: s.UnderscoresInHeaders,
 	}, closeAll{Service: svc, closers: append(closers(terminal, alog, s.Key, log), routes...)}, log)
 	return srv, nil
 }

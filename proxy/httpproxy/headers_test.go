@@ -158,3 +158,36 @@ func TestRequestIDsUnique(t *testing.T) {
 	}
 	_ = strings.Contains
 }
+
+// TestUnderscoredFieldsDropped: request fields named with an underscore
+// are dropped by default, as nginx drops them: an upstream that maps names
+// to CGI variables would take X_Forwarded_For for the X-Forwarded-For the
+// proxy sets. underscores_in_headers = true keeps them.
+func TestUnderscoredFieldsDropped(t *testing.T) {
+	up := newEchoUpstream(t, "up")
+	for _, keep := range []bool{false, true} {
+		extra := ""
+		if keep {
+			extra = "underscores_in_headers = true"
+		}
+		p := startProxy(t, serverTOML(extra, routeTOML("/{*p}", "", up.addr())), Options{})
+		c := dialRaw(t, p.Addr)
+		c.send(t, "GET /x HTTP/1.1\r\nHost: a\r\nX_Forwarded_For: 6.6.6.6\r\nMy_Field: 1\r\nX-Kept: 2\r\n\r\n")
+		resp, body := c.response(t, "GET")
+		if resp.StatusCode != 200 {
+			t.Fatalf("status %d", resp.StatusCode)
+		}
+		e := decodeEcho(t, body)
+		// net/http canonicalizes X_Forwarded_For to itself (underscores
+		// make a name non-canonical); look both ways.
+		got := e.Header.Get("X_Forwarded_For") + e.Header.Get("My_Field")
+		for k, v := range e.Header {
+			if strings.Contains(k, "_") {
+				got += v[0]
+			}
+		}
+		if keep != (got != "") || e.Header.Get("X-Kept") != "2" {
+			t.Fatalf("underscores_in_headers %v: upstream got %v", keep, e.Header)
+		}
+	}
+}

@@ -54,6 +54,12 @@ type ServerConfig struct {
 	// MaxDiscard is how much of an unread request body the server reads
 	// to keep the connection; a larger rest closes it (default 256 KiB).
 	MaxDiscard int64
+	// UnderscoresInHeaders keeps request fields whose names hold an
+	// underscore (nginx's underscores_in_headers). By default they are
+	// dropped, as nginx drops them: an upstream that maps names to CGI
+	// variables (X_Forwarded_For and X-Forwarded-For both become
+	// HTTP_X_FORWARDED_FOR) would take one for a field the proxy sets.
+	UnderscoresInHeaders bool
 	// ParkAfter parks a keep-alive connection that has waited this long
 	// for its next request (default 200ms; negative: never): its buffers
 	// go back to pools and the goroutine that served it ends; a goroutine
@@ -679,6 +685,9 @@ func (s *Server) one(ctx context.Context, cs *conn) (bool, error) {
 	req.Route, req.Params = nil, req.Params[:0]
 	req.OutHost, req.OutTarget, req.ReplaceHost = nil, nil, false
 	req.Drop, req.Add, req.scratch, req.requestID = req.Drop[:0], req.Add[:0], req.scratch[:0], nil
+	if !s.cfg.UnderscoresInHeaders {
+		h.Headers = dropUnderscored(h.Headers)
+	}
 	req.Path, req.Query = splitTarget(h.Target)
 	if len(req.Path) > 0 && req.Path[0] == '/' {
 		if err := route.CheckPath(req.Path); err != nil {
@@ -836,6 +845,25 @@ func splitTarget(t []byte) (path, query []byte) {
 		}
 	}
 	return t, nil
+}
+
+// dropUnderscored removes the fields whose names hold an underscore, in
+// place.
+func dropUnderscored(hs http1.Headers) http1.Headers {
+	i := 0
+	for i < len(hs) && bytes.IndexByte(hs[i].Name, '_') < 0 {
+		i++
+	}
+	if i == len(hs) {
+		return hs // the common case: nothing moves
+	}
+	out := hs[:i]
+	for _, f := range hs[i+1:] {
+		if bytes.IndexByte(f.Name, '_') < 0 {
+			out = append(out, f)
+		}
+	}
+	return out
 }
 
 var continueLine = []byte("HTTP/1.1 100 Continue\r\n\r\n")
