@@ -413,8 +413,12 @@ func (r *Reader) readHead(skipEmpty bool, tooLarge, malformed error, parse func(
 		ready := len(b) > 0 && !tried && !(skipEmpty && len(b) == 1 && b[0] == '\r')
 		complete := false
 		if tried {
+			from := off
 			end, next := headEnd(b, off)
 			ready, complete, off = end > 0, end > 0, next
+			if !ready && bareCR(b, from) {
+				ready = true // parse rejects it now rather than wait for an LF
+			}
 		}
 		if ready {
 			n, err := parse(b)
@@ -470,6 +474,25 @@ func headEnd(b []byte, from int) (end, next int) {
 			if b[i+2] == '\n' {
 				return i + 3, 0
 			}
+		}
+		from = i + 1
+	}
+}
+
+// bareCR reports whether b[from:] holds a CR followed by a byte other
+// than LF.
+func bareCR(b []byte, from int) bool {
+	if from > 0 {
+		from-- // a CR at the end of the last search
+	}
+	for {
+		i := bytes.IndexByte(b[from:], '\r')
+		if i < 0 {
+			return false
+		}
+		i += from
+		if i+1 < len(b) && b[i+1] != '\n' {
+			return true
 		}
 		from = i + 1
 	}

@@ -91,6 +91,14 @@ func (req *Request) parse(b []byte, maxFields int) (int, error) {
 	// Every check looks at whole lines only, so the outcome does not depend
 	// on how much of what follows happens to be buffered.
 	v := b[j+1:]
+	// HTTP-version is 8 bytes, then CRLF: decided on the first 10 bytes,
+	// whether or not an LF came (a bare CR must not wait for one).
+	if len(v) >= 10 && string(v[8:10]) != "\r\n" {
+		if i := bytes.IndexByte(v[:10], '\n'); i == 0 || i > 0 && v[i-1] != '\r' {
+			return 0, errBareLF
+		}
+		return 0, errVersion
+	}
 	eol := bytes.IndexByte(v, '\n')
 	if eol < 0 {
 		return 0, nil
@@ -264,7 +272,13 @@ func parseFields(hs Headers, b []byte, maxFields int, e *fieldErrs) (_ Headers, 
 		rest := b[i+1:]
 		j := bytes.IndexByte(rest, '\n')
 		if j < 0 {
+			if k := bytes.IndexByte(rest, '\r'); k >= 0 && k+1 < len(rest) {
+				return hs, 0, e.value // a bare CR: no LF can make this line valid
+			}
 			return hs, 0, nil
+		}
+		if k := bytes.IndexByte(rest[:j], '\r'); k >= 0 && k+1 < j {
+			return hs, 0, e.value // a bare CR, as when no LF has come yet
 		}
 		if j == 0 || rest[j-1] != '\r' {
 			return hs, 0, e.bareLF

@@ -7,6 +7,7 @@ import (
 	"strings"
 	"testing"
 	"testing/iotest"
+	"time"
 )
 
 // reqWant is what a valid request parses to.
@@ -336,4 +337,32 @@ func sameRequest(a, b *Request) bool {
 		}
 	}
 	return true
+}
+
+// TestBareCRRejectedWithoutMoreInput: a head with a bare CR is refused
+// (400) from what arrived, as a bare LF is; it waited for an LF that would
+// not make it valid, until the connection's header timeout (then 408).
+func TestBareCRRejectedWithoutMoreInput(t *testing.T) {
+	for _, in := range []string{
+		"GET / HTTP/1.1\rHost: a\r\r",
+		"GET / HTTP/1.1\r\nHost: a\rX: b\r\r",
+	} {
+		pr, pw := io.Pipe()
+		go pw.Write([]byte(in)) // and nothing more: the connection stays open
+		done := make(chan error, 1)
+		go func() {
+			var req Request
+			done <- NewReader(pr).ReadRequest(&req)
+		}()
+		select {
+		case err := <-done:
+			var pe *ProtocolError
+			if !errors.As(err, &pe) || pe.Status != 400 {
+				t.Errorf("%q: %v, want a 400", in, err)
+			}
+		case <-time.After(5 * time.Second):
+			t.Errorf("%q: still waiting for more input", in)
+		}
+		pw.Close()
+	}
 }
