@@ -328,6 +328,15 @@ proxy_type = "tcp"
 listener = { type = "socket", value = %q }
 route = { upstreams = [{ endpoint = { type = "socket", value = %q } }] }
 `, workers, demoAddr, proxyAddr, demoAddr)
+	cmd, logs := startRun(t, cfg, proxyAddr, flags...)
+	return proxyAddr, cmd, logs
+}
+
+// startRun starts "monolake run" on the config text cfg with extra flags,
+// waits until addr accepts, and returns the process (killed at cleanup)
+// and its log.
+func startRun(t *testing.T, cfg, addr string, flags ...string) (*exec.Cmd, *syncLog) {
+	t.Helper()
 	path := filepath.Join(t.TempDir(), "m.toml")
 	os.WriteFile(path, []byte(cfg), 0o644)
 	cmd := exec.Command(binary, append([]string{"run", "--config", path}, flags...)...)
@@ -337,8 +346,8 @@ route = { upstreams = [{ endpoint = { type = "socket", value = %q } }] }
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { cmd.Process.Kill() })
-	waitUp(t, proxyAddr)
-	return proxyAddr, cmd, logs
+	waitUp(t, addr)
+	return cmd, logs
 }
 
 // TestLogLevelReachesWorkers: --log-level applies to the worker processes
@@ -422,16 +431,7 @@ access_log = %q
 path = "/{*p}"
 upstreams = [{ endpoint = { type = "socket", value = %q } }]
 `, demoAddr, proxyAddr, logPath, demoAddr)
-	path := filepath.Join(dir, "m.toml")
-	os.WriteFile(path, []byte(cfg), 0o644)
-	cmd := exec.Command(binary, "run", "--config", path)
-	logs := &syncLog{}
-	cmd.Stderr = logs
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { cmd.Process.Kill() })
-	waitUp(t, proxyAddr)
+	cmd, logs := startRun(t, cfg, proxyAddr)
 	get := func(p string) {
 		t.Helper()
 		resp, err := (&http.Client{Transport: &http.Transport{DisableKeepAlives: true}}).Get("http://" + proxyAddr + p)

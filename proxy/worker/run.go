@@ -97,19 +97,9 @@ func stopSignals(parent context.Context, returned <-chan struct{}) (context.Cont
 // the proxy down with the terminal it was started from. So it says so and
 // goes on. Workers ignore the signal (child.go).
 func keepOnHangup(log *slog.Logger, returned <-chan struct{}) {
-	hup := make(chan os.Signal, 1)
-	signal.Notify(hup, syscall.SIGHUP)
-	go func() {
-		defer signal.Stop(hup)
-		for {
-			select {
-			case <-hup:
-				log.Warn("SIGHUP: reloading the configuration is not supported yet; still running with the one loaded at start")
-			case <-returned:
-				return
-			}
-		}
-	}()
+	onSignal(syscall.SIGHUP, returned, func() {
+		log.Warn("SIGHUP: reloading the configuration is not supported yet; still running with the one loaded at start")
+	})
 }
 
 // reopenLogsOnUSR1 reopens this process's access-log files on every
@@ -117,18 +107,26 @@ func keepOnHangup(log *slog.Logger, returned <-chan struct{}) {
 // renames a log and signals, and the lines go to a new file at the path.
 // In a worker and in a single process; the master forwards the signal.
 func reopenLogsOnUSR1(log *slog.Logger, returned <-chan struct{}) {
-	usr1 := make(chan os.Signal, 1)
-	signal.Notify(usr1, syscall.SIGUSR1)
+	onSignal(syscall.SIGUSR1, returned, func() {
+		if err := accesslog.ReopenAll(); err != nil {
+			log.Error("SIGUSR1: reopening the access logs", "err", err)
+		} else {
+			log.Info("SIGUSR1: access logs reopened")
+		}
+	})
+}
+
+// onSignal runs f, in a goroutine of its own, for every sig until returned
+// is closed.
+func onSignal(sig os.Signal, returned <-chan struct{}, f func()) {
+	c := make(chan os.Signal, 1)
+	signal.Notify(c, sig)
 	go func() {
-		defer signal.Stop(usr1)
+		defer signal.Stop(c)
 		for {
 			select {
-			case <-usr1:
-				if err := accesslog.ReopenAll(); err != nil {
-					log.Error("SIGUSR1: reopening the access logs", "err", err)
-				} else {
-					log.Info("SIGUSR1: access logs reopened")
-				}
+			case <-c:
+				f()
 			case <-returned:
 				return
 			}
