@@ -71,7 +71,10 @@ func (req *Request) parse(b []byte, maxFields int) (int, error) {
 	switch {
 	case i == len(b):
 		return 0, nil
-	case i == 0 || b[i] != ' ':
+	case i == 0 || b[i] != ' ' || hasLower(b[:i]):
+		// A method in lower case is refused, as nginx refuses it:
+		// methods are case-sensitive, and an upstream that took "head"
+		// for HEAD would send no body where the proxy waits for one.
 		return 0, errMethod
 	}
 	req.Method = b[:i:i]
@@ -488,3 +491,13 @@ func targetAuthority(t []byte) (a []byte, ok bool) {
 }
 
 func isAlpha(c byte) bool { return 'a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' }
+
+// hasLower reports whether b holds an ASCII lower-case letter.
+func hasLower(b []byte) bool {
+	for _, c := range b {
+		if 'a' <= c && c <= 'z' {
+			return true
+		}
+	}
+	return false
+}

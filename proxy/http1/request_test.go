@@ -79,6 +79,8 @@ var requestTests = []struct {
 		want: reqWant{method: "M-SEARCH", target: "/a|b{c}", version: HTTP11, headers: 1, host: "a", length: -1, keepAlive: true}},
 
 	{name: "double space", in: "GET  / HTTP/1.1\r\nHost: a\r\n\r\n", status: 400},
+	{name: "lower-case method", in: "head / HTTP/1.1\r\nHost: a\r\n\r\n", status: 400},
+	{name: "mixed-case method", in: "Get / HTTP/1.1\r\nHost: a\r\n\r\n", status: 400},
 	{name: "trailing space", in: "GET / HTTP/1.1 \r\nHost: a\r\n\r\n", status: 400},
 	{name: "http09", in: "GET /\r\n\r\n", status: 400},
 	{name: "lower-case version", in: "GET / http/1.1\r\nHost: a\r\n\r\n", status: 400},
