@@ -189,6 +189,8 @@ func TestErrors(t *testing.T) {
 		{"route host not ASCII", strings.Replace(base, `path = "/"`, "path = \"/\"\nhost = [\"bücher.de\"]", 1), 10, "punycode"},
 		{"route hosts in one string", strings.Replace(base, `path = "/"`, "path = \"/\"\nhost = [\"a.com,b.com\"]", 1), 10, "one name per entry"},
 		{"route host empty label", strings.Replace(base, `path = "/"`, "path = \"/\"\nhost = [\"a..b\"]", 1), 10, "an empty label"},
+		{"listener as a string", strings.Replace(base, `listener = { type = "socket", value = "127.0.0.1:8080" }`, `listener = "127.0.0.1:8080"`, 1), 6, "into listener (want a table, as { … })"},
+		{"host as a string", strings.Replace(base, `path = "/"`, "path = \"/\"\nhost = \"a.com\"", 1), 10, "into host (want an array)"},
 		{"park zero", strings.Replace(base, `name = "a"`, "name = \"a\"\ntimeout = { server_keepalive_park_ms = 0 }", 1), 6, "want -1 (never park)"},
 	}
 	for _, tt := range tests {

@@ -209,7 +209,7 @@ func decode(name string, data []byte) (*rawFile, error) {
 // goField matches the Go struct field a go-toml type error names, as in
 // "cannot decode TOML string into struct field config.rawTLS.SessionTickets
 // of type bool".
-var goField = regexp.MustCompile(`struct field config\.(\w+)\.(\w+) of type \*?(\w+)`)
+var goField = regexp.MustCompile(`struct field config\.(\w+)\.(\w+) of type ([\w.*\[\]]+)`)
 
 // tomlFieldNames rewrites the Go field a decode error names into the key
 // the user wrote: "... into session_tickets (want true or false)".
@@ -223,6 +223,7 @@ func tomlFieldNames(reason string) string {
 	if key == "" {
 		return reason
 	}
+	want = strings.TrimPrefix(want, "*")
 	switch {
 	case want == "bool":
 		want = "true or false"
@@ -232,6 +233,10 @@ func tomlFieldNames(reason string) string {
 		want = "a number"
 	case want == "string":
 		want = "a string"
+	case strings.HasPrefix(want, "[]"):
+		want = "an array"
+	case strings.HasPrefix(want, "config.raw"):
+		want = "a table, as { … }"
 	}
 	return reason[:m[0]] + key + " (want " + want + ")" + reason[m[1]:]
 }
