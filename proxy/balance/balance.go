@@ -90,26 +90,7 @@ func (r *random[T]) Pick() (T, func()) { return r.items[rand.IntN(len(r.items))]
 func (r *random[T]) Len() int          { return len(r.items) }
 
 func (r *random[T]) pickSkip(skip func(T) bool, _ bool) (T, func(), bool) {
-	n := 0
-	for _, it := range r.items {
-		if !skip(it) {
-			n++
-		}
-	}
-	var zero T
-	if n == 0 {
-		return zero, nil, false
-	}
-	k := rand.IntN(n)
-	for _, it := range r.items {
-		if !skip(it) {
-			if k == 0 {
-				return it, noop, true
-			}
-			k--
-		}
-	}
-	return zero, nil, false
+	return drawSkip(r.items, nil, skip)
 }
 
 // weighted picks by binary search over cumulative weights.
@@ -149,12 +130,18 @@ func (b *weighted[T]) pickSkip(skip func(T) bool, _ bool) (T, func(), bool) {
 	return drawSkip(b.items, b.w, skip)
 }
 
-// drawSkip draws one of the items skip leaves, by weight.
+// drawSkip draws one of the items skip leaves, by weight (w nil: 1 each).
 func drawSkip[T any](items []T, w []int, skip func(T) bool) (T, func(), bool) {
+	weight := func(i int) int {
+		if w == nil {
+			return 1
+		}
+		return w[i]
+	}
 	total := 0
 	for i, it := range items {
 		if !skip(it) {
-			total += w[i]
+			total += weight(i)
 		}
 	}
 	var zero T
@@ -166,10 +153,10 @@ func drawSkip[T any](items []T, w []int, skip func(T) bool) (T, func(), bool) {
 		if skip(it) {
 			continue
 		}
-		if n < w[i] {
+		if n < weight(i) {
 			return it, noop, true
 		}
-		n -= w[i]
+		n -= weight(i)
 	}
 	return zero, nil, false
 }
