@@ -276,14 +276,14 @@ func (r *Runner) Run(ctx context.Context) error {
 }
 
 // settle is the wait after each run's load.
-func (r *Runner) settle() time.Duration {
+func (o Options) settle() time.Duration {
 	switch {
-	case r.opt.Settle == 0:
+	case o.Settle == 0:
 		return DefaultSettle
-	case r.opt.Settle < 0:
+	case o.Settle < 0:
 		return 0
 	}
-	return r.opt.Settle
+	return o.Settle
 }
 
 // Estimate returns how many measured runs the suite makes and about how long
@@ -302,7 +302,7 @@ func Estimate(opt Options) (runs int, d time.Duration) {
 	}
 	// wrk and h2load run whole seconds; starting them and the proxies adds
 	// a little to each run.
-	settle := (&Runner{opt: opt}).settle()
+	settle := opt.settle()
 	run := time.Duration(max(1, int((opt.Duration+time.Second/2)/time.Second)))*time.Second + 300*time.Millisecond + settle
 	warm := time.Duration(0)
 	if opt.Warmup > 0 {
@@ -593,7 +593,7 @@ func (r *Runner) measure(ctx context.Context, c Case, t *live, rep int, d time.D
 		runErr error
 		wall   time.Duration
 	)
-	w, err := watch(ctx, r.settle(), func() {
+	w, err := watch(ctx, r.opt.settle(), func() {
 		start := time.Now()
 		res, runErr = RunCommand(ctx, d+LoadGrace, FormatCPUs(r.opt.LoadCPUs), argv...)
 		wall = time.Since(start)

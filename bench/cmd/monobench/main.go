@@ -211,8 +211,8 @@ func run() int {
 	for _, l := range lacking {
 		fmt.Printf("monobench: unsupported: %s\n", l)
 	}
-	if len(lacking) > 0 && !*allowUnsup {
-		return fail(fmt.Errorf("this build lacks %d Monolake variant(s) asked for: build with `make uring`, narrow -runtimes or -tls-backends, or pass -allow-unsupported", len(lacking)))
+	if _, err := verdict(nil, 0, len(lacking), *allowUnsup); err != nil {
+		return fail(err)
 	}
 	runErr := r.Run(ctx)
 	r.Close() // every process stopped, the work dir gone, before writing
@@ -295,7 +295,7 @@ func verdict(runErr error, failures, lacking int, allowUnsupported bool) (int, e
 	case failures > 0:
 		return 1, fmt.Errorf("%d run(s) failed (errors, non-2xx responses, wrong bodies, or targets that did not start); see the table", failures)
 	case lacking > 0 && !allowUnsupported:
-		return 1, fmt.Errorf("the build lacks %d Monolake variant(s) asked for (see above); -allow-unsupported accepts that", lacking)
+		return 1, fmt.Errorf("this build lacks %d Monolake variant(s) asked for: build with `make uring`, narrow -runtimes or -tls-backends, or pass -allow-unsupported", lacking)
 	}
 	return 0, nil
 }
