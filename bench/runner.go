@@ -260,11 +260,7 @@ func (r *Runner) Run(ctx context.Context) error {
 		}
 	}
 	if r.opt.IdleConns > 0 {
-		modes := r.opt.IdleModes
-		if len(modes) == 0 {
-			modes = []Mode{ModeHTTP}
-		}
-		for _, mode := range modes {
+		for _, mode := range r.opt.idleModes() {
 			res, err := r.RunIdle(ctx, r.opt.IdleConns, mode)
 			r.idle = append(r.idle, res...)
 			if err != nil {
@@ -413,16 +409,9 @@ func (r *Runner) startTargets(ctx context.Context, w int, mode Mode) (targets []
 	targets = []*live{nx}
 
 	// Monolake variants.
-	stacks := []string{""}
-	if mode == ModeHTTPS {
-		stacks = r.opt.TLSBackends
-	}
 	for _, rt := range r.opt.Runtimes {
-		for _, stack := range stacks {
-			name := "monolake/" + rt
-			if stack != "" {
-				name += "/" + stack
-			}
+		for _, stack := range r.opt.stacks(mode) {
+			name := variantName(rt, stack)
 			t := &live{name: name, cpus: cpus, workers: w, probed: map[probeKey]string{}}
 			if why := r.missing(rt, stack); why != "" {
 				absent = append(absent, notStarted{name, StatusUnsupported, why})
@@ -826,36 +815,55 @@ func (r *Runner) Lacking() []string {
 		modes[c.Mode()] = true
 	}
 	if r.opt.IdleConns > 0 {
-		idle := r.opt.IdleModes
-		if len(idle) == 0 {
-			idle = []Mode{ModeHTTP}
-		}
-		for _, m := range idle {
+		for _, m := range r.opt.idleModes() {
 			modes[m] = true
 		}
 	}
-	stacks := []string{}
-	if modes[ModeHTTP] || modes[ModeTCP] {
-		stacks = append(stacks, "")
-	}
-	if modes[ModeHTTPS] {
-		stacks = append(stacks, r.opt.TLSBackends...)
-	}
 	var out []string
+	seen := map[string]bool{}
 	for _, rt := range r.opt.Runtimes {
-		for _, stack := range stacks {
-			why := r.missing(rt, stack)
-			if why == "" {
+		for _, mode := range []Mode{ModeHTTP, ModeTCP, ModeHTTPS} {
+			if !modes[mode] {
 				continue
 			}
-			name := "monolake/" + rt
-			if stack != "" {
-				name += "/" + stack
+			for _, stack := range r.opt.stacks(mode) {
+				name := variantName(rt, stack)
+				if seen[name] {
+					continue
+				}
+				seen[name] = true
+				if why := r.missing(rt, stack); why != "" {
+					out = append(out, name+": "+why)
+				}
 			}
-			out = append(out, name+": "+why)
 		}
 	}
 	return out
+}
+
+// idleModes are the modes of the idle case (HTTP unless set).
+func (o Options) idleModes() []Mode {
+	if len(o.IdleModes) == 0 {
+		return []Mode{ModeHTTP}
+	}
+	return o.IdleModes
+}
+
+// stacks are the TLS backends a Monolake variant runs with in mode: one
+// per backend for HTTPS, none ("") otherwise.
+func (o Options) stacks(mode Mode) []string {
+	if mode == ModeHTTPS {
+		return o.TLSBackends
+	}
+	return []string{""}
+}
+
+// variantName names a Monolake variant: "monolake/RUNTIME[/BACKEND]".
+func variantName(rt, stack string) string {
+	if stack == "" {
+		return "monolake/" + rt
+	}
+	return "monolake/" + rt + "/" + stack
 }
 
 // startMonolake starts a variant that missing allows; why says why it did
