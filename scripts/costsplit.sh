@@ -51,14 +51,7 @@ sample() {
 
 : >"$work/rows"
 for _ in $(seq "$rounds"); do
-	start_nginx
-	sample nginx
-	stop_proxy
-	for rt in uring epoll; do
-		start_monolake "$rt"
-		sample "monolake/$rt"
-		stop_proxy
-	done
+	each_proxy sample
 done
 
 echo "HTTP/1.1 keep-alive, $conns connections, $path, $rounds rounds of ${secs}s: proxy worker CPU, us per request (medians)"

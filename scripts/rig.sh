@@ -110,3 +110,15 @@ stop_proxy() {
 	kill "${pids[-1]}"
 	wait "${pids[-1]}" 2>/dev/null || true
 }
+# each_proxy FN: runs FN NAME with nginx, then Monolake on io_uring and on
+# epoll, each started alone ($port and $worker set) and stopped after.
+each_proxy() {
+	start_nginx
+	"$1" nginx
+	stop_proxy
+	for rt in uring epoll; do
+		start_monolake "$rt"
+		"$1" "monolake/$rt"
+		stop_proxy
+	done
+}

@@ -49,10 +49,10 @@ if [ "$tool" = perf ]; then
 	done
 fi
 
-# count NAME PORT PID: count the worker PID's system calls over a wrk run
-# through PORT.
+# count NAME: count the system calls of the proxy's worker ($worker) over a
+# wrk run through $port (see each_proxy).
 count() {
-	local name=$1 port=$2 pid=$3 out=$work/${1//\//-}.$tool
+	local name=$1 pid=$worker out=$work/${1//\//-}.$tool
 	local ctr
 	if [ "$tool" = perf ]; then
 		perf stat -x, -e "$evs" -p "$pid" -o "$out" &
@@ -78,12 +78,4 @@ count() {
 	printf '%-14s %8d requests  %5.2f syscalls/request by %s  (%s)\n' "$name" "$reqs" "$(echo "$total / $reqs" | bc -l)" "$tool" "$top"
 }
 
-start_nginx
-count nginx $port "$worker"
-stop_proxy
-
-for rt in uring epoll; do
-	start_monolake "$rt"
-	count "monolake/$rt" $port "$worker"
-	stop_proxy
-done
+each_proxy count
