@@ -51,10 +51,12 @@ func (r *Reader) ReadRequest(req *Request) error {
 	err := r.readHead(true, ErrHeadTooLarge, errHead, func(b []byte) (int, error) {
 		return req.parse(b, maxFields)
 	})
-	if line := bytes.TrimLeft(r.buf[r.r:r.w], "\r\n"); err == ErrHeadTooLarge && len(line) > 0 && bytes.IndexByte(line, '\n') < 0 {
-		// The request line alone is past the limit: its target is
-		// (RFC 9112 3: 414).
-		return ErrURITooLong
+	if err == ErrHeadTooLarge {
+		if line := bytes.TrimLeft(r.buf[r.r:r.w], "\r\n"); len(line) > 0 && bytes.IndexByte(line, '\n') < 0 {
+			// The request line alone is past the limit: its target is
+			// (RFC 9112 3: 414).
+			return ErrURITooLong
+		}
 	}
 	return err
 }
@@ -280,12 +282,13 @@ func parseFields(hs Headers, b []byte, maxFields int, e *fieldErrs) (_ Headers, 
 			}
 			return hs, 0, nil
 		}
-		if k := bytes.IndexByte(rest[:j], '\r'); k >= 0 && k+1 < j {
-			return hs, 0, e.value // a bare CR, as when no LF has come yet
-		}
 		if j == 0 || rest[j-1] != '\r' {
+			if k := bytes.IndexByte(rest[:j], '\r'); k >= 0 {
+				return hs, 0, e.value // a bare CR, as when no LF has come yet
+			}
 			return hs, 0, e.bareLF
 		}
+		// A CR inside a CRLF line fails validValue below, as e.value.
 		value := trimWS(rest[: j-1 : j-1])
 		if !validValue(value) {
 			return hs, 0, e.value
