@@ -226,11 +226,8 @@ func (b *roundRobin[T]) pickSkip(skip func(T) bool, retry bool) (T, func(), bool
 	if retry {
 		return drawSkip(b.items, b.w, skip)
 	}
-	i := b.next.Add(1) - 1
-	if it := b.items[b.seq[i%uint64(len(b.seq))]]; !skip(it) {
-		return it, noop, true
-	}
-	return drawSkip(b.items, b.w, skip)
+	it, done := b.pickAvoiding(skip)
+	return it, done, !skip(it)
 }
 
 // pickAvoiding is pickSkip for a new pick that, when every item is
@@ -370,20 +367,26 @@ func PickOther[T comparable](b Balancer[T], not T) (T, func(), bool) {
 // already): a failover that goes on until every item was tried, as nginx's
 // proxy_next_upstream does. ok is false when none is left.
 func PickExcept[T comparable](b Balancer[T], tried []T) (T, func(), bool) {
-	if b.Len() <= len(tried) {
-		var zero T
-		return zero, nil, false
-	}
-	return pickSkip(b, func(it T) bool { return slices.Contains(tried, it) }, true)
+	return PickExceptFunc(b, tried, func(T) bool { return false })
 }
 
 // PickAvoiding picks as PickFunc does, and when skip holds for every item
 // makes the balancer's own pick instead: it never fails. Round robin takes
 // one turn either way.
+//
+// The balancer's own pick comes first, as cheap as a plain Pick while
+// nothing is skipped; only when it falls on a skipped item is the pick
+// made again among the others, which gives each the share it would have
+// were the skipped ones gone.
 func PickAvoiding[T any](b Balancer[T], skip func(T) bool) (T, func()) {
 	if rr, ok := b.(*roundRobin[T]); ok {
 		return rr.pickAvoiding(skip)
 	}
+	it, done := b.Pick()
+	if !skip(it) {
+		return it, done
+	}
+	done()
 	if it, done, ok := PickFunc(b, skip); ok {
 		return it, done
 	}

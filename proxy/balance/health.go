@@ -6,12 +6,6 @@ import (
 	"time"
 )
 
-// Defaults of HealthPolicy, nginx's for max_fails and fail_timeout.
-const (
-	DefaultMaxFails    = 1
-	DefaultFailTimeout = 10 * time.Second
-)
-
 // HealthPolicy says when failures take an item out of the balancer's
 // choice, as nginx's max_fails and fail_timeout do: MaxFails failures, none
 // further apart than FailTimeout from the one before, mark the item down
@@ -24,6 +18,15 @@ const (
 type HealthPolicy struct {
 	MaxFails    int
 	FailTimeout time.Duration
+}
+
+// NewHealthPolicy is the policy for a balancer of n items: off for one
+// item, which has no other to turn to (nginx's rule too).
+func NewHealthPolicy(maxFails int, failTimeout time.Duration, n int) HealthPolicy {
+	if n < 2 {
+		maxFails = 0
+	}
+	return HealthPolicy{MaxFails: maxFails, FailTimeout: failTimeout}
 }
 
 // Health is an item's passive health under a HealthPolicy: the failures

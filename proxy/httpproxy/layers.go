@@ -36,7 +36,7 @@ type Route struct {
 func NewRoute(rc *config.Route) (*Route, error) {
 	targets := make([]*target, len(rc.Upstreams))
 	weights := make([]int, len(rc.Upstreams))
-	r := &Route{Config: rc, health: balance.HealthPolicy{MaxFails: rc.Health.MaxFails, FailTimeout: rc.Health.FailTimeout}}
+	r := &Route{Config: rc}
 	for i, u := range rc.Upstreams {
 		ep := u.Endpoint
 		t := &target{key: upstream.Key{Network: ep.Network(), Addr: ep.Address()}, name: ep.String()}
@@ -74,9 +74,7 @@ func NewRoute(rc *config.Route) (*Route, error) {
 		return nil, fmt.Errorf("httpproxy: route %s: %w", rc.Path, err)
 	}
 	r.bal = b
-	if b.Len() < 2 {
-		r.health.MaxFails = 0 // no other to turn to: never marked down (nginx's rule too)
-	}
+	r.health = balance.NewHealthPolicy(rc.Health.MaxFails, rc.Health.FailTimeout, b.Len())
 	if rc.RewritePath != "" {
 		r.rewrite = parseRewrite(rc.RewritePath)
 	}

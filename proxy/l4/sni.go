@@ -54,11 +54,7 @@ func newRoute(server, name string, r *config.L4Route) (*route, error) {
 	if err != nil {
 		return nil, fmt.Errorf("l4: server %q: %w", server, err)
 	}
-	rt := &route{name: name, bal: bal, health: balance.HealthPolicy{MaxFails: r.Health.MaxFails, FailTimeout: r.Health.FailTimeout}}
-	if bal.Len() < 2 {
-		rt.health.MaxFails = 0 // no other to turn to: never marked down (nginx's rule too)
-	}
-	return rt, nil
+	return &route{name: name, bal: bal, health: balance.NewHealthPolicy(r.Health.MaxFails, r.Health.FailTimeout, bal.Len())}, nil
 }
 
 // sniTable maps SNI names to routes: exact names first, then "*.suffix"
