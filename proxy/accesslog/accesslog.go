@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"os"
 	"strconv"
 	"sync"
@@ -28,7 +29,6 @@ type Writer struct {
 	reopen  chan chan error
 	done    chan struct{}
 	dropped atomic.Int64
-	failed  atomic.Int64
 
 	// Only the writer goroutine uses these (and Close, once it ended).
 	w      io.Writer
@@ -85,7 +85,7 @@ func (l *Writer) run() {
 				return
 			}
 			if _, err := l.w.Write(line); err != nil {
-				l.failed.Add(1) // a full disk, an I/O error: lost
+				l.dropped.Add(1) // a full disk, an I/O error: lost
 			}
 		case reply := <-l.reopen:
 			reply <- l.reopenFile()
@@ -163,7 +163,17 @@ func (l *Writer) Log(line []byte) {
 // Dropped returns how many lines were dropped: not queued (the writer
 // lagged, or the Writer was closed) or not written (a full disk, an I/O
 // error).
-func (l *Writer) Dropped() int64 { return l.dropped.Load() + l.failed.Load() }
+func (l *Writer) Dropped() int64 { return l.dropped.Load() }
+
+// CloseWarning is Close, then a warning on log with args when lines were
+// dropped (what a server says as it closes its log).
+func (l *Writer) CloseWarning(log *slog.Logger, msg string, args ...any) error {
+	err := l.Close()
+	if n := l.Dropped(); n > 0 {
+		log.Warn(msg, append(args, "dropped", n)...)
+	}
+	return err
+}
 
 // Close writes the queued lines and closes the file. Only the first call
 // does anything.

@@ -125,12 +125,7 @@ func closers(terminal Service, alog *AccessLog, server string, log *slog.Logger)
 	out := []any{terminal}
 	if alog != nil {
 		out = append(out, closeFunc(func() error {
-			err := alog.Close()
-			if n := alog.Dropped(); n > 0 {
-				log.Warn("httpproxy: access log lines dropped (the writer lagged, the disk failed, or requests outlived the server)",
-					"server", server, "dropped", n)
-			}
-			return err
+			return alog.CloseWarning(log, "httpproxy: access log lines dropped (the writer lagged, the disk failed, or requests outlived the server)", "server", server)
 		}))
 	}
 	return out

@@ -283,11 +283,7 @@ func (p *Proxy) Close() error {
 	if p.alog == nil {
 		return nil
 	}
-	err := p.alog.Close()
-	if n := p.alog.Dropped(); n > 0 {
-		p.log.Warn("l4: access log lines dropped (the writer lagged, the disk failed, or connections outlived the server)", "server", p.name, "dropped", n)
-	}
-	return err
+	return p.alog.CloseWarning(p.log, "l4: access log lines dropped (the writer lagged, the disk failed, or connections outlived the server)", "server", p.name)
 }
 
 // addrString is a.String(), or "-" for a missing address (an unnamed unix
