@@ -9,7 +9,6 @@ import (
 	"log/slog"
 	"os"
 	"os/exec"
-	"os/signal"
 	"slices"
 	"strconv"
 	"strings"
@@ -56,7 +55,9 @@ type master struct {
 	exited   chan int // worker id whose process was reaped
 }
 
-// proc is a started worker process.
+// proc is a started worker process. Its process's Signal does nothing
+// once Wait reaped it (os.Process checks, under a lock the reaper takes),
+// so a pid given to another process since is never signalled.
 type proc struct {
 	process *os.Process
 	// done is closed once the process was reaped: from then on its pid
@@ -71,13 +72,6 @@ func (p *proc) reaped() bool {
 		return true
 	default:
 		return false
-	}
-}
-
-// signal sends sig to p's process unless it was reaped.
-func (p *proc) signal(sig os.Signal) {
-	if !p.reaped() {
-		p.process.Signal(sig)
 	}
 }
 
@@ -119,21 +113,19 @@ func runMaster(ctx context.Context, o Options, force <-chan struct{}) error {
 	restart := make(chan int, cfg.Runtime.Workers)
 	refresh := time.NewTicker(refreshEvery)
 	defer refresh.Stop()
-	usr1 := make(chan os.Signal, 1)
-	signal.Notify(usr1, syscall.SIGUSR1)
-	defer signal.Stop(usr1)
+	onSignal(syscall.SIGUSR1, m.done, func() {
+		// The workers write the access logs: they reopen them.
+		m.mu.Lock()
+		for _, p := range m.procs {
+			if p != nil {
+				p.process.Signal(syscall.SIGUSR1)
+			}
+		}
+		m.mu.Unlock()
+		m.log.Info("SIGUSR1: asked the workers to reopen their access logs")
+	})
 	for {
 		select {
-		case <-usr1:
-			// The workers write the access logs: they reopen them.
-			m.mu.Lock()
-			for _, p := range m.procs {
-				if p != nil {
-					p.signal(syscall.SIGUSR1)
-				}
-			}
-			m.mu.Unlock()
-			m.log.Info("SIGUSR1: asked the workers to reopen their access logs")
 		case <-refresh.C:
 			m.secretsMu.Lock()
 			m.secrets.refreshCerts(cfg, m.log)
@@ -342,13 +334,13 @@ func (m *master) spawn(ctx context.Context, id int) error {
 	case err != nil && ctx.Err() != nil:
 		return fmt.Errorf("worker %d (pid %d): start cut short: %w", id, cmd.Process.Pid, ctx.Err())
 	case err != nil:
-		p.signal(os.Kill)
+		p.process.Signal(os.Kill)
 		return fmt.Errorf("worker %d (pid %d) did not start: %w", id, cmd.Process.Pid, err)
 	case strings.HasPrefix(line, "err "):
-		p.signal(os.Kill)
+		p.process.Signal(os.Kill)
 		return fmt.Errorf("worker %d: %s", id, strings.TrimPrefix(line, "err "))
 	case line != "ok":
-		p.signal(os.Kill)
+		p.process.Signal(os.Kill)
 		return fmt.Errorf("worker %d: unexpected start report %q", id, line)
 	}
 	m.log.Info("worker serving", "worker", id, "pid", cmd.Process.Pid, "cpu", cpu)
@@ -427,7 +419,7 @@ func (m *master) stopAll(grace time.Duration, force <-chan struct{}) {
 	m.mu.Unlock()
 	for _, p := range procs {
 		if p != nil {
-			p.signal(syscall.SIGTERM)
+			p.process.Signal(syscall.SIGTERM)
 		}
 	}
 	m.closeUnix()
@@ -451,7 +443,7 @@ func (m *master) stopAll(grace time.Duration, force <-chan struct{}) {
 		}
 		if !p.reaped() {
 			m.log.Warn("worker did not stop in time; killing", "pid", p.process.Pid)
-			p.signal(os.Kill)
+			p.process.Signal(os.Kill)
 		}
 	}
 }
