@@ -214,10 +214,7 @@ func (p *pair) idleAfterDeadline(d int) bool {
 			// since (a client resuming in the grace) is in a call that
 			// has not reported yet: its socket's received count tells.
 			if recv, ok := netio.BytesReceived(p.conns[other]); ok && p.probe[d].recvOK && recv != p.probe[d].recv {
-				p.touch()
-				p.prober.CompareAndSwap(int32(d), -1)
-				src.SetReadDeadline(time.Now().Add(p.idle))
-				return false
+				return p.progressed(d)
 			}
 			return true
 		}
@@ -227,10 +224,7 @@ func (p *pair) idleAfterDeadline(d int) bool {
 			// that acknowledged bytes since the poke is reading:
 			// that is progress, and the probing starts over.
 			if acked, ok := netio.BytesAcked(src); ok && p.probe[d].ackedOK && acked != p.probe[d].acked {
-				p.touch()
-				p.prober.CompareAndSwap(int32(d), -1)
-				src.SetReadDeadline(time.Now().Add(p.idle))
-				return false
+				return p.progressed(d)
 			}
 			return true // stuck for another idle timeout
 		}
@@ -253,6 +247,17 @@ func (p *pair) idleAfterDeadline(d int) bool {
 	p.probe[d].recv, p.probe[d].recvOK = netio.BytesReceived(p.conns[other])
 	p.conns[other].SetReadDeadline(aLongTimeAgo)
 	src.SetReadDeadline(time.Now().Add(p.grace))
+	return false
+}
+
+// progressed records progress the kernel told the prober d of (bytes
+// acknowledged or received that no call reported yet): the probing starts
+// over, and d's deadline is a whole idle timeout away. It reports false
+// (not idle), for idleAfterDeadline to return.
+func (p *pair) progressed(d int) bool {
+	p.touch()
+	p.prober.CompareAndSwap(int32(d), -1)
+	p.conns[d].SetReadDeadline(time.Now().Add(p.idle))
 	return false
 }
 
