@@ -229,14 +229,19 @@ func mustAtoi(s string) int {
 	return n
 }
 
+// validPort tells whether p is a port number from 1 to 65535.
+func validPort(p string) bool {
+	n, err := strconv.Atoi(p)
+	return err == nil && n >= 1 && n <= 65535
+}
+
 // checkHostPort accepts "ip:port" (and "host:port" when names are allowed).
 func checkHostPort(v string, names bool) error {
 	host, port, err := net.SplitHostPort(v)
 	if err != nil {
 		return fmt.Errorf("%q is not host:port: %v", v, err)
 	}
-	n, err := strconv.Atoi(port)
-	if err != nil || n < 1 || n > 65535 {
+	if !validPort(port) {
 		return fmt.Errorf("%q: port %q is not a number from 1 to 65535 (0 would give each worker a port of its own)", v, port)
 	}
 	if _, err := netip.ParseAddr(host); err != nil && host != "" && !names {
@@ -282,10 +287,8 @@ func (b *builder) endpoint(key string, r *rawEndpoint, allowURI bool) Endpoint {
 		case u.User != nil:
 			b.errorf(key+".value", "URI %q has user info, which is not sent upstream", e.Value)
 		}
-		if p := u.Port(); p != "" {
-			if n, err := strconv.Atoi(p); err != nil || n < 1 || n > 65535 {
-				b.errorf(key+".value", "URI %q: port %s, want 1 to 65535", e.Value, p)
-			}
+		if p := u.Port(); p != "" && !validPort(p) {
+			b.errorf(key+".value", "URI %q: port %s, want 1 to 65535", e.Value, p)
 		}
 		e.URL = u
 	case TypeSocket:

@@ -259,7 +259,7 @@ func rawKeys() map[string]string {
 		keys[t.Name()] = ""
 		for i := range t.NumField() {
 			f := t.Field(i)
-			if tag, _, _ := strings.Cut(f.Tag.Get("toml"), ","); tag != "" {
+			if tag := tagName(f); tag != "" {
 				keys[t.Name()+"."+f.Name] = tag
 			}
 			walk(f.Type)
