@@ -169,19 +169,28 @@ func File(ln net.Listener) (*os.File, error) {
 	if !ok {
 		return nil, fmt.Errorf("netio: %T cannot give its file: %w", ln, errors.ErrUnsupported)
 	}
-	rc, err := sc.SyscallConn()
+	nfd, err := dupCloexec(sc)
 	if err != nil {
 		return nil, fmt.Errorf("netio: listener's file: %w", err)
 	}
-	var nfd int
+	return os.NewFile(uintptr(nfd), ln.Addr().String()), nil
+}
+
+// dupCloexec dups c's descriptor with fcntl(F_DUPFD_CLOEXEC).
+func dupCloexec(c syscall.Conn) (int, error) {
+	rc, err := c.SyscallConn()
+	if err != nil {
+		return -1, err
+	}
+	nfd := -1
 	var derr error
 	if err := rc.Control(func(fd uintptr) { nfd, derr = unix.FcntlInt(fd, unix.F_DUPFD_CLOEXEC, 0) }); err != nil {
-		return nil, fmt.Errorf("netio: listener's file: %w", err)
+		return -1, err
 	}
 	if derr != nil {
-		return nil, fmt.Errorf("netio: listener's file: %w", os.NewSyscallError("fcntl", derr))
+		return -1, os.NewSyscallError("fcntl", derr)
 	}
-	return os.NewFile(uintptr(nfd), ln.Addr().String()), nil
+	return nfd, nil
 }
 
 // FromFile turns an inherited socket back into a listener. The listener

@@ -462,17 +462,9 @@ func (d *Uring) FileListener(f *os.File) (net.Listener, error) {
 }
 
 func (d *Uring) fileListener(f *os.File) (*uringListener, error) {
-	rc, err := f.SyscallConn()
+	fd, err := dupCloexec(f)
 	if err != nil {
-		return nil, fmt.Errorf("netio: listener from %s: %w", f.Name(), err)
-	}
-	fd := -1
-	var serr error
-	if err := rc.Control(func(s uintptr) { fd, serr = unix.FcntlInt(s, unix.F_DUPFD_CLOEXEC, 0) }); err != nil {
-		return nil, fmt.Errorf("netio: listener from %s: %w", f.Name(), err)
-	}
-	if serr != nil {
-		return nil, fmt.Errorf("netio: listener from %s: dup: %w", f.Name(), serr)
+		return nil, fmt.Errorf("netio: listener from %s: dup: %w", f.Name(), err)
 	}
 	if v, err := unix.GetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_ACCEPTCONN); err != nil || v == 0 {
 		syscall.Close(fd)
