@@ -213,6 +213,13 @@ func FromFile(f *os.File) (net.Listener, error) {
 // d (at most a C int of milliseconds, about 24 days). Other sockets (Unix)
 // are left alone.
 func SetTCPUserTimeout(c net.Conn, d time.Duration) error {
+	_, err := withTCPFD(c, func(fd int) error { return setUserTimeout(fd, d) })
+	return err
+}
+
+// withTCPFD runs f on the descriptor of c's socket if it is TCP, under TLS
+// too, on either driver. tcp is false (and f not run) for other conns.
+func withTCPFD(c net.Conn, f func(fd int) error) (tcp bool, err error) {
 	if nc, ok := c.(interface{ NetConn() net.Conn }); ok {
 		c = nc.NetConn()
 	}
@@ -220,17 +227,19 @@ func SetTCPUserTimeout(c net.Conn, d time.Duration) error {
 	case *net.TCPConn:
 		rc, err := x.SyscallConn()
 		if err != nil {
-			return err
+			return true, err
 		}
-		var serr error
-		if err := rc.Control(func(fd uintptr) { serr = setUserTimeout(int(fd), d) }); err != nil {
-			return err
+		var ferr error
+		if err := rc.Control(func(fd uintptr) { ferr = f(int(fd)) }); err != nil {
+			return true, err
 		}
-		return serr
-	case interface{ SetTCPUserTimeout(time.Duration) error }: // io_uring conns
-		return x.SetTCPUserTimeout(d)
+		return true, ferr
+	case interface {
+		controlTCP(func(fd int) error) (bool, error)
+	}: // io_uring conns
+		return x.controlTCP(f)
 	}
-	return nil
+	return false, nil
 }
 
 // BytesAcked returns how many bytes of c's stream its TCP peer has
@@ -257,33 +266,15 @@ func BytesReceived(c net.Conn) (n uint64, ok bool) {
 	return info.Bytes_received, true
 }
 
-// tcpInfo reads TCP_INFO of c's socket, under TLS too, on either driver.
+// tcpInfo reads TCP_INFO of c's socket (see withTCPFD).
 func tcpInfo(c net.Conn) (*unix.TCPInfo, bool) {
-	if nc, isTLS := c.(interface{ NetConn() net.Conn }); isTLS {
-		c = nc.NetConn()
-	}
-	switch x := c.(type) {
-	case *net.TCPConn:
-		rc, err := x.SyscallConn()
-		if err != nil {
-			return nil, false
-		}
-		var info *unix.TCPInfo
-		var ok bool
-		rc.Control(func(fd uintptr) { info, ok = fdTCPInfo(int(fd)) })
-		return info, ok
-	case interface{ TCPInfo() (*unix.TCPInfo, bool) }: // io_uring conns
-		return x.TCPInfo()
-	}
-	return nil, false
-}
-
-func fdTCPInfo(fd int) (*unix.TCPInfo, bool) {
-	info, err := unix.GetsockoptTCPInfo(fd, unix.IPPROTO_TCP, unix.TCP_INFO)
-	if err != nil {
-		return nil, false
-	}
-	return info, true
+	var info *unix.TCPInfo
+	tcp, err := withTCPFD(c, func(fd int) error {
+		var err error
+		info, err = unix.GetsockoptTCPInfo(fd, unix.IPPROTO_TCP, unix.TCP_INFO)
+		return err
+	})
+	return info, tcp && err == nil
 }
 
 func setUserTimeout(fd int, d time.Duration) error {

@@ -1155,31 +1155,20 @@ func (c *uringConn) setNonblock() error {
 	return nil
 }
 
-// TCPInfo reads TCP_INFO of the conn's socket (netio.BytesAcked and
-// BytesReceived for conns of the driver); ok is false if it is not TCP or
-// closed.
-func (c *uringConn) TCPInfo() (*unix.TCPInfo, bool) {
-	if !strings.HasPrefix(c.network, "tcp") || !c.rawRef() {
-		return nil, false
-	}
-	defer c.rawUnref()
-	return fdTCPInfo(c.fd)
-}
-
-// SetTCPUserTimeout sets TCP_USER_TIMEOUT on a TCP connection (see the
-// package's SetTCPUserTimeout). Nothing on other sockets.
-func (c *uringConn) SetTCPUserTimeout(d time.Duration) error {
+// controlTCP runs f on the descriptor of a TCP conn, held open meanwhile
+// (see withTCPFD). tcp is false for other conns; a closed one is an error.
+func (c *uringConn) controlTCP(f func(fd int) error) (tcp bool, err error) {
 	if !strings.HasPrefix(c.network, "tcp") {
-		return nil
+		return false, nil
 	}
 	if !c.rawRef() {
-		return c.opErr("set", net.ErrClosed)
+		return true, c.opErr("set", net.ErrClosed)
 	}
 	defer c.rawUnref()
-	if err := setUserTimeout(c.fd, d); err != nil {
-		return c.opErr("set", err)
+	if err := f(c.fd); err != nil {
+		return true, c.opErr("set", err)
 	}
-	return nil
+	return true, nil
 }
 
 // rawRef holds c's descriptor open for a system call made outside the
