@@ -81,7 +81,7 @@ func WatchServerConfig(t *config.TLS, alpn []string, o WatchOptions) (*Reloader,
 	}
 	r := &Reloader{t: *t, alpn: alpn, tickets: tickets, log: log, every: every, stop: make(chan struct{}), done: make(chan struct{})}
 	seen := r.stat() // before the read: a change racing with it is seen later
-	sc, err := ServerConfig(t, alpn, tickets)
+	sc, chain, err := loadFiles(t, alpn, tickets)
 	fallback := false
 	if err != nil && o.Fallback != nil {
 		fb, ferr := serverConfig(t, *o.Fallback, alpn, tickets)
@@ -96,7 +96,7 @@ func WatchServerConfig(t *config.TLS, alpn []string, o WatchOptions) (*Reloader,
 		return nil, err
 	}
 	if !fallback {
-		if why := notValidNow(t.Chain, time.Now()); why != "" {
+		if why := notValidPEM(chain, time.Now()); why != "" {
 			// Workers already running keep the master's copy rather
 			// than take such a pair; a worker (re)started now serves it
 			// too, not what they refuse.
@@ -151,20 +151,30 @@ func (r *Reloader) Close() error {
 	return (*r.cur.Load()).Close()
 }
 
-// notValidNow says why the first certificate of the chain file is not
-// valid at now ("has expired on ...", "is not valid before ..."), or ""
-// when it is, or when the file cannot be read or parsed (the load that
-// just worked read it, so that is a race with a writer; the next poll
-// sees it).
-func notValidNow(chain string, now time.Time) string {
-	b, err := os.ReadFile(chain)
-	if err != nil {
-		return ""
+// loadFiles reads t's chain and key once and builds the server config
+// from those bytes, returning the chain's bytes too: the validity check
+// looks at the very certificate the config holds, not at a second read a
+// writer may have changed in between.
+func loadFiles(t *config.TLS, alpn []string, tickets *tlsbackend.TicketKeyRotator) (tlsbackend.ServerConfig, []byte, error) {
+	chain, err1 := os.ReadFile(t.Chain)
+	key, err2 := os.ReadFile(t.Key)
+	if err1 != nil || err2 != nil {
+		// The backend reads the files and says why, in its words.
+		sc, err := ServerConfig(t, alpn, tickets)
+		if err == nil { // they came back meanwhile: the next poll sees it
+			sc.Close()
+			err = fmt.Errorf("tls (%s): %w", t.Stack, errors.Join(err1, err2))
+		}
+		return nil, nil, err
 	}
-	return notValidPEM(b, now)
+	sc, err := serverConfig(t, tlsbackend.Certificate{CertFile: t.Chain, KeyFile: t.Key, CertPEM: chain, KeyPEM: key}, alpn, tickets)
+	return sc, chain, err
 }
 
-// notValidPEM is notValidNow for a chain's PEM text.
+// notValidPEM says why the first certificate of a chain's PEM text is not
+// valid at now ("has expired on ...", "is not valid before ..."), or ""
+// when it is, or when it does not parse (the config built from it would
+// not have loaded).
 func notValidPEM(b []byte, now time.Time) string {
 	for {
 		var blk *pem.Block
@@ -241,7 +251,7 @@ func (r *Reloader) watch(seen stamp, fallback bool) {
 		}
 		quiet := (fallback || retry) && s == seen
 		seen, pending = s, nil
-		sc, err := ServerConfig(&r.t, r.alpn, r.tickets)
+		sc, chain, err := loadFiles(&r.t, r.alpn, r.tickets)
 		if err != nil {
 			if !quiet {
 				r.log.Error("tls: certificate files changed but do not load; still serving the previous certificate (trying again every poll)",
@@ -250,7 +260,7 @@ func (r *Reloader) watch(seen stamp, fallback bool) {
 			retry = true
 			continue
 		}
-		if why := notValidNow(r.t.Chain, time.Now()); why != "" {
+		if why := notValidPEM(chain, time.Now()); why != "" {
 			// A restored backup, a renewal that rewrote old files: the
 			// certificate in service is kept, as the master keeps its
 			// copy (refreshCerts).
