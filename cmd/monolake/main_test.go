@@ -455,6 +455,13 @@ upstreams = [{ endpoint = { type = "socket", value = %q } }]
 			time.Sleep(20 * time.Millisecond)
 		}
 	}
+	// Every worker serving, its SIGUSR1 handler set, before the signal.
+	for deadline := time.Now().Add(15 * time.Second); !strings.Contains(logs.String(), "all workers serving"); {
+		if time.Now().After(deadline) {
+			t.Fatalf("workers did not all start:\n%s", logs.String())
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
 	get("/before")
 	waitLog(logPath, "GET /before")
 	if err := os.Rename(logPath, logPath+".1"); err != nil {

@@ -79,6 +79,18 @@ func runMaster(ctx context.Context, o Options, force <-chan struct{}) error {
 	cfg := o.Config
 	m := &master{o: o, log: o.Log, done: make(chan struct{}), procs: make([]*proc, cfg.Runtime.Workers), exited: make(chan int, cfg.Runtime.Workers)}
 	defer close(m.done)
+	// From the start: a SIGUSR1 before the handler would be lost.
+	onSignal(syscall.SIGUSR1, m.done, func() {
+		// The workers write the access logs: they reopen them.
+		m.mu.Lock()
+		for _, p := range m.procs {
+			if p != nil {
+				p.process.Signal(syscall.SIGUSR1)
+			}
+		}
+		m.mu.Unlock()
+		m.log.Info("SIGUSR1: asked the workers to reopen their access logs")
+	})
 	if cfg.Runtime.CPUAffinity {
 		m.cpus = allowedCPUs()
 	}
@@ -113,17 +125,6 @@ func runMaster(ctx context.Context, o Options, force <-chan struct{}) error {
 	restart := make(chan int, cfg.Runtime.Workers)
 	refresh := time.NewTicker(refreshEvery)
 	defer refresh.Stop()
-	onSignal(syscall.SIGUSR1, m.done, func() {
-		// The workers write the access logs: they reopen them.
-		m.mu.Lock()
-		for _, p := range m.procs {
-			if p != nil {
-				p.process.Signal(syscall.SIGUSR1)
-			}
-		}
-		m.mu.Unlock()
-		m.log.Info("SIGUSR1: asked the workers to reopen their access logs")
-	})
 	for {
 		select {
 		case <-refresh.C:
