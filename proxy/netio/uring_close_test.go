@@ -339,3 +339,105 @@ func TestUringBufferedCloseRace(t *testing.T) {
 		t.Fatalf("%d received buffers still out after every conn closed, want 0", n)
 	}
 }
+
+// TestCancelRetried stands for a cancel the kernel lost: it marks a
+// conn's multishot recv as cancelled, as rearmIfMovedLocked does, but
+// queues no cancel. The retry timer must queue one, which ends the recv
+// (-ECANCELED); the parked Read then re-arms and gets the bytes sent after.
+// Without the retry the Read would wait for the peer's next event.
+func TestCancelRetried(t *testing.T) {
+	d := newDriver(t, UringParams{})
+	a, b := ringPair(t, d)
+	c := a.(*uringConn)
+	t.Cleanup(func() {
+		// Should the retry fail, cancel for real, so that the conn
+		// and the driver can close.
+		d.mu.Lock()
+		if c.armed {
+			d.ring.Cancel(0, c.ud(kindRecvMulti), false)
+			d.kickLocked()
+		}
+		d.mu.Unlock()
+	})
+	got := make(chan error, 1)
+	go func() {
+		buf := make([]byte, 1)
+		_, err := io.ReadFull(a, buf)
+		got <- err
+	}()
+	// The Read armed the recv and parked; wait until the recv is in.
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		d.mu.Lock()
+		in := c.armed && c.armTid != 0
+		if in {
+			// A lost cancel: marked, followed, never queued.
+			c.mcancel = true
+			d.followLocked(c.ud(kindRecvMulti))
+		}
+		d.mu.Unlock()
+		if in {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the Read's recv was not submitted")
+		}
+		time.Sleep(time.Millisecond)
+	}
+	within(t, 5*time.Second, "the retried cancel ending the recv", func() {
+		for {
+			d.mu.Lock()
+			armed, pending := c.armed && c.mcancel, len(d.cancelling)
+			d.mu.Unlock()
+			if !armed && pending == 0 {
+				return
+			}
+			time.Sleep(time.Millisecond)
+		}
+	})
+	if d.CancelRetries() == 0 {
+		t.Fatal("no cancel was retried")
+	}
+	if _, err := b.Write([]byte("x")); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case err := <-got:
+		if err != nil {
+			t.Fatalf("Read after the retried cancel: %v", err)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("Read did not get the byte sent after the cancel")
+	}
+}
+
+// TestCancellingForgotten checks that the retry bookkeeping lets go of
+// every cancelled operation once it has ended: deadlines and closes of
+// many conns with operations in flight leave nothing to retry.
+func TestCancellingForgotten(t *testing.T) {
+	d := newDriver(t, UringParams{})
+	var wg sync.WaitGroup
+	for range 16 {
+		a, b := ringPair(t, d)
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			a.SetReadDeadline(time.Now().Add(5 * time.Millisecond))
+			a.Read(make([]byte, 1)) // times out: a one-shot or multishot cancel
+			a.Close()               // cancels the multishot recv
+			b.Close()
+		}()
+	}
+	wg.Wait()
+	within(t, 5*time.Second, "the cancelled operations' last completions", func() {
+		for {
+			d.mu.Lock()
+			n := len(d.cancelling)
+			d.mu.Unlock()
+			if n == 0 {
+				return
+			}
+			time.Sleep(time.Millisecond)
+		}
+	})
+}

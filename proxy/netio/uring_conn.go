@@ -154,7 +154,7 @@ func (c *uringConn) completeLocked(kind uint64, cqe uring.CQE) {
 				c.rerr = os.NewSyscallError("recv", e)
 			}
 		} else if len(c.rq) >= d.maxQueued && !c.mcancel {
-			d.ring.Cancel(0, c.ud(kindRecvMulti), false)
+			d.cancelLocked(c.ud(kindRecvMulti))
 			c.mcancel = true
 		}
 		wake(c.rs.ch)
@@ -207,9 +207,8 @@ func (c *uringConn) waitLocked(s *slot, dl *deadline) int32 {
 	d := c.d
 	for s.busy {
 		if !s.cancelled && (c.closed.Load() || expired(dl)) {
-			d.ring.Cancel(0, c.ud(c.slotKind(s)), false)
+			d.cancelLocked(c.ud(c.slotKind(s)))
 			s.cancelled, s.timedOut = true, !c.closed.Load()
-			d.kickLocked()
 		}
 		d.mu.Unlock()
 		<-s.ch
@@ -278,9 +277,8 @@ func (c *uringConn) armLocked() {
 // park re-arms from the current thread instead (a cancel and one SQE).
 func (c *uringConn) rearmIfMovedLocked() {
 	if c.armed && !c.mcancel && c.armTid != 0 && c.armTid != c.d.tid {
-		c.d.ring.Cancel(0, c.ud(kindRecvMulti), false)
+		c.d.cancelLocked(c.ud(kindRecvMulti))
 		c.mcancel = true
-		c.d.kickLocked()
 	}
 }
 
@@ -635,12 +633,12 @@ func (c *uringConn) Close() error {
 	}
 	c.closed.Store(true)
 	if c.armed && !c.mcancel {
-		d.ring.Cancel(0, c.ud(kindRecvMulti), false)
+		d.cancelLocked(c.ud(kindRecvMulti))
 		c.mcancel = true
 	}
 	for _, s := range []*slot{&c.rs, &c.ws} {
 		if s.busy && !s.cancelled {
-			d.ring.Cancel(0, c.ud(c.slotKind(s)), false)
+			d.cancelLocked(c.ud(c.slotKind(s)))
 			s.cancelled = true
 		}
 	}
@@ -1007,9 +1005,8 @@ func (c *uringConn) SpliceToIdle(dst net.Conn, n int64, rto, wto time.Duration, 
 	d.mu.Lock()
 	for c.armed && !c.closed.Load() {
 		if !c.mcancel {
-			d.ring.Cancel(0, c.ud(kindRecvMulti), false)
+			d.cancelLocked(c.ud(kindRecvMulti))
 			c.mcancel = true
-			d.kickLocked()
 		}
 		d.mu.Unlock()
 		<-c.rs.ch

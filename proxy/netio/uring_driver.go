@@ -11,6 +11,7 @@ import (
 	"os"
 	"runtime"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -108,6 +109,29 @@ type Uring struct {
 	armedLn []*uringListener
 	// wbufs are free write buffers (see copyWriteMax).
 	wbufs [][]byte
+	// cancelling holds the user data of the operations a cancel was
+	// queued for, until their last completion; the retry timer queues
+	// the cancel again for those that outlive cancelRetry (see
+	// cancelLocked).
+	cancelling    map[uint64]cancelWait
+	retryArmed    bool
+	retryTimer    *time.Timer
+	cancelRetries atomic.Uint64
+}
+
+// cancelRetry is how long a cancelled operation may go without its last
+// completion before the cancel is queued again, and the first wait of the
+// retry timer; the wait doubles per retry up to maxCancelRetry.
+const (
+	cancelRetry    = 20 * time.Millisecond
+	maxCancelRetry = time.Second
+)
+
+// cancelWait is when a cancelled operation's cancel is due to be queued
+// again (monoNow), and the wait before the one after.
+type cancelWait struct {
+	due  int64
+	wait time.Duration
 }
 
 // NewUring sets up a ring, its provided-buffer ring and its eventfd, and
@@ -144,6 +168,7 @@ func NewUring(p UringParams) (*Uring, error) {
 		ring:         r,
 		br:           br,
 		objs:         make(map[uint64]ringObject),
+		cancelling:   make(map[uint64]cancelWait),
 	}
 	go d.loop()
 	go d.watchEventfd()
@@ -210,6 +235,12 @@ func (d *Uring) Close() error {
 	}
 	close(d.quit)
 	<-d.loopDone
+	d.mu.Lock()
+	d.cancelling = nil // every operation has ended: no retry is due
+	if d.retryTimer != nil {
+		d.retryTimer.Stop()
+	}
+	d.mu.Unlock()
 	d.evf.Close()
 	<-d.evDone
 	d.mu.Lock()
@@ -251,6 +282,82 @@ func (d *Uring) liveLocked() int {
 	}
 	return n
 }
+
+// cancelLocked queues a cancel of the operation with user data ud (a
+// conn's or listener's, with its kind) and wakes the loop.
+//
+// The cancel is queued again while the operation has not ended. On this
+// project's machines (Linux 6.18), now and then a multishot recv cancelled
+// just as data arrived posted neither the data nor its -ECANCELED
+// completion until the socket's next event (the peer's next bytes, its
+// FIN), which may never come: a keep-alive request stalled until its client
+// gave up (up to three stalls in 60,000 keep-alive requests under the race
+// detector and two CPU hogs; in each one traced the cancel came from
+// another thread than the recv's submitter, see rearmIfMovedLocked). The
+// retry does not depend on why a cancel went unanswered. Each cancelled
+// operation is followed until its last completion (one without
+// IORING_CQE_F_MORE), so a retry cannot hit a later operation with the
+// same user data: that one is queued only once the last completion has
+// been handled.
+func (d *Uring) cancelLocked(ud uint64) {
+	d.ring.Cancel(0, ud, false)
+	d.followLocked(ud)
+	d.kickLocked()
+}
+
+// followLocked notes that the operation with user data ud was cancelled,
+// for the retry timer, and arms the timer.
+func (d *Uring) followLocked(ud uint64) {
+	if d.cancelling == nil { // the driver is closed
+		return
+	}
+	if _, ok := d.cancelling[ud]; !ok {
+		d.cancelling[ud] = cancelWait{monoNow() + int64(cancelRetry), 2 * cancelRetry}
+	}
+	if d.retryArmed {
+		return
+	}
+	d.retryArmed = true
+	if d.retryTimer == nil {
+		d.retryTimer = time.AfterFunc(cancelRetry, d.retryCancels)
+	} else {
+		d.retryTimer.Reset(cancelRetry)
+	}
+}
+
+// retryCancels runs on the retry timer: it queues the cancel again for each
+// operation whose retry is due, waiting twice as long before the next, and
+// re-arms the timer for the next due while any operation is left.
+func (d *Uring) retryCancels() {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	d.retryArmed = false
+	if len(d.cancelling) == 0 {
+		return
+	}
+	now := monoNow()
+	next := int64(maxCancelRetry)
+	retried := false
+	for ud, w := range d.cancelling {
+		if w.due <= now {
+			d.ring.Cancel(0, ud, false)
+			d.cancelRetries.Add(1)
+			retried = true
+			w = cancelWait{now + int64(w.wait), min(2*w.wait, maxCancelRetry)}
+			d.cancelling[ud] = w
+		}
+		next = min(next, w.due-now)
+	}
+	d.retryArmed = true
+	d.retryTimer.Reset(time.Duration(max(next, 0)))
+	if retried {
+		d.kickLocked()
+	}
+}
+
+// CancelRetries counts the cancels queued again because the operation
+// had not ended cancelRetry after the first (see cancelLocked).
+func (d *Uring) CancelRetries() uint64 { return d.cancelRetries.Load() }
 
 // kickLocked wakes the loop to submit what was queued.
 func (d *Uring) kickLocked() {
@@ -361,6 +468,9 @@ func (d *Uring) dispatchLocked(c uring.CQE) {
 	d.br.Claim(c)
 	if c.UserData == 0 {
 		return
+	}
+	if !c.More() && len(d.cancelling) > 0 {
+		delete(d.cancelling, c.UserData)
 	}
 	o := d.objs[c.UserData>>kindBits]
 	if o == nil {
@@ -626,9 +736,8 @@ func (c *uringConn) waitConnect(ctx context.Context) int32 {
 	d.mu.Lock()
 	for c.ws.busy {
 		if !c.ws.cancelled && ctx.Err() != nil {
-			d.ring.Cancel(0, c.ud(kindWrite), false)
+			d.cancelLocked(c.ud(kindWrite))
 			c.ws.cancelled = true
-			d.kickLocked()
 		}
 		d.mu.Unlock()
 		<-c.ws.ch

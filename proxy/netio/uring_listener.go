@@ -113,9 +113,8 @@ func (l *uringListener) Accept() (net.Conn, error) {
 			// accept, which Go may have left idle since; each connection
 			// would first wake it. The cancel's completion wakes this
 			// Accept, which re-arms from the loop's thread.
-			d.ring.Cancel(0, l.ud(), false)
+			d.cancelLocked(l.ud())
 			l.mcancel = true
-			d.kickLocked()
 		}
 		d.mu.Unlock()
 		select {
@@ -139,8 +138,7 @@ func (l *uringListener) Close() error {
 	close(l.done)
 	var drained chan struct{}
 	if l.inflight > 0 {
-		d.ring.Cancel(0, l.ud(), false)
-		d.kickLocked()
+		d.cancelLocked(l.ud())
 		drained = make(chan struct{})
 		l.drained = drained
 	}
