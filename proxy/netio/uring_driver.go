@@ -289,16 +289,17 @@ func (d *Uring) liveLocked() int {
 // The cancel is queued again while the operation has not ended. On this
 // project's machines (Linux 6.18), now and then a multishot recv cancelled
 // just as data arrived posted neither the data nor its -ECANCELED
-// completion until the socket's next event (the peer's next bytes, its
-// FIN), which may never come: a keep-alive request stalled until its client
-// gave up (up to three stalls in 60,000 keep-alive requests under the race
-// detector and two CPU hogs; in each one traced the cancel came from
-// another thread than the recv's submitter, see rearmIfMovedLocked). The
-// retry does not depend on why a cancel went unanswered. Each cancelled
-// operation is followed until its last completion (one without
-// IORING_CQE_F_MORE), so a retry cannot hit a later operation with the
-// same user data: that one is queued only once the last completion has
-// been handled.
+// completion, though the cancel's own completion said it was found, until
+// the socket's next event (the peer's next bytes, its FIN), which may never
+// come: a keep-alive request stalled until its client gave up, and a Close
+// waiting for the recv would hang. (Up to three stalls in 60,000 keep-alive
+// requests under the race detector and two CPU hogs; in 16 of the 17
+// traced, the cancel came from another thread than the recv's submitter,
+// see rearmIfMovedLocked.) The retry does not depend on why a cancel went
+// unanswered. Each cancelled operation is followed until its last
+// completion (one without IORING_CQE_F_MORE), so a retry cannot hit a later
+// operation with the same user data: that one is queued only once the last
+// completion has been handled.
 func (d *Uring) cancelLocked(ud uint64) {
 	d.ring.Cancel(0, ud, false)
 	d.followLocked(ud)
