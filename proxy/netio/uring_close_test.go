@@ -365,35 +365,15 @@ func TestCancelRetried(t *testing.T) {
 		_, err := io.ReadFull(a, buf)
 		got <- err
 	}()
-	// The Read armed the recv and parked; wait until the recv is in.
-	deadline := time.Now().Add(5 * time.Second)
-	for {
-		d.mu.Lock()
-		in := c.armed && c.armTid != 0
-		if in {
-			// A lost cancel: marked, followed, never queued.
-			c.mcancel = true
-			d.followLocked(c.ud(kindRecvMulti))
-		}
-		d.mu.Unlock()
-		if in {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatal("the Read's recv was not submitted")
-		}
-		time.Sleep(time.Millisecond)
-	}
-	within(t, 5*time.Second, "the retried cancel ending the recv", func() {
-		for {
-			d.mu.Lock()
-			armed, pending := c.armed && c.mcancel, len(d.cancelling)
-			d.mu.Unlock()
-			if !armed && pending == 0 {
-				return
-			}
-			time.Sleep(time.Millisecond)
-		}
+	// The Read armed the recv and parked; once the recv is in, a lost
+	// cancel: marked, followed, never queued.
+	untilLocked(t, d, "the Read's recv submitted", func() bool { return c.armed && c.armTid != 0 })
+	d.mu.Lock()
+	c.mcancel = true
+	d.followLocked(c.ud(kindRecvMulti))
+	d.mu.Unlock()
+	untilLocked(t, d, "the retried cancel ending the recv", func() bool {
+		return !(c.armed && c.mcancel) && len(d.cancelling) == 0
 	})
 	if d.CancelRetries() == 0 {
 		t.Fatal("no cancel was retried")
@@ -429,15 +409,22 @@ func TestCancellingForgotten(t *testing.T) {
 		}()
 	}
 	wg.Wait()
-	within(t, 5*time.Second, "the cancelled operations' last completions", func() {
-		for {
-			d.mu.Lock()
-			n := len(d.cancelling)
-			d.mu.Unlock()
-			if n == 0 {
-				return
-			}
-			time.Sleep(time.Millisecond)
+	untilLocked(t, d, "the cancelled operations' last completions", func() bool { return len(d.cancelling) == 0 })
+}
+
+// untilLocked fails the test if cond, asked with d.mu held every
+// millisecond, has not held within 5 seconds.
+func untilLocked(t *testing.T, d *Uring, what string, cond func() bool) {
+	t.Helper()
+	for end := time.Now().Add(5 * time.Second); ; time.Sleep(time.Millisecond) {
+		d.mu.Lock()
+		ok := cond()
+		d.mu.Unlock()
+		if ok {
+			return
 		}
-	})
+		if time.Now().After(end) {
+			t.Fatalf("%s: not within 5s", what)
+		}
+	}
 }
