@@ -114,7 +114,7 @@ type Uring struct {
 	// the cancel again for those that outlive cancelRetry (see
 	// cancelLocked).
 	cancelling    map[uint64]cancelWait
-	retryArmed    bool
+	retryAt       int64 // monoNow when the retry timer fires; 0 when it is not armed
 	retryTimer    *time.Timer
 	cancelRetries atomic.Uint64
 }
@@ -307,22 +307,31 @@ func (d *Uring) cancelLocked(ud uint64) {
 }
 
 // followLocked notes that the operation with user data ud was cancelled,
-// for the retry timer, and arms the timer.
+// for the retry timer, and arms the timer for its retry.
 func (d *Uring) followLocked(ud uint64) {
 	if d.cancelling == nil { // the driver is closed
 		return
 	}
-	if _, ok := d.cancelling[ud]; !ok {
-		d.cancelling[ud] = cancelWait{monoNow() + int64(cancelRetry), 2 * cancelRetry}
+	w, ok := d.cancelling[ud]
+	if !ok {
+		w = cancelWait{monoNow() + int64(cancelRetry), 2 * cancelRetry}
+		d.cancelling[ud] = w
 	}
-	if d.retryArmed {
+	d.armRetryLocked(w.due)
+}
+
+// armRetryLocked makes the retry timer fire by at (monoNow), unless it is
+// armed to fire earlier already.
+func (d *Uring) armRetryLocked(at int64) {
+	if d.retryAt != 0 && d.retryAt <= at {
 		return
 	}
-	d.retryArmed = true
+	d.retryAt = at
+	wait := time.Duration(max(at-monoNow(), 0))
 	if d.retryTimer == nil {
-		d.retryTimer = time.AfterFunc(cancelRetry, d.retryCancels)
+		d.retryTimer = time.AfterFunc(wait, d.retryCancels)
 	} else {
-		d.retryTimer.Reset(cancelRetry)
+		d.retryTimer.Reset(wait)
 	}
 }
 
@@ -332,12 +341,12 @@ func (d *Uring) followLocked(ud uint64) {
 func (d *Uring) retryCancels() {
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	d.retryArmed = false
+	d.retryAt = 0
 	if len(d.cancelling) == 0 {
 		return
 	}
 	now := monoNow()
-	next := int64(maxCancelRetry)
+	next := now + int64(maxCancelRetry)
 	retried := false
 	for ud, w := range d.cancelling {
 		if w.due <= now {
@@ -347,10 +356,9 @@ func (d *Uring) retryCancels() {
 			w = cancelWait{now + int64(w.wait), min(2*w.wait, maxCancelRetry)}
 			d.cancelling[ud] = w
 		}
-		next = min(next, w.due-now)
+		next = min(next, w.due)
 	}
-	d.retryArmed = true
-	d.retryTimer.Reset(time.Duration(max(next, 0)))
+	d.armRetryLocked(next)
 	if retried {
 		d.kickLocked()
 	}
