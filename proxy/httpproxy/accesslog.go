@@ -4,14 +4,16 @@ import (
 	"context"
 	"fmt"
 	"strconv"
-	"time"
 
 	"github.com/monolake-go/monolake/proxy/accesslog"
 )
 
 // AccessLog writes one line per request in the common log format, plus the
 // duration, through an accesslog.Writer: the request path only queues the
-// line.
+// line. The line is written once the response went out (Request.OnDone),
+// as nginx writes its: the size is the body bytes the client was sent
+// (Done.BodySent), and the seconds run from the request's arrival in the
+// layer to the response's end.
 type AccessLog struct{ *accesslog.Writer }
 
 // OpenAccessLog opens path for appending ("-" is stderr).
@@ -36,37 +38,23 @@ type accessLogService struct {
 }
 
 func (s accessLogService) Call(ctx context.Context, req *Request) (*Response, error) {
-	start := time.Now()
-	resp, err := s.inner.Call(ctx, req)
-	status := 0
-	size := int64(-1)
-	switch {
-	case err != nil:
-		status = statusOf(err)
-	case resp != nil:
-		status = resp.Status
-		if resp.BodyKind != 0 {
-			size = resp.ContentLength
-		} else {
-			size = 0
-		}
-	}
+	req.OnDone(logDone, s.l)
+	return s.inner.Call(ctx, req)
+}
+
+// logDone writes req's line; arg is the *AccessLog.
+func logDone(arg any, req *Request, d Done) {
 	h := req.Head
-	b := accesslog.AppendStart(make([]byte, 0, 160), req.Conn.RemoteIP, start)
+	b := accesslog.AppendStart(make([]byte, 0, 160), req.Conn.RemoteIP, d.Start)
 	b = accesslog.AppendEscaped(b, h.Method)
 	b = append(b, ' ')
 	b = accesslog.AppendEscaped(b, h.Target)
 	b = append(b, ' ')
 	b = append(b, h.Version.String()...)
 	b = append(b, "\" "...)
-	b = strconv.AppendInt(b, int64(status), 10)
+	b = strconv.AppendInt(b, int64(d.Status), 10)
 	b = append(b, ' ')
-	if size >= 0 {
-		b = strconv.AppendInt(b, size, 10)
-	} else {
-		b = append(b, '-')
-	}
+	b = strconv.AppendInt(b, d.BodySent, 10)
 	b = append(b, ' ')
-	s.l.Log(accesslog.AppendEnd(b, start))
-	return resp, err
+	arg.(*AccessLog).Log(accesslog.AppendEnd(b, d.Start))
 }

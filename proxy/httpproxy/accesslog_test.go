@@ -1,11 +1,21 @@
 package httpproxy
 
 import (
+	"bufio"
+	"bytes"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
 	"os"
 	"path/filepath"
 	"regexp"
+	"strconv"
 	"strings"
 	"testing"
+	"time"
+
+	"github.com/monolake-go/monolake/proxy/netio"
 )
 
 func TestAccessLog(t *testing.T) {
@@ -53,3 +63,174 @@ func TestAccessLogOff(t *testing.T) {
 }
 
 func quote(s string) string { return `"` + strings.ReplaceAll(s, `\`, `\\`) + `"` }
+
+// accessLogLines serves routes with an access log on drv, runs client
+// against the proxy's address, and returns the log's lines once there are
+// want of them (a response may still be going out when client returns:
+// its line comes at its end). It fails if there are not exactly want.
+func accessLogLines(t *testing.T, drv netio.Driver, routes string, want int, client func(addr string)) []string {
+	t.Helper()
+	path := filepath.Join(t.TempDir(), "access.log")
+	p := startProxyOn(t, drv, serverTOML("access_log = "+quote(path), routes), Options{})
+	client(p.Addr)
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(5 * time.Millisecond) {
+		b, err := os.ReadFile(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if bytes.Count(b, []byte("\n")) >= want || time.Now().After(deadline) {
+			break
+		}
+	}
+	p.Srv.Close() // flushes the log: one line too many would show
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	lines := strings.Split(strings.TrimSpace(string(b)), "\n")
+	if len(lines) != want {
+		t.Fatalf("want %d lines, have %q", want, lines)
+	}
+	return lines
+}
+
+// oneLine is accessLogLines for one line.
+func oneLine(t *testing.T, drv netio.Driver, routes string, client func(addr string)) string {
+	t.Helper()
+	return accessLogLines(t, drv, routes, 1, client)[0]
+}
+
+// logFields returns a line's status, size and seconds.
+func logFields(t *testing.T, line string) (status int, size int64, secs float64) {
+	t.Helper()
+	f := strings.Fields(line)
+	if len(f) < 3 {
+		t.Fatalf("line %q", line)
+	}
+	var err error
+	if status, err = strconv.Atoi(f[len(f)-3]); err != nil {
+		t.Fatalf("line %q: status: %v", line, err)
+	}
+	if size, err = strconv.ParseInt(f[len(f)-2], 10, 64); err != nil {
+		t.Fatalf("line %q: size: %v", line, err)
+	}
+	if secs, err = strconv.ParseFloat(f[len(f)-1], 64); err != nil {
+		t.Fatalf("line %q: seconds: %v", line, err)
+	}
+	return status, size, secs
+}
+
+// TestAccessLogAtEnd: the line is written once the response went out, as
+// nginx writes its: the size is the body bytes the client was sent (chunk
+// framing included, a cut-off body's part, a tunnel's bytes) and the
+// seconds run to the body's end.
+func TestAccessLogAtEnd(t *testing.T) {
+	t.Run("chunked", func(t *testing.T) {
+		up := rawRequests(t, func(c net.Conn, r *http.Request, body []byte) {
+			io.WriteString(c, "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\n\r\n")
+		})
+		line := oneLine(t, testDriver(t), routeTOML("/{*p}", "", up), func(addr string) {
+			c := dialRaw(t, addr)
+			c.send(t, "GET /c HTTP/1.1\r\nHost: a\r\n\r\n")
+			if _, b := c.response(t, "GET"); string(b) != "hello" {
+				t.Fatalf("body %q", b)
+			}
+		})
+		// "5\r\nhello\r\n0\r\n\r\n" on the wire, as nginx's $body_bytes_sent.
+		if status, size, _ := logFields(t, line); status != 200 || size != 15 {
+			t.Errorf("%q: want status 200, size 15", line)
+		}
+	})
+	t.Run("slow-body", func(t *testing.T) {
+		const pause = 300 * time.Millisecond
+		up := rawRequests(t, func(c net.Conn, r *http.Request, body []byte) {
+			io.WriteString(c, "HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\n12345")
+			time.Sleep(pause)
+			io.WriteString(c, "67890")
+		})
+		line := oneLine(t, testDriver(t), routeTOML("/{*p}", "", up), func(addr string) {
+			c := dialRaw(t, addr)
+			c.send(t, "GET /s HTTP/1.1\r\nHost: a\r\n\r\n")
+			if _, b := c.response(t, "GET"); string(b) != "1234567890" {
+				t.Fatalf("body %q", b)
+			}
+		})
+		if status, size, secs := logFields(t, line); status != 200 || size != 10 || secs < pause.Seconds() {
+			t.Errorf("%q: want status 200, size 10, at least %.1f s", line, pause.Seconds())
+		}
+	})
+	t.Run("client-gone", func(t *testing.T) {
+		const total = 64 << 20
+		up := rawRequests(t, func(c net.Conn, r *http.Request, body []byte) {
+			fmt.Fprintf(c, "HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n", total)
+			chunk := make([]byte, 64<<10)
+			c.SetWriteDeadline(time.Now().Add(10 * time.Second))
+			for sent := 0; sent < total; sent += len(chunk) {
+				if _, err := c.Write(chunk); err != nil {
+					return // the proxy gave up on the response
+				}
+			}
+		})
+		line := oneLine(t, testDriver(t), routeTOML("/{*p}", "", up), func(addr string) {
+			c := dialRaw(t, addr)
+			c.send(t, "GET /big HTTP/1.1\r\nHost: a\r\n\r\n")
+			resp, err := http.ReadResponse(c.br, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if _, err := io.ReadFull(resp.Body, make([]byte, 1<<20)); err != nil {
+				t.Fatal(err)
+			}
+			c.Conn.(*net.TCPConn).SetLinger(0) // a reset: the proxy's writes fail at once
+			c.Close()
+		})
+		if status, size, _ := logFields(t, line); status != 200 || size < 1<<20 || size >= total {
+			t.Errorf("%q: want status 200 and a size from 1 MiB to under %d", line, total)
+		}
+	})
+	t.Run("tunnel", func(t *testing.T) {
+		// On io_uring, a driver of 16 receive buffers: the requests of
+		// another connection while the tunnel is open reuse the one the
+		// tunnel's request head was parsed in, which the tunnel gave back.
+		drv, _ := ownDriver(t, 16)
+		up := rawUpstream(t, func(c net.Conn) {
+			br := bufio.NewReader(c)
+			for {
+				r, _, err := readRequest(br)
+				if err != nil {
+					return
+				}
+				if r.URL.Path == "/ws" {
+					io.WriteString(c, "HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\nUpgrade: test\r\n\r\nfrom-upstream")
+					return
+				}
+				io.WriteString(c, "HTTP/1.1 204 No Content\r\n\r\n")
+			}
+		})
+		lines := accessLogLines(t, drv, routeTOML("/{*p}", "", up), 65, func(addr string) {
+			c := dialRaw(t, addr)
+			c.send(t, "GET /ws?x=1 HTTP/1.1\r\nHost: a\r\nConnection: Upgrade\r\nUpgrade: test\r\n\r\n")
+			resp, err := http.ReadResponse(c.br, nil)
+			if err != nil || resp.StatusCode != 101 {
+				t.Fatalf("%v %v", resp, err)
+			}
+			if b, err := io.ReadAll(c.br); err != nil || string(b) != "from-upstream" {
+				t.Fatalf("tunnel read %q %v", b, err)
+			}
+			other := dialRaw(t, addr)
+			for i := range 64 {
+				other.send(t, fmt.Sprintf("GET /other/%d HTTP/1.1\r\nHost: a\r\nConnection: %s\r\n\r\n", i, map[bool]string{true: "close", false: "keep-alive"}[i == 63]))
+				if resp, _ := other.response(t, "GET"); resp.StatusCode != 204 {
+					t.Fatalf("other request %d: %s", i, resp.Status)
+				}
+			}
+			c.Close() // the tunnel's other way ends: the tunnel is over
+		})
+		// The target is the request's though the tunnel gave the head's
+		// buffer back (on io_uring, to the kernel) before the line; the
+		// 64 other requests have lines too.
+		if !strings.Contains(lines[64], `"GET /ws?x=1 HTTP/1.1" 101 13 `) {
+			t.Errorf("%q: want the request, status 101 and the 13 bytes the tunnel passed", lines[64])
+		}
+	})
+}

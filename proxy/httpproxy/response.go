@@ -77,6 +77,9 @@ func (s *Server) writeResponse(cs *conn, resp *Response) (ok bool, err error) {
 	hb = append(hb, "\r\n"...)
 	cs.hb = hb
 
+	// What the writer holds of earlier writes (an interim 100) was counted
+	// before: Done.BodySent is what follows the head.
+	cs.sent = -int64(cs.bw.Buffered())
 	if _, err := cs.bw.Write(hb); err != nil {
 		return false, err
 	}
@@ -199,6 +202,7 @@ func spliceBody(cs *conn, resp *Response, b *http1.Body) (bool, error) {
 		return nil
 	})
 	b.Moved(n)
+	cs.sent += n // past clientWriter: socket to socket
 	switch {
 	case err != nil:
 		if oe, ok := errors.AsType[*net.OpError](err); ok && oe.Op == "write" {
@@ -330,6 +334,9 @@ func tunnel(cs *conn, resp *Response) {
 	// The heads are written and a tunnel may last for hours: the client's
 	// reader keeps no buffer the connection lent it (on io_uring the
 	// kernel's, out of a ring the other connections receive into).
+	if len(cs.req.done) > 0 {
+		cs.req.ownHead() // OnDone's functions read it after the tunnel
+	}
 	cs.rd.GiveBack()
 	t := &tunnelState{conns: [2]net.Conn{client, up}, aborted: cs.aborted.Load}
 	if uc, ok := up.(*upConn); ok {
@@ -343,12 +350,14 @@ func tunnel(cs *conn, resp *Response) {
 		src = resp.Buffered
 	}
 	done := make(chan struct{})
+	var toClient int64
 	go func() {
 		defer close(done)
-		t.copy(client, src, up) // upstream to client
+		toClient = t.copy(client, src, up) // upstream to client
 	}()
 	t.copy(up, cs.rd, client) // client to upstream: first what the client's reader holds
 	<-done
+	cs.sent += toClient
 }
 
 // tunnelState is what a tunnel's two directions share.
@@ -381,8 +390,9 @@ func (t *tunnelState) stop() {
 }
 
 // copy moves src (read from srcConn) to dst until src ends, which
-// half-closes dst, or the tunnel stops or idles.
-func (t *tunnelState) copy(dst net.Conn, src io.Reader, srcConn net.Conn) {
+// half-closes dst, or the tunnel stops or idles. It returns the bytes
+// written to dst.
+func (t *tunnelState) copy(dst net.Conn, src io.Reader, srcConn net.Conn) (written int64) {
 	bp := tunnelBufs.Get().(*[]byte)
 	defer tunnelBufs.Put(bp)
 	buf := *bp
@@ -406,7 +416,9 @@ func (t *tunnelState) copy(dst net.Conn, src io.Reader, srcConn net.Conn) {
 				t.stop()
 				return
 			}
-			if _, werr := dst.Write(buf[:n]); werr != nil {
+			m, werr := dst.Write(buf[:n])
+			written += int64(m)
+			if werr != nil {
 				t.stop()
 				return
 			}

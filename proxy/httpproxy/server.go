@@ -138,6 +138,9 @@ type conn struct {
 	bodyDeadline time.Time
 	// writeTimeout is renewed before each write to c (see clientWriter).
 	writeTimeout time.Duration
+	// sent counts the bytes written to c since the current response's
+	// head went into the writer (see writeResponse), for Done.BodySent.
+	sent int64
 	// idle: waiting for a request with nothing buffered; draining: the
 	// server is stopping (set from the drain callback).
 	idle, draining atomic.Bool
@@ -263,7 +266,9 @@ func (w clientWriter) Write(p []byte) (int, error) {
 	if w.cs.aborted.Load() {
 		return 0, os.ErrDeadlineExceeded
 	}
-	return w.cs.c.Write(p)
+	n, err := w.cs.c.Write(p)
+	w.cs.sent += int64(n)
+	return n, err
 }
 
 // exchange is the part of a connection's state that serves requests.
@@ -685,6 +690,7 @@ func (s *Server) one(ctx context.Context, cs *conn) (bool, error) {
 	req.Route, req.Params = nil, req.Params[:0]
 	req.OutHost, req.OutTarget, req.ReplaceHost = nil, nil, false
 	req.Drop, req.Add, req.scratch, req.requestID = req.Drop[:0], req.Add[:0], req.scratch[:0], nil
+	req.done = req.done[:0]
 	if !s.cfg.UnderscoresInHeaders {
 		h.Headers = dropUnderscored(h.Headers)
 	}
@@ -749,6 +755,7 @@ func (s *Server) one(ctx context.Context, cs *conn) (bool, error) {
 		if status == StatusClientClosed {
 			// Nobody to answer: the connection ends here.
 			s.log.Info("client closed the connection before the response", "client", cs.info.RemoteIP, "method", string(h.Method), "target", string(h.Target), "status", status)
+			req.finish(Done{Status: status})
 			return false, nil
 		}
 		if ctx.Err() == nil {
@@ -768,6 +775,13 @@ func (s *Server) one(ctx context.Context, cs *conn) (bool, error) {
 		resp.Close = true // the server is stopping: this is the last one
 	}
 	ok, werr := s.writeResponse(cs, resp)
+	if len(req.done) > 0 {
+		status := resp.Status
+		if status == 0 {
+			status = 200
+		}
+		req.finish(Done{Status: status, BodySent: max(cs.sent-int64(len(cs.hb)), 0), Complete: werr == nil && (ok || resp.Tunnel != nil)})
+	}
 	resp.release(ok)
 	if resp != &cs.resp {
 		// A layer answered with a Response of its own (or a copy) over

@@ -25,6 +25,7 @@ import (
 	"io"
 	"net"
 	"sync/atomic"
+	"time"
 
 	"github.com/monolake-go/monolake/proxy"
 	"github.com/monolake-go/monolake/proxy/http1"
@@ -85,7 +86,80 @@ type Request struct {
 	Add         http1.Headers
 	scratch     []byte
 	requestID   []byte
-	response    *Response // the connection's reusable Response
+	response    *Response  // the connection's reusable Response
+	done        []doneHook // OnDone's, in registration order
+}
+
+// Done is how a request ended, for the functions OnDone registers.
+type Done struct {
+	// Start is when the function was registered: as its layer got the
+	// request.
+	Start time.Time
+	// Status is the response's status, or StatusClientClosed when the
+	// client went away before it was written.
+	Status int
+	// BodySent is what the client connection was sent after the response
+	// head, as nginx's $body_bytes_sent: the body as framed on the wire
+	// (chunked framing included), and on a 101 what the tunnel passed to
+	// the client. A client that went away mid-body got less than the
+	// body's length.
+	BodySent int64
+	// Complete says the response went out whole (a 101: its tunnel ran
+	// to its end).
+	Complete bool
+}
+
+type doneHook struct {
+	fn    func(arg any, req *Request, d Done)
+	arg   any
+	start time.Time
+}
+
+// OnDone has fn called with arg once the server is done with req: its
+// response written to the end (its body and, for a 101, its tunnel), or
+// abandoned. An access log writes its line there, with what the client was
+// sent and how long it all took. fn runs on the connection's goroutine,
+// before its next request, and must not keep req. A top-level function and
+// a pointer arg keep registering free of allocations.
+func (r *Request) OnDone(fn func(arg any, req *Request, d Done), arg any) {
+	r.done = append(r.done, doneHook{fn, arg, time.Now()})
+}
+
+// ownHead copies what r's head, path and query borrow from the client's
+// reader into memory of their own: the reader is about to give its buffer
+// back (a tunnel's), and OnDone's functions read them at the end.
+func (r *Request) ownHead() {
+	h := r.Head
+	n := len(h.Method) + len(h.Target) + len(h.Host) + len(r.Path) + len(r.Query)
+	for _, f := range h.Headers {
+		n += len(f.Name) + len(f.Value)
+	}
+	arena := make([]byte, 0, n)
+	own := func(b []byte) []byte {
+		if b == nil {
+			return nil
+		}
+		start := len(arena)
+		arena = append(arena, b...)
+		return arena[start:len(arena):len(arena)]
+	}
+	h.Method, h.Target, h.Host = own(h.Method), own(h.Target), own(h.Host)
+	r.Path, r.Query = own(r.Path), own(r.Query)
+	for i := range h.Headers {
+		h.Headers[i].Name, h.Headers[i].Value = own(h.Headers[i].Name), own(h.Headers[i].Value)
+	}
+}
+
+// finish calls the OnDone functions, innermost layer's first (the reverse
+// of registration: layers register on their way in).
+func (r *Request) finish(d Done) {
+	for i := len(r.done) - 1; i >= 0; i-- {
+		h := r.done[i]
+		r.done[i] = doneHook{}
+		d.Start = h.start
+		h.fn(h.arg, r, d)
+	}
+	r.done = r.done[:0]
 }
 
 // targetFor returns the request-target of path with the request's query,
