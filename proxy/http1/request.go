@@ -189,7 +189,10 @@ func (req *Request) derive() error {
 	if hosts == 0 && req.Version == HTTP11 {
 		return ErrMissingHost
 	}
-	if req.Host != nil && !validHost(req.Host) {
+	if req.Host != nil && (len(req.Host) == 0 || !validHost(req.Host)) {
+		// RFC 9112 3.2: an empty Host is for a target URI without an
+		// authority, which http and https URIs always have; nginx refuses
+		// it too.
 		return errHost
 	}
 	if a, ok := targetAuthority(req.Target); ok {

@@ -73,8 +73,9 @@ var requestTests = []struct {
 		want: reqWant{method: "OPTIONS", target: "*", version: HTTP11, headers: 1, host: "[::1]:8080", length: -1, keepAlive: true}},
 	{name: "whitespace trimmed", in: "GET / HTTP/1.1\r\nHost:a\r\nX-A: \t b c \t\r\nX-Empty:\r\nX-Obs: caf\xc3\xa9\r\n\r\n",
 		want: reqWant{method: "GET", target: "/", version: HTTP11, headers: 4, host: "a", length: -1, keepAlive: true}},
-	{name: "empty host", in: "GET / HTTP/1.1\r\nHost: \r\n\r\n",
-		want: reqWant{method: "GET", target: "/", version: HTTP11, headers: 1, host: "", length: -1, keepAlive: true}},
+	{name: "empty host", in: "GET / HTTP/1.1\r\nHost: \r\n\r\n", status: 400},
+	{name: "empty host in 1.0", in: "GET / HTTP/1.0\r\nHost:\r\n\r\n", status: 400},
+	{name: "empty host beside absolute form", in: "GET http://a.example/ HTTP/1.1\r\nHost: \r\n\r\n", status: 400},
 	{name: "extension method", in: "M-SEARCH /a|b{c} HTTP/1.1\r\nHost: a\r\n\r\n",
 		want: reqWant{method: "M-SEARCH", target: "/a|b{c}", version: HTTP11, headers: 1, host: "a", length: -1, keepAlive: true}},
 

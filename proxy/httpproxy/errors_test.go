@@ -87,6 +87,7 @@ func TestRequestErrors(t *testing.T) {
 		{"malformed field", "GET / HTTP/1.1\r\nHost: a\r\nBad Header\r\n\r\n", 400},
 		{"bare LF", "GET / HTTP/1.1\nHost: a\n\n", 400},
 		{"no host", "GET / HTTP/1.1\r\n\r\n", 400},
+		{"empty host", "GET / HTTP/1.1\r\nHost: \r\n\r\n", 400},
 		{"bad content-length", "POST / HTTP/1.1\r\nHost: a\r\nContent-Length: x\r\n\r\n", 400},
 		{"te and cl", "POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 1\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n", 400},
 		{"oversize head", "GET / HTTP/1.1\r\nHost: a\r\nX-Big: " + strings.Repeat("b", 20<<10) + "\r\n\r\n", 431},
