@@ -100,6 +100,17 @@ func oneLine(t *testing.T, drv netio.Driver, routes string, client func(addr str
 	return accessLogLines(t, drv, routes, 1, client)[0]
 }
 
+// rawGet gets target from addr on a connection of its own and checks the
+// response's body.
+func rawGet(t *testing.T, addr, target, want string) {
+	t.Helper()
+	c := dialRaw(t, addr)
+	c.send(t, "GET "+target+" HTTP/1.1\r\nHost: a\r\n\r\n")
+	if _, b := c.response(t, "GET"); string(b) != want {
+		t.Fatalf("GET %s: body %q, want %q", target, b, want)
+	}
+}
+
 // logFields returns a line's status, size and seconds.
 func logFields(t *testing.T, line string) (status int, size int64, secs float64) {
 	t.Helper()
@@ -130,11 +141,7 @@ func TestAccessLogAtEnd(t *testing.T) {
 			io.WriteString(c, "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\n\r\n")
 		})
 		line := oneLine(t, testDriver(t), routeTOML("/{*p}", "", up), func(addr string) {
-			c := dialRaw(t, addr)
-			c.send(t, "GET /c HTTP/1.1\r\nHost: a\r\n\r\n")
-			if _, b := c.response(t, "GET"); string(b) != "hello" {
-				t.Fatalf("body %q", b)
-			}
+			rawGet(t, addr, "/c", "hello")
 		})
 		// "5\r\nhello\r\n0\r\n\r\n" on the wire, as nginx's $body_bytes_sent.
 		if status, size, _ := logFields(t, line); status != 200 || size != 15 {
@@ -149,11 +156,7 @@ func TestAccessLogAtEnd(t *testing.T) {
 			io.WriteString(c, "67890")
 		})
 		line := oneLine(t, testDriver(t), routeTOML("/{*p}", "", up), func(addr string) {
-			c := dialRaw(t, addr)
-			c.send(t, "GET /s HTTP/1.1\r\nHost: a\r\n\r\n")
-			if _, b := c.response(t, "GET"); string(b) != "1234567890" {
-				t.Fatalf("body %q", b)
-			}
+			rawGet(t, addr, "/s", "1234567890")
 		})
 		if status, size, secs := logFields(t, line); status != 200 || size != 10 || secs < pause.Seconds() {
 			t.Errorf("%q: want status 200, size 10, at least %.1f s", line, pause.Seconds())
