@@ -227,6 +227,11 @@ func (r *Reader) UseLent(b []byte, release func()) {
 // Buffered returns how many bytes are buffered and not yet consumed.
 func (r *Reader) Buffered() int { return r.w - r.r }
 
+// Pending returns the bytes buffered and not yet consumed: after a failed
+// ReadRequest, the head as far as it was received. They are valid until
+// the next read.
+func (r *Reader) Pending() []byte { return r.buf[r.r:r.w] }
+
 // BufferedSource is a source that can tell, cheaply and without waiting,
 // how many bytes it holds that its next Read returns at once: a connection
 // counting what its kernel or its driver already received.

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"strconv"
+	"time"
 
 	"github.com/monolake-go/monolake/proxy/accesslog"
 )
@@ -13,7 +14,9 @@ import (
 // line. The line is written once the response went out (Request.OnDone),
 // as nginx writes its: the size is the body bytes the client was sent
 // (Done.BodySent), and the seconds run from the request's arrival in the
-// layer to the response's end.
+// layer to the response's end. Requests the server refused before the
+// stack saw them (ServerConfig.Refused) are logged too, with their request
+// line as received and "-" for the seconds.
 type AccessLog struct{ *accesslog.Writer }
 
 // OpenAccessLog opens path for appending ("-" is stderr).
@@ -57,4 +60,20 @@ func logDone(arg any, req *Request, d Done) {
 	b = strconv.AppendInt(b, d.BodySent, 10)
 	b = append(b, ' ')
 	arg.(*AccessLog).Log(accesslog.AppendEnd(b, d.Start))
+}
+
+// Refused writes the line of a request the server refused before the
+// stack saw it: a ServerConfig.Refused. The time is the line's; the
+// seconds are "-", the request's start being unknown.
+func (l *AccessLog) Refused(c *ConnInfo, line []byte, status int, sent int64) {
+	b := accesslog.AppendStart(make([]byte, 0, 160), c.RemoteIP, time.Now())
+	if len(line) == 0 {
+		b = append(b, '-')
+	}
+	b = accesslog.AppendEscaped(b, line)
+	b = append(b, "\" "...)
+	b = strconv.AppendInt(b, int64(status), 10)
+	b = append(b, ' ')
+	b = strconv.AppendInt(b, sent, 10)
+	l.Log(append(b, " -\n"...))
 }

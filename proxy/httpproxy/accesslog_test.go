@@ -64,14 +64,15 @@ func TestAccessLogOff(t *testing.T) {
 
 func quote(s string) string { return `"` + strings.ReplaceAll(s, `\`, `\\`) + `"` }
 
-// accessLogLines serves routes with an access log on drv, runs client
+// accessLogLines serves routes with an access log and the server keys in
+// extra on drv, runs client
 // against the proxy's address, and returns the log's lines once there are
 // want of them (a response may still be going out when client returns:
 // its line comes at its end). It fails if there are not exactly want.
-func accessLogLines(t *testing.T, drv netio.Driver, routes string, want int, client func(addr string)) []string {
+func accessLogLines(t *testing.T, drv netio.Driver, extra, routes string, want int, client func(addr string)) []string {
 	t.Helper()
 	path := filepath.Join(t.TempDir(), "access.log")
-	p := startProxyOn(t, drv, serverTOML("access_log = "+quote(path), routes), Options{})
+	p := startProxyOn(t, drv, serverTOML("access_log = "+quote(path)+"\n"+extra, routes), Options{})
 	client(p.Addr)
 	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(5 * time.Millisecond) {
 		b, err := os.ReadFile(path)
@@ -95,9 +96,9 @@ func accessLogLines(t *testing.T, drv netio.Driver, routes string, want int, cli
 }
 
 // oneLine is accessLogLines for one line.
-func oneLine(t *testing.T, drv netio.Driver, routes string, client func(addr string)) string {
+func oneLine(t *testing.T, drv netio.Driver, extra, routes string, client func(addr string)) string {
 	t.Helper()
-	return accessLogLines(t, drv, routes, 1, client)[0]
+	return accessLogLines(t, drv, extra, routes, 1, client)[0]
 }
 
 // rawGet gets target from addr on a connection of its own and checks the
@@ -140,7 +141,7 @@ func TestAccessLogAtEnd(t *testing.T) {
 		up := rawRequests(t, func(c net.Conn, r *http.Request, body []byte) {
 			io.WriteString(c, "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\n\r\n")
 		})
-		line := oneLine(t, testDriver(t), routeTOML("/{*p}", "", up), func(addr string) {
+		line := oneLine(t, testDriver(t), "", routeTOML("/{*p}", "", up), func(addr string) {
 			rawGet(t, addr, "/c", "hello")
 		})
 		// "5\r\nhello\r\n0\r\n\r\n" on the wire, as nginx's $body_bytes_sent.
@@ -155,7 +156,7 @@ func TestAccessLogAtEnd(t *testing.T) {
 			time.Sleep(pause)
 			io.WriteString(c, "67890")
 		})
-		line := oneLine(t, testDriver(t), routeTOML("/{*p}", "", up), func(addr string) {
+		line := oneLine(t, testDriver(t), "", routeTOML("/{*p}", "", up), func(addr string) {
 			rawGet(t, addr, "/s", "1234567890")
 		})
 		if status, size, secs := logFields(t, line); status != 200 || size != 10 || secs < pause.Seconds() {
@@ -174,7 +175,7 @@ func TestAccessLogAtEnd(t *testing.T) {
 				}
 			}
 		})
-		line := oneLine(t, testDriver(t), routeTOML("/{*p}", "", up), func(addr string) {
+		line := oneLine(t, testDriver(t), "", routeTOML("/{*p}", "", up), func(addr string) {
 			c := dialRaw(t, addr)
 			c.send(t, "GET /big HTTP/1.1\r\nHost: a\r\n\r\n")
 			resp, err := http.ReadResponse(c.br, nil)
@@ -210,7 +211,7 @@ func TestAccessLogAtEnd(t *testing.T) {
 				io.WriteString(c, "HTTP/1.1 204 No Content\r\n\r\n")
 			}
 		})
-		lines := accessLogLines(t, drv, routeTOML("/{*p}", "", up), 65, func(addr string) {
+		lines := accessLogLines(t, drv, "", routeTOML("/{*p}", "", up), 65, func(addr string) {
 			c := dialRaw(t, addr)
 			c.send(t, "GET /ws?x=1 HTTP/1.1\r\nHost: a\r\nConnection: Upgrade\r\nUpgrade: test\r\n\r\n")
 			resp, err := http.ReadResponse(c.br, nil)
@@ -236,4 +237,34 @@ func TestAccessLogAtEnd(t *testing.T) {
 			t.Errorf("%q: want the request, status 101 and the 13 bytes the tunnel passed", lines[64])
 		}
 	})
+}
+
+// TestAccessLogRefused: requests the server answers before the stack sees
+// them are logged, as nginx logs them, with the request line as received
+// (escaped), the status, the error body's size and "-" for the seconds.
+func TestAccessLogRefused(t *testing.T) {
+	up := newEchoUpstream(t, "up")
+	routes := routeTOML("/{*p}", "", up.addr())
+	for _, tc := range []struct {
+		name, extra, send, want string
+	}{
+		{"malformed", "", "GET /x HTTP/1.1\r\nHost: a\r\nBad Header\r\n\r\n", `"GET /x HTTP/1.1" 400 16 -`},
+		{"not http", "", "\x16\x03\x01\"x\r\n\r\n", `"\x16\x03\x01\x22x" 400 16 -`},
+		{"empty line", "", "\r\n\r\n\r\n" + strings.Repeat("\r\n", 9000), `"-" 431 36 -`},
+		{"body too large", "client_max_body_size = 10", "POST /up HTTP/1.1\r\nHost: a\r\nContent-Length: 100\r\n\r\n", `"POST /up HTTP/1.1" 413 22 -`},
+		{"head timeout", "timeout = { server_read_header_timeout_sec = 1 }", "GET /slow HTTP/1.1\r\nHost: a\r\n", `"GET /slow HTTP/1.1" 408 20 -`},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			line := oneLine(t, testDriver(t), tc.extra, routes, func(addr string) {
+				c := dialRaw(t, addr)
+				c.send(t, tc.send)
+				if _, err := io.Copy(io.Discard, c.br); err != nil { // the answer, then the close
+					t.Fatal(err)
+				}
+			})
+			if !regexp.MustCompile(`^127\.0\.0\.1 - - \[[^]]+\] `).MatchString(line) || !strings.HasSuffix(line, tc.want) {
+				t.Errorf("line %q, want it to end %q", line, tc.want)
+			}
+		})
+	}
 }

@@ -96,6 +96,10 @@ func New(s *config.Server, o Options) (*Server, error) {
 	}
 	layers = append(layers, o.Layers...)
 	svc := proxy.Stack(terminal, layers...)
+	var refused func(*ConnInfo, []byte, int, int64)
+	if alog != nil {
+		refused = alog.Refused
+	}
 	srv := NewServer(ServerConfig{
 		Name:                 s.Name,
 		TLS:                  s.TLS != nil,
@@ -106,6 +110,7 @@ func New(s *config.Server, o Options) (*Server, error) {
 		MaxBodySize:          s.ClientMaxBodySize,
 		ParkAfter:            s.Timeout.ServerPark,
 		UnderscoresInHeaders: s.UnderscoresInHeaders,
+		Refused:              refused,
 	}, closeAll{Service: svc, closers: append(closers(terminal, alog, s.Key, log), routes...)}, log)
 	return srv, nil
 }

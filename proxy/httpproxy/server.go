@@ -69,6 +69,13 @@ type ServerConfig struct {
 	// layer between them stood its own in for it (see server.Detach and
 	// server.Wrap: the TLS layer does).
 	ParkAfter time.Duration
+	// Refused, when set, is told of each request the server answered
+	// itself before the stack saw it: a malformed head (400, 414, 431,
+	// 501, 505), a head that did not arrive in time (408), a body over
+	// MaxBodySize (413). line is the request line as received (what came
+	// of it), valid during the call; sent is the error body's length. The
+	// access log writes a line for each, as nginx logs them.
+	Refused func(c *ConnInfo, line []byte, status int, sent int64)
 }
 
 func (c *ServerConfig) defaults() {
@@ -602,8 +609,7 @@ func (s *Server) serve(ctx context.Context, cs *conn) error {
 		}
 		if limit := s.cfg.MaxBodySize; limit > 0 && cs.head.BodyKind == http1.BodyLength && cs.head.ContentLength > limit {
 			s.log.Info("request body too large", "client", cs.info.RemoteIP, "content_length", cs.head.ContentLength, "max", limit)
-			s.writeError(cs, 413, "request body too large")
-			lingerClose(cs.c)
+			s.refuse(cs, nil, 413)
 			return nil
 		}
 		keep, err := s.one(ctx, cs)
@@ -622,14 +628,12 @@ func (s *Server) readError(cs *conn, err error) error {
 		return nil // closed between requests
 	case errors.As(err, &pe):
 		s.log.Info("bad request", "client", cs.info.RemoteIP, "status", pe.Status, "reason", pe.Reason)
-		s.writeError(cs, pe.Status, pe.Reason)
-		lingerClose(cs.c)
+		s.refuse(cs, requestLine(cs.rd.Pending()), pe.Status)
 		return nil
 	case errors.Is(err, os.ErrDeadlineExceeded):
 		if cs.rd.Buffered() > 0 {
 			s.log.Info("request head timeout", "client", cs.info.RemoteIP)
-			s.writeError(cs, 408, "request head not received in time")
-			lingerClose(cs.c)
+			s.refuse(cs, requestLine(cs.rd.Pending()), 408)
 		}
 		return nil
 	case errors.Is(err, io.ErrUnexpectedEOF):
@@ -638,6 +642,36 @@ func (s *Server) readError(cs *conn, err error) error {
 	}
 	return nil // reset by peer and the like: nothing to answer
 }
+
+// refuse answers a request the stack will not see with status and closes
+// the connection (lingering), after telling ServerConfig.Refused. line is
+// the request line as received; nil takes it from the parsed head. The
+// reason was logged; the client gets the status's text.
+func (s *Server) refuse(cs *conn, line []byte, status int) {
+	if s.cfg.Refused != nil && line == nil {
+		h := &cs.head
+		line = append(append(append(append(append(cs.req.scratch[:0], h.Method...), ' '), h.Target...), ' '), h.Version.String()...)
+		cs.req.scratch = line
+	}
+	sent := s.writeError(cs, status)
+	if s.cfg.Refused != nil {
+		s.cfg.Refused(&cs.info, line, status, sent)
+	}
+	lingerClose(cs.c)
+}
+
+// requestLine returns the request line at the start of head, as much as
+// there is of it, without its line end and cut at maxLoggedLine bytes.
+func requestLine(head []byte) []byte {
+	if i := bytes.IndexByte(head, '\n'); i >= 0 {
+		head = head[:i]
+	}
+	head = bytes.TrimSuffix(head, []byte("\r"))
+	return head[:min(len(head), maxLoggedLine)]
+}
+
+// maxLoggedLine caps a refused request's line in the access log.
+const maxLoggedLine = 2 << 10
 
 // lingerClose half-closes c and reads what the client still sends, for a
 // while, before the caller closes it: closing a socket with unread input
@@ -665,7 +699,8 @@ const (
 )
 
 // writeError sends a small error response with Connection: close.
-func (s *Server) writeError(cs *conn, status int, msg string) {
+// It returns the bytes of its body the client was sent.
+func (s *Server) writeError(cs *conn, status int) int64 {
 	cs.writeTimeout = 5 * time.Second // the connection ends after this
 	body := strconv.Itoa(status) + " " + http1.StatusText(status) + "\n"
 	hb := http1.AppendStatusLine(cs.hb[:0], http1.HTTP11, status, nil)
@@ -673,11 +708,13 @@ func (s *Server) writeError(cs *conn, status int, msg string) {
 	hb = http1.AppendContentLength(hb, int64(len(body)))
 	hb = http1.AppendHeader(hb, "Connection", "close")
 	hb = append(hb, "\r\n"...)
+	head := len(hb)
 	hb = append(hb, body...)
 	cs.hb = hb
+	cs.sent = -int64(cs.bw.Buffered())
 	cs.bw.Write(hb)
 	cs.bw.Flush()
-	_ = msg
+	return max(cs.sent-int64(head), 0)
 }
 
 // one serves the request in cs.head. It returns whether the connection
