@@ -8,12 +8,13 @@
 
 root=$(cd "$(dirname "$0")/.." && pwd)
 bin=$root/bin/monolake
-for tool in nginx wrk taskset; do
+for tool in nginx wrk taskset curl; do
 	command -v "$tool" >/dev/null || { echo "$name: $tool not found; run scripts/install-deps.sh" >&2; exit 1; }
 done
 [ -x "$bin" ] || { echo "$name: no $bin; run make uring" >&2; exit 1; }
 
 work=$(mktemp -d)
+chmod 755 "$work" # nginx's workers run as another user and read the bodies below it
 pids=()
 cleanup() {
 	for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
@@ -42,7 +43,10 @@ http {
 NGINX
 }
 
-nginx_conf "$work/origin" "server { listen 127.0.0.1:29500; root $work/www; }"
+# The origin serves as the suite's does (bench/config.go): from cached file
+# handles, without sendfile, so that it costs CPU 1, which it shares with
+# wrk, as little as it can.
+nginx_conf "$work/origin" "server { listen 127.0.0.1:29500; root $work/www; sendfile off; open_file_cache max=64 inactive=600s; open_file_cache_valid 600s; }"
 # nginx does what Monolake does by default, as in the benchmark suite: the
 # client's Host and the X-Forwarded fields upstream, X-Request-Id both ways.
 nginx_conf "$work/proxy" 'map $http_x_request_id $req_id { "" $request_id; default $http_x_request_id; }
@@ -80,11 +84,24 @@ wait_port() {
 	return 1
 }
 
-# start_origin: the origin, pinned to CPU 1 with the load generator.
+# start_origin: the origin, pinned to CPU 1 with the load generator. It
+# fails unless the origin serves each body whole (wrk counts any status).
 start_origin() {
 	taskset -c 1 nginx -p "$work/origin" -c "$work/origin/nginx.conf" -e "$work/origin/error.log" -g "daemon off;" &
 	pids+=($!)
 	wait_port 29500
+	check_bodies 29500
+}
+
+# check_bodies PORT: GET /0 and /1k on PORT must answer 200 with 0 and 1024
+# bytes.
+check_bodies() {
+	local p want got
+	for p in 0:0 1k:1024; do
+		want="200 ${p#*:}"
+		got=$(curl -s -o /dev/null -w '%{http_code} %{size_download}' "http://127.0.0.1:$1/${p%%:*}") || true
+		[ "$got" = "$want" ] || { echo "$name: GET /${p%%:*} on port $1 answered \"$got\", want \"$want\"" >&2; return 1; }
+	done
 }
 
 # start_nginx, start_monolake RUNTIME: the proxy under test on CPU 0; the
@@ -105,6 +122,7 @@ start_proxy() {
 	wait_port "$port"
 	sleep 0.3
 	worker=$(pgrep -P "${pids[-1]}" | head -1)
+	check_bodies "$port"
 }
 stop_proxy() {
 	kill "${pids[-1]}"
