@@ -3,6 +3,7 @@ package httpproxy
 import (
 	"bufio"
 	"bytes"
+	"cmp"
 	"errors"
 	"io"
 	"net"
@@ -19,10 +20,7 @@ import (
 // and an error when writing to the client failed.
 func (s *Server) writeResponse(cs *conn, resp *Response) (ok bool, err error) {
 	h := &cs.head
-	status := resp.Status
-	if status == 0 {
-		status = 200
-	}
+	status := cmp.Or(resp.Status, 200)
 	headOnly := bytes.Equal(h.Method, []byte("HEAD")) || status == 204 || status == 304 || (status >= 100 && status < 200)
 	hop := resp.Headers.HopByHop()
 
@@ -77,9 +75,7 @@ func (s *Server) writeResponse(cs *conn, resp *Response) (ok bool, err error) {
 	hb = append(hb, "\r\n"...)
 	cs.hb = hb
 
-	// What the writer holds of earlier writes (an interim 100) was counted
-	// before: Done.BodySent is what follows the head.
-	cs.sent = -int64(cs.bw.Buffered())
+	cs.countBody(len(hb))
 	if _, err := cs.bw.Write(hb); err != nil {
 		return false, err
 	}

@@ -3,6 +3,7 @@ package httpproxy
 import (
 	"bufio"
 	"bytes"
+	"cmp"
 	"context"
 	"errors"
 	"io"
@@ -145,8 +146,9 @@ type conn struct {
 	bodyDeadline time.Time
 	// writeTimeout is renewed before each write to c (see clientWriter).
 	writeTimeout time.Duration
-	// sent counts the bytes written to c since the current response's
-	// head went into the writer (see writeResponse), for Done.BodySent.
+	// sent counts the bytes written to c past the current response's
+	// head (see countBody), for Done.BodySent; negative while the head
+	// is going out.
 	sent int64
 	// idle: waiting for a request with nothing buffered; draining: the
 	// server is stopping (set from the drain callback).
@@ -650,7 +652,9 @@ func (s *Server) readError(cs *conn, err error) error {
 func (s *Server) refuse(cs *conn, line []byte, status int) {
 	if s.cfg.Refused != nil && line == nil {
 		h := &cs.head
-		line = append(append(append(append(append(cs.req.scratch[:0], h.Method...), ' '), h.Target...), ' '), h.Version.String()...)
+		line = append(cs.req.scratch[:0], h.Method...)
+		line = append(append(line, ' '), h.Target...)
+		line = append(append(line, ' '), h.Version.String()...)
 		cs.req.scratch = line
 	}
 	sent := s.writeError(cs, status)
@@ -708,14 +712,23 @@ func (s *Server) writeError(cs *conn, status int) int64 {
 	hb = http1.AppendContentLength(hb, int64(len(body)))
 	hb = http1.AppendHeader(hb, "Connection", "close")
 	hb = append(hb, "\r\n"...)
-	head := len(hb)
+	cs.countBody(len(hb))
 	hb = append(hb, body...)
 	cs.hb = hb
-	cs.sent = -int64(cs.bw.Buffered())
 	cs.bw.Write(hb)
 	cs.bw.Flush()
-	return max(cs.sent-int64(head), 0)
+	return cs.bodySent()
 }
+
+// countBody starts the count of Done.BodySent before a response head of
+// headLen bytes goes into the writer: what the writer holds of earlier
+// writes (an interim 100) and the head are not the body.
+func (cs *conn) countBody(headLen int) {
+	cs.sent = -int64(cs.bw.Buffered()) - int64(headLen)
+}
+
+// bodySent is what the client was sent past the head since countBody.
+func (cs *conn) bodySent() int64 { return max(cs.sent, 0) }
 
 // one serves the request in cs.head. It returns whether the connection
 // may carry another request.
@@ -813,11 +826,7 @@ func (s *Server) one(ctx context.Context, cs *conn) (bool, error) {
 	}
 	ok, werr := s.writeResponse(cs, resp)
 	if len(req.done) > 0 {
-		status := resp.Status
-		if status == 0 {
-			status = 200
-		}
-		req.finish(Done{Status: status, BodySent: max(cs.sent-int64(len(cs.hb)), 0), Complete: werr == nil && (ok || resp.Tunnel != nil)})
+		req.finish(Done{Status: cmp.Or(resp.Status, 200), BodySent: cs.bodySent(), Complete: werr == nil && (ok || resp.Tunnel != nil)})
 	}
 	resp.release(ok)
 	if resp != &cs.resp {
