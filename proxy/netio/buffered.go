@@ -40,3 +40,39 @@ func inQueue(c syscall.Conn) int {
 	})
 	return n
 }
+
+// Peek copies into p the first received bytes a Read on c would return,
+// without consuming them, and reports whether c can tell: the io_uring
+// driver's conns look at what their ring delivered (or, before their first
+// Read, at the socket), sockets of the epoll driver peek at their receive
+// queue (recv with MSG_PEEK, one system call); other conns (TLS, pipes)
+// cannot tell. n is 0 when nothing was received yet, and also after the
+// peer closed the stream (a Read says which). Unlike a Read, Peek may be
+// called while a Write is at work, but not while another Read is.
+func Peek(c net.Conn, p []byte) (n int, ok bool) {
+	switch c := c.(type) {
+	case interface{ Peek([]byte) int }:
+		return c.Peek(p), true
+	case *net.TCPConn:
+		return peekSocket(c, p), true
+	case *net.UnixConn:
+		return peekSocket(c, p), true
+	}
+	return 0, false
+}
+
+// peekSocket is recv(MSG_PEEK|MSG_DONTWAIT) on c's socket; 0 when nothing
+// is queued or the call fails.
+func peekSocket(c syscall.Conn, p []byte) int {
+	rc, err := c.SyscallConn()
+	if err != nil || len(p) == 0 {
+		return 0
+	}
+	n := 0
+	rc.Control(func(fd uintptr) {
+		if k, _, err := unix.Recvfrom(int(fd), p, unix.MSG_PEEK|unix.MSG_DONTWAIT); err == nil && k > 0 {
+			n = k
+		}
+	})
+	return n
+}

@@ -455,6 +455,38 @@ func (c *uringConn) Buffered() int {
 	return n
 }
 
+// Peek copies the first received bytes into p without consuming them (see
+// netio.Peek): the rest of a partly read buffer and the buffers queued, or,
+// while the multishot receive is not armed (before the first Read, after
+// a splice), what the socket holds. While a Read is at work it reports 0.
+func (c *uringConn) Peek(p []byte) int {
+	if len(p) == 0 || !c.rmu.TryLock() {
+		return 0
+	}
+	defer c.unlockReader()
+	n := 0
+	if c.curID >= 0 {
+		n = copy(p, c.cur)
+	}
+	d := c.d
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	for _, cqe := range c.rq {
+		if n == len(p) {
+			return n
+		}
+		buf, _, _ := d.br.Get(cqe)
+		n += copy(p[n:], buf)
+	}
+	if n == 0 && !c.armed && c.rerr == nil && !c.closed.Load() {
+		// Not closed, with d.mu held: the descriptor is still c's.
+		if k, _, err := unix.Recvfrom(c.fd, p, unix.MSG_PEEK|unix.MSG_DONTWAIT); err == nil && k > 0 {
+			n = k
+		}
+	}
+	return n
+}
+
 // BuffersScarce implements BufferGauge.
 func (c *uringConn) BuffersScarce() bool {
 	d := c.d

@@ -1197,3 +1197,10 @@ func TestUringBuffered(t *testing.T) {
 	a, b := ringPair(t, d)
 	testBuffered(t, a, b)
 }
+
+// Peek on the driver's conns: see testPeek.
+func TestUringPeek(t *testing.T) {
+	d := newDriver(t, UringParams{})
+	a, b := ringPair(t, d)
+	testPeek(t, a, b)
+}
