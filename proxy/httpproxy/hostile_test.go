@@ -11,6 +11,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -261,6 +262,70 @@ func TestEarlyResponse(t *testing.T) {
 	}()
 	if resp, body := c.response(t, "POST"); resp.StatusCode != 413 || string(body) != "big" || !resp.Close {
 		t.Fatalf("status %d %q (close %v), want the upstream's 413 \"big\" and close", resp.StatusCode, body, resp.Close)
+	}
+}
+
+// TestEarlyResponseUnread: an upstream that answers before it has read the
+// request body and then neither reads nor closes (a server that refuses an
+// upload and waits for the client to go): the client gets that answer at
+// once, as from nginx, not after the proxy's write to the upstream timed
+// out (60 s), and its connection ends after it.
+func TestEarlyResponseUnread(t *testing.T) {
+	for _, status := range []string{"413 Content Too Large\r\nConnection: close", "401 Unauthorized"} {
+		hold := make(chan struct{})
+		addr := rawUpstream(t, func(c net.Conn) {
+			bufio.NewReader(c).ReadString('\n')
+			io.WriteString(c, "HTTP/1.1 "+status+"\r\nContent-Length: 3\r\n\r\nno!")
+			<-hold
+		})
+		t.Cleanup(func() { close(hold) })
+		p := startProxy(t, serverTOML("", routeTOML("/{*p}", "", addr)), Options{})
+		c := dialRaw(t, p.Addr)
+		c.SetDeadline(time.Now().Add(10 * time.Second))
+		c.send(t, "POST /u HTTP/1.1\r\nHost: a\r\nContent-Length: 1073741824\r\n\r\n")
+		go func() {
+			buf := make([]byte, 64<<10)
+			for range 16384 {
+				if _, err := c.Write(buf); err != nil {
+					return
+				}
+			}
+		}()
+		if resp, body := c.response(t, "POST"); resp.StatusCode != 413 && resp.StatusCode != 401 || string(body) != "no!" || !resp.Close {
+			t.Fatalf("%s: status %d %q (close %v), want the upstream's answer \"no!\" and close", status, resp.StatusCode, body, resp.Close)
+		}
+	}
+}
+
+// TestEarlyInterimNotAnswer: an upstream that sends 100 Continue before it
+// reads the body, and reads it only after a pause, gets the body whole: an
+// interim response is no early answer.
+func TestEarlyInterimNotAnswer(t *testing.T) {
+	const size = 16 << 20
+	addr := rawUpstream(t, func(c net.Conn) {
+		br := bufio.NewReader(c)
+		for {
+			line, err := br.ReadString('\n')
+			if err != nil {
+				return
+			}
+			if line == "\r\n" {
+				break
+			}
+		}
+		io.WriteString(c, "HTTP/1.1 100 Continue\r\n\r\n")
+		time.Sleep(300 * time.Millisecond) // the proxy's send stalls meanwhile
+		n, _ := io.Copy(io.Discard, io.LimitReader(br, size))
+		body := strconv.FormatInt(n, 10)
+		io.WriteString(c, "HTTP/1.1 200 OK\r\nContent-Length: "+strconv.Itoa(len(body))+"\r\n\r\n"+body)
+	})
+	p := startProxy(t, serverTOML("", routeTOML("/{*p}", "", addr)), Options{})
+	c := dialRaw(t, p.Addr)
+	c.SetDeadline(time.Now().Add(10 * time.Second))
+	c.send(t, "POST /u HTTP/1.1\r\nHost: a\r\nContent-Length: "+strconv.Itoa(size)+"\r\n\r\n")
+	go c.Write(make([]byte, size))
+	if resp, body := c.response(t, "POST"); resp.StatusCode != 200 || string(body) != strconv.Itoa(size) {
+		t.Fatalf("status %d %q, want 200 %q: the body was cut", resp.StatusCode, body, strconv.Itoa(size))
 	}
 }
 
@@ -739,5 +804,27 @@ func TestReleaseAfterFailedExchange(t *testing.T) {
 	uc.releaseLease(1, false)
 	if l := uc.lease.Load(); l != 2 {
 		t.Errorf("lease %d after a release of a dead connection, want 2 (idle)", l)
+	}
+}
+
+func TestAnswered(t *testing.T) {
+	for _, tc := range []struct {
+		in   string
+		want bool
+	}{
+		{"", false},
+		{"HTTP/1.1 41", false},
+		{"HTTP/1.1 413 Content Too Large\r\n", true},
+		{"HTTP/1.0 200", true},
+		{"HTTP/1.1 101 Switching Protocols\r\n\r\n", true},
+		{"HTTP/1.1 100 Continue\r\n", false},
+		{"HTTP/1.1 100 Continue\r\n\r\n", false},
+		{"HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 103 Early Hints\r\nLink: </a>\r\n\r\nHTTP/1.1 401", true},
+		{"HTTP/1.1 103 Early Hints\r\nLink: </a>\r\n\r\nHTTP/1.1 2", false},
+		{"SSH-2.0-OpenSSH_9.6\r\n", true},
+	} {
+		if got := answered([]byte(tc.in)); got != tc.want {
+			t.Errorf("answered(%q) = %v, want %v", tc.in, got, tc.want)
+		}
 	}
 }

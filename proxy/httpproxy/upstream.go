@@ -85,8 +85,11 @@ type upConn struct {
 	body http1.Body
 	cp   http1.Copier
 	sw   streamWriter
-	// watch aborts the exchange when the client goes away.
-	watch *clientWatch
+	// watch aborts the exchange when the client goes away; bodyWatch
+	// stops the send of a body the upstream answered early.
+	watch     *clientWatch
+	bodyWatch bodyWatch
+	sent      atomic.Int64 // bytes written to the connection
 	// timeout bounds each read of the exchange in flight (0: none, a
 	// tunnel); aborted fails its reads at once (see abort).
 	timeout time.Duration
@@ -185,6 +188,7 @@ func wrapDial(dial func(ctx context.Context, network, addr string) (net.Conn, er
 		uc.cp.Buf = make([]byte, 16<<10)
 		uc.cp.SkipTrailer = uc.setByProxy
 		uc.watch = newClientWatch(uc)
+		uc.bodyWatch.up = uc
 		return uc, nil
 	}
 }
@@ -300,7 +304,15 @@ func (w upWriter) Write(p []byte) (int, error) {
 	if uc.aborted.Load() {
 		return 0, os.ErrDeadlineExceeded
 	}
-	return uc.Conn.Write(p)
+	if uc.bodyWatch.answered.Load() {
+		return 0, errAnsweredEarly
+	}
+	n, err := uc.Conn.Write(p)
+	uc.sent.Add(int64(n))
+	if err != nil && uc.bodyWatch.answered.Load() {
+		err = errAnsweredEarly
+	}
+	return n, err
 }
 
 // abort fails the exchange in flight: its blocked or next read returns
@@ -313,6 +325,7 @@ func (c *upConn) abort() {
 // Close closes the connection and stops its client watch.
 func (c *upConn) Close() error {
 	c.watch.stop()
+	c.bodyWatch.stop()
 	return c.Conn.Close()
 }
 
@@ -487,6 +500,7 @@ func (u *Upstream) exchange(ctx context.Context, uc *upConn, req *Request, t *ta
 	var early error // the body's write failed: a response may have come first
 	if h.BodyKind != http1.BodyNone {
 		var err error
+		uc.bodyWatch.arm()
 		if b, ok := req.Body.(*http1.Body); ok {
 			uc.sw = streamWriter{bw: bw, body: b, remain: -1}
 			uc.sending = req
@@ -495,15 +509,23 @@ func (u *Upstream) exchange(ctx context.Context, uc *upConn, req *Request, t *ta
 		} else {
 			err = copyBody(uc, bw, req.Body, h.BodyKind)
 		}
+		if err == nil {
+			// The watch stays on for the body's last bytes.
+			if ferr := bw.Flush(); ferr != nil {
+				err = &http1.WriteError{Err: ferr}
+			}
+		}
+		uc.bodyWatch.disarm()
 		if err != nil {
 			var we *http1.WriteError
 			switch {
 			case errors.As(err, &we):
 				// The upstream stopped taking the body. It may have
 				// answered early (a 413, a 401) and closed, or left the
-				// body unread: its answer, if one is at hand within
-				// earlyResponseWait, is the client's (as net/http's
-				// transport gives it), on a connection not reused.
+				// body unread (bodyWatch stopped the send): its answer,
+				// if one is at hand within earlyResponseWait, is the
+				// client's (as net/http's transport gives it), on a
+				// connection not reused.
 				early = upWriteError(err)
 				if uc.aborted.Load() || ctx.Err() != nil {
 					return nil, false, early

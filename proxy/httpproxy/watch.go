@@ -1,12 +1,15 @@
 package httpproxy
 
 import (
+	"bytes"
 	"errors"
 	"net"
 	"sync"
 	"sync/atomic"
 	"syscall"
 	"time"
+
+	"github.com/monolake-go/monolake/proxy/netio"
 )
 
 // watchDelay is how long a request waits for its response head before the
@@ -160,4 +163,108 @@ func peerClosed(c net.Conn) bool {
 		return true
 	})
 	return err == nil && closed
+}
+
+// bodyWatchPeriod is how often a request body's send checks whether the
+// upstream answered it early.
+const bodyWatchPeriod = 50 * time.Millisecond
+
+// errAnsweredEarly fails the send of a request body the upstream answered
+// early and stopped reading: its answer is read instead.
+var errAnsweredEarly = errors.New("httpproxy: the upstream answered before it read the request body")
+
+// bodyWatch stops the send of a request body that the upstream answered
+// before reading it whole and then stopped reading (a 413 or a 401 from a
+// server that keeps its connection open until the client goes), so that
+// its answer reaches the client at once instead of after the write timeout.
+// Every bodyWatchPeriod of a send without progress it peeks at the
+// upstream connection (netio.Peek); once that holds a final response's
+// status line (past any interim 1xx), the send fails with
+// errAnsweredEarly. An upstream that answered early and still reads the
+// body gets it whole. Conns that cannot peek (TLS) are not watched.
+//
+// One bodyWatch belongs to one upstream connection; arm and disarm run on
+// the goroutine of the exchange, check on the timer's.
+type bodyWatch struct {
+	up       *upConn
+	timer    *time.Timer // made at the first body sent
+	answered atomic.Bool // the last send was stopped (see sendStopped)
+
+	mu    sync.Mutex
+	armed bool
+	last  int64 // up.sent at the last check
+}
+
+// arm starts watching the send of a body.
+func (w *bodyWatch) arm() {
+	w.answered.Store(false)
+	if _, ok := netio.Peek(w.up.Conn, nil); !ok {
+		return
+	}
+	w.mu.Lock()
+	w.armed, w.last = true, w.up.sent.Load()
+	w.mu.Unlock()
+	if w.timer == nil {
+		w.timer = time.AfterFunc(bodyWatchPeriod, w.check)
+	} else {
+		w.timer.Reset(bodyWatchPeriod)
+	}
+}
+
+// disarm stops watching; once it returns, check no longer acts.
+func (w *bodyWatch) disarm() {
+	if w.timer == nil {
+		return
+	}
+	w.timer.Stop()
+	w.mu.Lock()
+	w.armed = false
+	w.mu.Unlock()
+}
+
+// stop releases the timer when the upstream connection is closed.
+func (w *bodyWatch) stop() {
+	if w.timer != nil {
+		w.timer.Stop()
+	}
+}
+
+func (w *bodyWatch) check() {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if !w.armed {
+		return
+	}
+	if sent := w.up.sent.Load(); sent != w.last {
+		w.last = sent
+	} else {
+		var p [1024]byte
+		n, _ := netio.Peek(w.up.Conn, p[:])
+		if answered(p[:n]) {
+			w.answered.Store(true)
+			w.armed = false
+			w.up.Conn.SetWriteDeadline(aLongTimeAgo) // fails the write at work
+			return
+		}
+	}
+	w.timer.Reset(bodyWatchPeriod)
+}
+
+// answered reports whether b, the first bytes an upstream sent, hold the
+// status line of a final response, past whole interim (1xx) heads; bytes
+// that are no response at all count too (reading them fails the exchange).
+func answered(b []byte) bool {
+	for {
+		if len(b) < len("HTTP/1.1 200") {
+			return false
+		}
+		if string(b[:7]) != "HTTP/1." || b[9] != '1' || string(b[9:12]) == "101" {
+			return true
+		}
+		i := bytes.Index(b, []byte("\r\n\r\n"))
+		if i < 0 {
+			return false
+		}
+		b = b[i+4:]
+	}
 }
