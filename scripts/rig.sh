@@ -1,5 +1,5 @@
-# rig.sh: the loopback rig shared by syscalls.sh and costsplit.sh, sourced
-# by them. It sets up, under a temporary directory $work:
+# rig.sh: the loopback rig shared by syscalls.sh, costsplit.sh, floor.sh and
+# abtest.sh, sourced by them. It sets up, under a temporary directory $work:
 #   - an nginx origin on 127.0.0.1:29500 (CPU 1) serving /0 (empty) and /1k;
 #   - nginx.conf for nginx as the proxy under test on 127.0.0.1:29501;
 #   - monolake.toml for Monolake (one worker) on 127.0.0.1:29502;
@@ -34,25 +34,30 @@ nginx_conf() {
 	for t in client_body proxy fastcgi uwsgi scgi; do temps+="${t}_temp_path $dir/$t; "; done
 	cat >"$dir/nginx.conf" <<NGINX
 worker_processes 1;
+worker_rlimit_nofile 20000;
 pid $dir/nginx.pid;
-events { worker_connections 4096; }
+events { worker_connections 16384; multi_accept on; }
 http {
-    access_log off; keepalive_requests 100000000; $temps
+    access_log off; keepalive_timeout 75s; keepalive_requests 100000000; tcp_nodelay on; $temps
     $body
 }
 NGINX
 }
 
-# The origin serves as the suite's does (bench/config.go): from cached file
-# handles, without sendfile, so that it costs CPU 1, which it shares with
-# wrk, as little as it can.
-nginx_conf "$work/origin" "server { listen 127.0.0.1:29500; root $work/www; sendfile off; open_file_cache max=64 inactive=600s; open_file_cache_valid 600s; }"
+# The configs follow the suite's (bench/config.go): the origin serves from
+# cached file handles, without sendfile and without ETag, so
+# that it costs CPU 1, which it shares with wrk, as little as it can; the
+# nginx proxy keeps its upstream connections for good (nginx's own
+# default closes each after 1000 requests).
+nginx_conf "$work/origin" "default_type application/octet-stream; sendfile off; etag off;
+    open_file_cache max=64 inactive=600s; open_file_cache_valid 600s;
+    server { listen 127.0.0.1:29500 backlog=4096; root $work/www; location / { try_files \$uri =404; } }"
 # nginx does what Monolake does by default, as in the benchmark suite: the
 # client's Host and the X-Forwarded fields upstream, X-Request-Id both ways.
 nginx_conf "$work/proxy" 'map $http_x_request_id $req_id { "" $request_id; default $http_x_request_id; }
-    upstream origin { server 127.0.0.1:29500; keepalive 256; }
+    upstream origin { server 127.0.0.1:29500; keepalive 256; keepalive_requests 100000000; keepalive_timeout 600s; }
     server {
-        listen 127.0.0.1:29501;
+        listen 127.0.0.1:29501 backlog=4096;
         location / {
             proxy_pass http://origin; proxy_http_version 1.1; proxy_set_header Connection "";
             proxy_set_header Host $http_host;
