@@ -3,6 +3,7 @@
 package netio
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -213,8 +214,9 @@ func TestUringReaderHandOff(t *testing.T) {
 }
 
 // TestUringDeadlineMovedAfterCancel: a Write whose deadline passed while
-// it waited fails with os.ErrDeadlineExceeded even when the deadline is
-// moved later before the cancelled send completes. The send has moved no
+// it waited (for the send of the write before it, queued behind) fails
+// with os.ErrDeadlineExceeded even when the deadline is moved later before
+// the cancelled send completes. The send has moved no
 // byte (the socket's buffer is full), so it ends with ECANCELED. The mover
 // races the deadline's timer; when it wins, the Write waits on and the
 // test closes the conn.
@@ -237,7 +239,10 @@ func TestUringDeadlineMovedAfterCancel(t *testing.T) {
 			closedByTest.Store(true)
 			a.Close()
 		}()
-		_, err := a.Write([]byte{1})
+		_, err := a.Write([]byte{1}) // queued (writeBehind): returns at once
+		if err == nil {
+			_, err = a.Write([]byte{2}) // waits for the first one's send
+		}
 		if !isTimeout(err) && !(closedByTest.Load() && errors.Is(err, net.ErrClosed)) {
 			t.Fatalf("round %d: Write: %v, want a timeout", i, err)
 		}
@@ -426,5 +431,93 @@ func untilLocked(t *testing.T, d *Uring, what string, cond func() bool) {
 		if time.Now().After(end) {
 			t.Fatalf("%s: not within 5s", what)
 		}
+	}
+}
+
+// fillSendBuffer writes to a, whose peer does not read, until a write
+// moves nothing for 100 ms, and returns how many bytes went out.
+func fillSendBuffer(t *testing.T, a net.Conn) int {
+	t.Helper()
+	chunk := make([]byte, 1<<20)
+	total := 0
+	for range 256 {
+		a.SetWriteDeadline(time.Now().Add(100 * time.Millisecond))
+		n, err := a.Write(chunk)
+		total += n
+		if err != nil && !isTimeout(err) {
+			t.Fatalf("filling the socket buffer: %v", err)
+		}
+		if n == 0 {
+			a.SetWriteDeadline(time.Time{})
+			return total // nothing went out for 100 ms
+		}
+	}
+	t.Fatalf("the socket took %d bytes and more from a peer that reads nothing", total)
+	return 0
+}
+
+// TestUringCloseLetsWriteBehindFinish: a small Write returns before its
+// send went out (writeBehind); a Close right after it, while the peer's
+// buffers are full, lets that send finish once the peer reads, as close(2)
+// lets a socket's send queue go out, instead of cancelling it.
+func TestUringCloseLetsWriteBehindFinish(t *testing.T) {
+	d := newDriver(t, UringParams{})
+	a, b := ringPair(t, d)
+	n := fillSendBuffer(t, a)
+	tail := append(bytes.Repeat([]byte("x"), 16<<10-7), "the end"...)
+	if _, err := a.Write(tail); err != nil {
+		t.Fatalf("a write queued behind: %v", err)
+	}
+	waitBehindPending(t, a)
+	closed := make(chan error, 1)
+	go func() { closed <- a.Close() }()
+	time.Sleep(50 * time.Millisecond) // Close is waiting for the send
+	b.SetReadDeadline(time.Now().Add(5 * time.Second))
+	got, err := io.ReadAll(b)
+	if err != nil {
+		t.Fatalf("reading to EOF: %v", err)
+	}
+	if len(got) != n+len(tail) || !bytes.Equal(got[n:], tail) {
+		t.Fatalf("the peer read %d bytes ending %q, want %d ending \"the end\"", len(got), got[max(len(got)-7, 0):], n+len(tail))
+	}
+	if err := <-closed; err != nil {
+		t.Fatalf("Close: %v", err)
+	}
+}
+
+// TestUringCloseWriteBehindDeadline: when the peer does not read, Close
+// cancels a write-behind's send at the write deadline and returns.
+func TestUringCloseWriteBehindDeadline(t *testing.T) {
+	d := newDriver(t, UringParams{})
+	a, _ := ringPair(t, d)
+	fillSendBuffer(t, a)
+	a.SetWriteDeadline(time.Now().Add(200 * time.Millisecond))
+	if _, err := a.Write(make([]byte, 16<<10)); err != nil {
+		t.Fatalf("a write queued behind: %v", err)
+	}
+	waitBehindPending(t, a)
+	closed := make(chan error, 1)
+	go func() { closed <- a.Close() }()
+	select {
+	case err := <-closed:
+		if err != nil {
+			t.Fatalf("Close: %v", err)
+		}
+	case <-time.After(3 * time.Second):
+		t.Fatal("Close still waits for a send past the write deadline")
+	}
+}
+
+// waitBehindPending fails the test unless a's write-behind send is still
+// in flight a moment after it was queued (the peer's buffers are full).
+func waitBehindPending(t *testing.T, a net.Conn) {
+	t.Helper()
+	time.Sleep(20 * time.Millisecond)
+	c := a.(*uringConn)
+	c.d.mu.Lock()
+	pending := c.behind != nil
+	c.d.mu.Unlock()
+	if !pending {
+		t.Fatal("the write queued behind went out at once: the socket buffer was not full")
 	}
 }

@@ -30,10 +30,13 @@ import (
 // connection holding maxQueued unread buffers pauses its recv (cancels it)
 // until it is read.
 //
-// Writes: a send of the caller's slice, pinned, and the writer parks until
-// the completion: the caller may reuse p as soon as Write returns. From
-// ZCThreshold bytes, on TCP to another host and without a write deadline,
-// the send is a SEND_ZC and the writer waits for its notification too.
+// Writes: a Write of up to 16 KiB is copied into a buffer of the driver's
+// and queued, and Write returns (writeBehind); the next Write waits for
+// that send and returns its failure. A larger one is sent from the
+// caller's slice, pinned, and the writer parks until the completion: the
+// caller may reuse p as soon as Write returns. From ZCThreshold bytes, on
+// TCP to another host and without a write deadline, the send is a SEND_ZC
+// and the writer waits for its notification too.
 //
 // Deadlines are Go timers that wake the parked goroutine, which cancels its
 // operation in flight; the multishot recv is not cancelled by a read
@@ -77,6 +80,12 @@ type uringConn struct {
 	drained  chan struct{}
 	orphan   bool   // closed while a SEND_ZC notification is due: leave the table at it
 	notify   func() // NotifyReadable's callback, pending
+	behind   []byte // the buffer of a write-behind's send in flight (see writeBehind)
+
+	// Guarded by wmu: a write-behind's send whose result the next write
+	// has to look at, and its length.
+	wpend bool
+	wlen  int
 }
 
 // slot is one one-shot operation at a time and the goroutine waiting for it.
@@ -176,6 +185,10 @@ func (c *uringConn) completeLocked(kind uint64, cqe uring.CQE) {
 		}
 		c.ws.res = cqe.Res
 		c.inflight--
+		if c.behind != nil {
+			d.putWBufLocked(c.behind)
+			c.behind = nil
+		}
 		if cqe.More() {
 			// SEND_ZC: the kernel holds the buffer until the
 			// notification, and so does the writer. Close does not
@@ -546,6 +559,9 @@ func (c *uringConn) Write(p []byte) (int, error) {
 }
 
 func (c *uringConn) writeLocked(p []byte) (int, error) {
+	if err := c.settleBehind(); err != nil {
+		return 0, err
+	}
 	if len(p) == 0 {
 		switch {
 		case c.closed.Load():
@@ -556,6 +572,9 @@ func (c *uringConn) writeLocked(p []byte) (int, error) {
 		return 0, nil
 	}
 	d := c.d
+	if len(p) <= copyWriteMax && !c.zcFor(len(p)) {
+		return c.writeBehind(p)
+	}
 	n := 0
 	var buf []byte // what the kernel sends from: p, or a copy of it
 	if len(p) <= copyWriteMax {
@@ -586,7 +605,7 @@ func (c *uringConn) writeLocked(p []byte) (int, error) {
 			return n, c.opErr("write", os.ErrDeadlineExceeded)
 		}
 		chunk := buf[n:]
-		if c.ws.zc = d.zcMin > 0 && len(chunk) >= d.zcMin && c.wdl.at.Load() == 0 && c.zcAllowed(); c.ws.zc {
+		if c.ws.zc = c.zcFor(len(chunk)); c.ws.zc {
 			d.ring.SendZC(c.ud(kindWrite), c.fd, chunk, syscall.MSG_WAITALL)
 		} else {
 			d.ring.Send(c.ud(kindWrite), c.fd, chunk, syscall.MSG_WAITALL)
@@ -608,6 +627,68 @@ func (c *uringConn) writeLocked(p []byte) (int, error) {
 		}
 	}
 	return n, nil
+}
+
+// zcFor reports whether a send of n bytes is a SEND_ZC. wmu is held.
+func (c *uringConn) zcFor(n int) bool {
+	return c.d.zcMin > 0 && n >= c.d.zcMin && c.wdl.at.Load() == 0 && c.zcAllowed()
+}
+
+// writeBehind queues the send of a copy of p, in a buffer of the driver's,
+// and returns without waiting for it, as write(2) returns once the bytes
+// are in the socket's send buffer: the writer does not park and wake once
+// per write (3 % of the requests per CPU-second of the HTTP/1.1 proxy at
+// 0 B and 1 KiB). The next write, CloseWrite or splice into the
+// connection first waits for that send and returns its failure
+// (settleBehind); the send is subject to the write deadline from then on.
+// Close lets it finish, for as long as the write deadline allows or
+// closeLinger (see Close). wmu is held.
+func (c *uringConn) writeBehind(p []byte) (int, error) {
+	d := c.d
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	switch {
+	case c.closed.Load():
+		return 0, c.opErr("write", net.ErrClosed)
+	case expired(&c.wdl):
+		return 0, c.opErr("write", os.ErrDeadlineExceeded)
+	}
+	buf := d.getWBufLocked()[:len(p)]
+	copy(buf, p)
+	d.ring.Send(c.ud(kindWrite), c.fd, buf, syscall.MSG_WAITALL)
+	c.ws.zc = false
+	c.startLocked(&c.ws)
+	c.behind, c.wpend, c.wlen = buf, true, len(buf)
+	return len(p), nil
+}
+
+// settleBehind waits for the send of the last writeBehind, if its result
+// is still to be looked at, and returns its failure. After Close it only
+// reports net.ErrClosed: Close sees to that send. wmu is held.
+func (c *uringConn) settleBehind() error {
+	if !c.wpend {
+		return nil
+	}
+	d := c.d
+	d.mu.Lock()
+	if c.closed.Load() {
+		d.mu.Unlock()
+		return c.opErr("write", net.ErrClosed)
+	}
+	res := c.waitLocked(&c.ws, &c.wdl)
+	c.wpend = false
+	switch {
+	case res == int32(c.wlen):
+		return nil
+	case res < 0:
+		return c.resultErr("write", "send", &c.ws, res, &c.wdl)
+	case c.closed.Load():
+		return c.opErr("write", net.ErrClosed)
+	case c.ws.timedOut || expired(&c.wdl):
+		// Cancelled at the deadline after part of it went out.
+		return c.opErr("write", os.ErrDeadlineExceeded)
+	}
+	return c.opErr("write", io.ErrShortWrite)
 }
 
 // zcAllowed reports whether SEND_ZC may be used on this connection: TCP
@@ -637,6 +718,9 @@ func isLocalAddr(ip net.IP, local net.Addr) bool {
 func (c *uringConn) CloseWrite() error {
 	c.wmu.Lock()
 	defer c.wmu.Unlock()
+	if err := c.settleBehind(); err != nil {
+		return err
+	}
 	d := c.d
 	d.mu.Lock()
 	if c.closed.Load() {
@@ -668,7 +752,21 @@ func (c *uringConn) Close() error {
 		d.cancelLocked(c.ud(kindRecvMulti))
 		c.mcancel = true
 	}
+	var linger *time.Timer
 	for _, s := range []*slot{&c.rs, &c.ws} {
+		if s == &c.ws && c.behind != nil && !s.cancelled {
+			// A write-behind's send goes on (its bytes were written, as
+			// far as the writer knows) until the write deadline or
+			// closeLinger, then is cancelled.
+			wait := closeLinger
+			if at := c.wdl.at.Load(); at != 0 {
+				wait = min(wait, time.Duration(at-monoNow()))
+			}
+			if wait > 0 {
+				linger = time.AfterFunc(wait, c.cancelBehind)
+				continue
+			}
+		}
 		if s.busy && !s.cancelled {
 			d.cancelLocked(c.ud(c.slotKind(s)))
 			s.cancelled = true
@@ -699,6 +797,9 @@ func (c *uringConn) Close() error {
 	if drained != nil {
 		<-drained
 	}
+	if linger != nil {
+		linger.Stop()
+	}
 	if c.rmu.TryLock() {
 		c.dropCurIfClosed()
 		c.rmu.Unlock()
@@ -720,6 +821,21 @@ func (c *uringConn) Close() error {
 		return c.opErr("close", os.NewSyscallError("close", err))
 	}
 	return nil
+}
+
+// closeLinger bounds how long Close lets a write-behind's send go on when
+// no write deadline comes first.
+const closeLinger = 5 * time.Second
+
+// cancelBehind cancels a write-behind's send that Close let go on.
+func (c *uringConn) cancelBehind() {
+	d := c.d
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if c.behind != nil && c.ws.busy && !c.ws.cancelled {
+		d.cancelLocked(c.ud(kindWrite))
+		c.ws.cancelled = true
+	}
 }
 
 // The per-connection system calls outside the ring (close, getpeername)
@@ -1110,6 +1226,9 @@ func (c *uringConn) SpliceToIdle(dst net.Conn, n int64, rto, wto time.Duration, 
 	}
 	empty := true
 	defer func() { d.putPipe(p, empty) }()
+	if err := dc.settleBehind(); err != nil {
+		return total, err
+	}
 	for n < 0 || total < n {
 		want := int64(pipeSize)
 		if n >= 0 {
