@@ -93,6 +93,40 @@ func TestClientGone(t *testing.T) {
 	}
 }
 
+// TestClientGoneAfterFastOne: the watch of an upstream connection whose
+// previous request was answered within the watch delay (its timer still
+// set for that one) watches the next request from that request's own
+// start: a client that leaves it gets it cancelled.
+func TestClientGoneAfterFastOne(t *testing.T) {
+	arrived := make(chan struct{}, 10)
+	closed := make(chan time.Duration, 10)
+	addr, conns := slowUpstream(t, 10*time.Second, arrived, closed)
+	p := startProxy(t, serverTOML("", routeTOML("/{*p}", "", addr)), Options{})
+
+	c := dialRaw(t, p.Addr)
+	c.send(t, "GET /fast HTTP/1.1\r\nHost: a\r\n\r\n")
+	if resp, body := c.response(t, "GET"); resp.StatusCode != 200 || string(body) != "slow" {
+		t.Fatalf("status %d %q", resp.StatusCode, body)
+	}
+	<-arrived
+	time.Sleep(30 * time.Millisecond) // within the first request's watch delay
+	c.send(t, "GET /slow HTTP/1.1\r\nHost: a\r\n\r\n")
+	<-arrived
+	time.Sleep(100 * time.Millisecond) // past the second one's
+	c.Close()
+	select {
+	case d := <-closed:
+		if d > 3*time.Second {
+			t.Fatalf("upstream saw the close after %v", d)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("upstream request not cancelled")
+	}
+	if n := conns.Load(); n != 1 {
+		t.Fatalf("upstream saw %d connections, want the first one reused", n)
+	}
+}
+
 // TestClientStays: a client that waits past the watch delay, and one that
 // pipelines its next request meanwhile, are answered normally, in order.
 func TestClientStays(t *testing.T) {
