@@ -52,6 +52,20 @@ func slowUpstream(t *testing.T, delay time.Duration, arrived chan<- struct{}, cl
 	return addr, &conns
 }
 
+// waitCancelled waits for slowUpstream to see the proxy close a request's
+// connection, soon after its client went away.
+func waitCancelled(t *testing.T, closed <-chan time.Duration) {
+	t.Helper()
+	select {
+	case d := <-closed:
+		if d > 3*time.Second {
+			t.Fatalf("upstream saw the close after %v", d)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("upstream request not cancelled")
+	}
+}
+
 // TestClientGone: a client that disconnects while its request waits on a
 // slow upstream gets the upstream request cancelled, and the upstream
 // connection is closed, not pooled.
@@ -66,14 +80,7 @@ func TestClientGone(t *testing.T) {
 	<-arrived
 	time.Sleep(100 * time.Millisecond) // past the watch delay
 	c.Close()
-	select {
-	case d := <-closed:
-		if d > 3*time.Second {
-			t.Fatalf("upstream saw the close after %v", d)
-		}
-	case <-time.After(5 * time.Second):
-		t.Fatal("upstream request not cancelled")
-	}
+	waitCancelled(t, closed)
 	pool := p.upstreamPool(t).Pool()
 	if n := pool.Idle(upstream.Key{Network: "tcp", Addr: addr}); n != 0 {
 		t.Fatalf("%d idle connections in the pool", n)
@@ -114,14 +121,7 @@ func TestClientGoneAfterFastOne(t *testing.T) {
 	<-arrived
 	time.Sleep(100 * time.Millisecond) // past the second one's
 	c.Close()
-	select {
-	case d := <-closed:
-		if d > 3*time.Second {
-			t.Fatalf("upstream saw the close after %v", d)
-		}
-	case <-time.After(5 * time.Second):
-		t.Fatal("upstream request not cancelled")
-	}
+	waitCancelled(t, closed)
 	if n := conns.Load(); n != 1 {
 		t.Fatalf("upstream saw %d connections, want the first one reused", n)
 	}

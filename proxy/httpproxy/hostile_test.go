@@ -303,19 +303,13 @@ func TestEarlyResponseUnread(t *testing.T) {
 func TestEarlyInterimNotAnswer(t *testing.T) {
 	const size = 16 << 20
 	addr := rawUpstream(t, func(c net.Conn) {
-		br := bufio.NewReader(c)
-		for {
-			line, err := br.ReadString('\n')
-			if err != nil {
-				return
-			}
-			if line == "\r\n" {
-				break
-			}
+		r, err := http.ReadRequest(bufio.NewReader(c))
+		if err != nil {
+			return
 		}
 		io.WriteString(c, "HTTP/1.1 100 Continue\r\n\r\n")
 		time.Sleep(300 * time.Millisecond) // the proxy's send stalls meanwhile
-		n, _ := io.Copy(io.Discard, io.LimitReader(br, size))
+		n, _ := io.Copy(io.Discard, r.Body)
 		body := strconv.FormatInt(n, 10)
 		io.WriteString(c, "HTTP/1.1 200 OK\r\nContent-Length: "+strconv.Itoa(len(body))+"\r\n\r\n"+body)
 	})
