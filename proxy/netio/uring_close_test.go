@@ -458,8 +458,9 @@ func fillSendBuffer(t *testing.T, a net.Conn) int {
 
 // TestUringCloseLetsWriteBehindFinish: a small Write returns before its
 // send went out (writeBehind); a Close right after it, while the peer's
-// buffers are full, lets that send finish once the peer reads, as close(2)
-// lets a socket's send queue go out, instead of cancelling it.
+// buffers are full, returns at once and lets that send finish once the
+// peer reads, then closes the socket, as close(2) lets a socket's send
+// queue go out, instead of cancelling it.
 func TestUringCloseLetsWriteBehindFinish(t *testing.T) {
 	d := newDriver(t, UringParams{})
 	a, b := ringPair(t, d)
@@ -469,9 +470,9 @@ func TestUringCloseLetsWriteBehindFinish(t *testing.T) {
 		t.Fatalf("a write queued behind: %v", err)
 	}
 	waitBehindPending(t, a)
-	closed := make(chan error, 1)
-	go func() { closed <- a.Close() }()
-	time.Sleep(50 * time.Millisecond) // Close is waiting for the send
+	if err := a.Close(); err != nil { // the peer has not read yet
+		t.Fatalf("Close: %v", err)
+	}
 	b.SetReadDeadline(time.Now().Add(5 * time.Second))
 	got, err := io.ReadAll(b)
 	if err != nil {
@@ -480,31 +481,52 @@ func TestUringCloseLetsWriteBehindFinish(t *testing.T) {
 	if len(got) != n+len(tail) || !bytes.Equal(got[n:], tail) {
 		t.Fatalf("the peer read %d bytes ending %q, want %d ending \"the end\"", len(got), got[max(len(got)-7, 0):], n+len(tail))
 	}
-	if err := <-closed; err != nil {
-		t.Fatalf("Close: %v", err)
-	}
+	waitForgotten(t, d, a)
 }
 
-// TestUringCloseWriteBehindDeadline: when the peer does not read, Close
-// cancels a write-behind's send at the write deadline and returns.
+// TestUringCloseWriteBehindDeadline: when the peer does not read, the
+// write-behind's send that Close let go on is cancelled at the write
+// deadline, and the socket closed: the peer reads what it had and EOF.
 func TestUringCloseWriteBehindDeadline(t *testing.T) {
 	d := newDriver(t, UringParams{})
-	a, _ := ringPair(t, d)
-	fillSendBuffer(t, a)
+	a, b := ringPair(t, d)
+	n := fillSendBuffer(t, a)
 	a.SetWriteDeadline(time.Now().Add(200 * time.Millisecond))
 	if _, err := a.Write(make([]byte, 16<<10)); err != nil {
 		t.Fatalf("a write queued behind: %v", err)
 	}
 	waitBehindPending(t, a)
-	closed := make(chan error, 1)
-	go func() { closed <- a.Close() }()
-	select {
-	case err := <-closed:
-		if err != nil {
-			t.Fatalf("Close: %v", err)
+	if err := a.Close(); err != nil {
+		t.Fatalf("Close: %v", err)
+	}
+	waitForgotten(t, d, a) // at the deadline
+	b.SetReadDeadline(time.Now().Add(5 * time.Second))
+	got, err := io.ReadAll(b)
+	if err != nil {
+		t.Fatalf("reading to EOF: %v", err)
+	}
+	if len(got) != n {
+		t.Fatalf("the peer read %d bytes, want the %d sent before the cancelled one", len(got), n)
+	}
+}
+
+// waitForgotten waits until the driver has forgotten the closed conn c
+// (its last completion came and its socket is closed).
+func waitForgotten(t *testing.T, d *Uring, c net.Conn) {
+	t.Helper()
+	id := c.(*uringConn).id
+	deadline := time.Now().Add(3 * time.Second)
+	for {
+		d.mu.Lock()
+		_, live := d.objs[id]
+		d.mu.Unlock()
+		if !live {
+			return
 		}
-	case <-time.After(3 * time.Second):
-		t.Fatal("Close still waits for a send past the write deadline")
+		if time.Now().After(deadline) {
+			t.Fatal("the closed conn is still in the driver's table")
+		}
+		time.Sleep(5 * time.Millisecond)
 	}
 }
 

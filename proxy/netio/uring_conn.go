@@ -81,6 +81,8 @@ type uringConn struct {
 	orphan   bool   // closed while a SEND_ZC notification is due: leave the table at it
 	notify   func() // NotifyReadable's callback, pending
 	behind   []byte // the buffer of a write-behind's send in flight (see writeBehind)
+	linger   int8   // Close let that send go on: 1 while Close runs, 2 once it returned
+	lingerT  *time.Timer
 
 	// Guarded by wmu: a write-behind's send whose result the next write
 	// has to look at, and its length.
@@ -188,6 +190,9 @@ func (c *uringConn) completeLocked(kind uint64, cqe uring.CQE) {
 		if c.behind != nil {
 			d.putWBufLocked(c.behind)
 			c.behind = nil
+			if c.linger != 0 {
+				c.endLingerLocked()
+			}
 		}
 		if cqe.More() {
 			// SEND_ZC: the kernel holds the buffer until the
@@ -203,9 +208,9 @@ func (c *uringConn) completeLocked(kind uint64, cqe uring.CQE) {
 }
 
 // signalDrainedLocked wakes a Close waiting for the last operation in flight
-// once there is none.
+// once there is none but a write-behind's send it lets go on.
 func (c *uringConn) signalDrainedLocked() {
-	if c.inflight == 0 && c.drained != nil {
+	if c.drained != nil && c.inflight == c.lingeringLocked() {
 		close(c.drained)
 		c.drained = nil
 	}
@@ -752,18 +757,19 @@ func (c *uringConn) Close() error {
 		d.cancelLocked(c.ud(kindRecvMulti))
 		c.mcancel = true
 	}
-	var linger *time.Timer
 	for _, s := range []*slot{&c.rs, &c.ws} {
-		if s == &c.ws && c.behind != nil && !s.cancelled {
+		if s == &c.ws && c.behind != nil && !s.cancelled && !d.closed {
 			// A write-behind's send goes on (its bytes were written, as
 			// far as the writer knows) until the write deadline or
-			// closeLinger, then is cancelled.
+			// closeLinger, then is cancelled; Close does not wait for
+			// it, its completion closes the socket (endLingerLocked).
 			wait := closeLinger
 			if at := c.wdl.at.Load(); at != 0 {
 				wait = min(wait, time.Duration(at-monoNow()))
 			}
 			if wait > 0 {
-				linger = time.AfterFunc(wait, c.cancelBehind)
+				c.linger = 1
+				c.lingerT = time.AfterFunc(wait, c.cancelBehind)
 				continue
 			}
 		}
@@ -778,7 +784,7 @@ func (c *uringConn) Close() error {
 		d.br.Release(uint16(id))
 	}
 	var drained chan struct{}
-	if c.inflight > 0 {
+	if c.inflight > c.lingeringLocked() {
 		drained = make(chan struct{})
 		c.drained = drained
 	}
@@ -797,15 +803,17 @@ func (c *uringConn) Close() error {
 	if drained != nil {
 		<-drained
 	}
-	if linger != nil {
-		linger.Stop()
-	}
 	if c.rmu.TryLock() {
 		c.dropCurIfClosed()
 		c.rmu.Unlock()
 	} // else the reader holding rmu drops it on its way out (unlockReader)
 	c.addrOnce.Do(func() {}) // addresses asked after Close stay empty, not another socket's
 	d.mu.Lock()
+	if c.linger == 1 {
+		c.linger = 2 // the send's completion closes the socket
+		d.mu.Unlock()
+		return nil
+	}
 	if c.ws.notif {
 		// A SEND_ZC whose bytes the peer has not acknowledged: the
 		// socket can be closed (the kernel keeps sending them), but the
@@ -826,6 +834,27 @@ func (c *uringConn) Close() error {
 // closeLinger bounds how long Close lets a write-behind's send go on when
 // no write deadline comes first.
 const closeLinger = 5 * time.Second
+
+// lingeringLocked is 1 while a write-behind's send that Close lets go on
+// is in flight, else 0.
+func (c *uringConn) lingeringLocked() int {
+	if c.linger != 0 && c.behind != nil {
+		return 1
+	}
+	return 0
+}
+
+// endLingerLocked runs at the completion of a write-behind's send that
+// Close let go on: once Close has returned, it closes the socket and
+// forgets the conn, as Close would have.
+func (c *uringConn) endLingerLocked() {
+	c.lingerT.Stop()
+	if c.linger == 2 {
+		c.d.forgetLocked(c.id)
+		closeRaw(c.fd)
+	}
+	c.linger = 0
+}
 
 // cancelBehind cancels a write-behind's send that Close let go on.
 func (c *uringConn) cancelBehind() {

@@ -219,6 +219,9 @@ func (d *Uring) Close() error {
 	d.mu.Unlock()
 	for _, o := range objs {
 		o.Close()
+		if c, ok := o.(*uringConn); ok {
+			c.cancelBehind() // a send its Close let go on
+		}
 	}
 	// A conn or listener that another goroutine was closing already is
 	// still waiting for its last completions: the loop must run until
