@@ -484,22 +484,33 @@ func TestUringCloseLetsWriteBehindFinish(t *testing.T) {
 	waitForgotten(t, d, a)
 }
 
-// TestUringCloseWriteBehindDeadline: when the peer does not read, the
-// write-behind's send that Close let go on is cancelled at the write
-// deadline, and the socket closed: the peer reads what it had and EOF.
-func TestUringCloseWriteBehindDeadline(t *testing.T) {
+// TestUringCloseWriteBehindLinger: when the peer does not read, the
+// write-behind's send that Close let go on is cancelled once closeLinger
+// passed without progress (a past write deadline does not cut it short),
+// and the socket closed: the peer reads what it had and EOF.
+func TestUringCloseWriteBehindLinger(t *testing.T) {
+	defer func(l time.Duration) { closeLinger = l }(closeLinger)
+	closeLinger = 300 * time.Millisecond
 	d := newDriver(t, UringParams{})
 	a, b := ringPair(t, d)
 	n := fillSendBuffer(t, a)
-	a.SetWriteDeadline(time.Now().Add(200 * time.Millisecond))
+	a.SetWriteDeadline(time.Now().Add(20 * time.Millisecond))
 	if _, err := a.Write(make([]byte, 16<<10)); err != nil {
 		t.Fatalf("a write queued behind: %v", err)
 	}
-	waitBehindPending(t, a)
+	waitBehindPending(t, a) // past the deadline
 	if err := a.Close(); err != nil {
 		t.Fatalf("Close: %v", err)
 	}
-	waitForgotten(t, d, a) // at the deadline
+	time.Sleep(100 * time.Millisecond)
+	c := a.(*uringConn)
+	d.mu.Lock()
+	_, live := d.objs[c.id]
+	d.mu.Unlock()
+	if !live {
+		t.Fatal("the send was cancelled before closeLinger")
+	}
+	waitForgotten(t, d, a)
 	b.SetReadDeadline(time.Now().Add(5 * time.Second))
 	got, err := io.ReadAll(b)
 	if err != nil {

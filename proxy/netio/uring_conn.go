@@ -83,6 +83,7 @@ type uringConn struct {
 	behind   []byte // the buffer of a write-behind's send in flight (see writeBehind)
 	linger   int8   // Close let that send go on: 1 while Close runs, 2 once it returned
 	lingerT  *time.Timer
+	lingerQ  int // the socket's unsent bytes at the last lingerCheck (-1: none yet)
 
 	// Guarded by wmu: a write-behind's send whose result the next write
 	// has to look at, and its length.
@@ -646,8 +647,7 @@ func (c *uringConn) zcFor(n int) bool {
 // 0 B and 1 KiB). The next write, CloseWrite or splice into the
 // connection first waits for that send and returns its failure
 // (settleBehind); the send is subject to the write deadline from then on.
-// Close lets it finish, for as long as the write deadline allows or
-// closeLinger (see Close). wmu is held.
+// Close lets it finish, for up to closeLinger (see Close). wmu is held.
 func (c *uringConn) writeBehind(p []byte) (int, error) {
 	d := c.d
 	d.mu.Lock()
@@ -760,18 +760,17 @@ func (c *uringConn) Close() error {
 	for _, s := range []*slot{&c.rs, &c.ws} {
 		if s == &c.ws && c.behind != nil && !s.cancelled && !d.closed {
 			// A write-behind's send goes on (its bytes were written, as
-			// far as the writer knows) until the write deadline or
-			// closeLinger, then is cancelled; Close does not wait for
-			// it, its completion closes the socket (endLingerLocked).
-			wait := closeLinger
-			if at := c.wdl.at.Load(); at != 0 {
-				wait = min(wait, time.Duration(at-monoNow()))
-			}
-			if wait > 0 {
-				c.linger = 1
-				c.lingerT = time.AfterFunc(wait, c.cancelBehind)
-				continue
-			}
+			// far as the writer knows) while the peer keeps taking bytes,
+			// and is cancelled once closeLinger passes without (see
+			// lingerCheck); Close does not wait for it, its completion
+			// closes the socket (endLingerLocked). The write deadline
+			// no longer counts, as SO_SNDTIMEO does not after close(2):
+			// it was set for a write that has returned (a relay's idle
+			// timeout, renewed while it ran, would cut a slow reader's
+			// last bytes).
+			c.linger, c.lingerQ = 1, -1
+			c.lingerT = time.AfterFunc(closeLinger, c.lingerCheck)
+			continue
 		}
 		if s.busy && !s.cancelled {
 			d.cancelLocked(c.ud(c.slotKind(s)))
@@ -831,9 +830,30 @@ func (c *uringConn) Close() error {
 	return nil
 }
 
-// closeLinger bounds how long Close lets a write-behind's send go on when
-// no write deadline comes first.
-const closeLinger = 5 * time.Second
+// closeLinger is how long Close lets a write-behind's send wait without
+// the peer taking any byte (a variable for tests).
+var closeLinger = 10 * time.Second
+
+// lingerCheck runs every closeLinger while a write-behind's send that
+// Close let go on is in flight: it cancels the send unless the socket's
+// queue of unsent bytes (SIOCOUTQ) shrank since the last check.
+func (c *uringConn) lingerCheck() {
+	d := c.d
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if c.behind == nil || !c.ws.busy || c.ws.cancelled {
+		return
+	}
+	// The socket is open until the send's completion (endLingerLocked).
+	q, err := unix.IoctlGetInt(c.fd, unix.SIOCOUTQ)
+	if err == nil && (c.lingerQ < 0 || q < c.lingerQ) {
+		c.lingerQ = q
+		c.lingerT.Reset(closeLinger)
+		return
+	}
+	d.cancelLocked(c.ud(kindWrite))
+	c.ws.cancelled = true
+}
 
 // lingeringLocked is 1 while a write-behind's send that Close lets go on
 // is in flight, else 0.
