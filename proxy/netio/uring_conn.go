@@ -647,7 +647,8 @@ func (c *uringConn) zcFor(n int) bool {
 // 0 B and 1 KiB). The next write, CloseWrite or splice into the
 // connection first waits for that send and returns its failure
 // (settleBehind); the send is subject to the write deadline from then on.
-// Close lets it finish, for up to closeLinger (see Close). wmu is held.
+// Close returns without waiting for it and lets it finish while the peer
+// takes bytes (see lingerCheck). wmu is held.
 func (c *uringConn) writeBehind(p []byte) (int, error) {
 	d := c.d
 	d.mu.Lock()
