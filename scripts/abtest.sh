@@ -54,7 +54,6 @@ pa=$port wa=$worker
 start_target "$2" 29503
 pb=$port wb=$worker
 
-ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
 # run PORT WORKER: requests and the worker's CPU ticks over one wrk run.
 run() {
 	local t0 reqs

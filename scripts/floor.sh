@@ -50,9 +50,6 @@ listener = { type = "socket", value = "127.0.0.1:29504" }
 route = { upstreams = [{ endpoint = { type = "socket", value = "127.0.0.1:29500" } }] }
 TOML
 
-# ticks PID: user + system clock ticks of PID (every thread).
-ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
-
 # measure NAME: wrk through the proxy on $port, one line to $work/rows.
 measure() {
 	taskset -c 1 wrk -t1 -c"$conns" -d1s "http://127.0.0.1:$port$path" >/dev/null # warm up

@@ -80,6 +80,9 @@ path = "/{*p}"
 upstreams = [{ endpoint = { type = "uri", value = "http://127.0.0.1:29500" } }]
 TOML
 
+# ticks PID: user + system clock ticks of PID (every thread).
+ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
+
 wait_port() {
 	for _ in $(seq 100); do
 		(exec 3<>/dev/tcp/127.0.0.1/"$1") 2>/dev/null && return 0

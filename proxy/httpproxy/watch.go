@@ -132,9 +132,6 @@ func (w *clientWatch) run() {
 		w.done <- struct{}{}
 	case poll && !gone && w.client == c:
 		w.timer.Reset(watchDelay) // still waiting: look again later
-	case w.client != nil && w.client != c:
-		w.timer.Reset(watchDelay) // armed again meanwhile
-		w.since = netio.Now()
 	default:
 		w.ticking = false
 	}
@@ -204,7 +201,7 @@ var errAnsweredEarly = errors.New("httpproxy: the upstream answered before it re
 type bodyWatch struct {
 	up       *upConn
 	timer    *time.Timer // made at the first body sent
-	answered atomic.Bool // the last send was stopped (see sendStopped)
+	answered atomic.Bool // check stopped the last send (upWriter then fails with errAnsweredEarly)
 
 	mu    sync.Mutex
 	armed bool

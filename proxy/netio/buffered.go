@@ -64,8 +64,11 @@ func Peek(c net.Conn, p []byte) (n int, ok bool) {
 // peekSocket is recv(MSG_PEEK|MSG_DONTWAIT) on c's socket; 0 when nothing
 // is queued or the call fails.
 func peekSocket(c syscall.Conn, p []byte) int {
+	if len(p) == 0 {
+		return 0
+	}
 	rc, err := c.SyscallConn()
-	if err != nil || len(p) == 0 {
+	if err != nil {
 		return 0
 	}
 	n := 0

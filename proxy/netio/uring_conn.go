@@ -852,8 +852,7 @@ func (c *uringConn) lingerCheck() {
 		c.lingerT.Reset(closeLinger)
 		return
 	}
-	d.cancelLocked(c.ud(kindWrite))
-	c.ws.cancelled = true
+	c.cancelBehindLocked()
 }
 
 // lingeringLocked is 1 while a write-behind's send that Close lets go on
@@ -879,11 +878,14 @@ func (c *uringConn) endLingerLocked() {
 
 // cancelBehind cancels a write-behind's send that Close let go on.
 func (c *uringConn) cancelBehind() {
-	d := c.d
-	d.mu.Lock()
-	defer d.mu.Unlock()
+	c.d.mu.Lock()
+	defer c.d.mu.Unlock()
+	c.cancelBehindLocked()
+}
+
+func (c *uringConn) cancelBehindLocked() {
 	if c.behind != nil && c.ws.busy && !c.ws.cancelled {
-		d.cancelLocked(c.ud(kindWrite))
+		c.d.cancelLocked(c.ud(kindWrite))
 		c.ws.cancelled = true
 	}
 }
