@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
-# abtest.sh: two proxies under the same keep-alive load in alternation,
-# compared by the suite's figure (requests per CPU-second of the proxy's
-# worker), for A/B tests of a change.
+# abtest.sh: two proxies under the same load in alternation, compared by
+# the suite's figure (requests per CPU-second of the proxy's worker), for
+# A/B tests of a change.
 #
-#   scripts/abtest.sh [-r ROUNDS] [-s SECS] [-c CONNS] [-p PATH] A B
+#   scripts/abtest.sh [-r ROUNDS] [-s SECS] [-c CONNS] [-p PATH] [-t STACK] [-k] A B
 #
 # A and B: nginx, a Monolake runtime (uring, epoll) of bin/monolake, or
 # BINARY:RUNTIME (another build of Monolake). Both run side by side on CPU 0
@@ -11,28 +11,34 @@
 # scripts/rig.sh). Each round runs A and B for SECS each, the order turning
 # every round, and takes the ratio B ÷ A; the output is the median, the mean
 # and its standard error over the ROUNDS ratios (defaults: 30 rounds of 2 s,
-# 50 connections, /0). This VM's speed moves by 20 % and more over tens of
-# seconds, for every proxy alike; a single run of each says little, short
-# runs back to back and many of them do: two copies of one binary gave a
-# median of 0.99 with a standard error of 0.012 over 30 rounds.
+# 50 keep-alive connections, /0). -t STACK makes the proxies serve HTTPS
+# (Monolake on TLS stack STACK, gotls or openssl; the suite's TLS settings);
+# -k sends Connection: close (a connection, with -t a handshake, per
+# request). This VM's speed moves by 20 % and more over tens of seconds, for
+# every proxy alike; a single run of each says little, short runs back to
+# back and many of them do: two copies of one binary gave a median of 0.99
+# with a standard error of 0.012 over 30 rounds.
 set -euo pipefail
 
-rounds=30 secs=2 conns=50 path=/0
-while getopts r:s:c:p: opt; do
+rounds=30 secs=2 conns=50 path=/0 stack="" close=()
+while getopts r:s:c:p:t:k opt; do
 	case $opt in
 	r) rounds=$OPTARG ;;
 	s) secs=$OPTARG ;;
 	c) conns=$OPTARG ;;
 	p) path=$OPTARG ;;
+	t) stack=$OPTARG ;;
+	k) close=(-H "Connection: close") ;;
 	*) exit 2 ;;
 	esac
 done
 shift $((OPTIND - 1))
-[ $# -eq 2 ] || { echo "usage: $0 [-r ROUNDS] [-s SECS] [-c CONNS] [-p PATH] A B" >&2; exit 2; }
+[ $# -eq 2 ] || { echo "usage: $0 [-r ROUNDS] [-s SECS] [-c CONNS] [-p PATH] [-t STACK] [-k] A B" >&2; exit 2; }
 name=abtest.sh
 # shellcheck source=scripts/rig.sh
 source "$(dirname "$0")/rig.sh"
 start_origin
+[ -z "$stack" ] || use_tls "$stack"
 
 # start_target SPEC PORT: SPEC on CPU 0, listening on PORT.
 start_target() {
@@ -58,11 +64,11 @@ pb=$port wb=$worker
 run() {
 	local t0 reqs
 	t0=$(ticks "$2")
-	reqs=$(taskset -c 1 wrk -t1 -c"$conns" -d"${secs}s" "http://127.0.0.1:$1$path" | awk '/requests in/ {print $1}')
+	reqs=$(taskset -c 1 wrk -t1 -c"$conns" -d"${secs}s" "${close[@]}" "$scheme://127.0.0.1:$1$path" | awk '/requests in/ {print $1}')
 	echo "$reqs $(($(ticks "$2") - t0))"
 }
 for p in $pa $pb; do
-	taskset -c 1 wrk -t1 -c"$conns" -d1s "http://127.0.0.1:$p$path" >/dev/null # warm up
+	taskset -c 1 wrk -t1 -c"$conns" -d1s "${close[@]}" "$scheme://127.0.0.1:$p$path" >/dev/null # warm up
 done
 : >"$work/pairs"
 for i in $(seq "$rounds"); do
@@ -76,7 +82,9 @@ for i in $(seq "$rounds"); do
 	echo "$a $b" >>"$work/pairs"
 done
 hz=$(getconf CLK_TCK)
-echo "$1 against $2: HTTP/1.1 keep-alive, $conns connections, $path, $rounds rounds of ${secs}s each"
+mode=keep-alive
+[ ${#close[@]} -eq 0 ] || mode="Connection: close"
+echo "$1 against $2: ${stack:+HTTPS ($stack) }HTTP/1.1 $mode, $conns connections, $path, $rounds rounds of ${secs}s each"
 python3 - "$work/pairs" "$hz" "$1" "$2" <<'PY'
 import statistics, sys
 hz = float(sys.argv[2])

@@ -80,6 +80,23 @@ path = "/{*p}"
 upstreams = [{ endpoint = { type = "uri", value = "http://127.0.0.1:29500" } }]
 TOML
 
+# use_tls STACK: from here on the proxies under test serve HTTPS on their
+# ports, as in the suite (TLS 1.3 only, TLS_AES_128_GCM_SHA256, X25519, an
+# ECDSA P-256 certificate, no resumption), Monolake with TLS stack STACK
+# (gotls or openssl); $scheme is then https.
+scheme=http
+use_tls() {
+	openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -days 2 \
+		-subj /CN=localhost -keyout "$work/key.pem" -out "$work/cert.pem" 2>/dev/null
+	sed -i "s|listen 127.0.0.1:29501 backlog=4096;|listen 127.0.0.1:29501 ssl backlog=4096;\\
+        ssl_certificate $work/cert.pem; ssl_certificate_key $work/key.pem; ssl_protocols TLSv1.3;\\
+        ssl_conf_command Ciphersuites TLS_AES_128_GCM_SHA256; ssl_ecdh_curve X25519;\\
+        ssl_session_cache off; ssl_session_tickets off; ssl_conf_command NumTickets 0;|" "$work/proxy/nginx.conf"
+	sed -i "s|^listener = .*|&\\
+tls = { chain = \"$work/cert.pem\", key = \"$work/key.pem\", stack = \"$1\", session_tickets = false }|" "$work/monolake.toml"
+	scheme=https
+}
+
 # ticks PID: user + system clock ticks of PID (every thread).
 ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
 
@@ -98,16 +115,16 @@ start_origin() {
 	taskset -c 1 nginx -p "$work/origin" -c "$work/origin/nginx.conf" -e "$work/origin/error.log" -g "daemon off;" &
 	pids+=($!)
 	wait_port 29500
-	check_bodies 29500
+	check_bodies 29500 http
 }
 
-# check_bodies PORT: GET /0 and /1k on PORT must answer 200 with 0 and 1024
-# bytes.
+# check_bodies PORT [SCHEME]: GET /0 and /1k on PORT must answer 200 with 0
+# and 1024 bytes.
 check_bodies() {
-	local p want got
+	local p want got proto=${2:-$scheme}
 	for p in 0:0 1k:1024; do
 		want="200 ${p#*:}"
-		got=$(curl -s -o /dev/null -w '%{http_code} %{size_download}' "http://127.0.0.1:$1/${p%%:*}") || true
+		got=$(curl -sk -o /dev/null -w '%{http_code} %{size_download}' "$proto://127.0.0.1:$1/${p%%:*}") || true
 		[ "$got" = "$want" ] || { echo "$name: GET /${p%%:*} on port $1 answered \"$got\", want \"$want\"" >&2; return 1; }
 	done
 }
