@@ -1,6 +1,7 @@
 // Package server runs the accept loop every proxy type shares: it accepts
 // connections on one or more listeners, hands each to a ConnService on a
-// goroutine of its own, keeps track of them, and drains them on Shutdown.
+// goroutine of its own (pooled: see workers.go), keeps track of them, and
+// drains them on Shutdown.
 //
 // A Server knows nothing of protocols. The service it runs decides what a
 // connection carries (an L4 relay, HTTP/1.1, TLS then HTTP, ...); the server
@@ -53,6 +54,9 @@ type Server struct {
 	drained   chan struct{} // closed once stopping and conns is empty
 	isDrained bool
 	limit     *ConnLimit // nil: no limit
+
+	workers workers     // the goroutines serving connections
+	serve   func(*conn) // serveConn
 }
 
 // generation is one service set by New or SetService, with the number of
@@ -97,7 +101,7 @@ func New(svc ConnService, log *slog.Logger) *Server {
 		log = slog.New(slog.DiscardHandler)
 	}
 	drainCtx, drainCancel := context.WithCancel(context.Background())
-	return &Server{
+	s := &Server{
 		drainCtx:    drainCtx,
 		drainCancel: drainCancel,
 		log:         log,
@@ -107,6 +111,8 @@ func New(svc ConnService, log *slog.Logger) *Server {
 		conns:       map[*conn]struct{}{},
 		drained:     make(chan struct{}),
 	}
+	s.serve = s.serveConn
+	return s
 }
 
 // SetService makes svc the service for connections accepted from now on.
@@ -137,7 +143,7 @@ func (s *Server) ActiveConns() int {
 func (s *Server) Drained() <-chan struct{} { return s.drained }
 
 // Serve accepts connections on ln until Shutdown or Close, running the
-// current service on each in a new goroutine. Several Serve calls on
+// current service on each in a goroutine of its own. Several Serve calls on
 // different listeners may run at once. Serve closes ln before it returns.
 //
 // Temporary accept errors (EMFILE, ENFILE, ENOBUFS, ENOMEM, ...) are logged
@@ -202,7 +208,7 @@ func (s *Server) Serve(ln net.Listener) error {
 			nc.Close()
 			return nil
 		}
-		go s.serveConn(c)
+		s.workers.run(c, s.serve)
 	}
 }
 
@@ -384,6 +390,7 @@ func (s *Server) stopLocked() {
 	for ln := range s.listeners {
 		(*ln).Close()
 	}
+	s.workers.stop()
 	s.checkDrainedLocked()
 }
 
