@@ -17,6 +17,9 @@ import (
 	"time"
 
 	"github.com/monolake-go/monolake/proxy/config"
+	"github.com/monolake-go/monolake/proxy/netio"
+	"github.com/monolake-go/monolake/proxy/server"
+	"github.com/monolake-go/monolake/proxy/tlsproxy"
 	"github.com/monolake-go/monolake/proxy/worker"
 	"github.com/monolake-go/monolake/tlsbackend"
 	"github.com/monolake-go/monolake/tlsbackend/tlstest"
@@ -225,5 +228,82 @@ upstreams = [{ endpoint = { type = "uri", value = "http://127.0.0.1:9" } }]
 	err = worker.Run(context.Background(), worker.Options{Config: cfg, Log: slog.New(slog.DiscardHandler)})
 	if err == nil || !strings.Contains(err.Error(), "nonexistent") {
 		t.Fatalf("want a start error naming the missing file, got %v", err)
+	}
+}
+
+// TestHandshakeTimeout runs the TLS layer on each backend and on the
+// runtime the tests run on: a client that stops inside its handshake is
+// disconnected once the handshake timeout passes, not before, and a client
+// whose handshake finished is not held to that timeout afterwards.
+func TestHandshakeTimeout(t *testing.T) {
+	d, err := netio.DriverForTests()
+	if err != nil {
+		t.Fatal(err)
+	}
+	ca, err := tlstest.NewCA("test CA")
+	if err != nil {
+		t.Fatal(err)
+	}
+	leaf, err := ca.Leaf(tlstest.LeafOptions{}, "proxy.test")
+	if err != nil {
+		t.Fatal(err)
+	}
+	const timeout = 300 * time.Millisecond
+	for _, backend := range backends(t) {
+		t.Run(backend, func(t *testing.T) {
+			b, err := tlsbackend.Get(backend)
+			if err != nil {
+				t.Fatal(err)
+			}
+			sc, err := b.NewServerConfig(&tlsbackend.Config{Certificates: []tlsbackend.Certificate{leaf.Certificate()}})
+			if err != nil {
+				t.Fatal(err)
+			}
+			srv := server.New(tlsproxy.Layer(sc, timeout, nil)(echoService{}), nil)
+			ln, err := d.Listen("tcp", "127.0.0.1:0")
+			if err != nil {
+				t.Fatal(err)
+			}
+			go srv.Serve(ln)
+			t.Cleanup(func() {
+				srv.Close()
+				sc.Close()
+			})
+			addr := ln.Addr().String()
+
+			// A record header announcing a ClientHello that never comes.
+			stalled, err := net.Dial("tcp", addr)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer stalled.Close()
+			start := time.Now()
+			if _, err := stalled.Write([]byte{0x16, 0x03, 0x01, 0x00, 0x80}); err != nil {
+				t.Fatal(err)
+			}
+			stalled.SetReadDeadline(time.Now().Add(10 * time.Second))
+			_, err = io.ReadAll(stalled)
+			if ne, ok := err.(net.Error); ok && ne.Timeout() {
+				t.Fatal("a stalled handshake was still open after 10s")
+			}
+			if waited := time.Since(start); waited < timeout {
+				t.Errorf("a stalled handshake was closed after %v, before the %v timeout (err %v)", waited, timeout, err)
+			}
+
+			tc, err := tls.Dial("tcp", addr, &tls.Config{InsecureSkipVerify: true, ServerName: "proxy.test"})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer tc.Close()
+			time.Sleep(2 * timeout)
+			tc.SetDeadline(time.Now().Add(10 * time.Second))
+			if _, err := tc.Write([]byte("ping\n")); err != nil {
+				t.Fatalf("writing after the handshake timeout passed: %v", err)
+			}
+			got, err := bufio.NewReader(tc).ReadString('\n')
+			if err != nil || got != "ping\n" {
+				t.Fatalf("echo after the handshake timeout passed: %q, %v", got, err)
+			}
+		})
 	}
 }
