@@ -62,7 +62,11 @@ func (p *workers) run(c *conn, serve func(*conn)) {
 func (p *workers) work(w *worker, c *conn, serve func(*conn)) {
 	for c != nil {
 		serve(c)
-		if !p.park(w) {
+		// A connection its protocol detached (an idle HTTP keep-alive
+		// parked to wait without a goroutine) lets its goroutine end,
+		// and the stack it grew with it, as the parking means to; the
+		// pool is for goroutines whose connection ended.
+		if c.detached.Load() || !p.park(w) {
 			return
 		}
 		c = <-w.next

@@ -123,3 +123,34 @@ func TestWorkersBounded(t *testing.T) {
 	}
 	servedBy(t, addr) // and the pool still serves
 }
+
+// TestWorkersDetachedNotPooled: the goroutine of a connection its protocol
+// detached ends rather than joining the pool.
+func TestWorkersDetachedNotPooled(t *testing.T) {
+	dones := make(chan func(), 1)
+	svc := proxy.ServiceFunc[net.Conn, struct{}](func(ctx context.Context, c net.Conn) (struct{}, error) {
+		done, ok := Detach(ctx, c)
+		if !ok {
+			t.Error("Detach failed")
+			return struct{}{}, c.Close()
+		}
+		fmt.Fprintf(c, "detached\n")
+		dones <- done
+		return struct{}{}, nil
+	})
+	srv := New(svc, nil)
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	go srv.Serve(ln)
+	t.Cleanup(func() { srv.Close() })
+	servedBy(t, ln.Addr().String())
+	done := <-dones
+	waitUntil(t, "the detaching goroutine ended", func() bool { return workerGoroutines() == 0 })
+	if n := srv.workers.idleCount(); n != 0 {
+		t.Fatalf("%d idle goroutines after a detached connection, want 0", n)
+	}
+	done()
+	waitUntil(t, "the detached connection finished", func() bool { return srv.ActiveConns() == 0 })
+}
