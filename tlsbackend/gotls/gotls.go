@@ -12,6 +12,7 @@ import (
 	"sync/atomic"
 
 	"github.com/monolake-go/monolake/tlsbackend"
+	"github.com/monolake-go/monolake/tlsbackend/internal/rawsock"
 )
 
 // Name is the registry name.
@@ -79,7 +80,7 @@ type serverConfig struct {
 }
 
 func (s *serverConfig) Server(c net.Conn) tlsbackend.Conn {
-	k := &gather{Conn: c}
+	k := &gather{Conn: c, raw: rawsock.New(c)}
 	return &conn{Conn: tls.Server(k, s.tc), g: k}
 }
 
@@ -132,7 +133,7 @@ func (cc *clientConfig) Client(c net.Conn, serverName string) tlsbackend.Conn {
 			tc = v.(*tls.Config)
 		}
 	}
-	k := &gather{Conn: c}
+	k := &gather{Conn: c, raw: rawsock.New(c)}
 	return &conn{Conn: tls.Client(k, tc), g: k}
 }
 
@@ -215,6 +216,8 @@ const (
 // comes from a pool for each hold, so an idle connection keeps none.
 type gather struct {
 	net.Conn
+	raw *rawsock.Socket // Conn's raw I/O, for a *net.TCPConn (else nil)
+
 	mu    sync.Mutex
 	holds int
 	buf   *[]byte
@@ -244,13 +247,28 @@ func (g *gather) release() error {
 	b := g.buf
 	g.buf = nil
 	if g.err == nil {
-		_, g.err = g.Conn.Write(*b)
+		_, g.err = g.write(*b)
 	}
 	if cap(*b) <= gatherMax+gatherMax/8 {
 		*b = (*b)[:0]
 		gatherBufs.Put(b)
 	}
 	return g.err
+}
+
+// Read reads from the conn, through raw when it has one.
+func (g *gather) Read(p []byte) (int, error) {
+	if g.raw != nil {
+		return g.raw.Read(p)
+	}
+	return g.Conn.Read(p)
+}
+
+func (g *gather) write(p []byte) (int, error) {
+	if g.raw != nil {
+		return g.raw.Write(p)
+	}
+	return g.Conn.Write(p)
 }
 
 func (g *gather) Write(p []byte) (int, error) {
@@ -260,7 +278,7 @@ func (g *gather) Write(p []byte) (int, error) {
 		return 0, g.err
 	}
 	if g.holds == 0 {
-		return g.Conn.Write(p)
+		return g.write(p)
 	}
 	if g.buf == nil {
 		g.buf = gatherBufs.Get().(*[]byte)

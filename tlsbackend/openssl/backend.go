@@ -9,6 +9,7 @@ import (
 	"sync"
 
 	"github.com/monolake-go/monolake/tlsbackend"
+	"github.com/monolake-go/monolake/tlsbackend/internal/rawsock"
 )
 
 // Backend is the OpenSSL backend.
@@ -44,7 +45,7 @@ type serverConfig struct{ ref *ctxRef }
 var _ tlsbackend.ServerConfig = (*serverConfig)(nil)
 
 func (s *serverConfig) Server(nc net.Conn) tlsbackend.Conn {
-	c := &conn{nc: nc, cfg: s}
+	c := &conn{nc: nc, cfg: s, sock: rawsock.New(nc)}
 	h, err := s.ref.newHandle("", false, nil)
 	runtime.KeepAlive(s)
 	c.init(h, err)
@@ -96,7 +97,7 @@ func (cc *clientConfig) Client(nc net.Conn, serverName string) tlsbackend.Conn {
 	if serverName == "" {
 		serverName = cc.serverName
 	}
-	c := &conn{nc: nc, cfg: cc, client: cc, sessKey: serverName}
+	c := &conn{nc: nc, cfg: cc, client: cc, sessKey: serverName, sock: rawsock.New(nc)}
 	if c.sessKey == "" {
 		c.sessKey = nc.RemoteAddr().String()
 	}

@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/monolake-go/monolake/tlsbackend"
+	"github.com/monolake-go/monolake/tlsbackend/internal/rawsock"
 )
 
 const (
@@ -64,8 +65,9 @@ type conn struct {
 	peer   bool // the peer sent certificates not yet fetched into st
 	peerOK bool
 
-	wmu     sync.Mutex // held while ciphertext is moved from the SSL to nc
-	werr    error      // sticky, guarded by wmu
+	wmu     sync.Mutex      // held while ciphertext is moved from the SSL to nc
+	werr    error           // sticky, guarded by wmu
+	sock    *rawsock.Socket // nc's raw writes, for a *net.TCPConn (else nil); see send
 	writing atomic.Int32
 
 	rmu     sync.Mutex // held by the one reader
@@ -281,12 +283,7 @@ type rawReader struct {
 // for input. A buffer is taken only when the socket has something.
 func (r *rawReader) readFD(fd uintptr) bool {
 	bp := rbufPool.Get().(*[]byte)
-	for {
-		r.n, r.err = syscall.Read(int(fd), *bp)
-		if r.err != syscall.EINTR {
-			break
-		}
-	}
+	r.n, r.err = rawsock.ReadFD(fd, *bp)
 	if r.err == syscall.EAGAIN {
 		rbufPool.Put(bp)
 		return false
@@ -490,7 +487,7 @@ func (c *conn) Write(p []byte) (int, error) {
 			return done, err
 		}
 		if n > 0 {
-			if _, err := c.nc.Write(buf[:n]); err != nil {
+			if _, err := c.send(buf[:n]); err != nil {
 				c.werr = err
 				return done, err
 			}
@@ -503,6 +500,16 @@ func (c *conn) Write(p []byte) (int, error) {
 		done += len(chunk)
 	}
 	return done, nil
+}
+
+// send writes ciphertext to nc; the caller holds wmu. On a *net.TCPConn
+// (the epoll runtime) it makes its system calls raw, as recv does (see
+// package rawsock).
+func (c *conn) send(p []byte) (int, error) {
+	if c.sock != nil {
+		return c.sock.Write(p)
+	}
+	return c.nc.Write(p)
 }
 
 // flush writes what the SSL queued for the peer.
@@ -530,7 +537,7 @@ func (c *conn) flushLocked(buf []byte) error {
 		c.mu.Unlock()
 		runtime.KeepAlive(c)
 		if n > 0 {
-			if _, err := c.nc.Write(buf[:n]); err != nil {
+			if _, err := c.send(buf[:n]); err != nil {
 				c.werr = err
 				return err
 			}
