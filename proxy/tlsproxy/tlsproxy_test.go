@@ -272,12 +272,14 @@ func TestHandshakeTimeout(t *testing.T) {
 			addr := ln.Addr().String()
 
 			// A record header announcing a ClientHello that never comes.
+			// (start is taken before the dial: the server's clock may
+			// start before the dial returns.)
+			start := time.Now()
 			stalled, err := net.Dial("tcp", addr)
 			if err != nil {
 				t.Fatal(err)
 			}
 			defer stalled.Close()
-			start := time.Now()
 			if _, err := stalled.Write([]byte{0x16, 0x03, 0x01, 0x00, 0x80}); err != nil {
 				t.Fatal(err)
 			}
