@@ -50,11 +50,11 @@ func TestNewOnlyTCP(t *testing.T) {
 	}
 }
 
-// TestBothWays moves 8 MiB each way at once, the peer reading slowly at
+// TestBothWays moves 2 MiB each way at once, the peer reading slowly at
 // first, so that writes wait for room (EAGAIN) and reads for input.
 func TestBothWays(t *testing.T) {
 	s, _, client := pair(t)
-	const size = 8 << 20
+	const size = 2 << 20
 	out := make([]byte, size)
 	in := make([]byte, size)
 	rand.Read(out)
