@@ -50,10 +50,13 @@ func TestNewOnlyTCP(t *testing.T) {
 	}
 }
 
-// TestBothWays moves 2 MiB each way at once, the peer reading slowly at
-// first, so that writes wait for room (EAGAIN) and reads for input.
+// TestBothWays moves 2 MiB each way at once through 64 KiB socket
+// buffers, the peer reading slowly at first, so that writes wait for room
+// (EAGAIN) and reads for input.
 func TestBothWays(t *testing.T) {
-	s, _, client := pair(t)
+	s, server, client := pair(t)
+	server.SetWriteBuffer(64 << 10)
+	client.SetReadBuffer(64 << 10)
 	const size = 2 << 20
 	out := make([]byte, size)
 	in := make([]byte, size)
