@@ -554,3 +554,42 @@ func waitBehindPending(t *testing.T, a net.Conn) {
 		t.Fatal("the write queued behind went out at once: the socket buffer was not full")
 	}
 }
+
+// TestUringCloseLetsSettlingWriteBehindFinish: a CloseWrite waiting for a
+// write-behind's send (the peer reads slowly) when another goroutine
+// closes the conn returns, and leaves the send to Close: the peer still
+// reads every byte, then EOF. The waiter used to cancel the send Close had
+// let go on (a relay closed as idle lost its last 8 KiB).
+func TestUringCloseLetsSettlingWriteBehindFinish(t *testing.T) {
+	d := newDriver(t, UringParams{})
+	a, b := ringPair(t, d)
+	n := fillSendBuffer(t, a)
+	tail := append(bytes.Repeat([]byte("x"), 8<<10-7), "the end"...)
+	if _, err := a.Write(tail); err != nil {
+		t.Fatalf("a write queued behind: %v", err)
+	}
+	waitBehindPending(t, a)
+	settled := make(chan error, 1)
+	go func() { settled <- a.(*uringConn).CloseWrite() }()
+	time.Sleep(50 * time.Millisecond) // CloseWrite waits for the send
+	if err := a.Close(); err != nil {
+		t.Fatalf("Close: %v", err)
+	}
+	select {
+	case err := <-settled:
+		if !errors.Is(err, net.ErrClosed) {
+			t.Fatalf("CloseWrite after Close: %v, want net.ErrClosed", err)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("CloseWrite still waits after Close")
+	}
+	b.SetReadDeadline(time.Now().Add(5 * time.Second))
+	got, err := io.ReadAll(b)
+	if err != nil {
+		t.Fatalf("reading to EOF: %v", err)
+	}
+	if len(got) != n+len(tail) || !bytes.Equal(got[n:], tail) {
+		t.Fatalf("the peer read %d bytes ending %q, want %d ending \"the end\"", len(got), got[max(len(got)-7, 0):], n+len(tail))
+	}
+	waitForgotten(t, d, a)
+}

@@ -222,9 +222,20 @@ func (c *uringConn) signalDrainedLocked() {
 // the operation, and it still waits for the completion: the kernel may use
 // the operation's buffer until then. d.mu is held on entry and released on
 // return.
+//
+// The exception is a write-behind's send that Close let go on (see Close):
+// it is Close's now, neither to cancel nor to wait for; the waiter (a
+// CloseWrite or Write settling it) returns at once with ECANCELED, which
+// after Close reads as net.ErrClosed. Cancelling it lost its bytes: a relay
+// closed as idle while its last write waited for a slow reader sent FIN
+// without them.
 func (c *uringConn) waitLocked(s *slot, dl *deadline) int32 {
 	d := c.d
 	for s.busy {
+		if s == &c.ws && c.closed.Load() && c.lingeringLocked() == 1 {
+			d.mu.Unlock()
+			return -int32(syscall.ECANCELED)
+		}
 		if !s.cancelled && (c.closed.Load() || expired(dl)) {
 			d.cancelLocked(c.ud(c.slotKind(s)))
 			s.cancelled, s.timedOut = true, !c.closed.Load()
