@@ -464,15 +464,31 @@ func fillSendBuffer(t *testing.T, a net.Conn) int {
 func TestUringCloseLetsWriteBehindFinish(t *testing.T) {
 	d := newDriver(t, UringParams{})
 	a, b := ringPair(t, d)
+	n, tail := queueTailBehind(t, a, 16<<10)
+	if err := a.Close(); err != nil { // the peer has not read yet
+		t.Fatalf("Close: %v", err)
+	}
+	expectAllThenEOF(t, b, n, tail)
+	waitForgotten(t, d, a)
+}
+
+// queueTailBehind fills a's send buffer, then writes a tail of size bytes
+// ending "the end", which waits as a write-behind's send; it returns the
+// bytes written before the tail, and the tail.
+func queueTailBehind(t *testing.T, a net.Conn, size int) (int, []byte) {
+	t.Helper()
 	n := fillSendBuffer(t, a)
-	tail := append(bytes.Repeat([]byte("x"), 16<<10-7), "the end"...)
+	tail := append(bytes.Repeat([]byte("x"), size-7), "the end"...)
 	if _, err := a.Write(tail); err != nil {
 		t.Fatalf("a write queued behind: %v", err)
 	}
 	waitBehindPending(t, a)
-	if err := a.Close(); err != nil { // the peer has not read yet
-		t.Fatalf("Close: %v", err)
-	}
+	return n, tail
+}
+
+// expectAllThenEOF reads b to EOF: n bytes, then tail.
+func expectAllThenEOF(t *testing.T, b net.Conn, n int, tail []byte) {
+	t.Helper()
 	b.SetReadDeadline(time.Now().Add(5 * time.Second))
 	got, err := io.ReadAll(b)
 	if err != nil {
@@ -481,7 +497,6 @@ func TestUringCloseLetsWriteBehindFinish(t *testing.T) {
 	if len(got) != n+len(tail) || !bytes.Equal(got[n:], tail) {
 		t.Fatalf("the peer read %d bytes ending %q, want %d ending \"the end\"", len(got), got[max(len(got)-7, 0):], n+len(tail))
 	}
-	waitForgotten(t, d, a)
 }
 
 // TestUringCloseWriteBehindLinger: when the peer does not read, the
@@ -563,12 +578,7 @@ func waitBehindPending(t *testing.T, a net.Conn) {
 func TestUringCloseLetsSettlingWriteBehindFinish(t *testing.T) {
 	d := newDriver(t, UringParams{})
 	a, b := ringPair(t, d)
-	n := fillSendBuffer(t, a)
-	tail := append(bytes.Repeat([]byte("x"), 8<<10-7), "the end"...)
-	if _, err := a.Write(tail); err != nil {
-		t.Fatalf("a write queued behind: %v", err)
-	}
-	waitBehindPending(t, a)
+	n, tail := queueTailBehind(t, a, 8<<10)
 	settled := make(chan error, 1)
 	go func() { settled <- a.(*uringConn).CloseWrite() }()
 	time.Sleep(50 * time.Millisecond) // CloseWrite waits for the send
@@ -583,13 +593,6 @@ func TestUringCloseLetsSettlingWriteBehindFinish(t *testing.T) {
 	case <-time.After(5 * time.Second):
 		t.Fatal("CloseWrite still waits after Close")
 	}
-	b.SetReadDeadline(time.Now().Add(5 * time.Second))
-	got, err := io.ReadAll(b)
-	if err != nil {
-		t.Fatalf("reading to EOF: %v", err)
-	}
-	if len(got) != n+len(tail) || !bytes.Equal(got[n:], tail) {
-		t.Fatalf("the peer read %d bytes ending %q, want %d ending \"the end\"", len(got), got[max(len(got)-7, 0):], n+len(tail))
-	}
+	expectAllThenEOF(t, b, n, tail)
 	waitForgotten(t, d, a)
 }
