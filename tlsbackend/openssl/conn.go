@@ -9,11 +9,9 @@ import (
 	"fmt"
 	"io"
 	"net"
-	"os"
 	"runtime"
 	"sync"
 	"sync/atomic"
-	"syscall"
 	"time"
 
 	"github.com/monolake-go/monolake/tlsbackend"
@@ -67,12 +65,13 @@ type conn struct {
 
 	wmu     sync.Mutex      // held while ciphertext is moved from the SSL to nc
 	werr    error           // sticky, guarded by wmu
-	sock    *rawsock.Socket // nc's raw writes, for a *net.TCPConn (else nil); see send
+	sock    *rawsock.Socket // nc's raw I/O, for a *net.TCPConn (else nil); see send, recvRaw
 	writing atomic.Int32
 
 	rmu     sync.Mutex // held by the one reader
 	rbuf    []byte     // ciphertext read from nc; only for conns recv cannot wait on
-	raw     *rawReader // recv's reader of a *net.TCPConn
+	lent    *[]byte    // recvRaw's buffer, until the SSL took its bytes
+	putLent func()     // gives lent back
 	rerr    error      // sticky, guarded by rmu
 	more    bool       // the SSL may yield plaintext without reading nc
 	partial bool       // part of a record is buffered
@@ -214,11 +213,11 @@ var rbufPool = sync.Pool{New: func() any { b := make([]byte, rbufSize); return &
 // As with Read, a read error can come with bytes; it then comes back on
 // the next call.
 func (c *conn) recv() (in []byte, release func(), err error) {
-	switch nc := c.nc.(type) {
-	case borrower:
+	if nc, ok := c.nc.(borrower); ok {
 		return nc.ReadBorrow()
-	case *net.TCPConn:
-		return c.recvRaw(nc)
+	}
+	if c.sock != nil {
+		return c.recvRaw()
 	}
 	if c.rbuf == nil {
 		c.rbuf = make([]byte, rbufSize)
@@ -227,69 +226,22 @@ func (c *conn) recv() (in []byte, release func(), err error) {
 	return c.rbuf[:n], noRelease, err
 }
 
-// recvRaw is recv on a TCP socket of Go's netpoller. The RawConn and its
-// read callback are made once per conn, so a read allocates nothing.
-func (c *conn) recvRaw(nc *net.TCPConn) (in []byte, release func(), err error) {
-	r := c.raw
-	if r == nil {
-		rc, err := nc.SyscallConn()
-		if err != nil {
-			return nil, noRelease, err
-		}
-		r = &rawReader{rc: rc}
-		r.read = r.readFD
-		r.put = func() {
-			rbufPool.Put(r.lent)
-			r.lent = nil
-		}
-		c.raw = r
-	}
-	r.n, r.err = 0, nil
-	if err = r.rc.Read(r.read); err == nil {
-		err = r.err
-		if err != nil {
-			err = os.NewSyscallError("read", err)
-		} else if r.n == 0 {
-			err = io.EOF
-		}
-	} else if oe, ok := err.(*net.OpError); ok {
-		err = oe.Err // the RawConn's "raw-read" error; wrapped below as TCPConn.Read would
-	}
-	if err != nil && err != io.EOF {
-		err = &net.OpError{Op: "read", Net: "tcp", Source: nc.LocalAddr(), Addr: nc.RemoteAddr(), Err: err}
-	}
-	if r.lent == nil {
+// recvRaw is recv on a TCP socket of Go's netpoller, through sock. The
+// callback that gives the buffer back is made once per conn, so a read
+// allocates nothing.
+func (c *conn) recvRaw() (in []byte, release func(), err error) {
+	bp, n, err := c.sock.ReadPooled(&rbufPool)
+	if bp == nil {
 		return nil, noRelease, err
 	}
-	if r.n <= 0 {
-		r.put()
-		return nil, noRelease, err
+	if c.putLent == nil {
+		c.putLent = func() {
+			rbufPool.Put(c.lent)
+			c.lent = nil
+		}
 	}
-	return (*r.lent)[:r.n], r.put, err
-}
-
-// rawReader reads a socket of Go's netpoller into pooled buffers (see
-// recv); it belongs to the conn's one reader.
-type rawReader struct {
-	rc   syscall.RawConn
-	read func(fd uintptr) bool // readFD
-	put  func()                // gives lent back
-	lent *[]byte               // the buffer of the last read, until put
-	n    int
-	err  error
-}
-
-// readFD is the RawConn's read callback: false asks the netpoller to wait
-// for input. A buffer is taken only when the socket has something.
-func (r *rawReader) readFD(fd uintptr) bool {
-	bp := rbufPool.Get().(*[]byte)
-	r.n, r.err = rawsock.ReadFD(fd, *bp)
-	if r.err == syscall.EAGAIN {
-		rbufPool.Put(bp)
-		return false
-	}
-	r.lent = bp
-	return true
+	c.lent = bp
+	return (*bp)[:n], c.putLent, err
 }
 
 // takeSessionLocked moves a session the server gave into the client cache.

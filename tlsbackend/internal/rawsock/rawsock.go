@@ -31,6 +31,8 @@ type Socket struct {
 
 	rmu   sync.Mutex // one Read at a time: the callback's state below
 	rp    []byte
+	pool  *sync.Pool // ReadPooled's: rp comes from it once there is input
+	lent  *[]byte    // the buffer taken from pool
 	rn    int
 	rerr  error
 	readf func(fd uintptr) bool
@@ -66,16 +68,40 @@ func (s *Socket) Read(p []byte) (int, error) {
 	}
 	s.rmu.Lock()
 	defer s.rmu.Unlock()
-	s.rp, s.rn, s.rerr = p, 0, nil
-	err := s.rc.Read(s.readf)
+	s.rp = p
+	n, err := s.read()
 	s.rp = nil
+	return n, err
+}
+
+// ReadPooled is Read into a buffer of pool's (a *[]byte), taken only once
+// the socket has input, so that a reader waiting holds none. The caller
+// gives back the buffer returned, which is nil when nothing was read.
+func (s *Socket) ReadPooled(pool *sync.Pool) (bp *[]byte, n int, err error) {
+	s.rmu.Lock()
+	defer s.rmu.Unlock()
+	s.pool = pool
+	n, err = s.read()
+	bp = s.lent
+	s.pool, s.lent = nil, nil
+	if bp != nil && n <= 0 {
+		pool.Put(bp)
+		bp = nil
+	}
+	return bp, n, err
+}
+
+// read runs the read callback through the RawConn and returns its result
+// as the conn's own Read would. rmu is held.
+func (s *Socket) read() (int, error) {
+	s.rn, s.rerr = 0, nil
+	err := s.rc.Read(s.readf)
 	if err == nil {
-		err = s.rerr
-		if err == nil && s.rn == 0 {
+		if s.rerr == nil && s.rn == 0 {
 			return 0, io.EOF
 		}
-		if err != nil {
-			err = os.NewSyscallError("read", err)
+		if s.rerr != nil {
+			err = os.NewSyscallError("read", s.rerr)
 		}
 	}
 	if err != nil {
@@ -85,13 +111,24 @@ func (s *Socket) Read(p []byte) (int, error) {
 }
 
 // readFD is the RawConn's read callback: false asks the netpoller to wait
-// for input.
+// for input. With a pool, a buffer is taken from it for each try and kept
+// only when the socket had something.
 func (s *Socket) readFD(fd uintptr) bool {
-	s.rn, s.rerr = ReadFD(fd, s.rp)
+	p := s.rp
+	var bp *[]byte
+	if s.pool != nil {
+		bp = s.pool.Get().(*[]byte)
+		p = *bp
+	}
+	s.rn, s.rerr = ReadFD(fd, p)
 	if s.rerr == syscall.EAGAIN {
+		if bp != nil {
+			s.pool.Put(bp)
+		}
 		s.rerr = nil
 		return false
 	}
+	s.lent = bp
 	return true
 }
 

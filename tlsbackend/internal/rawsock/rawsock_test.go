@@ -162,3 +162,20 @@ func TestErrorsAsTCPConn(t *testing.T) {
 		}
 	})
 }
+
+// TestReadPooled: a pooled read lends a buffer holding what arrived, and
+// none at the end of the stream, where it returns io.EOF as Read does.
+func TestReadPooled(t *testing.T) {
+	s, _, client := pair(t)
+	pool := &sync.Pool{New: func() any { b := make([]byte, 64); return &b }}
+	client.Write([]byte("hello"))
+	client.Close()
+	bp, n, err := s.ReadPooled(pool)
+	if bp == nil || err != nil || string((*bp)[:n]) != "hello" {
+		t.Fatalf("ReadPooled = %v, %d, %v; want the buffer holding \"hello\"", bp, n, err)
+	}
+	pool.Put(bp)
+	if bp, n, err := s.ReadPooled(pool); bp != nil || n != 0 || err != io.EOF {
+		t.Fatalf("ReadPooled at the end = %v, %d, %v; want nil, 0, io.EOF", bp, n, err)
+	}
+}
