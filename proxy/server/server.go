@@ -55,8 +55,7 @@ type Server struct {
 	isDrained bool
 	limit     *ConnLimit // nil: no limit
 
-	workers workers     // the goroutines serving connections
-	serve   func(*conn) // serveConn
+	workers workers // the goroutines serving connections
 }
 
 // generation is one service set by New or SetService, with the number of
@@ -111,7 +110,7 @@ func New(svc ConnService, log *slog.Logger) *Server {
 		conns:       map[*conn]struct{}{},
 		drained:     make(chan struct{}),
 	}
-	s.serve = s.serveConn
+	s.workers.serve = s.serveConn
 	return s
 }
 
@@ -208,7 +207,7 @@ func (s *Server) Serve(ln net.Listener) error {
 			nc.Close()
 			return nil
 		}
-		s.workers.run(c, s.serve)
+		s.workers.run(c)
 	}
 }
 

@@ -33,19 +33,19 @@ type worker struct {
 
 // workers is a Server's pool.
 type workers struct {
+	serve func(*conn) // what a worker runs for each connection
 	// The limits, when not the defaults above (the tests').
 	max     int
 	timeout time.Duration
 
 	mu      sync.Mutex
-	idle    []*worker // oldest first
-	stopped bool      // no more pooling: the server is stopping
-	reaper  *time.Timer
-	armed   bool // reaper is set
+	idle    []*worker   // oldest first
+	stopped bool        // no more pooling: the server is stopping
+	reaper  *time.Timer // set while a worker is idle (it may fire to find none)
 }
 
 // run serves c on an idle worker, or on a new one.
-func (p *workers) run(c *conn, serve func(*conn)) {
+func (p *workers) run(c *conn) {
 	p.mu.Lock()
 	if n := len(p.idle); n > 0 {
 		w := p.idle[n-1]
@@ -56,12 +56,12 @@ func (p *workers) run(c *conn, serve func(*conn)) {
 		return
 	}
 	p.mu.Unlock()
-	go p.work(&worker{next: make(chan *conn, 1)}, c, serve)
+	go p.work(&worker{next: make(chan *conn, 1)}, c)
 }
 
-func (p *workers) work(w *worker, c *conn, serve func(*conn)) {
+func (p *workers) work(w *worker, c *conn) {
 	for c != nil {
-		serve(c)
+		p.serve(c)
 		// A connection its protocol detached (an idle HTTP keep-alive
 		// parked to wait without a goroutine) lets its goroutine end,
 		// and the stack it grew with it, as the parking means to; the
@@ -82,8 +82,9 @@ func (p *workers) park(w *worker) bool {
 	}
 	w.since = time.Now()
 	p.idle = append(p.idle, w)
-	if !p.armed {
-		p.armed = true
+	// w is the oldest idle worker when it is the only one: the reaper is
+	// due when w's time is up.
+	if len(p.idle) == 1 {
 		if p.reaper == nil {
 			p.reaper = time.AfterFunc(p.idleTimeout(), p.reap)
 		} else {
@@ -106,8 +107,7 @@ func (p *workers) reap() {
 	}
 	p.idle = append(p.idle[:0], p.idle[n:]...)
 	clear(p.idle[len(p.idle) : len(p.idle)+n])
-	p.armed = len(p.idle) > 0
-	if p.armed {
+	if len(p.idle) > 0 {
 		p.reaper.Reset(timeout - now.Sub(p.idle[0].since))
 	}
 }
@@ -127,5 +127,4 @@ func (p *workers) stop() {
 	if p.reaper != nil {
 		p.reaper.Stop()
 	}
-	p.armed = false
 }
