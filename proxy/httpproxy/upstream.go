@@ -228,7 +228,7 @@ func (c *upConn) release(ok bool) {
 	// Bytes after the response (more than its Content-Length, a body
 	// after a 204 or a HEAD response) would be read as the next request's
 	// response, maybe another client's: such a connection is closed.
-	if ok && c.head.KeepAlive && c.rd.Buffered() == 0 && !c.tlsHolds() {
+	if ok && c.head.KeepAlive && c.rd.Buffered() == 0 && c.bodyWatch.ahead == nil && !c.tlsHolds() {
 		c.SetDeadline(time.Time{})
 		if c.head.BodyKind == http1.BodyNone && c.head.ContentLength != 0 {
 			// No body by rule (HEAD, 204, 304) but a length or a
@@ -272,11 +272,31 @@ func (r upReader) Read(p []byte) (int, error) {
 	if err := r.renew(); err != nil {
 		return 0, err
 	}
+	if ra := r.uc.bodyWatch.ahead; ra != nil {
+		// What a read-ahead read while the body went out comes first.
+		n, err, done := ra.read(p)
+		if done {
+			r.uc.bodyWatch.ahead = nil
+		}
+		if n > 0 || err != nil {
+			return n, err
+		}
+	}
 	return r.uc.Conn.Read(p)
 }
 
 // Buffered implements http1.BufferedSource (see streamWriter).
-func (r upReader) Buffered() int { return netio.Buffered(r.uc.Conn) }
+func (r upReader) Buffered() int {
+	n := netio.Buffered(r.uc.Conn)
+	if ra := r.uc.bodyWatch.ahead; ra != nil {
+		select {
+		case <-ra.done:
+			n += len(ra.buf)
+		default:
+		}
+	}
+	return n
+}
 
 func (r upReader) renew() error {
 	uc := r.uc

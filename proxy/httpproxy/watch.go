@@ -194,7 +194,14 @@ var errAnsweredEarly = errors.New("httpproxy: the upstream answered before it re
 // upstream connection (netio.Peek); once that holds a final response's
 // status line (past any interim 1xx), the send fails with
 // errAnsweredEarly. An upstream that answered early and still reads the
-// body gets it whole. Conns that cannot peek (TLS) are not watched.
+// body gets it whole.
+//
+// A connection that cannot be peeked at (TLS: the socket beneath holds
+// records, and a TLS 1.3 session ticket is no answer) is read instead: at
+// the first check without progress, a readAhead starts reading it beside
+// the send, and fails the send as the peek would once what it read holds
+// a final status line. What it read is the response's start: upReader
+// takes it before reading the connection again.
 //
 // One bodyWatch belongs to one upstream connection; arm and disarm run on
 // the goroutine of the exchange, check on the timer's.
@@ -205,17 +212,20 @@ type bodyWatch struct {
 
 	mu    sync.Mutex
 	armed bool
+	peek  bool  // the connection can be peeked at
 	last  int64 // up.sent at the last check
+	// ahead, once started, is the exchange's until upReader has taken
+	// all it read. It is set under mu by check; the exchange's goroutine
+	// reads it only after disarm (which takes mu), unlocked.
+	ahead *readAhead
 }
 
 // arm starts watching the send of a body.
 func (w *bodyWatch) arm() {
 	w.answered.Store(false)
-	if _, ok := netio.Peek(w.up.Conn, nil); !ok {
-		return
-	}
+	_, peek := netio.Peek(w.up.Conn, nil)
 	w.mu.Lock()
-	w.armed, w.last = true, w.up.sent.Load()
+	w.armed, w.peek, w.last = true, peek, w.up.sent.Load()
 	w.mu.Unlock()
 	if w.timer == nil {
 		w.timer = time.AfterFunc(bodyWatchPeriod, w.check)
@@ -224,7 +234,10 @@ func (w *bodyWatch) arm() {
 	}
 }
 
-// disarm stops watching; once it returns, check no longer acts.
+// disarm stops watching; once it returns, check no longer acts, and the
+// connection's next writes do not fail for an answer seen during this
+// send (one that came just after its last byte, before disarm: a request
+// without a body arms no watch and would fail on a pooled connection).
 func (w *bodyWatch) disarm() {
 	if w.timer == nil {
 		return
@@ -232,6 +245,7 @@ func (w *bodyWatch) disarm() {
 	w.timer.Stop()
 	w.mu.Lock()
 	w.armed = false
+	w.answered.Store(false)
 	w.mu.Unlock()
 }
 
@@ -250,17 +264,82 @@ func (w *bodyWatch) check() {
 	}
 	if sent := w.up.sent.Load(); sent != w.last {
 		w.last = sent
+	} else if !w.peek {
+		if w.ahead == nil {
+			w.ahead = startReadAhead(w)
+		}
+		return // the read-ahead fails the send if need be
 	} else {
 		var p [1024]byte
 		n, _ := netio.Peek(w.up.Conn, p[:])
 		if answered(p[:n]) {
-			w.answered.Store(true)
-			w.armed = false
-			w.up.Conn.SetWriteDeadline(aLongTimeAgo) // fails the write at work
+			w.failSendLocked()
 			return
 		}
 	}
 	w.timer.Reset(bodyWatchPeriod)
+}
+
+// failSendLocked stops the send of the body: the write at work fails, and
+// upWriter fails the next ones with errAnsweredEarly. w.mu is held.
+func (w *bodyWatch) failSendLocked() {
+	w.answered.Store(true)
+	w.armed = false
+	w.up.Conn.SetWriteDeadline(aLongTimeAgo) // fails the write at work
+}
+
+// readAheadMax bounds what a readAhead reads: a final status line after
+// interim heads of that much is taken for no answer.
+const readAheadMax = 4 << 10
+
+// readAhead reads an upstream connection beside a stalled body send (see
+// bodyWatch) until what it read holds a final response's status line, the
+// read fails, or readAheadMax bytes came.
+type readAhead struct {
+	done chan struct{} // closed when the reading ended
+	buf  []byte        // what it read, once done; upReader consumes it
+	err  error         // the error that ended the reading, once done
+}
+
+func startReadAhead(w *bodyWatch) *readAhead {
+	ra := &readAhead{done: make(chan struct{}), buf: make([]byte, 0, readAheadMax)}
+	go ra.run(w)
+	return ra
+}
+
+func (ra *readAhead) run(w *bodyWatch) {
+	defer close(ra.done)
+	for {
+		n, err := w.up.Conn.Read(ra.buf[len(ra.buf):cap(ra.buf)])
+		ra.buf = ra.buf[:len(ra.buf)+n]
+		if answered(ra.buf) {
+			w.mu.Lock()
+			if w.armed {
+				w.failSendLocked()
+			}
+			w.mu.Unlock()
+			ra.err = err
+			return
+		}
+		if err != nil || len(ra.buf) == cap(ra.buf) {
+			ra.err = err
+			return
+		}
+	}
+}
+
+// read gives what the read-ahead read, waiting for it to end: the
+// connection's read deadline (upReader's renewal) bounds its read. It
+// reports done when nothing is left to give and the connection is to be
+// read directly again.
+func (ra *readAhead) read(p []byte) (n int, err error, done bool) {
+	<-ra.done
+	n = copy(p, ra.buf)
+	ra.buf = ra.buf[n:]
+	if len(ra.buf) > 0 {
+		return n, nil, false
+	}
+	return n, ra.err, true
 }
 
 // answered reports whether b, the first bytes an upstream sent, hold the
