@@ -271,55 +271,96 @@ func TestEarlyResponse(t *testing.T) {
 // once, as from nginx, not after the proxy's write to the upstream timed
 // out (60 s), and its connection ends after it.
 func TestEarlyResponseUnread(t *testing.T) {
-	for _, status := range []string{"413 Content Too Large\r\nConnection: close", "401 Unauthorized"} {
+	for _, status := range earlyStatuses {
 		hold := make(chan struct{})
-		addr := rawUpstream(t, func(c net.Conn) {
-			bufio.NewReader(c).ReadString('\n')
-			io.WriteString(c, "HTTP/1.1 "+status+"\r\nContent-Length: 3\r\n\r\nno!")
-			<-hold
-		})
-		t.Cleanup(func() { close(hold) })
-		p := startProxy(t, serverTOML("", routeTOML("/{*p}", "", addr)), Options{})
-		c := dialRaw(t, p.Addr)
-		c.SetDeadline(time.Now().Add(10 * time.Second))
-		c.send(t, "POST /u HTTP/1.1\r\nHost: a\r\nContent-Length: 1073741824\r\n\r\n")
-		go func() {
-			buf := make([]byte, 64<<10)
-			for range 16384 {
-				if _, err := c.Write(buf); err != nil {
-					return
-				}
+		addr := rawUpstream(t, answerUnread(status, hold))
+		t.Cleanup(func() { close(hold) }) // before the upstream's cleanup waits for its conns
+		expectEarlyAnswer(t, serverTOML("", routeTOML("/{*p}", "", addr)))
+	}
+}
+
+// earlyStatuses are the answers an upstream gives before it reads a body:
+// one that closes the connection and one that keeps it.
+var earlyStatuses = []string{"413 Content Too Large\r\nConnection: close", "401 Unauthorized"}
+
+// answerUnread serves a request by answering status "no!" after its first
+// line, then neither reading nor closing until hold is closed.
+func answerUnread(status string, hold <-chan struct{}) func(c net.Conn) {
+	return func(c net.Conn) {
+		bufio.NewReader(c).ReadString('\n')
+		io.WriteString(c, "HTTP/1.1 "+status+"\r\nContent-Length: 3\r\n\r\nno!")
+		<-hold
+	}
+}
+
+// expectEarlyAnswer sends a 1 GiB upload through a proxy of config text
+// (to an answerUnread upstream) and expects that upstream's answer and a
+// close well within the client's 10 s.
+func expectEarlyAnswer(t *testing.T, text string) {
+	t.Helper()
+	p := startProxy(t, text, Options{})
+	c := dialRaw(t, p.Addr)
+	c.SetDeadline(time.Now().Add(10 * time.Second))
+	c.send(t, "POST /u HTTP/1.1\r\nHost: a\r\nContent-Length: 1073741824\r\n\r\n")
+	go func() {
+		buf := make([]byte, 64<<10)
+		for range 16384 {
+			if _, err := c.Write(buf); err != nil {
+				return
 			}
-		}()
-		if resp, body := c.response(t, "POST"); resp.StatusCode != 413 && resp.StatusCode != 401 || string(body) != "no!" || !resp.Close {
-			t.Fatalf("%s: status %d %q (close %v), want the upstream's answer \"no!\" and close", status, resp.StatusCode, body, resp.Close)
 		}
+	}()
+	if resp, body := c.response(t, "POST"); resp.StatusCode != 413 && resp.StatusCode != 401 || string(body) != "no!" || !resp.Close {
+		t.Fatalf("status %d %q (close %v), want the upstream's answer \"no!\" and close", resp.StatusCode, body, resp.Close)
 	}
 }
 
 // TestEarlyInterimNotAnswer: an upstream that sends 100 Continue before it
 // reads the body, and reads it only after a pause, gets the body whole: an
-// interim response is no early answer.
+// interim response is no early answer. The connection then serves a
+// request without a body.
 func TestEarlyInterimNotAnswer(t *testing.T) {
-	const size = 16 << 20
-	addr := rawUpstream(t, func(c net.Conn) {
-		r, err := http.ReadRequest(bufio.NewReader(c))
+	addr := rawUpstream(t, continueLate)
+	expectWholeBody(t, serverTOML("", routeTOML("/{*p}", "", addr)))
+}
+
+// continueLate serves requests on c: to one with a body it sends 100
+// Continue and reads the body only after a pause; it answers each with the
+// length of the body it read.
+func continueLate(c net.Conn) {
+	br := bufio.NewReader(c)
+	for {
+		r, err := http.ReadRequest(br)
 		if err != nil {
 			return
 		}
-		io.WriteString(c, "HTTP/1.1 100 Continue\r\n\r\n")
-		time.Sleep(300 * time.Millisecond) // the proxy's send stalls meanwhile
+		if r.ContentLength > 0 {
+			io.WriteString(c, "HTTP/1.1 100 Continue\r\n\r\n")
+			time.Sleep(300 * time.Millisecond) // the proxy's send stalls meanwhile
+		}
 		n, _ := io.Copy(io.Discard, r.Body)
 		body := strconv.FormatInt(n, 10)
 		io.WriteString(c, "HTTP/1.1 200 OK\r\nContent-Length: "+strconv.Itoa(len(body))+"\r\n\r\n"+body)
-	})
-	p := startProxy(t, serverTOML("", routeTOML("/{*p}", "", addr)), Options{})
+	}
+}
+
+// expectWholeBody sends a 16 MiB upload through a proxy of config text (to
+// a continueLate upstream) and expects it whole upstream, then a request
+// without a body answered on the same client connection.
+func expectWholeBody(t *testing.T, text string) {
+	t.Helper()
+	const size = 16 << 20
+	p := startProxy(t, text, Options{})
 	c := dialRaw(t, p.Addr)
 	c.SetDeadline(time.Now().Add(10 * time.Second))
 	c.send(t, "POST /u HTTP/1.1\r\nHost: a\r\nContent-Length: "+strconv.Itoa(size)+"\r\n\r\n")
 	go c.Write(make([]byte, size))
 	if resp, body := c.response(t, "POST"); resp.StatusCode != 200 || string(body) != strconv.Itoa(size) {
 		t.Fatalf("status %d %q, want 200 %q: the body was cut", resp.StatusCode, body, strconv.Itoa(size))
+	}
+	c.send(t, "GET /2 HTTP/1.1\r\nHost: a\r\n\r\n")
+	if resp, body := c.response(t, "GET"); resp.StatusCode != 200 || string(body) != "0" {
+		t.Fatalf("second request: status %d %q, want 200 \"0\"\n%s", resp.StatusCode, body, strings.Join(p.Logs.Lines(), "\n"))
 	}
 }
 

@@ -12,7 +12,6 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"slices"
-	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -309,14 +308,7 @@ func (h *holdConn) flush() {
 // seen neither by the HTTP reader nor by the pool's peek, and the next
 // request (maybe another client's) read them as its response.
 func TestHTTPSUpstreamExtraBytes(t *testing.T) {
-	ca, err := tlstest.NewCA("Monolake Test Upstream CA")
-	if err != nil {
-		t.Fatal(err)
-	}
-	caFile, err := tlstest.WriteFile(t.TempDir(), "ca.pem", ca.CertPEM)
-	if err != nil {
-		t.Fatal(err)
-	}
+	ca, caFile := upstreamCA(t)
 	crt := localhostPair(t, ca)
 	const evil = "HTTP/1.1 200 OK\r\nContent-Length: 4\r\n\r\nevil"
 	for _, backend := range tlsBackends(t) {
@@ -363,10 +355,9 @@ func TestHTTPSUpstreamExtraBytes(t *testing.T) {
 	}
 }
 
-// rawTLSUpstream is rawUpstream under TLS (crypto/tls, a certificate for
-// localhost from a new CA): it returns the routes of a proxy in front of
-// it through the TLS backend named.
-func rawTLSUpstream(t *testing.T, backend string, serve func(c net.Conn)) string {
+// upstreamCA makes a CA for test upstreams and writes its certificate to
+// a file, for upstream_tls's ca.
+func upstreamCA(t *testing.T) (*tlstest.CA, string) {
 	t.Helper()
 	ca, err := tlstest.NewCA("Monolake Test Upstream CA")
 	if err != nil {
@@ -376,6 +367,15 @@ func rawTLSUpstream(t *testing.T, backend string, serve func(c net.Conn)) string
 	if err != nil {
 		t.Fatal(err)
 	}
+	return ca, caFile
+}
+
+// rawTLSUpstream is rawUpstream under TLS (crypto/tls, a certificate for
+// localhost from a new CA): it returns the routes of a proxy in front of
+// it through the TLS backend named.
+func rawTLSUpstream(t *testing.T, backend string, serve func(c net.Conn)) string {
+	t.Helper()
+	ca, caFile := upstreamCA(t)
 	cfg := &tls.Config{Certificates: []tls.Certificate{localhostPair(t, ca)}}
 	addr := rawUpstream(t, func(raw net.Conn) {
 		c := tls.Server(raw, cfg)
@@ -393,30 +393,12 @@ func rawTLSUpstream(t *testing.T, backend string, serve func(c net.Conn)) string
 // a TLS 1.3 server sends first, which are no answer).
 func TestHTTPSEarlyResponseUnread(t *testing.T) {
 	for _, backend := range tlsBackends(t) {
-		for _, status := range []string{"413 Content Too Large\r\nConnection: close", "401 Unauthorized"} {
+		for _, status := range earlyStatuses {
 			t.Run(backend+"/"+status[:3], func(t *testing.T) {
 				hold := make(chan struct{})
-				routes := rawTLSUpstream(t, backend, func(c net.Conn) {
-					bufio.NewReader(c).ReadString('\n')
-					io.WriteString(c, "HTTP/1.1 "+status+"\r\nContent-Length: 3\r\n\r\nno!")
-					<-hold
-				})
-				t.Cleanup(func() { close(hold) })
-				p := startProxy(t, serverTOML("", routes), Options{})
-				c := dialRaw(t, p.Addr)
-				c.SetDeadline(time.Now().Add(10 * time.Second))
-				c.send(t, "POST /u HTTP/1.1\r\nHost: a\r\nContent-Length: 1073741824\r\n\r\n")
-				go func() {
-					buf := make([]byte, 64<<10)
-					for range 16384 {
-						if _, err := c.Write(buf); err != nil {
-							return
-						}
-					}
-				}()
-				if resp, body := c.response(t, "POST"); resp.StatusCode != 413 && resp.StatusCode != 401 || string(body) != "no!" || !resp.Close {
-					t.Fatalf("status %d %q (close %v), want the upstream's answer \"no!\" and close", resp.StatusCode, body, resp.Close)
-				}
+				routes := rawTLSUpstream(t, backend, answerUnread(status, hold))
+				t.Cleanup(func() { close(hold) }) // before the upstream's cleanup waits for its conns
+				expectEarlyAnswer(t, serverTOML("", routes))
 			})
 		}
 	}
@@ -424,41 +406,12 @@ func TestHTTPSEarlyResponseUnread(t *testing.T) {
 
 // TestHTTPSEarlyInterimNotAnswer is TestEarlyInterimNotAnswer with an HTTPS
 // upstream, on each backend: a 100 Continue, and a pause before the
-// upstream reads, do not cut the body.
+// upstream reads, do not cut the body, and the connection (its read-ahead
+// drained) serves the next request.
 func TestHTTPSEarlyInterimNotAnswer(t *testing.T) {
-	const size = 16 << 20
 	for _, backend := range tlsBackends(t) {
 		t.Run(backend, func(t *testing.T) {
-			routes := rawTLSUpstream(t, backend, func(c net.Conn) {
-				br := bufio.NewReader(c)
-				for {
-					r, err := http.ReadRequest(br)
-					if err != nil {
-						return
-					}
-					if r.ContentLength > 0 {
-						io.WriteString(c, "HTTP/1.1 100 Continue\r\n\r\n")
-						time.Sleep(300 * time.Millisecond) // the proxy's send stalls meanwhile
-					}
-					n, _ := io.Copy(io.Discard, r.Body)
-					body := strconv.FormatInt(n, 10)
-					io.WriteString(c, "HTTP/1.1 200 OK\r\nContent-Length: "+strconv.Itoa(len(body))+"\r\n\r\n"+body)
-				}
-			})
-			p := startProxy(t, serverTOML("", routes), Options{})
-			c := dialRaw(t, p.Addr)
-			c.SetDeadline(time.Now().Add(10 * time.Second))
-			c.send(t, "POST /u HTTP/1.1\r\nHost: a\r\nContent-Length: "+strconv.Itoa(size)+"\r\n\r\n")
-			go c.Write(make([]byte, size))
-			if resp, body := c.response(t, "POST"); resp.StatusCode != 200 || string(body) != strconv.Itoa(size) {
-				t.Fatalf("status %d %q, want 200 %q: the body was cut", resp.StatusCode, body, strconv.Itoa(size))
-			}
-			// The connection, its read-ahead done with, serves the next
-			// request.
-			c.send(t, "GET /2 HTTP/1.1\r\nHost: a\r\n\r\n")
-			if resp, body := c.response(t, "GET"); resp.StatusCode != 200 || string(body) != "0" {
-				t.Fatalf("second request: status %d %q, want 200 \"0\"\n%s", resp.StatusCode, body, p.Logs.Lines())
-			}
+			expectWholeBody(t, serverTOML("", rawTLSUpstream(t, backend, continueLate)))
 		})
 	}
 }
