@@ -455,6 +455,33 @@ func TestUringDeadlines(t *testing.T) {
 		}
 	})
 
+	// A deadline pushed later while its timer fires is the one in force
+	// afterwards: the timer neither marks it passed nor is left armed too
+	// late for it.
+	t.Run("renew-races-timer", func(t *testing.T) {
+		a, b := ringPair(t, d)
+		buf := make([]byte, 1)
+		for i := range 300 {
+			a.SetReadDeadline(time.Now().Add(time.Duration(i%20) * 10 * time.Microsecond))
+			for range i % 7 {
+				runtime.Gosched()
+			}
+			a.SetReadDeadline(time.Now().Add(time.Minute))
+			b.Write([]byte("x"))
+			if _, err := a.Read(buf); err != nil {
+				t.Fatalf("round %d: Read after renewing the deadline: %v", i, err)
+			}
+		}
+		// And a renewal to a deadline sooner than the timer is armed for
+		// re-arms it.
+		a.SetReadDeadline(time.Now().Add(time.Minute))
+		a.SetReadDeadline(time.Now().Add(30 * time.Millisecond))
+		start := time.Now()
+		if _, err := a.Read(buf); !isTimeout(err) || time.Since(start) > 10*time.Second {
+			t.Fatalf("Read: %v after %v, want a timeout after 30ms", err, time.Since(start))
+		}
+	})
+
 	t.Run("splice", func(t *testing.T) {
 		// SpliceTo parks a one-shot splice in flight: the deadline must
 		// cancel it.
