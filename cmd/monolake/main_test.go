@@ -15,6 +15,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/monolake-go/monolake/proxy/porttest"
 	"github.com/monolake-go/monolake/tlsbackend/tlstest"
 )
 
@@ -152,15 +153,6 @@ func TestBadFlags(t *testing.T) {
 			t.Errorf("%v: want a clear error, got %v\n%s", args, err, out)
 		}
 	}
-}
-
-func freeAddr(t *testing.T) string {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	return ln.Addr().String()
 }
 
 // TestRunDrainsOnSIGTERM runs the real binary with two workers, keeps a
@@ -317,7 +309,7 @@ func TestDefaultConfigServesDemo(t *testing.T) {
 // process (killed at cleanup) and its log.
 func runDemoProxy(t *testing.T, workers int, flags ...string) (string, *exec.Cmd, *syncLog) {
 	t.Helper()
-	proxyAddr, demoAddr := freeAddr(t), freeAddr(t)
+	proxyAddr, demoAddr := porttest.Free(t), porttest.Free(t)
 	cfg := fmt.Sprintf(`[runtime]
 worker_threads = %d
 drain_timeout_sec = 20
@@ -418,7 +410,7 @@ func (l *syncLog) String() string {
 // and the next lines land in the new file, not the renamed one.
 func TestAccessLogReopen(t *testing.T) {
 	dir := t.TempDir()
-	proxyAddr, demoAddr := freeAddr(t), freeAddr(t)
+	proxyAddr, demoAddr := porttest.Free(t), porttest.Free(t)
 	logPath := filepath.Join(dir, "access.log")
 	cfg := fmt.Sprintf(`[runtime]
 worker_threads = 2

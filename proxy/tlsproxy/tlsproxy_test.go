@@ -18,21 +18,13 @@ import (
 
 	"github.com/monolake-go/monolake/proxy/config"
 	"github.com/monolake-go/monolake/proxy/netio"
+	"github.com/monolake-go/monolake/proxy/porttest"
 	"github.com/monolake-go/monolake/proxy/server"
 	"github.com/monolake-go/monolake/proxy/tlsproxy"
 	"github.com/monolake-go/monolake/proxy/worker"
 	"github.com/monolake-go/monolake/tlsbackend"
 	"github.com/monolake-go/monolake/tlsbackend/tlstest"
 )
-
-func freeAddr(t *testing.T) string {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	return ln.Addr().String()
-}
 
 // backends lists the TLS backends to test: both in a cgo build with the
 // openssl tag; gotls alone otherwise, saying why openssl is skipped.
@@ -82,7 +74,7 @@ func TestHTTPSAndTLSTermination(t *testing.T) {
 
 	for _, backend := range backends(t) {
 		t.Run("backend="+backend, func(t *testing.T) {
-			httpsAddr, tcpAddr := freeAddr(t), freeAddr(t)
+			httpsAddr, tcpAddr := porttest.Free(t), porttest.Free(t)
 			text := fmt.Sprintf(`[runtime]
 worker_threads = 0
 drain_timeout_sec = 2
@@ -220,7 +212,7 @@ tls = { chain = "/nonexistent/chain.pem", key = "/nonexistent/key.pem" }
 [[servers.s.routes]]
 path = "/"
 upstreams = [{ endpoint = { type = "uri", value = "http://127.0.0.1:9" } }]
-`, freeAddr(t))
+`, porttest.Free(t))
 	cfg, err := config.Parse("bad.toml", []byte(text))
 	if err != nil {
 		t.Fatal(err)

@@ -22,6 +22,7 @@ import (
 	"time"
 
 	"github.com/monolake-go/monolake/proxy/config"
+	"github.com/monolake-go/monolake/proxy/porttest"
 	"github.com/monolake-go/monolake/tlsbackend"
 	"github.com/monolake-go/monolake/tlsbackend/tlstest"
 )
@@ -80,16 +81,6 @@ func echoUpstream(t *testing.T) net.Listener {
 		}
 	}()
 	return ln
-}
-
-func freePort(t *testing.T) string {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	return ln.Addr().String()
 }
 
 func tcpConfig(t *testing.T, workers int, listen, upstream string, drain int) *config.Config {
@@ -251,7 +242,7 @@ func waitWithin(t *testing.T, d time.Duration, what string, cond func() bool) {
 
 func TestSingleProcessServesAndDrains(t *testing.T) {
 	up := echoUpstream(t)
-	addr := freePort(t)
+	addr := porttest.Free(t)
 	r := start(t, tcpConfig(t, 0, addr, up.Addr().String(), 10))
 	dialEcho(t, addr, "hello")
 
@@ -289,7 +280,7 @@ func TestSingleProcessServesAndDrains(t *testing.T) {
 // would end the test binary).
 func TestHangupKeepsRunning(t *testing.T) {
 	up := echoUpstream(t)
-	addr := freePort(t)
+	addr := porttest.Free(t)
 	r := start(t, tcpConfig(t, 0, addr, up.Addr().String(), 10))
 	dialEcho(t, addr, "before")
 	if err := syscall.Kill(os.Getpid(), syscall.SIGHUP); err != nil {
@@ -306,7 +297,7 @@ func TestHangupKeepsRunning(t *testing.T) {
 
 func TestDrainTimeoutCutsConnections(t *testing.T) {
 	up := echoUpstream(t)
-	addr := freePort(t)
+	addr := porttest.Free(t)
 	r := start(t, tcpConfig(t, 0, addr, up.Addr().String(), 1))
 	c, err := net.Dial("tcp", addr)
 	if err != nil {
@@ -328,7 +319,7 @@ func TestDrainTimeoutCutsConnections(t *testing.T) {
 
 func TestMasterRestartsDeadWorker(t *testing.T) {
 	up := echoUpstream(t)
-	addr := freePort(t)
+	addr := porttest.Free(t)
 	r := start(t, tcpConfig(t, 2, addr, up.Addr().String(), 5))
 	pids := children(t)
 	if len(pids) != 2 {
@@ -370,7 +361,7 @@ func TestMasterRestartsDeadWorker(t *testing.T) {
 
 func TestMasterDrainsInFlight(t *testing.T) {
 	up := echoUpstream(t)
-	addr := freePort(t)
+	addr := porttest.Free(t)
 	r := start(t, tcpConfig(t, 2, addr, up.Addr().String(), 10))
 	c, err := net.Dial("tcp", addr)
 	if err != nil {
@@ -446,7 +437,7 @@ func TestStartFailureClosesListeners(t *testing.T) {
 }
 
 func startFailureClosesListeners(t *testing.T, rt, up, busy string) {
-	addrA := freePort(t)
+	addrA := porttest.Free(t)
 	text := twoTCPServers(fmt.Sprintf("runtime_type = %q\nworker_threads = 0", rt), addrA, busy, up)
 	cfg, err := config.Parse("test.toml", []byte(text))
 	if err != nil {
@@ -478,7 +469,7 @@ route = { upstreams = [{ endpoint = { type = "socket", value = %[2]q } }] }
 proxy_type = "tcp"
 listener = { type = "unix", value = %[1]q }
 route = { upstreams = [{ endpoint = { type = "socket", value = %[2]q } }] }
-`, sock, up.Addr().String(), freePort(t))
+`, sock, up.Addr().String(), porttest.Free(t))
 	cfg, err := config.Parse("u.toml", []byte(text))
 	if err != nil {
 		t.Fatal(err)
@@ -531,7 +522,7 @@ route = { upstreams = [{ endpoint = { type = "socket", value = %[2]q } }] }
 // master then blocked on its own channel).
 func TestMasterFailingRestarts(t *testing.T) {
 	up := echoUpstream(t)
-	addr := freePort(t)
+	addr := porttest.Free(t)
 	fail := filepath.Join(t.TempDir(), "fail")
 	exe, err := os.Executable()
 	if err != nil {
@@ -655,7 +646,7 @@ func TestStopWhileWorkerStarts(t *testing.T) {
 	done := make(chan struct{})
 	var runErr error // once done is closed
 	go func() {
-		runErr = Run(ctx, Options{Config: tcpConfig(t, 1, freePort(t), up.Addr().String(), 1),
+		runErr = Run(ctx, Options{Config: tcpConfig(t, 1, porttest.Free(t), up.Addr().String(), 1),
 			Log: slog.New(slog.NewTextHandler(logs, nil)), Exe: exe,
 			ChildEnv: []string{childEnv, "MONOLAKE_WORKER_TEST_HANG=" + hang}})
 		close(done)
@@ -689,7 +680,7 @@ func TestStopWhileWorkerStarts(t *testing.T) {
 // rest waited up to startTimeout behind it.
 func TestHangingRestartHoldsNoOther(t *testing.T) {
 	up := echoUpstream(t)
-	addr := freePort(t)
+	addr := porttest.Free(t)
 	hang := filepath.Join(t.TempDir(), "hang")
 	r := startEnv(t, tcpConfig(t, 2, addr, up.Addr().String(), 1), "MONOLAKE_WORKER_TEST_HANG="+hang)
 	pids := children(t)
@@ -723,7 +714,7 @@ func TestHangingRestartHoldsNoOther(t *testing.T) {
 // its master starts another (it used to go quiet, serving nothing).
 func TestServerFailureEndsInstance(t *testing.T) {
 	up := echoUpstream(t)
-	cfg := tcpConfig(t, 1, freePort(t), up.Addr().String(), 1)
+	cfg := tcpConfig(t, 1, porttest.Free(t), up.Addr().String(), 1)
 	log := slog.New(slog.DiscardHandler)
 	inst, err := startServers(cfg, newDriver(cfg, log), nil, "test", &secrets{Tickets: newTickets()}, log)
 	if err != nil {
@@ -762,7 +753,7 @@ func startInProcess(t *testing.T, text string) *instance {
 // another server is closed at once while the first is served.
 func TestMaxConnections(t *testing.T) {
 	up := echoUpstream(t)
-	addr1, addr2 := freePort(t), freePort(t)
+	addr1, addr2 := porttest.Free(t), porttest.Free(t)
 	inst := startInProcess(t, twoTCPServers("worker_threads = 0\nmax_connections = 1", addr1, addr2, up.Addr().String()))
 	defer inst.close()
 	c1, err := net.Dial("tcp", addr1)
@@ -789,7 +780,7 @@ func TestMaxConnections(t *testing.T) {
 // it closes the log.
 func TestDrainKeepsAccessLog(t *testing.T) {
 	up := echoUpstream(t)
-	addr := freePort(t)
+	addr := porttest.Free(t)
 	path := filepath.Join(t.TempDir(), "access.log")
 	text := fmt.Sprintf(`[runtime]
 worker_threads = 0
@@ -882,7 +873,7 @@ func TestTicketsAcrossWorkers(t *testing.T) {
 	installPEM(t, key, l.KeyPEM)
 	for _, stack := range tlsbackend.Available() {
 		t.Run(stack, func(t *testing.T) {
-			addr := freePort(t)
+			addr := porttest.Free(t)
 			cfg := tlsTCPConfig(t, 2, addr, chain, key, stack, up.Addr().String())
 			r := start(t, cfg)
 			cc := &tls.Config{RootCAs: roots, ServerName: "proxy.test", ClientSessionCache: tls.NewLRUClientSessionCache(4)}
@@ -925,7 +916,7 @@ func TestCertFallback(t *testing.T) {
 			first := leaf()
 			installPEM(t, chain, first.CertPEM)
 			installPEM(t, key, first.KeyPEM)
-			addr := freePort(t)
+			addr := porttest.Free(t)
 			cfg := tlsTCPConfig(t, 1, addr, chain, key, stack, up.Addr().String())
 			r := start(t, cfg)
 			serial := func() string {
