@@ -19,6 +19,7 @@ import (
 
 	"github.com/monolake-go/monolake/proxy/config"
 	"github.com/monolake-go/monolake/proxy/netio"
+	"github.com/monolake-go/monolake/proxy/porttest"
 	"github.com/monolake-go/monolake/proxy/server"
 )
 
@@ -293,17 +294,9 @@ func (c *rawConn) expectClosed(t testing.TB) {
 }
 
 // refusedAddr is a loopback address nothing listens on: a connect to it
-// is refused.
-func refusedAddr(t *testing.T) string {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := ln.Addr().String()
-	ln.Close()
-	return addr
-}
+// is refused. (Not a port a listener just closed: a bind to port 0 may
+// hand that to the next listener, an upstream of the same test.)
+func refusedAddr(t *testing.T) string { return porttest.Free(t) }
 
 // rawUpstream accepts connections and runs serve on each.
 func rawUpstream(t testing.TB, serve func(c net.Conn)) string {

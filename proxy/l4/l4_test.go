@@ -24,6 +24,7 @@ import (
 	"github.com/monolake-go/monolake/proxy/config"
 	"github.com/monolake-go/monolake/proxy/l4"
 	"github.com/monolake-go/monolake/proxy/netio"
+	"github.com/monolake-go/monolake/proxy/porttest"
 	"github.com/monolake-go/monolake/proxy/server"
 )
 
@@ -316,15 +317,11 @@ func TestRoundRobin(t *testing.T) {
 	}
 }
 
-// closedPort returns a loopback endpoint nothing listens on.
+// closedPort returns a loopback endpoint nothing listens on (from
+// porttest: a port a listener just closed may go to the next bind to port
+// 0, an upstream of the same test).
 func closedPort(t *testing.T) config.Endpoint {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := ln.Addr().String()
-	ln.Close()
-	return config.Endpoint{Type: config.TypeSocket, Value: addr}
+	return config.Endpoint{Type: config.TypeSocket, Value: porttest.Free(t)}
 }
 
 // syncBuffer is a bytes.Buffer safe for the logger's goroutines.

@@ -5,6 +5,8 @@ import (
 	"net"
 	"testing"
 	"time"
+
+	"github.com/monolake-go/monolake/proxy/porttest"
 )
 
 func listener(t *testing.T) (net.Listener, chan net.Conn) {
@@ -109,9 +111,7 @@ func TestIdleCapAndTimeout(t *testing.T) {
 }
 
 func TestDialRefused(t *testing.T) {
-	ln, _ := net.Listen("tcp", "127.0.0.1:0")
-	addr := ln.Addr().String()
-	ln.Close()
+	addr := porttest.Free(t)
 	p := NewPool(PoolConfig{})
 	defer p.Close()
 	if _, _, err := p.Get(context.Background(), Key{"tcp", addr}); err == nil {
