@@ -10,7 +10,7 @@
 # profile's path (default /tmp/monolake.pgo). Moving the file to
 # cmd/monolake/default.pgo would make every `go build` of the binary use it.
 set -euo pipefail
-name=collect
+name=pgo-collect.sh
 source "$(dirname "$0")/rig.sh"
 bin=${BIN:-$bin}
 start_origin
@@ -19,14 +19,11 @@ out=$dir/prof
 load() { # conns path [close]
 	taskset -c 1 wrk -t1 -c"$1" -d"${SECS:-8}s" ${3:+-H "Connection: close"} "$scheme://127.0.0.1:$port$2" | awk '/Requests\/sec/ {print "  " $0}'
 }
-http_runs() {
-	for rt in uring epoll; do
-		MONOLAKE_CPUPROFILE=$out-http-$rt start_proxy 29502 "$work/m.log" "$bin" run --config "$work/monolake.toml" --runtime "$rt"
-		echo "http $rt"; load 50 /0; load 200 /1k; load 50 /1k
-		stop_proxy
-	done
-}
-http_runs
+for rt in uring epoll; do
+	MONOLAKE_CPUPROFILE=$out-http-$rt start_proxy 29502 "$work/m.log" "$bin" run --config "$work/monolake.toml" --runtime "$rt"
+	echo "http $rt"; load 50 /0; load 200 /1k; load 50 /1k
+	stop_proxy
+done
 use_tls openssl
 for st in openssl gotls; do
 	sed -i "s/stack = \"[a-z]*\"/stack = \"$st\"/" "$work/monolake.toml"
