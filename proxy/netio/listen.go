@@ -18,9 +18,13 @@ import (
 )
 
 // ListenTCP binds addr with SO_REUSEPORT, so every worker binds the same
-// address and the kernel spreads new connections among them.
+// address and the kernel spreads new connections among them. The
+// connections it accepts have TCP_NODELAY and no TCP keep-alive probes, as
+// the io_uring driver's (and nginx's, without so_keepalive): the server's
+// timeouts close idle clients, and package net's default probes cost four
+// setsockopt(2) calls per connection.
 func ListenTCP(ctx context.Context, addr string) (net.Listener, error) {
-	lc := net.ListenConfig{Control: func(_, _ string, c syscall.RawConn) error {
+	lc := net.ListenConfig{KeepAlive: -1, Control: func(_, _ string, c syscall.RawConn) error {
 		var serr error
 		err := c.Control(func(fd uintptr) {
 			serr = unix.SetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_REUSEPORT, 1)

@@ -6,6 +6,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"syscall"
 	"testing"
 
 	"golang.org/x/sys/unix"
@@ -27,6 +28,47 @@ func TestReusePortTwoListeners(t *testing.T) {
 	if c, err := net.Listen("tcp", a.Addr().String()); err == nil {
 		c.Close()
 		t.Fatal("plain bind succeeded on a SO_REUSEPORT address")
+	}
+}
+
+// TestListenTCPAcceptedOptions: the epoll driver's accepted sockets have
+// TCP_NODELAY and no SO_KEEPALIVE, as the io_uring driver's (see
+// TestUringAcceptedAddrs): package net's default would turn keep-alive
+// probes on, with four setsockopt(2) calls per connection.
+func TestListenTCPAcceptedOptions(t *testing.T) {
+	ln, err := Epoll().Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	c, err := net.Dial("tcp", ln.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	sc, err := ln.Accept()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sc.Close()
+	rc, err := sc.(syscall.Conn).SyscallConn()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var nodelay, keepalive int
+	var err1, err2 error
+	rc.Control(func(fd uintptr) {
+		nodelay, err1 = unix.GetsockoptInt(int(fd), unix.IPPROTO_TCP, unix.TCP_NODELAY)
+		keepalive, err2 = unix.GetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_KEEPALIVE)
+	})
+	if err1 != nil || err2 != nil {
+		t.Fatal(err1, err2)
+	}
+	if nodelay == 0 {
+		t.Error("accepted socket without TCP_NODELAY")
+	}
+	if keepalive != 0 {
+		t.Error("accepted socket with SO_KEEPALIVE")
 	}
 }
 

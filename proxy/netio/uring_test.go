@@ -319,6 +319,11 @@ func TestUringAcceptedAddrs(t *testing.T) {
 				if v, err := syscall.GetsockoptInt(sc.(*uringConn).fd, syscall.IPPROTO_TCP, syscall.TCP_NODELAY); err != nil || v == 0 {
 					t.Errorf("accepted socket %d: TCP_NODELAY %d, %v", i, v, err)
 				}
+				// No keep-alive probes, as on the epoll driver
+				// (TestListenTCPAcceptedOptions).
+				if v, err := syscall.GetsockoptInt(sc.(*uringConn).fd, syscall.SOL_SOCKET, syscall.SO_KEEPALIVE); err != nil || v != 0 {
+					t.Errorf("accepted socket %d: SO_KEEPALIVE %d, %v", i, v, err)
+				}
 			}
 		})
 	}
