@@ -358,14 +358,14 @@ func (s *Server) Call(ctx context.Context, c net.Conn) (struct{}, error) {
 	drained := make(chan struct{})
 	cs.drained = drained
 	cs.drain = server.Draining(ctx)
-	if d := cs.drain; d != nil {
-		cs.stopDrain = context.AfterFunc(d, func() {
-			defer close(drained)
-			cs.draining.Store(true)
-			if cs.idle.Load() {
-				c.SetReadDeadline(aLongTimeAgo)
-			}
-		})
+	if stop, ok := server.AfterDrain(ctx, func() {
+		defer close(drained)
+		cs.draining.Store(true)
+		if cs.idle.Load() {
+			c.SetReadDeadline(aLongTimeAgo)
+		}
+	}); ok {
+		cs.stopDrain = stop
 	} else {
 		close(drained)
 	}
@@ -378,7 +378,7 @@ func (s *Server) watchForced(ctx context.Context, cs *conn) {
 	forced := make(chan struct{})
 	cs.forced = forced
 	cs.aborted.Store(false)
-	cs.stopForced = context.AfterFunc(ctx, func() {
+	cs.stopForced = server.AfterFunc(ctx, func() {
 		defer close(forced)
 		cs.aborted.Store(true) // before the deadline: see clientWriter
 		cs.c.SetDeadline(aLongTimeAgo)

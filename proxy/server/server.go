@@ -70,11 +70,10 @@ type generation struct {
 
 // conn is one accepted connection in flight.
 type conn struct {
-	nc     net.Conn
-	ctx    context.Context
-	cancel context.CancelFunc
-	gen    *generation
-	srv    *Server
+	nc  net.Conn
+	ctx connCtx // the context Call gets
+	gen *generation
+	srv *Server
 	// refs is 1 while Call runs, plus 1 from Detach until its done is
 	// called; the connection is finished when it drops to 0.
 	refs     atomic.Int32
@@ -260,7 +259,8 @@ type connKey struct{}
 // not come from a Server. A protocol that keeps connections open between
 // requests (HTTP keep-alive) closes its idle ones then, and answers the
 // requests in flight with "Connection: close", so a drain does not wait on
-// idle clients. Use context.AfterFunc on it: it costs no goroutine.
+// idle clients. AfterDrain hangs a callback on it (context.AfterFunc does
+// too, at a higher cost per connection); neither costs a goroutine.
 func Draining(ctx context.Context) context.Context {
 	if c, ok := ctx.Value(connKey{}).(*conn); ok {
 		return c.srv.drainCtx
@@ -324,7 +324,7 @@ func (s *Server) track(nc net.Conn) (*conn, bool) {
 	}
 	c := &conn{nc: nc, gen: s.gen, srv: s}
 	c.refs.Store(1)
-	c.ctx, c.cancel = context.WithCancel(context.WithValue(context.Background(), connKey{}, c))
+	c.ctx.c = c
 	s.gen.active++
 	s.conns[c] = struct{}{}
 	return c, true
@@ -339,7 +339,7 @@ func (s *Server) serveConn(c *conn) {
 			s.log.Error("server: panic serving connection", "client", addrString(c.nc.RemoteAddr()), "panic", r, "stack", string(buf))
 		}
 	}()
-	if _, err := c.gen.svc.Call(c.ctx, c.nc); err != nil {
+	if _, err := c.gen.svc.Call(&c.ctx, c.nc); err != nil {
 		// Services log their own failures; this is for debugging only.
 		s.log.Debug("server: connection ended with an error", "client", addrString(c.nc.RemoteAddr()), "error", err)
 	}
@@ -355,7 +355,7 @@ func (s *Server) release(c *conn) {
 // finish releases a connection whose Call returned and whose detached part,
 // if any, is done.
 func (s *Server) finish(c *conn) {
-	c.cancel()
+	c.ctx.cancel()
 	if t := c.top.Load(); t != nil {
 		(*t).Close() // a layer's conn (TLS: close_notify, its SSL freed)
 	}
@@ -385,6 +385,9 @@ func (s *Server) stopLocked() {
 		s.stopping = true
 		close(s.closed)
 		s.drainCancel()
+		for c := range s.conns {
+			c.ctx.drain()
+		}
 	}
 	for ln := range s.listeners {
 		(*ln).Close()
@@ -399,7 +402,7 @@ func (s *Server) forceClose() {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	for c := range s.conns {
-		c.cancel()
+		c.ctx.cancel()
 		c.nc.Close()
 	}
 }
