@@ -596,3 +596,48 @@ func TestUringCloseLetsSettlingWriteBehindFinish(t *testing.T) {
 	expectAllThenEOF(t, b, n, tail)
 	waitForgotten(t, d, a)
 }
+
+// TestUringCloseLeavesRecvToTheLoop: Close does not wait for the cancel of
+// a conn's multishot recv; the completion that ends it closes the socket
+// and forgets the conn. The peer sees the connection end, data it sent
+// around the Close goes back to the buffer ring, and the driver's table
+// lets go of every conn, with or without a write-behind's send that Close
+// let go on.
+func TestUringCloseLeavesRecvToTheLoop(t *testing.T) {
+	d := newDriver(t, UringParams{})
+	for i := range 40 {
+		a, b := ringPair(t, d)
+		if _, err := b.Write([]byte("ping")); err != nil {
+			t.Fatal(err)
+		}
+		buf := make([]byte, 4)
+		if _, err := io.ReadFull(a, buf); err != nil { // the multishot recv is armed
+			t.Fatal(err)
+		}
+		if i%2 == 1 {
+			if _, err := a.Write([]byte("pong")); err != nil { // a write-behind, likely still in flight
+				t.Fatal(err)
+			}
+		}
+		b.Write([]byte("more")) // may arrive before the cancel
+		if err := a.Close(); err != nil {
+			t.Fatalf("Close: %v", err)
+		}
+		b.Write([]byte("after")) // may fail: the socket may be gone
+		b.SetReadDeadline(time.Now().Add(5 * time.Second))
+		got, err := io.ReadAll(b)
+		if err != nil && !errors.Is(err, syscall.ECONNRESET) {
+			t.Fatalf("the peer's read after Close: %v", err)
+		}
+		if i%2 == 1 && err == nil && string(got) != "pong" {
+			t.Fatalf("the peer read %q, want the write-behind's \"pong\"", got)
+		}
+		waitForgotten(t, d, a)
+	}
+	d.mu.Lock()
+	out := d.br.Out()
+	d.mu.Unlock()
+	if out != 0 {
+		t.Errorf("%d received buffers not given back to the ring", out)
+	}
+}

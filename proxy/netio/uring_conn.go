@@ -78,6 +78,10 @@ type uringConn struct {
 	rs, ws   slot        // the read-side and write-side one-shot ops
 	inflight int         // operations whose result is to come (not counting SEND_ZC notifications)
 	drained  chan struct{}
+	// closeDue: Close has returned while operations it does not wait for
+	// were in flight; the last completion closes the socket
+	// (finishCloseLocked).
+	closeDue bool
 	orphan   bool   // closed while a SEND_ZC notification is due: leave the table at it
 	notify   func() // NotifyReadable's callback, pending
 	behind   []byte // the buffer of a write-behind's send in flight (see writeBehind)
@@ -206,15 +210,49 @@ func (c *uringConn) completeLocked(kind uint64, cqe uring.CQE) {
 		}
 	}
 	c.signalDrainedLocked()
+	c.finishCloseLocked()
 }
 
 // signalDrainedLocked wakes a Close waiting for the last operation in flight
-// once there is none but a write-behind's send it lets go on.
+// once there is none but those it does not wait for (see unwaitedLocked).
 func (c *uringConn) signalDrainedLocked() {
-	if c.drained != nil && c.inflight == c.lingeringLocked() {
+	if c.drained != nil && c.inflight == c.unwaitedLocked() {
 		close(c.drained)
 		c.drained = nil
 	}
+}
+
+// unwaitedLocked counts the operations in flight that Close does not wait
+// for: the multishot recv, whose buffers are the driver's, and a
+// write-behind's send it lets go on. Every other one works on its
+// caller's memory until its completion.
+func (c *uringConn) unwaitedLocked() int {
+	n := c.lingeringLocked()
+	if c.armed {
+		n++
+	}
+	return n
+}
+
+// finishCloseLocked closes the socket and forgets the conn once Close has
+// returned (closeDue) and the last operation it left in flight has
+// completed. It reports whether it did, with close(2)'s error.
+func (c *uringConn) finishCloseLocked() (bool, error) {
+	if !c.closeDue || c.inflight > 0 {
+		return false, nil
+	}
+	c.closeDue = false
+	if c.ws.notif {
+		// A SEND_ZC whose bytes the peer has not acknowledged: the
+		// socket can be closed (the kernel keeps sending them), but the
+		// writer still waits for the notification before its buffer is
+		// free. The driver's Close does not wait for that.
+		c.orphan = true
+		c.d.checkGoneLocked()
+	} else {
+		c.d.forgetLocked(c.id)
+	}
+	return true, closeRaw(c.fd)
 }
 
 // waitLocked waits until the operation in s completes and returns its
@@ -753,10 +791,14 @@ func (c *uringConn) CloseWrite() error {
 }
 
 // Close cancels the operations in flight, wakes the goroutines parked on
-// them (they return net.ErrClosed), waits for the kernel's last completion,
-// gives the connection's received buffers back and closes the socket. It
-// does not wait for a SEND_ZC notification: a writer waiting for one keeps
-// waiting until the kernel has sent (or dropped) the bytes.
+// them (they return net.ErrClosed), waits for the completions of those that
+// use their caller's memory, gives the connection's received buffers back
+// and closes the socket, or has the last completion close it when the
+// multishot recv's cancel (or a write-behind's send, see below) is still to
+// come: the socket stays open until the kernel lets go of it, and the
+// caller does not wait for a round of the ring. It does not wait for a
+// SEND_ZC notification: a writer waiting for one keeps waiting until the
+// kernel has sent (or dropped) the bytes.
 func (c *uringConn) Close() error {
 	d := c.d
 	d.mu.Lock()
@@ -795,7 +837,7 @@ func (c *uringConn) Close() error {
 		d.br.Release(uint16(id))
 	}
 	var drained chan struct{}
-	if c.inflight > c.lingeringLocked() {
+	if c.inflight > c.unwaitedLocked() {
 		drained = make(chan struct{})
 		c.drained = drained
 	}
@@ -821,22 +863,12 @@ func (c *uringConn) Close() error {
 	c.addrOnce.Do(func() {}) // addresses asked after Close stay empty, not another socket's
 	d.mu.Lock()
 	if c.linger == 1 {
-		c.linger = 2 // the send's completion closes the socket
-		d.mu.Unlock()
-		return nil
+		c.linger = 2
 	}
-	if c.ws.notif {
-		// A SEND_ZC whose bytes the peer has not acknowledged: the
-		// socket can be closed (the kernel keeps sending them), but the
-		// writer still waits for the notification before its buffer is
-		// free. The driver's Close does not wait for that.
-		c.orphan = true
-		d.checkGoneLocked()
-	} else {
-		d.forgetLocked(c.id)
-	}
+	c.closeDue = true
+	_, err := c.finishCloseLocked() // else the last completion does
 	d.mu.Unlock()
-	if err := closeRaw(c.fd); err != nil {
+	if err != nil {
 		return c.opErr("close", os.NewSyscallError("close", err))
 	}
 	return nil
@@ -876,14 +908,10 @@ func (c *uringConn) lingeringLocked() int {
 }
 
 // endLingerLocked runs at the completion of a write-behind's send that
-// Close let go on: once Close has returned, it closes the socket and
-// forgets the conn, as Close would have.
+// Close let go on. Once Close has returned, the completion then closes the
+// socket (finishCloseLocked), unless the multishot recv's is still to come.
 func (c *uringConn) endLingerLocked() {
 	c.lingerT.Stop()
-	if c.linger == 2 {
-		c.d.forgetLocked(c.id)
-		closeRaw(c.fd)
-	}
 	c.linger = 0
 }
 
@@ -1402,6 +1430,7 @@ func (c *uringConn) rawUnref() {
 	c.d.mu.Lock()
 	c.inflight--
 	c.signalDrainedLocked()
+	c.finishCloseLocked()
 	c.d.mu.Unlock()
 }
 
