@@ -41,16 +41,7 @@ func TestListenTCPAcceptedOptions(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer ln.Close()
-	c, err := net.Dial("tcp", ln.Addr().String())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
-	sc, err := ln.Accept()
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer sc.Close()
+	_, sc := dialAccept(t, ln, ln.Addr().String())
 	rc, err := sc.(syscall.Conn).SyscallConn()
 	if err != nil {
 		t.Fatal(err)
@@ -70,6 +61,23 @@ func TestListenTCPAcceptedOptions(t *testing.T) {
 	if keepalive != 0 {
 		t.Error("accepted socket with SO_KEEPALIVE")
 	}
+}
+
+// dialAccept dials addr over TCP and takes the connection from ln; both
+// ends are closed when the test ends.
+func dialAccept(t *testing.T, ln net.Listener, addr string) (client, accepted net.Conn) {
+	t.Helper()
+	c, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	sc, err := ln.Accept()
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { sc.Close() })
+	return c, sc
 }
 
 func TestUnixStaleAndLive(t *testing.T) {

@@ -283,16 +283,8 @@ func TestUringAcceptedAddrs(t *testing.T) {
 			}
 			defer ln.Close()
 			port := ln.Addr().(*net.TCPAddr).Port
-			c, err := net.Dial("tcp", net.JoinHostPort("127.0.0.1", strconv.Itoa(port)))
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer c.Close()
-			sc, err := ln.Accept()
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer sc.Close()
+			loop := net.JoinHostPort("127.0.0.1", strconv.Itoa(port))
+			c, sc := dialAccept(t, ln, loop)
 			local, remote := sc.LocalAddr().(*net.TCPAddr), sc.RemoteAddr().(*net.TCPAddr)
 			want := c.RemoteAddr().(*net.TCPAddr)
 			if !local.IP.Equal(want.IP) || local.Port != want.Port {
@@ -306,15 +298,7 @@ func TestUringAcceptedAddrs(t *testing.T) {
 			// rely on the answer.
 			for i := range 3 {
 				if i > 0 {
-					c, err := net.Dial("tcp", net.JoinHostPort("127.0.0.1", strconv.Itoa(port)))
-					if err != nil {
-						t.Fatal(err)
-					}
-					defer c.Close()
-					if sc, err = ln.Accept(); err != nil {
-						t.Fatal(err)
-					}
-					defer sc.Close()
+					_, sc = dialAccept(t, ln, loop)
 				}
 				if v, err := syscall.GetsockoptInt(sc.(*uringConn).fd, syscall.IPPROTO_TCP, syscall.TCP_NODELAY); err != nil || v == 0 {
 					t.Errorf("accepted socket %d: TCP_NODELAY %d, %v", i, v, err)
