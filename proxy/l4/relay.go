@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/monolake-go/monolake/proxy/netio"
+	"github.com/monolake-go/monolake/proxy/server"
 )
 
 // The relay runs one goroutine per direction. Each copies its source to
@@ -122,7 +123,7 @@ func relay(ctx context.Context, a, b net.Conn, idle time.Duration) (moved [2]int
 	// sockets have no such bound: their peers are local.
 	netio.SetTCPUserTimeout(a, idle)
 	netio.SetTCPUserTimeout(b, idle)
-	stop := context.AfterFunc(ctx, p.stop)
+	stop := server.AfterFunc(ctx, p.stop)
 	defer stop()
 
 	errc := make(chan error, 1)

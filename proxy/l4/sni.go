@@ -12,6 +12,7 @@ import (
 
 	"github.com/monolake-go/monolake/proxy/balance"
 	"github.com/monolake-go/monolake/proxy/config"
+	"github.com/monolake-go/monolake/proxy/server"
 	"github.com/monolake-go/monolake/proxy/sni"
 )
 
@@ -126,7 +127,7 @@ var errNoRoute = errors.New("l4: no sni route matches and there is no default ro
 // hello, a timeout), else nil with the reason.
 func (p *Proxy) routeHello(ctx context.Context, client net.Conn) ([]byte, *route, string, error) {
 	client.SetReadDeadline(time.Now().Add(p.helloTimeout))
-	stop := context.AfterFunc(ctx, func() { client.SetReadDeadline(aLongTimeAgo) })
+	stop := server.AfterFunc(ctx, func() { client.SetReadDeadline(aLongTimeAgo) })
 	raw, ch, err := sni.Read(client, sni.DefaultMaxSize)
 	stop()
 	client.SetReadDeadline(time.Time{})
