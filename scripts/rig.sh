@@ -1,6 +1,6 @@
 # rig.sh: the loopback rig shared by syscalls.sh, costsplit.sh, floor.sh and
 # abtest.sh, sourced by them. It sets up, under a temporary directory $work:
-#   - an nginx origin on 127.0.0.1:29500 (CPU 1) serving /0 (empty) and /1k;
+#   - an nginx origin on 127.0.0.1:29500 (CPU 1) serving /0 (empty), /1k and /16k;
 #   - nginx.conf for nginx as the proxy under test on 127.0.0.1:29501;
 #   - monolake.toml for Monolake (one worker) on 127.0.0.1:29502;
 # and gives wait_port and start_* helpers. Everything it starts is stopped
@@ -26,6 +26,7 @@ trap cleanup EXIT
 mkdir -p "$work/www" "$work/origin" "$work/proxy"
 : >"$work/www/0"
 head -c 1024 /dev/zero | tr '\0' a >"$work/www/1k"
+head -c 16384 /dev/zero | tr '\0' a >"$work/www/16k"
 
 # nginx_conf DIR HTTP-BODY: a one-worker nginx config in DIR/nginx.conf,
 # its pid and temp files in DIR, HTTP-BODY inside the http block.
@@ -118,11 +119,11 @@ start_origin() {
 	check_bodies 29500 http
 }
 
-# check_bodies PORT [SCHEME]: GET /0 and /1k on PORT must answer 200 with 0
-# and 1024 bytes.
+# check_bodies PORT [SCHEME]: GET /0, /1k and /16k on PORT must answer 200 with 0,
+# 1024 and 16384 bytes.
 check_bodies() {
 	local p want got proto=${2:-$scheme}
-	for p in 0:0 1k:1024; do
+	for p in 0:0 1k:1024 16k:16384; do
 		want="200 ${p#*:}"
 		got=$(curl -sk -o /dev/null -w '%{http_code} %{size_download}' "$proto://127.0.0.1:$1/${p%%:*}") || true
 		[ "$got" = "$want" ] || { echo "$name: GET /${p%%:*} on port $1 answered \"$got\", want \"$want\"" >&2; return 1; }
