@@ -72,6 +72,7 @@ func (b *builder) runtime(r *rawRuntime) Runtime {
 		Workers:      DefaultWorkers(),
 		CPUAffinity:  true,
 		Entries:      1024,
+		RecvBuffers:  1024,
 		DrainTimeout: 30 * time.Second,
 		GCMinHeap:    DefaultGCMinHeap,
 	}
@@ -114,6 +115,13 @@ func (b *builder) runtime(r *rawRuntime) Runtime {
 			b.errorf("runtime.entries", "%d entries: want a power of two from 1 to 32768", e)
 		} else {
 			rt.Entries = int(e)
+		}
+	}
+	if r.RecvBuffers != nil {
+		if n := *r.RecvBuffers; n < 16 || n > 32768 || n&(n-1) != 0 {
+			b.errorf("runtime.recv_buffers", "%d buffers: want a power of two from 16 to 32768", n)
+		} else {
+			rt.RecvBuffers = int(n)
 		}
 	}
 	if r.SQPollIdle != nil {

@@ -116,6 +116,12 @@ type Runtime struct {
 	Entries int
 	// SQPollIdle turns SQPOLL on with this idle time; 0 leaves it off.
 	SQPollIdle time.Duration
+	// RecvBuffers is the number of 16 KiB receive buffers each io_uring
+	// worker shares among its connections (ours; default 1024): fewer
+	// stay in the CPU's caches (large bodies), more let more connections
+	// hold received data at once before reads fall back to one-shot
+	// receives.
+	RecvBuffers int
 	// DrainTimeout bounds how long a stopping worker waits for connections
 	// in flight (ours; default 30s).
 	DrainTimeout time.Duration

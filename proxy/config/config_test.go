@@ -237,6 +237,23 @@ func TestGCMinHeap(t *testing.T) {
 	}
 }
 
+func TestRecvBuffers(t *testing.T) {
+	cfg, err := Parse("t.toml", []byte(base))
+	if err != nil || cfg.Runtime.RecvBuffers != 1024 {
+		t.Fatalf("default: %d, %v", cfg.Runtime.RecvBuffers, err)
+	}
+	cfg, err = Parse("t.toml", []byte(strings.Replace(base, "worker_threads = 1", "recv_buffers = 512", 1)))
+	if err != nil || cfg.Runtime.RecvBuffers != 512 {
+		t.Fatalf("recv_buffers = 512: %d, %v", cfg.Runtime.RecvBuffers, err)
+	}
+	for _, bad := range []string{"500", "8", "65536"} {
+		_, err := Parse("t.toml", []byte(strings.Replace(base, "worker_threads = 1", "recv_buffers = "+bad, 1)))
+		if err == nil || !strings.Contains(err.Error(), "t.toml:2: runtime.recv_buffers: "+bad+" buffers: want a power of two") {
+			t.Errorf("recv_buffers = %s: got %v", bad, err)
+		}
+	}
+}
+
 func TestEntries(t *testing.T) {
 	_, err := Parse("t.toml", []byte(strings.Replace(base, "worker_threads = 1", "entries = 1000", 1)))
 	if err == nil || !strings.Contains(err.Error(), "t.toml:2: runtime.entries: 1000 entries") {

@@ -29,7 +29,8 @@ type rawRuntime struct {
 	Workers       *int64  `toml:"workers"` // Monolake's older spelling
 	CPUAffinity   *bool   `toml:"cpu_affinity"`
 	Entries       *int64  `toml:"entries"`
-	SQPollIdle    *int64  `toml:"sqpoll_idle"` // milliseconds
+	SQPollIdle    *int64  `toml:"sqpoll_idle"`  // milliseconds
+	RecvBuffers   *int64  `toml:"recv_buffers"` // ours
 	DrainTimeout  *int64  `toml:"drain_timeout_sec"`
 	MaxConns      *int64  `toml:"max_connections"` // ours: per worker
 	GCMinHeap     *int64  `toml:"gc_min_heap_mib"` // ours

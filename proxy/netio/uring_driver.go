@@ -190,6 +190,10 @@ func (d *Uring) Stats() uring.Stats {
 	return d.ring.Stats()
 }
 
+// RecvBuffers is the number of buffers in the receive buffer ring
+// (UringParams.BufCount).
+func (d *Uring) RecvBuffers() int { return d.br.Len() }
+
 // BuffersOut counts the received buffers out of the buffer ring: queued
 // on connections for their readers, or lent (ReadBorrow). With no bytes
 // received and unread, a count above zero is a buffer never given back.

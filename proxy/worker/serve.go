@@ -149,6 +149,7 @@ func newDriver(cfg *config.Config, log *slog.Logger) netio.Driver {
 	d, reason := netio.NewDriver(cfg.Runtime.Type, netio.UringParams{
 		Entries:    uint32(cfg.Runtime.Entries),
 		SQPollIdle: cfg.Runtime.SQPollIdle,
+		BufCount:   cfg.Runtime.RecvBuffers,
 	})
 	if reason != "" {
 		log.Warn("io_uring runtime unavailable; using epoll", "reason", reason)

@@ -22,6 +22,7 @@ import (
 	"time"
 
 	"github.com/monolake-go/monolake/proxy/config"
+	"github.com/monolake-go/monolake/proxy/netio"
 	"github.com/monolake-go/monolake/proxy/porttest"
 	"github.com/monolake-go/monolake/tlsbackend"
 	"github.com/monolake-go/monolake/tlsbackend/tlstest"
@@ -949,5 +950,35 @@ func TestCertFallback(t *testing.T) {
 			installPEM(t, key, second.KeyPEM)
 			waitFor(t, "the new certificate", func() bool { return serial() == second.Cert.SerialNumber.String() })
 		})
+	}
+}
+
+// TestRecvBuffersReachDriver: runtime.recv_buffers sizes the io_uring
+// driver's receive buffer ring. Where the build or the kernel has no
+// io_uring (the worker then runs on epoll) there is no ring to size; CI
+// has it.
+func TestRecvBuffersReachDriver(t *testing.T) {
+	cfg, err := config.Parse("test.toml", []byte(`[runtime]
+runtime_type = "io_uring"
+recv_buffers = 64
+[servers.l4]
+proxy_type = "tcp"
+listener = { type = "socket", value = "127.0.0.1:1" }
+route = { upstreams = [{ endpoint = { type = "socket", value = "127.0.0.1:2" } }] }
+`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := netio.UringAvailable(); err != nil {
+		t.Skipf("no io_uring here: %v", err)
+	}
+	d := newDriver(cfg, slog.New(slog.DiscardHandler))
+	defer d.Close()
+	u, ok := d.(interface{ RecvBuffers() int })
+	if !ok {
+		t.Fatalf("driver %s on a machine with io_uring", d.Name())
+	}
+	if n := u.RecvBuffers(); n != 64 {
+		t.Fatalf("receive buffers: %d, want 64", n)
 	}
 }
