@@ -45,8 +45,8 @@ start_origin
 
 # sample NAME: perf the worker over a wrk run and append a line to
 # $work/rows: name, requests, samples in all, in user space and in shared
-# libraries (1 sample = 500 us of CPU at 2000 Hz), and the percent of samples under tcp_sendmsg
-# and under tcp_recvmsg.
+# libraries (1 sample = 500 us of CPU at 2000 Hz), and the percent of
+# samples under tcp_sendmsg and under tcp_recvmsg.
 sample() {
 	local data=$work/perf.data reqs
 	taskset -c 1 wrk -t1 -c"$conns" -d1s "${close[@]}" "$scheme://127.0.0.1:$port$path" >/dev/null # warm up

@@ -85,7 +85,7 @@ type uringConn struct {
 	orphan   bool   // closed while a SEND_ZC notification is due: leave the table at it
 	notify   func() // NotifyReadable's callback, pending
 	behind   []byte // the buffer of a write-behind's send in flight (see writeBehind)
-	linger   int8   // Close let that send go on: 1 while Close runs, 2 once it returned
+	linger   int8   // 1: Close let that send go on, until its completion (endLingerLocked)
 	lingerT  *time.Timer
 	lingerQ  int // the socket's unsent bytes at the last lingerCheck (-1: none yet)
 
@@ -236,10 +236,10 @@ func (c *uringConn) unwaitedLocked() int {
 
 // finishCloseLocked closes the socket and forgets the conn once Close has
 // returned (closeDue) and the last operation it left in flight has
-// completed. It reports whether it did, with close(2)'s error.
-func (c *uringConn) finishCloseLocked() (bool, error) {
+// completed, and returns close(2)'s error.
+func (c *uringConn) finishCloseLocked() error {
 	if !c.closeDue || c.inflight > 0 {
-		return false, nil
+		return nil
 	}
 	c.closeDue = false
 	if c.ws.notif {
@@ -252,7 +252,7 @@ func (c *uringConn) finishCloseLocked() (bool, error) {
 	} else {
 		c.d.forgetLocked(c.id)
 	}
-	return true, closeRaw(c.fd)
+	return closeRaw(c.fd)
 }
 
 // waitLocked waits until the operation in s completes and returns its
@@ -816,12 +816,12 @@ func (c *uringConn) Close() error {
 			// A write-behind's send goes on (its bytes were written, as
 			// far as the writer knows) while the peer keeps taking bytes,
 			// and is cancelled once closeLinger passes without (see
-			// lingerCheck); Close does not wait for it, its completion
-			// closes the socket (endLingerLocked). The write deadline
-			// no longer counts, as SO_SNDTIMEO does not after close(2):
-			// it was set for a write that has returned (a relay's idle
-			// timeout, renewed while it ran, would cut a slow reader's
-			// last bytes).
+			// lingerCheck); Close does not wait for it, the last
+			// completion closes the socket (finishCloseLocked). The
+			// write deadline no longer counts, as SO_SNDTIMEO does not
+			// after close(2): it was set for a write that has returned
+			// (a relay's idle timeout, renewed while it ran, would cut
+			// a slow reader's last bytes).
 			c.linger, c.lingerQ = 1, -1
 			c.lingerT = time.AfterFunc(closeLinger, c.lingerCheck)
 			continue
@@ -862,11 +862,8 @@ func (c *uringConn) Close() error {
 	} // else the reader holding rmu drops it on its way out (unlockReader)
 	c.addrOnce.Do(func() {}) // addresses asked after Close stay empty, not another socket's
 	d.mu.Lock()
-	if c.linger == 1 {
-		c.linger = 2
-	}
 	c.closeDue = true
-	_, err := c.finishCloseLocked() // else the last completion does
+	err := c.finishCloseLocked() // else the last completion does
 	d.mu.Unlock()
 	if err != nil {
 		return c.opErr("close", os.NewSyscallError("close", err))

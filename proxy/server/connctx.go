@@ -79,14 +79,20 @@ func (x *connCtx) Value(key any) any {
 func (x *connCtx) AfterFunc(f func()) (stop func() bool) { return x.afterFunc(f, false) }
 
 func (x *connCtx) afterFunc(f func(), async bool) (stop func() bool) {
-	return x.register(&x.hooks, func() bool { return x.err != nil }, f, async)
+	return x.register(false, f, async)
 }
 
-// register adds f to *list, or runs it on a goroutine of its own at once
-// when fired reports (under mu) that the list has been run already.
-func (x *connCtx) register(list *[]*ctxHook, fired func() bool, f func(), async bool) (stop func() bool) {
+// register adds f to the hooks (drain: the drainHooks), or runs it on a
+// goroutine of its own at once when that list has been run already.
+func (x *connCtx) register(drain bool, f func(), async bool) (stop func() bool) {
+	list, fired := &x.hooks, false
 	x.mu.Lock()
-	if fired() {
+	if drain {
+		list, fired = &x.drainHooks, x.draining || x.c.srv.drainCtx.Err() != nil
+	} else {
+		fired = x.err != nil
+	}
+	if fired {
 		x.mu.Unlock()
 		go f()
 		return func() bool { return false }
@@ -170,8 +176,7 @@ func AfterFunc(ctx context.Context, f func()) (stop func() bool) {
 // ctx is not a Server's.
 func AfterDrain(ctx context.Context, f func()) (stop func() bool, ok bool) {
 	if x, ok := ctx.(*connCtx); ok {
-		d := x.c.srv.drainCtx
-		return x.register(&x.drainHooks, func() bool { return x.draining || d.Err() != nil }, f, true), true
+		return x.register(true, f, true), true
 	}
 	d := Draining(ctx)
 	if d == nil {
