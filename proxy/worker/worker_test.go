@@ -956,11 +956,15 @@ func TestCertFallback(t *testing.T) {
 // TestRecvBuffersReachDriver: runtime.recv_buffers sizes the io_uring
 // driver's receive buffer ring. Where the build or the kernel has no
 // io_uring (the worker then runs on epoll), or where the environment
-// forces epoll, there is no ring to size; CI has it.
+// forces epoll, there is no ring to size; with MONOLAKE_TEST_STRICT (CI)
+// an io_uring build fails instead.
 func TestRecvBuffersReachDriver(t *testing.T) {
 	cfg := tcpConfig(t, 1, "127.0.0.1:1", "127.0.0.1:2", 30) // io_uring by default
 	cfg.Runtime.RecvBuffers = 64                             // as runtime.recv_buffers = 64 (TestRecvBuffers parses it)
 	if err := netio.UringAvailable(); err != nil {
+		if netio.UringBuilt && os.Getenv(tlstest.StrictEnv) != "" {
+			t.Fatalf("io_uring unusable under %s: %v", tlstest.StrictEnv, err)
+		}
 		t.Skipf("no io_uring here: %v", err)
 	}
 	if os.Getenv(netio.ForceEpollEnv) != "" {
