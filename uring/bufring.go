@@ -53,8 +53,14 @@ func Free(b []byte) error {
 // must be released exactly once, or the group runs dry (multishot recvs
 // then end with -ENOBUFS).
 //
+// The kernel is handed only some of the buffers at a time (64 to start
+// with), the most recently released first, so that receives land in memory
+// the caches still hold. A recv that finds none of them left ends with
+// -ENOBUFS while others wait in user space: its owner calls RanDry, which
+// keeps more buffers in the ring from then on, and arms the recv again.
+//
 // A BufRing belongs to its Ring and follows the same rule: one goroutine at a
-// time (the Ring's owner, or under its lock) calls Release.
+// time (the Ring's owner, or under its lock) calls Claim, Release and RanDry.
 type BufRing struct {
 	r       *Ring
 	ring    []byte // entries × struct io_uring_buf; the tail overlays entry 0
@@ -70,10 +76,29 @@ type BufRing struct {
 	lent    []bool
 	refused int
 	out     int // buffers claimed and not released
+
+	// The ring holds about want buffers, not all of them: the kernel
+	// takes buffers in the order they were added, so a ring holding every
+	// buffer would cycle through all of them (16 MiB at the driver's
+	// default) and every receive would land in memory no cache holds.
+	// Released buffers wait in free, and the ring is topped up from its
+	// end, the most recently used (still cached) first.
+	free    []uint16 // neither lent nor in the ring; the most recently released last
+	avail   int      // in the ring and not claimed (the kernel may have taken some not yet reaped)
+	want    int      // avail is topped up to this; RanDry doubles it, it decays back to minWant
+	minWant int
+	claims  uint64 // buffers claimed so far
+	grewAt  uint64 // claims when want last grew (grown: it did)
+	grown   bool
+	movedAt uint64 // claims when want last grew or shrank
 }
 
-// NewBufRing maps entries buffers of size bytes, hands them all to the
-// kernel and registers them as buffer group group. entries must be a power
+// minRingBuffers is where a BufRing's fill target starts and what it
+// decays back to.
+const minRingBuffers = 64
+
+// NewBufRing maps entries buffers of size bytes, hands the kernel 64 of
+// them (all, if fewer; see RanDry) and registers them as buffer group group. entries must be a power
 // of two up to 32768. Two mmaps and one io_uring_register(2).
 func (r *Ring) NewBufRing(group uint16, entries, size int) (*BufRing, error) {
 	if !Available {
@@ -98,10 +123,13 @@ func (r *Ring) NewBufRing(group uint16, entries, size int) (*BufRing, error) {
 		return nil, err
 	}
 	b := &BufRing{r: r, ring: ring, bufs: bufs, size: size, mask: uint16(entries - 1), group: group, entries: entries, lent: make([]bool, entries)}
-	for i := range entries {
-		b.add(uint16(i))
+	b.minWant = min(entries, minRingBuffers)
+	b.want = b.minWant
+	b.free = make([]uint16, 0, entries)
+	for i := entries - 1; i >= 0; i-- {
+		b.free = append(b.free, uint16(i))
 	}
-	b.publish()
+	b.fill()
 	if err := r.registerBufRing(ring, entries, group); err != nil {
 		b.unmap()
 		return nil, err
@@ -153,14 +181,60 @@ func (b *BufRing) Claim(c CQE) (id uint16, ok bool) {
 	if !b.lent[id] {
 		b.lent[id] = true
 		b.out++
+		b.avail--
+		b.claims++
+		if b.claims-b.movedAt >= decayClaims && b.want > b.minWant {
+			b.want = max(b.want-b.want/4, b.minWant)
+			b.movedAt = b.claims
+		}
+		b.fill()
 	}
 	return id, true
 }
 
-// Release gives buffer id back to the kernel, which may refill it at once:
-// no slice of it may be used afterwards. No syscall, no cgo call: two stores
-// into the shared ring. A buffer that was not claimed since it was last
-// released (a double release, a bug of the caller's) is refused and
+// decayClaims is how many buffers the kernel hands out without running dry
+// before a BufRing's fill target shrinks by a quarter.
+const decayClaims = 1 << 16
+
+// RanDry tells b that a receive ended with ENOBUFS: the kernel found the
+// ring empty. The ring is kept twice as full from now on (up to every
+// buffer), shrinking back by a quarter after every 65,536 buffers handed
+// out without running dry again.
+func (b *BufRing) RanDry() {
+	if b.grown && b.claims-b.grewAt < uint64(b.want/2) {
+		// Fewer claims than half the ring since it last grew: the
+		// same dry spell (every receive of one burst that found the ring
+		// empty ends with ENOBUFS, and their completions come together).
+		return
+	}
+	b.grown, b.grewAt, b.movedAt = true, b.claims, b.claims
+	b.want = min(2*b.want, b.entries)
+	b.fill()
+}
+
+// InRing reports how many buffers the ring holds for the kernel (those it
+// took and whose completions were not yet claimed included) and how many it
+// is kept at.
+func (b *BufRing) InRing() (n, want int) { return b.avail, b.want }
+
+// fill tops the ring up to want from the most recently released buffers and
+// publishes the new tail.
+func (b *BufRing) fill() {
+	if b.avail >= b.want || len(b.free) == 0 || b.ring == nil {
+		return
+	}
+	for b.avail < b.want && len(b.free) > 0 {
+		b.add(b.free[len(b.free)-1])
+		b.free = b.free[:len(b.free)-1]
+		b.avail++
+	}
+	b.publish()
+}
+
+// Release gives buffer id back, to the kernel at once if the ring is below
+// its fill target (the kernel may then refill it at once): no slice of it
+// may be used afterwards. No syscall, no cgo call: at most two stores into
+// the shared ring. A buffer that was not claimed since it was last released (a double release, a bug of the caller's) is refused and
 // counted (Refused) rather than put in the ring twice, where two receives
 // could fill it at once. (Not a panic: callers hold their driver's lock.)
 func (b *BufRing) Release(id uint16) {
@@ -173,8 +247,8 @@ func (b *BufRing) Release(id uint16) {
 	}
 	b.lent[id] = false
 	b.out--
-	b.add(id)
-	b.publish()
+	b.free = append(b.free, id)
+	b.fill()
 }
 
 // ioUringBuf is struct io_uring_buf. The ring's tail overlays resv of entry

@@ -230,6 +230,101 @@ func TestRecvMultishotBufRing(t *testing.T) {
 	}
 }
 
+// TestBufRingReusesRecentBuffers: a BufRing of 1,024 buffers hands the
+// kernel 64 at a time, topped up with the ones released last, so 200
+// receives, each released before the next, land in 65 buffers (a ring
+// holding all 1,024 would use 200), and the rest are never touched.
+func TestBufRingReusesRecentBuffers(t *testing.T) {
+	r := newRing(t, Params{Entries: 16})
+	br, err := r.NewBufRing(1, 1024, 64)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n, want := br.InRing(); n != minRingBuffers || want != minRingBuffers {
+		t.Fatalf("ring holds %d buffers, kept at %d; want %d", n, want, minRingBuffers)
+	}
+	a, b := socketpair(t)
+	r.RecvMultishot(1, a, br, 0)
+	ids := map[uint16]bool{}
+	for i := range 200 {
+		if err := writeAll(b, []byte{byte(i)}); err != nil {
+			t.Fatal(err)
+		}
+		c := collectN(t, r, 1)[0]
+		id, ok := br.Claim(c)
+		if !ok || !c.More() {
+			t.Fatalf("receive %d: %+v", i, c)
+		}
+		if data, _, _ := br.Get(c); len(data) != 1 || data[0] != byte(i) {
+			t.Fatalf("receive %d: %q", i, data)
+		}
+		ids[id] = true
+		br.Release(id)
+	}
+	if len(ids) != minRingBuffers+1 {
+		t.Errorf("200 receives used %d buffers, want %d", len(ids), minRingBuffers+1)
+	}
+	if n, want := br.InRing(); n != minRingBuffers || want != minRingBuffers || br.Out() != 0 {
+		t.Errorf("after: ring holds %d, kept at %d, %d out; want %d, %d, 0", n, want, br.Out(), minRingBuffers, minRingBuffers)
+	}
+}
+
+// TestBufRingRanDry: 100 receives at once find the 64 buffers the ring
+// holds and end with ENOBUFS past them. RanDry for each of those (as the
+// driver calls it) doubles the ring's fill once, not once per receive: one
+// dry spell. The receives armed again then all get a buffer.
+func TestBufRingRanDry(t *testing.T) {
+	r := newRing(t, Params{Entries: 256})
+	br, err := r.NewBufRing(1, 1024, 64)
+	if err != nil {
+		t.Fatal(err)
+	}
+	const conns = 100
+	fds := make([]int, conns)
+	for i := range fds {
+		a, b := socketpair(t)
+		fds[i] = a
+		if err := writeAll(b, []byte{byte(i)}); err != nil {
+			t.Fatal(err)
+		}
+		r.RecvMultishot(uint64(i+1), a, br, 0)
+	}
+	got := 0
+	var dry []uint64
+	collect(t, r, func(all []CQE) bool {
+		for _, c := range all[got:] {
+			if _, ok := br.Claim(c); ok {
+				continue
+			}
+			if c.Res != -int32(syscall.ENOBUFS) || c.More() {
+				t.Fatalf("CQE %+v", c)
+			}
+			dry = append(dry, c.UserData)
+			br.RanDry()
+		}
+		got = len(all)
+		return got >= conns
+	})
+	if len(dry) != conns-minRingBuffers {
+		t.Fatalf("%d receives ran dry, want %d", len(dry), conns-minRingBuffers)
+	}
+	if _, want := br.InRing(); want != 2*minRingBuffers {
+		t.Fatalf("ring kept at %d buffers after one dry spell, want %d", want, 2*minRingBuffers)
+	}
+	for _, ud := range dry {
+		r.RecvMultishot(ud, fds[ud-1], br, 0)
+	}
+	for _, c := range collectN(t, r, len(dry)) {
+		if data, _, ok := br.Get(c); !ok || len(data) != 1 || data[0] != byte(c.UserData-1) {
+			t.Fatalf("receive armed again: %+v %q", c, data)
+		}
+		br.Claim(c)
+	}
+	if br.Out() != conns {
+		t.Errorf("%d buffers out, want %d", br.Out(), conns)
+	}
+}
+
 // TestBufRingDoubleRelease: releasing a buffer the kernel still holds
 // (released twice, or never claimed from its CQE) is refused and counted
 // instead of putting it in the ring twice, where two receives could fill

@@ -166,6 +166,7 @@ func (c *uringConn) completeLocked(kind uint64, cqe uring.CQE) {
 			case cqe.Res > 0, e == syscall.ECANCELED:
 			case e == syscall.ENOBUFS:
 				c.nobufs = true
+				d.br.RanDry()
 			default:
 				c.rerr = os.NewSyscallError("recv", e)
 			}
