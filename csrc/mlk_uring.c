@@ -91,6 +91,10 @@ static void mlk_prep(struct mlk_ring *r, struct io_uring_sqe *sqe,
 	case MLK_OP_SEND:
 		io_uring_prep_send(sqe, op->fd, buf, op->len, (int)op->flags);
 		break;
+	case MLK_OP_SENDMSG:
+		io_uring_prep_sendmsg(sqe, op->fd, (const struct msghdr *)buf,
+				      (unsigned)op->flags);
+		break;
 	case MLK_OP_SEND_ZC:
 		if (op->mlk_flags & MLK_F_FIXED)
 			io_uring_prep_send_zc_fixed(sqe, op->fd, buf, op->len,

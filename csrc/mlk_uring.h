@@ -33,6 +33,7 @@ enum {
 	MLK_OP_TIMEOUT,      /* off = nanoseconds, len = completion count, flags = IORING_TIMEOUT_* */
 	MLK_OP_LINK_TIMEOUT, /* off = nanoseconds, flags = IORING_TIMEOUT_*; follows a linked op */
 	MLK_OP_POLL_ADD,     /* fd, flags = poll mask (POLLIN, POLLOUT, ...); one-shot */
+	MLK_OP_SENDMSG,      /* fd, addr = struct msghdr *, flags = msg flags */
 	MLK_OP_LAST
 };
 

@@ -112,6 +112,9 @@ func goPrep(sqe *goSQE, op *C.struct_mlk_op) {
 	case C.MLK_OP_SEND:
 		sqe.opcode = C.IORING_OP_SEND
 		sqe.addr, sqe.len, sqe.opFlags = uint64(op.addr), uint32(op.len), uint32(op.flags)
+	case C.MLK_OP_SENDMSG:
+		sqe.opcode = C.IORING_OP_SENDMSG
+		sqe.addr, sqe.len, sqe.opFlags = uint64(op.addr), 1, uint32(op.flags)
 	case C.MLK_OP_SEND_ZC:
 		sqe.opcode = C.IORING_OP_SEND_ZC
 		sqe.addr, sqe.len, sqe.opFlags = uint64(op.addr), uint32(op.len), uint32(op.flags)

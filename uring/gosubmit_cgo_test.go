@@ -30,6 +30,7 @@ func TestGoPrepMatchesLiburing(t *testing.T) {
 		{"recv", func() { r.Recv(7, 5, buf, syscall.MSG_WAITALL) }, true},
 		{"recv-multishot", func() { r.RecvMultishot(7, 5, br, 0) }, true},
 		{"send", func() { r.Send(7, 5, buf, 0) }, true},
+		{"sendmsg", func() { r.Sendmsg(7, 5, &syscall.Msghdr{}, syscall.MSG_WAITALL) }, true},
 		{"send-zc", func() { r.SendZC(7, 5, buf, 0) }, true},
 		{"send-zc-fixed", func() { r.SendZCFixed(7, 5, buf, 2, 0) }, true},
 		{"poll-add", func() { r.PollAdd(7, 5, 0x4) }, true},

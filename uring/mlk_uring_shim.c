@@ -9,6 +9,6 @@
  * those two files (concatenated, .h first); TestCSourcesInSync fails until it
  * is updated, and updating it changes this file, which makes go rebuild the C.
  *
- * csrc-sha256: 3116f2b9c31ac2a58ebcdba1c0428d61f4fcc0e2d1d5f5e086d0b3aab151649b
+ * csrc-sha256: e9f42810c6ecd926e65ee87529f42511fb45fca85001d31eb3f1c210ffe471f4
  */
 #include "../csrc/mlk_uring.c"

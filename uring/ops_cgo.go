@@ -29,6 +29,7 @@ var (
 	_ = [1]struct{}{}[OpRecv-C.IORING_OP_RECV]
 	_ = [1]struct{}{}[OpClose-C.IORING_OP_CLOSE]
 	_ = [1]struct{}{}[OpPollAdd-C.IORING_OP_POLL_ADD]
+	_ = [1]struct{}{}[OpSendmsg-C.IORING_OP_SENDMSG]
 )
 
 func (r *Ring) push(opcode C.uint8_t, ud uint64, fd int) *C.struct_mlk_op {
@@ -89,6 +90,15 @@ func (r *Ring) RecvMultishot(ud uint64, fd int, br *BufRing, flags int) {
 func (r *Ring) Send(ud uint64, fd int, buf []byte, flags int) {
 	op := r.push(C.MLK_OP_SEND, ud, fd)
 	op.addr, op.len, op.flags = bufAddr(buf), clampLen(len(buf)), C.uint32_t(flags|syscall.MSG_NOSIGNAL)
+}
+
+// Sendmsg queues a sendmsg(2) of msg: its iovecs in order, as one write
+// to the stream. Res is the byte count, which may be short. MSG_NOSIGNAL
+// is always added. msg, its iovec array and the memory they point to must
+// stay put until the CQE.
+func (r *Ring) Sendmsg(ud uint64, fd int, msg *syscall.Msghdr, flags int) {
+	op := r.push(C.MLK_OP_SENDMSG, ud, fd)
+	op.addr, op.flags = C.uint64_t(uintptr(unsafe.Pointer(msg))), C.uint32_t(flags|syscall.MSG_NOSIGNAL)
 }
 
 // SendZC queues a zero-copy send of buf: the kernel transmits from buf's

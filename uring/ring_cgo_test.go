@@ -438,6 +438,15 @@ func TestSend(t *testing.T) {
 	fixed := alloc(t, big)
 	copy(fixed, payload)
 
+	// sendmsg: three pieces of the payload, out of order, as one write.
+	pieces := [][]byte{payload[100:300], payload[:100], payload[1000 : 1000+64<<10]}
+	iov := make([]syscall.Iovec, len(pieces))
+	for i, p := range pieces {
+		iov[i].Base = &p[0]
+		iov[i].SetLen(len(p))
+	}
+	msg := &syscall.Msghdr{Iov: &iov[0]}
+	msg.Iovlen = uint64(len(iov))
 	tests := []struct {
 		name  string
 		queue func(r *Ring)
@@ -445,6 +454,7 @@ func TestSend(t *testing.T) {
 		zc    bool
 	}{
 		{name: "send", queue: func(r *Ring) { r.Send(1, a, payload[:5], 0) }, data: payload[:5]},
+		{name: "sendmsg", queue: func(r *Ring) { r.Sendmsg(1, a, msg, syscall.MSG_WAITALL) }, data: bytes.Join(pieces, nil)},
 		{name: "send-zc", queue: func(r *Ring) { r.SendZC(1, a, payload, 0) }, data: payload, zc: true},
 		{name: "send-zc-fixed", queue: func(r *Ring) { r.SendZCFixed(1, a, fixed[:big/2], 0, 0) }, data: fixed[:big/2], zc: true},
 	}

@@ -49,6 +49,7 @@ func (r *Ring) AcceptMultishot(ud uint64, fd int, flags int)                {}
 func (r *Ring) Recv(ud uint64, fd int, buf []byte, flags int)               {}
 func (r *Ring) RecvMultishot(ud uint64, fd int, br *BufRing, flags int)     {}
 func (r *Ring) Send(ud uint64, fd int, buf []byte, flags int)               {}
+func (r *Ring) Sendmsg(ud uint64, fd int, msg *syscall.Msghdr, flags int)   {}
 func (r *Ring) SendZC(ud uint64, fd int, buf []byte, flags int)             {}
 func (r *Ring) SendZCFixed(ud uint64, fd int, buf []byte, index, flags int) {}
 func (r *Ring) Connect(ud uint64, fd int, sa syscall.Sockaddr) error        { return errUnsupported }

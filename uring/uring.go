@@ -171,6 +171,7 @@ const (
 	OpAccept      Opcode = 13
 	OpAsyncCancel Opcode = 14
 	OpLinkTimeout Opcode = 15
+	OpSendmsg     Opcode = 9
 	OpConnect     Opcode = 16
 	OpClose       Opcode = 19
 	OpSend        Opcode = 26
@@ -185,7 +186,7 @@ const (
 
 // ProxyOps are the opcodes the proxy's driver issues.
 var ProxyOps = []Opcode{OpNop, OpPollAdd, OpTimeout, OpAccept, OpAsyncCancel, OpLinkTimeout,
-	OpConnect, OpClose, OpSend, OpRecv, OpSplice, OpShutdown, OpSendZC}
+	OpConnect, OpClose, OpSend, OpSendmsg, OpRecv, OpSplice, OpShutdown, OpSendZC}
 
 // ProbeInfo says what the running kernel supports.
 type ProbeInfo struct {

@@ -142,6 +142,7 @@ type ringAPI interface {
 	Recv(ud uint64, fd int, buf []byte, flags int)
 	RecvMultishot(ud uint64, fd int, br *BufRing, flags int)
 	Send(ud uint64, fd int, buf []byte, flags int)
+	Sendmsg(ud uint64, fd int, msg *syscall.Msghdr, flags int)
 	SendZC(ud uint64, fd int, buf []byte, flags int)
 	SendZCFixed(ud uint64, fd int, buf []byte, index int, flags int)
 	Connect(ud uint64, fd int, sa syscall.Sockaddr) error
