@@ -186,7 +186,7 @@ const (
 
 // ProxyOps are the opcodes the proxy's driver issues.
 var ProxyOps = []Opcode{OpNop, OpPollAdd, OpTimeout, OpAccept, OpAsyncCancel, OpLinkTimeout,
-	OpConnect, OpClose, OpSend, OpSendmsg, OpRecv, OpSplice, OpShutdown, OpSendZC}
+	OpConnect, OpClose, OpSend, OpRecv, OpSplice, OpShutdown, OpSendZC}
 
 // ProbeInfo says what the running kernel supports.
 type ProbeInfo struct {
