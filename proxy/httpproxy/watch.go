@@ -225,8 +225,10 @@ func (w *bodyWatch) arm() {
 	w.answered.Store(false)
 	_, peek := netio.Peek(w.up.Conn, nil)
 	w.mu.Lock()
+	defer w.mu.Unlock()
 	w.armed, w.peek, w.last = true, peek, w.up.sent.Load()
-	w.mu.Unlock()
+	// Under mu: check, which reads timer, takes mu first, so a timer
+	// that fires before the assignment sees it.
 	if w.timer == nil {
 		w.timer = time.AfterFunc(bodyWatchPeriod, w.check)
 	} else {
