@@ -3,6 +3,7 @@ package netio
 import (
 	"net"
 	"syscall"
+	"unsafe"
 
 	"golang.org/x/sys/unix"
 )
@@ -26,19 +27,26 @@ func Buffered(c net.Conn) int {
 	return 0
 }
 
-// inQueue is SIOCINQ on c's socket; 0 when that fails.
+// inQueue is SIOCINQ on c's socket; 0 when that fails. The ioctl is a
+// raw system call: it never blocks, and a call through the scheduler's
+// syscall hooks would wake its sysmon thread on an otherwise idle worker.
 func inQueue(c syscall.Conn) int {
 	rc, err := c.SyscallConn()
 	if err != nil {
 		return 0
 	}
-	n := 0
-	rc.Control(func(fd uintptr) {
-		if v, err := unix.IoctlGetInt(int(fd), unix.SIOCINQ); err == nil {
-			n = v
-		}
-	})
-	return n
+	var q inQ
+	rc.Control(q.get)
+	return int(q.n)
+}
+
+type inQ struct{ n int32 }
+
+func (q *inQ) get(fd uintptr) {
+	var v int32
+	if _, _, e := unix.RawSyscall(unix.SYS_IOCTL, fd, unix.SIOCINQ, uintptr(unsafe.Pointer(&v))); e == 0 {
+		q.n = v
+	}
 }
 
 // Peek copies into p the first received bytes a Read on c would return,
