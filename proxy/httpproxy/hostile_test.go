@@ -103,6 +103,10 @@ func TestUpstreamExtraBytes(t *testing.T) {
 		late                bool // the extra bytes come 10 ms after the response
 	}{
 		{"past content-length", "GET", "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nhi", false},
+		// A body larger than the reader's buffer is read from the socket
+		// up to its length: the extra bytes stay in the socket (epoll) or
+		// in the driver's queue (io_uring), not in the reader.
+		{"past content-length of a large body", "GET", "HTTP/1.1 200 OK\r\nContent-Length: 30000\r\n\r\n" + strings.Repeat("x", 30000), false},
 		{"body after 204", "GET", "HTTP/1.1 204 No Content\r\n\r\n", false},
 		{"body after HEAD response", "HEAD", "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nhi", false},
 		// Later than the response, but before the pooled connection's

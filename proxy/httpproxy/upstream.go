@@ -227,8 +227,16 @@ func (c *upConn) release(ok bool) {
 	}
 	// Bytes after the response (more than its Content-Length, a body
 	// after a 204 or a HEAD response) would be read as the next request's
-	// response, maybe another client's: such a connection is closed.
-	if ok && c.head.KeepAlive && c.rd.Buffered() == 0 && c.bodyWatch.ahead == nil && !c.tlsHolds() {
+	// response, maybe another client's: such a connection is closed,
+	// whether the bytes are in the reader or, past a body read from the
+	// connection up to its length, still in the connection (its driver's
+	// queue, or the socket's: Ready asks only when the last read filled
+	// all the room it was given, one ioctl on epoll).
+	extra := ok && c.head.KeepAlive && c.bodyWatch.ahead == nil && c.rd.Ready() > 0
+	if extra && c.u.log != nil {
+		c.u.log.Warn("upstream sent bytes past its response; connection closed", "upstream", c.key.String())
+	}
+	if ok && c.head.KeepAlive && !extra && c.bodyWatch.ahead == nil && !c.tlsHolds() {
 		c.SetDeadline(time.Time{})
 		if c.head.BodyKind == http1.BodyNone && c.head.ContentLength != 0 {
 			// No body by rule (HEAD, 204, 304) but a length or a
