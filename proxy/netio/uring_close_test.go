@@ -71,7 +71,7 @@ func TestUringCloseWhileConnsClose(t *testing.T) {
 			reads.Wait()
 		})
 		d.mu.Lock()
-		left := len(d.objs)
+		left := d.objs.len()
 		d.mu.Unlock()
 		if left != 0 {
 			t.Fatalf("round %d: %d objects left after Close", round, left)
@@ -520,7 +520,7 @@ func TestUringCloseWriteBehindLinger(t *testing.T) {
 	time.Sleep(100 * time.Millisecond)
 	c := a.(*uringConn)
 	d.mu.Lock()
-	_, live := d.objs[c.id]
+	live := d.objs.get(c.id) != nil
 	d.mu.Unlock()
 	if !live {
 		t.Fatal("the send was cancelled before closeLinger")
@@ -544,7 +544,7 @@ func waitForgotten(t *testing.T, d *Uring, c net.Conn) {
 	deadline := time.Now().Add(3 * time.Second)
 	for {
 		d.mu.Lock()
-		_, live := d.objs[id]
+		live := d.objs.get(id) != nil
 		d.mu.Unlock()
 		if !live {
 			return

@@ -94,8 +94,7 @@ type Uring struct {
 	// used by callers under mu and by the loop under mu.
 	ring   *uring.Ring
 	br     *uring.BufRing
-	objs   map[uint64]ringObject
-	nextID uint64
+	objs   objTable
 	closed bool
 	// gone, while Close waits for objects other goroutines are closing,
 	// is closed when the last one leaves objs (see forgetLocked).
@@ -167,7 +166,6 @@ func NewUring(p UringParams) (*Uring, error) {
 		evDone:       make(chan struct{}),
 		ring:         r,
 		br:           br,
-		objs:         make(map[uint64]ringObject),
 		cancelling:   make(map[uint64]cancelWait),
 	}
 	go d.loop()
@@ -216,9 +214,11 @@ func (d *Uring) Close() error {
 		return ErrUringClosed
 	}
 	d.closed = true
-	objs := make([]ringObject, 0, len(d.objs))
-	for _, o := range d.objs {
-		objs = append(objs, o)
+	objs := make([]ringObject, 0, d.objs.len())
+	for _, s := range d.objs.slots {
+		if s.o != nil {
+			objs = append(objs, s.o)
+		}
 	}
 	d.mu.Unlock()
 	for _, o := range objs {
@@ -265,7 +265,7 @@ func (d *Uring) Close() error {
 
 // forgetLocked removes an object whose last completion has come.
 func (d *Uring) forgetLocked(id uint64) {
-	delete(d.objs, id)
+	d.objs.remove(id)
 	d.checkGoneLocked()
 }
 
@@ -282,8 +282,8 @@ func (d *Uring) checkGoneLocked() {
 // than SEND_ZC notifications of closed conns.
 func (d *Uring) liveLocked() int {
 	n := 0
-	for _, o := range d.objs {
-		if c, ok := o.(*uringConn); !ok || !c.orphan {
+	for _, s := range d.objs.slots {
+		if c, ok := s.o.(*uringConn); s.o != nil && (!ok || !c.orphan) {
 			n++
 		}
 	}
@@ -395,10 +395,74 @@ func (d *Uring) registerLocked(o ringObject) (uint64, error) {
 	if d.closed {
 		return 0, ErrUringClosed
 	}
-	d.nextID++
-	d.objs[d.nextID] = o
-	return d.nextID, nil
+	return d.objs.add(o)
 }
+
+// objTable maps IDs to the ring objects with operations in flight. An ID
+// is a slot's index in its low slotBits and the slot's generation above,
+// one more at each use of the slot: IDs are not reused, so a completion
+// that came late for an object that left (it cannot, by the driver's
+// rules) would find no object rather than another. A lookup is an index
+// and a compare, not a map probe (once per completion).
+type objTable struct {
+	slots []objSlot
+	free  []uint32 // indexes of empty slots
+	n     int      // objects in the table
+}
+
+type objSlot struct {
+	gen uint64
+	o   ringObject // nil: empty
+}
+
+// slotBits is the width of an ID's slot index: up to 16M objects at once.
+// With kindBits, 37 bits are left for a slot's generation.
+const slotBits = 24
+
+var errTableFull = errors.New("netio: io_uring driver: too many connections and listeners")
+
+func (t *objTable) add(o ringObject) (uint64, error) {
+	var i uint32
+	if n := len(t.free); n > 0 {
+		i, t.free = t.free[n-1], t.free[:n-1]
+	} else {
+		if len(t.slots) == 1<<slotBits {
+			return 0, errTableFull
+		}
+		i = uint32(len(t.slots))
+		t.slots = append(t.slots, objSlot{})
+	}
+	s := &t.slots[i]
+	s.gen++
+	s.o = o
+	t.n++
+	return s.gen<<slotBits | uint64(i), nil
+}
+
+// get returns the object with ID id, nil if none (any more).
+func (t *objTable) get(id uint64) ringObject {
+	i := id & (1<<slotBits - 1)
+	if i >= uint64(len(t.slots)) {
+		return nil
+	}
+	if s := &t.slots[i]; s.gen == id>>slotBits {
+		return s.o
+	}
+	return nil
+}
+
+// remove takes the object with ID id out of the table, if it is there.
+func (t *objTable) remove(id uint64) {
+	if t.get(id) == nil {
+		return
+	}
+	i := uint32(id & (1<<slotBits - 1))
+	t.slots[i].o = nil
+	t.free = append(t.free, i)
+	t.n--
+}
+
+func (t *objTable) len() int { return t.n }
 
 // loop is the only goroutine that enters the ring.
 func (d *Uring) loop() {
@@ -488,7 +552,7 @@ func (d *Uring) dispatchLocked(c uring.CQE) {
 	if !c.More() && len(d.cancelling) > 0 {
 		delete(d.cancelling, c.UserData)
 	}
-	o := d.objs[c.UserData>>kindBits]
+	o := d.objs.get(c.UserData >> kindBits)
 	if o == nil {
 		// Cannot happen: objects leave the table after their last
 		// completion. Do not leak a buffer if it does.

@@ -1220,3 +1220,25 @@ func TestUringPeek(t *testing.T) {
 	a, b := ringPair(t, d)
 	testPeek(t, a, b)
 }
+
+// TestObjTable: IDs find their objects until removed; a slot used again
+// gives a new ID, and the old one finds nothing.
+func TestObjTable(t *testing.T) {
+	var tab objTable
+	a, b := &uringConn{}, &uringConn{}
+	ida, _ := tab.add(a)
+	idb, _ := tab.add(b)
+	if ida == 0 || idb == 0 || ida == idb || tab.get(ida) != a || tab.get(idb) != b || tab.len() != 2 {
+		t.Fatalf("ids %d %d, len %d", ida, idb, tab.len())
+	}
+	tab.remove(ida)
+	tab.remove(ida) // a second remove does nothing
+	c := &uringConn{}
+	idc, _ := tab.add(c) // takes a's slot
+	if idc == ida || tab.get(ida) != nil || tab.get(idc) != c || tab.get(idb) != b || tab.len() != 2 {
+		t.Fatalf("after reuse: ids %d (old %d), get(old) %v, len %d", idc, ida, tab.get(ida), tab.len())
+	}
+	if tab.get(idc+1<<slotBits) != nil || tab.get(1<<20) != nil {
+		t.Fatal("an ID never handed out found an object")
+	}
+}
