@@ -98,8 +98,9 @@ type BufRing struct {
 const minRingBuffers = 64
 
 // NewBufRing maps entries buffers of size bytes, hands the kernel 64 of
-// them (all, if fewer; see RanDry) and registers them as buffer group group. entries must be a power
-// of two up to 32768. Two mmaps and one io_uring_register(2).
+// them (all, if fewer; see RanDry) and registers them as buffer group
+// group. entries must be a power of two up to 32768. Two mmaps and one
+// io_uring_register(2).
 func (r *Ring) NewBufRing(group uint16, entries, size int) (*BufRing, error) {
 	if !Available {
 		return nil, errUnsupported
@@ -234,7 +235,8 @@ func (b *BufRing) fill() {
 // Release gives buffer id back, to the kernel at once if the ring is below
 // its fill target (the kernel may then refill it at once): no slice of it
 // may be used afterwards. No syscall, no cgo call: at most two stores into
-// the shared ring. A buffer that was not claimed since it was last released (a double release, a bug of the caller's) is refused and
+// the shared ring. A buffer that was not claimed since it was last
+// released (a double release, a bug of the caller's) is refused and
 // counted (Refused) rather than put in the ring twice, where two receives
 // could fill it at once. (Not a panic: callers hold their driver's lock.)
 func (b *BufRing) Release(id uint16) {

@@ -232,11 +232,12 @@ func (c *upConn) release(ok bool) {
 	// connection up to its length, still in the connection (its driver's
 	// queue, or the socket's: Ready asks only when the last read filled
 	// all the room it was given, one ioctl on epoll).
-	extra := ok && c.head.KeepAlive && c.bodyWatch.ahead == nil && c.rd.Ready() > 0
+	reusable := ok && c.head.KeepAlive && c.bodyWatch.ahead == nil
+	extra := reusable && c.rd.Ready() > 0
 	if extra && c.u.log != nil {
 		c.u.log.Warn("upstream sent bytes past its response; connection closed", "upstream", c.key.String())
 	}
-	if ok && c.head.KeepAlive && !extra && c.bodyWatch.ahead == nil && !c.tlsHolds() {
+	if reusable && !extra && !c.tlsHolds() {
 		c.SetDeadline(time.Time{})
 		if c.head.BodyKind == http1.BodyNone && c.head.ContentLength != 0 {
 			// No body by rule (HEAD, 204, 304) but a length or a
