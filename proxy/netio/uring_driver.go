@@ -55,7 +55,7 @@ type ringObject interface {
 // queued (batched submission and completion) and wakes the owners of the
 // completions. The loop never blocks its thread in io_uring_enter(2): it
 // submits without waiting, and when there is nothing to do it parks on a
-// channel fed by a goroutine reading the ring's eventfd through Go's
+// channel fed by a goroutine polling the ring's descriptor through Go's
 // netpoller. An idle driver therefore uses no CPU, and goroutines that do
 // not touch the ring (timers, TLS handshakes) run as usual, even with
 // GOMAXPROCS=1.
@@ -70,11 +70,11 @@ type ringObject interface {
 //
 // A Uring is safe for concurrent use.
 type Uring struct {
-	evf *os.File
-	// quietEventfd: the loop turns the eventfd's signals off while it
-	// runs (see run); not under DEFER_TASKRUN without TASKRUN_FLAG.
-	quietEventfd bool
-	zcMin        int // smallest SEND_ZC write; 0 is off
+	// ringf is a duplicate of the ring's descriptor in Go's netpoller:
+	// the kernel wakes its pollers each time it posts completions (see
+	// watchRing).
+	ringf *os.File
+	zcMin int // smallest SEND_ZC write; 0 is off
 	// zcLocal allows SEND_ZC to loopback and Unix peers (tests only): their
 	// notification waits for the peer application to read the bytes.
 	zcLocal bool
@@ -84,7 +84,7 @@ type Uring struct {
 	maxQueued  int // received buffers a conn may hold before its recv pauses
 
 	kick     chan struct{} // an operation was queued
-	evch     chan struct{} // the eventfd fired
+	evch     chan struct{} // the ring posted completions
 	quit     chan struct{}
 	loopDone chan struct{}
 	evDone   chan struct{}
@@ -133,8 +133,8 @@ type cancelWait struct {
 	wait time.Duration
 }
 
-// NewUring sets up a ring, its provided-buffer ring and its eventfd, and
-// starts the loop goroutine and the eventfd watcher. Close releases them.
+// NewUring sets up a ring and its provided-buffer ring, and starts the
+// loop goroutine and the ring's watcher. Close releases them.
 func NewUring(p UringParams) (*Uring, error) {
 	p = p.withDefaults()
 	r, err := uring.New(uring.Params{Entries: p.Entries, SQPollIdle: p.SQPollIdle})
@@ -146,30 +146,28 @@ func NewUring(p UringParams) (*Uring, error) {
 		r.Close()
 		return nil, fmt.Errorf("netio: setting up the receive buffer ring: %w", err)
 	}
-	evf, err := r.RegisterEventfd()
+	ringf, err := pollableDup(r.Fd(), "io_uring")
 	if err != nil {
 		r.Close()
 		return nil, fmt.Errorf("netio: setting up io_uring: %w", err)
 	}
-	fl := r.Flags()
 	d := &Uring{
-		evf:          evf,
-		quietEventfd: fl&uring.SetupDeferTaskrun == 0 || fl&uring.SetupTaskrunFlag != 0,
-		zcMin:        max(p.ZCThreshold, 0),
-		bufSize:      p.BufSize,
-		spliceCopy:   p.SpliceCopy,
-		maxQueued:    max(2, min(8, p.BufCount/16)),
-		kick:         make(chan struct{}, 1),
-		evch:         make(chan struct{}, 1),
-		quit:         make(chan struct{}),
-		loopDone:     make(chan struct{}),
-		evDone:       make(chan struct{}),
-		ring:         r,
-		br:           br,
-		cancelling:   make(map[uint64]cancelWait),
+		ringf:      ringf,
+		zcMin:      max(p.ZCThreshold, 0),
+		bufSize:    p.BufSize,
+		spliceCopy: p.SpliceCopy,
+		maxQueued:  max(2, min(8, p.BufCount/16)),
+		kick:       make(chan struct{}, 1),
+		evch:       make(chan struct{}, 1),
+		quit:       make(chan struct{}),
+		loopDone:   make(chan struct{}),
+		evDone:     make(chan struct{}),
+		ring:       r,
+		br:         br,
+		cancelling: make(map[uint64]cancelWait),
 	}
 	go d.loop()
-	go d.watchEventfd()
+	go d.watchRing()
 	return d, nil
 }
 
@@ -248,7 +246,7 @@ func (d *Uring) Close() error {
 		d.retryTimer.Stop()
 	}
 	d.mu.Unlock()
-	d.evf.Close()
+	d.ringf.Close()
 	<-d.evDone
 	d.mu.Lock()
 	defer d.mu.Unlock()
@@ -483,16 +481,11 @@ func (d *Uring) loop() {
 // any others that are runnable) queue their next operations first: with one
 // P the loop runs last in a scheduling round and submits the whole round's
 // operations in one io_uring_enter(2). After each entry it reads the clock
-// for the round (roundClock). While it runs, the ring's eventfd is not
-// signalled: each completion posted would signal it for nobody (0.8 % of
-// the worker's CPU at full load).
+// for the round (roundClock).
 func (d *Uring) run() {
 	tick()
 	roundClock.loops.Add(1)
 	defer roundClock.loops.Add(-1)
-	d.mu.Lock()
-	quiet := d.quietEventfd && d.ring.SetEventfdSignals(false)
-	d.mu.Unlock()
 	for {
 		runtime.Gosched()
 		tid := thread.ID()
@@ -522,26 +515,9 @@ func (d *Uring) run() {
 			time.Sleep(time.Millisecond)
 		}
 		if len(cqes) == 0 && pending == 0 {
-			if !quiet || d.wakeable() {
-				return
-			}
+			return
 		}
 	}
-}
-
-// wakeable turns the eventfd's signals back on before the loop waits for
-// it, and reports whether the ring has nothing to harvest, which a
-// completion posted while they were off would not have signalled; when it
-// has, it turns them off again.
-func (d *Uring) wakeable() bool {
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	d.ring.SetEventfdSignals(true)
-	if d.ring.Ready() {
-		d.ring.SetEventfdSignals(false)
-		return false
-	}
-	return true
 }
 
 func (d *Uring) dispatchLocked(c uring.CQE) {
@@ -564,39 +540,80 @@ func (d *Uring) dispatchLocked(c uring.CQE) {
 	o.completeLocked(c.UserData&(1<<kindBits-1), c)
 }
 
-// watchEventfd turns the ring's eventfd into wake-ups of the loop. It
-// waits in Go's netpoller, holding no thread, and never reads the eventfd:
-// the netpoller watches it edge-triggered, and every CQE the kernel posts
-// signals it again, so each signal wakes the watcher once without a read(2)
-// to drain the counter (which cannot reach its limit: it would take 2^64
-// signals).
-func (d *Uring) watchEventfd() {
+// watchRing turns completions into wake-ups of the loop. It waits in Go's
+// netpoller on a duplicate of the ring's descriptor, holding no thread:
+// the kernel wakes a ring's pollers each time it posts completions, and
+// the netpoller watches it edge-triggered, so each posting wakes the
+// watcher once.
+//
+// Not the ring's eventfd, which the driver used before: its signal is
+// skipped when io_uring finds its tail where it was at the last signal,
+// and with completions posted from several threads a completion was
+// sometimes posted with no signal after it (apparently counted by a
+// signal sent while it was filled in but not yet posted). The loop went
+// idle with the completion in the ring: TestBalancers under -race hung
+// about once in 15 runs on Linux 6.18, the eventfd's counter showing no
+// signal after the completion. The ring's own wake-up of its pollers has
+// no such rule.
+func (d *Uring) watchRing() {
 	defer close(d.evDone)
-	rc, err := d.evf.SyscallConn()
-	if err != nil {
-		d.watchEventfdReading()
-		return
+	rc, err := d.ringf.SyscallConn()
+	if err == nil {
+		// Read returns only when the file is closed (Close), or at once
+		// when the netpoller could not take the descriptor.
+		err = rc.Read(func(uintptr) bool {
+			wake(d.evch)
+			return false
+		})
 	}
-	// Read returns only when the eventfd is closed (Close).
-	rc.Read(func(uintptr) bool {
-		wake(d.evch)
-		return false
-	})
+	select {
+	case <-d.quit: // Close, which closes the file after quit
+		return
+	default:
+	}
+	if err != nil {
+		d.watchRingPolling()
+	}
 }
 
-// watchEventfdReading is watchEventfd draining the counter with read(2),
-// for an eventfd the netpoller cannot hand over raw.
-func (d *Uring) watchEventfdReading() {
-	var b [8]byte
-	for {
-		if _, err := d.evf.Read(b[:]); err != nil {
-			if errors.Is(err, os.ErrClosed) {
-				return
-			}
-			continue
-		}
-		wake(d.evch)
+// watchRingPolling is watchRing on a thread of its own, blocked in
+// poll(2), for a descriptor Go's netpoller did not take.
+func (d *Uring) watchRingPolling() {
+	fd := -1
+	if rc, err := d.ringf.SyscallConn(); err == nil {
+		rc.Control(func(f uintptr) { fd = int(f) })
 	}
+	for fd >= 0 {
+		select {
+		case <-d.quit:
+			return
+		default:
+		}
+		pfd := []unix.PollFd{{Fd: int32(fd), Events: unix.POLLIN}}
+		if n, err := unix.Poll(pfd, 100); err != nil && err != unix.EINTR {
+			return
+		} else if n > 0 {
+			wake(d.evch)
+			// Level-triggered: wait for the loop to harvest before
+			// polling again.
+			time.Sleep(50 * time.Microsecond)
+		}
+	}
+}
+
+// pollableDup returns a close-on-exec, non-blocking duplicate of fd as an
+// *os.File, which Go's netpoller takes when the descriptor supports
+// polling.
+func pollableDup(fd int, name string) (*os.File, error) {
+	nfd, err := unix.FcntlInt(uintptr(fd), unix.F_DUPFD_CLOEXEC, 0)
+	if err != nil {
+		return nil, os.NewSyscallError("fcntl", err)
+	}
+	if err := unix.SetNonblock(nfd, true); err != nil {
+		unix.Close(nfd)
+		return nil, os.NewSyscallError("fcntl", err)
+	}
+	return os.NewFile(uintptr(nfd), name), nil
 }
 
 // Listen announces on the local address: "tcp", "tcp4", "tcp6" (bound with
