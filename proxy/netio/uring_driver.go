@@ -514,10 +514,19 @@ func (d *Uring) run() {
 			// instead of spinning.
 			time.Sleep(time.Millisecond)
 		}
-		if len(cqes) == 0 && pending == 0 {
+		if len(cqes) == 0 && pending == 0 && !d.ready() {
 			return
 		}
 	}
+}
+
+// ready reports whether the ring has completions to harvest, or holds
+// some as task work another thread is about to post (TASKRUN_FLAG): the
+// loop enters again rather than park and be woken for them.
+func (d *Uring) ready() bool {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.ring.Ready()
 }
 
 func (d *Uring) dispatchLocked(c uring.CQE) {
