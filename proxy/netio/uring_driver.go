@@ -506,7 +506,11 @@ func (d *Uring) run() {
 		for _, c := range cqes {
 			d.dispatchLocked(c)
 		}
-		pending := d.ring.Pending()
+		// Done when nothing is queued and nothing is to harvest, not
+		// even completions another thread's task work is about to post
+		// (Ready sees them with TASKRUN_FLAG): the loop enters again
+		// rather than park and be woken for them.
+		done := len(cqes) == 0 && d.ring.Pending() == 0 && !d.ring.Ready()
 		d.mu.Unlock()
 		if err != nil && len(cqes) == 0 {
 			// The kernel refused the batch (a full CQ ring under
@@ -514,19 +518,10 @@ func (d *Uring) run() {
 			// instead of spinning.
 			time.Sleep(time.Millisecond)
 		}
-		if len(cqes) == 0 && pending == 0 && !d.ready() {
+		if done {
 			return
 		}
 	}
-}
-
-// ready reports whether the ring has completions to harvest, or holds
-// some as task work another thread is about to post (TASKRUN_FLAG): the
-// loop enters again rather than park and be woken for them.
-func (d *Uring) ready() bool {
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	return d.ring.Ready()
 }
 
 func (d *Uring) dispatchLocked(c uring.CQE) {
