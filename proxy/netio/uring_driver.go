@@ -562,52 +562,19 @@ func (d *Uring) dispatchLocked(c uring.CQE) {
 func (d *Uring) watchRing() {
 	defer close(d.evDone)
 	rc, err := d.ringf.SyscallConn()
-	if err == nil {
-		// Read returns only when the file is closed (Close), or at once
-		// when the netpoller could not take the descriptor.
-		err = rc.Read(func(uintptr) bool {
-			wake(d.evch)
-			return false
-		})
-	}
-	select {
-	case <-d.quit: // Close, which closes the file after quit
-		return
-	default:
-	}
 	if err != nil {
-		d.watchRingPolling()
+		return
 	}
-}
-
-// watchRingPolling is watchRing on a thread of its own, blocked in
-// poll(2), for a descriptor Go's netpoller did not take.
-func (d *Uring) watchRingPolling() {
-	fd := -1
-	if rc, err := d.ringf.SyscallConn(); err == nil {
-		rc.Control(func(f uintptr) { fd = int(f) })
-	}
-	for fd >= 0 {
-		select {
-		case <-d.quit:
-			return
-		default:
-		}
-		pfd := []unix.PollFd{{Fd: int32(fd), Events: unix.POLLIN}}
-		if n, err := unix.Poll(pfd, 100); err != nil && err != unix.EINTR {
-			return
-		} else if n > 0 {
-			wake(d.evch)
-			// Level-triggered: wait for the loop to harvest before
-			// polling again.
-			time.Sleep(50 * time.Microsecond)
-		}
-	}
+	// Read returns only when the file is closed (Close).
+	rc.Read(func(uintptr) bool {
+		wake(d.evch)
+		return false
+	})
 }
 
 // pollableDup returns a close-on-exec, non-blocking duplicate of fd as an
-// *os.File, which Go's netpoller takes when the descriptor supports
-// polling.
+// *os.File in Go's netpoller, or an error if the netpoller does not take
+// the descriptor.
 func pollableDup(fd int, name string) (*os.File, error) {
 	nfd, err := unix.FcntlInt(uintptr(fd), unix.F_DUPFD_CLOEXEC, 0)
 	if err != nil {
@@ -617,7 +584,13 @@ func pollableDup(fd int, name string) (*os.File, error) {
 		unix.Close(nfd)
 		return nil, os.NewSyscallError("fcntl", err)
 	}
-	return os.NewFile(uintptr(nfd), name), nil
+	f := os.NewFile(uintptr(nfd), name)
+	// Only a file in the netpoller has deadlines.
+	if err := f.SetReadDeadline(time.Time{}); err != nil {
+		f.Close()
+		return nil, fmt.Errorf("watching the %s descriptor in Go's netpoller: %w", name, err)
+	}
+	return f, nil
 }
 
 // Listen announces on the local address: "tcp", "tcp4", "tcp6" (bound with

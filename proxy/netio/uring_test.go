@@ -1242,3 +1242,24 @@ func TestObjTable(t *testing.T) {
 		t.Fatal("an ID never handed out found an object")
 	}
 }
+
+// TestPollableDup: the ring's descriptor goes into Go's netpoller; a
+// descriptor the netpoller refuses (a regular file) is an error, not a
+// watcher that never wakes.
+func TestPollableDup(t *testing.T) {
+	d := newDriver(t, UringParams{})
+	f, err := pollableDup(d.ring.Fd(), "io_uring")
+	if err != nil {
+		t.Fatalf("ring descriptor: %v", err)
+	}
+	f.Close()
+	reg, err := os.CreateTemp(t.TempDir(), "regular")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer reg.Close()
+	if f, err := pollableDup(int(reg.Fd()), "regular file"); err == nil {
+		f.Close()
+		t.Fatal("a regular file's descriptor was taken as pollable")
+	}
+}
