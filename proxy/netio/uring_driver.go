@@ -6,10 +6,12 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"iter"
 	"net"
 	"net/netip"
 	"os"
 	"runtime"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -212,12 +214,7 @@ func (d *Uring) Close() error {
 		return ErrUringClosed
 	}
 	d.closed = true
-	objs := make([]ringObject, 0, d.objs.len())
-	for _, s := range d.objs.slots {
-		if s.o != nil {
-			objs = append(objs, s.o)
-		}
-	}
+	objs := slices.AppendSeq(make([]ringObject, 0, d.objs.len()), d.objs.all())
 	d.mu.Unlock()
 	for _, o := range objs {
 		o.Close()
@@ -280,8 +277,8 @@ func (d *Uring) checkGoneLocked() {
 // than SEND_ZC notifications of closed conns.
 func (d *Uring) liveLocked() int {
 	n := 0
-	for _, s := range d.objs.slots {
-		if c, ok := s.o.(*uringConn); s.o != nil && (!ok || !c.orphan) {
+	for o := range d.objs.all() {
+		if c, ok := o.(*uringConn); !ok || !c.orphan {
 			n++
 		}
 	}
@@ -461,6 +458,17 @@ func (t *objTable) remove(id uint64) {
 }
 
 func (t *objTable) len() int { return t.n }
+
+// all yields the objects in the table.
+func (t *objTable) all() iter.Seq[ringObject] {
+	return func(yield func(ringObject) bool) {
+		for _, s := range t.slots {
+			if s.o != nil && !yield(s.o) {
+				return
+			}
+		}
+	}
+}
 
 // loop is the only goroutine that enters the ring.
 func (d *Uring) loop() {
