@@ -110,7 +110,9 @@ type Runtime struct {
 	// Workers is the number of worker processes; 0 runs everything in one
 	// process. Defaults to the number of CPUs.
 	Workers int
-	// CPUAffinity pins worker i to CPU i mod NumCPU. Defaults to true.
+	// CPUAffinity pins worker i to the i-th (modulo their number) of the
+	// CPUs the process may run on (its affinity: taskset, cgroups).
+	// Defaults to true.
 	CPUAffinity bool
 	// Entries is the io_uring size per worker.
 	Entries int
