@@ -354,15 +354,23 @@ func TestLogLevelReachesWorkers(t *testing.T) {
 }
 
 // TestCheckBuilds: check fails on what only building the servers finds,
-// as run would: here two routes with the same path.
+// as run would, and names the line: here two routes with the same path,
+// and certificate files that do not load.
 func TestCheckBuilds(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "dup.toml")
 	os.WriteFile(path, []byte("[servers.a]\nlistener = { type = \"socket\", value = \"127.0.0.1:8080\" }\n"+
 		"[[servers.a.routes]]\npath = \"/x\"\nupstreams = [{ endpoint = { type = \"uri\", value = \"http://127.0.0.1:1\" } }]\n"+
 		"[[servers.a.routes]]\npath = \"/x\"\nupstreams = [{ endpoint = { type = \"uri\", value = \"http://127.0.0.1:2\" } }]\n"), 0o644)
 	out, err := monolake(t, "check", "--config", path)
-	if err == nil || strings.Contains(out, "config OK") || !strings.Contains(out, "duplicates") {
-		t.Fatalf("check passed clashing routes: %v\n%s", err, out)
+	if err == nil || strings.Contains(out, "config OK") || !strings.Contains(out, "duplicates") || !strings.Contains(out, `server "a" (line 6)`) {
+		t.Fatalf("check passed clashing routes, or without the line of the second: %v\n%s", err, out)
+	}
+	os.WriteFile(path, []byte("[servers.a]\nlistener = { type = \"socket\", value = \"127.0.0.1:8080\" }\n"+
+		"tls = { chain = \"/nonexistent/chain.pem\", key = \"/nonexistent/key.pem\" }\n"+
+		"[[servers.a.routes]]\npath = \"/x\"\nupstreams = [{ endpoint = { type = \"uri\", value = \"http://127.0.0.1:1\" } }]\n"), 0o644)
+	out, err = monolake(t, "check", "--config", path)
+	if err == nil || !strings.Contains(out, `server "a" (line 3): tls:`) || !strings.Contains(out, "no such file") {
+		t.Fatalf("check passed missing certificate files, or without the tls key's line: %v\n%s", err, out)
 	}
 }
 
@@ -382,8 +390,8 @@ func TestCheckLeavesNoFiles(t *testing.T) {
 	}
 	os.WriteFile(path, []byte("[servers.a]\nlistener = { type = \"socket\", value = \"127.0.0.1:8080\" }\naccess_log = \"/nonexistent-dir/a.log\"\n"+
 		"[[servers.a.routes]]\npath = \"/\"\nupstreams = [{ endpoint = { type = \"uri\", value = \"http://127.0.0.1:1\" } }]\n"), 0o644)
-	if out, err := monolake(t, "check", "--config", path); err == nil || !strings.Contains(out, "no such file or directory") {
-		t.Fatalf("check passed an access log in a missing directory: %v\n%s", err, out)
+	if out, err := monolake(t, "check", "--config", path); err == nil || !strings.Contains(out, "no such file or directory") || !strings.Contains(out, `server "a" (line 1)`) {
+		t.Fatalf("check passed an access log in a missing directory, or without the server's line: %v\n%s", err, out)
 	}
 }
 

@@ -9,6 +9,7 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unicode"
 	"unicode/utf8"
 )
 
@@ -237,6 +238,23 @@ func mustAtoi(s string) int {
 	return n
 }
 
+// isToken tells whether s is an HTTP token (RFC 9110, section 5.6.2).
+func isToken(s string) bool {
+	if s == "" {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' {
+			continue
+		}
+		if c >= 0x7f || !strings.ContainsRune("!#$%&'*+-.^_`|~", rune(c)) {
+			return false
+		}
+	}
+	return true
+}
+
 // validPort tells whether p is a port number from 1 to 65535.
 func validPort(p string) bool {
 	n, err := strconv.Atoi(p)
@@ -254,6 +272,31 @@ func checkHostPort(v string, names bool) error {
 	}
 	if _, err := netip.ParseAddr(host); err != nil && host != "" && !names {
 		return fmt.Errorf("%q: %q is not an IP address", v, host)
+	}
+	return nil
+}
+
+// checkUpstreamAddr accepts "ip:port" and "name:port" for an upstream to
+// dial: a host is required (an empty one would dial this machine) and a
+// name must be one DNS can hold.
+func checkUpstreamAddr(v string) error {
+	if err := checkHostPort(v, true); err != nil {
+		return err
+	}
+	host, _, _ := net.SplitHostPort(v)
+	if host == "" {
+		return fmt.Errorf("%q has no host (write 127.0.0.1%s for this machine)", v, v)
+	}
+	if _, err := netip.ParseAddr(host); err == nil {
+		return nil
+	}
+	for i := 0; i < len(host); i++ {
+		if c := host[i]; !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '-' || c == '.' || c == '_') {
+			return fmt.Errorf("%q: %q cannot be in a host name", v, c)
+		}
+	}
+	if strings.HasPrefix(host, ".") || strings.Contains(host, "..") {
+		return fmt.Errorf("%q: host name %q has an empty label", v, host)
 	}
 	return nil
 }
@@ -283,7 +326,7 @@ func (b *builder) endpoint(key string, r *rawEndpoint, allowURI bool) Endpoint {
 		if u.Scheme != "http" && u.Scheme != "https" {
 			b.errorf(key+".value", "URI %q: scheme must be http or https", e.Value)
 		}
-		if u.Host == "" {
+		if u.Hostname() == "" {
 			b.errorf(key+".value", "URI %q has no host", e.Value)
 		}
 		// What the proxy would drop, refused rather than ignored.
@@ -300,12 +343,14 @@ func (b *builder) endpoint(key string, r *rawEndpoint, allowURI bool) Endpoint {
 		}
 		e.URL = u
 	case TypeSocket:
-		if err := checkHostPort(e.Value, true); err != nil {
+		if err := checkUpstreamAddr(e.Value); err != nil {
 			b.errorf(key+".value", "%v", err)
 		}
 	case TypeUnix:
 		if e.Value == "" {
 			b.errorf(key+".value", "empty unix socket path")
+		} else if len(e.Value) > 107 {
+			b.errorf(key+".value", "unix socket path longer than 107 bytes")
 		}
 	default:
 		b.errorf(key+".type", "unknown endpoint type %q: want %q, %q or %q", e.Type, TypeURI, TypeSocket, TypeUnix)
@@ -396,9 +441,12 @@ func (b *builder) health(key string, maxFails, failTimeout *int64) Health {
 }
 
 func (b *builder) server(key, name string, r *rawServer) *Server {
-	s := &Server{Key: name, ProxyType: ProxyHTTP, UpstreamHTTPVersion: "http11", PreserveHost: true}
+	s := &Server{Key: name, Line: b.lines.line(key), ProxyType: ProxyHTTP, UpstreamHTTPVersion: "http11", PreserveHost: true}
 	if r.Name != nil {
 		s.Name = *r.Name
+		if strings.TrimSpace(s.Name) == "" || strings.ContainsFunc(s.Name, unicode.IsControl) {
+			b.errorf(key+".name", "name %q: want a name to show in logs, without control characters", s.Name)
+		}
 	} else {
 		s.Name = name
 	}
@@ -441,6 +489,14 @@ func (b *builder) server(key, name string, r *rawServer) *Server {
 		if r.SNIRoutes != nil {
 			s.SNIRoutes = b.sniRoutes(key, r)
 		}
+		if s.Timeout.ServerReadHeader > 0 && s.TLS == nil && r.SNIRoutes == nil {
+			tkey := key + ".timeout"
+			if r.HTTPTimeout != nil {
+				tkey = key + ".http_timeout"
+			}
+			b.errorf(tkey+".server_read_header_timeout_sec", "a plain tcp server reads no header: "+
+				"this timeout bounds a TLS handshake (with tls) or the wait for a ClientHello (with sni_routes)")
+		}
 	default:
 		if r.Route != nil {
 			b.errorf(key+".route", "route is for tcp servers; an http server takes [[%s.routes]]", key)
@@ -475,6 +531,14 @@ func (b *builder) server(key, name string, r *rawServer) *Server {
 		}
 		if r.Via != nil {
 			s.Via = *r.Via
+		}
+		if s.Via && !isToken(s.Name) {
+			k := key + ".name"
+			if r.Name == nil {
+				k = key // the name is the table's key
+			}
+			b.errorf(k, "name %q goes in the Via field (via = true), which takes a token: "+
+				"letters, digits and !#$%%&'*+-.^_`|~", s.Name)
 		}
 		if r.Forwarded != nil {
 			s.Forwarded = *r.Forwarded
@@ -607,7 +671,7 @@ func (b *builder) tlsStack(key, v string) string {
 }
 
 func (b *builder) tls(key string, r *rawTLS) *TLS {
-	t := &TLS{Stack: TLSGo, SessionTickets: true}
+	t := &TLS{Stack: TLSGo, SessionTickets: true, Line: b.lines.line(key)}
 	if r.SessionTickets != nil {
 		t.SessionTickets = *r.SessionTickets
 	}

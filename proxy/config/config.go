@@ -287,6 +287,8 @@ type TLS struct {
 	// session_tickets, default true; false is nginx's
 	// ssl_session_tickets off).
 	SessionTickets bool
+	// Line is where the tls key is, for messages.
+	Line int
 }
 
 // Timeout holds a server's timeouts; zero means the default of its user.
@@ -312,7 +314,10 @@ type Server struct {
 	// Key is the table key (servers.KEY).
 	Key string
 	// Name is the server's name key (Monolake uses it for logs and Via).
-	Name      string
+	Name string
+	// Line is where the server's table is defined (the first line that
+	// names it), for messages.
+	Line      int
 	ProxyType string
 	Listener  Listener
 	TLS       *TLS
@@ -327,7 +332,8 @@ type Server struct {
 	ClientMaxBodySize int64
 	// UpstreamKeepalive caps the idle connections kept per upstream in
 	// each worker's pool (ours: upstream_keepalive, as nginx's keepalive;
-	// 0: the pool's default, 256).
+	// the config file takes 1 or more, default 256; 0, in a Server built
+	// in Go, means the pool's default).
 	UpstreamKeepalive int
 	// UnderscoresInHeaders keeps request fields whose names hold an
 	// underscore (nginx's underscores_in_headers; default false: dropped).
@@ -348,6 +354,15 @@ type Server struct {
 	SNIRoutes []SNIRoute
 
 	Timeout Timeout
+}
+
+// Where names the server, and line (of its config file) when known, for
+// messages: `server "a" (line 12)`. Servers built in Go have no lines.
+func (s *Server) Where(line int) string {
+	if line > 0 {
+		return fmt.Sprintf("server %q (line %d)", s.Key, line)
+	}
+	return fmt.Sprintf("server %q", s.Key)
 }
 
 // Demo is our [demo] table: an HTTP origin the binary runs itself.

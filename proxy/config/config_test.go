@@ -191,6 +191,19 @@ func TestErrors(t *testing.T) {
 		{"route host empty label", strings.Replace(base, `path = "/"`, "path = \"/\"\nhost = [\"a..b\"]", 1), 10, "an empty label"},
 		{"listener as a string", strings.Replace(base, `listener = { type = "socket", value = "127.0.0.1:8080" }`, `listener = "127.0.0.1:8080"`, 1), 6, "into listener (want a table, as { … })"},
 		{"host as a string", strings.Replace(base, `path = "/"`, "path = \"/\"\nhost = \"a.com\"", 1), 10, "into host (want an array)"},
+		// A typo in an array header makes a server of its own; its
+		// missing listener is named at the header's line.
+		{"server only in a sub-table", base + "\n[[servers.b.routes]]\npath = \"/\"\n", 12, "servers.b: missing key listener"},
+		{"uri without a host", strings.Replace(base, `http://127.0.0.1:9000`, `http://:9000`, 1), 10, "has no host"},
+		{"socket upstream without a host", "[servers.t]\nproxy_type = \"tcp\"\nlistener = { type = \"socket\", value = \"127.0.0.1:1\" }\nroute = { upstreams = [{ endpoint = { type = \"socket\", value = \":5432\" } }] }\n", 4, "has no host"},
+		{"socket upstream bad name", "[servers.t]\nproxy_type = \"tcp\"\nlistener = { type = \"socket\", value = \"127.0.0.1:1\" }\nroute = { upstreams = [{ endpoint = { type = \"socket\", value = \"my host:80\" } }] }\n", 4, "cannot be in a host name"},
+		{"unix upstream too long", "[servers.t]\nproxy_type = \"tcp\"\nlistener = { type = \"socket\", value = \"127.0.0.1:1\" }\nroute = { upstreams = [{ endpoint = { type = \"unix\", value = \"/" + strings.Repeat("x", 120) + "\" } }] }\n", 4, "longer than 107"},
+		{"name with a line break", strings.Replace(base, `name = "a"`, `name = "a\r\nX-Internal: 1"`, 1), 5, "without control characters"},
+		{"empty name", strings.Replace(base, `name = "a"`, `name = ""`, 1), 5, "want a name"},
+		{"via with a name not a token", strings.Replace(base, `name = "a"`, "name = \"edge proxy\"\nvia = true", 1), 5, "takes a token"},
+		{"via with a key not a token", "[servers.\"my site\"]\nlistener = { type = \"socket\", value = \"127.0.0.1:1\" }\nvia = true\n" +
+			"[[servers.\"my site\".routes]]\npath = \"/\"\nupstreams = [{ endpoint = { type = \"uri\", value = \"http://127.0.0.1:2\" } }]\n", 1, "takes a token"},
+		{"plain tcp with a header timeout", "[servers.t]\nproxy_type = \"tcp\"\nlistener = { type = \"socket\", value = \"127.0.0.1:1\" }\nroute = { upstreams = [{ endpoint = { type = \"socket\", value = \"127.0.0.1:2\" } }] }\ntimeout = { server_read_header_timeout_sec = 5 }\n", 5, "a plain tcp server reads no header"},
 		{"park zero", strings.Replace(base, `name = "a"`, "name = \"a\"\ntimeout = { server_keepalive_park_ms = 0 }", 1), 6, "want -1 (never park)"},
 	}
 	for _, tt := range tests {

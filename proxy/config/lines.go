@@ -57,10 +57,19 @@ func resolve(parts []string, counts map[string]int) []string {
 	return out
 }
 
+// set records line for path and for each of its prefixes not seen yet: a
+// table that only appears through a longer header ("[[servers.web.routes]]"
+// with no "[servers.web]", a typo's usual shape) is named by the first line
+// that mentions it, so an error about it (a missing key) has a line.
 func (l keyLines) set(path []string, line int) {
-	k := strings.Join(path, ".")
-	if _, ok := l[k]; !ok && line > 0 {
-		l[k] = line
+	if line <= 0 {
+		return
+	}
+	for i := 1; i <= len(path); i++ {
+		k := strings.Join(path[:i], ".")
+		if _, ok := l[k]; !ok {
+			l[k] = line
+		}
 	}
 }
 

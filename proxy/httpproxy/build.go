@@ -54,11 +54,11 @@ func New(s *config.Server, o Options) (*Server, error) {
 		rc := &s.Routes[i]
 		rt, err := NewRoute(rc)
 		if err != nil {
-			return fail(fmt.Errorf("server %q: %w", s.Key, err))
+			return fail(fmt.Errorf("%s: %w", s.Where(rc.Line), err))
 		}
 		routes = append(routes, rt)
 		if err := router.Add(rc.Hosts, rc.Path, rt); err != nil {
-			return fail(fmt.Errorf("server %q (line %d): %w", s.Key, rc.Line, err))
+			return fail(fmt.Errorf("%s: %w", s.Where(rc.Line), err))
 		}
 		if t := rc.UpstreamTLS; t != nil && t.InsecureSkipVerify {
 			log.Warn("httpproxy: upstream TLS certificates are not verified (upstream_tls.insecure_skip_verify = true)",
@@ -73,7 +73,7 @@ func New(s *config.Server, o Options) (*Server, error) {
 		var err error
 		alog, err = OpenAccessLog(s.AccessLog)
 		if err != nil {
-			return fail(fmt.Errorf("server %q: %w", s.Key, err))
+			return fail(fmt.Errorf("%s: %w", s.Where(s.Line), err))
 		}
 		layers = append(layers, alog.Layer())
 	}

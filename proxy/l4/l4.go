@@ -134,7 +134,7 @@ func New(s *config.Server, log *slog.Logger) (*Proxy, error) {
 	if s.AccessLog != "" {
 		var err error
 		if p.alog, err = accesslog.Open(s.AccessLog); err != nil {
-			return nil, fmt.Errorf("l4: server %q: %w", s.Key, err)
+			return nil, fmt.Errorf("l4: %s: %w", s.Where(s.Line), err)
 		}
 	}
 	return p, nil

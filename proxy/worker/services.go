@@ -42,7 +42,7 @@ func buildService(s *config.Server, worker string, sec *secrets, dial dialFunc, 
 	sc, err := tlsproxy.WatchServerConfig(s.TLS, alpn, tlsproxy.WatchOptions{Tickets: keys, Fallback: sec.fallback(s.Key), Log: log})
 	if err != nil {
 		proxy.CloseService(svc)
-		return nil, fmt.Errorf("server %q: %w", s.Key, err)
+		return nil, fmt.Errorf("%s: tls: %w", s.Where(s.TLS.Line), err)
 	}
 	log.Info("tls", "backend", s.TLS.Stack, "chain", s.TLS.Chain)
 	return tlsproxy.Layer(sc, s.Timeout.ServerReadHeader, log)(svc), nil
@@ -87,9 +87,9 @@ func Check(cfg *config.Config, log *slog.Logger) error {
 		// who may also be the only one allowed to write there.
 		if s.AccessLog != "" && s.AccessLog != "-" {
 			if fi, err := os.Stat(filepath.Dir(s.AccessLog)); err != nil {
-				errs = append(errs, fmt.Errorf("%s: server %q: access_log %s: %w", cfg.Source, key, s.AccessLog, err))
+				errs = append(errs, fmt.Errorf("%s: %s: access_log %s: %w", cfg.Source, s.Where(s.Line), s.AccessLog, err))
 			} else if !fi.IsDir() {
-				errs = append(errs, fmt.Errorf("%s: server %q: access_log %s: %s is no directory", cfg.Source, key, s.AccessLog, filepath.Dir(s.AccessLog)))
+				errs = append(errs, fmt.Errorf("%s: %s: access_log %s: %s is no directory", cfg.Source, s.Where(s.Line), s.AccessLog, filepath.Dir(s.AccessLog)))
 			}
 			s.AccessLog = ""
 		}
