@@ -249,6 +249,9 @@ func TestAccessLogRefused(t *testing.T) {
 		{"empty line", "", "\r\n\r\n\r\n" + strings.Repeat("\r\n", 9000), `"-" 431 36 -`},
 		{"body too large", "client_max_body_size = 10", "POST /up HTTP/1.1\r\nHost: a\r\nContent-Length: 100\r\n\r\n", `"POST /up HTTP/1.1" 413 22 -`},
 		{"head timeout", "timeout = { server_read_header_timeout_sec = 1 }", "GET /slow HTTP/1.1\r\nHost: a\r\n", `"GET /slow HTTP/1.1" 408 20 -`},
+		// A path refused after its head was read: the line is the
+		// request's, not the body's that follows it.
+		{"bad path", "", "POST /a%2Fb HTTP/1.1\r\nHost: a\r\nContent-Length: 13\r\n\r\npassword=x&y=", `"POST /a%2Fb HTTP/1.1" 400 16 -`},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			line := oneLine(t, testDriver(t), tc.extra, routes, func(addr string) {

@@ -380,20 +380,21 @@ func capturingUpstream(t *testing.T) (string, <-chan *http.Request) {
 
 // TestRequestTrailersKeepProxyFields: a client's request trailer cannot
 // add a value to a field the proxy set in the head (X-Forwarded-For and
-// the like, a second value an upstream may take for the real one); other
-// trailers go through.
+// the like, a second value an upstream may take for the real one), nor
+// bring a name with "_" the server drops from heads; other trailers go
+// through.
 func TestRequestTrailersKeepProxyFields(t *testing.T) {
 	addr, got := capturingUpstream(t)
 	p := startProxy(t, serverTOML("", routeTOML("/{*p}", "", addr)), Options{})
 	c := dialRaw(t, p.Addr)
 	c.send(t, "POST /u HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n0\r\n"+
 		"X-Forwarded-For: 6.6.6.6\r\nX-Forwarded-Proto: https\r\nX-Forwarded-Host: admin.internal\r\n"+
-		"X-Request-Id: evil\r\nX-Checksum: abc\r\n\r\n")
+		"X-Request-Id: evil\r\nX_Forwarded_For: 7.7.7.7\r\nX-Checksum: abc\r\n\r\n")
 	if resp, body := c.response(t, "POST"); resp.StatusCode != 200 {
 		t.Fatalf("status %d %q", resp.StatusCode, body)
 	}
 	tr := (<-got).Trailer
-	for _, name := range []string{"X-Forwarded-For", "X-Forwarded-Proto", "X-Forwarded-Host", "X-Request-Id"} {
+	for _, name := range []string{"X-Forwarded-For", "X-Forwarded-Proto", "X-Forwarded-Host", "X-Request-Id", "X_Forwarded_For"} {
 		if v := tr.Get(name); v != "" {
 			t.Errorf("the upstream got the client's trailer %s: %s", name, v)
 		}

@@ -741,14 +741,19 @@ func (s *Server) one(ctx context.Context, cs *conn) (bool, error) {
 	req.OutHost, req.OutTarget, req.ReplaceHost = nil, nil, false
 	req.Drop, req.Add, req.scratch, req.requestID = req.Drop[:0], req.Add[:0], req.scratch[:0], nil
 	req.done = req.done[:0]
-	if !s.cfg.UnderscoresInHeaders {
+	req.underscored = !s.cfg.UnderscoresInHeaders
+	if req.underscored {
 		h.Headers = dropUnderscored(h.Headers)
 	}
 	req.Path, req.Query = splitTarget(h.Target)
 	if len(req.Path) > 0 && req.Path[0] == '/' {
 		if err := route.CheckPath(req.Path); err != nil {
-			// Refused as a malformed head is: 400, then the end.
-			return false, s.readError(cs, &http1.ProtocolError{Status: 400, Reason: err.Error()})
+			// Refused as a malformed head is: 400, then the end. The
+			// head is consumed: the line logged is rebuilt from it, not
+			// taken from what follows (the body, or the next request).
+			s.log.Info("bad request", "client", cs.info.RemoteIP, "status", 400, "reason", err.Error())
+			s.refuse(cs, nil, 400)
+			return false, nil
 		}
 	}
 	cs.info.Requests++

@@ -86,6 +86,9 @@ type Request struct {
 	Add         http1.Headers
 	scratch     []byte
 	requestID   []byte
+	// underscored: fields whose names hold "_" are dropped (the server's
+	// UnderscoresInHeaders is off), from the head and from trailers.
+	underscored bool
 	response    *Response  // the connection's reusable Response
 	done        []doneHook // OnDone's, in registration order
 }

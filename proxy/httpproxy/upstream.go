@@ -111,12 +111,16 @@ type upConn struct {
 // setByProxy reports whether the request being sent has the field name set
 // by the proxy's layers (dropped from the client's head, or added): a
 // client's trailer must not add its own value (a second X-Forwarded-For).
+// Names the server drops from heads (with "_", unless
+// UnderscoresInHeaders) are dropped from trailers too: an upstream that
+// merges trailers into its CGI-style variables would read X_Forwarded_For
+// as X-Forwarded-For.
 func (c *upConn) setByProxy(name []byte) bool {
 	r := c.sending
 	if r == nil {
 		return false
 	}
-	if dropped(r.Drop, name) {
+	if dropped(r.Drop, name) || r.underscored && bytes.IndexByte(name, '_') >= 0 {
 		return true
 	}
 	for _, f := range r.Add {
