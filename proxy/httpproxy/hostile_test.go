@@ -5,7 +5,6 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"github.com/monolake-go/monolake/proxy"
 	"io"
 	"log/slog"
 	"net"
@@ -18,6 +17,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/monolake-go/monolake/proxy"
+	"github.com/monolake-go/monolake/proxy/netio"
 	"github.com/monolake-go/monolake/proxy/server"
 )
 
@@ -110,11 +111,19 @@ func TestUpstreamExtraBytes(t *testing.T) {
 		{"body after 204", "GET", "HTTP/1.1 204 No Content\r\n\r\n", false},
 		{"body after HEAD response", "HEAD", "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nhi", false},
 		// Later than the response, but before the pooled connection's
-		// reuse: the pool peeks at it first (PutVerify).
+		// reuse: the pool checks it first.
 		{"late body after 204", "GET", "HTTP/1.1 204 No Content\r\n\r\n", true},
 		{"late body after HEAD response", "HEAD", "HTTP/1.1 200 OK\r\nContent-Length: 45\r\n\r\n", true},
+		// An upstream that sends more than its Content-Length in a later
+		// write: the io_uring driver's conns are checked however soon
+		// they are reused (the epoll driver's are not, within the pool's
+		// no-peek window: see upstream.Pool.Get).
+		{"late bytes past content-length", "GET", "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nhi", true},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
+			if tc.name == "late bytes past content-length" && testDriver(t).Name() == netio.RuntimeEpoll {
+				t.Skip("the epoll driver's pool does not peek at a connection back for less than 100 ms")
+			}
 			var conns atomic.Int32
 			addr := rawUpstream(t, func(c net.Conn) {
 				first := conns.Add(1) == 1 // only the first connection misbehaves

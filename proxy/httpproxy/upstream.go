@@ -246,7 +246,8 @@ func (c *upConn) release(ok bool) {
 		if c.head.BodyKind == http1.BodyNone && c.head.ContentLength != 0 {
 			// No body by rule (HEAD, 204, 304) but a length or a
 			// coding declared, or none: a body sent anyway may still be
-			// on its way, later than the window Get does not peek in.
+			// on its way, later than the window Get does not peek in
+			// (on epoll; see upstream.Pool.Get).
 			c.u.pool.PutVerify(c.key, c)
 			return
 		}
