@@ -50,14 +50,19 @@ import (
 //     (its return count moved) and still nothing is fresher than the idle
 //     timeout, every call of both directions since the last progress
 //     moved nothing: the relay is idle and both connections are closed.
-//     If the other direction has not returned yet (not scheduled yet, or
-//     blocked writing to a peer that reads slowly or not at all), the
-//     prober pokes again and waits another grace, for at most one more
-//     idle timeout. Then, if that peer is a TCP peer that acknowledged
-//     bytes since the first poke (TCP_INFO), it is reading: that counts as
-//     progress and the probing starts over (a splice pushes up to a pipe's
-//     worth, 1 MiB, before it can report, which a slow client takes long
-//     to read). Otherwise it closes.
+//     Unless the other direction's peer resumed in the grace: that
+//     direction went back to a call at once, which has not reported what
+//     it moves. A TCP source's received count (TCP_INFO) tells of such
+//     bytes: progress. A unix socket keeps none: the prober pokes once
+//     more and the other direction decides at its next return, when no
+//     call of its is under way. If the other direction has not returned
+//     yet (not scheduled yet, or blocked writing to a peer that reads
+//     slowly or not at all), the prober pokes again and waits another
+//     grace, for at most one more idle timeout. Then, if that peer is a
+//     TCP peer that acknowledged bytes since the first poke (TCP_INFO), it
+//     is reading: that counts as progress and the probing starts over (a
+//     splice pushes up to a pipe's worth, 1 MiB, before it can report,
+//     which a slow client takes long to read). Otherwise it closes.
 //   - A direction whose other side has already ended decides alone.
 //
 // So an idle relay is closed between idle+grace and about 2*idle+grace
@@ -86,8 +91,13 @@ type pair struct {
 	grace time.Duration
 	start time.Time // last and deadlines are offsets from start (monotonic)
 
-	last    atomic.Int64     // offset of the last progress either way
-	prober  atomic.Int32     // direction probing for progress, or -1
+	last   atomic.Int64 // offset of the last progress either way
+	prober atomic.Int32 // direction probing for progress, or -1
+	// final: the prober cannot tell what the other's source received
+	// since that direction's return (a unix socket keeps no count) and
+	// left the verdict to the other's next return from a poke, where no
+	// call of its has bytes in flight.
+	final   atomic.Bool
 	returns [2]atomic.Uint64 // copy calls of direction d that returned (after storing last)
 	ended   [2]atomic.Bool   // direction d read EOF (after storing last)
 
@@ -200,7 +210,9 @@ func (p *pair) idleAfterDeadline(d int) bool {
 	otherEnded, otherReturns := p.ended[other].Load(), p.returns[other].Load()
 	now, last := p.now(), p.last.Load()
 	if now-last < int64(p.idle) {
-		p.prober.CompareAndSwap(int32(d), -1)
+		if p.prober.CompareAndSwap(int32(d), -1) {
+			p.final.Store(false)
+		}
 		src.SetReadDeadline(p.start.Add(time.Duration(last) + p.idle))
 		return false
 	}
@@ -217,7 +229,16 @@ func (p *pair) idleAfterDeadline(d int) bool {
 			if recv, ok := netio.BytesReceived(p.conns[other]); ok && p.probe[d].recvOK && recv != p.probe[d].recv {
 				return p.progressed(d)
 			}
-			return true
+			if p.probe[d].recvOK || p.final.Load() {
+				return true
+			}
+			// No count to tell (a unix socket): poke again, and the other
+			// side decides when it returns (see final).
+			p.final.Store(true)
+			p.probe[d].returns = otherReturns
+			p.conns[other].SetReadDeadline(aLongTimeAgo)
+			src.SetReadDeadline(time.Now().Add(p.grace))
+			return false
 		}
 		if now-p.probe[d].at >= int64(p.idle) {
 			// The other side is still in its call: writing into
@@ -235,6 +256,11 @@ func (p *pair) idleAfterDeadline(d int) bool {
 		src.SetReadDeadline(time.Now().Add(p.grace))
 		return false
 	case int32(other):
+		if p.final.Load() {
+			// The prober left the verdict to this return: this call
+			// moved nothing and none is under way.
+			return true
+		}
 		// Probably the other side's poke: it decides.
 		src.SetReadDeadline(time.Now().Add(p.idle))
 		return false
@@ -243,6 +269,7 @@ func (p *pair) idleAfterDeadline(d int) bool {
 		src.SetReadDeadline(time.Now().Add(p.idle))
 		return false
 	}
+	p.final.Store(false)
 	p.probe[d].returns, p.probe[d].at = otherReturns, now
 	p.probe[d].acked, p.probe[d].ackedOK = netio.BytesAcked(src)
 	p.probe[d].recv, p.probe[d].recvOK = netio.BytesReceived(p.conns[other])
@@ -257,7 +284,9 @@ func (p *pair) idleAfterDeadline(d int) bool {
 // (not idle), for idleAfterDeadline to return.
 func (p *pair) progressed(d int) bool {
 	p.touch()
-	p.prober.CompareAndSwap(int32(d), -1)
+	if p.prober.CompareAndSwap(int32(d), -1) {
+		p.final.Store(false)
+	}
 	p.conns[d].SetReadDeadline(time.Now().Add(p.idle))
 	return false
 }
