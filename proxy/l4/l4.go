@@ -181,6 +181,9 @@ func (p *Proxy) Call(ctx context.Context, client net.Conn) (struct{}, error) {
 			return struct{}{}, err
 		}
 	}
+	// The ClientHello read to route counts as received, whether or not an
+	// upstream takes it (as nginx's $bytes_received).
+	e.received = int64(len(hello))
 	up, done, err := p.connect(ctx, client, rt)
 	if err != nil {
 		e.status = statusNoUpstream
@@ -196,7 +199,6 @@ func (p *Proxy) Call(ctx context.Context, client net.Conn) (struct{}, error) {
 		// The bytes taken to find the route go first: a fresh socket's
 		// send buffer holds them, the deadline only guards a stuck peer.
 		up.SetWriteDeadline(time.Now().Add(p.connectTimeout))
-		e.received = int64(len(hello))
 		if _, err := up.Write(hello); err != nil {
 			e.status = statusNoUpstream
 			return struct{}{}, fmt.Errorf("l4: replaying the ClientHello upstream: %w", err)

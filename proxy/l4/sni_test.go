@@ -281,6 +281,42 @@ route = { upstreams = [{ endpoint = { type = "socket", value = %q } }] }
 // 400 with the bytes read from it, as nginx's $bytes_received counts them
 // (it said 0).
 func TestSNIAccessLogBytesOfBadHello(t *testing.T) {
+	const req = "GET / HTTP/1.1\r\n\r\n"
+	testSNIAccessLogBytes(t, func(c net.Conn) int {
+		io.WriteString(c, req)
+		expectEOF(t, c)
+		return len(req)
+	}, "400")
+}
+
+// TestSNIAccessLogBytesNoUpstream: a ClientHello routed to an upstream that
+// refuses is logged 502 with the bytes of the hello (it said 0).
+func TestSNIAccessLogBytesNoUpstream(t *testing.T) {
+	testSNIAccessLogBytes(t, func(c net.Conn) int {
+		cc := &countingConn{Conn: c}
+		if err := tls.Client(cc, &tls.Config{ServerName: "a.example", InsecureSkipVerify: true}).Handshake(); err == nil {
+			t.Fatal("handshake through a route to a refusing upstream succeeded")
+		}
+		return int(cc.n.Load())
+	}, "502")
+}
+
+// countingConn counts the bytes written to it.
+type countingConn struct {
+	net.Conn
+	n atomic.Int64
+}
+
+func (c *countingConn) Write(b []byte) (int, error) {
+	n, err := c.Conn.Write(b)
+	c.n.Add(int64(n))
+	return n, err
+}
+
+// testSNIAccessLogBytes sends with send to an SNI router whose one route
+// leads to a port that refuses and checks the access log's line: status,
+// and as received the bytes send says it sent.
+func testSNIAccessLogBytes(t *testing.T, send func(net.Conn) int, status string) {
 	path := filepath.Join(t.TempDir(), "access.log")
 	addr := sniProxy(t, fmt.Sprintf(`
 [servers.p]
@@ -290,10 +326,8 @@ access_log = %q
 sni_routes = [{ server_names = ["a.example"], upstreams = [{ endpoint = { type = "socket", value = "127.0.0.1:1" } }] }]
 `, path), slog.New(slog.DiscardHandler))
 	c := dial(t, addr)
-	const req = "GET / HTTP/1.1\r\n\r\n"
-	io.WriteString(c, req)
-	expectEOF(t, c)
-	want := fmt.Sprintf(`"TCP -" 400 0 %d `, len(req))
+	n := send(c)
+	want := fmt.Sprintf(`"TCP -" %s 0 %d `, status, n)
 	deadline := time.Now().Add(5 * time.Second)
 	for {
 		b, _ := os.ReadFile(path)
