@@ -86,10 +86,14 @@ func serverConfig(t *config.TLS, cert tlsbackend.Certificate, alpn []string, tic
 
 // Layer terminates TLS with sc and passes the TLS connection to the inner
 // service. A failed handshake is logged at debug level (scanners and
-// clients that hang up are common) and ends the connection.
+// clients that hang up are common) and ends the connection; a nil log
+// discards.
 func Layer(sc tlsbackend.ServerConfig, timeout time.Duration, log *slog.Logger) proxy.Middleware[net.Conn, struct{}] {
 	if timeout == 0 {
 		timeout = DefaultHandshakeTimeout
+	}
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
 	}
 	return func(inner ConnService) ConnService {
 		return &service{sc: sc, inner: inner, timeout: timeout, log: log}
@@ -105,11 +109,17 @@ type service struct {
 
 func (s *service) Call(ctx context.Context, c net.Conn) (struct{}, error) {
 	tc := s.sc.Server(c)
+	var client string
+	if s.log.Enabled(ctx, slog.LevelDebug) {
+		// Before the handshake: one that times out closes c, whose
+		// address is then no longer known.
+		client = c.RemoteAddr().String()
+	}
 	hctx, cancel := context.WithTimeout(ctx, s.timeout)
 	err := tc.Handshake(hctx)
 	cancel()
 	if err != nil {
-		s.log.Debug("tls handshake failed", "client", c.RemoteAddr().String(), "err", err)
+		s.log.Debug("tls handshake failed", "client", client, "err", err)
 		tc.Close()
 		return struct{}{}, nil
 	}
