@@ -163,6 +163,21 @@ func (p *pair) stop() {
 	})
 }
 
+// abort is stop after an I/O error (a peer reset the stream, or went
+// away): a TLS conn is closed without its close_notify, so that its peer
+// sees the stream cut short, as it was, rather than ended.
+func (p *pair) abort() {
+	p.stopOnce.Do(func() {
+		p.stopped.Store(true)
+		for _, c := range p.conns {
+			if tc, ok := c.(interface{ NetConn() net.Conn }); ok {
+				tc.NetConn().Close()
+			}
+			c.Close()
+		}
+	})
+}
+
 // run is direction d. It returns nil when its source ended and the other
 // side was half-closed, or when the relay was stopped from elsewhere.
 func (p *pair) run(d int) error {
@@ -191,7 +206,7 @@ func (p *pair) run(d int) error {
 			return nil
 		}
 		if !errors.Is(err, os.ErrDeadlineExceeded) {
-			p.stop()
+			p.abort()
 			return err
 		}
 		if p.idleAfterDeadline(d) {

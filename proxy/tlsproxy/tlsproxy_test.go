@@ -301,3 +301,101 @@ func TestHandshakeTimeout(t *testing.T) {
 		})
 	}
 }
+
+// TestTLSTerminationCutShort: behind a TLS-terminating tcp server, an
+// upstream that resets the stream leaves the client's TLS stream cut short
+// (no close_notify: OpenSSL's client reports an unexpected EOF), and one
+// that ends it cleanly ends the client's with close_notify. The client is
+// `openssl s_client`: crypto/tls, like the project's backends, takes an EOF
+// at a record boundary for a clean end and cannot tell the two apart.
+func TestTLSTerminationCutShort(t *testing.T) {
+	openssl, err := exec.LookPath("openssl")
+	if err != nil {
+		t.Fatalf("openssl (the command) is needed: %v", err)
+	}
+	ca, err := tlstest.NewCA("test CA")
+	if err != nil {
+		t.Fatal(err)
+	}
+	leaf, err := ca.Leaf(tlstest.LeafOptions{}, "proxy.test")
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	chain, _ := tlstest.WriteFile(dir, "chain.pem", leaf.CertPEM)
+	key, _ := tlstest.WriteFile(dir, "key.pem", leaf.KeyPEM)
+	caFile, _ := tlstest.WriteFile(dir, "ca.pem", ca.CertPEM)
+
+	// The upstream answers a line with "partial", then resets the stream
+	// (the line "reset") or closes it.
+	up, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer up.Close()
+	go func() {
+		for {
+			c, err := up.Accept()
+			if err != nil {
+				return
+			}
+			go func() {
+				line, _ := bufio.NewReader(c).ReadString('\n')
+				io.WriteString(c, "partial\n")
+				time.Sleep(100 * time.Millisecond)
+				if line == "reset\n" {
+					c.(*net.TCPConn).SetLinger(0)
+				}
+				c.Close()
+			}()
+		}
+	}()
+
+	for _, backend := range backends(t) {
+		t.Run("backend="+backend, func(t *testing.T) {
+			addr := porttest.Free(t)
+			cfg, err := config.Parse("cut.toml", []byte(fmt.Sprintf(`[runtime]
+worker_threads = 0
+[servers.tcps]
+proxy_type = "tcp"
+listener = { type = "socket", value = %q }
+tls = { chain = %q, key = %q, stack = %q }
+route = { upstreams = [{ endpoint = { type = "socket", value = %q } }] }
+`, addr, chain, key, backend, up.Addr().String())))
+			if err != nil {
+				t.Fatal(err)
+			}
+			ctx, cancel := context.WithCancel(context.Background())
+			ready := make(chan struct{})
+			done := make(chan error, 1)
+			go func() {
+				done <- worker.Run(ctx, worker.Options{Config: cfg, Log: slog.New(slog.DiscardHandler), Ready: ready})
+			}()
+			select {
+			case <-ready:
+			case err := <-done:
+				t.Fatalf("proxy did not start: %v", err)
+			}
+			defer func() { cancel(); <-done }()
+
+			for _, tc := range []struct {
+				send string
+				cut  bool
+			}{{"reset\n", true}, {"end\n", false}} {
+				ctx, stop := context.WithTimeout(context.Background(), 20*time.Second)
+				cmd := exec.CommandContext(ctx, openssl, "s_client", "-connect", addr, "-servername", "proxy.test",
+					"-CAfile", caFile, "-verify_return_error", "-quiet", "-ign_eof")
+				cmd.Stdin = strings.NewReader(tc.send)
+				out, err := cmd.CombinedOutput()
+				stop()
+				if !strings.Contains(string(out), "partial") {
+					t.Fatalf("%q: s_client did not get the upstream's bytes (%v):\n%s", tc.send, err, out)
+				}
+				cut := strings.Contains(strings.ToLower(string(out)), "unexpected eof")
+				if cut != tc.cut {
+					t.Errorf("%q: stream cut short %v, want %v (exit %v):\n%s", tc.send, cut, tc.cut, err, out)
+				}
+			}
+		})
+	}
+}
