@@ -47,6 +47,9 @@ func (r *Reader) ReadResponse(resp *Response, method []byte) error {
 func (resp *Response) parse(b, method []byte, maxFields int) (int, error) {
 	eol := bytes.IndexByte(b, '\n')
 	if eol < 0 {
+		if k := bytes.IndexByte(b, '\r'); k >= 0 && k+1 < len(b) {
+			return 0, errRespStatusLine // a bare CR: no LF can make this line valid
+		}
 		return 0, nil
 	}
 	if eol == 0 || b[eol-1] != '\r' {

@@ -2,8 +2,11 @@ package http1
 
 import (
 	"errors"
+	"io"
+	"net"
 	"strings"
 	"testing"
+	"time"
 )
 
 type respWant struct {
@@ -99,6 +102,23 @@ func TestReadResponse(t *testing.T) {
 				}
 			})
 		}
+	}
+}
+
+// TestResponseBareCRNoWait: a status line with a bare CR is refused as
+// soon as the byte after the CR is in, not after the upstream's read
+// timeout (it waited for an LF that cannot make the line valid).
+func TestResponseBareCRNoWait(t *testing.T) {
+	a, b := net.Pipe()
+	defer a.Close()
+	defer b.Close()
+	go io.WriteString(b, "HTTP/1.1 200 OK\rContent-Length: 0") // and nothing more
+	a.SetReadDeadline(time.Now().Add(5 * time.Second))
+	var resp Response
+	err := NewReader(a).ReadResponse(&resp, []byte("GET"))
+	var pe *ProtocolError
+	if !errors.As(err, &pe) || pe.Status != 502 {
+		t.Fatalf("err = %v, want *ProtocolError 502 at once", err)
 	}
 }
 
