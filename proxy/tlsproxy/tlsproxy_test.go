@@ -91,22 +91,7 @@ listener = { type = "socket", value = %[2]q }
 tls = { chain = %[3]q, key = %[4]q, stack = %[5]q, session_tickets = false }
 route = { upstreams = [{ endpoint = { type = "socket", value = %[7]q } }] }
 `, httpsAddr, tcpAddr, chain, key, backend, origin.URL, echo.Addr().String())
-			cfg, err := config.Parse("tls.toml", []byte(text))
-			if err != nil {
-				t.Fatal(err)
-			}
-			ctx, cancel := context.WithCancel(context.Background())
-			ready := make(chan struct{})
-			done := make(chan error, 1)
-			go func() {
-				done <- worker.Run(ctx, worker.Options{Config: cfg, Log: slog.New(slog.DiscardHandler), Ready: ready})
-			}()
-			select {
-			case <-ready:
-			case err := <-done:
-				t.Fatalf("proxy did not start: %v", err)
-			}
-			defer func() { cancel(); <-done }()
+			startWorker(t, "tls.toml", text)
 
 			tr := &http.Transport{TLSClientConfig: &tls.Config{RootCAs: roots, ServerName: "proxy.test", NextProtos: []string{"http/1.1"}}}
 			defer tr.CloseIdleConnections()
@@ -201,6 +186,43 @@ route = { upstreams = [{ endpoint = { type = "socket", value = %[7]q } }] }
 	}
 }
 
+// proxyTestLeaf returns a new CA and a leaf of it for proxy.test.
+func proxyTestLeaf(t *testing.T) (*tlstest.CA, *tlstest.Leaf) {
+	t.Helper()
+	ca, err := tlstest.NewCA("test CA")
+	if err != nil {
+		t.Fatal(err)
+	}
+	leaf, err := ca.Leaf(tlstest.LeafOptions{}, "proxy.test")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return ca, leaf
+}
+
+// startWorker runs a worker (one process) on the config text until the
+// test ends.
+func startWorker(t *testing.T, name, text string) {
+	t.Helper()
+	cfg, err := config.Parse(name, []byte(text))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	ready := make(chan struct{})
+	done := make(chan error, 1)
+	go func() {
+		done <- worker.Run(ctx, worker.Options{Config: cfg, Log: slog.New(slog.DiscardHandler), Ready: ready})
+	}()
+	select {
+	case <-ready:
+	case err := <-done:
+		cancel()
+		t.Fatalf("proxy did not start: %v", err)
+	}
+	t.Cleanup(func() { cancel(); <-done })
+}
+
 // TestBadTLSFailsAtStart: certificate files that do not exist stop the
 // start with an error naming them.
 func TestBadTLSFailsAtStart(t *testing.T) {
@@ -232,14 +254,7 @@ func TestHandshakeTimeout(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ca, err := tlstest.NewCA("test CA")
-	if err != nil {
-		t.Fatal(err)
-	}
-	leaf, err := ca.Leaf(tlstest.LeafOptions{}, "proxy.test")
-	if err != nil {
-		t.Fatal(err)
-	}
+	_, leaf := proxyTestLeaf(t)
 	const timeout = 300 * time.Millisecond
 	for _, backend := range backends(t) {
 		t.Run(backend, func(t *testing.T) {
@@ -313,14 +328,7 @@ func TestTLSTerminationCutShort(t *testing.T) {
 	if err != nil {
 		t.Fatalf("openssl (the command) is needed: %v", err)
 	}
-	ca, err := tlstest.NewCA("test CA")
-	if err != nil {
-		t.Fatal(err)
-	}
-	leaf, err := ca.Leaf(tlstest.LeafOptions{}, "proxy.test")
-	if err != nil {
-		t.Fatal(err)
-	}
+	ca, leaf := proxyTestLeaf(t)
 	dir := t.TempDir()
 	chain, _ := tlstest.WriteFile(dir, "chain.pem", leaf.CertPEM)
 	key, _ := tlstest.WriteFile(dir, "key.pem", leaf.KeyPEM)
@@ -354,29 +362,14 @@ func TestTLSTerminationCutShort(t *testing.T) {
 	for _, backend := range backends(t) {
 		t.Run("backend="+backend, func(t *testing.T) {
 			addr := porttest.Free(t)
-			cfg, err := config.Parse("cut.toml", []byte(fmt.Sprintf(`[runtime]
+			startWorker(t, "cut.toml", fmt.Sprintf(`[runtime]
 worker_threads = 0
 [servers.tcps]
 proxy_type = "tcp"
 listener = { type = "socket", value = %q }
 tls = { chain = %q, key = %q, stack = %q }
 route = { upstreams = [{ endpoint = { type = "socket", value = %q } }] }
-`, addr, chain, key, backend, up.Addr().String())))
-			if err != nil {
-				t.Fatal(err)
-			}
-			ctx, cancel := context.WithCancel(context.Background())
-			ready := make(chan struct{})
-			done := make(chan error, 1)
-			go func() {
-				done <- worker.Run(ctx, worker.Options{Config: cfg, Log: slog.New(slog.DiscardHandler), Ready: ready})
-			}()
-			select {
-			case <-ready:
-			case err := <-done:
-				t.Fatalf("proxy did not start: %v", err)
-			}
-			defer func() { cancel(); <-done }()
+`, addr, chain, key, backend, up.Addr().String()))
 
 			for _, tc := range []struct {
 				send string
