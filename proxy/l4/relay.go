@@ -155,22 +155,18 @@ func (p *pair) now() int64 { return int64(time.Since(p.start)) }
 func (p *pair) touch() { p.last.Store(p.now()) }
 
 // stop closes both connections; every blocked call returns.
-func (p *pair) stop() {
-	p.stopOnce.Do(func() {
-		p.stopped.Store(true)
-		p.conns[0].Close()
-		p.conns[1].Close()
-	})
-}
+func (p *pair) stop() { p.end(false) }
 
 // abort is stop after an I/O error (a peer reset the stream, or went
 // away): a TLS conn is closed without its close_notify, so that its peer
 // sees the stream cut short, as it was, rather than ended.
-func (p *pair) abort() {
+func (p *pair) abort() { p.end(true) }
+
+func (p *pair) end(abort bool) {
 	p.stopOnce.Do(func() {
 		p.stopped.Store(true)
 		for _, c := range p.conns {
-			if tc, ok := c.(interface{ NetConn() net.Conn }); ok {
+			if tc, ok := c.(interface{ NetConn() net.Conn }); ok && abort {
 				tc.NetConn().Close()
 			}
 			c.Close()
@@ -182,7 +178,7 @@ func (p *pair) abort() {
 // side was half-closed, or when the relay was stopped from elsewhere.
 func (p *pair) run(d int) error {
 	src, dst := p.conns[d], p.conns[1-d]
-	defer p.prober.CompareAndSwap(int32(d), -1)
+	defer p.endProbe(d)
 	src.SetReadDeadline(p.start.Add(p.idle))
 	for {
 		n, err := p.copy(dst, src)
@@ -225,9 +221,7 @@ func (p *pair) idleAfterDeadline(d int) bool {
 	otherEnded, otherReturns := p.ended[other].Load(), p.returns[other].Load()
 	now, last := p.now(), p.last.Load()
 	if now-last < int64(p.idle) {
-		if p.prober.CompareAndSwap(int32(d), -1) {
-			p.final.Store(false)
-		}
+		p.endProbe(d)
 		src.SetReadDeadline(p.start.Add(time.Duration(last) + p.idle))
 		return false
 	}
@@ -293,15 +287,20 @@ func (p *pair) idleAfterDeadline(d int) bool {
 	return false
 }
 
+// endProbe ends direction d's probing, if it is the prober.
+func (p *pair) endProbe(d int) {
+	if p.prober.CompareAndSwap(int32(d), -1) {
+		p.final.Store(false)
+	}
+}
+
 // progressed records progress the kernel told the prober d of (bytes
 // acknowledged or received that no call reported yet): the probing starts
 // over, and d's deadline is a whole idle timeout away. It reports false
 // (not idle), for idleAfterDeadline to return.
 func (p *pair) progressed(d int) bool {
 	p.touch()
-	if p.prober.CompareAndSwap(int32(d), -1) {
-		p.final.Store(false)
-	}
+	p.endProbe(d)
 	p.conns[d].SetReadDeadline(time.Now().Add(p.idle))
 	return false
 }
