@@ -290,8 +290,8 @@ func checkUpstreamAddr(v string) error {
 	if _, err := netip.ParseAddr(host); err == nil {
 		return nil
 	}
-	for i := 0; i < len(host); i++ {
-		if c := host[i]; !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '-' || c == '.' || c == '_') {
+	for _, c := range host {
+		if !hostNameRune(c) {
 			return fmt.Errorf("%q: %q cannot be in a host name", v, c)
 		}
 	}
@@ -877,6 +877,12 @@ func checkRewrite(rw, path string) error {
 	return nil
 }
 
+// hostNameRune tells whether c can be in a host name as clients send it
+// and DNS holds it (ASCII letters, digits, "-", "." and "_").
+func hostNameRune(c rune) bool {
+	return c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '-' || c == '.' || c == '_'
+}
+
 func checkHostPattern(h string) error {
 	name := strings.TrimSuffix(strings.TrimPrefix(h, "*."), ".")
 	if name == "" || strings.ContainsAny(name, "*/ {}[]") || strings.HasPrefix(name, ".") {
@@ -894,7 +900,7 @@ func checkHostPattern(h string) error {
 		switch {
 		case c >= utf8.RuneSelf:
 			return fmt.Errorf("host %q: clients send a name that is not ASCII in its punycode form (xn--...): write that", h)
-		case !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '-' || c == '.' || c == '_'):
+		case !hostNameRune(c):
 			return fmt.Errorf("host %q: %q cannot be in a host name (one name per entry)", h, c)
 		}
 	}

@@ -232,10 +232,10 @@ func (p *Pool) reap() {
 }
 
 // usable reports whether an idle connection may carry a request: alive's
-// answer when peek is set, else what the conn knows without a system call
-// (the io_uring driver's, see Stale).
-func usable(c net.Conn, peek bool) bool {
-	if peek {
+// answer when always is set, else what the conn knows without a system
+// call (the io_uring driver's, see Stale).
+func usable(c net.Conn, always bool) bool {
+	if always {
 		return alive(c)
 	}
 	s, ok := c.(interface{ Stale() bool })
