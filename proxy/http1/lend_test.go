@@ -281,3 +281,34 @@ func TestReaderLentNotKept(t *testing.T) {
 		}
 	}
 }
+
+// TestReaderLentTooLarge: a head over MaxHeadSize gets the same error
+// whether it arrives in one lent buffer larger than the limit or through
+// the Reader's own buffer: 414 when the request line alone is over it,
+// 431 when the field lines take it over.
+func TestReaderLentTooLarge(t *testing.T) {
+	const limit = 64
+	for _, tc := range []struct {
+		name, head string
+		want       error
+	}{
+		{"long target", "GET /" + strings.Repeat("a", 2*limit) + " HTTP/1.1\r\nHost: a\r\n\r\n", ErrURITooLong},
+		{"long target after empty lines", "\r\n\r\nGET /" + strings.Repeat("a", limit) + " HTTP/1.1\r\nHost: a\r\n\r\n", ErrURITooLong},
+		{"long field", "GET / HTTP/1.1\r\nHost: a\r\nX-A: " + strings.Repeat("b", 2*limit) + "\r\n\r\n", ErrHeadTooLarge},
+	} {
+		for _, sizes := range [][]int{{len(tc.head)}, {limit / 2}, {7}} {
+			for _, lend := range []bool{true, false} {
+				var src io.Reader = newChunkSource(t, []byte(tc.head), sizes...)
+				if !lend {
+					src = plainSource{src.(*chunkSource)}
+				}
+				r := NewReader(src)
+				r.MaxHeadSize = limit
+				var req Request
+				if err := r.ReadRequest(&req); err != tc.want {
+					t.Errorf("%s, chunks %v, lent %v: %v, want %v", tc.name, sizes, lend, err, tc.want)
+				}
+			}
+		}
+	}
+}

@@ -52,9 +52,13 @@ func (r *Reader) ReadRequest(req *Request) error {
 		return req.parse(b, maxFields)
 	})
 	if err == ErrHeadTooLarge {
-		if line := bytes.TrimLeft(r.buf[r.r:r.w], "\r\n"); len(line) > 0 && bytes.IndexByte(line, '\n') < 0 {
-			// The request line alone is past the limit: its target is
-			// (RFC 9112 3: 414).
+		// The request line alone is past the limit: its target is (RFC
+		// 9112 3: 414). Its end is not in the buffer, or (a head that came
+		// whole, in a buffer larger than the limit) past the limit.
+		lead := r.buf[r.r:r.w]
+		line := bytes.TrimLeft(lead, "\r\n")
+		skipped := len(lead) - len(line)
+		if i := bytes.IndexByte(line, '\n'); len(line) > 0 && (i < 0 || skipped+i+1 > r.maxHead()) {
 			return ErrURITooLong
 		}
 	}
