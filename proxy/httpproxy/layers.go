@@ -145,7 +145,8 @@ func (r *Route) Close() error {
 }
 
 // RouteLayer picks the route for each request by host and path, and
-// answers 404 when none matches.
+// answers 404 when none matches; CONNECT, which has no path, gets 501 and
+// the connection's end, and OPTIONS * (about the server itself) 200.
 func RouteLayer(router *route.Router[*Route]) Middleware {
 	return func(inner Service) Service {
 		return routeService{router: router, inner: inner}
@@ -163,7 +164,21 @@ func (s routeService) Call(ctx context.Context, req *Request) (*Response, error)
 	req.Params = params
 	if !ok {
 		resp := req.resp()
-		resp.SetText(404, "404 Not Found: no route for this host and path\n")
+		switch {
+		case string(req.Head.Method) == "CONNECT":
+			// Routes are paths; a tunnel to an authority is a forward
+			// proxy's (RFC 9110 9.3.6). What follows the request may be
+			// the tunnel's bytes, not a request: the connection ends.
+			resp.SetText(501, "501 Not Implemented: CONNECT is not served here\n")
+			resp.Close = true
+		case string(req.Path) == "*":
+			// OPTIONS * (the parser allows "*" for OPTIONS only) asks
+			// about the server, not a resource (RFC 9110 9.3.7): the
+			// proxy takes every method to its routes.
+			resp.Status = 200
+		default:
+			resp.SetText(404, "404 Not Found: no route for this host and path\n")
+		}
 		return resp, nil
 	}
 	req.Route = rt

@@ -158,6 +158,36 @@ func TestAbsoluteFormNoPath(t *testing.T) {
 	}
 }
 
+// TestConnectAndOptionsAsterisk: CONNECT, which names no path, gets 501
+// and the connection's end (what follows it may be a tunnel's bytes), not
+// 404 with the bytes after it read as requests; OPTIONS * is answered 200
+// by the proxy and the connection goes on. Neither reaches the upstream.
+func TestConnectAndOptionsAsterisk(t *testing.T) {
+	up := newEchoUpstream(t, "up")
+	p := startProxy(t, serverTOML("", routeTOML("/{*p}", "", up.addr())), Options{})
+	c := dialRaw(t, p.Addr)
+	c.send(t, "OPTIONS * HTTP/1.1\r\nHost: a\r\n\r\n")
+	resp, body := c.response(t, "OPTIONS")
+	if resp.StatusCode != 200 || resp.ContentLength != 0 || len(body) != 0 || resp.Close {
+		t.Fatalf("OPTIONS *: status %d, length %d, body %q, close %v", resp.StatusCode, resp.ContentLength, body, resp.Close)
+	}
+	c.send(t, "GET /x HTTP/1.1\r\nHost: a\r\n\r\n")
+	if resp, body := c.response(t, "GET"); resp.StatusCode != 200 || decodeEcho(t, body).Target != "/x" {
+		t.Fatalf("GET after OPTIONS *: status %d %q", resp.StatusCode, body)
+	}
+
+	c = dialRaw(t, p.Addr)
+	c.send(t, "CONNECT a:443 HTTP/1.1\r\nHost: a:443\r\n\r\nGET /y HTTP/1.1\r\nHost: a\r\n\r\n")
+	resp, _ = c.response(t, "CONNECT")
+	if resp.StatusCode != 501 || !resp.Close {
+		t.Fatalf("CONNECT: status %d, close %v", resp.StatusCode, resp.Close)
+	}
+	c.expectClosed(t)
+	if n := up.conns.Load(); n != 1 {
+		t.Errorf("the upstream got %d connections, want 1 (the GET)", n)
+	}
+}
+
 // TestUnixUpstream: upstreams over Unix sockets.
 func TestUnixUpstream(t *testing.T) {
 	path := t.TempDir() + "/up.sock"
