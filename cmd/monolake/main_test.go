@@ -257,6 +257,56 @@ func secondSignal(t *testing.T, workers int) {
 	}
 }
 
+// TestLogReaderGone: when whatever reads the proxy's standard error goes
+// away (a tee killed, a log shipper restarting), the master and its
+// workers go on serving and stop cleanly when asked; Go's default ended
+// each process at its next log line (SIGPIPE).
+func TestLogReaderGone(t *testing.T) {
+	proxyAddr, demoAddr := porttest.Free(t), porttest.Free(t)
+	path := filepath.Join(t.TempDir(), "m.toml")
+	os.WriteFile(path, []byte(fmt.Sprintf(`[runtime]
+worker_threads = 1
+[demo]
+listener = { type = "socket", value = %q }
+[servers.web]
+proxy_type = "tcp"
+listener = { type = "socket", value = %q }
+route = { upstreams = [{ endpoint = { type = "socket", value = %q } }] }
+`, demoAddr, proxyAddr, demoAddr)), 0o644)
+	r, w, err := os.Pipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command(binary, "run", "--config", path)
+	cmd.Stderr = w
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	w.Close()
+	t.Cleanup(func() { cmd.Process.Kill() })
+	var seen strings.Builder
+	for sc := bufio.NewScanner(r); !strings.Contains(seen.String(), "all workers serving") && sc.Scan(); {
+		seen.WriteString(sc.Text() + "\n")
+	}
+	if !strings.Contains(seen.String(), "all workers serving") {
+		t.Fatalf("the proxy did not start:\n%s", seen.String())
+	}
+	r.Close()
+	// The master and the worker each log on SIGUSR1.
+	cmd.Process.Signal(syscall.SIGUSR1)
+	time.Sleep(300 * time.Millisecond)
+	client := &http.Client{Transport: &http.Transport{DisableKeepAlives: true}, Timeout: 5 * time.Second}
+	resp, err := client.Get("http://" + proxyAddr + "/after")
+	if err != nil {
+		t.Fatalf("the proxy stopped serving once its log reader was gone: %v", err)
+	}
+	resp.Body.Close()
+	cmd.Process.Signal(syscall.SIGTERM)
+	if err := cmd.Wait(); err != nil {
+		t.Fatalf("exit: %v (want 0)", err)
+	}
+}
+
 func waitUp(t *testing.T, addr string) {
 	t.Helper()
 	deadline := time.Now().Add(15 * time.Second)

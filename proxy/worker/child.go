@@ -31,6 +31,7 @@ func ChildMain(args []string) int {
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
+	ignoreSIGPIPE()
 	ready := os.NewFile(fdReady, "ready")
 	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level})).With("worker", *id, "pid", os.Getpid())
 	fail := func(err error) int {

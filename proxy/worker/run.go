@@ -41,6 +41,7 @@ func Run(ctx context.Context, o Options) error {
 	if o.Log == nil {
 		o.Log = slog.Default()
 	}
+	ignoreSIGPIPE()
 	returned := make(chan struct{})
 	defer close(returned)
 	ctx, force := stopSignals(ctx, returned)
@@ -90,6 +91,14 @@ func stopSignals(parent context.Context, returned <-chan struct{}) (context.Cont
 	}()
 	return ctx, force
 }
+
+// ignoreSIGPIPE makes a write to a pipe nobody reads fail with EPIPE
+// instead of ending the process. Go ends a program whose write to its
+// standard output or error finds the pipe's reader gone: the log reader
+// (a tee, a log shipper restarting) would take the master and every
+// worker down with it, with no drain. Lines that cannot be written are
+// lost; the proxy serves on, as nginx does.
+func ignoreSIGPIPE() { signal.Ignore(syscall.SIGPIPE) }
 
 // keepOnHangup takes SIGHUP until returned is closed. nginx reloads its
 // configuration on it; here that is not implemented yet, and Go's default
