@@ -4,6 +4,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"os"
@@ -80,7 +81,7 @@ connections in flight finish (runtime.drain_timeout_sec, default 30) and exits 0
 					if err := noArgs(c); err != nil {
 						return err
 					}
-					cfg, err := config.Load(c.String("config"))
+					cfg, err := loadConfig(c)
 					if err != nil {
 						return err
 					}
@@ -123,6 +124,16 @@ func tlsBackends() []string { return tlsbackend.Names() }
 // noArgs refuses arguments after the command: "check FILE" would
 // otherwise check the embedded default and say OK, and flags after a
 // stray argument are not read at all.
+// loadConfig loads --config, or the embedded default without it. An empty
+// --config (an unset variable in a unit file, say) is refused, not taken
+// for the default.
+func loadConfig(c *cli.Context) (*config.Config, error) {
+	if c.IsSet("config") && c.String("config") == "" {
+		return nil, errors.New("--config: empty path (leave the flag out for the embedded default config)")
+	}
+	return config.Load(c.String("config"))
+}
+
 func noArgs(c *cli.Context) error {
 	if c.Args().Present() {
 		return fmt.Errorf("unexpected argument %q: give the config as --config FILE, flags before it too", c.Args().First())
@@ -139,7 +150,7 @@ func runCmd(c *cli.Context) error {
 		return fmt.Errorf("--log-level: %w", err)
 	}
 	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
-	cfg, err := config.Load(c.String("config"))
+	cfg, err := loadConfig(c)
 	if err != nil {
 		return err
 	}

@@ -135,6 +135,19 @@ func TestStrayArgument(t *testing.T) {
 	}
 }
 
+// TestEmptyConfigFlag: --config "" (an unset variable) is refused, not
+// taken for the embedded default, which check said was OK and run served.
+func TestEmptyConfigFlag(t *testing.T) {
+	// run loads its config through the same function; a run that served
+	// here would not return.
+	for _, args := range [][]string{{"check", "--config", ""}, {"check", "-c="}} {
+		out, err := monolake(t, args...)
+		if err == nil || !strings.Contains(out, "--config: empty path") {
+			t.Fatalf("%q: %v\n%s", args, err, out)
+		}
+	}
+}
+
 func TestVersion(t *testing.T) {
 	out, err := monolake(t, "version")
 	if err != nil || !strings.Contains(out, "tls backends: gotls") || !strings.Contains(out, "runtimes:") {
