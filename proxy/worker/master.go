@@ -63,6 +63,13 @@ type proc struct {
 	// done is closed once the process was reaped: from then on its pid
 	// may name another process.
 	done chan struct{}
+	// status is how the process ended (exitStatus), set before done is
+	// closed.
+	status string
+
+	// Under master.mu: serving is set once the worker reported ready;
+	// reopen, a SIGUSR1 held for it until then.
+	serving, reopen bool
 }
 
 // reaped tells whether p's process was reaped.
@@ -81,11 +88,18 @@ func runMaster(ctx context.Context, o Options, force <-chan struct{}) error {
 	defer close(m.done)
 	// From the start: a SIGUSR1 before the handler would be lost.
 	onSignal(syscall.SIGUSR1, m.done, func() {
-		// The workers write the access logs: they reopen them.
+		// The workers write the access logs: they reopen them. One still
+		// starting gets it once it serves (see spawn): until its Go
+		// runtime runs, SIGUSR1 would end it, and until it reports ready
+		// it may not have its handler yet.
 		m.mu.Lock()
 		for _, p := range m.procs {
-			if p != nil {
+			switch {
+			case p == nil:
+			case p.serving:
 				p.process.Signal(syscall.SIGUSR1)
+			default:
+				p.reopen = true
 			}
 		}
 		m.mu.Unlock()
@@ -311,6 +325,7 @@ func (m *master) spawn(ctx context.Context, id int) error {
 
 	go func() {
 		err := cmd.Wait()
+		p.status = exitStatus(err)
 		close(p.done)
 		aliveW.Close()
 		m.mu.Lock()
@@ -322,7 +337,7 @@ func (m *master) spawn(ctx context.Context, id int) error {
 		if stopping {
 			return
 		}
-		m.log.Error("worker exited; restarting", "worker", id, "pid", cmd.Process.Pid, "status", exitStatus(err))
+		m.log.Error("worker exited; restarting", "worker", id, "pid", cmd.Process.Pid, "status", p.status)
 		m.reportExit(id)
 	}()
 
@@ -336,6 +351,14 @@ func (m *master) spawn(ctx context.Context, id int) error {
 		return fmt.Errorf("worker %d (pid %d): start cut short: %w", id, cmd.Process.Pid, ctx.Err())
 	case err != nil:
 		p.process.Signal(os.Kill)
+		// Say how it ended, if it did (a crash, a signal).
+		t := time.NewTimer(time.Second)
+		select {
+		case <-p.done:
+			err = fmt.Errorf("%w (%s)", err, p.status)
+		case <-t.C:
+		}
+		t.Stop()
 		return fmt.Errorf("worker %d (pid %d) did not start: %w", id, cmd.Process.Pid, err)
 	case strings.HasPrefix(line, "err "):
 		p.process.Signal(os.Kill)
@@ -344,7 +367,16 @@ func (m *master) spawn(ctx context.Context, id int) error {
 		p.process.Signal(os.Kill)
 		return fmt.Errorf("worker %d: unexpected start report %q", id, line)
 	}
+	m.mu.Lock()
+	p.serving = true
+	reopen := p.reopen
+	m.mu.Unlock()
 	m.log.Info("worker serving", "worker", id, "pid", cmd.Process.Pid, "cpu", cpu)
+	if reopen {
+		// Its handler is set before it reports ready (ChildMain).
+		p.process.Signal(syscall.SIGUSR1)
+		m.log.Info("SIGUSR1: a worker that was starting at the signal reopens its access logs now", "worker", id)
+	}
 	return nil
 }
 

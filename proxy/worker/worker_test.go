@@ -629,6 +629,53 @@ func TestStopAllWaitsOnlyForUnreaped(t *testing.T) {
 	}
 }
 
+// TestReopenWhileWorkerStarts: a SIGUSR1 that comes while a worker is
+// starting does not reach it before it serves (until its Go runtime runs,
+// the signal's default action would end it, and the whole start would
+// fail) but once it does. The worker here is a shell that waits, then
+// becomes the real one.
+func TestReopenWhileWorkerStarts(t *testing.T) {
+	up := echoUpstream(t)
+	exe, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	hold := filepath.Join(t.TempDir(), "hold")
+	if err := os.WriteFile(hold, nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	logs := &syncBuffer{}
+	ready, done := make(chan struct{}), make(chan struct{})
+	ctx, cancel := context.WithCancel(context.Background())
+	var runErr error // once done is closed
+	go func() {
+		runErr = Run(ctx, Options{Config: tcpConfig(t, 1, porttest.Free(t), up.Addr().String(), 1),
+			Log: slog.New(slog.NewTextHandler(logs, nil)), Ready: ready,
+			Exe: "/bin/sh", ChildArgs: []string{"-c", `while [ -e "$HOLD" ]; do sleep 0.01; done; exec "$0" "$@"`, exe},
+			ChildEnv: []string{childEnv, "HOLD=" + hold}})
+		close(done)
+	}()
+	t.Cleanup(func() {
+		cancel()
+		select {
+		case <-done:
+		case <-time.After(30 * time.Second):
+		}
+	})
+	waitFor(t, "the worker's process", func() bool { return len(children(t)) == 1 })
+	syscall.Kill(os.Getpid(), syscall.SIGUSR1)
+	waitFor(t, "the master to take the signal", func() bool { return strings.Contains(logs.String(), "SIGUSR1") })
+	os.Remove(hold)
+	select {
+	case <-ready:
+	case <-done:
+		t.Fatalf("the start failed: %v\n%s", runErr, logs)
+	}
+	waitFor(t, "the held signal to be sent", func() bool {
+		return strings.Contains(logs.String(), "a worker that was starting at the signal reopens")
+	})
+}
+
 // TestStopWhileWorkerStarts: a stop asked while the master starts its
 // workers, one of which hangs before it reports ready, ends the start at
 // once instead of waiting up to startTimeout for the report.
