@@ -240,7 +240,19 @@ func TestSecondSignalForces(t *testing.T) {
 }
 
 func secondSignal(t *testing.T, workers int) {
-	proxyAddr, cmd, logs := runDemoProxy(t, workers)
+	proxyAddr, demoAddr := porttest.Free(t), porttest.Free(t)
+	accessLog := filepath.Join(t.TempDir(), "access.log")
+	cmd, logs := startRun(t, fmt.Sprintf(`[runtime]
+worker_threads = %d
+drain_timeout_sec = 20
+[demo]
+listener = { type = "socket", value = %q }
+[servers.web]
+proxy_type = "tcp"
+listener = { type = "socket", value = %q }
+access_log = %q
+route = { upstreams = [{ endpoint = { type = "socket", value = %q } }] }
+`, workers, demoAddr, proxyAddr, accessLog, demoAddr), proxyAddr)
 	c, err := net.Dial("tcp", proxyAddr)
 	if err != nil {
 		t.Fatal(err)
@@ -264,6 +276,14 @@ func secondSignal(t *testing.T, workers int) {
 	case <-done:
 		if !strings.Contains(logs.String(), "asked again") {
 			t.Errorf("no word of the second signal\n%s", logs.String())
+		}
+		// The cut connection is logged (the master used to kill its
+		// workers at once, and the line was lost).
+		if b, _ := os.ReadFile(accessLog); !strings.Contains(string(b), "127.0.0.1") {
+			t.Errorf("no access-log line for the connection cut:\n%q\n%s", b, logs.String())
+		}
+		if strings.Contains(logs.String(), "did not stop in time") {
+			t.Errorf("workers killed:\n%s", logs.String())
 		}
 	case <-time.After(15 * time.Second):
 		t.Fatalf("still draining 15 s after a second SIGTERM (drain timeout 20 s)\n%s", logs.String())

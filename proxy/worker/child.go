@@ -120,8 +120,10 @@ func ChildMain(args []string) int {
 		close(masterGone)
 	}()
 	status := 0
+	signals := 0 // taken so far
 	select {
 	case s := <-sig:
+		signals++
 		log.Info("draining", "signal", s.String(), "timeout", cfg.Runtime.DrainTimeout)
 	case <-masterGone:
 		log.Warn("master is gone; draining", "timeout", cfg.Runtime.DrainTimeout)
@@ -131,6 +133,20 @@ func ChildMain(args []string) int {
 		log.Error("draining for a restart", "err", err, "timeout", cfg.Runtime.DrainTimeout)
 		status = 1
 	}
+	// Asked twice to stop (the master passes its operator's second
+	// signal on): cut the connections still open, as the drain does at
+	// its timeout, so that their access-log lines are still written.
+	go func() {
+		for ; signals < 2; signals++ {
+			select {
+			case <-sig:
+			case <-stopped:
+				return
+			}
+		}
+		log.Warn("asked again: cutting the connections still open")
+		inst.cut()
+	}()
 	cut := inst.drain(cfg.Runtime.DrainTimeout)
 	log.Info("worker stopped", "connections_cut", cut)
 	return status

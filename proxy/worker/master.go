@@ -458,20 +458,30 @@ func (m *master) stopAll(grace time.Duration, force <-chan struct{}) {
 	m.closeUnix()
 	deadline := time.NewTimer(grace)
 	defer deadline.Stop()
-	late := false // past the deadline or forced: kill the rest at once
+	late := false // past the deadline: kill the rest at once
 	for _, p := range procs {
 		if p == nil {
 			continue
 		}
-		if !late {
+	wait:
+		for !late {
 			select {
 			case <-p.done:
-				continue
+				break wait
 			case <-deadline.C:
 				late = true
 			case <-force:
-				m.log.Warn("asked again: killing workers without waiting for the drain")
-				late = true
+				// Asked again: the workers cut their connections (a
+				// second SIGTERM, see ChildMain) and write their lines,
+				// as a single process does; killed only if they do not.
+				force = nil
+				m.log.Warn("asked again: workers cut their connections without waiting for the drain")
+				for _, q := range procs {
+					if q != nil && !q.reaped() {
+						q.process.Signal(syscall.SIGTERM)
+					}
+				}
+				deadline.Reset(forcedGrace)
 			}
 		}
 		if !p.reaped() {
@@ -480,6 +490,10 @@ func (m *master) stopAll(grace time.Duration, force <-chan struct{}) {
 		}
 	}
 }
+
+// forcedGrace is how long workers asked twice to stop have before they are
+// killed: their cut connections unwind (cutUnwind), and the rest closes.
+const forcedGrace = cutUnwind + 3*time.Second
 
 // sealedFile returns a memfd holding data, sealed against any change, for
 // workers to inherit: unlike an argument or the environment, it is not
