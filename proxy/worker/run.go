@@ -2,6 +2,7 @@ package worker
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"net"
@@ -47,6 +48,9 @@ func Run(ctx context.Context, o Options) error {
 	ctx, force := stopSignals(ctx, returned)
 	keepOnHangup(o.Log, returned)
 
+	if err := tcpPortsFree(cfg); err != nil {
+		return err
+	}
 	var d *demo.Server
 	if cfg.Demo != nil {
 		ln, err := listen(cfg.Demo.Listener, false)
@@ -141,6 +145,35 @@ func onSignal(sig os.Signal, returned <-chan struct{}, f func()) {
 			}
 		}
 	}()
+}
+
+// tcpPortsFree fails if another socket listens on a TCP server's address.
+// Workers bind with SO_REUSEPORT, which lets a process join the listeners
+// another of the same user has on an address: a second instance started
+// by mistake (the same config run twice) would take a share of the
+// first's connections, silently. nginx, binding without it, refuses to
+// start; so does this. The check binds and closes a socket without
+// SO_REUSEPORT (with SO_REUSEADDR, so that connections of an earlier run
+// in TIME_WAIT do not count).
+func tcpPortsFree(cfg *config.Config) error {
+	for _, key := range cfg.ServerNames {
+		s := cfg.Servers[key]
+		if s.Listener.Type != config.TypeSocket {
+			continue
+		}
+		if _, port, err := net.SplitHostPort(s.Listener.Value); err == nil && port == "0" {
+			continue // each worker gets a port of its own
+		}
+		ln, err := net.Listen("tcp", s.Listener.Value)
+		if err != nil {
+			if errors.Is(err, syscall.EADDRINUSE) {
+				return fmt.Errorf("%s: %s: listening on %s: address already in use: another process listens there (another monolake?)", cfg.Source, s.Where(s.Line), s.Listener.Value)
+			}
+			return fmt.Errorf("%s: %s: %w", cfg.Source, s.Where(s.Line), err)
+		}
+		ln.Close()
+	}
+	return nil
 }
 
 func listen(l config.Listener, reuse bool) (net.Listener, error) {

@@ -385,17 +385,33 @@ func TestMasterDrainsInFlight(t *testing.T) {
 	}
 }
 
+// TestStartFailureIsReported: an address another process listens on fails
+// the start, also when that process bound it with SO_REUSEPORT as workers
+// do (a second instance of the proxy), which the workers' own binds would
+// have joined, taking a share of its connections.
 func TestStartFailureIsReported(t *testing.T) {
-	busy, err := net.Listen("tcp", "127.0.0.1:0") // no SO_REUSEPORT: workers cannot share it
+	plain, err := net.Listen("tcp", "127.0.0.1:0") // no SO_REUSEPORT: workers cannot share it
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer busy.Close()
-	for _, workers := range []int{0, 2} {
-		t.Run(fmt.Sprint("workers=", workers), func(t *testing.T) {
+	defer plain.Close()
+	shared, err := netio.ListenTCP(context.Background(), "127.0.0.1:0") // as another instance's worker
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer shared.Close()
+	for _, tc := range []struct {
+		busy    net.Listener
+		workers int
+	}{{plain, 0}, {plain, 2}, {shared, 0}, {shared, 2}} {
+		busy, workers := tc.busy, tc.workers
+		t.Run(fmt.Sprintf("reuseport=%v/workers=%d", busy == shared, workers), func(t *testing.T) {
 			cfg := tcpConfig(t, workers, busy.Addr().String(), "127.0.0.1:9", 1)
 			exe, _ := os.Executable()
-			err := Run(context.Background(), Options{Config: cfg, Log: slog.New(slog.DiscardHandler), Exe: exe, ChildEnv: []string{childEnv}})
+			// A start that wrongly succeeds serves until this ends.
+			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			defer cancel()
+			err := Run(ctx, Options{Config: cfg, Log: slog.New(slog.DiscardHandler), Exe: exe, ChildEnv: []string{childEnv}})
 			if err == nil || !strings.Contains(err.Error(), "address already in use") {
 				t.Fatalf("want an address-in-use error, got %v", err)
 			}
