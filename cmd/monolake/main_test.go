@@ -169,9 +169,16 @@ func TestBadFlags(t *testing.T) {
 }
 
 // TestRunDrainsOnSIGTERM runs the real binary with two workers, keeps a
-// connection in flight, sends SIGTERM, and checks the connection still
-// works, new ones are refused, and the process exits 0 once it is done.
+// connection in flight, sends SIGTERM (or SIGQUIT, nginx's graceful stop),
+// and checks the connection still works, new ones are refused, and the
+// process exits 0 once it is done.
 func TestRunDrainsOnSIGTERM(t *testing.T) {
+	for _, sig := range []syscall.Signal{syscall.SIGTERM, syscall.SIGQUIT} {
+		t.Run(sig.String(), func(t *testing.T) { drainsOn(t, sig) })
+	}
+}
+
+func drainsOn(t *testing.T, sig syscall.Signal) {
 	proxyAddr, cmd, logs := runDemoProxy(t, 2)
 
 	resp, err := http.Get("http://" + proxyAddr + "/through-proxy")
@@ -204,7 +211,7 @@ func TestRunDrainsOnSIGTERM(t *testing.T) {
 		resp.Body.Close()
 	}
 	get("/before")
-	cmd.Process.Signal(syscall.SIGTERM)
+	cmd.Process.Signal(sig)
 	deadline := time.Now().Add(10 * time.Second)
 	for {
 		nc, err := net.DialTimeout("tcp", proxyAddr, time.Second)

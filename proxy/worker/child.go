@@ -99,7 +99,7 @@ func ChildMain(args []string) int {
 	defer startIdleRelease()()
 	defer startHeapFloor(cfg.Runtime.GCMinHeap)()
 	sig := make(chan os.Signal, 1)
-	signal.Notify(sig, syscall.SIGTERM, syscall.SIGINT)
+	signal.Notify(sig, stopSigs...)
 	signal.Ignore(syscall.SIGHUP) // the master's to answer (keepOnHangup)
 	inst, err := startServers(cfg, drv, inherited, fmt.Sprintf("worker %d, pid %d", *id, os.Getpid()), sec, log)
 	if err != nil {

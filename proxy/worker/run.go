@@ -67,7 +67,12 @@ func Run(ctx context.Context, o Options) error {
 	return runMaster(ctx, o, force)
 }
 
-// stopSignals returns ctx cancelled by the first SIGTERM or SIGINT, and a
+// stopSigs end the proxy gracefully: SIGTERM, SIGINT, and SIGQUIT, nginx's
+// graceful stop (Go's default for it, a goroutine dump and exit 2,
+// skipped the drain and left Unix socket files behind).
+var stopSigs = []os.Signal{syscall.SIGTERM, syscall.SIGINT, syscall.SIGQUIT}
+
+// stopSignals returns ctx cancelled by the first SIGTERM, SIGINT or SIGQUIT, and a
 // channel closed by the next one (or by the first after the caller
 // cancelled ctx): the operator who asks twice does not wait for the drain.
 // One handler takes both, so a second signal sent at once is not lost. It
@@ -76,7 +81,7 @@ func stopSignals(parent context.Context, returned <-chan struct{}) (context.Cont
 	ctx, cancel := context.WithCancel(parent)
 	force := make(chan struct{})
 	sigs := make(chan os.Signal, 2)
-	signal.Notify(sigs, syscall.SIGTERM, syscall.SIGINT)
+	signal.Notify(sigs, stopSigs...)
 	go func() {
 		defer signal.Stop(sigs)
 		defer cancel()
