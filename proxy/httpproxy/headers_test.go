@@ -191,3 +191,58 @@ func TestUnderscoredFieldsDropped(t *testing.T) {
 		}
 	}
 }
+
+// TestViaReceivedVersion: Via names the protocol the request was received
+// in (RFC 9110 7.6.3): 1.0 for an HTTP/1.0 client.
+func TestViaReceivedVersion(t *testing.T) {
+	up := newEchoUpstream(t, "up")
+	p := startProxy(t, serverTOML("via = true", routeTOML("/{*p}", "", up.addr())), Options{})
+	for version, want := range map[string]string{"HTTP/1.0": "1.0 test", "HTTP/1.1": "1.1 test"} {
+		c := dialRaw(t, p.Addr)
+		c.send(t, "GET /v "+version+"\r\nHost: a\r\n\r\n")
+		resp, body := c.response(t, "GET")
+		if resp.StatusCode != 200 {
+			t.Fatalf("%s: status %d", version, resp.StatusCode)
+		}
+		if got := decodeEcho(t, body).Header.Values("Via"); len(got) != 1 || got[0] != want {
+			t.Errorf("%s: Via %q, want %q", version, got, want)
+		}
+	}
+}
+
+// TestMaxForwards: an OPTIONS or TRACE request goes upstream with one less
+// Max-Forwards, and at 0 the proxy answers it itself (RFC 9110 7.6.2); a
+// TRACE answer reflects the request without its secrets. Other methods
+// pass the field on as it is.
+func TestMaxForwards(t *testing.T) {
+	up := newEchoUpstream(t, "up")
+	p := startProxy(t, serverTOML("", routeTOML("/{*p}", "", up.addr())), Options{})
+	c := dialRaw(t, p.Addr)
+	forwarded := func(method, mf, want string) {
+		t.Helper()
+		c.send(t, method+" /m HTTP/1.1\r\nHost: a\r\nMax-Forwards: "+mf+"\r\n\r\n")
+		resp, body := c.response(t, method)
+		if resp.StatusCode != 200 || resp.Header.Get("X-Upstream") != "up" {
+			t.Fatalf("%s Max-Forwards %s: status %d, not from the upstream: %q", method, mf, resp.StatusCode, body)
+		}
+		if got := decodeEcho(t, body).Header.Values("Max-Forwards"); len(got) != 1 || got[0] != want {
+			t.Errorf("%s Max-Forwards %s: upstream got %q, want %q", method, mf, got, want)
+		}
+	}
+	forwarded("OPTIONS", "3", "2")
+	forwarded("TRACE", "1", "0")
+	forwarded("GET", "0", "0")
+	forwarded("OPTIONS", "x", "x")
+
+	c.send(t, "OPTIONS /m HTTP/1.1\r\nHost: a\r\nMax-Forwards: 0\r\n\r\n")
+	resp, body := c.response(t, "OPTIONS")
+	if resp.StatusCode != 200 || resp.Header.Get("X-Upstream") != "" || len(body) != 0 {
+		t.Fatalf("OPTIONS at Max-Forwards 0: status %d, upstream %q, body %q", resp.StatusCode, resp.Header.Get("X-Upstream"), body)
+	}
+	c.send(t, "TRACE /m HTTP/1.1\r\nHost: a\r\nMax-Forwards: 0\r\nX-A: 1\r\nCookie: secret\r\nAuthorization: secret\r\n\r\n")
+	resp, body = c.response(t, "TRACE")
+	want := "TRACE /m HTTP/1.1\r\nHost: a\r\nMax-Forwards: 0\r\nX-A: 1\r\n\r\n"
+	if resp.StatusCode != 200 || resp.Header.Get("Content-Type") != "message/http" || string(body) != want {
+		t.Fatalf("TRACE at Max-Forwards 0: status %d, type %q, body %q, want %q", resp.StatusCode, resp.Header.Get("Content-Type"), body, want)
+	}
+}

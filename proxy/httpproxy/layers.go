@@ -7,6 +7,7 @@ import (
 	"encoding/hex"
 	"fmt"
 	"slices"
+	"strconv"
 	"strings"
 	"sync/atomic"
 
@@ -202,19 +203,19 @@ type RewriteConfig struct {
 // X-Forwarded-For (appended to), X-Forwarded-Proto, X-Forwarded-Host, and
 // optionally Forwarded, Via and X-Request-Id.
 func RewriteLayer(cfg RewriteConfig) Middleware {
-	var via []byte
+	var via, via10 []byte
 	if cfg.Via != "" {
-		via = []byte("1.1 " + cfg.Via)
+		via, via10 = []byte("1.1 "+cfg.Via), []byte("1.0 "+cfg.Via)
 	}
 	return func(inner Service) Service {
-		return rewriteService{cfg: cfg, via: via, inner: inner}
+		return rewriteService{cfg: cfg, via: via, via10: via10, inner: inner}
 	}
 }
 
 type rewriteService struct {
-	cfg   RewriteConfig
-	via   []byte
-	inner Service
+	cfg        RewriteConfig
+	via, via10 []byte // Via's value for a request received as HTTP/1.1, as HTTP/1.0
+	inner      Service
 }
 
 var (
@@ -231,6 +232,11 @@ var (
 
 func (s rewriteService) Call(ctx context.Context, req *Request) (*Response, error) {
 	h := req.Head
+	if m := string(h.Method); m == "OPTIONS" || m == "TRACE" {
+		if resp := maxForwards(req); resp != nil {
+			return resp, nil
+		}
+	}
 	ip := req.Conn.RemoteIP
 	req.ReplaceHost = !s.cfg.PreserveHost
 	// X-Forwarded-For: the client's list (every line of it), then this
@@ -275,9 +281,13 @@ func (s rewriteService) Call(ctx context.Context, req *Request) (*Response, erro
 		req.Add = append(req.Add, http1.Header{Name: hForwarded, Value: fw})
 	}
 	if s.via != nil {
+		// The protocol as received (RFC 9110 7.6.3).
 		v := s.via
+		if h.Version == http1.HTTP10 {
+			v = s.via10
+		}
 		if prev := allValues(req, "Via"); len(prev) > 0 {
-			v = req.Scratch(prev, commaSP, s.via)
+			v = req.Scratch(prev, commaSP, v)
 		}
 		req.Drop = append(req.Drop, "Via")
 		req.Add = append(req.Add, http1.Header{Name: hVia, Value: v})
@@ -302,6 +312,48 @@ func (s rewriteService) Call(ctx context.Context, req *Request) (*Response, erro
 	}
 	return resp, err
 }
+
+// maxForwards applies Max-Forwards to an OPTIONS or TRACE request (RFC
+// 9110 7.6.2): at 0 the proxy answers itself, and returns that response;
+// above, the upstream gets one less. A value that is not a number goes on
+// as it is.
+func maxForwards(req *Request) *Response {
+	v := allValues(req, "Max-Forwards")
+	if len(v) == 0 {
+		return nil
+	}
+	n, err := strconv.ParseUint(string(v), 10, 32)
+	if err != nil {
+		return nil
+	}
+	if n > 0 {
+		req.Drop = append(req.Drop, "Max-Forwards")
+		req.Add = append(req.Add, http1.Header{Name: hMaxForwards, Value: req.Scratch(strconv.AppendUint(nil, n-1, 10))})
+		return nil
+	}
+	resp := req.resp()
+	h := req.Head
+	if string(h.Method) == "OPTIONS" {
+		resp.Status = 200
+		return resp
+	}
+	// TRACE: the request as received, without the fields that may hold
+	// secrets (RFC 9110 9.3.8).
+	var b []byte
+	b = append(append(append(append(append(b, h.Method...), ' '), h.Target...), ' '), h.Version.String()...)
+	b = append(b, "\r\n"...)
+	for _, f := range h.Headers {
+		if equalFold(f.Name, "Authorization") || equalFold(f.Name, "Proxy-Authorization") || equalFold(f.Name, "Cookie") {
+			continue
+		}
+		b = http1.AppendHeader(b, f.Name, f.Value)
+	}
+	resp.SetText(200, string(append(b, "\r\n"...)))
+	resp.Headers[0].Value = []byte("message/http")
+	return resp
+}
+
+var hMaxForwards = []byte("Max-Forwards")
 
 // validRequestID accepts a client's X-Request-Id to pass on: up to 128
 // characters of letters, digits and -._:/+= (UUIDs, hex, base64 and the
