@@ -134,6 +134,46 @@ func TestNoRetryNonIdempotent(t *testing.T) {
 	}
 }
 
+// TestNoRetryAfterInterim: a pooled connection the upstream closes after
+// an interim response (103) had the request: a GET is not sent again on
+// another, as it is when the connection closes before any byte of the
+// response.
+func TestNoRetryAfterInterim(t *testing.T) {
+	var mu sync.Mutex
+	seen := map[string]int{}
+	addr := rawUpstream(t, func(c net.Conn) {
+		br := bufio.NewReader(c)
+		for first := true; ; first = false {
+			r, _, err := readRequest(br)
+			if err != nil {
+				return
+			}
+			mu.Lock()
+			seen[r.URL.Path]++
+			mu.Unlock()
+			if first {
+				fmt.Fprintf(c, "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
+				continue
+			}
+			fmt.Fprintf(c, "HTTP/1.1 103 Early Hints\r\nLink: </a.css>; rel=preload\r\n\r\n")
+			return // closed after the interim response
+		}
+	})
+	p := startProxy(t, serverTOML("", routeTOML("/{*p}", "", addr)), Options{})
+	c := client(t)
+	if resp, _ := do(t, c, "GET", "http://"+p.Addr+"/first", "", nil, nil); resp.StatusCode != 200 {
+		t.Fatalf("status %d", resp.StatusCode)
+	}
+	if resp, _ := do(t, c, "GET", "http://"+p.Addr+"/hinted", "", nil, nil); resp.StatusCode != 502 {
+		t.Fatalf("status %d, want 502", resp.StatusCode)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if seen["/hinted"] != 1 {
+		t.Fatalf("the upstream got the request %d times, want once: %v", seen["/hinted"], seen)
+	}
+}
+
 // closingUpstream answers one request per connection with a keep-alive
 // response, then closes the connection after a while; it counts the
 // connections it accepted.

@@ -600,7 +600,9 @@ func (u *Upstream) exchange(ctx context.Context, uc *upConn, req *Request, t *ta
 				}
 				return nil, false, &StatusError{Status: 504, Err: errors.New("upstream read timeout")}
 			}
-			return nil, closedByPeer(err), &StatusError{Status: 502, Err: err}
+			// After an interim response the upstream had the request:
+			// not a stale connection, and not to be sent again.
+			return nil, closedByPeer(err) && interim == 0, &StatusError{Status: 502, Err: err}
 		}
 		if uc.head.Status >= 100 && uc.head.Status < 200 && uc.head.Status != 101 {
 			// Interim responses: 100 was answered by us; drop 103 and
