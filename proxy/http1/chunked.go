@@ -224,8 +224,14 @@ func (cw *ChunkedWriter) Write(p []byte) (int, error) {
 // CRLF in one Write call. Trailer names and values are not checked (see
 // ValidFieldName).
 func (cw *ChunkedWriter) Finish(trailers Headers) error {
+	return cw.FinishSkipping(trailers, nil)
+}
+
+// FinishSkipping is Finish that also leaves out the trailer fields skip
+// names (as Copier.SkipTrailer).
+func (cw *ChunkedWriter) FinishSkipping(trailers Headers, skip func(name []byte) bool) error {
 	cw.buf = append(cw.buf[:0], "0\r\n"...)
-	cw.buf = trailers.appendTrailerFields(cw.buf, nil)
+	cw.buf = trailers.appendTrailerFields(cw.buf, skip)
 	cw.buf = append(cw.buf, "\r\n"...)
 	_, err := cw.w.Write(cw.buf)
 	return err

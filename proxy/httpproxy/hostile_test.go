@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"net"
@@ -391,12 +392,28 @@ func capturingUpstream(t *testing.T) (string, <-chan *http.Request) {
 // add a value to a field the proxy set in the head (X-Forwarded-For and
 // the like, a second value an upstream may take for the real one), nor
 // bring a name with "_" the server drops from heads; other trailers go
-// through.
+// through, also behind an Expect: 100-continue (whose body took another
+// path, which dropped the trailers).
 func TestRequestTrailersKeepProxyFields(t *testing.T) {
+	for _, expect := range []bool{false, true} {
+		t.Run(fmt.Sprint("expect=", expect), func(t *testing.T) { requestTrailersKeepProxyFields(t, expect) })
+	}
+}
+
+func requestTrailersKeepProxyFields(t *testing.T, expect bool) {
 	addr, got := capturingUpstream(t)
 	p := startProxy(t, serverTOML("", routeTOML("/{*p}", "", addr)), Options{})
 	c := dialRaw(t, p.Addr)
-	c.send(t, "POST /u HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n0\r\n"+
+	head := "POST /u HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n"
+	if expect {
+		c.send(t, head+"Expect: 100-continue\r\n\r\n")
+		if resp, _ := c.response(t, "POST"); resp.StatusCode != 100 {
+			t.Fatalf("status %d, want 100 first", resp.StatusCode)
+		}
+	} else {
+		c.send(t, head+"\r\n")
+	}
+	c.send(t, "3\r\nabc\r\n0\r\n"+
 		"X-Forwarded-For: 6.6.6.6\r\nX-Forwarded-Proto: https\r\nX-Forwarded-Host: admin.internal\r\n"+
 		"X-Request-Id: evil\r\nX_Forwarded_For: 7.7.7.7\r\nX-Checksum: abc\r\n\r\n")
 	if resp, body := c.response(t, "POST"); resp.StatusCode != 200 {

@@ -966,6 +966,9 @@ func (r *continueReader) Read(p []byte) (int, error) {
 	return r.body.Read(p)
 }
 
+// Trailers are the body's trailer fields, once it was read to its end.
+func (r *continueReader) Trailers() http1.Headers { return r.body.Trailers() }
+
 // finalHead marks the final response's head as going out, and reports
 // whether a 100 was sent before it.
 func (r *continueReader) finalHead() bool {

@@ -541,7 +541,9 @@ func (u *Upstream) exchange(ctx context.Context, uc *upConn, req *Request, t *ta
 			_, err = uc.cp.Copy(&uc.sw, b, h.BodyKind)
 			uc.sending = nil
 		} else {
+			uc.sending = req
 			err = copyBody(uc, bw, req.Body, h.BodyKind)
+			uc.sending = nil
 		}
 		if err == nil {
 			// The watch stays on for the body's last bytes.
@@ -680,7 +682,10 @@ func upWriteError(err error) error {
 // own writer is for heads): a conn holds one only while it sends a body.
 var bodyWriters = sync.Pool{New: func() any { return bufio.NewWriterSize(nil, writeBufSize) }}
 
-// copyBody sends a body that is not the client's *http1.Body through bw.
+// copyBody sends a body that is not the client's *http1.Body through bw:
+// the client's behind a 100 Continue, or a layer's. A chunked one ends with
+// the body's trailers, if it has any (a Trailers method), but those the
+// proxy sets.
 func copyBody(uc *upConn, bw *bufio.Writer, body io.Reader, kind http1.BodyKind) error {
 	if kind == http1.BodyChunked {
 		var cw http1.ChunkedWriter
@@ -688,7 +693,11 @@ func copyBody(uc *upConn, bw *bufio.Writer, body io.Reader, kind http1.BodyKind)
 		if _, err := io.CopyBuffer(tagWriter{&cw}, body, uc.cp.Buf); err != nil {
 			return err
 		}
-		return cw.Finish(nil)
+		var trailers http1.Headers
+		if t, ok := body.(interface{ Trailers() http1.Headers }); ok {
+			trailers = t.Trailers()
+		}
+		return cw.FinishSkipping(trailers, uc.setByProxy)
 	}
 	_, err := io.CopyBuffer(tagWriter{bw}, body, uc.cp.Buf)
 	return err
