@@ -50,13 +50,15 @@ func (hs Headers) HasToken(name, token string) bool {
 }
 
 // isFixedHopByHop reports whether name is one of the fixed hop-by-hop
-// fields (RFC 9110 7.6.1, plus the ones net/http/httputil drops).
+// fields (RFC 9110 7.6.1, plus ones net/http/httputil drops). Not Trailer,
+// which httputil drops too (RFC 7230 listed it, an erratum): it announces
+// end-to-end trailer fields (RFC 9110 6.6.2), which the proxy forwards.
 func isFixedHopByHop(name []byte) bool {
 	switch len(name) {
 	case 2:
 		return equalFold(name, "te")
 	case 7:
-		return equalFold(name, "trailer") || equalFold(name, "upgrade")
+		return equalFold(name, "upgrade")
 	case 10:
 		return equalFold(name, "connection") || equalFold(name, "keep-alive")
 	case 14:
@@ -176,7 +178,8 @@ func (hs Headers) appendTrailerFields(dst []byte, skip func([]byte) bool) []byte
 		if hop.Has(n) || skip != nil && skip(n) || equalFold(n, "content-length") || equalFold(n, "host") ||
 			equalFold(n, "content-encoding") || equalFold(n, "content-type") ||
 			equalFold(n, "content-range") || equalFold(n, "authorization") ||
-			equalFold(n, "set-cookie") || equalFold(n, "cache-control") || equalFold(n, "expect") {
+			equalFold(n, "set-cookie") || equalFold(n, "cache-control") || equalFold(n, "expect") ||
+			equalFold(n, "trailer") {
 			continue
 		}
 		dst = AppendHeader(dst, n, hs[i].Value)

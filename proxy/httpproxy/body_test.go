@@ -118,6 +118,10 @@ func TestBodies(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
+		// Announced in the head (the Trailer field is end-to-end).
+		if _, ok := resp.Trailer["X-Trailer"]; !ok {
+			t.Errorf("no Trailer field announcing X-Trailer (%v)", resp.Trailer)
+		}
 		body, _ := io.ReadAll(resp.Body)
 		resp.Body.Close()
 		if string(body) != "part 0;part 1;part 2;part 3;part 4;" {
@@ -196,6 +200,9 @@ func TestHTTP10(t *testing.T) {
 			}
 			if len(resp.TransferEncoding) != 0 {
 				t.Fatalf("transfer encoding %v to an HTTP/1.0 client", resp.TransferEncoding)
+			}
+			if v := resp.Header.Get("Trailer"); v != "" {
+				t.Errorf("Trailer %q without a trailer section", v)
 			}
 			if !tc.keepAlive {
 				if !resp.Close {

@@ -52,6 +52,9 @@ func (s *Server) writeResponse(cs *conn, resp *Response) (ok bool, err error) {
 		if (status == 204 || status < 200) && (equalFold(f.Name, "Content-Length") || equalFold(f.Name, "Transfer-Encoding")) {
 			continue // RFC 9110 8.6, RFC 9112 6.1: none on 1xx and 204
 		}
+		if out != http1.BodyChunked && !headOnly && equalFold(f.Name, "Trailer") {
+			continue // no trailer section goes out to announce
+		}
 		hb = http1.AppendHeader(hb, f.Name, f.Value)
 	}
 	if !headOnly {
