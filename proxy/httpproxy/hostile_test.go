@@ -180,26 +180,47 @@ func TestUnrequestedSwitch(t *testing.T) {
 	}
 }
 
-// TestInterimResponses: a few 1xx before the response are dropped; an
-// upstream that sends them without end gets a 502 instead of holding the
-// request (each one renews the read timeout).
+// TestInterimResponses: a few 1xx before the response go on to an
+// HTTP/1.1 client (103 Early Hints, without hop-by-hop fields) and not to
+// an HTTP/1.0 one (RFC 9110 15.2); an upstream that sends them without end
+// gets a 502 instead of holding the request (each one renews the read
+// timeout).
 func TestInterimResponses(t *testing.T) {
 	for _, tc := range []struct {
-		n      int
-		status int
-	}{{3, 200}, {maxInterim + 1, 502}} {
+		n       int
+		version string
+		status  int
+	}{{3, "HTTP/1.1", 200}, {3, "HTTP/1.0", 200}, {maxInterim + 1, "HTTP/1.1", 502}} {
 		addr := rawUpstream(t, func(c net.Conn) {
 			if _, _, err := readRequest(bufio.NewReader(c)); err != nil {
 				return
 			}
-			io.WriteString(c, strings.Repeat("HTTP/1.1 103 Early Hints\r\nLink: </s.css>\r\n\r\n", tc.n)+
+			io.WriteString(c, strings.Repeat("HTTP/1.1 103 Early Hints\r\nLink: </s.css>\r\nConnection: x-hop\r\nX-Hop: 1\r\n\r\n", tc.n)+
 				"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
 		})
 		p := startProxy(t, serverTOML("", routeTOML("/{*p}", "", addr)), Options{})
 		c := dialRaw(t, p.Addr)
-		c.send(t, "GET /x HTTP/1.1\r\nHost: a\r\n\r\n")
-		if resp, body := c.response(t, "GET"); resp.StatusCode != tc.status {
-			t.Fatalf("%d interim responses: status %d %q, want %d", tc.n, resp.StatusCode, body, tc.status)
+		c.send(t, "GET /x "+tc.version+"\r\nHost: a\r\n\r\n")
+		hints := 0
+		for {
+			resp, body := c.response(t, "GET")
+			if resp.StatusCode != 103 {
+				if resp.StatusCode != tc.status {
+					t.Fatalf("%d interim responses, %s: status %d %q, want %d", tc.n, tc.version, resp.StatusCode, body, tc.status)
+				}
+				break
+			}
+			hints++
+			if resp.Header.Get("Link") != "</s.css>" || resp.Header.Get("X-Hop") != "" || resp.Header.Get("Connection") != "" {
+				t.Errorf("103 forwarded with fields %v", resp.Header)
+			}
+		}
+		want := min(tc.n, maxInterim)
+		if tc.version == "HTTP/1.0" {
+			want = 0
+		}
+		if hints != want {
+			t.Errorf("%d interim responses, %s: the client got %d, want %d", tc.n, tc.version, hints, want)
 		}
 	}
 }

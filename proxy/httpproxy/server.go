@@ -155,7 +155,9 @@ type conn struct {
 	idle, draining atomic.Bool
 	// aborted: a forced close began (see watchForced).
 	aborted atomic.Bool
-	drain   context.Context // server.Draining, nil outside a Server
+	// inCall: the service is at work on a request (SendInterim).
+	inCall atomic.Bool
+	drain  context.Context // server.Draining, nil outside a Server
 
 	// Set up by Call, undone by end.
 	stopForced, stopDrain func() bool
@@ -793,8 +795,11 @@ func (s *Server) one(ctx context.Context, cs *conn) (bool, error) {
 	resp := &cs.resp
 	resp.reset()
 	req.response = resp
+	req.cs = cs
 
+	cs.inCall.Store(true)
 	r, err := s.svc.Call(ctx, req)
+	cs.inCall.Store(false)
 	if err == nil && r != nil {
 		resp = r
 	}
@@ -964,6 +969,26 @@ func (r *continueReader) Read(p []byte) (int, error) {
 	}
 	r.mu.Unlock()
 	return r.body.Read(p)
+}
+
+// sendInterim writes an informational response head to the client (see
+// Request.SendInterim), under the lock the 100 Continue is written under.
+func (cs *conn) sendInterim(status int, reason []byte, hs http1.Headers) error {
+	if status <= 101 || status >= 200 || cs.head.Version != http1.HTTP11 || !cs.inCall.Load() {
+		return nil
+	}
+	hop := hs.HopByHop()
+	b := http1.AppendStatusLine(nil, http1.HTTP11, status, reason)
+	for _, f := range hs {
+		if !hop.Has(f.Name) && !equalFold(f.Name, "Content-Length") && !equalFold(f.Name, "Transfer-Encoding") {
+			b = http1.AppendHeader(b, f.Name, f.Value)
+		}
+	}
+	b = append(b, "\r\n"...)
+	cs.cont.mu.Lock()
+	defer cs.cont.mu.Unlock()
+	_, err := clientWriter{cs}.Write(b)
+	return err
 }
 
 // Trailers are the body's trailer fields, once it was read to its end.

@@ -91,6 +91,20 @@ type Request struct {
 	underscored bool
 	response    *Response  // the connection's reusable Response
 	done        []doneHook // OnDone's, in registration order
+	cs          *conn      // the client connection, for SendInterim; nil outside a Server
+}
+
+// SendInterim sends the client an informational (1xx) response head ahead
+// of the final one: an upstream's 103 Early Hints, say. Hop-by-hop and
+// framing fields are left out. It sends nothing to an HTTP/1.0 client (RFC
+// 9110 15.2), for 100 or 101 (the server answers Expect itself, and a 101
+// is a final response here), or once Call returned. Call it from the
+// goroutine that runs Call.
+func (r *Request) SendInterim(status int, reason []byte, hs http1.Headers) error {
+	if r.cs == nil {
+		return nil
+	}
+	return r.cs.sendInterim(status, reason, hs)
 }
 
 // Done is how a request ended, for the functions OnDone registers.

@@ -607,13 +607,14 @@ func (u *Upstream) exchange(ctx context.Context, uc *upConn, req *Request, t *ta
 			return nil, closedByPeer(err) && interim == 0, &StatusError{Status: 502, Err: err}
 		}
 		if uc.head.Status >= 100 && uc.head.Status < 200 && uc.head.Status != 101 {
-			// Interim responses: 100 was answered by us; drop 103 and
-			// friends, but not without end (each renews the read
-			// timeout).
+			// Interim responses: 100 was answered by us; 103 and the
+			// like go on to the client, but not without end (each
+			// renews the read timeout).
 			if interim++; interim > maxInterim {
 				uc.watch.disarm()
 				return nil, false, &StatusError{Status: 502, Err: fmt.Errorf("upstream sent over %d interim responses", maxInterim)}
 			}
+			req.SendInterim(uc.head.Status, uc.head.Reason, uc.head.Headers)
 			continue
 		}
 		break
