@@ -247,19 +247,9 @@ func TestSecondSignalForces(t *testing.T) {
 }
 
 func secondSignal(t *testing.T, workers int) {
-	proxyAddr, demoAddr := porttest.Free(t), porttest.Free(t)
+	proxyAddr := porttest.Free(t)
 	accessLog := filepath.Join(t.TempDir(), "access.log")
-	cmd, logs := startRun(t, fmt.Sprintf(`[runtime]
-worker_threads = %d
-drain_timeout_sec = 20
-[demo]
-listener = { type = "socket", value = %q }
-[servers.web]
-proxy_type = "tcp"
-listener = { type = "socket", value = %q }
-access_log = %q
-route = { upstreams = [{ endpoint = { type = "socket", value = %q } }] }
-`, workers, demoAddr, proxyAddr, accessLog, demoAddr), proxyAddr)
+	cmd, logs := startRun(t, demoProxyConfig(t, workers, proxyAddr, fmt.Sprintf("access_log = %q", accessLog)), proxyAddr)
 	c, err := net.Dial("tcp", proxyAddr)
 	if err != nil {
 		t.Fatal(err)
@@ -302,17 +292,9 @@ route = { upstreams = [{ endpoint = { type = "socket", value = %q } }] }
 // workers go on serving and stop cleanly when asked; Go's default ended
 // each process at its next log line (SIGPIPE).
 func TestLogReaderGone(t *testing.T) {
-	proxyAddr, demoAddr := porttest.Free(t), porttest.Free(t)
+	proxyAddr := porttest.Free(t)
 	path := filepath.Join(t.TempDir(), "m.toml")
-	os.WriteFile(path, []byte(fmt.Sprintf(`[runtime]
-worker_threads = 1
-[demo]
-listener = { type = "socket", value = %q }
-[servers.web]
-proxy_type = "tcp"
-listener = { type = "socket", value = %q }
-route = { upstreams = [{ endpoint = { type = "socket", value = %q } }] }
-`, demoAddr, proxyAddr, demoAddr)), 0o644)
+	os.WriteFile(path, []byte(demoProxyConfig(t, 1, proxyAddr, "")), 0o644)
 	r, w, err := os.Pipe()
 	if err != nil {
 		t.Fatal(err)
@@ -399,8 +381,17 @@ func TestDefaultConfigServesDemo(t *testing.T) {
 // process (killed at cleanup) and its log.
 func runDemoProxy(t *testing.T, workers int, flags ...string) (string, *exec.Cmd, *syncLog) {
 	t.Helper()
-	proxyAddr, demoAddr := porttest.Free(t), porttest.Free(t)
-	cfg := fmt.Sprintf(`[runtime]
+	proxyAddr := porttest.Free(t)
+	cmd, logs := startRun(t, demoProxyConfig(t, workers, proxyAddr, ""), proxyAddr, flags...)
+	return proxyAddr, cmd, logs
+}
+
+// demoProxyConfig is runDemoProxy's config: workers worker processes, a tcp
+// server on proxyAddr relaying to the built-in demo origin, with the lines
+// of extra in the server's table.
+func demoProxyConfig(t *testing.T, workers int, proxyAddr, extra string) string {
+	demoAddr := porttest.Free(t)
+	return fmt.Sprintf(`[runtime]
 worker_threads = %d
 drain_timeout_sec = 20
 [demo]
@@ -408,10 +399,9 @@ listener = { type = "socket", value = %q }
 [servers.web]
 proxy_type = "tcp"
 listener = { type = "socket", value = %q }
+%s
 route = { upstreams = [{ endpoint = { type = "socket", value = %q } }] }
-`, workers, demoAddr, proxyAddr, demoAddr)
-	cmd, logs := startRun(t, cfg, proxyAddr, flags...)
-	return proxyAddr, cmd, logs
+`, workers, demoAddr, proxyAddr, extra, demoAddr)
 }
 
 // startRun starts "monolake run" on the config text cfg with extra flags,

@@ -103,6 +103,28 @@ route = { upstreams = [{ endpoint = { type = "socket", value = %q } }] }
 	return c
 }
 
+// testExe is the test binary, which doubles as the worker (TestMain).
+func testExe(t *testing.T) string {
+	t.Helper()
+	exe, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return exe
+}
+
+// markerFile creates an empty file name in a temporary directory, for a
+// test worker to wait on (MONOLAKE_WORKER_TEST_HANG and the like), and
+// returns its path.
+func markerFile(t *testing.T, name string) string {
+	t.Helper()
+	path := filepath.Join(t.TempDir(), name)
+	if err := os.WriteFile(path, nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return path
+}
+
 // syncBuffer is a log sink shared by goroutines.
 type syncBuffer struct {
 	mu sync.Mutex
@@ -131,10 +153,7 @@ func start(t *testing.T, cfg *config.Config) *runner {
 // startEnv is start with env added to the workers' environment.
 func startEnv(t *testing.T, cfg *config.Config, env ...string) *runner {
 	t.Helper()
-	exe, err := os.Executable()
-	if err != nil {
-		t.Fatal(err)
-	}
+	exe := testExe(t)
 	ctx, cancel := context.WithCancel(context.Background())
 	ready := make(chan struct{})
 	r := &runner{cancel: cancel, done: make(chan struct{}), logs: &syncBuffer{}}
@@ -541,10 +560,7 @@ func TestMasterFailingRestarts(t *testing.T) {
 	up := echoUpstream(t)
 	addr := porttest.Free(t)
 	fail := filepath.Join(t.TempDir(), "fail")
-	exe, err := os.Executable()
-	if err != nil {
-		t.Fatal(err)
-	}
+	exe := testExe(t)
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	logs := &syncBuffer{}
@@ -652,14 +668,7 @@ func TestStopAllWaitsOnlyForUnreaped(t *testing.T) {
 // becomes the real one.
 func TestReopenWhileWorkerStarts(t *testing.T) {
 	up := echoUpstream(t)
-	exe, err := os.Executable()
-	if err != nil {
-		t.Fatal(err)
-	}
-	hold := filepath.Join(t.TempDir(), "hold")
-	if err := os.WriteFile(hold, nil, 0o600); err != nil {
-		t.Fatal(err)
-	}
+	exe, hold := testExe(t), markerFile(t, "hold")
 	logs := &syncBuffer{}
 	ready, done := make(chan struct{}), make(chan struct{})
 	ctx, cancel := context.WithCancel(context.Background())
@@ -697,14 +706,7 @@ func TestReopenWhileWorkerStarts(t *testing.T) {
 // once instead of waiting up to startTimeout for the report.
 func TestStopWhileWorkerStarts(t *testing.T) {
 	up := echoUpstream(t)
-	exe, err := os.Executable()
-	if err != nil {
-		t.Fatal(err)
-	}
-	hang := filepath.Join(t.TempDir(), "hang")
-	if err := os.WriteFile(hang, nil, 0o600); err != nil {
-		t.Fatal(err)
-	}
+	exe, hang := testExe(t), markerFile(t, "hang")
 	ctx, cancel := context.WithCancel(context.Background())
 	logs := &syncBuffer{}
 	done := make(chan struct{})
