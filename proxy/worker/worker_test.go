@@ -103,6 +103,33 @@ route = { upstreams = [{ endpoint = { type = "socket", value = %q } }] }
 	return c
 }
 
+// bgRun is a Run in a goroutine of its own: done is closed when it
+// returns, and err holds its result from then on.
+type bgRun struct {
+	cancel context.CancelFunc
+	done   chan struct{}
+	err    error
+}
+
+// runBackground starts Run(o), cancelled (and waited for, up to 30 s) when
+// the test ends if not before.
+func runBackground(t *testing.T, o Options) *bgRun {
+	ctx, cancel := context.WithCancel(context.Background())
+	r := &bgRun{cancel: cancel, done: make(chan struct{})}
+	go func() {
+		r.err = Run(ctx, o)
+		close(r.done)
+	}()
+	t.Cleanup(func() {
+		cancel()
+		select {
+		case <-r.done:
+		case <-time.After(30 * time.Second):
+		}
+	})
+	return r
+}
+
 // testExe is the test binary, which doubles as the worker (TestMain).
 func testExe(t *testing.T) string {
 	t.Helper()
@@ -670,31 +697,19 @@ func TestReopenWhileWorkerStarts(t *testing.T) {
 	up := echoUpstream(t)
 	exe, hold := testExe(t), markerFile(t, "hold")
 	logs := &syncBuffer{}
-	ready, done := make(chan struct{}), make(chan struct{})
-	ctx, cancel := context.WithCancel(context.Background())
-	var runErr error // once done is closed
-	go func() {
-		runErr = Run(ctx, Options{Config: tcpConfig(t, 1, porttest.Free(t), up.Addr().String(), 1),
-			Log: slog.New(slog.NewTextHandler(logs, nil)), Ready: ready,
-			Exe: "/bin/sh", ChildArgs: []string{"-c", `while [ -e "$HOLD" ]; do sleep 0.01; done; exec "$0" "$@"`, exe},
-			ChildEnv: []string{childEnv, "HOLD=" + hold}})
-		close(done)
-	}()
-	t.Cleanup(func() {
-		cancel()
-		select {
-		case <-done:
-		case <-time.After(30 * time.Second):
-		}
-	})
+	ready := make(chan struct{})
+	r := runBackground(t, Options{Config: tcpConfig(t, 1, porttest.Free(t), up.Addr().String(), 1),
+		Log: slog.New(slog.NewTextHandler(logs, nil)), Ready: ready,
+		Exe: "/bin/sh", ChildArgs: []string{"-c", `while [ -e "$HOLD" ]; do sleep 0.01; done; exec "$0" "$@"`, exe},
+		ChildEnv: []string{childEnv, "HOLD=" + hold}})
 	waitFor(t, "the worker's process", func() bool { return len(children(t)) == 1 })
 	syscall.Kill(os.Getpid(), syscall.SIGUSR1)
 	waitFor(t, "the master to take the signal", func() bool { return strings.Contains(logs.String(), "SIGUSR1") })
 	os.Remove(hold)
 	select {
 	case <-ready:
-	case <-done:
-		t.Fatalf("the start failed: %v\n%s", runErr, logs)
+	case <-r.done:
+		t.Fatalf("the start failed: %v\n%s", r.err, logs)
 	}
 	waitFor(t, "the held signal to be sent", func() bool {
 		return strings.Contains(logs.String(), "a worker that was starting at the signal reopens")
@@ -707,32 +722,19 @@ func TestReopenWhileWorkerStarts(t *testing.T) {
 func TestStopWhileWorkerStarts(t *testing.T) {
 	up := echoUpstream(t)
 	exe, hang := testExe(t), markerFile(t, "hang")
-	ctx, cancel := context.WithCancel(context.Background())
 	logs := &syncBuffer{}
-	done := make(chan struct{})
-	var runErr error // once done is closed
-	go func() {
-		runErr = Run(ctx, Options{Config: tcpConfig(t, 1, porttest.Free(t), up.Addr().String(), 1),
-			Log: slog.New(slog.NewTextHandler(logs, nil)), Exe: exe,
-			ChildEnv: []string{childEnv, "MONOLAKE_WORKER_TEST_HANG=" + hang}})
-		close(done)
-	}()
-	t.Cleanup(func() {
-		cancel()
-		select {
-		case <-done:
-		case <-time.After(30 * time.Second):
-		}
-	})
+	r := runBackground(t, Options{Config: tcpConfig(t, 1, porttest.Free(t), up.Addr().String(), 1),
+		Log: slog.New(slog.NewTextHandler(logs, nil)), Exe: exe,
+		ChildEnv: []string{childEnv, "MONOLAKE_WORKER_TEST_HANG=" + hang}})
 	waitFor(t, "the worker to hang", func() bool {
 		_, err := os.Stat(hang)
 		return os.IsNotExist(err)
 	})
-	cancel()
+	r.cancel()
 	select {
-	case <-done:
-		if runErr != nil {
-			t.Errorf("Run: %v", runErr)
+	case <-r.done:
+		if r.err != nil {
+			t.Errorf("Run: %v", r.err)
 		}
 	case <-time.After(startTimeout / 3):
 		t.Fatalf("Run did not return within %v of the stop, with startTimeout %v\n%s", startTimeout/3, startTimeout, logs)
