@@ -165,11 +165,10 @@ func (s *syncBuffer) Write(p []byte) (int, error) {
 }
 func (s *syncBuffer) String() string { s.mu.Lock(); defer s.mu.Unlock(); return s.b.String() }
 
+// runner is a Run started by start: serving, its log in logs.
 type runner struct {
-	cancel context.CancelFunc
-	done   chan struct{} // closed when Run returns
-	err    error         // Run's result, once done is closed
-	logs   *syncBuffer
+	*bgRun
+	logs *syncBuffer
 }
 
 func start(t *testing.T, cfg *config.Config) *runner {
@@ -180,30 +179,18 @@ func start(t *testing.T, cfg *config.Config) *runner {
 // startEnv is start with env added to the workers' environment.
 func startEnv(t *testing.T, cfg *config.Config, env ...string) *runner {
 	t.Helper()
-	exe := testExe(t)
-	ctx, cancel := context.WithCancel(context.Background())
 	ready := make(chan struct{})
-	r := &runner{cancel: cancel, done: make(chan struct{}), logs: &syncBuffer{}}
-	log := slog.New(slog.NewTextHandler(r.logs, nil))
-	go func() {
-		r.err = Run(ctx, Options{Config: cfg, Log: log, Exe: exe, ChildEnv: append([]string{childEnv}, env...), Ready: ready})
-		close(r.done)
-	}()
+	logs := &syncBuffer{}
+	r := &runner{logs: logs, bgRun: runBackground(t, Options{Config: cfg, Log: slog.New(slog.NewTextHandler(logs, nil)),
+		Exe: testExe(t), ChildEnv: append([]string{childEnv}, env...), Ready: ready})}
 	select {
 	case <-ready:
 	case <-r.done:
 		t.Fatalf("Run returned before ready: %v\nlogs:\n%s", r.err, r.logs)
 	case <-time.After(20 * time.Second):
-		cancel()
+		r.cancel()
 		t.Fatalf("not ready in 20s; logs:\n%s", r.logs)
 	}
-	t.Cleanup(func() {
-		cancel()
-		select {
-		case <-r.done:
-		case <-time.After(30 * time.Second):
-		}
-	})
 	return r
 }
 
