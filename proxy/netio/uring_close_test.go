@@ -641,3 +641,73 @@ func TestUringCloseLeavesRecvToTheLoop(t *testing.T) {
 		t.Errorf("%d received buffers not given back to the ring", out)
 	}
 }
+
+// TestUringWriteBehindOutlivesDeadline: a write-behind's send (its Write
+// returned success) is not cut short when the write deadline passes while
+// it waits for the peer: the next Write fails with the timeout, sending
+// nothing, and once the deadline is lifted the stream goes on whole. The
+// next Write used to cancel that send, leaving a hole in the stream that
+// no call reported.
+func TestUringWriteBehindOutlivesDeadline(t *testing.T) {
+	d := newDriver(t, UringParams{})
+	a, b := ringPair(t, d)
+	n := fillSendBuffer(t, a)
+	first, second, third := bytes.Repeat([]byte("1"), 4<<10), bytes.Repeat([]byte("2"), 4<<10), bytes.Repeat([]byte("3"), 4<<10)
+	a.SetWriteDeadline(time.Now().Add(50 * time.Millisecond))
+	if k, err := a.Write(first); k != len(first) || err != nil {
+		t.Fatalf("a write queued behind: %d, %v", k, err)
+	}
+	waitBehindPending(t, a)
+	time.Sleep(60 * time.Millisecond) // past the deadline
+	if k, err := a.Write(second); k != 0 || !isTimeout(err) {
+		t.Fatalf("a write past the deadline: %d, %v; want 0 and a timeout", k, err)
+	}
+	a.SetWriteDeadline(time.Time{})
+	read := make(chan []byte, 1)
+	go func() {
+		b.SetReadDeadline(time.Now().Add(5 * time.Second))
+		got, _ := io.ReadAll(b)
+		read <- got
+	}()
+	if _, err := a.Write(third); err != nil {
+		t.Fatalf("a write once the deadline is lifted: %v", err)
+	}
+	if err := a.(*uringConn).CloseWrite(); err != nil {
+		t.Fatalf("CloseWrite: %v", err)
+	}
+	got := <-read
+	want := append(append([]byte(nil), first...), third...)
+	if len(got) != n+len(want) || !bytes.Equal(got[n:], want) {
+		t.Fatalf("the peer read %d bytes, want %d: the written bytes were not all delivered, in order", len(got), n+len(want))
+	}
+}
+
+// TestUringCloseWriteIgnoresDeadline: CloseWrite, as shutdown(2), is not
+// bounded by a write deadline that passed while a write-behind's send
+// waited: it waits for that send, then half-closes, and the peer reads
+// everything and EOF. It used to fail with the timeout and send no FIN.
+func TestUringCloseWriteIgnoresDeadline(t *testing.T) {
+	d := newDriver(t, UringParams{})
+	a, b := ringPair(t, d)
+	n := fillSendBuffer(t, a)
+	a.SetWriteDeadline(time.Now().Add(50 * time.Millisecond))
+	tail := []byte("the tail")
+	if _, err := a.Write(tail); err != nil {
+		t.Fatalf("a write queued behind: %v", err)
+	}
+	waitBehindPending(t, a)
+	time.Sleep(60 * time.Millisecond) // past the deadline
+	read := make(chan []byte, 1)
+	go func() {
+		time.Sleep(100 * time.Millisecond) // CloseWrite waits for the peer
+		b.SetReadDeadline(time.Now().Add(5 * time.Second))
+		got, _ := io.ReadAll(b)
+		read <- got
+	}()
+	if err := a.(*uringConn).CloseWrite(); err != nil {
+		t.Fatalf("CloseWrite: %v", err)
+	}
+	if got := <-read; len(got) != n+len(tail) || !bytes.HasSuffix(got, tail) {
+		t.Fatalf("the peer read %d bytes (then EOF or its timeout), want %d ending %q", len(got), n+len(tail), tail)
+	}
+}

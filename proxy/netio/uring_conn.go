@@ -615,7 +615,7 @@ func (c *uringConn) Write(p []byte) (int, error) {
 }
 
 func (c *uringConn) writeLocked(p []byte) (int, error) {
-	if err := c.settleBehind(); err != nil {
+	if err := c.settleBehind(&c.wdl); err != nil {
 		return 0, err
 	}
 	if len(p) == 0 {
@@ -696,7 +696,9 @@ func (c *uringConn) zcFor(n int) bool {
 // per write (3 % of the requests per CPU-second of the HTTP/1.1 proxy at
 // 0 B and 1 KiB). The next write, CloseWrite or splice into the
 // connection first waits for that send and returns its failure
-// (settleBehind); the send is subject to the write deadline from then on.
+// (settleBehind). No deadline cancels it: its bytes were reported written,
+// and cutting it short would leave a hole in the stream, which the writer
+// would not know of.
 // Close returns without waiting for it and lets it finish while the peer
 // takes bytes (see lingerCheck). wmu is held.
 func (c *uringConn) writeBehind(p []byte) (int, error) {
@@ -719,9 +721,12 @@ func (c *uringConn) writeBehind(p []byte) (int, error) {
 }
 
 // settleBehind waits for the send of the last writeBehind, if its result
-// is still to be looked at, and returns its failure. After Close it only
-// reports net.ErrClosed: Close sees to that send. wmu is held.
-func (c *uringConn) settleBehind() error {
+// is still to be looked at, and returns its failure. When dl passes first
+// it returns os.ErrDeadlineExceeded and leaves the send in flight, to be
+// settled by the next call (see writeBehind); with dl nil it waits for the
+// send however long it takes, as long as the conn is open. After Close it
+// only reports net.ErrClosed: Close sees to that send. wmu is held.
+func (c *uringConn) settleBehind(dl *deadline) error {
 	if !c.wpend {
 		return nil
 	}
@@ -731,18 +736,24 @@ func (c *uringConn) settleBehind() error {
 		d.mu.Unlock()
 		return c.opErr("write", net.ErrClosed)
 	}
-	res := c.waitLocked(&c.ws, &c.wdl)
+	for c.ws.busy && !c.closed.Load() {
+		if expired(dl) {
+			d.mu.Unlock()
+			return c.opErr("write", os.ErrDeadlineExceeded)
+		}
+		d.mu.Unlock()
+		<-c.ws.ch
+		d.mu.Lock()
+	}
+	res := c.waitLocked(&c.ws, nil) // done, or closed meanwhile
 	c.wpend = false
 	switch {
 	case res == int32(c.wlen):
 		return nil
 	case res < 0:
-		return c.resultErr("write", "send", &c.ws, res, &c.wdl)
+		return c.resultErr("write", "send", &c.ws, res, nil)
 	case c.closed.Load():
 		return c.opErr("write", net.ErrClosed)
-	case c.ws.timedOut || expired(&c.wdl):
-		// Cancelled at the deadline after part of it went out.
-		return c.opErr("write", os.ErrDeadlineExceeded)
 	}
 	return c.opErr("write", io.ErrShortWrite)
 }
@@ -774,7 +785,9 @@ func isLocalAddr(ip net.IP, local net.Addr) bool {
 func (c *uringConn) CloseWrite() error {
 	c.wmu.Lock()
 	defer c.wmu.Unlock()
-	if err := c.settleBehind(); err != nil {
+	// As shutdown(2), which queues the FIN behind what the socket holds, it
+	// is not bounded by the write deadline.
+	if err := c.settleBehind(nil); err != nil {
 		return err
 	}
 	d := c.d
@@ -1315,7 +1328,7 @@ func (c *uringConn) SpliceToIdle(dst net.Conn, n int64, rto, wto time.Duration, 
 	}
 	empty := true
 	defer func() { d.putPipe(p, empty) }()
-	if err := dc.settleBehind(); err != nil {
+	if err := dc.settleBehind(&dc.wdl); err != nil {
 		return total, err
 	}
 	for n < 0 || total < n {
