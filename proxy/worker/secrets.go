@@ -44,7 +44,7 @@ type certPair struct {
 func newTickets() *tlsbackend.TicketRatchet { return tlsproxy.NewTicketRatchet() }
 
 // refreshCerts reads each TLS server's chain and key and keeps the pairs
-// that load and have not expired (an expired pair replaces no copy); a
+// that load and are valid now (another pair replaces no copy); a
 // pair that does not load keeps the previous copy, with a warning the
 // first time for each reason. The master calls it before it starts a
 // worker and every refreshEvery, so the copy follows renewals.
@@ -75,8 +75,13 @@ func (s *secrets) refreshCerts(cfg *config.Config, log *slog.Logger) {
 			continue
 		}
 		delete(s.bad, k)
-		if _, ok := s.Certs[k]; ok && pair.Leaf != nil && time.Now().After(pair.Leaf.NotAfter) {
-			continue
+		// A pair that is not valid now (expired, or not yet valid: put in
+		// place early) replaces no copy, as the workers' reloads keep
+		// what they serve then.
+		if now := time.Now(); pair.Leaf != nil && (now.After(pair.Leaf.NotAfter) || now.Before(pair.Leaf.NotBefore)) {
+			if _, ok := s.Certs[k]; ok {
+				continue
+			}
 		}
 		s.Certs[k] = certPair{Chain: chain, Key: key}
 	}

@@ -1034,3 +1034,46 @@ func TestRecvBuffersReachDriver(t *testing.T) {
 		t.Fatalf("receive buffers: %d, want 64", n)
 	}
 }
+
+// TestRefreshCertsKeepsValidCopy: the master's copy of a server's pair
+// (what a worker started later serves) is not replaced by a pair that is
+// expired or not valid yet, as a running worker's reload keeps its own;
+// a valid one replaces it.
+func TestRefreshCertsKeepsValidCopy(t *testing.T) {
+	ca, err := tlstest.NewCA("refresh test CA")
+	if err != nil {
+		t.Fatal(err)
+	}
+	leaf := func(opts tlstest.LeafOptions) *tlstest.Leaf {
+		l, err := ca.Leaf(opts, "proxy.test")
+		if err != nil {
+			t.Fatal(err)
+		}
+		return l
+	}
+	dir := t.TempDir()
+	chain, key := filepath.Join(dir, "chain.pem"), filepath.Join(dir, "key.pem")
+	cfg := tlsTCPConfig(t, 1, "127.0.0.1:1", chain, key, "gotls", "127.0.0.1:2")
+	var s secrets
+	install := func(l *tlstest.Leaf) {
+		installPEM(t, chain, l.CertPEM)
+		installPEM(t, key, l.KeyPEM)
+		s.refreshCerts(cfg, slog.New(slog.DiscardHandler))
+	}
+	good := leaf(tlstest.LeafOptions{})
+	install(good)
+	for _, tc := range []struct {
+		name string
+		opts tlstest.LeafOptions
+	}{{"expired", tlstest.LeafOptions{Expired: true}}, {"not yet valid", tlstest.LeafOptions{NotBefore: time.Now().Add(time.Hour)}}} {
+		install(leaf(tc.opts))
+		if !bytes.Equal(s.Certs["tls"].Chain, good.CertPEM) {
+			t.Errorf("%s: the copy was replaced", tc.name)
+		}
+	}
+	next := leaf(tlstest.LeafOptions{})
+	install(next)
+	if !bytes.Equal(s.Certs["tls"].Chain, next.CertPEM) {
+		t.Errorf("a valid pair did not replace the copy")
+	}
+}
