@@ -11,6 +11,7 @@ import (
 	"os"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/monolake-go/monolake/proxy/config"
@@ -197,12 +198,17 @@ func notValidPEM(b []byte, now time.Time) string {
 	}
 }
 
-// fileStamp is what a poll compares: a file's size and modification time,
-// or that it could not be stat'ed.
+// fileStamp is what a poll compares: a file's size, modification time,
+// identity (device and inode) and change time, or that it could not be
+// stat'ed. The modification time and size alone miss a file replaced by
+// one of the same size whose time was kept (cp -p, rsync -a, tar): the
+// rename gives another inode, and writing in place a new change time.
 type fileStamp struct {
-	mod     time.Time
-	size    int64
-	missing bool
+	mod      time.Time
+	size     int64
+	dev, ino uint64
+	ctime    syscall.Timespec
+	missing  bool
 }
 
 type stamp struct{ chain, key fileStamp }
@@ -212,7 +218,11 @@ func statFile(name string) fileStamp {
 	if err != nil {
 		return fileStamp{missing: true}
 	}
-	return fileStamp{mod: fi.ModTime(), size: fi.Size()}
+	fs := fileStamp{mod: fi.ModTime(), size: fi.Size()}
+	if st, ok := fi.Sys().(*syscall.Stat_t); ok {
+		fs.dev, fs.ino, fs.ctime = uint64(st.Dev), st.Ino, st.Ctim
+	}
+	return fs
 }
 
 func (r *Reloader) stat() stamp { return stamp{statFile(r.t.Chain), statFile(r.t.Key)} }

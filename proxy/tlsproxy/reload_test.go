@@ -383,3 +383,43 @@ func TestStartOnInvalidFilesServesCopy(t *testing.T) {
 		})
 	}
 }
+
+// TestReloadSameSizeAndTime: a pair replaced by one of the same sizes
+// whose files keep the old modification time (cp -p, rsync -a, tar) is
+// reloaded; the poll compared size and modification time only and missed
+// it.
+func TestReloadSameSizeAndTime(t *testing.T) {
+	ca, err := tlstest.NewCA("stamp CA")
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	chain, key := dir+"/chain.pem", dir+"/key.pem"
+	then := time.Now().Add(-time.Hour).Truncate(time.Second)
+	// install writes l's files padded to 2000 bytes, dated then, each
+	// renamed into place.
+	install := func(l *tlstest.Leaf) {
+		for file, data := range map[string][]byte{chain: l.CertPEM, key: l.KeyPEM} {
+			data = append(append([]byte(nil), data...), bytes.Repeat([]byte("\n"), 2000-len(data))...)
+			if err := os.WriteFile(file+".tmp", data, 0o600); err != nil {
+				t.Fatal(err)
+			}
+			if err := os.Chtimes(file+".tmp", then, then); err != nil {
+				t.Fatal(err)
+			}
+			if err := os.Rename(file+".tmp", file); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	first, _ := ca.Leaf(tlstest.LeafOptions{}, "proxy.test")
+	install(first)
+	r, addr := serveReloader(t, &config.TLS{Chain: chain, Key: key, Stack: backends(t)[0]},
+		tlsproxy.WatchOptions{Every: 20 * time.Millisecond, Log: slog.New(slog.DiscardHandler)})
+	second, _ := ca.Leaf(tlstest.LeafOptions{}, "proxy.test")
+	install(second)
+	waitFor(t, "the reload", func() bool { return r.Reloads() == 1 })
+	if s := servedSerial(t, addr); s.Cmp(second.Cert.SerialNumber) != 0 {
+		t.Fatalf("after the reload: serial %v, want %v", s, second.Cert.SerialNumber)
+	}
+}
