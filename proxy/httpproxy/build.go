@@ -52,7 +52,7 @@ func New(s *config.Server, o Options) (*Server, error) {
 	}
 	for i := range s.Routes {
 		rc := &s.Routes[i]
-		rt, err := NewRoute(rc)
+		rt, err := NewRoute(rc, log)
 		if err != nil {
 			return fail(fmt.Errorf("%s: %w", s.Where(rc.Line), err))
 		}

@@ -6,6 +6,7 @@ import (
 	"encoding/binary"
 	"encoding/hex"
 	"fmt"
+	"log/slog"
 	"slices"
 	"strconv"
 	"strings"
@@ -33,8 +34,9 @@ type Route struct {
 
 // NewRoute makes a Route from its config. For https upstreams it builds the
 // TLS client config of rc.UpstreamTLS (the CA and client certificate files
-// are read now); Close releases it.
-func NewRoute(rc *config.Route) (*Route, error) {
+// are read now, and followed: changes are logged to log, nil discards);
+// Close releases it.
+func NewRoute(rc *config.Route, log *slog.Logger) (*Route, error) {
 	targets := make([]*target, len(rc.Upstreams))
 	weights := make([]int, len(rc.Upstreams))
 	r := &Route{Config: rc}
@@ -50,7 +52,7 @@ func NewRoute(rc *config.Route) (*Route, error) {
 						ut = &config.UpstreamTLS{Stack: config.TLSGo}
 					}
 					var err error
-					if r.tls, err = newUpstreamTLS(ut); err != nil {
+					if r.tls, err = newUpstreamTLS(ut, log); err != nil {
 						return nil, fmt.Errorf("httpproxy: route %s: %w", rc.Path, err)
 					}
 				}

@@ -4,12 +4,14 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net"
 	"strconv"
 	"strings"
 	"sync/atomic"
 
 	"github.com/monolake-go/monolake/proxy/config"
+	"github.com/monolake-go/monolake/proxy/tlsproxy"
 	"github.com/monolake-go/monolake/tlsbackend"
 	// HTTPS upstreams dial with either backend (OpenSSL only in cgo builds
 	// with the openssl tag; a stub explains its absence otherwise).
@@ -37,7 +39,7 @@ var upstreamTLSSeq atomic.Uint64
 // upstream side speaks.
 var alpnHTTP11 = []string{"http/1.1"}
 
-func newUpstreamTLS(t *config.UpstreamTLS) (*upstreamTLS, error) {
+func newUpstreamTLS(t *config.UpstreamTLS, log *slog.Logger) (*upstreamTLS, error) {
 	b, err := tlsbackend.Get(t.Stack)
 	if err != nil {
 		return nil, err
@@ -50,7 +52,14 @@ func newUpstreamTLS(t *config.UpstreamTLS) (*upstreamTLS, error) {
 	if t.Cert != "" {
 		cfg.Certificates = []tlsbackend.Certificate{{CertFile: t.Cert, KeyFile: t.Key}}
 	}
-	cc, err := b.NewClientConfig(cfg)
+	var cc tlsbackend.ClientConfig
+	if t.Cert != "" || t.CA != "" {
+		// Renewed client certificates and CA bundles are followed, as a
+		// server's certificate is.
+		cc, err = tlsproxy.WatchClientConfig(b, cfg, 0, log)
+	} else {
+		cc, err = b.NewClientConfig(cfg)
+	}
 	if err != nil {
 		return nil, fmt.Errorf("upstream tls (%s): %w", t.Stack, err)
 	}

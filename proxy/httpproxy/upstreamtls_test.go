@@ -193,7 +193,7 @@ upstream_tls = { insecure_skip_verify = true }
 `))
 	var keys []string
 	for i := range s.Routes {
-		r, err := NewRoute(&s.Routes[i])
+		r, err := NewRoute(&s.Routes[i], nil)
 		if err != nil {
 			t.Fatal(err)
 		}
