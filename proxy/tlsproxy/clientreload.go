@@ -5,7 +5,6 @@ import (
 	"net"
 	"os"
 	"slices"
-	"sync"
 	"sync/atomic"
 	"time"
 
@@ -22,18 +21,12 @@ import (
 // the config in service stays, tried again at every poll. The new config
 // starts with an empty session cache.
 type ClientReloader struct {
-	b     tlsbackend.Backend
-	cfg   tlsbackend.Config
-	files []string
-	log   *slog.Logger
-	every time.Duration
+	filePoller
+	b   tlsbackend.Backend
+	cfg tlsbackend.Config
+	log *slog.Logger
 
-	cur     atomic.Pointer[tlsbackend.ClientConfig]
-	reloads atomic.Uint64
-
-	stopOnce sync.Once
-	stop     chan struct{}
-	done     chan struct{}
+	cur atomic.Pointer[tlsbackend.ClientConfig]
 }
 
 var _ tlsbackend.ClientConfig = (*ClientReloader)(nil)
@@ -48,19 +41,19 @@ func WatchClientConfig(b tlsbackend.Backend, cfg *tlsbackend.Config, every time.
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	r := &ClientReloader{b: b, cfg: *cfg, log: log, every: every, stop: make(chan struct{}), done: make(chan struct{})}
-	r.cfg.Certificates = slices.Clone(cfg.Certificates)
-	for _, c := range r.cfg.Certificates {
-		r.files = append(r.files, c.CertFile, c.KeyFile)
+	var files []string
+	for _, c := range cfg.Certificates {
+		files = append(files, c.CertFile, c.KeyFile)
 	}
-	r.files = append(r.files, r.cfg.RootCAFile)
+	r := &ClientReloader{filePoller: newFilePoller(every, append(files, cfg.RootCAFile)...), b: b, cfg: *cfg, log: log}
+	r.cfg.Certificates = slices.Clone(cfg.Certificates)
 	seen := r.stat() // before the read: a change racing with it is seen later
 	cc, err := b.NewClientConfig(&r.cfg)
 	if err != nil {
 		return nil, err
 	}
 	r.cur.Store(&cc)
-	go r.watch(seen)
+	go r.poll(seen, false, r.try)
 	return r, nil
 }
 
@@ -69,68 +62,28 @@ func (r *ClientReloader) Client(c net.Conn, serverName string) tlsbackend.Conn {
 	return (*r.cur.Load()).Client(c, serverName)
 }
 
-// Reloads counts the configs swapped in since the first.
-func (r *ClientReloader) Reloads() uint64 { return r.reloads.Load() }
-
 // Close stops watching and closes the config in service; connections made
 // stay usable.
 func (r *ClientReloader) Close() error {
-	r.stopOnce.Do(func() { close(r.stop) })
-	<-r.done
+	r.close()
 	return (*r.cur.Load()).Close()
 }
 
-// stat stamps every file the config names ("" for none: a fixed stamp).
-func (r *ClientReloader) stat() []fileStamp {
-	s := make([]fileStamp, len(r.files))
-	for i, f := range r.files {
-		if f != "" {
-			s[i] = statFile(f)
+// try loads the files into a new config and swaps it in, or logs why not
+// (unless quiet) and reports false.
+func (r *ClientReloader) try(quiet bool) bool {
+	cc, why := r.load()
+	if why != "" {
+		if !quiet {
+			r.log.Error("tls: upstream client files changed, "+why+"; still using the previous ones (trying again every poll)",
+				"cert", r.certFile(), "ca", r.cfg.RootCAFile)
 		}
+		return false
 	}
-	return s
-}
-
-func (r *ClientReloader) watch(seen []fileStamp) {
-	defer close(r.done)
-	tick := time.NewTicker(r.every)
-	defer tick.Stop()
-	var pending []fileStamp
-	retry := false
-	for {
-		select {
-		case <-r.stop:
-			return
-		case <-tick.C:
-		}
-		s := r.stat()
-		switch {
-		case retry && slices.Equal(s, seen):
-			pending = nil // try again; say nothing unless it works
-		case slices.Equal(s, seen):
-			pending = nil
-			continue
-		case pending == nil || !slices.Equal(pending, s):
-			pending = s // changed: wait for it to hold still
-			continue
-		}
-		quiet := retry && slices.Equal(s, seen)
-		seen, pending = s, nil
-		cc, why := r.load()
-		if why != "" {
-			if !quiet {
-				r.log.Error("tls: upstream client files changed, "+why+"; still using the previous ones (trying again every poll)",
-					"cert", r.certFile(), "ca", r.cfg.RootCAFile)
-			}
-			retry = true
-			continue
-		}
-		retry = false
-		old := r.cur.Swap(&cc)
-		(*old).Close()
-		r.reloads.Add(1)
-		r.log.Info("tls: upstream client files reloaded", "cert", r.certFile(), "ca", r.cfg.RootCAFile, "backend", r.b.Name())
-	}
+	old := r.cur.Swap(&cc)
+	(*old).Close()
+	r.log.Info("tls: upstream client files reloaded", "cert", r.certFile(), "ca", r.cfg.RootCAFile, "backend", r.b.Name())
+	return true
 }
 
 // load builds a config from the files, or says why it will not serve.

@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"net"
 	"os"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -22,8 +23,8 @@ import (
 const DefaultReloadInterval = time.Second
 
 // Reloader is a tlsbackend.ServerConfig that follows a server's certificate
-// chain and key files: a goroutine stats both every interval (modification
-// time and size; no inotify), and once a change has held still for one more
+// chain and key files: a goroutine stats both every interval (see
+// fileStamp; no inotify), and once a change has held still for one more
 // interval (so a chain and key written one after the other are read as a
 // pair), builds a new backend ServerConfig from them and swaps it in for
 // new connections. Connections already made keep the config they were made
@@ -38,18 +39,13 @@ const DefaultReloadInterval = time.Second
 // Server may be called from any goroutine; it costs one atomic load more
 // than the backend's own.
 type Reloader struct {
+	filePoller
 	t       config.TLS
 	alpn    []string
 	tickets *tlsbackend.TicketKeyRotator
 	log     *slog.Logger
-	every   time.Duration
 
-	cur     atomic.Pointer[tlsbackend.ServerConfig]
-	reloads atomic.Uint64
-
-	stopOnce sync.Once
-	stop     chan struct{}
-	done     chan struct{}
+	cur atomic.Pointer[tlsbackend.ServerConfig]
 }
 
 var _ tlsbackend.ServerConfig = (*Reloader)(nil)
@@ -80,7 +76,7 @@ func WatchServerConfig(t *config.TLS, alpn []string, o WatchOptions) (*Reloader,
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	r := &Reloader{t: *t, alpn: alpn, tickets: tickets, log: log, every: every, stop: make(chan struct{}), done: make(chan struct{})}
+	r := &Reloader{filePoller: newFilePoller(every, t.Chain, t.Key), t: *t, alpn: alpn, tickets: tickets, log: log}
 	seen := r.stat() // before the read: a change racing with it is seen later
 	sc, chain, err := loadFiles(t, alpn, tickets)
 	fallback := false
@@ -117,7 +113,7 @@ func WatchServerConfig(t *config.TLS, alpn []string, o WatchOptions) (*Reloader,
 	ctx, cancel := context.WithCancel(context.Background())
 	go func() {
 		defer cancel()
-		r.watch(seen, fallback)
+		r.poll(seen, fallback, r.try)
 	}()
 	if tickets != nil {
 		go tickets.Follow(ctx)
@@ -140,15 +136,10 @@ func fallbackConfig(fb *tlsbackend.Certificate, t *config.TLS, alpn []string, ti
 // Server wraps c with the current config.
 func (r *Reloader) Server(c net.Conn) tlsbackend.Conn { return (*r.cur.Load()).Server(c) }
 
-// Reloads counts the configs swapped in since the first (for tests and
-// metrics).
-func (r *Reloader) Reloads() uint64 { return r.reloads.Load() }
-
 // Close stops watching and closes the current config; connections made
 // stay usable.
 func (r *Reloader) Close() error {
-	r.stopOnce.Do(func() { close(r.stop) })
-	<-r.done
+	r.close()
 	return (*r.cur.Load()).Close()
 }
 
@@ -211,8 +202,6 @@ type fileStamp struct {
 	missing  bool
 }
 
-type stamp struct{ chain, key fileStamp }
-
 func statFile(name string) fileStamp {
 	fi, err := os.Stat(name)
 	if err != nil {
@@ -225,70 +214,109 @@ func statFile(name string) fileStamp {
 	return fs
 }
 
-func (r *Reloader) stat() stamp { return stamp{statFile(r.t.Chain), statFile(r.t.Key)} }
+// filePoller is what both reloaders share: files stat'ed every interval by
+// a goroutine (poll) until close, and a count of the configs swapped in.
+type filePoller struct {
+	files   []string // "" for none: never changes
+	every   time.Duration
+	reloads atomic.Uint64
 
-// watch polls the files until Close. seen is the stamp of the pair in
-// service (or the last pair tried); pending a changed stamp waiting one
-// interval to settle. While the master's copy is served (fallback), and
-// after a pair failed to load or was refused (retry), the files are tried
-// at every tick, changed or not, logging only the first failure: what kept
-// them from loading (a permission, a passing I/O error, too many open
-// files, a certificate valid a few seconds from now) may pass without the
-// files changing again.
-func (r *Reloader) watch(seen stamp, fallback bool) {
-	defer close(r.done)
-	tick := time.NewTicker(r.every)
+	stopOnce sync.Once
+	stop     chan struct{}
+	done     chan struct{}
+}
+
+func newFilePoller(every time.Duration, files ...string) filePoller {
+	return filePoller{files: files, every: every, stop: make(chan struct{}), done: make(chan struct{})}
+}
+
+// Reloads counts the configs swapped in since the first (for tests and
+// metrics).
+func (p *filePoller) Reloads() uint64 { return p.reloads.Load() }
+
+// stat stamps every file.
+func (p *filePoller) stat() []fileStamp {
+	s := make([]fileStamp, len(p.files))
+	for i, f := range p.files {
+		if f != "" {
+			s[i] = statFile(f)
+		}
+	}
+	return s
+}
+
+// close stops poll and waits for it to return.
+func (p *filePoller) close() {
+	p.stopOnce.Do(func() { close(p.stop) })
+	<-p.done
+}
+
+// poll stats the files every interval until close, and calls try once a
+// change (from seen, the stamps of the files in service) has held still
+// for one more interval, so that files written one after the other are
+// read as a set. While retry (the files in service are not the ones
+// watched, a fallback, or the last try failed) it calls try at every
+// interval, changed or not, quiet when nothing changed: what kept them
+// from loading (a permission, a passing I/O error, too many open files, a
+// certificate valid a few seconds from now) may pass without the files
+// changing again. try reports whether it swapped a new config in.
+func (p *filePoller) poll(seen []fileStamp, retry bool, try func(quiet bool) bool) {
+	defer close(p.done)
+	tick := time.NewTicker(p.every)
 	defer tick.Stop()
-	var pending *stamp
-	retry := false
+	var pending []fileStamp
 	for {
 		select {
-		case <-r.stop:
+		case <-p.stop:
 			return
 		case <-tick.C:
 		}
-		s := r.stat()
+		s := p.stat()
+		same := slices.Equal(s, seen)
 		switch {
-		case (fallback || retry) && s == seen:
-			// Try anyway; say nothing unless it works.
+		case retry && same:
 			pending = nil
-		case s == seen:
+		case same:
 			pending = nil
 			continue
-		case pending == nil || *pending != s:
-			pending = &s // changed: wait for it to hold still
+		case pending == nil || !slices.Equal(pending, s):
+			pending = s // changed: wait for it to hold still
 			continue
 		}
-		quiet := (fallback || retry) && s == seen
 		seen, pending = s, nil
-		sc, chain, err := loadFiles(&r.t, r.alpn, r.tickets)
-		if err != nil {
-			if !quiet {
-				r.log.Error("tls: certificate files changed but do not load; still serving the previous certificate (trying again every poll)",
-					"chain", r.t.Chain, "key", r.t.Key, "err", err)
-			}
-			retry = true
-			continue
+		if retry = !try(retry && same); !retry {
+			p.reloads.Add(1)
 		}
-		if why := notValidPEM(chain, time.Now()); why != "" {
-			// A restored backup, a renewal that rewrote old files: the
-			// certificate in service is kept, as the master keeps its
-			// copy (refreshCerts).
-			if !quiet {
-				r.log.Error("tls: certificate files changed to a certificate that "+why+"; still serving the previous one (trying again every poll)",
-					"chain", r.t.Chain)
-			}
-			sc.Close()
-			retry = true
-			continue
-		}
-		fallback, retry = false, false
-		old := r.cur.Swap(&sc)
-		// A Server call that loaded old just before the swap may still be
-		// using it: both backends allow that after Close (Close only
-		// stops following the ticket-key rotator).
-		(*old).Close()
-		r.reloads.Add(1)
-		r.log.Info("tls: certificate reloaded", "chain", r.t.Chain, "key", r.t.Key, "backend", r.t.Stack)
 	}
+}
+
+// try loads the files into a new config and swaps it in, or logs why not
+// (unless quiet) and reports false.
+func (r *Reloader) try(quiet bool) bool {
+	sc, chain, err := loadFiles(&r.t, r.alpn, r.tickets)
+	if err != nil {
+		if !quiet {
+			r.log.Error("tls: certificate files changed but do not load; still serving the previous certificate (trying again every poll)",
+				"chain", r.t.Chain, "key", r.t.Key, "err", err)
+		}
+		return false
+	}
+	if why := notValidPEM(chain, time.Now()); why != "" {
+		// A restored backup, a renewal that rewrote old files: the
+		// certificate in service is kept, as the master keeps its
+		// copy (refreshCerts).
+		if !quiet {
+			r.log.Error("tls: certificate files changed to a certificate that "+why+"; still serving the previous one (trying again every poll)",
+				"chain", r.t.Chain)
+		}
+		sc.Close()
+		return false
+	}
+	old := r.cur.Swap(&sc)
+	// A Server call that loaded old just before the swap may still be
+	// using it: both backends allow that after Close (Close only stops
+	// following the ticket-key rotator).
+	(*old).Close()
+	r.log.Info("tls: certificate reloaded", "chain", r.t.Chain, "key", r.t.Key, "backend", r.t.Stack)
+	return true
 }
