@@ -121,9 +121,6 @@ func runtimes() []string {
 // tlsBackends lists the TLS backends compiled in, with their versions.
 func tlsBackends() []string { return tlsbackend.Names() }
 
-// noArgs refuses arguments after the command: "check FILE" would
-// otherwise check the embedded default and say OK, and flags after a
-// stray argument are not read at all.
 // loadConfig loads --config, or the embedded default without it. An empty
 // --config (an unset variable in a unit file, say) is refused, not taken
 // for the default.
@@ -134,6 +131,9 @@ func loadConfig(c *cli.Context) (*config.Config, error) {
 	return config.Load(c.String("config"))
 }
 
+// noArgs refuses arguments after the command: "check FILE" would
+// otherwise check the embedded default and say OK, and flags after a
+// stray argument are not read at all.
 func noArgs(c *cli.Context) error {
 	if c.Args().Present() {
 		return fmt.Errorf("unexpected argument %q: give the config as --config FILE, flags before it too", c.Args().First())
