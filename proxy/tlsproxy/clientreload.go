@@ -86,18 +86,26 @@ func (r *ClientReloader) try(quiet bool) bool {
 	return true
 }
 
-// load builds a config from the files, or says why it will not serve.
+// load builds a config from the files, or says why it will not serve. The
+// client certificate and key are read once, and the validity check looks
+// at the very certificate the config holds (as loadFiles does).
 func (r *ClientReloader) load() (tlsbackend.ClientConfig, string) {
-	if f := r.certFile(); f != "" {
-		b, err := os.ReadFile(f)
+	cfg := r.cfg
+	if len(cfg.Certificates) > 0 && cfg.Certificates[0].CertFile != "" {
+		c := cfg.Certificates[0]
+		var err error
+		if c.CertPEM, err = os.ReadFile(c.CertFile); err == nil {
+			c.KeyPEM, err = os.ReadFile(c.KeyFile)
+		}
 		if err != nil {
 			return nil, "but do not load: " + err.Error()
 		}
-		if why := notValidPEM(b, time.Now()); why != "" {
+		if why := notValidPEM(c.CertPEM, time.Now()); why != "" {
 			return nil, "to a client certificate that " + why
 		}
+		cfg.Certificates = append([]tlsbackend.Certificate{c}, cfg.Certificates[1:]...)
 	}
-	cc, err := r.b.NewClientConfig(&r.cfg)
+	cc, err := r.b.NewClientConfig(&cfg)
 	if err != nil {
 		return nil, "but do not load: " + err.Error()
 	}
