@@ -177,16 +177,24 @@ func notValidPEM(b []byte, now time.Time) string {
 			continue
 		}
 		leaf, err := x509.ParseCertificate(blk.Bytes)
-		switch {
-		case err != nil:
+		if err != nil {
 			return ""
-		case now.After(leaf.NotAfter):
-			return "has expired (" + leaf.NotAfter.UTC().Format(time.RFC3339) + ")"
-		case now.Before(leaf.NotBefore):
-			return "is not valid before " + leaf.NotBefore.UTC().Format(time.RFC3339)
 		}
-		return ""
+		return NotValidAt(leaf, now)
 	}
+}
+
+// NotValidAt says why cert is not valid at now ("has expired (...)", "is
+// not valid before ..."), or "" when it is. Reloads and the master's copy
+// of a pair (which a worker started later serves) judge by it alike.
+func NotValidAt(cert *x509.Certificate, now time.Time) string {
+	switch {
+	case now.After(cert.NotAfter):
+		return "has expired (" + cert.NotAfter.UTC().Format(time.RFC3339) + ")"
+	case now.Before(cert.NotBefore):
+		return "is not valid before " + cert.NotBefore.UTC().Format(time.RFC3339)
+	}
+	return ""
 }
 
 // fileStamp is what a poll compares: a file's size, modification time,

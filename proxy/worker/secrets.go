@@ -78,7 +78,7 @@ func (s *secrets) refreshCerts(cfg *config.Config, log *slog.Logger) {
 		// A pair that is not valid now (expired, or not yet valid: put in
 		// place early) replaces no copy, as the workers' reloads keep
 		// what they serve then.
-		if now := time.Now(); pair.Leaf != nil && (now.After(pair.Leaf.NotAfter) || now.Before(pair.Leaf.NotBefore)) {
+		if pair.Leaf != nil && tlsproxy.NotValidAt(pair.Leaf, time.Now()) != "" {
 			if _, ok := s.Certs[k]; ok {
 				continue
 			}
