@@ -18,14 +18,7 @@ import (
 // is written; an expired one, or files that do not load, leave the pair in
 // service; a valid one after them is taken. For each backend.
 func TestClientConfigReload(t *testing.T) {
-	ca, err := tlstest.NewCA("client reload CA")
-	if err != nil {
-		t.Fatal(err)
-	}
-	server, err := ca.Leaf(tlstest.LeafOptions{}, "localhost")
-	if err != nil {
-		t.Fatal(err)
-	}
+	ca, server := proxyTestLeaf(t)
 	pair, err := tls.X509KeyPair(server.CertPEM, server.KeyPEM)
 	if err != nil {
 		t.Fatal(err)
@@ -86,7 +79,7 @@ func TestClientConfigReload(t *testing.T) {
 				if err != nil {
 					t.Fatal(err)
 				}
-				tc := r.Client(c, "localhost")
+				tc := r.Client(c, "proxy.test")
 				defer tc.Close()
 				ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 				defer cancel()
