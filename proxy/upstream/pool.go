@@ -118,6 +118,7 @@ func (p *Pool) get(ctx context.Context, k Key, verify bool) (c net.Conn, reused 
 			break
 		}
 		ic := list[len(list)-1]
+		list[len(list)-1] = idleConn{} // the array keeps no conn handed out
 		p.idle[k] = list[:len(list)-1]
 		p.mu.Unlock()
 		idle := netio.Now().Sub(ic.since)

@@ -3,8 +3,10 @@ package upstream
 import (
 	"context"
 	"net"
+	"runtime"
 	"testing"
 	"time"
+	"weak"
 
 	"github.com/monolake-go/monolake/proxy/porttest"
 )
@@ -120,5 +122,44 @@ func TestDialRefused(t *testing.T) {
 	p.Close()
 	if _, _, err := p.Get(context.Background(), Key{"tcp", addr}); err != ErrClosed {
 		t.Fatalf("Get on closed pool: %v", err)
+	}
+}
+
+// TestHandedOutNotHeld: the pool keeps no reference to a connection it
+// handed out, so one the caller closed (all of them, after an upstream
+// restart) is garbage, buffers and all.
+func TestHandedOutNotHeld(t *testing.T) {
+	ln, _ := listener(t)
+	p := NewPool(PoolConfig{})
+	defer p.Close()
+	k := Key{"tcp", ln.Addr().String()}
+	var conns []net.Conn
+	for range 4 {
+		c, _, err := p.Get(context.Background(), k)
+		if err != nil {
+			t.Fatal(err)
+		}
+		conns = append(conns, c)
+	}
+	for _, c := range conns {
+		p.Put(k, c)
+	}
+	var gone []weak.Pointer[net.TCPConn]
+	for range conns {
+		c, reused, err := p.Get(context.Background(), k)
+		if err != nil || !reused {
+			t.Fatalf("Get: %v reused=%v", err, reused)
+		}
+		gone = append(gone, weak.Make(c.(*net.TCPConn)))
+		c.Close()
+	}
+	conns = nil
+	for range 3 {
+		runtime.GC()
+	}
+	for i, w := range gone {
+		if w.Value() != nil {
+			t.Errorf("connection %d, handed out and closed, is still referenced by the pool", i)
+		}
 	}
 }
