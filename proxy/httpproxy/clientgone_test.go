@@ -100,6 +100,34 @@ func TestClientGone(t *testing.T) {
 	}
 }
 
+// TestClientGoneAfterHeadDeadline: the read deadline set for a request's
+// head (here the park timeout, 200 ms, on a new connection) passes while
+// the exchange waits; a client that leaves after that still gets its
+// request cancelled (on epoll the watch parked on the client until that
+// deadline, then stopped watching).
+func TestClientGoneAfterHeadDeadline(t *testing.T) {
+	arrived := make(chan struct{}, 10)
+	closed := make(chan time.Duration, 10)
+	addr, _ := slowUpstream(t, 10*time.Second, arrived, closed)
+	p := startProxy(t, serverTOML("", routeTOML("/{*p}", "", addr)), Options{})
+	for _, first := range []bool{true, false} {
+		c := dialRaw(t, p.Addr)
+		if !first {
+			// A keep-alive request within the park timeout.
+			c.send(t, "GET /fast HTTP/1.1\r\nHost: a\r\n\r\n")
+			if resp, _ := c.response(t, "GET"); resp.StatusCode != 200 {
+				t.Fatalf("status %d", resp.StatusCode)
+			}
+			<-arrived
+		}
+		c.send(t, "GET /slow HTTP/1.1\r\nHost: a\r\n\r\n")
+		<-arrived
+		time.Sleep(600 * time.Millisecond) // past the head's deadline
+		c.Close()
+		waitCancelled(t, closed)
+	}
+}
+
 // TestClientGoneAfterFastOne: the watch of an upstream connection whose
 // previous request was answered within the watch delay (its timer still
 // set for that one) watches the next request from that request's own

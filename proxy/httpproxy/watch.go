@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"net"
+	"os"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -114,11 +115,11 @@ func (w *clientWatch) run() {
 	w.running = true
 	w.mu.Unlock()
 	pg, poll := c.(peerGoner)
-	gone := false
+	gone, again := false, poll
 	if poll {
 		gone = pg.PeerGone()
 	} else {
-		gone = peerClosed(c)
+		gone, again = peerClosed(c)
 	}
 	if gone {
 		w.gone.Store(true)
@@ -130,7 +131,7 @@ func (w *clientWatch) run() {
 	case w.waiting:
 		w.waiting, w.ticking = false, false
 		w.done <- struct{}{}
-	case poll && !gone && w.client == c:
+	case again && !gone && w.client == c:
 		w.timer.Reset(watchDelay) // still waiting: look again later
 	default:
 		w.ticking = false
@@ -148,34 +149,51 @@ func (w *clientWatch) stop() { w.timer.Stop() }
 
 // peerClosed waits until c is readable, without consuming anything, and
 // reports whether the peer closed it (EOF or an error such as a reset).
-// Readable data (a pipelined request) and a read deadline end the wait
-// with false.
-func peerClosed(c net.Conn) bool {
+// Readable data (a pipelined request) ends the wait with false. So does
+// c's read deadline, which may be the one set for the request's head and
+// pass while the exchange goes on; then peerClosed looks once without
+// waiting, and again reports whether to look again later (poll every
+// watchDelay, as for a peerGoner): the watch must not end while the
+// request waits.
+func peerClosed(c net.Conn) (closed, again bool) {
 	sc, ok := c.(syscall.Conn)
 	if !ok {
-		return false
+		return false, false
 	}
 	rc, err := sc.SyscallConn()
 	if err != nil {
-		return false
+		return false, false
 	}
-	closed := false
-	err = rc.Read(func(fd uintptr) bool {
+	pending := false
+	peek := func(fd uintptr) bool {
 		var b [1]byte
 		n, _, err := syscall.Recvfrom(int(fd), b[:], syscall.MSG_PEEK|syscall.MSG_DONTWAIT)
 		switch {
-		case err == syscall.EAGAIN || err == syscall.EWOULDBLOCK:
+		case err == syscall.EAGAIN || err == syscall.EWOULDBLOCK, err == syscall.EINTR:
+			pending = true
 			return false // park in the netpoller until readable
-		case err == syscall.EINTR:
-			return false
 		case err != nil:
 			closed = true // reset and the like
 		case n == 0:
 			closed = true // EOF
 		}
+		pending = false
 		return true
-	})
-	return err == nil && closed
+	}
+	err = rc.Read(peek)
+	switch {
+	case err == nil:
+		return closed, false
+	case !errors.Is(err, os.ErrDeadlineExceeded):
+		return false, false
+	}
+	// The deadline passed (Read may not have looked at all): one look
+	// that does not wait, past the deadline.
+	pending = true
+	if rc.Control(func(fd uintptr) { peek(fd) }) != nil {
+		return false, false
+	}
+	return closed, pending && !closed
 }
 
 // bodyWatchPeriod is how often a request body's send checks whether the
