@@ -429,13 +429,26 @@ var hostTable = func() (t [256]bool) {
 	return t
 }()
 
+// validHost checks a Host value or an authority, uri-host [":" port]: its
+// bytes, and a host that is not empty once the port and a trailing dot are
+// gone (":80", "."; RFC 9110 4.2.1: an http URI's host is not empty) and
+// holds no empty label (".."), as nginx checks; an IP literal needs its
+// closing bracket.
 func validHost(h []byte) bool {
 	for _, c := range h {
 		if !hostTable[c] {
 			return false
 		}
 	}
-	return true
+	if len(h) > 0 && h[0] == '[' {
+		return bytes.IndexByte(h, ']') > 1
+	}
+	host := h
+	if i := bytes.IndexByte(h, ':'); i >= 0 {
+		host = h[:i]
+	}
+	host = bytes.TrimSuffix(host, []byte{'.'})
+	return len(host) > 0 && !bytes.Contains(host, []byte(".."))
 }
 
 // validTargetForm checks the form of a request-target whose bytes are all in

@@ -76,6 +76,13 @@ var requestTests = []struct {
 	{name: "empty host", in: "GET / HTTP/1.1\r\nHost: \r\n\r\n", status: 400},
 	{name: "empty host in 1.0", in: "GET / HTTP/1.0\r\nHost:\r\n\r\n", status: 400},
 	{name: "empty host beside absolute form", in: "GET http://a.example/ HTTP/1.1\r\nHost: \r\n\r\n", status: 400},
+	{name: "host without name", in: "GET / HTTP/1.1\r\nHost: :80\r\n\r\n", status: 400},
+	{name: "host only a dot", in: "GET / HTTP/1.1\r\nHost: .\r\n\r\n", status: 400},
+	{name: "host with empty label", in: "GET / HTTP/1.1\r\nHost: a..example\r\n\r\n", status: 400},
+	{name: "ip literal not closed", in: "GET / HTTP/1.1\r\nHost: [::1\r\n\r\n", status: 400},
+	{name: "absolute form without host", in: "GET http://:80/ HTTP/1.1\r\nHost: a\r\n\r\n", status: 400},
+	{name: "host with trailing dot", in: "GET / HTTP/1.1\r\nHost: a.example.:8080\r\n\r\n",
+		want: reqWant{method: "GET", target: "/", version: HTTP11, headers: 1, host: "a.example.:8080", length: -1, keepAlive: true}},
 	{name: "extension method", in: "M-SEARCH /a|b{c} HTTP/1.1\r\nHost: a\r\n\r\n",
 		want: reqWant{method: "M-SEARCH", target: "/a|b{c}", version: HTTP11, headers: 1, host: "a", length: -1, keepAlive: true}},
 
