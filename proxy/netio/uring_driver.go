@@ -737,10 +737,24 @@ func (d *Uring) Dial(ctx context.Context, network, address string) (net.Conn, er
 	if len(targets) == 0 {
 		return nil, &net.OpError{Op: "dial", Net: network, Err: &net.AddrError{Err: "no suitable address", Addr: address}}
 	}
+	return d.dialEach(ctx, network, targets, raddrs)
+}
+
+// dialEach connects to the first of targets that answers, in order. Under
+// a deadline each has its share of the time left, as with net.Dialer: an
+// address that drops the SYN must not take the whole connect timeout from
+// the ones after it.
+func (d *Uring) dialEach(ctx context.Context, network string, targets []syscall.Sockaddr, raddrs []net.Addr) (net.Conn, error) {
 	var err error
 	for i, sa := range targets {
+		actx, cancel := ctx, context.CancelFunc(func() {})
+		if dl, ok := ctx.Deadline(); ok && i < len(targets)-1 {
+			actx, cancel = context.WithDeadline(ctx, shareOf(time.Now(), dl, len(targets)-i))
+		}
 		var c *uringConn
-		if c, err = d.dialOne(ctx, network, sa, raddrs[i]); err == nil {
+		c, err = d.dialOne(actx, network, sa, raddrs[i])
+		cancel()
+		if err == nil {
 			return c, nil
 		}
 		if ctx.Err() != nil {
@@ -748,6 +762,21 @@ func (d *Uring) Dial(ctx context.Context, network, address string) (net.Conn, er
 		}
 	}
 	return nil, err
+}
+
+// minDialShare is the least time an address gets when several share a
+// deadline (net.Dialer's too), unless less is left.
+const minDialShare = 2 * time.Second
+
+// shareOf is the deadline of one of n addresses still to try before
+// deadline: an equal share of the time left, at least minDialShare.
+func shareOf(now, deadline time.Time, n int) time.Time {
+	left := deadline.Sub(now)
+	share := left / time.Duration(n)
+	if share < minDialShare {
+		share = min(minDialShare, left)
+	}
+	return now.Add(share)
 }
 
 func (d *Uring) dialOne(ctx context.Context, network string, sa syscall.Sockaddr, raddr net.Addr) (*uringConn, error) {
