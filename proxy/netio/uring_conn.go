@@ -1579,9 +1579,21 @@ func (c *uringConn) Stale() bool {
 // stream (EOF) or fail, without consuming data still queued for Read. The
 // multishot receive keeps running while nobody reads, so this costs no
 // syscall: it is the io_uring driver's answer to a MSG_PEEK, used by the
-// HTTP proxy to cancel upstream requests of clients that went away.
+// HTTP proxy to cancel upstream requests of clients that went away. When
+// no multishot receive runs (the buffer ring ran dry and the last Read
+// was a one-shot receive), nothing would see the end: it peeks at the
+// socket then.
 func (c *uringConn) PeerGone() bool {
 	c.d.mu.Lock()
 	defer c.d.mu.Unlock()
-	return c.rerr != nil
+	if c.rerr != nil {
+		return true
+	}
+	if c.armed || c.closed.Load() || len(c.rq) > 0 || c.curID >= 0 {
+		return false // the receive will tell; or bytes come first
+	}
+	// Not closed, with d.mu held: the descriptor is still c's.
+	var b [1]byte
+	n, _, err := unix.Recvfrom(c.fd, b[:], unix.MSG_PEEK|unix.MSG_DONTWAIT)
+	return n == 0 && err == nil || err != nil && err != unix.EAGAIN && err != unix.EINTR
 }
