@@ -18,6 +18,7 @@ import (
 	mrand "math/rand/v2"
 	"net"
 	"net/http"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"runtime"
@@ -629,6 +630,54 @@ func TestUringDialContext(t *testing.T) {
 	}
 	if el := time.Since(start); el > 2*time.Second {
 		t.Fatalf("Dial returned %v after the deadline", el)
+	}
+}
+
+// TestUringDialSharesDeadline: of a name's several addresses, one that
+// drops the SYN (a full backlog here) takes its share of the connect
+// timeout, not all of it: the next address is tried and connects.
+func TestUringDialSharesDeadline(t *testing.T) {
+	d := newDriver(t, UringParams{})
+	dead := fullBacklog(t, d)
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	var targets []syscall.Sockaddr
+	var raddrs []net.Addr
+	for _, a := range []string{dead, ln.Addr().String()} {
+		ap := netip.MustParseAddrPort(a)
+		targets = append(targets, &syscall.SockaddrInet4{Port: int(ap.Port()), Addr: ap.Addr().As4()})
+		raddrs = append(raddrs, net.TCPAddrFromAddrPort(ap))
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	c, err := d.dialEach(ctx, "tcp", targets, raddrs)
+	if err != nil {
+		t.Fatalf("dial with the first address dropping SYNs: %v", err)
+	}
+	defer c.Close()
+	if got := c.RemoteAddr().String(); got != ln.Addr().String() {
+		t.Fatalf("connected to %s, want %s", got, ln.Addr())
+	}
+}
+
+func TestShareOf(t *testing.T) {
+	now := time.Unix(1000, 0)
+	for _, tc := range []struct {
+		left time.Duration
+		n    int
+		want time.Duration
+	}{
+		{10 * time.Second, 2, 5 * time.Second},
+		{5 * time.Second, 4, 2 * time.Second}, // at least minDialShare
+		{time.Second, 3, time.Second},         // unless less is left
+		{6 * time.Second, 1, 6 * time.Second},
+	} {
+		if got := shareOf(now, now.Add(tc.left), tc.n).Sub(now); got != tc.want {
+			t.Errorf("shareOf(%v left, %d addresses) = %v, want %v", tc.left, tc.n, got, tc.want)
+		}
 	}
 }
 
@@ -1261,5 +1310,25 @@ func TestPollableDup(t *testing.T) {
 	if f, err := pollableDup(int(reg.Fd()), "regular file"); err == nil {
 		f.Close()
 		t.Fatal("a regular file's descriptor was taken as pollable")
+	}
+}
+
+// TestUringPeerGoneUnarmed: PeerGone sees the peer's close on a conn with
+// no multishot receive running (never read here; after a one-shot
+// receive when the buffer ring ran dry, too), and not before it.
+func TestUringPeerGoneUnarmed(t *testing.T) {
+	d := newDriver(t, UringParams{})
+	a, b := ringPair(t, d)
+	pg := a.(interface{ PeerGone() bool })
+	if pg.PeerGone() {
+		t.Fatal("PeerGone before the peer closed")
+	}
+	b.Close()
+	deadline := time.Now().Add(5 * time.Second)
+	for !pg.PeerGone() {
+		if time.Now().After(deadline) {
+			t.Fatal("PeerGone still false 5 s after the peer closed")
+		}
+		time.Sleep(10 * time.Millisecond)
 	}
 }
