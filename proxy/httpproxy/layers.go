@@ -34,8 +34,9 @@ type Route struct {
 
 // NewRoute makes a Route from its config. For https upstreams it builds the
 // TLS client config of rc.UpstreamTLS (the CA and client certificate files
-// are read now, and followed: changes are logged to log, nil discards);
-// Close releases it.
+// are read now, and followed: changes are logged to log, nil discards), or
+// shares that of a route with the same settings, and their idle
+// connections; Close releases it.
 func NewRoute(rc *config.Route, log *slog.Logger) (*Route, error) {
 	targets := make([]*target, len(rc.Upstreams))
 	weights := make([]int, len(rc.Upstreams))
@@ -52,7 +53,7 @@ func NewRoute(rc *config.Route, log *slog.Logger) (*Route, error) {
 						ut = &config.UpstreamTLS{Stack: config.TLSGo}
 					}
 					var err error
-					if r.tls, err = newUpstreamTLS(ut, log); err != nil {
+					if r.tls, err = acquireUpstreamTLS(ut, log); err != nil {
 						return nil, fmt.Errorf("httpproxy: route %s: %w", rc.Path, err)
 					}
 				}
@@ -141,8 +142,9 @@ func (r *Route) rewritten(req *Request) []byte {
 // Close releases the route's TLS client config; connections already made
 // stay usable.
 func (r *Route) Close() error {
-	if r.tls != nil {
-		return r.tls.cc.Close()
+	if u := r.tls; u != nil {
+		r.tls = nil
+		return u.release()
 	}
 	return nil
 }

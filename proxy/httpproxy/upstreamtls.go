@@ -8,6 +8,7 @@ import (
 	"net"
 	"strconv"
 	"strings"
+	"sync"
 	"sync/atomic"
 
 	"github.com/monolake-go/monolake/proxy/config"
@@ -18,15 +19,59 @@ import (
 	_ "github.com/monolake-go/monolake/tlsbackend/all"
 )
 
-// upstreamTLS is the client side of TLS to one route's https upstreams:
-// the backend's client config (roots, client certificate, session cache),
-// shared by every connection the route's upstreams open.
+// upstreamTLS is the client side of TLS to https upstreams: the backend's
+// client config (roots, client certificate, session cache), shared by
+// every connection to them of every route with the same upstream_tls
+// settings (acquireUpstreamTLS), so that routes to one upstream ("/" and
+// "/{*p}", say) share its idle connections and TLS sessions.
 type upstreamTLS struct {
 	cc tlsbackend.ClientConfig
 	// network is the pool key's Network for these upstreams: unique per
-	// config, so TLS and plain connections to one address, or TLS ones
+	// settings, so TLS and plain connections to one address, or TLS ones
 	// with different settings, never share an idle list.
 	network string
+	key     config.UpstreamTLS
+	refs    int // guarded by sharedTLS.mu
+}
+
+// sharedTLS holds the upstreamTLS of each upstream_tls settings in use.
+var sharedTLS struct {
+	mu sync.Mutex
+	m  map[config.UpstreamTLS]*upstreamTLS
+}
+
+// acquireUpstreamTLS returns the upstreamTLS of t's settings, made on
+// first use (its files read then, and followed, changes logged to log);
+// release gives it back.
+func acquireUpstreamTLS(t *config.UpstreamTLS, log *slog.Logger) (*upstreamTLS, error) {
+	sharedTLS.mu.Lock()
+	defer sharedTLS.mu.Unlock()
+	if u := sharedTLS.m[*t]; u != nil {
+		u.refs++
+		return u, nil
+	}
+	u, err := newUpstreamTLS(t, log)
+	if err != nil {
+		return nil, err
+	}
+	u.key, u.refs = *t, 1
+	if sharedTLS.m == nil {
+		sharedTLS.m = make(map[config.UpstreamTLS]*upstreamTLS)
+	}
+	sharedTLS.m[*t] = u
+	return u, nil
+}
+
+// release drops a reference taken by acquireUpstreamTLS; the last one
+// closes the client config (and stops following its files).
+func (u *upstreamTLS) release() error {
+	sharedTLS.mu.Lock()
+	defer sharedTLS.mu.Unlock()
+	if u.refs--; u.refs > 0 {
+		return nil
+	}
+	delete(sharedTLS.m, u.key)
+	return u.cc.Close()
 }
 
 // tlsNetworkPrefix marks a pool key whose connections are TLS; the dialer

@@ -178,7 +178,8 @@ func TestHTTPSUpstream(t *testing.T) {
 
 // TestHTTPSUpstreamPoolKeys: a plain and an https upstream at one address,
 // and https upstreams of two routes with different TLS settings, never
-// share an idle list.
+// share an idle list; two routes with the same settings (/a's https one
+// and /c) do.
 func TestHTTPSUpstreamPoolKeys(t *testing.T) {
 	s := parseServer(t, serverTOML("", `
 [[servers.p.routes]]
@@ -190,6 +191,9 @@ upstreams = [{ endpoint = { type = "uri", value = "http://127.0.0.1:8443" } },
 path = "/b"
 upstreams = [{ endpoint = { type = "uri", value = "https://127.0.0.1:8443" } }]
 upstream_tls = { insecure_skip_verify = true }
+[[servers.p.routes]]
+path = "/c"
+upstreams = [{ endpoint = { type = "uri", value = "https://127.0.0.1:8443" } }]
 `))
 	var keys []string
 	for i := range s.Routes {
@@ -213,6 +217,40 @@ upstream_tls = { insecure_skip_verify = true }
 		if !strings.HasSuffix(k, "://127.0.0.1:8443") {
 			t.Errorf("key %q does not name the address", k)
 		}
+	}
+}
+
+// TestHTTPSUpstreamSharedByRoutes: two routes to one https upstream with
+// the same upstream_tls settings (the usual "/" and "/{*p}") share its
+// idle connections: requests alternating between them use one TLS
+// connection, on each backend.
+func TestHTTPSUpstreamSharedByRoutes(t *testing.T) {
+	ca, err := tlstest.NewCA("upstream CA")
+	if err != nil {
+		t.Fatal(err)
+	}
+	caFile, _ := tlstest.WriteFile(t.TempDir(), "ca.pem", ca.CertPEM)
+	origin := newTLSOrigin(t, ca, nil)
+	for _, backend := range tlsBackends(t) {
+		t.Run("backend="+backend, func(t *testing.T) {
+			var routes string
+			for _, path := range []string{"/", "/{*p}"} {
+				routes += fmt.Sprintf("[[servers.p.routes]]\npath = %q\nupstreams = [{ endpoint = { type = \"uri\", value = \"https://localhost:%s\" } }]\nupstream_tls = { ca = %q, stack = %q }\n",
+					path, origin.port(), caFile, backend)
+			}
+			p := startProxy(t, serverTOML("", routes), Options{})
+			c := client(t)
+			before := origin.conns.Load()
+			for i := range 6 {
+				path := []string{"/", "/x"}[i%2]
+				if resp, body := do(t, c, "GET", "http://"+p.Addr+path, "", nil, nil); resp.StatusCode != 200 {
+					t.Fatalf("GET %s: status %d: %s", path, resp.StatusCode, body)
+				}
+			}
+			if n := origin.conns.Load() - before; n != 1 {
+				t.Errorf("origin saw %d TLS connections for 6 sequential requests over two routes, want 1", n)
+			}
+		})
 	}
 }
 
