@@ -915,3 +915,45 @@ func TestAnswered(t *testing.T) {
 		}
 	}
 }
+
+// TestLingerCloseBounded: the lingering close of a connection whose client
+// stopped reading ends within its timeout, with a send still in flight
+// (on io_uring, CloseWrite waits for that send first; it waited for good).
+func TestLingerCloseBounded(t *testing.T) {
+	d := testDriver(t)
+	ln, err := d.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	peer, err := net.Dial("tcp", ln.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer peer.Close() // never reads
+	c, err := ln.Accept()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	// Write until the socket is full: the last write that returned may
+	// have left its send in flight.
+	chunk := make([]byte, 16<<10)
+	c.SetWriteDeadline(time.Now().Add(500 * time.Millisecond))
+	for i := 0; i < 4096; i++ {
+		if _, err := c.Write(chunk); err != nil {
+			break
+		}
+	}
+	c.SetWriteDeadline(time.Time{})
+	done := make(chan struct{})
+	go func() {
+		lingerClose(c)
+		close(done)
+	}()
+	select {
+	case <-done:
+	case <-time.After(lingerTimeout + 5*time.Second):
+		t.Fatalf("lingerClose still waiting %v after its timeout (%v)", lingerTimeout+5*time.Second, lingerTimeout)
+	}
+}

@@ -683,12 +683,24 @@ const maxLoggedLine = 2 << 10
 // while, before the caller closes it: closing a socket with unread input
 // sends a reset, which can destroy the error response before the client
 // reads it (nginx's lingering_close).
+//
+// The whole linger is bounded by lingerTimeout: CloseWrite, like
+// shutdown(2), queues the FIN behind what was written, and on io_uring it
+// first waits for a send still in flight, as long as a client that
+// stopped reading makes it; at lingerTimeout c is closed, which ends that
+// wait too.
 func lingerClose(c net.Conn) {
 	cw, ok := c.(interface{ CloseWrite() error })
-	if !ok || cw.CloseWrite() != nil {
+	if !ok {
 		return
 	}
-	c.SetReadDeadline(time.Now().Add(lingerTimeout))
+	end := time.Now().Add(lingerTimeout)
+	cut := time.AfterFunc(lingerTimeout, func() { c.Close() })
+	defer cut.Stop()
+	if cw.CloseWrite() != nil {
+		return
+	}
+	c.SetReadDeadline(end)
 	var buf [4 << 10]byte
 	for n := 0; n < lingerMax; {
 		m, err := c.Read(buf[:])
