@@ -224,26 +224,57 @@ func SetTCPUserTimeout(c net.Conn, d time.Duration) error {
 // withTCPFD runs f on the descriptor of c's socket if it is TCP, under TLS
 // too, on either driver. tcp is false (and f not run) for other conns.
 func withTCPFD(c net.Conn, f func(fd int) error) (tcp bool, err error) {
+	return withSockFD(c, "tcp", f)
+}
+
+// withSockFD runs f on the descriptor of c's socket if it is of kind
+// ("tcp" or "unix"), under TLS too, on either driver; ok says whether it
+// is.
+func withSockFD(c net.Conn, kind string, f func(fd int) error) (ok bool, err error) {
 	if nc, ok := c.(interface{ NetConn() net.Conn }); ok {
 		c = nc.NetConn()
 	}
+	var sc syscall.Conn
 	switch x := c.(type) {
 	case *net.TCPConn:
-		rc, err := x.SyscallConn()
-		if err != nil {
-			return true, err
+		if kind != "tcp" {
+			return false, nil
 		}
-		var ferr error
-		if err := rc.Control(func(fd uintptr) { ferr = f(int(fd)) }); err != nil {
-			return true, err
+		sc = x
+	case *net.UnixConn:
+		if kind != "unix" {
+			return false, nil
 		}
-		return true, ferr
+		sc = x
 	case interface {
-		controlTCP(func(fd int) error) (bool, error)
+		controlNet(string, func(fd int) error) (bool, error)
 	}: // io_uring conns
-		return x.controlTCP(f)
+		return x.controlNet(kind, f)
+	default:
+		return false, nil
 	}
-	return false, nil
+	rc, err := sc.SyscallConn()
+	if err != nil {
+		return true, err
+	}
+	var ferr error
+	if err := rc.Control(func(fd uintptr) { ferr = f(int(fd)) }); err != nil {
+		return true, err
+	}
+	return true, ferr
+}
+
+// UnreadSent returns how many bytes written to c's unix socket its peer
+// has not read yet (SIOCOUTQ): a unix socket keeps no count of bytes read,
+// but a peer that does not read leaves this where it was. ok is false for
+// a conn that is not a unix socket, or when the kernel does not tell.
+func UnreadSent(c net.Conn) (n int, ok bool) {
+	isUnix, err := withSockFD(c, "unix", func(fd int) error {
+		var err error
+		n, err = unix.IoctlGetInt(fd, unix.SIOCOUTQ)
+		return err
+	})
+	return n, isUnix && err == nil
 }
 
 // BytesAcked returns how many bytes of c's stream its TCP peer has

@@ -1405,10 +1405,11 @@ func (c *uringConn) setNonblock() error {
 	return nil
 }
 
-// controlTCP runs f on the descriptor of a TCP conn, held open meanwhile
-// (see withTCPFD). tcp is false for other conns; a closed one is an error.
-func (c *uringConn) controlTCP(f func(fd int) error) (tcp bool, err error) {
-	if !strings.HasPrefix(c.network, "tcp") {
+// controlNet runs f on c's descriptor, held open meanwhile, if c's
+// network starts with prefix ("tcp", "unix"; see withSockFD): ok is false
+// for other conns; a closed one is an error.
+func (c *uringConn) controlNet(prefix string, f func(fd int) error) (ok bool, err error) {
+	if !strings.HasPrefix(c.network, prefix) {
 		return false, nil
 	}
 	if !c.rawRef() {
