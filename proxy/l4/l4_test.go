@@ -761,10 +761,12 @@ func BenchmarkRelay(b *testing.B) {
 // TestStuckReaderAfterHalfClose: a client that half-closes after its
 // request and then never reads the response cannot hold a relay: the
 // direction writing to it is blocked with nothing to report, the other
-// has ended, and the kernel's user timeout (the idle timeout) ends it.
+// has ended, and the kernel's user timeout (the idle timeout) ends it; a
+// unix socket client has none, and the ended direction's watch ends it.
 func TestStuckReaderAfterHalfClose(t *testing.T) {
-	for _, up := range []string{"tcp", "unix"} {
-		t.Run("upstream="+up, func(t *testing.T) {
+	for _, tc := range []struct{ listen, up string }{{"tcp", "tcp"}, {"tcp", "unix"}, {"unix", "tcp"}} {
+		t.Run("client="+tc.listen+"/upstream="+tc.up, func(t *testing.T) {
+			up := tc.up
 			upGone := make(chan error, 1)
 			ep := upstream(t, up, func(c net.Conn) {
 				bufio.NewReader(c).ReadString('\n')
@@ -777,11 +779,13 @@ func TestStuckReaderAfterHalfClose(t *testing.T) {
 					}
 				}
 			})
-			addr, srv := startProxy(t, opts{idle: 300 * time.Millisecond}, ep)
-			c := dial(t, addr).(*net.TCPConn)
-			c.SetReadBuffer(4 << 10)
+			addr, srv := startProxy(t, opts{listen: tc.listen, idle: 300 * time.Millisecond}, ep)
+			c := dial(t, addr)
+			if tc, ok := c.(*net.TCPConn); ok {
+				tc.SetReadBuffer(4 << 10)
+			}
 			io.WriteString(c, "send\n")
-			c.CloseWrite() // and never read
+			closeWrite(c) // and never read
 			select {
 			case err := <-upGone:
 				if errors.Is(err, os.ErrDeadlineExceeded) {

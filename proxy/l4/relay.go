@@ -64,6 +64,11 @@ import (
 //     splice pushes up to a pipe's worth, 1 MiB, before it can report,
 //     which a slow client takes long to read). Otherwise it closes.
 //   - A direction whose other side has already ended decides alone.
+//   - A direction that ended (its source read EOF) while the other is
+//     blocked writing to a peer that does not read has nobody to poke it:
+//     the kernel's TCP_USER_TIMEOUT ends a TCP peer's; for a unix socket
+//     peer the ended direction stays and watches the bytes it has not
+//     read yet (guardStuck).
 //
 // So an idle relay is closed between idle+grace and about 2*idle+grace
 // after its last byte (a splice that moved bytes early in its call reports
@@ -112,7 +117,9 @@ type pair struct {
 	}
 
 	stopOnce sync.Once
-	stopped  atomic.Bool // both conns closed (idle, error or ctx)
+	stopped  atomic.Bool      // both conns closed (idle, error or ctx)
+	halted   chan struct{}    // closed with them
+	ran      [2]chan struct{} // closed when direction d returns
 
 	moved [2]int64 // bytes direction d moved; each its own
 }
@@ -122,7 +129,8 @@ type pair struct {
 // and from b to a, and the first I/O error that was not caused by ending
 // the relay. It does not close a or b on a normal end; the caller does.
 func relay(ctx context.Context, a, b net.Conn, idle time.Duration) (moved [2]int64, err error) {
-	p := &pair{conns: [2]net.Conn{a, b}, idle: idle, grace: min(idle/2, time.Second), start: time.Now()}
+	p := &pair{conns: [2]net.Conn{a, b}, idle: idle, grace: min(idle/2, time.Second), start: time.Now(),
+		halted: make(chan struct{}), ran: [2]chan struct{}{make(chan struct{}), make(chan struct{})}}
 	p.prober.Store(-1)
 	// The kernel gives up on a peer that stopped reading for the idle
 	// timeout. The idle timeout cannot see that case itself: a direction
@@ -165,6 +173,7 @@ func (p *pair) abort() { p.end(true) }
 func (p *pair) end(abort bool) {
 	p.stopOnce.Do(func() {
 		p.stopped.Store(true)
+		close(p.halted)
 		for _, c := range p.conns {
 			if tc, ok := c.(interface{ NetConn() net.Conn }); ok && abort {
 				tc.NetConn().Close()
@@ -178,6 +187,7 @@ func (p *pair) end(abort bool) {
 // side was half-closed, or when the relay was stopped from elsewhere.
 func (p *pair) run(d int) error {
 	src, dst := p.conns[d], p.conns[1-d]
+	defer close(p.ran[d])
 	defer p.endProbe(d)
 	src.SetReadDeadline(p.start.Add(p.idle))
 	for {
@@ -191,6 +201,7 @@ func (p *pair) run(d int) error {
 			p.ended[d].Store(true)
 			if cw, ok := dst.(interface{ CloseWrite() error }); ok {
 				if cw.CloseWrite() == nil || p.stopped.Load() {
+					p.guardStuck(d)
 					return nil
 				}
 			}
@@ -208,6 +219,51 @@ func (p *pair) run(d int) error {
 		if p.idleAfterDeadline(d) {
 			p.stop()
 			return errIdle
+		}
+	}
+}
+
+// guardStuck is direction d's last duty once its source ended and it
+// passed the half-close on, while the other direction goes on: that one
+// may be blocked writing into conns[d] for a peer that does not read (a
+// client that half-closed after its request and never reads the
+// response), where no deadline of its own fires and nobody is left to
+// poke it. A TCP peer is bounded by TCP_USER_TIMEOUT; a unix socket peer
+// is not: d looks at that socket's bytes not yet read (UnreadSent) ten
+// times an idle timeout and stops the relay once they stayed put, above
+// zero, for two idle timeouts with nothing reported moved meanwhile, as a
+// unix peer that stopped reading is cut with both directions open. A
+// peer that reads, however slowly, moves them between two looks (a
+// writer blocked on it waits until the peer has read three quarters of
+// what is queued).
+func (p *pair) guardStuck(d int) {
+	q, ok := netio.UnreadSent(p.conns[d])
+	if !ok {
+		return
+	}
+	t := time.NewTicker(max(p.idle/10, time.Millisecond))
+	defer t.Stop()
+	since := p.now() // when q was last seen to change
+	for {
+		select {
+		case <-p.ran[1-d]:
+			return
+		case <-p.halted:
+			return
+		case <-t.C:
+		}
+		nq, ok := netio.UnreadSent(p.conns[d])
+		if !ok {
+			return
+		}
+		now := p.now()
+		if nq != q || nq == 0 {
+			q, since = nq, now
+			continue
+		}
+		if now-since >= 2*int64(p.idle) && now-p.last.Load() >= int64(p.idle) {
+			p.stop()
+			return
 		}
 	}
 }

@@ -19,14 +19,28 @@ import (
 // direction writing to it reports nothing until its call returns, but the
 // client's TCP acknowledgements show the bytes moving. It was closed as
 // idle (about 4 of 8 MiB delivered).
+//
+// A unix socket client that half-closed its side first, so that the
+// direction from it ended and watches the other (guardStuck), is spared
+// too: its unread bytes keep changing.
 func TestRelaySparesSlowReader(t *testing.T) {
+	for _, network := range []string{"tcp", "unix"} {
+		t.Run(network, func(t *testing.T) { testRelaySparesSlowReader(t, network) })
+	}
+}
+
+func testRelaySparesSlowReader(t *testing.T, network string) {
 	const idle = 100 * time.Millisecond
 	const total = 8 << 20
 	d, err := netio.DriverForTests()
 	if err != nil {
 		t.Fatal(err)
 	}
-	lnP, err := d.Listen("tcp", "127.0.0.1:0") // the proxy's side
+	addr := "127.0.0.1:0"
+	if network == "unix" {
+		addr = filepath.Join(t.TempDir(), "p.sock")
+	}
+	lnP, err := d.Listen(network, addr) // the proxy's side
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -46,12 +60,16 @@ func TestRelaySparesSlowReader(t *testing.T) {
 		c.(*net.TCPConn).CloseWrite()
 		io.Copy(io.Discard, c)
 	}()
-	client, err := net.Dial("tcp", lnP.Addr().String())
+	client, err := net.Dial(network, lnP.Addr().String())
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer client.Close()
-	client.(*net.TCPConn).SetReadBuffer(64 << 10)
+	if tc, ok := client.(*net.TCPConn); ok {
+		tc.SetReadBuffer(64 << 10)
+	} else {
+		client.(*net.UnixConn).CloseWrite()
+	}
 	a, err := lnP.Accept()
 	if err != nil {
 		t.Fatal(err)
