@@ -280,13 +280,20 @@ func TestHalfClose(t *testing.T) {
 		for _, tt := range tests {
 			t.Run(tt.name+"/"+pa.String(), func(t *testing.T) {
 				got := make(chan string, 1)
-				addr, _ := startProxy(t, opts{listen: pa.client}, upstream(t, pa.up, func(c net.Conn) { tt.up(c, got) }))
+				addr, srv := startProxy(t, opts{listen: pa.client}, upstream(t, pa.up, func(c net.Conn) { tt.up(c, got) }))
 				c := dial(t, addr)
 				tt.client(t, c)
 				if g := wait(t, got, "the upstream's read"); g != want[tt.name] {
 					t.Fatalf("upstream read %q, want %q", g, want[tt.name])
 				}
 				expectEOF(t, c)
+				// Both directions ended: the relay ends, the client's
+				// connection still open.
+				for deadline := time.Now().Add(ceiling); srv.ActiveConns() != 0; time.Sleep(10 * time.Millisecond) {
+					if time.Now().After(deadline) {
+						t.Fatal("the relay is still counted after both directions ended")
+					}
+				}
 			})
 		}
 	}

@@ -117,9 +117,12 @@ type pair struct {
 	}
 
 	stopOnce sync.Once
-	stopped  atomic.Bool      // both conns closed (idle, error or ctx)
-	halted   chan struct{}    // closed with them
-	ran      [2]chan struct{} // closed when direction d returns
+	stopped  atomic.Bool   // both conns closed (idle, error or ctx)
+	halted   chan struct{} // closed with them
+	// quit[d] is closed once direction d moves no more bytes: its source
+	// ended, or it returned (quitOnce[d]).
+	quit     [2]chan struct{}
+	quitOnce [2]sync.Once
 
 	moved [2]int64 // bytes direction d moved; each its own
 }
@@ -130,7 +133,7 @@ type pair struct {
 // the relay. It does not close a or b on a normal end; the caller does.
 func relay(ctx context.Context, a, b net.Conn, idle time.Duration) (moved [2]int64, err error) {
 	p := &pair{conns: [2]net.Conn{a, b}, idle: idle, grace: min(idle/2, time.Second), start: time.Now(),
-		halted: make(chan struct{}), ran: [2]chan struct{}{make(chan struct{}), make(chan struct{})}}
+		halted: make(chan struct{}), quit: [2]chan struct{}{make(chan struct{}), make(chan struct{})}}
 	p.prober.Store(-1)
 	// The kernel gives up on a peer that stopped reading for the idle
 	// timeout. The idle timeout cannot see that case itself: a direction
@@ -187,7 +190,7 @@ func (p *pair) end(abort bool) {
 // side was half-closed, or when the relay was stopped from elsewhere.
 func (p *pair) run(d int) error {
 	src, dst := p.conns[d], p.conns[1-d]
-	defer close(p.ran[d])
+	defer p.quitting(d)
 	defer p.endProbe(d)
 	src.SetReadDeadline(p.start.Add(p.idle))
 	for {
@@ -199,6 +202,7 @@ func (p *pair) run(d int) error {
 		p.returns[d].Add(1)
 		if err == nil { // EOF from src
 			p.ended[d].Store(true)
+			p.quitting(d)
 			if cw, ok := dst.(interface{ CloseWrite() error }); ok {
 				if cw.CloseWrite() == nil || p.stopped.Load() {
 					p.guardStuck(d)
@@ -223,8 +227,12 @@ func (p *pair) run(d int) error {
 	}
 }
 
+// quitting marks direction d as moving no more bytes.
+func (p *pair) quitting(d int) { p.quitOnce[d].Do(func() { close(p.quit[d]) }) }
+
 // guardStuck is direction d's last duty once its source ended and it
-// passed the half-close on, while the other direction goes on: that one
+// passed the half-close on, while the other direction goes on (until that
+// one ends too, or returns): that one
 // may be blocked writing into conns[d] for a peer that does not read (a
 // client that half-closed after its request and never reads the
 // response), where no deadline of its own fires and nobody is left to
@@ -246,7 +254,7 @@ func (p *pair) guardStuck(d int) {
 	since := p.now() // when q was last seen to change
 	for {
 		select {
-		case <-p.ran[1-d]:
+		case <-p.quit[1-d]:
 			return
 		case <-p.halted:
 			return
