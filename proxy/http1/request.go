@@ -447,8 +447,10 @@ func validHost(h []byte) bool {
 	if i := bytes.IndexByte(h, ':'); i >= 0 {
 		host = h[:i]
 	}
-	host = bytes.TrimSuffix(host, []byte{'.'})
-	return len(host) > 0 && !bytes.Contains(host, []byte(".."))
+	if bytes.Contains(host, []byte("..")) {
+		return false
+	}
+	return len(bytes.TrimSuffix(host, []byte{'.'})) > 0
 }
 
 // validTargetForm checks the form of a request-target whose bytes are all in

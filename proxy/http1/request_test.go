@@ -79,6 +79,8 @@ var requestTests = []struct {
 	{name: "host without name", in: "GET / HTTP/1.1\r\nHost: :80\r\n\r\n", status: 400},
 	{name: "host only a dot", in: "GET / HTTP/1.1\r\nHost: .\r\n\r\n", status: 400},
 	{name: "host with empty label", in: "GET / HTTP/1.1\r\nHost: a..example\r\n\r\n", status: 400},
+	{name: "host with empty last label", in: "GET / HTTP/1.1\r\nHost: a..\r\n\r\n", status: 400},
+	{name: "host only dots", in: "GET / HTTP/1.1\r\nHost: ..:80\r\n\r\n", status: 400},
 	{name: "ip literal not closed", in: "GET / HTTP/1.1\r\nHost: [::1\r\n\r\n", status: 400},
 	{name: "absolute form without host", in: "GET http://:80/ HTTP/1.1\r\nHost: a\r\n\r\n", status: 400},
 	{name: "host with trailing dot", in: "GET / HTTP/1.1\r\nHost: a.example.:8080\r\n\r\n",
