@@ -684,11 +684,11 @@ const maxLoggedLine = 2 << 10
 // sends a reset, which can destroy the error response before the client
 // reads it (nginx's lingering_close).
 //
-// The whole linger is bounded by lingerTimeout: CloseWrite, like
-// shutdown(2), queues the FIN behind what was written, and on io_uring it
-// first waits for a send still in flight, as long as a client that
-// stopped reading makes it; at lingerTimeout c is closed, which ends that
-// wait too.
+// The linger is bounded by lingerTimeout: CloseWrite, like shutdown(2),
+// queues the FIN behind what was written, and on io_uring it first waits
+// for a send still in flight, as long as a client that stopped reading
+// makes it; at lingerTimeout c is closed, which ends that wait too. (Under
+// TLS, CloseWrite sends close_notify, bounded by its own write deadline.)
 func lingerClose(c net.Conn) {
 	cw, ok := c.(interface{ CloseWrite() error })
 	if !ok {

@@ -67,10 +67,15 @@ func acquireUpstreamTLS(t *config.UpstreamTLS, log *slog.Logger) (*upstreamTLS, 
 func (u *upstreamTLS) release() error {
 	sharedTLS.mu.Lock()
 	defer sharedTLS.mu.Unlock()
+	if u.refs <= 0 {
+		return nil // released already
+	}
 	if u.refs--; u.refs > 0 {
 		return nil
 	}
-	delete(sharedTLS.m, u.key)
+	if sharedTLS.m[u.key] == u {
+		delete(sharedTLS.m, u.key)
+	}
 	return u.cc.Close()
 }
 
