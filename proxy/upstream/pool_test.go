@@ -84,13 +84,14 @@ func TestUnexpectedBytesMeanStale(t *testing.T) {
 	}
 }
 
-func TestIdleCapAndTimeout(t *testing.T) {
+// fill dials n connections to a new listener through p and puts them back
+// (the pool keeps up to its cap); it returns their key.
+func fill(t *testing.T, p *Pool, n int) Key {
+	t.Helper()
 	ln, _ := listener(t)
-	p := NewPool(PoolConfig{MaxIdlePerHost: 2, IdleTimeout: 100 * time.Millisecond})
-	defer p.Close()
 	k := Key{"tcp", ln.Addr().String()}
 	var conns []net.Conn
-	for range 3 {
+	for range n {
 		c, _, err := p.Get(context.Background(), k)
 		if err != nil {
 			t.Fatal(err)
@@ -100,6 +101,13 @@ func TestIdleCapAndTimeout(t *testing.T) {
 	for _, c := range conns {
 		p.Put(k, c)
 	}
+	return k
+}
+
+func TestIdleCapAndTimeout(t *testing.T) {
+	p := NewPool(PoolConfig{MaxIdlePerHost: 2, IdleTimeout: 100 * time.Millisecond})
+	defer p.Close()
+	k := fill(t, p, 3)
 	if n := p.Idle(k); n != 2 {
 		t.Fatalf("idle cap 2, have %d", n)
 	}
@@ -129,23 +137,11 @@ func TestDialRefused(t *testing.T) {
 // handed out, so one the caller closed (all of them, after an upstream
 // restart) is garbage, buffers and all.
 func TestHandedOutNotHeld(t *testing.T) {
-	ln, _ := listener(t)
 	p := NewPool(PoolConfig{})
 	defer p.Close()
-	k := Key{"tcp", ln.Addr().String()}
-	var conns []net.Conn
-	for range 4 {
-		c, _, err := p.Get(context.Background(), k)
-		if err != nil {
-			t.Fatal(err)
-		}
-		conns = append(conns, c)
-	}
-	for _, c := range conns {
-		p.Put(k, c)
-	}
+	k := fill(t, p, 4)
 	var gone []weak.Pointer[net.TCPConn]
-	for range conns {
+	for range 4 {
 		c, reused, err := p.Get(context.Background(), k)
 		if err != nil || !reused {
 			t.Fatalf("Get: %v reused=%v", err, reused)
@@ -153,7 +149,6 @@ func TestHandedOutNotHeld(t *testing.T) {
 		gone = append(gone, weak.Make(c.(*net.TCPConn)))
 		c.Close()
 	}
-	conns = nil
 	for range 3 {
 		runtime.GC()
 	}
