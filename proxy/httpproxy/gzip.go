@@ -183,9 +183,11 @@ func compressible(ct []byte) bool {
 	return false
 }
 
-// gzipBody compresses src as it is read. Each Read reads src once and
-// returns what the compressor produced (flushed, so the client gets bytes
-// as the upstream sends them).
+// gzipBody compresses src as it is read, flushing the compressor whenever
+// src would wait, so the client gets bytes as the upstream sends them; what
+// arrived together (a run of small chunks, say) is compressed together: a
+// flush ends a deflate block, and at level 1 forgets the matches found, so
+// a flush per small chunk sent more bytes than no compression.
 type gzipBody struct {
 	src  io.Reader
 	zw   *gzip.Writer
@@ -214,7 +216,9 @@ func (g *gzipBody) Read(p []byte) (int, error) {
 		n, err := g.src.Read(g.in[:])
 		if n > 0 {
 			g.zw.Write(g.in[:n])
-			g.zw.Flush()
+			if r, ok := g.src.(interface{ Ready() bool }); !ok || err != nil || !r.Ready() {
+				g.zw.Flush()
+			}
 		}
 		if err == io.EOF {
 			g.zw.Close()

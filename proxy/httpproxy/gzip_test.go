@@ -5,6 +5,7 @@ import (
 	"compress/gzip"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"strconv"
 	"strings"
@@ -201,4 +202,39 @@ func TestGzipLevelChecked(t *testing.T) {
 		}()
 	}
 	GzipLayer(GzipConfig{Level: gzip.BestCompression}) // fine
+}
+
+// TestGzipSmallChunks: a body that arrives as many small chunks at once is
+// compressed as a whole, not flushed chunk by chunk (at level 1 that sent
+// more bytes than the identity body).
+func TestGzipSmallChunks(t *testing.T) {
+	line := `{"id":12345,"name":"item","tags":["a","b","c"]}` + "\n" // 48 bytes
+	const n = 2000
+	up := rawRequests(t, func(c net.Conn, r *http.Request, body []byte) {
+		var b strings.Builder
+		b.WriteString("HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n")
+		for range n {
+			fmt.Fprintf(&b, "%x\r\n%s\r\n", len(line), line)
+		}
+		b.WriteString("0\r\n\r\n")
+		io.WriteString(c, b.String())
+	})
+	p := startProxy(t, serverTOML("http_opt_handlers = { content_handler = true }", routeTOML("/{*p}", "", up)), Options{})
+	c := dialRaw(t, p.Addr)
+	c.send(t, "GET /list HTTP/1.1\r\nHost: a\r\nAccept-Encoding: gzip\r\n\r\n")
+	resp, body := c.response(t, "GET")
+	if resp.StatusCode != 200 || resp.Header.Get("Content-Encoding") != "gzip" {
+		t.Fatalf("status %d, Content-Encoding %q", resp.StatusCode, resp.Header.Get("Content-Encoding"))
+	}
+	zr, err := gzip.NewReader(bytes.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	plain, err := io.ReadAll(zr)
+	if err != nil || string(plain) != strings.Repeat(line, n) {
+		t.Fatalf("decompressed %d bytes (%v), want %d", len(plain), err, n*len(line))
+	}
+	if identity := n * len(line); len(body) > identity/10 {
+		t.Errorf("compressed body %d bytes for %d: the chunks were compressed one by one", len(body), identity)
+	}
 }
