@@ -198,9 +198,21 @@ func (l *Writer) Close() error {
 
 // AppendStart appends the start of a line in the common log format, the
 // client and the time up to the opening quote of the request:
-// `CLIENT - - [02/Jan/2006:15:04:05 -0700] "`.
+// `CLIENT - - [02/Jan/2006:15:04:05 -0700] "`. A client without an
+// address (a unix socket's unnamed peer) is "-"; a named one's path has
+// spaces escaped too, as AppendEscaped escapes, so it stays one field.
 func AppendStart(b []byte, client string, t time.Time) []byte {
-	b = append(b, client...)
+	const hex = "0123456789ABCDEF"
+	if client == "" {
+		b = append(b, '-')
+	}
+	for i := 0; i < len(client); i++ {
+		if c := client[i]; c <= ' ' || c == '"' || c == '\\' || c >= 0x7f {
+			b = append(b, '\\', 'x', hex[c>>4], hex[c&15])
+		} else {
+			b = append(b, c)
+		}
+	}
 	b = append(b, " - - ["...)
 	b = t.AppendFormat(b, "02/Jan/2006:15:04:05 -0700")
 	return append(b, `] "`...)

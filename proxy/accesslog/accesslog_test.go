@@ -4,7 +4,9 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
+	"time"
 )
 
 // blocked is a writer that waits until released.
@@ -109,5 +111,27 @@ func TestWriteFailuresCounted(t *testing.T) {
 	l.Close()
 	if n := l.Dropped(); n != 10 {
 		t.Fatalf("%d lines counted dropped of 10 written to a full disk", n)
+	}
+}
+
+// TestAppendStartClient: the client field is one field whatever the
+// client: "-" without an address (a unix socket's unnamed peer), a
+// socket path with a space, a quote or a newline escaped, an IP as it is.
+func TestAppendStartClient(t *testing.T) {
+	at := time.Date(2026, 12, 3, 14, 0, 0, 0, time.UTC)
+	for _, tc := range []struct{ client, want string }{
+		{"", "-"},
+		{"127.0.0.1", "127.0.0.1"},
+		{"::1", "::1"},
+		{"/tmp/a b\n1.2.3.4 - - [", `/tmp/a\x20b\x0A1.2.3.4\x20-\x20-\x20[`},
+		{`/run/"x"`, `/run/\x22x\x22`},
+	} {
+		got := string(AppendStart(nil, tc.client, at))
+		if want := tc.want + ` - - [03/Dec/2026:14:00:00 +0000] "`; got != want {
+			t.Errorf("AppendStart(%q) = %q, want %q", tc.client, got, want)
+		}
+		if strings.ContainsAny(got, "\n\r") {
+			t.Errorf("AppendStart(%q) holds a line break", tc.client)
+		}
 	}
 }
