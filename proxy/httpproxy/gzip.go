@@ -216,7 +216,8 @@ func (g *gzipBody) Read(p []byte) (int, error) {
 		n, err := g.src.Read(g.in[:])
 		if n > 0 {
 			g.zw.Write(g.in[:n])
-			if r, ok := g.src.(interface{ Ready() bool }); !ok || err != nil || !r.Ready() {
+			// At the end Close flushes; an error ends the body.
+			if r, ok := g.src.(interface{ Ready() bool }); err == nil && (!ok || !r.Ready()) {
 				g.zw.Flush()
 			}
 		}
