@@ -202,17 +202,10 @@ func (l *Writer) Close() error {
 // address (a unix socket's unnamed peer) is "-"; a named one's path has
 // spaces escaped too, as AppendEscaped escapes, so it stays one field.
 func AppendStart(b []byte, client string, t time.Time) []byte {
-	const hex = "0123456789ABCDEF"
 	if client == "" {
 		b = append(b, '-')
 	}
-	for i := 0; i < len(client); i++ {
-		if c := client[i]; c <= ' ' || c == '"' || c == '\\' || c >= 0x7f {
-			b = append(b, '\\', 'x', hex[c>>4], hex[c&15])
-		} else {
-			b = append(b, c)
-		}
-	}
+	b = appendEscaped(b, client, true)
 	b = append(b, " - - ["...)
 	b = t.AppendFormat(b, "02/Jan/2006:15:04:05 -0700")
 	return append(b, `] "`...)
@@ -221,10 +214,15 @@ func AppendStart(b []byte, client string, t time.Time) []byte {
 // AppendEscaped appends s for a quoted field, as nginx escapes it: a
 // quote, a backslash, a control byte and any byte from 0x7f as \xHH, so
 // the field cannot end early or break the line.
-func AppendEscaped(b, s []byte) []byte {
+func AppendEscaped(b, s []byte) []byte { return appendEscaped(b, s, false) }
+
+// appendEscaped is AppendEscaped, escaping spaces too when space is set
+// (for an unquoted field).
+func appendEscaped[S string | []byte](b []byte, s S, space bool) []byte {
 	const hex = "0123456789ABCDEF"
-	for _, c := range s {
-		if c == '"' || c == '\\' || c < 0x20 || c >= 0x7f {
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if c == '"' || c == '\\' || c < 0x20 || c >= 0x7f || space && c == ' ' {
 			b = append(b, '\\', 'x', hex[c>>4], hex[c&15])
 			continue
 		}
