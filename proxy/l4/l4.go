@@ -147,10 +147,11 @@ func New(s *config.Server, log *slog.Logger) (*Proxy, error) {
 // When the upstream cannot be reached (refused, connect timeout), Call
 // logs one line, closes client (a FIN: the client reads EOF; or, when the
 // client had sent bytes nobody read, a reset, as the kernel does on such a
-// close and as nginx's stream module gives) and returns the dial error. When the balancer has more than one upstream, a
-// failed connect is retried on the next upstream not tried yet, until one
-// connects or every one failed (as nginx's proxy_next_upstream); the log
-// line then names the attempts.
+// close and as nginx's stream module gives) and returns the dial error.
+// When the balancer has more than one upstream, a failed connect is
+// retried on the next upstream not tried yet, until one connects or every
+// one failed (as nginx's proxy_next_upstream); the log line then names the
+// attempts.
 //
 // An idle timeout or ctx ending is a normal end: Call returns nil or
 // ctx.Err(). An I/O error on either side aborts both and is returned.

@@ -117,8 +117,7 @@ type pair struct {
 	}
 
 	stopOnce sync.Once
-	stopped  atomic.Bool   // both conns closed (idle, error or ctx)
-	halted   chan struct{} // closed with them
+	halted   chan struct{} // closed when both conns are (idle, error or ctx)
 	// quit[d] is closed once direction d moves no more bytes: its source
 	// ended, or it returned (quitOnce[d]).
 	quit     [2]chan struct{}
@@ -165,6 +164,16 @@ func (p *pair) now() int64 { return int64(time.Since(p.start)) }
 // touch records progress.
 func (p *pair) touch() { p.last.Store(p.now()) }
 
+// stopped reports whether both connections were closed (stop, abort).
+func (p *pair) stopped() bool {
+	select {
+	case <-p.halted:
+		return true
+	default:
+		return false
+	}
+}
+
 // stop closes both connections; every blocked call returns.
 func (p *pair) stop() { p.end(false) }
 
@@ -175,7 +184,6 @@ func (p *pair) abort() { p.end(true) }
 
 func (p *pair) end(abort bool) {
 	p.stopOnce.Do(func() {
-		p.stopped.Store(true)
 		close(p.halted)
 		for _, c := range p.conns {
 			if tc, ok := c.(interface{ NetConn() net.Conn }); ok && abort {
@@ -204,7 +212,7 @@ func (p *pair) run(d int) error {
 			p.ended[d].Store(true)
 			p.quitting(d)
 			if cw, ok := dst.(interface{ CloseWrite() error }); ok {
-				if cw.CloseWrite() == nil || p.stopped.Load() {
+				if cw.CloseWrite() == nil || p.stopped() {
 					p.guardStuck(d)
 					return nil
 				}
@@ -213,7 +221,7 @@ func (p *pair) run(d int) error {
 			p.stop()
 			return nil
 		}
-		if p.stopped.Load() {
+		if p.stopped() {
 			return nil
 		}
 		if !errors.Is(err, os.ErrDeadlineExceeded) {
@@ -232,18 +240,17 @@ func (p *pair) quitting(d int) { p.quitOnce[d].Do(func() { close(p.quit[d]) }) }
 
 // guardStuck is direction d's last duty once its source ended and it
 // passed the half-close on, while the other direction goes on (until that
-// one ends too, or returns): that one
-// may be blocked writing into conns[d] for a peer that does not read (a
-// client that half-closed after its request and never reads the
-// response), where no deadline of its own fires and nobody is left to
-// poke it. A TCP peer is bounded by TCP_USER_TIMEOUT; a unix socket peer
-// is not: d looks at that socket's bytes not yet read (UnreadSent) ten
-// times an idle timeout and stops the relay once they stayed put, above
-// zero, for two idle timeouts with nothing reported moved meanwhile, as a
-// unix peer that stopped reading is cut with both directions open. A
-// peer that reads, however slowly, moves them between two looks (a
-// writer blocked on it waits until the peer has read three quarters of
-// what is queued).
+// one ends too, or returns). That one may be blocked writing into conns[d]
+// for a peer that does not read (a client that half-closed after its
+// request and never reads the response), where no deadline of its own
+// fires and nobody is left to poke it. A TCP peer is bounded by
+// TCP_USER_TIMEOUT; a unix socket peer is not: d looks at that socket's
+// bytes not yet read (UnreadSent) ten times an idle timeout and stops the
+// relay once they stayed put, above zero, for two idle timeouts with
+// nothing reported moved meanwhile, as a unix peer that stopped reading is
+// cut with both directions open. A peer that reads, however slowly, moves
+// them between two looks (a writer blocked on it waits until the peer has
+// read three quarters of what is queued).
 func (p *pair) guardStuck(d int) {
 	q, ok := netio.UnreadSent(p.conns[d])
 	if !ok {
