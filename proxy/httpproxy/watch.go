@@ -189,7 +189,6 @@ func peerClosed(c net.Conn) (closed, again bool) {
 	}
 	// The deadline passed (Read may not have looked at all): one look
 	// that does not wait, past the deadline.
-	pending = true
 	if rc.Control(func(fd uintptr) { peek(fd) }) != nil {
 		return false, false
 	}
