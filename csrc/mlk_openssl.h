@@ -170,4 +170,18 @@ struct mlk_call {
 
 void mlk_dispatch(struct mlk_call *a);
 
+/* OpenSSL's allocator (mlk_libc.c). mlk_alloc_installed: whether OpenSSL
+ * allocates through it; mlk_alloc_cached: the bytes the calling thread keeps
+ * for reuse in class i, or in all for MLK_ALLOC_NCLASS; the other four
+ * expose its size classes (MLK_ALLOC_NCLASS for none) and its reading of a
+ * block's usable size to tests. */
+#define MLK_ALLOC_NCLASS 48
+int mlk_alloc_installed(void);
+size_t mlk_alloc_cached(unsigned i);
+size_t mlk_alloc_class_size(unsigned i);
+unsigned mlk_alloc_class(size_t n);
+unsigned mlk_alloc_floor(size_t u);
+size_t mlk_alloc_usable(const void *p);
+
+
 #endif

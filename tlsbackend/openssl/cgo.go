@@ -7,7 +7,9 @@ package openssl
 #cgo LDFLAGS: -lssl -lcrypto
 #cgo noescape mlk_dispatch
 #cgo nocallback mlk_dispatch
+#include <malloc.h>
 #include <stdlib.h>
+#include <openssl/crypto.h>
 #include "../../csrc/mlk_openssl.h"
 */
 import "C"
@@ -296,6 +298,31 @@ func cBIOCaps(h handle) (r, w int) {
 	C.mlk_bio_caps(h, &cr, &cw)
 	return int(cr), int(cw)
 }
+
+// OpenSSL's allocator (csrc/mlk_alloc_c), for tests: OpenSSL's malloc,
+// realloc and free, glibc's usable size of a block and the allocator's
+// reading of it (0 for an mmapped block), whether OpenSSL
+// allocates through the cache, the calling thread's cached bytes in class
+// i (in all for allocNClass), and the size classes (allocNClass for none).
+const allocNClass = int(C.MLK_ALLOC_NCLASS)
+
+func cryptoMalloc(n int) unsafe.Pointer { return C.CRYPTO_malloc(C.size_t(n), nil, 0) }
+
+func cryptoRealloc(p unsafe.Pointer, n int) unsafe.Pointer {
+	return C.CRYPTO_realloc(p, C.size_t(n), nil, 0)
+}
+
+func cryptoFree(p unsafe.Pointer) { C.CRYPTO_free(p, nil, 0) }
+
+func usableSize(p unsafe.Pointer) int  { return int(C.malloc_usable_size(p)) }
+func allocUsable(p unsafe.Pointer) int { return int(C.mlk_alloc_usable(p)) }
+
+func allocInstalled() bool  { return C.mlk_alloc_installed() != 0 }
+func allocCached(i int) int { return int(C.mlk_alloc_cached(C.uint(i))) }
+
+func allocClassSize(i int) int { return int(C.mlk_alloc_class_size(C.uint(i))) }
+func allocClass(n int) int     { return int(C.mlk_alloc_class(C.size_t(n))) }
+func allocFloor(u int) int     { return int(C.mlk_alloc_floor(C.size_t(u))) }
 
 // cPending reports ciphertext waiting for the socket; more: the SSL may
 // return plaintext without more ciphertext (buffered plaintext or records,

@@ -5,11 +5,12 @@
  * compiles the helpers kept in csrc/ into package tlsbackend/openssl.
  *
  * The Go build cache keys a package on the files in its own directory, so it
- * does not notice an edit to ../../csrc/mlk_openssl.{h,c}. The hash below is
- * of those two files (concatenated, .h first); TestCSourcesInSync fails until
- * it is updated, and updating it changes this file, which makes go rebuild
- * the C.
+ * does not notice an edit to ../../csrc/mlk_openssl.{h,c} or mlk_libc.c.
+ * The hash below is of those three files (concatenated in that order);
+ * TestCSourcesInSync fails until it is updated, and updating it changes this
+ * file, which makes go rebuild the C.
  *
- * csrc-sha256: cc6456ca85b889f1e86f92ce4fe368024dd3d50a44312261b8496ea6cf6e0f2b
+ * csrc-sha256: 658fc8e3196213fa6f795829b533d21dd96274e11e24717b32746bd864adfae1
  */
 #include "../../csrc/mlk_openssl.c"
+#include "../../csrc/mlk_libc.c"

@@ -1,0 +1,246 @@
+//go:build ignore
+
+/*
+ * mlk_libc.c: what OpenSSL asks of libc, made cheaper for a proxy.
+ *
+ * 1. The allocator OpenSSL uses. libssl and libcrypto allocate and free a
+ * few hundred blocks per TLS handshake, and with SSL_MODE_RELEASE_BUFFERS a
+ * record buffer of some 17 KiB whenever a conn's reads or writes start
+ * again after it emptied them. glibc serves blocks above its tcache's 1 KiB
+ * from its bins, consolidating and unlinking chunks on the way: about 6 % of
+ * the CPU of a proxy doing handshakes.
+ *
+ * This keeps the blocks OpenSSL frees in per-thread lists by size class (48
+ * classes up to 64 KiB) and hands them out again; only a miss calls malloc,
+ * for the class's size. Every block is glibc's own, so a block OpenSSL
+ * hands to code that frees it with free(3), or one malloc'd elsewhere that
+ * reaches OPENSSL_free, is still right. A freed block goes to the class its
+ * usable size covers, so it always fits what that class asks. That size is
+ * read from the size field of glibc's chunk header, just before the block:
+ * malloc_usable_size(3) also reads the next chunk's header to check that the
+ * block is in use, a cache miss that cost a third of what the cache saves.
+ * At start a few blocks are checked against malloc_usable_size; on a libc
+ * whose blocks do not match (not glibc), OpenSSL stays on malloc(3).
+ * A thread keeps at most MLK_CLASS_CAP bytes per class and MLK_THREAD_CAP
+ * in all; the rest goes back to free(3), and a thread's lists are freed
+ * when it exits. MONOLAKE_OPENSSL_MALLOC=libc in the environment leaves
+ * OpenSSL on malloc(3) (for valgrind or a sanitizer, which a cache would
+ * blind).
+ */
+#include <malloc.h>
+#include <pthread.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <openssl/crypto.h>
+
+#include "mlk_openssl.h"
+
+#define MLK_SMALL 16                    /* classes 16, 32, ..., 256 */
+#define MLK_LARGE_MAX (64 * 1024)       /* beyond: malloc and free */
+#define MLK_NCLASS MLK_ALLOC_NCLASS      /* 16 small, then 4 per doubling to 64 KiB */
+#define MLK_CLASS_CAP (1024 * 1024)
+#define MLK_THREAD_CAP (8 * 1024 * 1024)
+
+struct mlk_cache {
+	void *head[MLK_NCLASS];
+	uint32_t count[MLK_NCLASS];
+	size_t bytes;
+	int state; /* 0 new, 1 registered for the exit drain, 2 exiting */
+};
+
+static __thread struct mlk_cache mlk_tc __attribute__((tls_model("initial-exec")));
+static pthread_key_t mlk_key;
+static int mlk_installed;
+
+/* mlk_class_size is the size of class i. */
+static size_t mlk_class_size(unsigned i)
+{
+	unsigned b, k;
+
+	if (i < 16)
+		return (size_t)(i + 1) * MLK_SMALL;
+	b = 8 + (i - 16) / 4;
+	k = (i - 16) % 4 + 1;
+	return ((size_t)1 << b) + (size_t)k * ((size_t)1 << (b - 2));
+}
+
+static unsigned mlk_log2(size_t n) { return 63 - (unsigned)__builtin_clzl(n); }
+
+/* mlk_class is the smallest class that holds n bytes (n <= MLK_LARGE_MAX). */
+static unsigned mlk_class(size_t n)
+{
+	unsigned b;
+
+	if (n <= 256)
+		return n == 0 ? 0 : (unsigned)((n + MLK_SMALL - 1) / MLK_SMALL - 1);
+	b = mlk_log2(n - 1);
+	return 16 + (b - 8) * 4 + (unsigned)((n - 1 - ((size_t)1 << b)) >> (b - 2));
+}
+
+/* mlk_floor is the largest class a block of usable size u holds, or
+ * MLK_NCLASS when u is past the largest class by more than a quarter. */
+static unsigned mlk_floor(size_t u)
+{
+	unsigned b;
+
+	if (u < MLK_SMALL)
+		return MLK_NCLASS;
+	if (u < 256)
+		return (unsigned)(u / MLK_SMALL - 1);
+	b = mlk_log2(u);
+	if (b > 16)
+		return MLK_NCLASS;
+	return 16 + (b - 8) * 4 + (unsigned)((u - ((size_t)1 << b)) >> (b - 2)) - 1;
+}
+
+/* mlk_usable is the usable size of a block from glibc's malloc, or 0 for
+ * one it mmapped (IS_MMAPPED, 0x2): the chunk's size less its size field. */
+static size_t mlk_usable(const void *p)
+{
+	/* Through an integer: the compiler would warn of a read before the
+	 * block malloc returned, which is glibc's header. */
+	size_t h = *(const size_t *)((uintptr_t)p - sizeof(size_t));
+
+	if (h & 2)
+		return 0;
+	return (h & ~(size_t)7) - sizeof(size_t);
+}
+
+static void mlk_cache_drain(struct mlk_cache *c)
+{
+	unsigned i;
+	void *p;
+
+	for (i = 0; i < MLK_NCLASS; i++) {
+		while ((p = c->head[i]) != NULL) {
+			c->head[i] = *(void **)p;
+			free(p);
+		}
+		c->count[i] = 0;
+	}
+	c->bytes = 0;
+}
+
+static void mlk_thread_exit(void *arg)
+{
+	struct mlk_cache *c = arg;
+
+	c->state = 2;
+	mlk_cache_drain(c);
+}
+
+static void *mlk_malloc(size_t n, const char *file, int line)
+{
+	struct mlk_cache *c = &mlk_tc;
+	unsigned i;
+	void *p;
+
+	(void)file;
+	(void)line;
+	if (n > MLK_LARGE_MAX)
+		return malloc(n);
+	i = mlk_class(n);
+	p = c->head[i];
+	if (p == NULL)
+		return malloc(mlk_class_size(i));
+	c->head[i] = *(void **)p;
+	c->count[i]--;
+	c->bytes -= mlk_class_size(i);
+	return p;
+}
+
+static void mlk_free(void *p, const char *file, int line)
+{
+	struct mlk_cache *c = &mlk_tc;
+	unsigned i;
+	size_t sz;
+
+	(void)file;
+	(void)line;
+	if (p == NULL)
+		return;
+	i = mlk_floor(mlk_usable(p));
+	if (i >= MLK_NCLASS || c->state == 2)
+		goto out;
+	sz = mlk_class_size(i);
+	if ((size_t)(c->count[i] + 1) * sz > MLK_CLASS_CAP || c->bytes + sz > MLK_THREAD_CAP)
+		goto out;
+	if (c->state == 0) {
+		if (pthread_setspecific(mlk_key, c) != 0)
+			goto out;
+		c->state = 1;
+	}
+	*(void **)p = c->head[i];
+	c->head[i] = p;
+	c->count[i]++;
+	c->bytes += sz;
+	return;
+out:
+	free(p);
+}
+
+static void *mlk_realloc(void *p, size_t n, const char *file, int line)
+{
+	size_t u;
+	void *q;
+
+	if (p == NULL)
+		return mlk_malloc(n, file, line);
+	if (n == 0) {
+		mlk_free(p, file, line);
+		return NULL;
+	}
+	u = mlk_usable(p);
+	if (u == 0)
+		u = malloc_usable_size(p);
+	if (n <= u && n >= u / 2)
+		return p;
+	q = mlk_malloc(n, file, line);
+	if (q == NULL)
+		return NULL;
+	memcpy(q, p, n < u ? n : u);
+	mlk_free(p, file, line);
+	return q;
+}
+
+/* Installed before main, ahead of OpenSSL's first allocation (after it,
+ * CRYPTO_set_mem_functions refuses). */
+__attribute__((constructor)) static void mlk_alloc_install(void)
+{
+	static const size_t sizes[] = {1, 24, 100, 1000, 5000, 20000, 70000};
+	const char *env = getenv("MONOLAKE_OPENSSL_MALLOC");
+	size_t i;
+	void *p;
+	int ok = 1;
+
+	if (env != NULL && strcmp(env, "libc") == 0)
+		return;
+	for (i = 0; i < sizeof(sizes) / sizeof(sizes[0]) && ok; i++) {
+		if ((p = malloc(sizes[i])) == NULL)
+			return;
+		ok = mlk_usable(p) == malloc_usable_size(p);
+		free(p);
+	}
+	if (!ok)
+		return;
+	if (pthread_key_create(&mlk_key, mlk_thread_exit) != 0)
+		return;
+	mlk_installed = CRYPTO_set_mem_functions(mlk_malloc, mlk_realloc, mlk_free);
+}
+
+int mlk_alloc_installed(void) { return mlk_installed; }
+
+size_t mlk_alloc_cached(unsigned i)
+{
+	return i < MLK_NCLASS ? (size_t)mlk_tc.count[i] * mlk_class_size(i) : mlk_tc.bytes;
+}
+
+size_t mlk_alloc_class_size(unsigned i) { return i < MLK_NCLASS ? mlk_class_size(i) : 0; }
+
+unsigned mlk_alloc_class(size_t n) { return n <= MLK_LARGE_MAX ? mlk_class(n) : MLK_NCLASS; }
+
+unsigned mlk_alloc_floor(size_t u) { return mlk_floor(u); }
+
+size_t mlk_alloc_usable(const void *p) { return mlk_usable(p); }
