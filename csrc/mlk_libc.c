@@ -1,7 +1,7 @@
 //go:build ignore
 
 /*
- * mlk_libc.c: what OpenSSL asks of libc, made cheaper for a proxy.
+ * mlk_libc.c: two things OpenSSL asks of libc, made cheaper for a proxy.
  *
  * 1. The allocator OpenSSL uses. libssl and libcrypto allocate and free a
  * few hundred blocks per TLS handshake, and with SSL_MODE_RELEASE_BUFFERS a
@@ -26,12 +26,24 @@
  * when it exits. MONOLAKE_OPENSSL_MALLOC=libc in the environment leaves
  * OpenSSL on malloc(3) (for valgrind or a sanitizer, which a cache would
  * blind).
+ *
+ * 2. getpid. OpenSSL 3's random generator checks for a fork before each
+ * use by comparing getpid() with the pid it saw last: three system calls a
+ * handshake (the server random, the key share, the signature's nonce),
+ * which glibc no longer caches. The getpid defined here, which the linker
+ * binds libcrypto's calls to in this executable, asks the kernel once and
+ * again only in the child of a fork(3) (pthread_atfork). Go's own fork and
+ * exec does not run C code between the two.
  */
+#include <dlfcn.h>
 #include <malloc.h>
 #include <pthread.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 #include <openssl/crypto.h>
 
@@ -244,3 +256,43 @@ unsigned mlk_alloc_class(size_t n) { return n <= MLK_LARGE_MAX ? mlk_class(n) : 
 unsigned mlk_alloc_floor(size_t u) { return mlk_floor(u); }
 
 size_t mlk_alloc_usable(const void *p) { return mlk_usable(p); }
+
+/* ---- getpid ---- */
+
+static pid_t mlk_pid;
+
+static void mlk_pid_forget(void) { __atomic_store_n(&mlk_pid, 0, __ATOMIC_RELAXED); }
+
+pid_t getpid(void)
+{
+	pid_t p = __atomic_load_n(&mlk_pid, __ATOMIC_RELAXED);
+
+	if (p == 0) {
+		p = (pid_t)syscall(SYS_getpid);
+		__atomic_store_n(&mlk_pid, p, __ATOMIC_RELAXED);
+	}
+	return p;
+}
+
+__attribute__((constructor)) static void mlk_pid_install(void) { pthread_atfork(NULL, NULL, mlk_pid_forget); }
+
+/* mlk_getpid_bound: whether a library calling getpid gets the one above. */
+int mlk_getpid_bound(void) { return dlsym(RTLD_DEFAULT, "getpid") == (void *)getpid; }
+
+/* mlk_getpid_fork: forks; the child exits 0 if getpid there is the kernel's
+ * pid of the child, else 1. Returns the child's exit status, or -1. */
+int mlk_getpid_fork(void)
+{
+	int st;
+	pid_t c;
+
+	(void)getpid(); /* the parent's, cached */
+	c = fork();
+	if (c < 0)
+		return -1;
+	if (c == 0)
+		_exit(getpid() == (pid_t)syscall(SYS_getpid) && getpid() != getppid() ? 0 : 1);
+	if (waitpid(c, &st, 0) != c || !WIFEXITED(st))
+		return -1;
+	return WEXITSTATUS(st);
+}

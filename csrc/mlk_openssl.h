@@ -183,5 +183,9 @@ unsigned mlk_alloc_class(size_t n);
 unsigned mlk_alloc_floor(size_t u);
 size_t mlk_alloc_usable(const void *p);
 
+/* getpid, cached (mlk_libc.c), for tests: whether libraries are bound to
+ * it, and a fork whose child checks it (its exit status, or -1). */
+int mlk_getpid_bound(void);
+int mlk_getpid_fork(void);
 
 #endif

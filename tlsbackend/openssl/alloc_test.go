@@ -179,3 +179,20 @@ func TestAllocCap(t *testing.T) {
 		}
 	})
 }
+
+// TestGetpid: libcrypto's getpid (its random generator's fork check) is the
+// cached one; it is the process's pid, and a fork(3)'s child gets its own.
+func TestGetpid(t *testing.T) {
+	if !getpidBound() {
+		t.Fatal("getpid is not bound to csrc/mlk_libc.c's: every OpenSSL random draw makes a system call")
+	}
+	if got, want := cGetpid(), os.Getpid(); got != want {
+		t.Fatalf("getpid() = %d, want %d", got, want)
+	}
+	if st := getpidForkTest(); st != 0 {
+		t.Fatalf("fork: the child's getpid was not its own (status %d)", st)
+	}
+	if got, want := cGetpid(), os.Getpid(); got != want {
+		t.Fatalf("getpid() after a fork = %d, want %d", got, want)
+	}
+}

@@ -9,6 +9,7 @@ package openssl
 #cgo nocallback mlk_dispatch
 #include <malloc.h>
 #include <stdlib.h>
+#include <unistd.h>
 #include <openssl/crypto.h>
 #include "../../csrc/mlk_openssl.h"
 */
@@ -316,6 +317,13 @@ func cryptoFree(p unsafe.Pointer) { C.CRYPTO_free(p, nil, 0) }
 
 func usableSize(p unsafe.Pointer) int  { return int(C.malloc_usable_size(p)) }
 func allocUsable(p unsafe.Pointer) int { return int(C.mlk_alloc_usable(p)) }
+
+// getpid as libraries call it (csrc/mlk_alloc_c caches it), whether they are
+// bound to that one, and a fork(3) whose child checks it (its exit
+// status), for tests.
+func cGetpid() int        { return int(C.getpid()) }
+func getpidBound() bool   { return C.mlk_getpid_bound() != 0 }
+func getpidForkTest() int { return int(C.mlk_getpid_fork()) }
 
 func allocInstalled() bool  { return C.mlk_alloc_installed() != 0 }
 func allocCached(i int) int { return int(C.mlk_alloc_cached(C.uint(i))) }

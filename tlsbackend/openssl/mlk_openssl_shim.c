@@ -10,7 +10,7 @@
  * TestCSourcesInSync fails until it is updated, and updating it changes this
  * file, which makes go rebuild the C.
  *
- * csrc-sha256: 658fc8e3196213fa6f795829b533d21dd96274e11e24717b32746bd864adfae1
+ * csrc-sha256: ebe9458712f70b771bd79b42c8aacd4f7b9c88bfcf6616e4d21d9c598b949af3
  */
 #include "../../csrc/mlk_openssl.c"
 #include "../../csrc/mlk_libc.c"
