@@ -21,11 +21,11 @@
  * block is in use, a cache miss that cost a third of what the cache saves.
  * At start a few blocks are checked against malloc_usable_size; on a libc
  * whose blocks do not match (not glibc), OpenSSL stays on malloc(3).
- * A thread keeps at most MLK_CLASS_CAP bytes per class and MLK_THREAD_CAP
- * in all; the rest goes back to free(3), and a thread's lists are freed
+ * A thread keeps at most MLK_CLASS_CAP bytes and MLK_CLASS_COUNT blocks per
+ * class, and MLK_THREAD_CAP bytes in all; the rest goes back to free(3), and a thread's lists are freed
  * when it exits. MONOLAKE_OPENSSL_MALLOC=libc in the environment leaves
- * OpenSSL on malloc(3) (for valgrind or a sanitizer, which a cache would
- * blind).
+ * OpenSSL on malloc(3), for valgrind, which a cache would blind; so does a
+ * build with AddressSanitizer, whose redzone the header read would hit.
  *
  * 2. getpid. OpenSSL 3's random generator checks for a fork before each
  * use by comparing getpid() with the pid it saw last: three system calls a
@@ -53,6 +53,7 @@
 #define MLK_LARGE_MAX (64 * 1024)       /* beyond: malloc and free */
 #define MLK_NCLASS MLK_ALLOC_NCLASS      /* 16 small, then 4 per doubling to 64 KiB */
 #define MLK_CLASS_CAP (1024 * 1024)
+#define MLK_CLASS_COUNT 4096 /* blocks per class: a 16-byte one is a 32-byte chunk */
 #define MLK_THREAD_CAP (8 * 1024 * 1024)
 
 struct mlk_cache {
@@ -92,10 +93,10 @@ static unsigned mlk_class(size_t n)
 }
 
 /* mlk_floor is the largest class a block of usable size u holds, or
- * MLK_NCLASS when u is past the largest class by more than a quarter. */
+ * MLK_NCLASS when u is a quarter or more past the largest class. */
 static unsigned mlk_floor(size_t u)
 {
-	unsigned b;
+	unsigned b, i;
 
 	if (u < MLK_SMALL)
 		return MLK_NCLASS;
@@ -104,12 +105,13 @@ static unsigned mlk_floor(size_t u)
 	b = mlk_log2(u);
 	if (b > 16)
 		return MLK_NCLASS;
-	return 16 + (b - 8) * 4 + (unsigned)((u - ((size_t)1 << b)) >> (b - 2)) - 1;
+	i = 16 + (b - 8) * 4 + (unsigned)((u - ((size_t)1 << b)) >> (b - 2)) - 1;
+	return i < MLK_NCLASS ? i : MLK_NCLASS;
 }
 
 /* mlk_usable is the usable size of a block from glibc's malloc, or 0 for
  * one it mmapped (IS_MMAPPED, 0x2): the chunk's size less its size field. */
-static size_t mlk_usable(const void *p)
+__attribute__((no_sanitize_address)) static size_t mlk_usable(const void *p)
 {
 	/* Through an integer: the compiler would warn of a read before the
 	 * block malloc returned, which is glibc's header. */
@@ -177,7 +179,8 @@ static void mlk_free(void *p, const char *file, int line)
 	if (i >= MLK_NCLASS || c->state == 2)
 		goto out;
 	sz = mlk_class_size(i);
-	if ((size_t)(c->count[i] + 1) * sz > MLK_CLASS_CAP || c->bytes + sz > MLK_THREAD_CAP)
+	if (c->count[i] >= MLK_CLASS_COUNT || (size_t)(c->count[i] + 1) * sz > MLK_CLASS_CAP ||
+	    c->bytes + sz > MLK_THREAD_CAP)
 		goto out;
 	if (c->state == 0) {
 		if (pthread_setspecific(mlk_key, c) != 0)
@@ -223,16 +226,26 @@ __attribute__((constructor)) static void mlk_alloc_install(void)
 {
 	static const size_t sizes[] = {1, 24, 100, 1000, 5000, 20000, 70000};
 	const char *env = getenv("MONOLAKE_OPENSSL_MALLOC");
-	size_t i;
+	size_t i, u;
 	void *p;
 	int ok = 1;
 
+#if defined(__SANITIZE_ADDRESS__)
+	return;
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+	return;
+#endif
+#endif
 	if (env != NULL && strcmp(env, "libc") == 0)
 		return;
+	/* Blocks read as mmapped (a lowered mmap threshold) are skipped: they
+	 * go back to free(3) anyway. The smallest never are. */
 	for (i = 0; i < sizeof(sizes) / sizeof(sizes[0]) && ok; i++) {
 		if ((p = malloc(sizes[i])) == NULL)
 			return;
-		ok = mlk_usable(p) == malloc_usable_size(p);
+		u = mlk_usable(p);
+		ok = (u == 0 && i > 0) || u == malloc_usable_size(p);
 		free(p);
 	}
 	if (!ok)

@@ -51,7 +51,7 @@ func TestAllocClasses(t *testing.T) {
 			t.Errorf("class(%d) = %d, want none (%d)", n, got, allocNClass)
 		}
 	}
-	for _, u := range []int{8, last + last/4, 1 << 20} {
+	for _, u := range []int{8, last + last/4, 100000, 1 << 20} {
 		if got := allocFloor(u); got != allocNClass {
 			t.Errorf("floor(%d) = %d, want none (%d)", u, got, allocNClass)
 		}
@@ -122,14 +122,15 @@ func TestAllocReuse(t *testing.T) {
 		if cached := allocCached(allocNClass); cached != base {
 			t.Errorf("a 100 KiB block was cached: %d bytes, want %d", cached, base)
 		}
-		// Above glibc's mmap threshold (128 KiB at first).
-		p = cryptoMalloc(1 << 20)
+		// Above glibc's largest mmap threshold (32 MiB; it rises to the
+		// size of an mmapped block freed, up to that).
+		p = cryptoMalloc(64 << 20)
 		if u := allocUsable(p); u != 0 {
-			t.Errorf("1 MiB block, mmapped: read as %d bytes, want 0", u)
+			t.Errorf("64 MiB block, mmapped: read as %d bytes, want 0", u)
 		}
 		cryptoFree(p)
 		if cached := allocCached(allocNClass); cached != base {
-			t.Errorf("a 1 MiB block was cached: %d bytes, want %d", cached, base)
+			t.Errorf("a 64 MiB block was cached: %d bytes, want %d", cached, base)
 		}
 	})
 }
@@ -160,8 +161,8 @@ func TestAllocRealloc(t *testing.T) {
 	})
 }
 
-// TestAllocCap: a thread keeps at most 1 MiB of one class; the rest goes
-// back to free(3).
+// TestAllocCap: a thread keeps at most 1 MiB and 4096 blocks of one class;
+// the rest goes back to free(3).
 func TestAllocCap(t *testing.T) {
 	onThread(t, func() {
 		const n, count = 17000, 200 // 200 blocks of the 20 KiB class: 4 MiB
@@ -176,6 +177,18 @@ func TestAllocCap(t *testing.T) {
 		}
 		if got, want := allocCached(cls), (1<<20)/sz*sz; got != want {
 			t.Errorf("after freeing %d blocks of %d bytes the class keeps %d bytes, want %d", count, n, got, want)
+		}
+		// And at most 4096 blocks of a small class (16-byte blocks are
+		// 32-byte chunks: 128 KiB, not 2 MiB).
+		small := make([]unsafe.Pointer, 5000)
+		for i := range small {
+			small[i] = cryptoMalloc(16)
+		}
+		for _, p := range small {
+			cryptoFree(p)
+		}
+		if got, want := allocCached(allocClass(16)), 4096*16; got != want {
+			t.Errorf("after freeing 5000 blocks of 16 bytes the class keeps %d bytes, want %d", got, want)
 		}
 	})
 }

@@ -4,7 +4,7 @@ package openssl
 
 /*
 #cgo CFLAGS: -O2 -Wall -fstack-clash-protection
-#cgo LDFLAGS: -lssl -lcrypto
+#cgo LDFLAGS: -lssl -lcrypto -ldl
 #cgo noescape mlk_dispatch
 #cgo nocallback mlk_dispatch
 #include <malloc.h>
@@ -300,7 +300,7 @@ func cBIOCaps(h handle) (r, w int) {
 	return int(cr), int(cw)
 }
 
-// OpenSSL's allocator (csrc/mlk_alloc_c), for tests: OpenSSL's malloc,
+// OpenSSL's allocator (csrc/mlk_libc.c), for tests: OpenSSL's malloc,
 // realloc and free, glibc's usable size of a block and the allocator's
 // reading of it (0 for an mmapped block), whether OpenSSL
 // allocates through the cache, the calling thread's cached bytes in class
@@ -318,7 +318,7 @@ func cryptoFree(p unsafe.Pointer) { C.CRYPTO_free(p, nil, 0) }
 func usableSize(p unsafe.Pointer) int  { return int(C.malloc_usable_size(p)) }
 func allocUsable(p unsafe.Pointer) int { return int(C.mlk_alloc_usable(p)) }
 
-// getpid as libraries call it (csrc/mlk_alloc_c caches it), whether they are
+// getpid as libraries call it (csrc/mlk_libc.c caches it), whether they are
 // bound to that one, and a fork(3) whose child checks it (its exit
 // status), for tests.
 func cGetpid() int        { return int(C.getpid()) }

@@ -10,7 +10,7 @@
  * TestCSourcesInSync fails until it is updated, and updating it changes this
  * file, which makes go rebuild the C.
  *
- * csrc-sha256: ebe9458712f70b771bd79b42c8aacd4f7b9c88bfcf6616e4d21d9c598b949af3
+ * csrc-sha256: 4ea0a7dd3a63a030268f715058a94345f90b63cd60fcdc0ff8b932ef3ca8ec98
  */
 #include "../../csrc/mlk_openssl.c"
 #include "../../csrc/mlk_libc.c"
