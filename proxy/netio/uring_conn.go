@@ -237,8 +237,7 @@ func (c *uringConn) unwaitedLocked() int {
 
 // finishCloseLocked closes the socket and forgets the conn once Close has
 // returned (closeDue) and the last operation it left in flight has
-// completed. The ring closes the socket; a closing driver does it at once
-// and returns close(2)'s error.
+// completed, and returns close(2)'s error.
 func (c *uringConn) finishCloseLocked() error {
 	if !c.closeDue || c.inflight > 0 {
 		return nil
@@ -254,16 +253,7 @@ func (c *uringConn) finishCloseLocked() error {
 	} else {
 		c.d.forgetLocked(c.id)
 	}
-	if c.d.closed {
-		return closeRaw(c.fd)
-	}
-	// The ring closes it, in the loop's next io_uring_enter with the
-	// round's other operations: one system call less per connection. A
-	// close(2) of a socket does not fail but for a bad descriptor; no one
-	// waits for the result (user data 0).
-	c.d.ring.CloseFd(0, c.fd)
-	c.d.kickLocked()
-	return nil
+	return closeRaw(c.fd)
 }
 
 // waitLocked waits until the operation in s completes and returns its
@@ -950,8 +940,8 @@ func (c *uringConn) cancelBehindLocked() {
 	}
 }
 
-// The per-connection system calls outside the ring (close when the driver
-// is closing, getpeername) are raw: a system call the scheduler sees is, after the worker's only P
+// The per-connection system calls outside the ring (close, getpeername)
+// are raw: a system call the scheduler sees is, after the worker's only P
 // was idle, a wake-up of Go's sysmon thread, which then polls every 20 us
 // for a millisecond (see uring.Ring.Enter). Neither blocks: the driver
 // never sets SO_LINGER, and getpeername only reads.

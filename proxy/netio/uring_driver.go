@@ -238,11 +238,6 @@ func (d *Uring) Close() error {
 	close(d.quit)
 	<-d.loopDone
 	d.mu.Lock()
-	if d.ring.Pending() > 0 {
-		// The close of a conn's socket (finishCloseLocked) queued just
-		// before the loop quit.
-		d.ring.Enter(0, 0)
-	}
 	d.cancelling = nil // every operation has ended: no retry is due
 	if d.retryTimer != nil {
 		d.retryTimer.Stop()
