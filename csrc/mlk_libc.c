@@ -22,10 +22,12 @@
  * At start a few blocks are checked against malloc_usable_size; on a libc
  * whose blocks do not match (not glibc), OpenSSL stays on malloc(3).
  * A thread keeps at most MLK_CLASS_CAP bytes and MLK_CLASS_COUNT blocks per
- * class, and MLK_THREAD_CAP bytes in all; the rest goes back to free(3), and a thread's lists are freed
- * when it exits. MONOLAKE_OPENSSL_MALLOC=libc in the environment leaves
- * OpenSSL on malloc(3), for valgrind, which a cache would blind; so does a
- * build with AddressSanitizer, whose redzone the header read would hit.
+ * class, and MLK_THREAD_CAP bytes in all; the rest goes back to free(3),
+ * and a thread's lists are freed when it exits.
+ * MONOLAKE_OPENSSL_MALLOC=libc in the environment leaves OpenSSL on
+ * malloc(3), for valgrind, which a cache would blind; so does a build with
+ * AddressSanitizer or MemorySanitizer (MLK_SANITIZED), whose redzones and
+ * shadow the header read would trip.
  *
  * 2. getpid. OpenSSL 3's random generator checks for a fork before each
  * use by comparing getpid() with the pid it saw last: three system calls a
@@ -109,13 +111,31 @@ static unsigned mlk_floor(size_t u)
 	return i < MLK_NCLASS ? i : MLK_NCLASS;
 }
 
-/* mlk_usable is the usable size of a block from glibc's malloc, or 0 for
- * one it mmapped (IS_MMAPPED, 0x2): the chunk's size less its size field. */
-__attribute__((no_sanitize_address)) static size_t mlk_usable(const void *p)
+#if defined(__SANITIZE_ADDRESS__)
+#define MLK_SANITIZED 1
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer) || __has_feature(memory_sanitizer)
+#define MLK_SANITIZED 1
+#endif
+#endif
+#ifndef MLK_SANITIZED
+#define MLK_SANITIZED 0
+#endif
+
+/* mlk_header is the size field of glibc's chunk header, just before the
+ * block: the chunk's size, and flags in the low 3 bits (IS_MMAPPED 0x2). */
+static size_t mlk_header(const void *p)
 {
 	/* Through an integer: the compiler would warn of a read before the
 	 * block malloc returned, which is glibc's header. */
-	size_t h = *(const size_t *)((uintptr_t)p - sizeof(size_t));
+	return *(const size_t *)((uintptr_t)p - sizeof(size_t));
+}
+
+/* mlk_usable is the usable size of a block from glibc's malloc, or 0 for
+ * one it mmapped: the chunk's size less its size field. */
+static size_t mlk_usable(const void *p)
+{
+	size_t h = mlk_header(p);
 
 	if (h & 2)
 		return 0;
@@ -230,22 +250,19 @@ __attribute__((constructor)) static void mlk_alloc_install(void)
 	void *p;
 	int ok = 1;
 
-#if defined(__SANITIZE_ADDRESS__)
-	return;
-#elif defined(__has_feature)
-#if __has_feature(address_sanitizer)
-	return;
-#endif
-#endif
-	if (env != NULL && strcmp(env, "libc") == 0)
+	if (MLK_SANITIZED || (env != NULL && strcmp(env, "libc") == 0))
 		return;
-	/* Blocks read as mmapped (a lowered mmap threshold) are skipped: they
-	 * go back to free(3) anyway. The smallest never are. */
+	/* An mmapped block's chunk has a header of two fields, and goes back
+	 * to free(3) anyway; a lowered mmap threshold may make any but the
+	 * smallest one. */
 	for (i = 0; i < sizeof(sizes) / sizeof(sizes[0]) && ok; i++) {
 		if ((p = malloc(sizes[i])) == NULL)
 			return;
 		u = mlk_usable(p);
-		ok = (u == 0 && i > 0) || u == malloc_usable_size(p);
+		if (u == 0)
+			ok = i > 0 && (mlk_header(p) & ~(size_t)7) - 2 * sizeof(size_t) == malloc_usable_size(p);
+		else
+			ok = u == malloc_usable_size(p);
 		free(p);
 	}
 	if (!ok)
@@ -256,6 +273,8 @@ __attribute__((constructor)) static void mlk_alloc_install(void)
 }
 
 int mlk_alloc_installed(void) { return mlk_installed; }
+
+int mlk_alloc_sanitized(void) { return MLK_SANITIZED; }
 
 size_t mlk_alloc_cached(unsigned i)
 {

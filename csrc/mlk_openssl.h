@@ -177,6 +177,7 @@ void mlk_dispatch(struct mlk_call *a);
  * block's usable size to tests. */
 #define MLK_ALLOC_NCLASS 48
 int mlk_alloc_installed(void);
+int mlk_alloc_sanitized(void); /* a sanitizer build: not installed */
 size_t mlk_alloc_cached(unsigned i);
 size_t mlk_alloc_class_size(unsigned i);
 unsigned mlk_alloc_class(size_t n);

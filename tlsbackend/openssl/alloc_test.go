@@ -67,6 +67,9 @@ func onThread(t *testing.T, f func()) {
 	if os.Getenv("MONOLAKE_OPENSSL_MALLOC") == "libc" {
 		t.Skip("MONOLAKE_OPENSSL_MALLOC=libc: OpenSSL is on malloc(3)")
 	}
+	if allocSanitized() {
+		t.Skip("a sanitizer build: OpenSSL is on malloc(3)")
+	}
 	runtime.LockOSThread()
 	defer runtime.UnlockOSThread()
 	if !allocInstalled() {

@@ -3,7 +3,7 @@
 package openssl
 
 /*
-#cgo CFLAGS: -O2 -Wall -fstack-clash-protection
+#cgo CFLAGS: -O2 -Wall -fstack-clash-protection -D_GNU_SOURCE
 #cgo LDFLAGS: -lssl -lcrypto -ldl
 #cgo noescape mlk_dispatch
 #cgo nocallback mlk_dispatch
@@ -326,6 +326,7 @@ func getpidBound() bool   { return C.mlk_getpid_bound() != 0 }
 func getpidForkTest() int { return int(C.mlk_getpid_fork()) }
 
 func allocInstalled() bool  { return C.mlk_alloc_installed() != 0 }
+func allocSanitized() bool  { return C.mlk_alloc_sanitized() != 0 }
 func allocCached(i int) int { return int(C.mlk_alloc_cached(C.uint(i))) }
 
 func allocClassSize(i int) int { return int(C.mlk_alloc_class_size(C.uint(i))) }

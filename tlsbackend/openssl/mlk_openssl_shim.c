@@ -10,7 +10,7 @@
  * TestCSourcesInSync fails until it is updated, and updating it changes this
  * file, which makes go rebuild the C.
  *
- * csrc-sha256: 4ea0a7dd3a63a030268f715058a94345f90b63cd60fcdc0ff8b932ef3ca8ec98
+ * csrc-sha256: ca115aa1bcda623d8b2e5a1f7f6cff019f0d203ecdc8188cb57d1290d031b61b
  */
 #include "../../csrc/mlk_openssl.c"
 #include "../../csrc/mlk_libc.c"
