@@ -83,17 +83,6 @@ static size_t mlk_class_size(unsigned i)
 
 static unsigned mlk_log2(size_t n) { return 63 - (unsigned)__builtin_clzl(n); }
 
-/* mlk_class is the smallest class that holds n bytes (n <= MLK_LARGE_MAX). */
-static unsigned mlk_class(size_t n)
-{
-	unsigned b;
-
-	if (n <= 256)
-		return n == 0 ? 0 : (unsigned)((n + MLK_SMALL - 1) / MLK_SMALL - 1);
-	b = mlk_log2(n - 1);
-	return 16 + (b - 8) * 4 + (unsigned)((n - 1 - ((size_t)1 << b)) >> (b - 2));
-}
-
 /* mlk_floor is the largest class a block of usable size u holds, or
  * MLK_NCLASS when u is a quarter or more past the largest class. */
 static unsigned mlk_floor(size_t u)
@@ -110,6 +99,10 @@ static unsigned mlk_floor(size_t u)
 	i = 16 + (b - 8) * 4 + (unsigned)((u - ((size_t)1 << b)) >> (b - 2)) - 1;
 	return i < MLK_NCLASS ? i : MLK_NCLASS;
 }
+
+/* mlk_class is the smallest class that holds n bytes (n <= MLK_LARGE_MAX):
+ * the one after the largest that n - 1 bytes would hold. */
+static unsigned mlk_class(size_t n) { return n <= MLK_SMALL ? 0 : mlk_floor(n - 1) + 1; }
 
 #if defined(__SANITIZE_ADDRESS__)
 #define MLK_SANITIZED 1

@@ -73,7 +73,7 @@ func onThread(t *testing.T, f func()) {
 	runtime.LockOSThread()
 	defer runtime.UnlockOSThread()
 	if !allocInstalled() {
-		t.Fatal("OpenSSL does not allocate through mlk_alloc (CRYPTO_set_mem_functions refused)")
+		t.Fatal("OpenSSL does not allocate through csrc/mlk_libc.c's cache (CRYPTO_set_mem_functions refused)")
 	}
 	f()
 }

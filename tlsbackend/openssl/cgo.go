@@ -302,9 +302,10 @@ func cBIOCaps(h handle) (r, w int) {
 
 // OpenSSL's allocator (csrc/mlk_libc.c), for tests: OpenSSL's malloc,
 // realloc and free, glibc's usable size of a block and the allocator's
-// reading of it (0 for an mmapped block), whether OpenSSL
-// allocates through the cache, the calling thread's cached bytes in class
-// i (in all for allocNClass), and the size classes (allocNClass for none).
+// reading of it (0 for an mmapped block), whether OpenSSL allocates
+// through the cache (not in a sanitizer build), the calling thread's cached
+// bytes in class i (in all for allocNClass), and the size classes
+// (allocNClass for none).
 const allocNClass = int(C.MLK_ALLOC_NCLASS)
 
 func cryptoMalloc(n int) unsafe.Pointer { return C.CRYPTO_malloc(C.size_t(n), nil, 0) }
@@ -318,13 +319,6 @@ func cryptoFree(p unsafe.Pointer) { C.CRYPTO_free(p, nil, 0) }
 func usableSize(p unsafe.Pointer) int  { return int(C.malloc_usable_size(p)) }
 func allocUsable(p unsafe.Pointer) int { return int(C.mlk_alloc_usable(p)) }
 
-// getpid as libraries call it (csrc/mlk_libc.c caches it), whether they are
-// bound to that one, and a fork(3) whose child checks it (its exit
-// status), for tests.
-func cGetpid() int        { return int(C.getpid()) }
-func getpidBound() bool   { return C.mlk_getpid_bound() != 0 }
-func getpidForkTest() int { return int(C.mlk_getpid_fork()) }
-
 func allocInstalled() bool  { return C.mlk_alloc_installed() != 0 }
 func allocSanitized() bool  { return C.mlk_alloc_sanitized() != 0 }
 func allocCached(i int) int { return int(C.mlk_alloc_cached(C.uint(i))) }
@@ -332,6 +326,13 @@ func allocCached(i int) int { return int(C.mlk_alloc_cached(C.uint(i))) }
 func allocClassSize(i int) int { return int(C.mlk_alloc_class_size(C.uint(i))) }
 func allocClass(n int) int     { return int(C.mlk_alloc_class(C.size_t(n))) }
 func allocFloor(u int) int     { return int(C.mlk_alloc_floor(C.size_t(u))) }
+
+// getpid as libraries call it (csrc/mlk_libc.c caches it), whether they are
+// bound to that one, and a fork(3) whose child checks it (its exit
+// status), for tests.
+func cGetpid() int        { return int(C.getpid()) }
+func getpidBound() bool   { return C.mlk_getpid_bound() != 0 }
+func getpidForkTest() int { return int(C.mlk_getpid_fork()) }
 
 // cPending reports ciphertext waiting for the socket; more: the SSL may
 // return plaintext without more ciphertext (buffered plaintext or records,

@@ -10,7 +10,7 @@
  * TestCSourcesInSync fails until it is updated, and updating it changes this
  * file, which makes go rebuild the C.
  *
- * csrc-sha256: ca115aa1bcda623d8b2e5a1f7f6cff019f0d203ecdc8188cb57d1290d031b61b
+ * csrc-sha256: 5afba1c5a847d4ccf461366f43436f51bf14d493b84ef25ed95892908a7b9fbd
  */
 #include "../../csrc/mlk_openssl.c"
 #include "../../csrc/mlk_libc.c"
