@@ -282,6 +282,52 @@ unsigned mlk_alloc_floor(size_t u) { return mlk_floor(u); }
 
 size_t mlk_alloc_usable(const void *p) { return mlk_usable(p); }
 
+struct mlk_thread_run {
+	size_t n;
+	int count;
+	void **foreign;
+	int nforeign;
+	size_t kept;
+	int err;
+};
+
+static void *mlk_thread_run_body(void *arg)
+{
+	struct mlk_thread_run *r = arg;
+	void **ps = malloc((size_t)r->count * sizeof(void *));
+	int i;
+
+	if (ps == NULL) {
+		r->err = 1;
+		return NULL;
+	}
+	for (i = 0; i < r->count; i++)
+		ps[i] = CRYPTO_malloc(r->n, NULL, 0);
+	for (i = 0; i < r->count; i++)
+		CRYPTO_free(ps[i], NULL, 0);
+	free(ps);
+	for (i = 0; i < r->nforeign; i++)
+		CRYPTO_free(r->foreign[i], NULL, 0);
+	r->kept = mlk_tc.bytes;
+	return NULL;
+}
+
+int mlk_alloc_thread_run(size_t n, int count, void **foreign, int nforeign, size_t *kept)
+{
+	struct mlk_thread_run r = {n, count, foreign, nforeign, 0, 0};
+	pthread_t t;
+	int err;
+
+	if ((err = pthread_create(&t, NULL, mlk_thread_run_body, &r)) != 0)
+		return err;
+	if ((err = pthread_join(t, NULL)) != 0)
+		return err;
+	*kept = r.kept;
+	return r.err;
+}
+
+size_t mlk_alloc_inuse(void) { return mallinfo2().uordblks; }
+
 /* ---- getpid ---- */
 
 static pid_t mlk_pid;

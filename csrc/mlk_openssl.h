@@ -183,6 +183,13 @@ size_t mlk_alloc_class_size(unsigned i);
 unsigned mlk_alloc_class(size_t n);
 unsigned mlk_alloc_floor(size_t u);
 size_t mlk_alloc_usable(const void *p);
+/* mlk_alloc_thread_run: a thread that allocates count blocks of n bytes
+ * through OpenSSL's allocator and frees them, then frees the nforeign
+ * blocks of foreign (another thread's), and exits; *kept is what its lists
+ * held before it exited. 0 or an errno. mlk_alloc_inuse: the bytes glibc's
+ * malloc has handed out (mallinfo2), in every arena. For tests. */
+int mlk_alloc_thread_run(size_t n, int count, void **foreign, int nforeign, size_t *kept);
+size_t mlk_alloc_inuse(void);
 
 /* getpid, cached (mlk_libc.c), for tests: whether libraries are bound to
  * it, and a fork whose child checks it (its exit status, or -1). */

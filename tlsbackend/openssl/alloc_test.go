@@ -196,6 +196,39 @@ func TestAllocCap(t *testing.T) {
 	})
 }
 
+// TestAllocThreadExit: the blocks a thread keeps, its own and those other
+// threads allocated that it freed, go back to malloc(3) when it exits, and
+// a block freed on another thread does not come back to this one's lists.
+func TestAllocThreadExit(t *testing.T) {
+	onThread(t, func() {
+		const own, ownN, foreign, foreignN = 4000, 100, 3000, 100
+		want := ownN*allocClassSize(allocClass(own)) + foreignN*allocClassSize(allocClass(foreign))
+		before := allocInUse()
+		mine := allocCached(allocNClass)
+		ps := make([]unsafe.Pointer, foreignN)
+		for i := range ps {
+			ps[i] = cryptoMalloc(foreign)
+			fill(ps[i], foreign, 5)
+		}
+		kept, err := allocThreadRun(own, ownN, ps)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if kept < want {
+			t.Errorf("the thread kept %d bytes before it exited, want at least %d (its blocks and the ones freed there)", kept, want)
+		}
+		if got := allocCached(allocNClass); got != mine {
+			t.Errorf("this thread's lists went from %d to %d bytes: blocks freed on another thread came back here", mine, got)
+		}
+		// What malloc has handed out is back where it was, give or take
+		// a little (the thread's own bookkeeping), not up by the
+		// thread's lists.
+		if grew := allocInUse() - before; grew > want/4 {
+			t.Errorf("after the thread exited malloc has %d more bytes handed out (its lists held %d): they were not freed", grew, kept)
+		}
+	})
+}
+
 // TestGetpid: libcrypto's getpid (its random generator's fork check) is the
 // cached one; it is the process's pid, and a fork(3)'s child gets its own.
 func TestGetpid(t *testing.T) {

@@ -26,6 +26,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"unsafe"
 
 	"github.com/monolake-go/monolake/tlsbackend"
@@ -326,6 +327,25 @@ func allocCached(i int) int { return int(C.mlk_alloc_cached(C.uint(i))) }
 func allocClassSize(i int) int { return int(C.mlk_alloc_class_size(C.uint(i))) }
 func allocClass(n int) int     { return int(C.mlk_alloc_class(C.size_t(n))) }
 func allocFloor(u int) int     { return int(C.mlk_alloc_floor(C.size_t(u))) }
+
+// allocThreadRun runs a C thread that allocates count blocks of n bytes
+// through OpenSSL and frees them, frees the blocks of foreign (allocated on
+// the caller's thread), and exits; it returns the bytes the thread's lists
+// held just before it exited. allocInUse is the bytes malloc(3) has handed
+// out, OpenSSL's cached blocks included.
+func allocThreadRun(n, count int, foreign []unsafe.Pointer) (kept int, err error) {
+	var k C.size_t
+	// C memory: cgo forbids passing Go memory holding pointers.
+	arr := (*unsafe.Pointer)(C.calloc(C.size_t(max(len(foreign), 1)), C.size_t(unsafe.Sizeof(unsafe.Pointer(nil)))))
+	defer C.free(unsafe.Pointer(arr))
+	copy(unsafe.Slice(arr, len(foreign)), foreign)
+	if e := C.mlk_alloc_thread_run(C.size_t(n), C.int(count), arr, C.int(len(foreign)), &k); e != 0 {
+		return 0, syscall.Errno(e)
+	}
+	return int(k), nil
+}
+
+func allocInUse() int { return int(C.mlk_alloc_inuse()) }
 
 // getpid as libraries call it (csrc/mlk_libc.c caches it), whether they are
 // bound to that one, and a fork(3) whose child checks it (its exit

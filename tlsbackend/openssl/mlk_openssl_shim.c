@@ -10,7 +10,7 @@
  * TestCSourcesInSync fails until it is updated, and updating it changes this
  * file, which makes go rebuild the C.
  *
- * csrc-sha256: 5afba1c5a847d4ccf461366f43436f51bf14d493b84ef25ed95892908a7b9fbd
+ * csrc-sha256: 418c49d4666cb74365ab623f29472f0d33c9fcd3abb4024103a0ce685d308fb0
  */
 #include "../../csrc/mlk_openssl.c"
 #include "../../csrc/mlk_libc.c"
