@@ -1,0 +1,299 @@
+//go:build uring && cgo
+
+package main
+
+import (
+	"bytes"
+	"crypto/rand"
+	"encoding/binary"
+	"encoding/hex"
+	"fmt"
+	"os"
+	"strconv"
+	"syscall"
+
+	"github.com/monolake-go/monolake/uring"
+)
+
+// Operation kinds, in the low byte of an operation's user data; the
+// connection's number is above it, so that a completion of a closed
+// connection finds nothing.
+const (
+	kindAccept = iota + 1
+	kindClientRecv
+	kindUpstreamRecv
+	kindClientSend
+	kindUpstreamSend
+	kindCancel
+)
+
+// probe is the loop's state: only the loop's thread touches it.
+type probe struct {
+	ring     *uring.Ring
+	br       *uring.BufRing
+	lfd      int
+	upstream *syscall.SockaddrInet4
+	epfd     int // -1: sleep in a waiting enter
+	conns    map[uint64]*conn
+	next     uint64
+	idBase   [8]byte // request IDs: random, then a counter
+	ids      uint64
+}
+
+// conn is a client connection and its upstream connection.
+type conn struct {
+	n          uint64
+	cfd, ufd   int // ufd 0: not dialled yet
+	peer       []byte
+	id         [32]byte // the request's X-Request-Id
+	out, cout  []byte   // the request for upstream, the response for the client
+	head       []byte   // the response so far while its head is incomplete
+	need       int      // response body bytes still to come; -1 while in its head
+	waitingFor bool     // a request is upstream
+}
+
+func newProbe(lfd int, upstream *syscall.SockaddrInet4, singleIssuer, epollIdle bool) (*probe, error) {
+	r, err := uring.New(uring.Params{Entries: 1024, SingleIssuer: singleIssuer})
+	if err != nil {
+		return nil, err
+	}
+	br, err := r.NewBufRing(1, 1024, 16<<10)
+	if err != nil {
+		r.Close()
+		return nil, err
+	}
+	p := &probe{ring: r, br: br, lfd: lfd, upstream: upstream, epfd: -1, conns: map[uint64]*conn{}}
+	if _, err := rand.Read(p.idBase[:]); err != nil {
+		return nil, err
+	}
+	if epollIdle {
+		if p.epfd, err = syscall.EpollCreate1(syscall.EPOLL_CLOEXEC); err != nil {
+			return nil, os.NewSyscallError("epoll_create1", err)
+		}
+		ev := syscall.EpollEvent{Events: syscall.EPOLLIN, Fd: int32(r.Fd())}
+		if err := syscall.EpollCtl(p.epfd, syscall.EPOLL_CTL_ADD, r.Fd(), &ev); err != nil {
+			return nil, os.NewSyscallError("epoll_ctl", err)
+		}
+	}
+	r.AcceptMultishot(kindAccept, lfd, syscall.SOCK_CLOEXEC)
+	return p, nil
+}
+
+func ud(n uint64, kind int) uint64 { return n<<8 | uint64(kind) }
+
+// Close closes the connections, the buffer ring and the ring (not the
+// listener, which is the caller's).
+func (p *probe) Close() error {
+	for _, cn := range p.conns {
+		syscall.Close(cn.cfd)
+		if cn.ufd > 0 {
+			syscall.Close(cn.ufd)
+		}
+	}
+	if p.epfd >= 0 {
+		syscall.Close(p.epfd)
+	}
+	p.br.Close()
+	return p.ring.Close()
+}
+
+// serve runs the loop until stop is closed (never, for nil): it submits
+// what the last completions queued and harvests the next ones in one
+// io_uring_enter(2), and sleeps when there are none.
+func (p *probe) serve(stop <-chan struct{}) error {
+	var evs [4]syscall.EpollEvent
+	for {
+		select {
+		case <-stop:
+			return nil
+		default:
+		}
+		cqes, err := p.ring.Enter(0, 0)
+		if len(cqes) == 0 {
+			if err != nil {
+				return err
+			}
+			if p.epfd >= 0 {
+				if !p.ring.Ready() {
+					syscall.EpollWait(p.epfd, evs[:], int(idleWait.Milliseconds()))
+				}
+				continue
+			}
+			if cqes, err = p.ring.Enter(1, idleWait); err != nil && len(cqes) == 0 {
+				return err
+			}
+		}
+		for _, c := range cqes {
+			p.handle(c)
+		}
+	}
+}
+
+func (p *probe) handle(c uring.CQE) {
+	var data []byte
+	if id, ok := p.br.Claim(c); ok {
+		data, _, _ = p.br.Get(c)
+		defer p.br.Release(id)
+	}
+	n, kind := c.UserData>>8, int(c.UserData&0xff)
+	if kind == kindAccept {
+		p.accept(c)
+		return
+	}
+	cn := p.conns[n]
+	if cn == nil {
+		return // a completion of a closed connection
+	}
+	switch kind {
+	case kindClientRecv, kindUpstreamRecv:
+		if c.Res <= 0 {
+			p.close(cn)
+			return
+		}
+		if !c.More() {
+			fd := cn.cfd
+			if kind == kindUpstreamRecv {
+				fd = cn.ufd
+			}
+			p.ring.RecvMultishot(ud(n, kind), fd, p.br, 0)
+		}
+		if kind == kindClientRecv {
+			p.request(cn, data)
+		} else {
+			p.response(cn, data)
+		}
+	case kindClientSend, kindUpstreamSend:
+		if c.Res < 0 {
+			p.close(cn)
+		}
+	}
+}
+
+func (p *probe) accept(c uring.CQE) {
+	if !c.More() {
+		p.ring.AcceptMultishot(kindAccept, p.lfd, syscall.SOCK_CLOEXEC)
+	}
+	if c.Res < 0 {
+		fmt.Fprintln(os.Stderr, "ceiling: accept:", c.Err())
+		return
+	}
+	fd := int(c.Res)
+	syscall.SetsockoptInt(fd, syscall.IPPROTO_TCP, syscall.TCP_NODELAY, 1)
+	p.next++
+	cn := &conn{n: p.next, cfd: fd, need: -1}
+	if sa, err := syscall.Getpeername(fd); err == nil {
+		if a, ok := sa.(*syscall.SockaddrInet4); ok {
+			cn.peer = fmt.Appendf(nil, "%d.%d.%d.%d", a.Addr[0], a.Addr[1], a.Addr[2], a.Addr[3])
+		}
+	}
+	p.conns[cn.n] = cn
+	p.ring.RecvMultishot(ud(cn.n, kindClientRecv), fd, p.br, 0)
+}
+
+// close cancels the connection's receives and closes its sockets (a socket
+// lives on until its receive's cancel completes).
+func (p *probe) close(cn *conn) {
+	delete(p.conns, cn.n)
+	p.ring.Cancel(kindCancel, ud(cn.n, kindClientRecv), false)
+	syscall.Close(cn.cfd)
+	if cn.ufd > 0 {
+		p.ring.Cancel(kindCancel, ud(cn.n, kindUpstreamRecv), false)
+		syscall.Close(cn.ufd)
+	}
+}
+
+var crlf2 = []byte("\r\n\r\n")
+
+// request forwards a whole request without a body, with the fields the
+// suite's proxies add; anything else closes the connection.
+func (p *probe) request(cn *conn, data []byte) {
+	end := bytes.Index(data, crlf2)
+	if end < 0 || end+4 != len(data) || cn.waitingFor || len(field(data[:end+2], "Content-Length")) > 0 {
+		p.close(cn)
+		return
+	}
+	if cn.ufd == 0 {
+		fd, err := syscall.Socket(syscall.AF_INET, syscall.SOCK_STREAM|syscall.SOCK_CLOEXEC, 0)
+		if err == nil {
+			if err = syscall.Connect(fd, p.upstream); err != nil {
+				syscall.Close(fd)
+			}
+		}
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "ceiling: upstream:", err)
+			p.close(cn)
+			return
+		}
+		syscall.SetsockoptInt(fd, syscall.IPPROTO_TCP, syscall.TCP_NODELAY, 1)
+		cn.ufd = fd
+		p.ring.RecvMultishot(ud(cn.n, kindUpstreamRecv), fd, p.br, 0)
+	}
+	p.ids++
+	var raw [16]byte
+	copy(raw[:8], p.idBase[:])
+	binary.LittleEndian.PutUint64(raw[8:], p.ids)
+	hex.Encode(cn.id[:], raw[:])
+	o := append(cn.out[:0], data[:end+2]...)
+	o = append(o, "X-Forwarded-For: "...)
+	o = append(o, cn.peer...)
+	o = append(o, "\r\nX-Forwarded-Proto: http\r\nX-Forwarded-Host: "...)
+	o = append(o, field(data[:end+2], "Host")...)
+	o = append(o, "\r\nX-Request-Id: "...)
+	o = append(o, cn.id[:]...)
+	o = append(o, "\r\n\r\n"...)
+	cn.out, cn.need, cn.waitingFor = o, -1, true
+	p.ring.Send(ud(cn.n, kindUpstreamSend), cn.ufd, cn.out, 0)
+}
+
+// response collects the upstream's response and sends it, with the
+// request's ID, once whole. Only Content-Length responses.
+func (p *probe) response(cn *conn, data []byte) {
+	if !cn.waitingFor {
+		p.close(cn)
+		return
+	}
+	if cn.need < 0 {
+		cn.head = append(cn.head, data...)
+		end := bytes.Index(cn.head, crlf2)
+		if end < 0 {
+			return
+		}
+		cl, err := strconv.Atoi(string(field(cn.head[:end+2], "Content-Length")))
+		body := cn.head[end+4:]
+		if err != nil || cl < len(body) {
+			p.close(cn)
+			return
+		}
+		o := append(cn.cout[:0], cn.head[:end+2]...)
+		o = append(o, "X-Request-Id: "...)
+		o = append(o, cn.id[:]...)
+		o = append(o, "\r\n\r\n"...)
+		cn.cout = append(o, body...)
+		cn.need = cl - len(body)
+		cn.head = cn.head[:0]
+	} else {
+		if len(data) > cn.need {
+			p.close(cn)
+			return
+		}
+		cn.cout = append(cn.cout, data...)
+		cn.need -= len(data)
+	}
+	if cn.need == 0 {
+		// The client sends its next request only once it has this
+		// response, so cout is not reused before the send is done.
+		cn.waitingFor = false
+		p.ring.Send(ud(cn.n, kindClientSend), cn.cfd, cn.cout, 0)
+	}
+}
+
+// field returns the value of the first header field name in head (which
+// ends with CRLF), matched case-sensitively as the rig's clients write it.
+func field(head []byte, name string) []byte {
+	for line := range bytes.SplitSeq(head, []byte("\r\n")) {
+		if len(line) > len(name)+1 && string(line[:len(name)]) == name && line[len(name)] == ':' {
+			return bytes.TrimSpace(line[len(name)+1:])
+		}
+	}
+	return nil
+}
