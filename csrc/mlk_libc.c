@@ -38,6 +38,7 @@
  * exec does not run C code between the two.
  */
 #include <dlfcn.h>
+#include <errno.h>
 #include <malloc.h>
 #include <pthread.h>
 #include <stdint.h>
@@ -298,7 +299,7 @@ static void *mlk_thread_run_body(void *arg)
 	int i;
 
 	if (ps == NULL) {
-		r->err = 1;
+		r->err = ENOMEM;
 		return NULL;
 	}
 	for (i = 0; i < r->count; i++)
@@ -326,7 +327,14 @@ int mlk_alloc_thread_run(size_t n, int count, void **foreign, int nforeign, size
 	return r.err;
 }
 
-size_t mlk_alloc_inuse(void) { return mallinfo2().uordblks; }
+size_t mlk_alloc_inuse(void)
+{
+#if defined(__GLIBC__) && __GLIBC_PREREQ(2, 33)
+	return mallinfo2().uordblks;
+#else
+	return (size_t)-1;
+#endif
+}
 
 /* ---- getpid ---- */
 

@@ -187,7 +187,8 @@ size_t mlk_alloc_usable(const void *p);
  * through OpenSSL's allocator and frees them, then frees the nforeign
  * blocks of foreign (another thread's), and exits; *kept is what its lists
  * held before it exited. 0 or an errno. mlk_alloc_inuse: the bytes glibc's
- * malloc has handed out (mallinfo2), in every arena. For tests. */
+ * malloc has handed out (mallinfo2), in every arena, or SIZE_MAX before
+ * glibc 2.33. For tests. */
 int mlk_alloc_thread_run(size_t n, int count, void **foreign, int nforeign, size_t *kept);
 size_t mlk_alloc_inuse(void);
 

@@ -196,15 +196,17 @@ func TestAllocCap(t *testing.T) {
 	})
 }
 
-// TestAllocThreadExit: the blocks a thread keeps, its own and those other
-// threads allocated that it freed, go back to malloc(3) when it exits, and
-// a block freed on another thread does not come back to this one's lists.
+// TestAllocThreadExit: a thread keeps the blocks it frees, its own and
+// those other threads allocated, and they go back to malloc(3) when it
+// exits.
 func TestAllocThreadExit(t *testing.T) {
 	onThread(t, func() {
 		const own, ownN, foreign, foreignN = 4000, 100, 3000, 100
 		want := ownN*allocClassSize(allocClass(own)) + foreignN*allocClassSize(allocClass(foreign))
 		before := allocInUse()
-		mine := allocCached(allocNClass)
+		if before < 0 {
+			t.Skip("no mallinfo2 (glibc before 2.33): what malloc has handed out is unknown")
+		}
 		ps := make([]unsafe.Pointer, foreignN)
 		for i := range ps {
 			ps[i] = cryptoMalloc(foreign)
@@ -216,9 +218,6 @@ func TestAllocThreadExit(t *testing.T) {
 		}
 		if kept < want {
 			t.Errorf("the thread kept %d bytes before it exited, want at least %d (its blocks and the ones freed there)", kept, want)
-		}
-		if got := allocCached(allocNClass); got != mine {
-			t.Errorf("this thread's lists went from %d to %d bytes: blocks freed on another thread came back here", mine, got)
 		}
 		// What malloc has handed out is back where it was, give or take
 		// a little (the thread's own bookkeeping), not up by the

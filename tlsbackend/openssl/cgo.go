@@ -335,17 +335,24 @@ func allocFloor(u int) int     { return int(C.mlk_alloc_floor(C.size_t(u))) }
 // out, OpenSSL's cached blocks included.
 func allocThreadRun(n, count int, foreign []unsafe.Pointer) (kept int, err error) {
 	var k C.size_t
-	// C memory: cgo forbids passing Go memory holding pointers.
-	arr := (*unsafe.Pointer)(C.calloc(C.size_t(max(len(foreign), 1)), C.size_t(unsafe.Sizeof(unsafe.Pointer(nil)))))
-	defer C.free(unsafe.Pointer(arr))
-	copy(unsafe.Slice(arr, len(foreign)), foreign)
+	var arr *unsafe.Pointer // C pointers in Go memory, which cgo allows
+	if len(foreign) > 0 {
+		arr = &foreign[0]
+	}
 	if e := C.mlk_alloc_thread_run(C.size_t(n), C.int(count), arr, C.int(len(foreign)), &k); e != 0 {
 		return 0, syscall.Errno(e)
 	}
 	return int(k), nil
 }
 
-func allocInUse() int { return int(C.mlk_alloc_inuse()) }
+// allocInUse is -1 where glibc has no mallinfo2 (before 2.33).
+func allocInUse() int {
+	n := C.mlk_alloc_inuse()
+	if n == C.SIZE_MAX {
+		return -1
+	}
+	return int(n)
+}
 
 // getpid as libraries call it (csrc/mlk_libc.c caches it), whether they are
 // bound to that one, and a fork(3) whose child checks it (its exit

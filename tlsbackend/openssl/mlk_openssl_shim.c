@@ -10,7 +10,7 @@
  * TestCSourcesInSync fails until it is updated, and updating it changes this
  * file, which makes go rebuild the C.
  *
- * csrc-sha256: 418c49d4666cb74365ab623f29472f0d33c9fcd3abb4024103a0ce685d308fb0
+ * csrc-sha256: 1625746d15027d85600dc1f14fe5c3b24546889e0b0c26323fd282cc2531b85c
  */
 #include "../../csrc/mlk_openssl.c"
 #include "../../csrc/mlk_libc.c"
