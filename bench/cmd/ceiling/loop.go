@@ -7,17 +7,20 @@ import (
 	"crypto/rand"
 	"encoding/binary"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"os"
+	"runtime"
 	"strconv"
 	"syscall"
+	"unsafe"
 
 	"github.com/monolake-go/monolake/uring"
 )
 
 // Operation kinds, in the low byte of an operation's user data; the
-// connection's number is above it, so that a completion of a closed
-// connection finds nothing.
+// connection's number is above it (0 for the cancels and closes, whose
+// completions are not looked at).
 const (
 	kindAccept = iota + 1
 	kindClientRecv
@@ -25,6 +28,7 @@ const (
 	kindClientSend
 	kindUpstreamSend
 	kindCancel
+	kindClose
 )
 
 // probe is the loop's state: only the loop's thread touches it.
@@ -40,19 +44,31 @@ type probe struct {
 	ids      uint64
 }
 
-// conn is a client connection and its upstream connection.
+// conn is a client connection and its upstream connection. It stays in
+// probe.conns after close until its last operation completed: its send
+// buffers are pinned until then.
 type conn struct {
-	n          uint64
-	cfd, ufd   int // ufd 0: not dialled yet
-	peer       []byte
-	id         [32]byte // the request's X-Request-Id
-	out, cout  []byte   // the request for upstream, the response for the client
-	head       []byte   // the response so far while its head is incomplete
-	need       int      // response body bytes still to come; -1 while in its head
-	waitingFor bool     // a request is upstream
+	n         uint64
+	cfd, ufd  int // ufd -1: not dialled yet
+	peer      []byte
+	id        [32]byte // the request's X-Request-Id
+	out, cout []byte   // the request for upstream, the response for the client
+	head      []byte   // the response so far while its head is incomplete
+	need      int      // response body bytes still to come; -1 while in its head
+	waiting   bool     // a request is upstream
+	armed     [2]bool  // the multishot recv on cfd, on ufd
+	pins      [2]runtime.Pinner
+	inflight  int
+	closed    bool
 }
 
-func newProbe(lfd int, upstream *syscall.SockaddrInet4, singleIssuer, epollIdle bool) (*probe, error) {
+// Directions, indexing conn.armed and conn.pins.
+const (
+	client   = 0
+	upstream = 1
+)
+
+func newProbe(lfd int, up *syscall.SockaddrInet4, singleIssuer, epollIdle bool) (*probe, error) {
 	r, err := uring.New(uring.Params{Entries: 1024, SingleIssuer: singleIssuer})
 	if err != nil {
 		return nil, err
@@ -62,16 +78,19 @@ func newProbe(lfd int, upstream *syscall.SockaddrInet4, singleIssuer, epollIdle 
 		r.Close()
 		return nil, err
 	}
-	p := &probe{ring: r, br: br, lfd: lfd, upstream: upstream, epfd: -1, conns: map[uint64]*conn{}}
+	p := &probe{ring: r, br: br, lfd: lfd, upstream: up, epfd: -1, conns: map[uint64]*conn{}}
 	if _, err := rand.Read(p.idBase[:]); err != nil {
+		r.Close()
 		return nil, err
 	}
 	if epollIdle {
 		if p.epfd, err = syscall.EpollCreate1(syscall.EPOLL_CLOEXEC); err != nil {
+			r.Close()
 			return nil, os.NewSyscallError("epoll_create1", err)
 		}
 		ev := syscall.EpollEvent{Events: syscall.EPOLLIN, Fd: int32(r.Fd())}
 		if err := syscall.EpollCtl(p.epfd, syscall.EPOLL_CTL_ADD, r.Fd(), &ev); err != nil {
+			p.Close()
 			return nil, os.NewSyscallError("epoll_ctl", err)
 		}
 	}
@@ -81,20 +100,26 @@ func newProbe(lfd int, upstream *syscall.SockaddrInet4, singleIssuer, epollIdle 
 
 func ud(n uint64, kind int) uint64 { return n<<8 | uint64(kind) }
 
-// Close closes the connections, the buffer ring and the ring (not the
-// listener, which is the caller's).
+// Close closes the connections' sockets and the ring, whose buffer rings
+// go with it (not the listener, which is the caller's).
 func (p *probe) Close() error {
 	for _, cn := range p.conns {
-		syscall.Close(cn.cfd)
-		if cn.ufd > 0 {
-			syscall.Close(cn.ufd)
+		if !cn.closed {
+			syscall.Close(cn.cfd)
+			if cn.ufd >= 0 {
+				syscall.Close(cn.ufd)
+			}
 		}
 	}
 	if p.epfd >= 0 {
 		syscall.Close(p.epfd)
 	}
-	p.br.Close()
-	return p.ring.Close()
+	err := p.ring.Close()
+	for _, cn := range p.conns {
+		cn.pins[client].Unpin()
+		cn.pins[upstream].Unpin()
+	}
+	return err
 }
 
 // serve runs the loop until stop is closed (never, for nil): it submits
@@ -110,7 +135,7 @@ func (p *probe) serve(stop <-chan struct{}) error {
 		}
 		cqes, err := p.ring.Enter(0, 0)
 		if len(cqes) == 0 {
-			if err != nil {
+			if err != nil && !transient(err) {
 				return err
 			}
 			if p.epfd >= 0 {
@@ -119,7 +144,7 @@ func (p *probe) serve(stop <-chan struct{}) error {
 				}
 				continue
 			}
-			if cqes, err = p.ring.Enter(1, idleWait); err != nil && len(cqes) == 0 {
+			if cqes, err = p.ring.Enter(1, idleWait); err != nil && len(cqes) == 0 && !transient(err) {
 				return err
 			}
 		}
@@ -127,6 +152,12 @@ func (p *probe) serve(stop <-chan struct{}) error {
 			p.handle(c)
 		}
 	}
+}
+
+// transient: the kernel took no SQEs this time (short of memory, the CQ
+// ring overflowing); they stay queued for the next Enter.
+func transient(err error) bool {
+	return errors.Is(err, syscall.EAGAIN) || errors.Is(err, syscall.EBUSY) || errors.Is(err, syscall.EINTR)
 }
 
 func (p *probe) handle(c uring.CQE) {
@@ -142,28 +173,50 @@ func (p *probe) handle(c uring.CQE) {
 	}
 	cn := p.conns[n]
 	if cn == nil {
-		return // a completion of a closed connection
+		return // a cancel's or a close's
 	}
 	switch kind {
 	case kindClientRecv, kindUpstreamRecv:
-		if c.Res <= 0 {
+		dir := client
+		if kind == kindUpstreamRecv {
+			dir = upstream
+		}
+		if !c.More() {
+			cn.armed[dir] = false
+			cn.inflight--
+		}
+		switch {
+		case cn.closed:
+			p.forgetIfDone(cn)
+			return
+		case c.Res == -int32(syscall.ENOBUFS):
+			// The kernel found none of the buffers it is handed:
+			// hand it more, and receive again.
+			p.br.RanDry()
+			p.arm(cn, dir)
+			return
+		case c.Res <= 0:
 			p.close(cn)
 			return
 		}
 		if !c.More() {
-			fd := cn.cfd
-			if kind == kindUpstreamRecv {
-				fd = cn.ufd
-			}
-			p.ring.RecvMultishot(ud(n, kind), fd, p.br, 0)
+			p.arm(cn, dir)
 		}
-		if kind == kindClientRecv {
+		if dir == client {
 			p.request(cn, data)
 		} else {
 			p.response(cn, data)
 		}
 	case kindClientSend, kindUpstreamSend:
-		if c.Res < 0 {
+		dir := client
+		if kind == kindUpstreamSend {
+			dir = upstream
+		}
+		cn.pins[dir].Unpin()
+		cn.inflight--
+		if cn.closed {
+			p.forgetIfDone(cn)
+		} else if c.Res < 0 {
 			p.close(cn)
 		}
 	}
@@ -180,25 +233,62 @@ func (p *probe) accept(c uring.CQE) {
 	fd := int(c.Res)
 	syscall.SetsockoptInt(fd, syscall.IPPROTO_TCP, syscall.TCP_NODELAY, 1)
 	p.next++
-	cn := &conn{n: p.next, cfd: fd, need: -1}
+	cn := &conn{n: p.next, cfd: fd, ufd: -1, need: -1}
 	if sa, err := syscall.Getpeername(fd); err == nil {
 		if a, ok := sa.(*syscall.SockaddrInet4); ok {
 			cn.peer = fmt.Appendf(nil, "%d.%d.%d.%d", a.Addr[0], a.Addr[1], a.Addr[2], a.Addr[3])
 		}
 	}
 	p.conns[cn.n] = cn
-	p.ring.RecvMultishot(ud(cn.n, kindClientRecv), fd, p.br, 0)
+	p.arm(cn, client)
 }
 
-// close cancels the connection's receives and closes its sockets (a socket
-// lives on until its receive's cancel completes).
+func (p *probe) arm(cn *conn, dir int) {
+	fd, kind := cn.cfd, kindClientRecv
+	if dir == upstream {
+		fd, kind = cn.ufd, kindUpstreamRecv
+	}
+	p.ring.RecvMultishot(ud(cn.n, kind), fd, p.br, 0)
+	cn.armed[dir] = true
+	cn.inflight++
+}
+
+// send sends b whole (MSG_WAITALL: the kernel retries a short send) and
+// pins it until the completion.
+func (p *probe) send(cn *conn, dir int, b []byte) {
+	fd, kind := cn.cfd, kindClientSend
+	if dir == upstream {
+		fd, kind = cn.ufd, kindUpstreamSend
+	}
+	cn.pins[dir].Pin(unsafe.SliceData(b))
+	p.ring.Send(ud(cn.n, kind), fd, b, syscall.MSG_WAITALL)
+	cn.inflight++
+}
+
+// close cancels the connection's receives and closes its sockets, both in
+// the ring and in this order, after whatever was queued for them: their
+// descriptors are not free for reuse before that.
 func (p *probe) close(cn *conn) {
-	delete(p.conns, cn.n)
-	p.ring.Cancel(kindCancel, ud(cn.n, kindClientRecv), false)
-	syscall.Close(cn.cfd)
-	if cn.ufd > 0 {
-		p.ring.Cancel(kindCancel, ud(cn.n, kindUpstreamRecv), false)
-		syscall.Close(cn.ufd)
+	if cn.closed {
+		return
+	}
+	cn.closed = true
+	if cn.armed[client] {
+		p.ring.Cancel(ud(0, kindCancel), ud(cn.n, kindClientRecv), false)
+	}
+	if cn.armed[upstream] {
+		p.ring.Cancel(ud(0, kindCancel), ud(cn.n, kindUpstreamRecv), false)
+	}
+	p.ring.CloseFd(ud(0, kindClose), cn.cfd)
+	if cn.ufd >= 0 {
+		p.ring.CloseFd(ud(0, kindClose), cn.ufd)
+	}
+	p.forgetIfDone(cn)
+}
+
+func (p *probe) forgetIfDone(cn *conn) {
+	if cn.inflight == 0 {
+		delete(p.conns, cn.n)
 	}
 }
 
@@ -208,11 +298,11 @@ var crlf2 = []byte("\r\n\r\n")
 // suite's proxies add; anything else closes the connection.
 func (p *probe) request(cn *conn, data []byte) {
 	end := bytes.Index(data, crlf2)
-	if end < 0 || end+4 != len(data) || cn.waitingFor || len(field(data[:end+2], "Content-Length")) > 0 {
+	if end < 0 || end+4 != len(data) || cn.waiting || len(field(data[:end+2], "Content-Length")) > 0 {
 		p.close(cn)
 		return
 	}
-	if cn.ufd == 0 {
+	if cn.ufd < 0 {
 		fd, err := syscall.Socket(syscall.AF_INET, syscall.SOCK_STREAM|syscall.SOCK_CLOEXEC, 0)
 		if err == nil {
 			if err = syscall.Connect(fd, p.upstream); err != nil {
@@ -226,7 +316,7 @@ func (p *probe) request(cn *conn, data []byte) {
 		}
 		syscall.SetsockoptInt(fd, syscall.IPPROTO_TCP, syscall.TCP_NODELAY, 1)
 		cn.ufd = fd
-		p.ring.RecvMultishot(ud(cn.n, kindUpstreamRecv), fd, p.br, 0)
+		p.arm(cn, upstream)
 	}
 	p.ids++
 	var raw [16]byte
@@ -241,14 +331,14 @@ func (p *probe) request(cn *conn, data []byte) {
 	o = append(o, "\r\nX-Request-Id: "...)
 	o = append(o, cn.id[:]...)
 	o = append(o, "\r\n\r\n"...)
-	cn.out, cn.need, cn.waitingFor = o, -1, true
-	p.ring.Send(ud(cn.n, kindUpstreamSend), cn.ufd, cn.out, 0)
+	cn.out, cn.need, cn.waiting = o, -1, true
+	p.send(cn, upstream, cn.out)
 }
 
 // response collects the upstream's response and sends it, with the
 // request's ID, once whole. Only Content-Length responses.
 func (p *probe) response(cn *conn, data []byte) {
-	if !cn.waitingFor {
+	if !cn.waiting {
 		p.close(cn)
 		return
 	}
@@ -281,9 +371,10 @@ func (p *probe) response(cn *conn, data []byte) {
 	}
 	if cn.need == 0 {
 		// The client sends its next request only once it has this
-		// response, so cout is not reused before the send is done.
-		cn.waitingFor = false
-		p.ring.Send(ud(cn.n, kindClientSend), cn.cfd, cn.cout, 0)
+		// response, so cout is not reused before the send is done
+		// (and request closes a conn whose request comes early).
+		cn.waiting = false
+		p.send(cn, client, cn.cout)
 	}
 }
 

@@ -27,12 +27,13 @@
 //
 // What it measured (2026-12-03, the 2-core AMD EPYC VM of the suite's runs
 // 26-29, 50 connections, 1 KiB, 12-16 rounds of scripts/abtest.sh each):
-// per worker CPU-second 1.23 of nginx's, and 0.95-1.00 of Monolake's, with
-// either way of sleeping and with CEILING_SINGLE_ISSUER. Its user space is
-// 9 % of its CPU against Monolake's 32 %, but it spends as much more in the
-// kernel: with less to do per completion it enters the ring for fewer
-// completions at a time and sleeps more often, and on this VM every system
-// call costs about 1.1 us. README.md (Benchmarks) has the figures.
+// per worker CPU-second 1.19 of nginx's, and 0.97-1.06 of Monolake's, with
+// either way of sleeping, with CEILING_SINGLE_ISSUER, at 0 B and at 200
+// connections. Its user space is 13 % of its CPU against Monolake's 32 %,
+// but it spends nearly as much more in the kernel: with less to do per
+// completion it enters the ring for fewer completions at a time and sleeps
+// more often, and on this VM every system call costs about 1.1 us.
+// README.md (Benchmarks) has the figures.
 package main
 
 import (
