@@ -13,6 +13,7 @@ import (
 	"runtime"
 	"strconv"
 	"syscall"
+	"time"
 	"unsafe"
 
 	"github.com/monolake-go/monolake/uring"
@@ -42,6 +43,7 @@ type probe struct {
 	next     uint64
 	idBase   [8]byte // request IDs: random, then a counter
 	ids      uint64
+	closing  bool // Close: the accept is not armed again
 }
 
 // conn is a client connection and its upstream connection. It stays in
@@ -57,6 +59,7 @@ type conn struct {
 	need      int      // response body bytes still to come; -1 while in its head
 	waiting   bool     // a request is upstream
 	armed     [2]bool  // the multishot recv on cfd, on ufd
+	sending   [2]int   // the length of the send in flight to the client, upstream; 0: none
 	pins      [2]runtime.Pinner
 	inflight  int
 	closed    bool
@@ -100,26 +103,44 @@ func newProbe(lfd int, up *syscall.SockaddrInet4, singleIssuer, epollIdle bool) 
 
 func ud(n uint64, kind int) uint64 { return n<<8 | uint64(kind) }
 
-// Close closes the connections' sockets and the ring, whose buffer rings
-// go with it (not the listener, which is the caller's).
+// Close closes every connection through the ring and waits (up to a
+// second) for their last operations, then closes the ring, whose buffer
+// rings go with it; not the listener, which is the caller's. It reports
+// connections still in flight after that, and buffers not given back.
 func (p *probe) Close() error {
+	p.closing = true
+	p.ring.Cancel(ud(0, kindCancel), ud(0, kindAccept), false)
 	for _, cn := range p.conns {
-		if !cn.closed {
-			syscall.Close(cn.cfd)
-			if cn.ufd >= 0 {
-				syscall.Close(cn.ufd)
-			}
+		p.close(cn)
+	}
+	for deadline := time.Now().Add(time.Second); len(p.conns) > 0 && time.Now().Before(deadline); {
+		cqes, err := p.ring.Enter(1, idleWait)
+		if err != nil && len(cqes) == 0 && !transient(err) {
+			break
 		}
+		for _, c := range cqes {
+			p.handle(c)
+		}
+	}
+	var errs []error
+	if n := len(p.conns); n > 0 {
+		errs = append(errs, fmt.Errorf("ceiling: %d connections still had operations in flight", n))
+	}
+	if n := p.br.Out(); n > 0 {
+		errs = append(errs, fmt.Errorf("ceiling: %d receive buffers not given back", n))
+	}
+	if n := p.br.Refused(); n > 0 {
+		errs = append(errs, fmt.Errorf("ceiling: %d buffers given back twice", n))
 	}
 	if p.epfd >= 0 {
 		syscall.Close(p.epfd)
 	}
-	err := p.ring.Close()
+	errs = append(errs, p.ring.Close())
 	for _, cn := range p.conns {
 		cn.pins[client].Unpin()
 		cn.pins[upstream].Unpin()
 	}
-	return err
+	return errors.Join(errs...)
 }
 
 // serve runs the loop until stop is closed (never, for nil): it submits
@@ -193,7 +214,9 @@ func (p *probe) handle(c uring.CQE) {
 			// The kernel found none of the buffers it is handed:
 			// hand it more, and receive again.
 			p.br.RanDry()
-			p.arm(cn, dir)
+			if !c.More() {
+				p.arm(cn, dir)
+			}
 			return
 		case c.Res <= 0:
 			p.close(cn)
@@ -214,17 +237,24 @@ func (p *probe) handle(c uring.CQE) {
 		}
 		cn.pins[dir].Unpin()
 		cn.inflight--
+		sent := cn.sending[dir]
+		cn.sending[dir] = 0
 		if cn.closed {
 			p.forgetIfDone(cn)
-		} else if c.Res < 0 {
+		} else if int(c.Res) != sent {
+			// An error, or a send cut short (by an error after some
+			// progress): the stream is broken.
 			p.close(cn)
 		}
 	}
 }
 
 func (p *probe) accept(c uring.CQE) {
-	if !c.More() {
+	if !c.More() && !p.closing {
 		p.ring.AcceptMultishot(kindAccept, p.lfd, syscall.SOCK_CLOEXEC)
+	}
+	if c.Res == -int32(syscall.ECANCELED) {
+		return
 	}
 	if c.Res < 0 {
 		fmt.Fprintln(os.Stderr, "ceiling: accept:", c.Err())
@@ -262,25 +292,23 @@ func (p *probe) send(cn *conn, dir int, b []byte) {
 	}
 	cn.pins[dir].Pin(unsafe.SliceData(b))
 	p.ring.Send(ud(cn.n, kind), fd, b, syscall.MSG_WAITALL)
+	cn.sending[dir] = len(b)
 	cn.inflight++
 }
 
-// close cancels the connection's receives and closes its sockets, both in
-// the ring and in this order, after whatever was queued for them: their
-// descriptors are not free for reuse before that.
+// close cancels every operation on the connection's sockets, receives and
+// sends, and closes them, in the ring and in this order, after whatever was
+// queued for them: their descriptors are not free for reuse before that.
+// Each cancelled operation still ends with its own completion.
 func (p *probe) close(cn *conn) {
 	if cn.closed {
 		return
 	}
 	cn.closed = true
-	if cn.armed[client] {
-		p.ring.Cancel(ud(0, kindCancel), ud(cn.n, kindClientRecv), false)
-	}
-	if cn.armed[upstream] {
-		p.ring.Cancel(ud(0, kindCancel), ud(cn.n, kindUpstreamRecv), false)
-	}
+	p.ring.CancelFd(ud(0, kindCancel), cn.cfd, true)
 	p.ring.CloseFd(ud(0, kindClose), cn.cfd)
 	if cn.ufd >= 0 {
+		p.ring.CancelFd(ud(0, kindCancel), cn.ufd, true)
 		p.ring.CloseFd(ud(0, kindClose), cn.ufd)
 	}
 	p.forgetIfDone(cn)
@@ -298,7 +326,10 @@ var crlf2 = []byte("\r\n\r\n")
 // suite's proxies add; anything else closes the connection.
 func (p *probe) request(cn *conn, data []byte) {
 	end := bytes.Index(data, crlf2)
-	if end < 0 || end+4 != len(data) || cn.waiting || len(field(data[:end+2], "Content-Length")) > 0 {
+	// A request while the last one is upstream or its response still
+	// being sent (pipelined) is not the probe's either.
+	if end < 0 || end+4 != len(data) || cn.waiting || cn.sending[client] != 0 || cn.sending[upstream] != 0 ||
+		len(field(data[:end+2], "Content-Length")) > 0 {
 		p.close(cn)
 		return
 	}
@@ -370,9 +401,8 @@ func (p *probe) response(cn *conn, data []byte) {
 		cn.need -= len(data)
 	}
 	if cn.need == 0 {
-		// The client sends its next request only once it has this
-		// response, so cout is not reused before the send is done
-		// (and request closes a conn whose request comes early).
+		// cout is not rebuilt before this send's completion: a
+		// request that comes before it closes the conn (see request).
 		cn.waiting = false
 		p.send(cn, client, cn.cout)
 	}

@@ -106,6 +106,16 @@ func TestProbeProxies(t *testing.T) {
 			if _, err := br.ReadByte(); err != io.EOF {
 				t.Errorf("after a request with a body: %v, want EOF", err)
 			}
+			// Nor are pipelined requests.
+			c2, err := net.Dial("tcp", addr)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer c2.Close()
+			fmt.Fprintf(c2, "GET /1 HTTP/1.1\r\nHost: probe.test\r\n\r\nGET /2 HTTP/1.1\r\nHost: probe.test\r\n\r\n")
+			if b, err := io.ReadAll(c2); err != nil || len(b) != 0 {
+				t.Errorf("after pipelined requests: %q, %v; want the connection closed", b, err)
+			}
 		})
 	}
 }
