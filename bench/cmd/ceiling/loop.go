@@ -58,18 +58,39 @@ type conn struct {
 	head      []byte   // the response so far while its head is incomplete
 	need      int      // response body bytes still to come; -1 while in its head
 	waiting   bool     // a request is upstream
-	armed     [2]bool  // the multishot recv on cfd, on ufd
 	sending   [2]int   // the length of the send in flight to the client, upstream; 0: none
 	pins      [2]runtime.Pinner
 	inflight  int
 	closed    bool
 }
 
-// Directions, indexing conn.armed and conn.pins.
+// Directions, indexing conn.sending and conn.pins.
 const (
 	client   = 0
 	upstream = 1
 )
+
+// The kinds of a direction's receive and send.
+var (
+	recvKind = [2]int{client: kindClientRecv, upstream: kindUpstreamRecv}
+	sendKind = [2]int{client: kindClientSend, upstream: kindUpstreamSend}
+)
+
+// dirOf is the direction of a receive's or a send's kind.
+func dirOf(kind int) int {
+	if kind == kindUpstreamRecv || kind == kindUpstreamSend {
+		return upstream
+	}
+	return client
+}
+
+// fd is the connection's socket in direction dir.
+func (cn *conn) fd(dir int) int {
+	if dir == upstream {
+		return cn.ufd
+	}
+	return cn.cfd
+}
 
 func newProbe(lfd int, up *syscall.SockaddrInet4, singleIssuer, epollIdle bool) (*probe, error) {
 	r, err := uring.New(uring.Params{Entries: 1024, SingleIssuer: singleIssuer})
@@ -198,12 +219,8 @@ func (p *probe) handle(c uring.CQE) {
 	}
 	switch kind {
 	case kindClientRecv, kindUpstreamRecv:
-		dir := client
-		if kind == kindUpstreamRecv {
-			dir = upstream
-		}
+		dir := dirOf(kind)
 		if !c.More() {
-			cn.armed[dir] = false
 			cn.inflight--
 		}
 		switch {
@@ -231,10 +248,7 @@ func (p *probe) handle(c uring.CQE) {
 			p.response(cn, data)
 		}
 	case kindClientSend, kindUpstreamSend:
-		dir := client
-		if kind == kindUpstreamSend {
-			dir = upstream
-		}
+		dir := dirOf(kind)
 		cn.pins[dir].Unpin()
 		cn.inflight--
 		sent := cn.sending[dir]
@@ -274,24 +288,15 @@ func (p *probe) accept(c uring.CQE) {
 }
 
 func (p *probe) arm(cn *conn, dir int) {
-	fd, kind := cn.cfd, kindClientRecv
-	if dir == upstream {
-		fd, kind = cn.ufd, kindUpstreamRecv
-	}
-	p.ring.RecvMultishot(ud(cn.n, kind), fd, p.br, 0)
-	cn.armed[dir] = true
+	p.ring.RecvMultishot(ud(cn.n, recvKind[dir]), cn.fd(dir), p.br, 0)
 	cn.inflight++
 }
 
 // send sends b whole (MSG_WAITALL: the kernel retries a short send) and
 // pins it until the completion.
 func (p *probe) send(cn *conn, dir int, b []byte) {
-	fd, kind := cn.cfd, kindClientSend
-	if dir == upstream {
-		fd, kind = cn.ufd, kindUpstreamSend
-	}
 	cn.pins[dir].Pin(unsafe.SliceData(b))
-	p.ring.Send(ud(cn.n, kind), fd, b, syscall.MSG_WAITALL)
+	p.ring.Send(ud(cn.n, sendKind[dir]), cn.fd(dir), b, syscall.MSG_WAITALL)
 	cn.sending[dir] = len(b)
 	cn.inflight++
 }

@@ -9,13 +9,13 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
-	"os"
 	"runtime"
 	"strconv"
 	"strings"
 	"syscall"
 	"testing"
 
+	"github.com/monolake-go/monolake/tlsbackend/tlstest"
 	"github.com/monolake-go/monolake/uring"
 )
 
@@ -25,10 +25,7 @@ import (
 // sleeping.
 func TestProbeProxies(t *testing.T) {
 	if err := uring.Check(); err != nil {
-		if os.Getenv("MONOLAKE_TEST_STRICT") != "" {
-			t.Fatalf("io_uring unusable: %v (MONOLAKE_TEST_STRICT is set: this run must have it)", err)
-		}
-		t.Skipf("io_uring unusable: %v", err)
+		tlstest.Unavailable(t, "io_uring unusable: %v", err)
 	}
 	for _, epoll := range []bool{false, true} {
 		t.Run(fmt.Sprintf("epoll=%v", epoll), func(t *testing.T) {
