@@ -67,6 +67,11 @@ func build(name string, data []byte, f *rawFile) (*Config, error) {
 	return c, nil
 }
 
+// maxRecvRing bounds a worker's receive buffer ring (recv_buffers ×
+// recv_buffer_kib): the kernel may fill every buffer, so that much memory
+// can become resident in each worker.
+const maxRecvRing = 1 << 30
+
 func (b *builder) runtime(r *rawRuntime) Runtime {
 	rt := Runtime{
 		Type:         RuntimeIOUring,
@@ -74,6 +79,7 @@ func (b *builder) runtime(r *rawRuntime) Runtime {
 		CPUAffinity:  true,
 		Entries:      1024,
 		RecvBuffers:  1024,
+		RecvBufSize:  16 << 10,
 		DrainTimeout: 30 * time.Second,
 		GCMinHeap:    DefaultGCMinHeap,
 	}
@@ -124,6 +130,17 @@ func (b *builder) runtime(r *rawRuntime) Runtime {
 		} else {
 			rt.RecvBuffers = int(n)
 		}
+	}
+	if r.RecvBufferKiB != nil {
+		if k := *r.RecvBufferKiB; k < 1 || k > 256 || k&(k-1) != 0 {
+			b.errorf("runtime.recv_buffer_kib", "%d KiB: want a power of two from 1 to 256", k)
+		} else {
+			rt.RecvBufSize = int(k) << 10
+		}
+	}
+	if total := int64(rt.RecvBuffers) * int64(rt.RecvBufSize); total > maxRecvRing {
+		b.errorf("runtime.recv_buffer_kib", "%d buffers of %d KiB map %d MiB per worker: want at most %d MiB (fewer or smaller buffers)",
+			rt.RecvBuffers, rt.RecvBufSize>>10, total>>20, maxRecvRing>>20)
 	}
 	if r.SQPollIdle != nil {
 		if *r.SQPollIdle < 0 || *r.SQPollIdle > 3_600_000 {

@@ -267,6 +267,37 @@ func TestRecvBuffers(t *testing.T) {
 	}
 }
 
+func TestRecvBufferKiB(t *testing.T) {
+	for _, tc := range []struct {
+		set   string
+		count int
+		size  int
+	}{
+		{"worker_threads = 1", 1024, 16 << 10}, // the defaults
+		{"recv_buffer_kib = 64", 1024, 64 << 10},
+		{"recv_buffers = 8192\nrecv_buffer_kib = 128", 8192, 128 << 10}, // 1 GiB, the most
+	} {
+		cfg, err := Parse("t.toml", []byte(strings.Replace(base, "worker_threads = 1", tc.set, 1)))
+		if err != nil {
+			t.Fatalf("%q: %v", tc.set, err)
+		}
+		if cfg.Runtime.RecvBuffers != tc.count || cfg.Runtime.RecvBufSize != tc.size {
+			t.Errorf("%q: %d buffers of %d bytes, want %d of %d", tc.set, cfg.Runtime.RecvBuffers, cfg.Runtime.RecvBufSize, tc.count, tc.size)
+		}
+	}
+	for _, bad := range []string{"0", "3", "512", "-4"} {
+		_, err := Parse("t.toml", []byte(strings.Replace(base, "worker_threads = 1", "recv_buffer_kib = "+bad, 1)))
+		if err == nil || !strings.Contains(err.Error(), "t.toml:2: runtime.recv_buffer_kib: "+bad+" KiB: want a power of two from 1 to 256") {
+			t.Errorf("recv_buffer_kib = %s: got %v", bad, err)
+		}
+	}
+	// Each value alone is allowed; together they would map 2 GiB a worker.
+	_, err := Parse("t.toml", []byte(strings.Replace(base, "worker_threads = 1", "recv_buffers = 16384\nrecv_buffer_kib = 128", 1)))
+	if err == nil || !strings.Contains(err.Error(), "t.toml:3: runtime.recv_buffer_kib: 16384 buffers of 128 KiB map 2048 MiB per worker: want at most 1024 MiB") {
+		t.Errorf("16384 buffers of 128 KiB: got %v", err)
+	}
+}
+
 func TestEntries(t *testing.T) {
 	_, err := Parse("t.toml", []byte(strings.Replace(base, "worker_threads = 1", "entries = 1000", 1)))
 	if err == nil || !strings.Contains(err.Error(), "t.toml:2: runtime.entries: 1000 entries") {

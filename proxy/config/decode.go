@@ -29,8 +29,9 @@ type rawRuntime struct {
 	Workers       *int64  `toml:"workers"` // Monolake's older spelling
 	CPUAffinity   *bool   `toml:"cpu_affinity"`
 	Entries       *int64  `toml:"entries"`
-	SQPollIdle    *int64  `toml:"sqpoll_idle"`  // milliseconds
-	RecvBuffers   *int64  `toml:"recv_buffers"` // ours
+	SQPollIdle    *int64  `toml:"sqpoll_idle"`     // milliseconds
+	RecvBuffers   *int64  `toml:"recv_buffers"`    // ours
+	RecvBufferKiB *int64  `toml:"recv_buffer_kib"` // ours
 	DrainTimeout  *int64  `toml:"drain_timeout_sec"`
 	MaxConns      *int64  `toml:"max_connections"` // ours: per worker
 	GCMinHeap     *int64  `toml:"gc_min_heap_mib"` // ours

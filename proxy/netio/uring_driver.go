@@ -192,6 +192,9 @@ func (d *Uring) Stats() uring.Stats {
 // (UringParams.BufCount).
 func (d *Uring) RecvBuffers() int { return d.br.Len() }
 
+// RecvBufferSize is the size of each buffer in the receive buffer ring.
+func (d *Uring) RecvBufferSize() int { return d.br.Size() }
+
 // BuffersOut counts the received buffers out of the buffer ring: queued
 // on connections for their readers, or lent (ReadBorrow). With no bytes
 // received and unread, a count above zero is a buffer never given back.

@@ -36,6 +36,7 @@ func (d *Uring) Flags() uring.SetupFlags                       { return 0 }
 func (d *Uring) Stats() uring.Stats                            { return uring.Stats{} }
 func (d *Uring) BuffersOut() int                               { return 0 }
 func (d *Uring) RecvBuffers() int                              { return 0 }
+func (d *Uring) RecvBufferSize() int                           { return 0 }
 func (d *Uring) FileListener(f *os.File) (net.Listener, error) { return nil, errNoUring }
 func (d *Uring) Listen(network, address string) (net.Listener, error) {
 	return nil, errNoUring

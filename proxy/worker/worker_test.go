@@ -1007,14 +1007,15 @@ func TestCertFallback(t *testing.T) {
 	}
 }
 
-// TestRecvBuffersReachDriver: runtime.recv_buffers sizes the io_uring
-// driver's receive buffer ring. Where the build or the kernel has no
+// TestRecvBuffersReachDriver: runtime.recv_buffers and recv_buffer_kib
+// size the io_uring driver's receive buffer ring. Where the build or the kernel has no
 // io_uring (the worker then runs on epoll), or where the environment
 // forces epoll, there is no ring to size; with MONOLAKE_TEST_STRICT (CI)
 // an io_uring build fails instead.
 func TestRecvBuffersReachDriver(t *testing.T) {
 	cfg := tcpConfig(t, 1, "127.0.0.1:1", "127.0.0.1:2", 30) // io_uring by default
 	cfg.Runtime.RecvBuffers = 64                             // as runtime.recv_buffers = 64 (TestRecvBuffers parses it)
+	cfg.Runtime.RecvBufSize = 4 << 10                        // as runtime.recv_buffer_kib = 4 (TestRecvBufferKiB)
 	if err := netio.UringAvailable(); err != nil {
 		if netio.UringBuilt && os.Getenv(tlstest.StrictEnv) != "" {
 			t.Fatalf("io_uring unusable under %s: %v", tlstest.StrictEnv, err)
@@ -1026,12 +1027,15 @@ func TestRecvBuffersReachDriver(t *testing.T) {
 	}
 	d := newDriver(cfg, slog.New(slog.DiscardHandler))
 	defer d.Close()
-	u, ok := d.(interface{ RecvBuffers() int })
+	u, ok := d.(interface {
+		RecvBuffers() int
+		RecvBufferSize() int
+	})
 	if !ok {
 		t.Fatalf("driver %s on a machine with io_uring", d.Name())
 	}
-	if n := u.RecvBuffers(); n != 64 {
-		t.Fatalf("receive buffers: %d, want 64", n)
+	if n, size := u.RecvBuffers(), u.RecvBufferSize(); n != 64 || size != 4<<10 {
+		t.Fatalf("receive buffers: %d of %d bytes, want 64 of 4096", n, size)
 	}
 }
 
