@@ -62,14 +62,17 @@ var (
 
 func (s gzipService) Call(ctx context.Context, req *Request) (*Response, error) {
 	accepts := acceptsGzip(req.Head.Headers)
+	// A response to HEAD gets the head the same GET would get (RFC 9110
+	// 9.3.2): Vary, Content-Encoding, no Content-Length, a weak ETag.
+	head := bytes.Equal(req.Head.Method, []byte("HEAD"))
 	resp, err := s.inner.Call(ctx, req)
-	if err != nil || resp == nil || resp.Body == nil || resp.BodyKind == http1.BodyNone || resp.Tunnel != nil {
+	if err != nil || resp == nil || resp.Tunnel != nil || !head && (resp.Body == nil || resp.BodyKind == http1.BodyNone) {
 		return resp, err
 	}
 	if resp.Status < 200 || resp.Status == 204 || resp.Status == 206 || resp.Status == 304 ||
 		req.Head.Version != http1.HTTP11 || // nginx's gzip_http_version 1.1: 1.0 would lose keep-alive
-		bytes.Equal(req.Head.Method, []byte("HEAD")) || resp.Headers.Has("Content-Encoding") ||
-		resp.BodyKind == http1.BodyLength && resp.ContentLength < s.cfg.MinLength ||
+		resp.Headers.Has("Content-Encoding") ||
+		(resp.BodyKind == http1.BodyLength || head) && resp.ContentLength >= 0 && resp.ContentLength < s.cfg.MinLength ||
 		!compressible(resp.Headers.Get("Content-Type")) ||
 		resp.Headers.HasToken("Cache-Control", "no-transform") { // RFC 9110 7.7
 		return resp, nil
@@ -82,11 +85,13 @@ func (s gzipService) Call(ctx context.Context, req *Request) (*Response, error) 
 	if !accepts {
 		return resp, nil
 	}
-	gb := s.pool.Get().(*gzipBody)
-	gb.reset(resp.Body, s.pool)
-	resp.Body = gb
-	resp.BodyKind = http1.BodyChunked
-	resp.ContentLength = -1
+	if !head {
+		gb := s.pool.Get().(*gzipBody)
+		gb.reset(resp.Body, s.pool)
+		resp.Body = gb
+		resp.BodyKind = http1.BodyChunked
+		resp.ContentLength = -1
+	}
 	// Drop the upstream's length and what describes the identity bytes
 	// (ranges of them, their digest); the server frames the body itself.
 	// A strong validator becomes weak, as nginx makes it: the gzip bytes

@@ -94,7 +94,11 @@ func TestGzip(t *testing.T) {
 		{"small", "GET", "/small", gz, false, "tiny"},
 		{"not text", "GET", "/image", gz, false, gzipText},
 		{"already encoded", "GET", "/encoded", gz, false, gzipText},
-		{"HEAD", "HEAD", "/text", gz, false, ""},
+		{"HEAD", "HEAD", "/text", gz, true, ""},
+		{"HEAD without accept-encoding", "HEAD", "/text", nil, false, ""},
+		{"HEAD strong etag", "HEAD", "/etag", gz, true, ""},
+		{"HEAD small", "HEAD", "/small", gz, false, ""},
+		{"HEAD not text", "HEAD", "/image", gz, false, ""},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			resp, body := do(t, c, tc.method, "http://"+p.Addr+tc.path, "", tc.hdr, nil)
@@ -105,7 +109,7 @@ func TestGzip(t *testing.T) {
 			// Whether this client got gzip or not, a response that would
 			// be compressed for another varies on Accept-Encoding, once.
 			eligible := tc.path == "/text" || tc.path == "/json" || tc.path == "/chunked" || tc.path == "/etag"
-			if n := strings.Count(strings.Join(resp.Header.Values("Vary"), ","), "Accept-Encoding"); eligible && tc.method == "GET" && n != 1 {
+			if n := strings.Count(strings.Join(resp.Header.Values("Vary"), ","), "Accept-Encoding"); eligible && n != 1 {
 				t.Errorf("Vary %q: Accept-Encoding %d times", resp.Header.Values("Vary"), n)
 			}
 			if !tc.compressed {
@@ -114,6 +118,9 @@ func TestGzip(t *testing.T) {
 				}
 				if string(body) != tc.want {
 					t.Fatalf("body changed: %d bytes", len(body))
+				}
+				if cl := resp.Header.Get("Content-Length"); tc.method == "HEAD" && tc.path != "/etag" && cl == "" {
+					t.Errorf("HEAD lost the upstream's Content-Length")
 				}
 				return
 			}
@@ -125,6 +132,12 @@ func TestGzip(t *testing.T) {
 			}
 			if et := resp.Header.Get("ETag"); tc.path == "/etag" && et != `W/"v1"` {
 				t.Errorf("ETag %q on a compressed body, want the weak W/\"v1\"", et)
+			}
+			if tc.method == "HEAD" {
+				if len(body) != 0 {
+					t.Fatalf("a body of %d bytes to HEAD", len(body))
+				}
+				return
 			}
 			zr, err := gzip.NewReader(bytes.NewReader(body))
 			if err != nil {
@@ -236,5 +249,47 @@ func TestGzipSmallChunks(t *testing.T) {
 	}
 	if identity := n * len(line); len(body) > identity/10 {
 		t.Errorf("compressed body %d bytes for %d: the chunks were compressed one by one", len(body), identity)
+	}
+}
+
+// TestGzipHeadLikeGet: a HEAD answered by a handler (HandlerService as the
+// terminal) gets the Content-Encoding, Vary and Content-Length the same
+// GET gets: the handler's declared length decides, as an upstream's does.
+func TestGzipHeadLikeGet(t *testing.T) {
+	mux := http.NewServeMux()
+	mux.HandleFunc("/declared", func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "text/plain")
+		w.Header().Set("Content-Length", itoa64(len(gzipText)))
+		io.WriteString(w, gzipText)
+	})
+	mux.HandleFunc("/undeclared", func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "text/plain")
+		io.WriteString(w, gzipText)
+	})
+	mux.HandleFunc("/small", func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "text/plain")
+		w.Header().Set("Content-Length", "4")
+		io.WriteString(w, "tiny")
+	})
+	p := startProxy(t, serverTOML("http_opt_handlers = { content_handler = true }", routeTOML("/{*p}", "", "127.0.0.1:1")), Options{Terminal: HandlerService(mux)})
+	c := client(t)
+	gz := http.Header{"Accept-Encoding": {"gzip"}}
+	for _, tc := range []struct {
+		path       string
+		compressed bool
+	}{{"/declared", true}, {"/undeclared", true}, {"/small", false}} {
+		get, _ := do(t, c, "GET", "http://"+p.Addr+tc.path, "", gz, nil)
+		head, body := do(t, c, "HEAD", "http://"+p.Addr+tc.path, "", gz, nil)
+		if get.StatusCode != 200 || head.StatusCode != 200 || len(body) != 0 {
+			t.Fatalf("%s: GET %d, HEAD %d with %d bytes", tc.path, get.StatusCode, head.StatusCode, len(body))
+		}
+		if ce := get.Header.Get("Content-Encoding"); (ce == "gzip") != tc.compressed {
+			t.Errorf("%s: GET's Content-Encoding %q", tc.path, ce)
+		}
+		for _, name := range []string{"Content-Encoding", "Vary", "Content-Length"} {
+			if g, h := get.Header.Get(name), head.Header.Get(name); g != h {
+				t.Errorf("%s: %s %q on GET, %q on HEAD", tc.path, name, g, h)
+			}
+		}
 	}
 }

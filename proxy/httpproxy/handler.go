@@ -75,7 +75,9 @@ func (s handlerService) Call(ctx context.Context, req *Request) (*Response, erro
 	resp.Releaser = x
 	switch {
 	case x.discard || x.finished && x.written == 0:
-		resp.BodyKind = http1.BodyNone
+		// The declared length stays for the layers (gzip's choice on a
+		// HEAD); the framing is none.
+		resp.BodyKind, resp.ContentLength = http1.BodyNone, x.length
 	case x.length >= 0:
 		resp.Body, resp.BodyKind, resp.ContentLength = x.pr, http1.BodyLength, x.length
 	default:
