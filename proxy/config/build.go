@@ -857,6 +857,9 @@ func checkRewrite(rw, path string) error {
 		if c == '%' && (i+2 >= len(rw) || !isHexDigit(rw[i+1]) || !isHexDigit(rw[i+2])) {
 			return fmt.Errorf("%q: a %% that is no escape (write %%25)", rw)
 		}
+		if c == '\\' {
+			return fmt.Errorf("%q: a backslash, which URIs do not have (write %%5C)", rw)
+		}
 	}
 	// The proxy refuses such paths from clients; the upstream must not
 	// get them from the config either.
@@ -944,6 +947,8 @@ func unmatchedSegment(s string, last bool) string {
 			return fmt.Sprintf("a request's path ends before %q (the query is not matched)", c)
 		case c <= ' ' || c >= 0x7f:
 			return fmt.Sprintf("byte %q cannot be in a request's path (write it escaped, as %%%02X)", c, c)
+		case c == '\\':
+			return "a path with a backslash is refused (400)"
 		}
 		if s[i] != '%' {
 			continue

@@ -649,8 +649,9 @@ func TestPathNormalized(t *testing.T) {
 	}
 }
 
-// TestPathEscapesRefused: a path with a "%" that is no escape, or with an
-// encoded slash or backslash, is answered 400 and reaches no upstream.
+// TestPathEscapesRefused: a path with a "%" that is no escape, with an
+// encoded slash or backslash, or with a raw backslash, is answered 400 and
+// reaches no upstream.
 // "%%32%65%%32%65" went through normalizing as "%2e%2e": a ".." segment
 // for an upstream that decodes, behind the route's prefix and rewrite.
 func TestPathEscapesRefused(t *testing.T) {
@@ -661,6 +662,8 @@ func TestPathEscapesRefused(t *testing.T) {
 		"/static/..%2F..%2Fadmin",
 		"/static/a%5Cb",
 		"/static/100%",
+		"/static\\..\\admin",
+		"/static/a\\b?q=1",
 	} {
 		c := dialRaw(t, p.Addr)
 		c.send(t, "GET "+target+" HTTP/1.1\r\nHost: a\r\n\r\n")

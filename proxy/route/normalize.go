@@ -119,12 +119,18 @@ func needsNormalizing(p []byte) bool {
 // CheckPath refuses what a path must not hold for its normalized form to
 // say where it goes: a "%" not followed by two hex digits ("%%32%65" would
 // decode to "%2e", a dot that normalizing did not see, as nginx refuses
-// such a URI), and an encoded slash or backslash ("%2F", "%5C"), which an
+// such a URI), an encoded slash or backslash ("%2F", "%5C"), which an
 // upstream that decodes before it resolves dot segments or routes would
 // take for a separator the proxy did not see (as Apache refuses them by
-// default). The proxy answers such a request 400.
+// default), and a raw backslash, which RFC 3986 leaves out of URIs and
+// which Windows servers (and WHATWG URL parsers) take for a slash:
+// "/public\..\admin" is under /public here and /admin there. The proxy
+// answers such a request 400.
 func CheckPath(p []byte) error {
 	for i := 0; i < len(p); i++ {
+		if p[i] == '\\' {
+			return errBackslash
+		}
 		if p[i] != '%' {
 			continue
 		}
@@ -142,6 +148,7 @@ func CheckPath(p []byte) error {
 var (
 	errBadEscape    = errors.New("a \"%\" in the path is not followed by two hex digits")
 	errEncodedSlash = errors.New("an encoded slash or backslash (%2F, %5C) in the path")
+	errBackslash    = errors.New("a backslash in the path")
 )
 
 func isHex(c byte) bool { return '0' <= c && c <= '9' || 'a' <= c && c <= 'f' || 'A' <= c && c <= 'F' }

@@ -75,6 +75,8 @@ func TestCheckPath(t *testing.T) {
 		{"/internal%2Fsecret", false},
 		{"/a%2fb", false},
 		{"/..%5C..%5Cadmin", false},
+		{"/public\\..\\admin", false},
+		{"/a\\b", false},
 	} {
 		if err := CheckPath([]byte(tc.in)); (err == nil) != tc.ok {
 			t.Errorf("CheckPath(%q) = %v, want ok %v", tc.in, err, tc.ok)
