@@ -9,14 +9,11 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptrace"
-	"os"
 	"strings"
 	"testing"
 
 	"github.com/monolake-go/monolake/proxy/config"
-	"github.com/monolake-go/monolake/proxy/netio"
 	"github.com/monolake-go/monolake/proxy/porttest"
-	"github.com/monolake-go/monolake/tlsbackend/tlstest"
 )
 
 // TestSmallRecvBuffersProxyHTTP: with recv_buffer_kib = 1 every request
@@ -24,15 +21,7 @@ import (
 // received buffers, and the io_uring worker still proxies them whole, on
 // one keep-alive connection, with 16 buffers shared by both sides.
 func TestSmallRecvBuffersProxyHTTP(t *testing.T) {
-	if err := netio.UringAvailable(); err != nil {
-		if netio.UringBuilt && os.Getenv(tlstest.StrictEnv) != "" {
-			t.Fatalf("io_uring unusable under %s: %v", tlstest.StrictEnv, err)
-		}
-		t.Skipf("no io_uring here: %v", err)
-	}
-	if os.Getenv(netio.ForceEpollEnv) != "" {
-		t.Skipf("%s is set", netio.ForceEpollEnv)
-	}
+	needUring(t)
 
 	long := strings.Repeat("x", 6<<10)
 	ln, err := net.Listen("tcp", "127.0.0.1:0")

@@ -1007,15 +1007,11 @@ func TestCertFallback(t *testing.T) {
 	}
 }
 
-// TestRecvBuffersReachDriver: runtime.recv_buffers and recv_buffer_kib
-// size the io_uring driver's receive buffer ring. Where the build or the kernel has no
-// io_uring (the worker then runs on epoll), or where the environment
-// forces epoll, there is no ring to size; with MONOLAKE_TEST_STRICT (CI)
-// an io_uring build fails instead.
-func TestRecvBuffersReachDriver(t *testing.T) {
-	cfg := tcpConfig(t, 1, "127.0.0.1:1", "127.0.0.1:2", 30) // io_uring by default
-	cfg.Runtime.RecvBuffers = 64                             // as runtime.recv_buffers = 64 (TestRecvBuffers parses it)
-	cfg.Runtime.RecvBufSize = 4 << 10                        // as runtime.recv_buffer_kib = 4 (TestRecvBufferKiB)
+// needUring skips the test where the build or the kernel has no io_uring
+// (a worker then runs on epoll), or where the environment forces epoll;
+// with MONOLAKE_TEST_STRICT (CI) an io_uring build fails instead.
+func needUring(t *testing.T) {
+	t.Helper()
 	if err := netio.UringAvailable(); err != nil {
 		if netio.UringBuilt && os.Getenv(tlstest.StrictEnv) != "" {
 			t.Fatalf("io_uring unusable under %s: %v", tlstest.StrictEnv, err)
@@ -1025,6 +1021,15 @@ func TestRecvBuffersReachDriver(t *testing.T) {
 	if os.Getenv(netio.ForceEpollEnv) != "" {
 		t.Skipf("%s is set", netio.ForceEpollEnv)
 	}
+}
+
+// TestRecvBuffersReachDriver: runtime.recv_buffers and recv_buffer_kib
+// size the io_uring driver's receive buffer ring.
+func TestRecvBuffersReachDriver(t *testing.T) {
+	cfg := tcpConfig(t, 1, "127.0.0.1:1", "127.0.0.1:2", 30) // io_uring by default
+	cfg.Runtime.RecvBuffers = 64                             // as runtime.recv_buffers = 64 (TestRecvBuffers parses it)
+	cfg.Runtime.RecvBufSize = 4 << 10                        // as runtime.recv_buffer_kib = 4 (TestRecvBufferKiB)
+	needUring(t)
 	d := newDriver(cfg, slog.New(slog.DiscardHandler))
 	defer d.Close()
 	u, ok := d.(interface {
