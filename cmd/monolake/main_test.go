@@ -287,6 +287,66 @@ func secondSignal(t *testing.T, workers int) {
 	}
 }
 
+// TestSecondSignalReachesStoppedWorker: the master's two requests to stop
+// reach a worker that takes neither before both are sent (here a worker
+// held by SIGSTOP; a busy machine does the same for a moment). Both used
+// to be SIGTERM, which the kernel keeps pending once: the worker saw one,
+// drained for its 20 s, and was killed.
+func TestSecondSignalReachesStoppedWorker(t *testing.T) {
+	proxyAddr := porttest.Free(t)
+	cmd, logs := startRun(t, demoProxyConfig(t, 1, proxyAddr, ""), proxyAddr)
+	c, err := net.Dial("tcp", proxyAddr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	// A request answered through the relay: the worker holds the
+	// connection (kept alive), and the drain waits for it.
+	fmt.Fprintf(c, "GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+	c.SetReadDeadline(time.Now().Add(10 * time.Second))
+	if line, err := bufio.NewReader(c).ReadString('\n'); err != nil || !strings.HasPrefix(line, "HTTP/1.1 200") {
+		t.Fatalf("through the relay: %q, %v", line, err)
+	}
+	waitLog := func(what string) {
+		t.Helper()
+		for deadline := time.Now().Add(10 * time.Second); !strings.Contains(logs.String(), what); time.Sleep(10 * time.Millisecond) {
+			if time.Now().After(deadline) {
+				t.Fatalf("no %q in the log\n%s", what, logs.String())
+			}
+		}
+	}
+	waitLog(`msg="worker up"`)
+	var worker int
+	for _, f := range strings.Fields(logs.String()[strings.Index(logs.String(), `msg="worker up"`):]) {
+		if pid, ok := strings.CutPrefix(f, "pid="); ok {
+			fmt.Sscan(pid, &worker)
+			break
+		}
+	}
+	if worker <= 0 {
+		t.Fatalf("no worker pid in the log\n%s", logs.String())
+	}
+	if err := syscall.Kill(worker, syscall.SIGSTOP); err != nil {
+		t.Fatal(err)
+	}
+	defer syscall.Kill(worker, syscall.SIGCONT)
+	cmd.Process.Signal(syscall.SIGTERM)
+	waitLog("asking workers to drain")
+	cmd.Process.Signal(syscall.SIGTERM)
+	waitLog("asked again")
+	syscall.Kill(worker, syscall.SIGCONT)
+	done := make(chan error, 1)
+	go func() { done <- cmd.Wait() }()
+	select {
+	case <-done:
+		if !strings.Contains(logs.String(), "cutting the connections still open") || strings.Contains(logs.String(), "did not stop in time") {
+			t.Errorf("the worker did not cut its connections when asked twice\n%s", logs.String())
+		}
+	case <-time.After(15 * time.Second):
+		t.Fatalf("still draining 15 s after a second SIGTERM (drain timeout 20 s)\n%s", logs.String())
+	}
+}
+
 // TestLogReaderGone: when whatever reads the proxy's standard error goes
 // away (a tee killed, a log shipper restarting), the master and its
 // workers go on serving and stop cleanly when asked; Go's default ended

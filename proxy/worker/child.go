@@ -98,7 +98,10 @@ func ChildMain(args []string) int {
 	defer startProfile(log)()
 	defer startIdleRelease()()
 	defer startHeapFloor(cfg.Runtime.GCMinHeap)()
-	sig := make(chan os.Signal, 1)
+	// Room for the master's two (SIGTERM, then SIGINT to cut: see
+	// stopAll) before this goroutine takes the first: os/signal drops
+	// what a full channel cannot take.
+	sig := make(chan os.Signal, 2)
 	signal.Notify(sig, stopSigs...)
 	signal.Ignore(syscall.SIGHUP) // the master's to answer (keepOnHangup)
 	inst, err := startServers(cfg, drv, inherited, fmt.Sprintf("worker %d, pid %d", *id, os.Getpid()), sec, log)

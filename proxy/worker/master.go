@@ -472,13 +472,16 @@ func (m *master) stopAll(grace time.Duration, force <-chan struct{}) {
 				late = true
 			case <-force:
 				// Asked again: the workers cut their connections (a
-				// second SIGTERM, see ChildMain) and write their lines,
-				// as a single process does; killed only if they do not.
+				// second stop signal, see ChildMain) and write their
+				// lines, as a single process does; killed only if they
+				// do not. SIGINT, not another SIGTERM: a worker that has
+				// not taken the first yet would get the two as one (the
+				// kernel keeps one of each signal pending), and drain.
 				force = nil
 				m.log.Warn("asked again: workers cut their connections without waiting for the drain")
 				for _, q := range procs {
 					if q != nil && !q.reaped() {
-						q.process.Signal(syscall.SIGTERM)
+						q.process.Signal(syscall.SIGINT)
 					}
 				}
 				deadline.Reset(forcedGrace)
