@@ -5,14 +5,12 @@ import (
 	"crypto/sha256"
 	"fmt"
 	"io"
-	"log/slog"
 	"net"
 	"net/http"
 	"net/http/httptrace"
 	"strings"
 	"testing"
 
-	"github.com/monolake-go/monolake/proxy/config"
 	"github.com/monolake-go/monolake/proxy/porttest"
 )
 
@@ -47,7 +45,7 @@ func TestSmallRecvBuffersProxyHTTP(t *testing.T) {
 	defer up.Close()
 
 	addr := porttest.Free(t)
-	cfg, err := config.Parse("test.toml", []byte(fmt.Sprintf(`[runtime]
+	inst := startInProcess(t, fmt.Sprintf(`[runtime]
 worker_threads = 0
 recv_buffers = 16
 recv_buffer_kib = 1
@@ -57,23 +55,11 @@ listener = { type = "socket", value = %q }
 [[servers.p.routes]]
 path = "/{*p}"
 upstreams = [{ endpoint = { type = "uri", value = "http://%s" } }]
-`, addr, ln.Addr())))
-	if err != nil {
-		t.Fatal(err)
-	}
-	log := slog.New(slog.DiscardHandler)
-	d := newDriver(cfg, log)
-	u, ok := d.(interface{ RecvBufferSize() int })
-	if !ok || u.RecvBufferSize() != 1<<10 {
-		d.Close()
-		t.Fatalf("driver %s: want io_uring with 1 KiB receive buffers", d.Name())
-	}
-	inst, err := startServers(cfg, d, nil, "test", &secrets{Tickets: newTickets()}, log)
-	if err != nil {
-		d.Close()
-		t.Fatal(err)
-	}
+`, addr, ln.Addr()))
 	defer inst.close()
+	if u, ok := inst.drv.(interface{ RecvBufferSize() int }); !ok || u.RecvBufferSize() != 1<<10 {
+		t.Fatalf("driver %s: want io_uring with 1 KiB receive buffers", inst.drv.Name())
+	}
 
 	client := &http.Client{Transport: &http.Transport{MaxConnsPerHost: 1}}
 	defer client.CloseIdleConnections()
