@@ -74,14 +74,14 @@ const maxRecvRing = 1 << 30
 
 func (b *builder) runtime(r *rawRuntime) Runtime {
 	rt := Runtime{
-		Type:         RuntimeIOUring,
-		Workers:      DefaultWorkers(),
-		CPUAffinity:  true,
-		Entries:      1024,
-		RecvBuffers:  1024,
-		RecvBufSize:  16 << 10,
-		DrainTimeout: 30 * time.Second,
-		GCMinHeap:    DefaultGCMinHeap,
+		Type:           RuntimeIOUring,
+		Workers:        DefaultWorkers(),
+		CPUAffinity:    true,
+		Entries:        1024,
+		RecvBuffers:    1024,
+		RecvBufferSize: 16 << 10,
+		DrainTimeout:   30 * time.Second,
+		GCMinHeap:      DefaultGCMinHeap,
 	}
 	if r == nil {
 		return rt
@@ -135,12 +135,12 @@ func (b *builder) runtime(r *rawRuntime) Runtime {
 		if k := *r.RecvBufferKiB; k < 1 || k > 256 || k&(k-1) != 0 {
 			b.errorf("runtime.recv_buffer_kib", "%d KiB: want a power of two from 1 to 256", k)
 		} else {
-			rt.RecvBufSize = int(k) << 10
+			rt.RecvBufferSize = int(k) << 10
 		}
 	}
-	if total := int64(rt.RecvBuffers) * int64(rt.RecvBufSize); total > maxRecvRing {
+	if total := int64(rt.RecvBuffers) * int64(rt.RecvBufferSize); total > maxRecvRing {
 		b.errorf("runtime.recv_buffer_kib", "%d buffers of %d KiB map %d MiB per worker: want at most %d MiB (fewer or smaller buffers)",
-			rt.RecvBuffers, rt.RecvBufSize>>10, total>>20, maxRecvRing>>20)
+			rt.RecvBuffers, rt.RecvBufferSize>>10, total>>20, maxRecvRing>>20)
 	}
 	if r.SQPollIdle != nil {
 		if *r.SQPollIdle < 0 || *r.SQPollIdle > 3_600_000 {

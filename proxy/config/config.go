@@ -118,19 +118,19 @@ type Runtime struct {
 	Entries int
 	// SQPollIdle turns SQPOLL on with this idle time; 0 leaves it off.
 	SQPollIdle time.Duration
-	// RecvBuffers is the number of receive buffers (RecvBufSize each)
+	// RecvBuffers is the number of receive buffers (RecvBufferSize each)
 	// each io_uring worker shares among its connections (ours; default
 	// 1024): fewer stay in the CPU's caches (large bodies), more let more
 	// connections hold received data at once before reads fall back to
 	// one-shot receives.
 	RecvBuffers int
-	// RecvBufSize is the size in bytes of each of those buffers (ours:
+	// RecvBufferSize is the size in bytes of each of those buffers (ours:
 	// recv_buffer_kib, a power of two from 1 to 256 KiB, default 16): one
 	// receive completion carries at most this much, so larger buffers
 	// take large bodies in fewer completions, and smaller ones hold less
-	// memory per connection with data waiting. RecvBuffers × RecvBufSize
+	// memory per connection with data waiting. RecvBuffers × RecvBufferSize
 	// is at most 1 GiB.
-	RecvBufSize int
+	RecvBufferSize int
 	// DrainTimeout bounds how long a stopping worker waits for connections
 	// in flight (ours; default 30s).
 	DrainTimeout time.Duration

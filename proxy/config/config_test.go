@@ -283,8 +283,8 @@ func TestRecvBufferKiB(t *testing.T) {
 		if err != nil {
 			t.Fatalf("%q: %v", tc.set, err)
 		}
-		if cfg.Runtime.RecvBuffers != tc.count || cfg.Runtime.RecvBufSize != tc.size {
-			t.Errorf("%q: %d buffers of %d bytes, want %d of %d", tc.set, cfg.Runtime.RecvBuffers, cfg.Runtime.RecvBufSize, tc.count, tc.size)
+		if cfg.Runtime.RecvBuffers != tc.count || cfg.Runtime.RecvBufferSize != tc.size {
+			t.Errorf("%q: %d buffers of %d bytes, want %d of %d", tc.set, cfg.Runtime.RecvBuffers, cfg.Runtime.RecvBufferSize, tc.count, tc.size)
 		}
 	}
 	for _, bad := range []string{"0", "3", "512", "-4"} {

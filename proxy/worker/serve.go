@@ -150,7 +150,7 @@ func newDriver(cfg *config.Config, log *slog.Logger) netio.Driver {
 		Entries:    uint32(cfg.Runtime.Entries),
 		SQPollIdle: cfg.Runtime.SQPollIdle,
 		BufCount:   cfg.Runtime.RecvBuffers,
-		BufSize:    cfg.Runtime.RecvBufSize,
+		BufSize:    cfg.Runtime.RecvBufferSize,
 	})
 	if reason != "" {
 		log.Warn("io_uring runtime unavailable; using epoll", "reason", reason)

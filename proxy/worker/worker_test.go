@@ -1028,7 +1028,7 @@ func needUring(t *testing.T) {
 func TestRecvBuffersReachDriver(t *testing.T) {
 	cfg := tcpConfig(t, 1, "127.0.0.1:1", "127.0.0.1:2", 30) // io_uring by default
 	cfg.Runtime.RecvBuffers = 64                             // as runtime.recv_buffers = 64 (TestRecvBuffers parses it)
-	cfg.Runtime.RecvBufSize = 4 << 10                        // as runtime.recv_buffer_kib = 4 (TestRecvBufferKiB)
+	cfg.Runtime.RecvBufferSize = 4 << 10                     // as runtime.recv_buffer_kib = 4 (TestRecvBufferKiB)
 	needUring(t)
 	d := newDriver(cfg, slog.New(slog.DiscardHandler))
 	defer d.Close()
