@@ -259,13 +259,7 @@ func secondSignal(t *testing.T, workers int) {
 	fmt.Fprintf(c, "GET /held HTTP/1.1\r\nHost: x\r\n")
 	time.Sleep(200 * time.Millisecond)
 	cmd.Process.Signal(syscall.SIGTERM)
-	deadline := time.Now().Add(10 * time.Second)
-	for !strings.Contains(logs.String(), "drain") {
-		if time.Now().After(deadline) {
-			t.Fatalf("no drain began\n%s", logs.String())
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+	logs.waitFor(t, "drain", 10*time.Second)
 	cmd.Process.Signal(syscall.SIGTERM) // at once: it must not be lost
 	done := make(chan error, 1)
 	go func() { done <- cmd.Wait() }()
@@ -307,15 +301,7 @@ func TestSecondSignalReachesStoppedWorker(t *testing.T) {
 	if line, err := bufio.NewReader(c).ReadString('\n'); err != nil || !strings.HasPrefix(line, "HTTP/1.1 200") {
 		t.Fatalf("through the relay: %q, %v", line, err)
 	}
-	waitLog := func(what string) {
-		t.Helper()
-		for deadline := time.Now().Add(10 * time.Second); !strings.Contains(logs.String(), what); time.Sleep(10 * time.Millisecond) {
-			if time.Now().After(deadline) {
-				t.Fatalf("no %q in the log\n%s", what, logs.String())
-			}
-		}
-	}
-	waitLog(`msg="worker up"`)
+	logs.waitFor(t, `msg="worker up"`, 10*time.Second)
 	var worker int
 	for _, f := range strings.Fields(logs.String()[strings.Index(logs.String(), `msg="worker up"`):]) {
 		if pid, ok := strings.CutPrefix(f, "pid="); ok {
@@ -331,9 +317,9 @@ func TestSecondSignalReachesStoppedWorker(t *testing.T) {
 	}
 	defer syscall.Kill(worker, syscall.SIGCONT)
 	cmd.Process.Signal(syscall.SIGTERM)
-	waitLog("asking workers to drain")
+	logs.waitFor(t, "asking workers to drain", 10*time.Second)
 	cmd.Process.Signal(syscall.SIGTERM)
-	waitLog("asked again")
+	logs.waitFor(t, "asked again", 10*time.Second)
 	syscall.Kill(worker, syscall.SIGCONT)
 	done := make(chan error, 1)
 	go func() { done <- cmd.Wait() }()
@@ -553,6 +539,16 @@ func (l *syncLog) String() string {
 	return l.b.String()
 }
 
+// waitFor fails the test unless the log holds what within d.
+func (l *syncLog) waitFor(t *testing.T, what string, d time.Duration) {
+	t.Helper()
+	for deadline := time.Now().Add(d); !strings.Contains(l.String(), what); time.Sleep(10 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("no %q in the log after %v:\n%s", what, d, l.String())
+		}
+	}
+}
+
 // TestAccessLogReopen: logrotate's create mode renames the access log and
 // sends SIGUSR1 to the master, as with nginx: the workers reopen the path,
 // and the next lines land in the new file, not the renamed one.
@@ -596,12 +592,7 @@ upstreams = [{ endpoint = { type = "socket", value = %q } }]
 		}
 	}
 	// Every worker serving, its SIGUSR1 handler set, before the signal.
-	for deadline := time.Now().Add(15 * time.Second); !strings.Contains(logs.String(), "all workers serving"); {
-		if time.Now().After(deadline) {
-			t.Fatalf("workers did not all start:\n%s", logs.String())
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
+	logs.waitFor(t, "all workers serving", 15*time.Second)
 	get("/before")
 	waitLog(logPath, "GET /before")
 	if err := os.Rename(logPath, logPath+".1"); err != nil {
